@@ -1,0 +1,25 @@
+# The README's commands. Each installs what it needs on a fresh Debian machine.
+SWIFT ?= swift
+STATE ?= ./state
+
+.PHONY: run test bench deps
+
+deps:
+	@if ! pkg-config --exists lmdb 2>/dev/null && [ ! -f /usr/include/lmdb.h ]; then \
+		echo "Installing liblmdb-dev (LMDB headers and library)…"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq liblmdb-dev lmdb-utils pkg-config >/dev/null; \
+	fi
+	@command -v pkg-config >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pkg-config >/dev/null)
+
+# The onboarding story: a workflow killed with SIGKILL after its first step continues at step 2.
+run: deps
+	$(SWIFT) build --product Onboarding
+	./.build/debug/Onboarding demo --state $(STATE)
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+bench: deps
+	$(SWIFT) build -c release --product continuum
+	./.build/release/continuum bench --workflows 20000 --steps 3 --concurrency 1000

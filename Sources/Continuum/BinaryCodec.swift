@@ -1,0 +1,250 @@
+/// The compact binary form of stored values.
+///
+/// Every value is `[format: UInt8][crc32c(body): UInt32 LE][body]`. The format byte lets a
+/// later release change the body while still reading old values; the checksum turns a flipped
+/// or truncated byte into ``ContinuumError/Code/corruptedData`` instead of wrong data.
+public enum BinaryCodec {
+    /// The format byte written by this release.
+    public static let currentFormat: UInt8 = 1
+    static let headerSize = 5
+
+    // MARK: Envelope
+
+    /// Wraps `body` in the envelope: format byte and checksum.
+    public static func seal(_ body: (inout ByteWriter) -> Void) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.bytes.reserveCapacity(64)
+        writer.write(currentFormat)
+        writer.write(UInt32(0))
+        body(&writer)
+        let crc = writer.bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[headerSize...])) }
+        writer.bytes.withUnsafeMutableBytes { $0.storeBytes(of: crc.littleEndian, toByteOffset: 1, as: UInt32.self) }
+        return writer.bytes
+    }
+
+    /// Checks the envelope of `value` and returns a reader over its body.
+    ///
+    /// - Parameter location: where the value was read from, for the error message.
+    /// - Throws: ``ContinuumError/Code/corruptedData`` when the format is unknown or the checksum fails.
+    public static func open(_ value: UnsafeRawBufferPointer, location: @autoclosure () -> String) throws -> ByteReader {
+        guard value.count >= headerSize else {
+            throw corrupted("value is \(value.count) bytes, shorter than its header", location())
+        }
+        guard value[0] == currentFormat else {
+            throw corrupted("unknown format byte \(value[0]) (this release reads format \(currentFormat))", location())
+        }
+        let stored = UInt32(littleEndian: value.loadUnaligned(fromByteOffset: 1, as: UInt32.self))
+        let body = UnsafeRawBufferPointer(rebasing: value[headerSize...])
+        let actual = CRC32C.checksum(body)
+        guard stored == actual else {
+            throw corrupted("checksum mismatch (stored \(hex(stored)), computed \(hex(actual)))", location())
+        }
+        return ByteReader(body, location: location())
+    }
+
+    static func corrupted(_ what: String, _ location: String) -> ContinuumError {
+        ContinuumError(
+            .corruptedData,
+            "Stored value at \(location) is damaged: \(what). The workflow it belongs to is suspended; "
+                + "restore the data directory from a backup or remove the workflow.")
+    }
+
+    private static func hex(_ value: UInt32) -> String { "0x" + String(value, radix: 16) }
+
+    // MARK: Events
+
+    /// Encodes an event's value (its sequence number lives in the key).
+    public static func encode(_ event: HistoryEvent) -> [UInt8] {
+        seal { writer in
+            switch event.kind {
+            case .workflowStarted(let type, let input):
+                writer.write(UInt8(1))
+                writer.write(event.timestamp)
+                writer.write(string: type)
+                writer.write(bytes: input)
+            case .stepCompleted(let step, let result):
+                writer.write(UInt8(2))
+                writer.write(event.timestamp)
+                writer.write(step)
+                writer.write(bytes: result)
+            case .stepFailed(let step, let failure):
+                writer.write(UInt8(3))
+                writer.write(event.timestamp)
+                writer.write(step)
+                writer.write(failure)
+            case .workflowCompleted(let output):
+                writer.write(UInt8(4))
+                writer.write(event.timestamp)
+                writer.write(bytes: output)
+            case .workflowFailed(let failure):
+                writer.write(UInt8(5))
+                writer.write(event.timestamp)
+                writer.write(failure)
+            }
+        }
+    }
+
+    /// Decodes an event's value.
+    ///
+    /// - Throws: ``ContinuumError/Code/corruptedData`` with `location` in its message.
+    public static func decodeEvent(
+        _ value: UnsafeRawBufferPointer, sequence: UInt32, location: @autoclosure () -> String
+    ) throws -> HistoryEvent {
+        var reader = try open(value, location: location())
+        let tag: UInt8 = try reader.read()
+        let timestamp: Int64 = try reader.read()
+        let kind: HistoryEvent.Kind
+        switch tag {
+        case 1: kind = .workflowStarted(type: try reader.readString(), input: try reader.readBytes())
+        case 2: kind = .stepCompleted(try reader.readStep(), result: try reader.readBytes())
+        case 3: kind = .stepFailed(try reader.readStep(), failure: try reader.readFailure())
+        case 4: kind = .workflowCompleted(output: try reader.readBytes())
+        case 5: kind = .workflowFailed(try reader.readFailure())
+        default: throw corrupted("unknown event tag \(tag)", reader.location)
+        }
+        try reader.expectEnd()
+        return HistoryEvent(sequence: sequence, timestamp: timestamp, kind: kind)
+    }
+
+    /// Decodes an event from an array (convenience for tests and tools).
+    public static func decodeEvent(_ value: [UInt8], sequence: UInt32, location: String = "memory") throws -> HistoryEvent {
+        try value.withUnsafeBytes { try decodeEvent($0, sequence: sequence, location: location) }
+    }
+
+    // MARK: Workflow records
+
+    /// Encodes a workflow's summary record.
+    public static func encode(_ summary: WorkflowSummary) -> [UInt8] {
+        seal { writer in
+            writer.write(UInt8(0x80))
+            writer.write(string: summary.id)
+            writer.write(string: summary.type)
+            writer.write(summary.status.rawValue)
+            writer.write(summary.createdAt)
+            writer.write(summary.updatedAt)
+        }
+    }
+
+    /// Decodes a workflow's summary record.
+    public static func decodeSummary(_ value: UnsafeRawBufferPointer, location: @autoclosure () -> String) throws -> WorkflowSummary {
+        var reader = try open(value, location: location())
+        guard try reader.read() as UInt8 == 0x80 else { throw corrupted("not a workflow record", reader.location) }
+        let id = try reader.readString()
+        let type = try reader.readString()
+        let rawStatus: UInt8 = try reader.read()
+        guard let status = WorkflowStatus(rawValue: rawStatus) else {
+            throw corrupted("unknown workflow status \(rawStatus)", reader.location)
+        }
+        let createdAt: Int64 = try reader.read()
+        let updatedAt: Int64 = try reader.read()
+        try reader.expectEnd()
+        return WorkflowSummary(id: id, type: type, status: status, createdAt: createdAt, updatedAt: updatedAt)
+    }
+}
+
+/// Appends fixed-width little-endian integers and length-prefixed strings to a byte array.
+public struct ByteWriter {
+    /// The bytes written so far.
+    public var bytes: [UInt8] = []
+
+    /// Creates an empty writer.
+    public init() {}
+
+    /// Appends `value` in little-endian order.
+    public mutating func write<T: FixedWidthInteger>(_ value: T) {
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    /// Appends a length-prefixed byte string.
+    public mutating func write(bytes value: [UInt8]) {
+        write(UInt32(value.count))
+        bytes.append(contentsOf: value)
+    }
+
+    /// Appends a length-prefixed UTF-8 string.
+    public mutating func write(string value: String) {
+        var value = value
+        value.withUTF8 { utf8 in
+            write(UInt32(utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
+    }
+
+    mutating func write(_ step: StepRecord) {
+        write(string: step.name)
+        write(step.occurrence)
+        write(step.index)
+        write(UInt8(step.overlapped ? 1 : 0))
+    }
+
+    mutating func write(_ failure: FailureRecord) {
+        write(string: failure.type)
+        write(string: failure.message)
+    }
+}
+
+/// Reads what a ``ByteWriter`` wrote, refusing to read past the end.
+public struct ByteReader {
+    private let buffer: UnsafeRawBufferPointer
+    private var offset = 0
+    /// Where the bytes came from, for error messages.
+    public let location: String
+
+    init(_ buffer: UnsafeRawBufferPointer, location: String) {
+        self.buffer = buffer
+        self.location = location
+    }
+
+    private func need(_ count: Int) throws {
+        guard count >= 0, buffer.count - offset >= count else {
+            throw BinaryCodec.corrupted("truncated: needed \(count) bytes at offset \(offset) of \(buffer.count)", location)
+        }
+    }
+
+    /// Reads a little-endian integer.
+    public mutating func read<T: FixedWidthInteger>() throws -> T {
+        try need(MemoryLayout<T>.size)
+        let value = T(littleEndian: buffer.loadUnaligned(fromByteOffset: offset, as: T.self))
+        offset += MemoryLayout<T>.size
+        return value
+    }
+
+    /// Reads a length-prefixed byte string.
+    public mutating func readBytes() throws -> [UInt8] {
+        let count = Int(try read() as UInt32)
+        try need(count)
+        defer { offset += count }
+        return Array(UnsafeRawBufferPointer(rebasing: buffer[offset..<offset + count]))
+    }
+
+    /// Reads a length-prefixed UTF-8 string.
+    public mutating func readString() throws -> String {
+        let count = Int(try read() as UInt32)
+        try need(count)
+        defer { offset += count }
+        let slice = UnsafeRawBufferPointer(rebasing: buffer[offset..<offset + count])
+        guard let string = String(validating: slice.assumingMemoryBound(to: UInt8.self), as: UTF8.self) else {
+            throw BinaryCodec.corrupted("invalid UTF-8 in a string", location)
+        }
+        return string
+    }
+
+    mutating func readStep() throws -> StepRecord {
+        let name = try readString()
+        let occurrence: UInt32 = try read()
+        let index: UInt32 = try read()
+        let flags: UInt8 = try read()
+        return StepRecord(name: name, occurrence: occurrence, index: index, overlapped: flags & 1 != 0)
+    }
+
+    mutating func readFailure() throws -> FailureRecord {
+        FailureRecord(type: try readString(), message: try readString())
+    }
+
+    /// Throws unless every byte has been read.
+    public func expectEnd() throws {
+        guard offset == buffer.count else {
+            throw BinaryCodec.corrupted("\(buffer.count - offset) unexpected trailing bytes", location)
+        }
+    }
+}

@@ -1,0 +1,81 @@
+/// An error raised by Continuum: a stable ``Code`` to match on, a message that says what
+/// happened and what to do about it, and the underlying cause when there is one.
+///
+/// ```swift
+/// do {
+///     _ = try await runtime.start(OnboardUser.self, id: "user-42", input: input)
+/// } catch let error as ContinuumError where error.code == .storageFull {
+///     // free disk space or raise `maxMapSize`, then retry
+/// }
+/// ```
+public struct ContinuumError: Error, Sendable, CustomStringConvertible {
+    /// A stable, extensible identifier for a kind of failure.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        /// The code's name, stable across releases (used in logs and HTTP error bodies).
+        public let name: String
+
+        private init(_ name: String) { self.name = name }
+
+        public var description: String { name }
+
+        /// No workflow type with this name is registered with the runtime.
+        public static let unknownWorkflowType = Code("unknownWorkflowType")
+        /// No workflow with this id exists.
+        public static let unknownWorkflow = Code("unknownWorkflow")
+        /// The id is already used by a workflow of another type.
+        public static let workflowIDConflict = Code("workflowIDConflict")
+        /// The workflow code asked for something other than what its history recorded.
+        public static let nondeterminism = Code("nondeterminism")
+        /// Two steps with the same name were running at once in one workflow.
+        public static let ambiguousStep = Code("ambiguousStep")
+        /// A step's body threw; the failure is recorded in history.
+        public static let stepFailed = Code("stepFailed")
+        /// The workflow's body threw; the failure is recorded in history.
+        public static let workflowFailed = Code("workflowFailed")
+        /// The workflow is suspended and needs an operator (see the message).
+        public static let workflowSuspended = Code("workflowSuspended")
+        /// Stored bytes failed their checksum or could not be decoded.
+        public static let corruptedData = Code("corruptedData")
+        /// The store's map or disk is full.
+        public static let storageFull = Code("storageFull")
+        /// The data directory is in use by another process.
+        public static let storeLocked = Code("storeLocked")
+        /// The store is closed or the runtime is shutting down.
+        public static let storeClosed = Code("storeClosed")
+        /// Any other storage failure, with the engine's own message.
+        public static let storageFailure = Code("storageFailure")
+        /// A payload could not be encoded or decoded with the workflow's Codable types.
+        public static let payloadCoding = Code("payloadCoding")
+        /// An argument is outside what Continuum accepts (an empty id, a name that is too long, …).
+        public static let invalidArgument = Code("invalidArgument")
+    }
+
+    /// What kind of failure this is.
+    public var code: Code
+    /// What happened and what to do about it.
+    public var message: String
+    /// The workflow this error concerns, when there is one.
+    public var workflowID: String?
+    /// The underlying error, when there is one.
+    public var cause: (any Error & Sendable)?
+
+    /// Creates an error.
+    public init(_ code: Code, _ message: String, workflowID: String? = nil, cause: (any Error & Sendable)? = nil) {
+        self.code = code
+        self.message = message
+        self.workflowID = workflowID
+        self.cause = cause
+    }
+
+    /// `error` itself when it is a ``ContinuumError``, otherwise a ``Code/storageFailure`` wrapping it.
+    static func wrap(_ error: any Error) -> ContinuumError {
+        if let error = error as? ContinuumError { return error }
+        return ContinuumError(.storageFailure, "Unexpected error: \(error)")
+    }
+
+    public var description: String {
+        var text = "\(code): \(message)"
+        if let cause { text += " (cause: \(cause))" }
+        return text
+    }
+}

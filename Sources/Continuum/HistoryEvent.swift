@@ -1,0 +1,98 @@
+/// One entry of a workflow's event stream: everything that happened to the workflow, in order.
+///
+/// A workflow's state is a fold of these events (see ``WorkflowState``); recovery replays them.
+public struct HistoryEvent: Sendable, Equatable {
+    /// The event's position in its workflow's stream, from 0 (always ``Kind/workflowStarted(type:input:)``).
+    public var sequence: UInt32
+    /// When the event was appended, in nanoseconds since 1970-01-01 UTC.
+    public var timestamp: Int64
+    /// What happened.
+    public var kind: Kind
+
+    /// Creates an event.
+    public init(sequence: UInt32, timestamp: Int64, kind: Kind) {
+        self.sequence = sequence
+        self.timestamp = timestamp
+        self.kind = kind
+    }
+
+    /// When the event was appended.
+    public var date: Date { Date(timeIntervalSince1970: Double(timestamp) / 1_000_000_000) }
+
+    /// What happened to the workflow.
+    public enum Kind: Sendable, Equatable {
+        /// The workflow was started with this type name and JSON input.
+        case workflowStarted(type: String, input: [UInt8])
+        /// A step finished; `result` is its JSON-encoded return value.
+        case stepCompleted(StepRecord, result: [UInt8])
+        /// A step's body threw.
+        case stepFailed(StepRecord, failure: FailureRecord)
+        /// The workflow returned; `output` is its JSON-encoded result.
+        case workflowCompleted(output: [UInt8])
+        /// The workflow's body threw.
+        case workflowFailed(FailureRecord)
+    }
+}
+
+/// Which step an event is about, and how it was called.
+public struct StepRecord: Sendable, Hashable {
+    /// The step's name, as passed to ``WorkflowContext/step(_:_:)``.
+    public var name: String
+    /// How many steps of the same name the workflow called before this one (0 for the first).
+    public var occurrence: UInt32
+    /// The step's position among all the steps the workflow called (0 for the first).
+    public var index: UInt32
+    /// Whether another step of the workflow ran at the same time as this one; such steps may
+    /// be called in another order on replay without counting as a change of code.
+    public var overlapped: Bool
+
+    /// Creates a step record.
+    public init(name: String, occurrence: UInt32, index: UInt32, overlapped: Bool) {
+        self.name = name
+        self.occurrence = occurrence
+        self.index = index
+        self.overlapped = overlapped
+    }
+
+    /// The step's identity within its workflow: its name and occurrence.
+    public var key: StepKey { StepKey(name: name, occurrence: occurrence) }
+}
+
+/// A step's identity within its workflow: its name and how many steps of that name came before.
+public struct StepKey: Sendable, Hashable, CustomStringConvertible {
+    /// The step's name.
+    public var name: String
+    /// How many steps of the same name the workflow called before this one.
+    public var occurrence: UInt32
+
+    /// Creates a key.
+    public init(name: String, occurrence: UInt32) {
+        self.name = name
+        self.occurrence = occurrence
+    }
+
+    public var description: String { occurrence == 0 ? "'\(name)'" : "'\(name)' (occurrence \(occurrence))" }
+}
+
+/// A recorded failure: the Swift type of the error and its description.
+public struct FailureRecord: Error, Sendable, Hashable {
+    /// The error's type, as `String(reflecting:)` printed it.
+    public var type: String
+    /// The error's description.
+    public var message: String
+
+    /// Creates a failure record.
+    public init(type: String, message: String) {
+        self.type = type
+        self.message = message
+    }
+
+    /// Records `error`.
+    public init(_ error: any Error) {
+        if let error = error as? ContinuumError {
+            self.init(type: "ContinuumError.\(error.code)", message: error.message)
+        } else {
+            self.init(type: String(reflecting: Swift.type(of: error)), message: String(describing: error))
+        }
+    }
+}

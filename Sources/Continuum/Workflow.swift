@@ -1,0 +1,79 @@
+/// A durable workflow: ordinary `async` code whose dangerous parts are named steps.
+///
+/// If the process dies while a workflow runs, the runtime runs ``run(_:input:)`` again when it
+/// comes back; every step that already completed returns its recorded result at once instead
+/// of running again.
+///
+/// ```swift
+/// struct OnboardUser: Workflow {
+///     struct Input: Codable, Sendable { var userID: String; var email: String }
+///     let payments: Payments
+///
+///     func run(_ ctx: WorkflowContext, input: Input) async throws -> String {
+///         let customer = try await ctx.step("create-customer") { step in
+///             try await payments.createCustomer(email: input.email, idempotencyKey: step.idempotencyKey)
+///         }
+///         try await ctx.step("send-welcome") { try await mail.send(to: input.email) }
+///         return customer
+///     }
+/// }
+/// ```
+///
+/// The body must be deterministic apart from its steps: given the same step results it must
+/// call the same steps in the same order. Read the time, make ids and draw random numbers
+/// through ``WorkflowContext/now()``, ``WorkflowContext/uuid()`` and ``WorkflowContext/random()``,
+/// and do every side effect inside a step.
+public protocol Workflow: Sendable {
+    /// The workflow's input, stored with its start.
+    associatedtype Input: Codable & Sendable
+    /// What the workflow returns, stored when it completes.
+    associatedtype Output: Codable & Sendable
+
+    /// The name stored in history and used to find the type on recovery. Keep it stable
+    /// across releases; it defaults to the type's name.
+    static var name: String { get }
+
+    /// The workflow's body.
+    func run(_ ctx: WorkflowContext, input: Input) async throws -> Output
+}
+
+extension Workflow {
+    public static var name: String { String(describing: Self.self) }
+}
+
+/// A registered workflow with its types erased, as the runtime stores it.
+struct AnyWorkflow: Sendable {
+    let name: String
+    let execute: @Sendable (WorkflowContext, [UInt8]) async throws -> [UInt8]
+
+    init<W: Workflow>(_ workflow: W) {
+        name = W.name
+        execute = { context, inputBytes in
+            let input = try PayloadCoder.decode(W.Input.self, from: inputBytes, what: "the input of workflow '\(context.workflowID)'")
+            let output = try await workflow.run(context, input: input)
+            return try PayloadCoder.encode(output, what: "the output of workflow '\(context.workflowID)'")
+        }
+    }
+}
+
+/// Turns payloads into the bytes stored in history and back (JSON).
+enum PayloadCoder {
+    static func encode<T: Encodable>(_ value: T, what: @autoclosure () -> String) throws(ContinuumError) -> [UInt8] {
+        do {
+            return Array(try JSONEncoder().encode(value))
+        } catch {
+            throw ContinuumError(.payloadCoding, "Could not encode \(what()) as JSON: \(error). Make the value encodable (no NaN or infinite numbers).")
+        }
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: @autoclosure () -> String) throws(ContinuumError) -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(bytes))
+        } catch {
+            throw ContinuumError(
+                .payloadCoding,
+                "Could not decode \(what()) as \(T.self): \(error). The stored JSON no longer fits the type the code asks for; "
+                    + "keep the old shape decodable (optional or defaulted fields) or finish old workflows before changing it.")
+        }
+    }
+}

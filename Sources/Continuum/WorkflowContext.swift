@@ -1,0 +1,132 @@
+/// The workflow body's handle on its durable history: steps, and the time, ids and random
+/// numbers that must come out the same on replay.
+public struct WorkflowContext: Sendable {
+    let instance: WorkflowInstance
+
+    /// The id of the running workflow.
+    public var workflowID: String { instance.id }
+
+    /// Runs `body` once and records its result, or returns the recorded result when this step
+    /// already completed in an earlier run of the workflow.
+    ///
+    /// ```swift
+    /// let customer = try await ctx.step("create-customer") { step in
+    ///     try await payments.createCustomer(email: email, idempotencyKey: step.idempotencyKey)
+    /// }
+    /// ```
+    ///
+    /// The result is committed to disk before this call returns, so the code after it never
+    /// runs on a result that could be lost. A step is identified by its name and by how many
+    /// steps of that name the workflow called before it: steps running at the same time must
+    /// have different names (`"fetch-\(i)"`).
+    ///
+    /// - Parameters:
+    ///   - name: The step's name, stable across releases of the workflow.
+    ///   - body: The step's work; it may run more than once if the process dies before its
+    ///     result is committed, so make its effects idempotent with ``StepContext/idempotencyKey``.
+    /// - Returns: The body's result, from this run or from history.
+    /// - Throws: ``ContinuumError/Code/stepFailed`` when the body threw (now or in the run that
+    ///   recorded it); ``ContinuumError/Code/nondeterminism`` when the code no longer matches the
+    ///   workflow's history (the workflow is then suspended); ``ContinuumError/Code/ambiguousStep``
+    ///   when a step of the same name is still running.
+    public func step<T: Codable & Sendable>(
+        _ name: String,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (StepContext) async throws -> T
+    ) async throws -> T {
+        let decision = try await instance.beginStep(named: name)
+        switch decision {
+        case .replay(let recorded):
+            switch recorded.outcome {
+            case .success(let bytes):
+                do {
+                    return try PayloadCoder.decode(T.self, from: bytes, what: "the recorded result of step \(recorded.record.key)")
+                } catch {
+                    throw await instance.suspend(ContinuumError.wrap(error))
+                }
+            case .failure(let failure):
+                throw stepFailed(recorded.record.key, failure.failure)
+            }
+        case .execute(let call):
+            let value: T
+            do {
+                value = try await body(StepContext(workflowID: workflowID, key: call.key))
+            } catch {
+                if Task.isCancelled {
+                    // The runtime is shutting down: leave the step unrecorded so it runs again on recovery.
+                    await instance.abandonStep(call)
+                    throw error
+                }
+                let failure = FailureRecord(error)
+                try await instance.completeStep(call, outcome: Result<[UInt8], FailureRecord>.failure(failure))
+                throw stepFailed(call.key, failure)
+            }
+            let bytes: [UInt8]
+            do {
+                bytes = try PayloadCoder.encode(value, what: "the result of step \(call.key)")
+            } catch {
+                try await instance.completeStep(call, outcome: Result<[UInt8], FailureRecord>.failure(FailureRecord(error)))
+                throw error
+            }
+            try await instance.completeStep(call, outcome: Result<[UInt8], FailureRecord>.success(bytes))
+            return value
+        }
+    }
+
+    /// Runs a step whose body does not need its ``StepContext``.
+    public func step<T: Codable & Sendable>(
+        _ name: String,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: () async throws -> T
+    ) async throws -> T {
+        try await step(name, isolation: isolation) { (_: StepContext) in try await body() }
+    }
+
+    /// Runs a step that returns nothing.
+    public func step(
+        _ name: String,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (StepContext) async throws -> Void
+    ) async throws {
+        _ = try await step(name, isolation: isolation) { (context: StepContext) -> Nothing in
+            try await body(context)
+            return Nothing()
+        }
+    }
+
+    /// Runs a step that returns nothing and does not need its ``StepContext``.
+    public func step(
+        _ name: String,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: () async throws -> Void
+    ) async throws {
+        _ = try await step(name, isolation: isolation) { (_: StepContext) -> Nothing in
+            try await body()
+            return Nothing()
+        }
+    }
+
+    /// The current time, recorded on first run and returned unchanged on replay.
+    public func now(isolation: isolated (any Actor)? = #isolation) async throws -> Date {
+        try await step("continuum.now", isolation: isolation) { () -> Date in Date() }
+    }
+
+    /// A new random UUID, recorded on first run and returned unchanged on replay.
+    public func uuid(isolation: isolated (any Actor)? = #isolation) async throws -> UUID {
+        try await step("continuum.uuid", isolation: isolation) { () -> UUID in UUID() }
+    }
+
+    /// A random number, recorded on first run and returned unchanged on replay.
+    public func random(isolation: isolated (any Actor)? = #isolation) async throws -> UInt64 {
+        try await step("continuum.random", isolation: isolation) { () -> UInt64 in UInt64.random(in: .min ... .max) }
+    }
+
+    private func stepFailed(_ key: StepKey, _ failure: FailureRecord) -> ContinuumError {
+        ContinuumError(
+            .stepFailed, "Step \(key) of workflow '\(workflowID)' failed: \(failure.type): \(failure.message)",
+            workflowID: workflowID)
+    }
+}
+
+/// The recorded result of a step that returns nothing.
+private struct Nothing: Codable, Sendable {}

@@ -1,0 +1,395 @@
+import Logging
+import Synchronization
+
+/// Runs durable workflows on an ``EventStore``: starts them, recovers them after a restart,
+/// and answers questions about them.
+///
+/// ```swift
+/// let runtime = WorkflowRuntime(store: try LMDBStore(path: "./state"), workflows: [OnboardUser(...)])
+/// try await runtime.withRunning { runtime in
+///     let handle = try await runtime.start(OnboardUser.self, id: "user-42", input: .init(...))
+///     print(try await handle.result())
+/// }
+/// ```
+///
+/// Work happens only while ``run()`` runs (directly, in a task group, or through
+/// ``withRunning(_:)``): it first resumes every unfinished workflow from its history, then
+/// drives each workflow started with ``start(_:id:input:)``. Cancelling `run()` stops every
+/// workflow where it is; nothing that was not committed is acknowledged, and the next `run()`
+/// continues them.
+public final class WorkflowRuntime: Sendable {
+    /// How the runtime behaves.
+    public struct Configuration: Sendable {
+        /// Where the runtime logs; metadata keys are in ``LogKey``.
+        public var logger: Logger
+        /// How many unfinished workflows recovery reads from the store per page.
+        public var recoveryPageSize: Int
+
+        /// The defaults: log to a logger labelled `continuum`, recover in pages of 1,000.
+        public init(logger: Logger = Logger(label: "continuum"), recoveryPageSize: Int = 1000) {
+            self.logger = logger
+            self.recoveryPageSize = recoveryPageSize
+        }
+    }
+
+    /// Metadata keys the runtime logs with.
+    public enum LogKey {
+        /// The workflow's id.
+        public static let workflowID = "continuum.workflow.id"
+        /// The workflow's type name.
+        public static let workflowType = "continuum.workflow.type"
+        /// An error code.
+        public static let errorCode = "continuum.error.code"
+    }
+
+    private struct Launch: Sendable {
+        var id: String
+    }
+
+    private struct State: ~Copyable {
+        var isRunning = false
+        var active: Set<String> = []
+        var suspended: [String: ContinuumError] = [:]
+        var waiters: [String: [UInt64: CheckedContinuation<[UInt8], any Error>]] = [:]
+        var nextWaiterID: UInt64 = 0
+    }
+
+    /// The store holding every workflow's history.
+    public let store: any EventStore
+    private let configuration: Configuration
+    private let workflows: [String: AnyWorkflow]
+    private let state = Mutex(State())
+    private let launches: AsyncStream<Launch>
+    private let launchQueue: AsyncStream<Launch>.Continuation
+
+    /// Creates a runtime. Nothing runs until ``run()``.
+    ///
+    /// - Parameters:
+    ///   - store: Where histories are kept, such as `LMDBStore`.
+    ///   - workflows: Every workflow type this process may run or resume, each with its dependencies.
+    ///   - configuration: Logging and tuning.
+    public init(store: any EventStore, workflows: [any Workflow], configuration: Configuration = .init()) {
+        self.store = store
+        self.configuration = configuration
+        var registry: [String: AnyWorkflow] = [:]
+        for workflow in workflows {
+            let erased = Self.erase(workflow)
+            registry[erased.name] = erased
+        }
+        self.workflows = registry
+        (launches, launchQueue) = AsyncStream.makeStream(of: Launch.self)
+    }
+
+    private static func erase<W: Workflow>(_ workflow: W) -> AnyWorkflow { AnyWorkflow(workflow) }
+
+    private var logger: Logger { configuration.logger }
+
+    // MARK: Lifecycle
+
+    /// Recovers every unfinished workflow, then drives started workflows until cancelled.
+    ///
+    /// - Throws: ``ContinuumError`` when the store cannot list unfinished workflows, or when
+    ///   the runtime is already running.
+    public func run() async throws {
+        try state.withLock { state throws(ContinuumError) in
+            guard !state.isRunning else {
+                throw ContinuumError(.invalidArgument, "The runtime is already running; call run() once.")
+            }
+            state.isRunning = true
+        }
+        defer { state.withLock { $0.isRunning = false } }
+        try await withThrowingDiscardingTaskGroup { group in
+            var after: StreamID?
+            var recovered = 0
+            while true {
+                let page = try store.list(status: .running, after: after, limit: configuration.recoveryPageSize)
+                for (_, summary) in page {
+                    group.addTask { await self.drive(id: summary.id) }
+                }
+                recovered += page.count
+                guard page.count == configuration.recoveryPageSize, let last = page.last else { break }
+                after = last.0
+            }
+            logger.info("Continuum runtime started", metadata: ["continuum.recovered": "\(recovered)"])
+            for await launch in launches {
+                group.addTask { await self.drive(id: launch.id) }
+            }
+        }
+    }
+
+    /// Runs the runtime for the duration of `body`, then stops it.
+    ///
+    /// ```swift
+    /// let total = try await runtime.withRunning { runtime in
+    ///     try await runtime.start(Checkout.self, id: "order-7", input: order).result()
+    /// }
+    /// ```
+    public func withRunning<R>(_ body: (WorkflowRuntime) async throws -> R) async throws -> R {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.run() }
+            do {
+                let result = try await body(self)
+                group.cancelAll()
+                return result
+            } catch {
+                group.cancelAll()
+                throw error
+            }
+        }
+    }
+
+    // MARK: Starting
+
+    /// Starts a workflow, or finds the one already started with this id.
+    ///
+    /// Returns once the start is committed. Starting an id that exists returns a handle to that
+    /// run (its input is not replaced), so a retried request starts one workflow.
+    ///
+    /// - Parameters:
+    ///   - type: The workflow's type; it must be among those the runtime was created with.
+    ///   - id: The workflow's id, unique in the store (1–512 bytes of UTF-8).
+    ///   - input: The workflow's input.
+    /// - Throws: ``ContinuumError/Code/unknownWorkflowType``, ``ContinuumError/Code/workflowIDConflict``
+    ///   when the id belongs to a workflow of another type, ``ContinuumError/Code/invalidArgument``,
+    ///   or a storage error.
+    @discardableResult
+    public func start<W: Workflow>(_ type: W.Type, id: String, input: W.Input) async throws -> WorkflowHandle<W> {
+        try Self.validate(id: id)
+        guard workflows[W.name] != nil else {
+            throw ContinuumError(
+                .unknownWorkflowType,
+                "Workflow type '\(W.name)' is not registered; pass an instance of it in `workflows:` when creating the runtime.",
+                workflowID: id)
+        }
+        let inputBytes = try PayloadCoder.encode(input, what: "the input of workflow '\(id)'")
+        let started = HistoryEvent(
+            sequence: 0, timestamp: WallClock.nanosecondsSince1970(), kind: .workflowStarted(type: W.name, input: inputBytes))
+        let outcome = try await store.create(CreateRequest(id: id, type: W.name, started: started))
+        switch outcome {
+        case .created:
+            launchQueue.yield(Launch(id: id))
+        case .existing(_, let summary):
+            guard summary.type == W.name else {
+                throw ContinuumError(
+                    .workflowIDConflict,
+                    "Workflow id '\(id)' belongs to a workflow of type '\(summary.type)', not '\(W.name)'; choose another id.",
+                    workflowID: id)
+            }
+            if summary.status == .running { launchQueue.yield(Launch(id: id)) }
+        }
+        return WorkflowHandle(runtime: self, id: id)
+    }
+
+    static func validate(id: String) throws(ContinuumError) {
+        guard !id.isEmpty, id.utf8.count <= 512 else {
+            throw ContinuumError(.invalidArgument, "A workflow id must be 1 to 512 bytes of UTF-8; got \(id.utf8.count) bytes.")
+        }
+    }
+
+    // MARK: Driving
+
+    private func drive(id: String) async {
+        let claimed = state.withLock { state in state.active.insert(id).inserted }
+        guard claimed else { return }
+        defer { _ = state.withLock { $0.active.remove(id) } }
+        var logger = self.logger
+        logger[metadataKey: LogKey.workflowID] = "\(id)"
+
+        let stored: StoredWorkflow
+        var history = WorkflowState()
+        do {
+            guard let loaded = try store.load(id: id) else { return }
+            stored = loaded
+            for event in stored.events { try history.apply(event) }
+        } catch {
+            suspend(id: id, error, logger: logger)
+            return
+        }
+        if let outcome = history.outcome {
+            resolveWaiters(id: id, with: Self.result(of: outcome, id: id))
+            return
+        }
+        logger[metadataKey: LogKey.workflowType] = "\(stored.summary.type)"
+        guard let workflow = workflows[stored.summary.type] else {
+            suspend(
+                id: id,
+                ContinuumError(
+                    .unknownWorkflowType,
+                    "Workflow '\(id)' has type '\(stored.summary.type)', which this runtime does not register. "
+                        + "It is suspended; register the type and restart the runtime to resume it.",
+                    workflowID: id),
+                logger: logger)
+            return
+        }
+
+        let instance = WorkflowInstance(id: id, stream: stored.stream, store: store, state: history)
+        let context = WorkflowContext(instance: instance)
+        let outcome: WorkflowState.Outcome
+        do {
+            outcome = .completed(try await workflow.execute(context, history.input))
+        } catch {
+            if let suspension = await instance.suspension {
+                suspend(id: id, suspension, logger: logger)
+                return
+            }
+            if Task.isCancelled {
+                logger.debug("Workflow stopped by shutdown; it resumes on the next run")
+                return
+            }
+            outcome = .failed(FailureRecord(error))
+        }
+        switch await instance.finish(outcome) {
+        case .success(let outcome):
+            logger.debug("Workflow finished")
+            resolveWaiters(id: id, with: Self.result(of: outcome, id: id))
+        case .failure(let error):
+            if Task.isCancelled && error.code == .storeClosed { return }
+            suspend(id: id, error, logger: logger)
+        }
+    }
+
+    private func suspend(id: String, _ error: ContinuumError, logger: Logger) {
+        logger.error(
+            "Workflow suspended: \(error.message)", metadata: [LogKey.errorCode: "\(error.code)"])
+        state.withLock { $0.suspended[id] = error }
+        resolveWaiters(id: id, with: .failure(error))
+    }
+
+    private static func result(of outcome: WorkflowState.Outcome, id: String) -> Result<[UInt8], ContinuumError> {
+        switch outcome {
+        case .completed(let output):
+            return .success(output)
+        case .failed(let failure):
+            return .failure(
+                ContinuumError(
+                    .workflowFailed, "Workflow '\(id)' failed: \(failure.type): \(failure.message)", workflowID: id))
+        }
+    }
+
+    // MARK: Results
+
+    private func resolveWaiters(id: String, with result: Result<[UInt8], ContinuumError>) {
+        let waiters = state.withLock { $0.waiters.removeValue(forKey: id) } ?? [:]
+        for waiter in waiters.values { waiter.resume(with: result.mapError { $0 }) }
+    }
+
+    /// Waits for the workflow's JSON output.
+    func output(of id: String) async throws -> [UInt8] {
+        let waiterID = state.withLock { state in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8], any Error>) in
+                state.withLock { $0.waiters[id, default: [:]][waiterID] = continuation }
+                // Registered first, checked second: an outcome committed after this check resolves the waiter.
+                let settled: Result<[UInt8], ContinuumError>?
+                do {
+                    settled = try settledResult(of: id)
+                } catch {
+                    settled = .failure(ContinuumError.wrap(error))
+                }
+                if let settled, let waiter = removeWaiter(id: id, waiterID: waiterID) {
+                    waiter.resume(with: settled.mapError { $0 })
+                }
+            }
+        } onCancel: {
+            removeWaiter(id: id, waiterID: waiterID)?.resume(throwing: CancellationError())
+        }
+    }
+
+    private func removeWaiter(id: String, waiterID: UInt64) -> CheckedContinuation<[UInt8], any Error>? {
+        state.withLock { state in
+            let waiter = state.waiters[id]?.removeValue(forKey: waiterID)
+            if state.waiters[id]?.isEmpty == true { state.waiters[id] = nil }
+            return waiter
+        }
+    }
+
+    private func settledResult(of id: String) throws(ContinuumError) -> Result<[UInt8], ContinuumError>? {
+        if let suspension = state.withLock({ $0.suspended[id] }) { return .failure(suspension) }
+        guard let summary = try store.summary(id: id) else {
+            throw ContinuumError(.unknownWorkflow, "No workflow has id '\(id)'.", workflowID: id)
+        }
+        guard summary.status.isFinished, let stored = try store.load(id: id) else { return nil }
+        var history = WorkflowState()
+        for event in stored.events { try history.apply(event) }
+        return history.outcome.map { Self.result(of: $0, id: id) }
+    }
+
+    // MARK: Inspection
+
+    /// The workflow's summary, with ``WorkflowStatus/suspended`` when this runtime suspended it,
+    /// or `nil` when no workflow has this id.
+    public func status(of id: String) throws(ContinuumError) -> WorkflowSummary? {
+        guard var summary = try store.summary(id: id) else { return nil }
+        if summary.status == .running, state.withLock({ $0.suspended[id] != nil }) { summary.status = .suspended }
+        return summary
+    }
+
+    /// Why the runtime suspended this workflow, or `nil` when it is not suspended.
+    public func suspension(of id: String) -> ContinuumError? {
+        state.withLock { $0.suspended[id] }
+    }
+
+    /// Every event of the workflow's history, in order.
+    ///
+    /// - Throws: ``ContinuumError/Code/unknownWorkflow`` when no workflow has this id.
+    public func history(of id: String) throws(ContinuumError) -> [HistoryEvent] {
+        guard let stored = try store.load(id: id) else {
+            throw ContinuumError(.unknownWorkflow, "No workflow has id '\(id)'.", workflowID: id)
+        }
+        return stored.events
+    }
+
+    /// Workflows with the given status (all when `nil`), oldest first, at most `limit`.
+    public func list(status: WorkflowStatus? = nil, limit: Int = 100) throws(ContinuumError) -> [WorkflowSummary] {
+        let suspended = state.withLock { $0.suspended }
+        if status == .suspended {
+            return suspended.keys.sorted().prefix(limit).compactMap { try? self.status(of: $0) }
+        }
+        var result: [WorkflowSummary] = []
+        var after: StreamID?
+        while result.count < limit {
+            let page = try store.list(status: status, after: after, limit: limit)
+            for (_, summary) in page {
+                var summary = summary
+                if summary.status == .running, suspended[summary.id] != nil {
+                    summary.status = .suspended
+                    if status == .running { continue }
+                }
+                result.append(summary)
+                if result.count == limit { break }
+            }
+            guard page.count == limit, let last = page.last else { break }
+            after = last.0
+        }
+        return result
+    }
+}
+
+/// A started workflow: its id, and a way to wait for its result.
+public struct WorkflowHandle<W: Workflow>: Sendable {
+    let runtime: WorkflowRuntime
+    /// The workflow's id.
+    public let id: String
+
+    /// Waits until the workflow finishes and returns its output.
+    ///
+    /// Works across restarts: a handle made for an id that finished earlier returns the stored output.
+    ///
+    /// - Throws: ``ContinuumError/Code/workflowFailed`` when the workflow's body threw,
+    ///   ``ContinuumError/Code/workflowSuspended`` or the suspension's own code when it is suspended,
+    ///   `CancellationError` when the waiting task is cancelled.
+    public func result() async throws -> W.Output {
+        let bytes = try await runtime.output(of: id)
+        return try PayloadCoder.decode(W.Output.self, from: bytes, what: "the output of workflow '\(id)'")
+    }
+}
+
+extension WorkflowRuntime {
+    /// A handle to an existing workflow of type `W`, for example after a restart.
+    public func handle<W: Workflow>(_ type: W.Type, id: String) -> WorkflowHandle<W> {
+        WorkflowHandle(runtime: self, id: id)
+    }
+}

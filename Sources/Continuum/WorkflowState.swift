@@ -1,0 +1,225 @@
+/// A workflow's state: a pure fold of its event stream, and the rules that match the calls a
+/// workflow makes on replay against what its history recorded.
+///
+/// It does no I/O. The instance actor feeds it stored events with ``apply(_:)``, asks it what
+/// to do with each step call (``beginStep(named:)``) and turns the answers into appends.
+///
+/// ```swift
+/// var state = WorkflowState()
+/// for event in stored.events { try state.apply(event) }
+/// switch state.beginStep(named: "create-customer") {
+/// case .replay(let recorded): …   // return the recorded result, run nothing
+/// case .execute(let call): …      // run the body, then append `state.completeStep(call, …)`
+/// case .diverged(let divergence): … // suspend: the code no longer matches history
+/// case .ambiguous: …              // two steps of one name running at once
+/// }
+/// ```
+public struct WorkflowState: Sendable {
+    /// A step whose outcome is in history.
+    public struct RecordedStep: Sendable, Equatable {
+        /// How the step was called.
+        public var record: StepRecord
+        /// Its JSON result, or the failure its body threw.
+        public var outcome: Result<[UInt8], StepFailure>
+    }
+
+    /// A failure recorded for a step, as an `Error` so it fits in a `Result`.
+    public struct StepFailure: Error, Sendable, Equatable {
+        /// The recorded failure.
+        public var failure: FailureRecord
+    }
+
+    /// How a workflow ended.
+    public enum Outcome: Sendable, Equatable {
+        /// It returned this JSON output.
+        case completed([UInt8])
+        /// Its body threw.
+        case failed(FailureRecord)
+    }
+
+    /// A step call that must run live; hand it back to ``completeStep(_:outcome:timestamp:)``.
+    public struct StepCall: Sendable, Hashable {
+        /// The step's identity.
+        public var key: StepKey
+        /// Its position among the workflow's step calls.
+        public var index: UInt32
+    }
+
+    /// What the workflow should do with a step call.
+    public enum StepDecision: Sendable, Equatable {
+        /// History has the step's outcome: return it without running the body.
+        case replay(RecordedStep)
+        /// The step is new: run its body and record the outcome.
+        case execute(StepCall)
+        /// The call does not match history: suspend the workflow.
+        case diverged(Divergence)
+        /// Another step with the same name is still running in this workflow.
+        case ambiguous(StepKey)
+    }
+
+    /// Where and how the workflow's code stopped matching its history.
+    public struct Divergence: Error, Sendable, Equatable, CustomStringConvertible {
+        /// The position among step calls where the mismatch was found.
+        public var index: UInt32
+        /// What history recorded at that position, if anything.
+        public var recorded: StepKey?
+        /// What the code asked for, or `nil` when the code finished without calling a recorded step.
+        public var requested: StepKey?
+
+        public var description: String {
+            let recordedText = recorded.map { "step \($0)" } ?? "no step"
+            if let requested {
+                return "at step #\(index) history recorded \(recordedText) but the code asked for step \(requested)"
+            }
+            return "history recorded \(recordedText) at step #\(index) but the code finished without calling it"
+        }
+    }
+
+    /// The workflow's registered type name (`nil` until `workflowStarted` is applied).
+    public private(set) var type: String?
+    /// The workflow's JSON input.
+    public private(set) var input: [UInt8] = []
+    /// The sequence number the next appended event gets.
+    public private(set) var nextSequence: UInt32 = 0
+    /// How the workflow ended, once it has.
+    public private(set) var outcome: Outcome?
+    /// Every step whose outcome is in history, by identity.
+    public private(set) var recordedSteps: [StepKey: RecordedStep] = [:]
+    private var recordedByIndex: [UInt32: StepKey] = [:]
+
+    // Bookkeeping of the current run (not part of history).
+    private var claimed: Set<StepKey> = []
+    private var occurrences: [String: UInt32] = [:]
+    private var callCount: UInt32 = 0
+    private var inFlight: [StepKey: Bool] = [:]  // live steps → whether another step overlapped them
+
+    /// Creates the state of a workflow with no history.
+    public init() {}
+
+    /// Whether every recorded step has been returned to the code in this run.
+    public var isReplaying: Bool { claimed.count < recordedSteps.count }
+
+    // MARK: The fold
+
+    /// Folds one stored event into the state.
+    ///
+    /// - Throws: ``ContinuumError/Code/corruptedData`` when the event cannot follow the
+    ///   events before it (a gap in sequence numbers, a second start, an event after the end,
+    ///   the same step recorded twice).
+    public mutating func apply(_ event: HistoryEvent) throws(ContinuumError) {
+        guard event.sequence == nextSequence else {
+            throw inconsistent("event \(event.sequence) follows event \(Int(nextSequence) - 1)")
+        }
+        guard outcome == nil else { throw inconsistent("event \(event.sequence) comes after the workflow ended") }
+        switch event.kind {
+        case .workflowStarted(let type, let input):
+            guard self.type == nil else { throw inconsistent("a second workflowStarted at \(event.sequence)") }
+            self.type = type
+            self.input = input
+        case .stepCompleted(let step, let result):
+            try record(step, .success(result), at: event.sequence)
+        case .stepFailed(let step, let failure):
+            try record(step, .failure(StepFailure(failure: failure)), at: event.sequence)
+        case .workflowCompleted(let output):
+            try requireStarted(event.sequence)
+            outcome = .completed(output)
+        case .workflowFailed(let failure):
+            try requireStarted(event.sequence)
+            outcome = .failed(failure)
+        }
+        nextSequence += 1
+    }
+
+    private mutating func record(_ step: StepRecord, _ outcome: Result<[UInt8], StepFailure>, at sequence: UInt32) throws(ContinuumError) {
+        try requireStarted(sequence)
+        guard recordedSteps[step.key] == nil else { throw inconsistent("step \(step.key) recorded twice (again at \(sequence))") }
+        guard recordedByIndex[step.index] == nil else { throw inconsistent("two steps recorded at step #\(step.index)") }
+        recordedSteps[step.key] = RecordedStep(record: step, outcome: outcome)
+        recordedByIndex[step.index] = step.key
+    }
+
+    private func requireStarted(_ sequence: UInt32) throws(ContinuumError) {
+        guard type != nil else { throw inconsistent("event \(sequence) comes before workflowStarted") }
+    }
+
+    private func inconsistent(_ what: String) -> ContinuumError {
+        ContinuumError(.corruptedData, "The workflow's history is inconsistent: \(what). The workflow is suspended; restore its data from a backup.")
+    }
+
+    // MARK: Matching calls against history
+
+    /// Decides what a step call does: replay a recorded outcome, run live, or stop.
+    ///
+    /// A step is identified by its name and occurrence, so concurrent steps (`async let`, task
+    /// groups) whose calls interleave differently on replay still get their own results. A
+    /// step that ran alone must also come at the same position among the calls as it did when
+    /// it was recorded; otherwise the code changed and the call is ``StepDecision/diverged(_:)``.
+    public mutating func beginStep(named name: String) -> StepDecision {
+        let occurrence = occurrences[name, default: 0]
+        let key = StepKey(name: name, occurrence: occurrence)
+        let index = callCount
+        if let recorded = recordedSteps[key] {
+            if recorded.record.index != index && !recorded.record.overlapped {
+                return .diverged(Divergence(index: index, recorded: recordedByIndex[index], requested: key))
+            }
+            occurrences[name] = occurrence + 1
+            callCount += 1
+            claimed.insert(key)
+            return .replay(recorded)
+        }
+        if let other = recordedByIndex[index], !claimed.contains(other), recordedSteps[other]?.record.overlapped == false {
+            return .diverged(Divergence(index: index, recorded: other, requested: key))
+        }
+        if inFlight.keys.contains(where: { $0.name == name }) {
+            return .ambiguous(key)
+        }
+        occurrences[name] = occurrence + 1
+        callCount += 1
+        let overlapped = !inFlight.isEmpty
+        if overlapped {
+            for running in inFlight.keys { inFlight[running] = true }
+        }
+        inFlight[key] = overlapped
+        return .execute(StepCall(key: key, index: index))
+    }
+
+    /// Records the outcome of a live step and returns the event to append.
+    public mutating func completeStep(_ call: StepCall, outcome: Result<[UInt8], FailureRecord>, timestamp: Int64) -> HistoryEvent {
+        let overlapped = inFlight.removeValue(forKey: call.key) ?? false
+        let step = StepRecord(name: call.key.name, occurrence: call.key.occurrence, index: call.index, overlapped: overlapped)
+        let kind: HistoryEvent.Kind =
+            switch outcome {
+            case .success(let result): .stepCompleted(step, result: result)
+            case .failure(let failure): .stepFailed(step, failure: failure)
+            }
+        let event = HistoryEvent(sequence: nextSequence, timestamp: timestamp, kind: kind)
+        recordedSteps[call.key] = RecordedStep(
+            record: step, outcome: outcome.mapError { StepFailure(failure: $0) })
+        recordedByIndex[call.index] = call.key
+        claimed.insert(call.key)
+        nextSequence += 1
+        return event
+    }
+
+    /// Forgets a live step that will not be recorded (the runtime is shutting down).
+    public mutating func abandonStep(_ call: StepCall) {
+        inFlight.removeValue(forKey: call.key)
+    }
+
+    /// Records how the workflow ended and returns the event to append, or the divergence
+    /// when the code finished without calling a step that history recorded.
+    public mutating func finish(_ outcome: Outcome, timestamp: Int64) -> Result<HistoryEvent, Divergence> {
+        if let missing = recordedSteps.values.filter({ !claimed.contains($0.record.key) }).min(by: { $0.record.index < $1.record.index }) {
+            return .failure(Divergence(index: missing.record.index, recorded: missing.record.key, requested: nil))
+        }
+        let kind: HistoryEvent.Kind =
+            switch outcome {
+            case .completed(let output): .workflowCompleted(output: output)
+            case .failed(let failure): .workflowFailed(failure)
+            }
+        let event = HistoryEvent(sequence: nextSequence, timestamp: timestamp, kind: kind)
+        self.outcome = outcome
+        nextSequence += 1
+        return .success(event)
+    }
+}

@@ -1,0 +1,180 @@
+import CLMDB
+import Continuum
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The LMDB environment and its named databases, with the lock that lets the writer thread
+/// grow the map while no read transaction is open.
+///
+/// `@unchecked Sendable`: the environment handle may be used from any thread for read
+/// transactions because it is opened with `MDB_NOTLS`; write transactions are begun and
+/// committed only by ``LMDBWriter``'s one thread; `mapLock` makes `mdb_env_set_mapsize`
+/// (writer, exclusive) and read transactions (shared) exclusive of each other, as LMDB requires.
+final class LMDBEnvironment: @unchecked Sendable {
+    let env: OpaquePointer
+    let path: String
+    /// workflow id (UTF-8) → stream number (8 bytes, big-endian)
+    let ids: MDB_dbi
+    /// stream number → workflow summary record
+    let workflows: MDB_dbi
+    /// [status: 1 byte][stream number] → empty: the workflows with each status, in creation order
+    let byStatus: MDB_dbi
+    /// [stream number][sequence: 4 bytes, big-endian] → event
+    let events: MDB_dbi
+    private let mapLock: UnsafeMutablePointer<pthread_rwlock_t>
+    private(set) var mapSize: Int
+
+    init(path: String, mapSize: Int, maxReaders: UInt32) throws(ContinuumError) {
+        var env: OpaquePointer?
+        try check(mdb_env_create(&env), "creating the environment", path: path)
+        guard let env else { throw ContinuumError(.storageFailure, "mdb_env_create returned no environment") }
+        self.env = env
+        self.path = path
+        self.mapSize = mapSize
+        mapLock = .allocate(capacity: 1)
+        pthread_rwlock_init(mapLock, nil)
+        do {
+            try check(mdb_env_set_maxdbs(env, 8), "setting maxdbs", path: path)
+            try check(mdb_env_set_maxreaders(env, maxReaders), "setting maxreaders", path: path)
+            try check(mdb_env_set_mapsize(env, mapSize), "setting the map size", path: path)
+            // Durable flags only: no MDB_NOSYNC, MDB_NOMETASYNC or MDB_WRITEMAP.
+            try check(mdb_env_open(env, path, UInt32(MDB_NOTLS), 0o644), "opening", path: path)
+            var dead: Int32 = 0
+            mdb_reader_check(env, &dead)
+            var txn: OpaquePointer?
+            try check(mdb_txn_begin(env, nil, 0, &txn), "beginning the setup transaction", path: path)
+            var handles: [MDB_dbi] = []
+            for name in ["ids", "workflows", "byStatus", "events"] {
+                var dbi: MDB_dbi = 0
+                let rc = mdb_dbi_open(txn, name, UInt32(MDB_CREATE), &dbi)
+                if rc != 0 {
+                    mdb_txn_abort(txn)
+                    try check(rc, "opening database \(name)", path: path)
+                }
+                handles.append(dbi)
+            }
+            try check(mdb_txn_commit(txn), "committing the setup transaction", path: path)
+            (ids, workflows, byStatus, events) = (handles[0], handles[1], handles[2], handles[3])
+        } catch {
+            mdb_env_close(env)
+            pthread_rwlock_destroy(mapLock)
+            mapLock.deallocate()
+            throw error
+        }
+    }
+
+    func close() {
+        mdb_env_close(env)
+        pthread_rwlock_destroy(mapLock)
+        mapLock.deallocate()
+    }
+
+    /// Runs `body` inside a read transaction. The values it sees are valid only inside `body`.
+    func read<T>(_ body: (OpaquePointer) throws -> T) throws -> T {
+        pthread_rwlock_rdlock(mapLock)
+        defer { pthread_rwlock_unlock(mapLock) }
+        var txn: OpaquePointer?
+        try check(mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn), "beginning a read transaction", path: path)
+        defer { mdb_txn_abort(txn) }
+        return try body(txn!)
+    }
+
+    /// The map's current size in bytes.
+    var currentMapSize: Int {
+        pthread_rwlock_rdlock(mapLock)
+        defer { pthread_rwlock_unlock(mapLock) }
+        return mapSize
+    }
+
+    /// Grows the map to `newSize`. Called by the writer thread with no write transaction open.
+    func growMap(to newSize: Int) throws(ContinuumError) {
+        pthread_rwlock_wrlock(mapLock)
+        defer { pthread_rwlock_unlock(mapLock) }
+        try check(mdb_env_set_mapsize(env, newSize), "growing the map to \(newSize) bytes", path: path)
+        mapSize = newSize
+    }
+}
+
+/// Runs `body`, turning any error that is not already a ``ContinuumError`` into a storage failure.
+func named<T>(_ body: () throws -> T) throws(ContinuumError) -> T {
+    do {
+        return try body()
+    } catch let error as ContinuumError {
+        throw error
+    } catch {
+        throw ContinuumError(.storageFailure, "Unexpected storage error: \(error)")
+    }
+}
+
+/// Turns an LMDB return code into a named error.
+func check(_ rc: Int32, _ what: @autoclosure () -> String, path: String) throws(ContinuumError) {
+    guard rc != 0 else { return }
+    throw lmdbError(rc, what(), path: path)
+}
+
+func lmdbError(_ rc: Int32, _ what: String, path: String) -> ContinuumError {
+    let reason = String(cString: mdb_strerror(rc))
+    switch rc {
+    case MDB_MAP_FULL, ENOSPC:
+        return ContinuumError(
+            .storageFull,
+            "The store at \(path) is full while \(what) (\(reason)). Nothing was acknowledged; free disk space "
+                + "or raise the maximum map size, and the runtime continues.")
+    case MDB_INVALID, MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_VERSION_MISMATCH:
+        return ContinuumError(
+            .corruptedData,
+            "The LMDB environment at \(path) is damaged or not an LMDB environment while \(what) (\(reason)). "
+                + "Restore it from a backup, or move it aside to start empty.")
+    default:
+        return ContinuumError(.storageFailure, "LMDB failed while \(what) at \(path): \(reason) (code \(rc)).")
+    }
+}
+
+// MARK: Keys
+
+enum Key {
+    static func stream(_ stream: UInt64) -> [UInt8] {
+        withUnsafeBytes(of: stream.bigEndian) { Array($0) }
+    }
+
+    static func event(_ stream: UInt64, _ sequence: UInt32) -> [UInt8] {
+        var key = [UInt8](repeating: 0, count: 12)
+        key.withUnsafeMutableBytes {
+            $0.storeBytes(of: stream.bigEndian, toByteOffset: 0, as: UInt64.self)
+            $0.storeBytes(of: sequence.bigEndian, toByteOffset: 8, as: UInt32.self)
+        }
+        return key
+    }
+
+    static func status(_ status: WorkflowStatus, _ stream: UInt64) -> [UInt8] {
+        var key = [UInt8](repeating: status.rawValue, count: 9)
+        key.withUnsafeMutableBytes { $0.storeBytes(of: stream.bigEndian, toByteOffset: 1, as: UInt64.self) }
+        return key
+    }
+
+    static func readUInt64(_ bytes: UnsafeRawBufferPointer, at offset: Int = 0) -> UInt64 {
+        UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+    }
+
+    static func readUInt32(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> UInt32 {
+        UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+    }
+}
+
+extension MDB_val {
+    var buffer: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: mv_data, count: mv_size) }
+}
+
+/// Calls `body` with an `MDB_val` over `bytes`.
+func withVal<R>(_ bytes: [UInt8], _ body: (inout MDB_val) throws -> R) rethrows -> R {
+    var bytes = bytes
+    let count = bytes.count
+    return try bytes.withUnsafeMutableBytes { raw in
+        var val = MDB_val(mv_size: count, mv_data: raw.baseAddress)
+        return try body(&val)
+    }
+}

@@ -1,0 +1,230 @@
+import CLMDB
+import Continuum
+import Foundation
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The embedded event store: every workflow's history in an LMDB environment in one directory.
+///
+/// ```swift
+/// let store = try LMDBStore(path: "./state")
+/// let runtime = WorkflowRuntime(store: store, workflows: [OnboardUser()])
+/// ```
+///
+/// - Writes go to one dedicated writer thread that owns every write transaction. Whatever
+///   was submitted while the previous commit ran is committed together, with one fsync
+///   (group commit), and every submission is acknowledged only after its commit returned.
+/// - The environment is opened with durable flags only (never `MDB_NOSYNC`,
+///   `MDB_NOMETASYNC` or `MDB_WRITEMAP`) and `MDB_NOTLS`.
+/// - When the map fills, it doubles up to ``Configuration/maxMapSize``; past that, writes fail
+///   with ``ContinuumError/Code/storageFull``.
+/// - Every value carries a format byte and a CRC-32C; a damaged value is reported as
+///   ``ContinuumError/Code/corruptedData`` with its location, never returned.
+/// - A second process (or a second store in this process) on the same directory is refused
+///   with ``ContinuumError/Code/storeLocked``.
+/// - Streams are numbered in creation order and events are keyed by (stream, sequence), so
+///   the workflows running at one time write to neighbouring pages.
+public final class LMDBStore: EventStore {
+    /// How the store is opened.
+    public struct Configuration: Sendable {
+        /// The map size to open with, in bytes (address space, not disk). Default 1 GiB.
+        public var initialMapSize: Int = 1 << 30
+        /// The largest the map may grow to, in bytes. Default 1 TiB.
+        public var maxMapSize: Int = 1 << 40
+        /// The most read transactions open at once. Default 512.
+        public var maxReaders: UInt32 = 512
+        /// The most submissions committed in one transaction. Default 8,192.
+        public var maxBatch: Int = 8192
+        /// Where the store logs (map growth, failed commits).
+        public var logger: Logger = Logger(label: "continuum.lmdb")
+
+        /// The defaults.
+        public init() {}
+    }
+
+    /// The directory holding the environment.
+    public let path: String
+    private let environment: LMDBEnvironment
+    private let writer: LMDBWriter
+    private let lockFile: Int32
+
+    /// Opens (creating if needed) the store in the directory at `path`.
+    ///
+    /// - Throws: ``ContinuumError/Code/storeLocked`` when another process has the directory
+    ///   open; ``ContinuumError/Code/corruptedData`` when the directory holds a damaged or
+    ///   foreign environment; ``ContinuumError/Code/storageFailure`` for other failures.
+    public init(path: String, configuration: Configuration = .init()) throws(ContinuumError) {
+        self.path = path
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw ContinuumError(.storageFailure, "Cannot create the store directory \(path): \(error).")
+        }
+        lockFile = try Self.lock(directory: path)
+        do {
+            environment = try LMDBEnvironment(path: path, mapSize: configuration.initialMapSize, maxReaders: configuration.maxReaders)
+        } catch {
+            Glibc.close(lockFile)
+            throw error
+        }
+        do {
+            writer = try LMDBWriter(environment: environment, configuration: configuration)
+        } catch {
+            environment.close()
+            Glibc.close(lockFile)
+            throw error
+        }
+    }
+
+    deinit {
+        close()
+    }
+
+    private static func lock(directory: String) throws(ContinuumError) -> Int32 {
+        let lockPath = directory + "/continuum.lock"
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw ContinuumError(.storageFailure, "Cannot open \(lockPath): \(String(cString: strerror(errno))).")
+        }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            var buffer = [UInt8](repeating: 0, count: 32)
+            let count = pread(fd, &buffer, buffer.count, 0)
+            let owner = count > 0 ? String(decoding: buffer[0..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "?"
+            Glibc.close(fd)
+            throw ContinuumError(
+                .storeLocked,
+                "The store at \(directory) is in use by another process (pid \(owner)). "
+                    + "Run one runtime per data directory; stop the other process or use another directory.")
+        }
+        let pid = Array("\(getpid())\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = pwrite(fd, pid, pid.count, 0)
+        return fd
+    }
+
+    /// Stops taking writes, commits what was submitted, and closes the environment.
+    /// Later writes fail with ``ContinuumError/Code/storeClosed``. Safe to call more than once.
+    public func close() {
+        guard writer.stop() else { return }
+        environment.close()
+        Glibc.close(lockFile)
+    }
+
+    /// The map's current size in bytes.
+    public var mapSize: Int { writer.mapSize }
+
+    // MARK: Writes
+
+    public func create(_ request: CreateRequest, completion: @escaping @Sendable (Result<CreateOutcome, ContinuumError>) -> Void) {
+        writer.submit(.create(request, completion))
+    }
+
+    public func append(_ request: AppendRequest, completion: @escaping @Sendable (Result<Void, ContinuumError>) -> Void) {
+        writer.submit(.append(request, completion))
+    }
+
+    // MARK: Reads
+
+    public func load(id: String) throws(ContinuumError) -> StoredWorkflow? {
+        try named {
+            try environment.read { txn in
+                guard let stream = try streamNumber(id: id, txn: txn) else { return nil }
+                let summary = try summary(stream: stream, txn: txn)
+                return StoredWorkflow(stream: StreamID(rawValue: stream), summary: summary, events: try events(stream: stream, id: id, txn: txn))
+            }
+        }
+    }
+
+    public func summary(id: String) throws(ContinuumError) -> WorkflowSummary? {
+        try named {
+            try environment.read { txn in
+                guard let stream = try streamNumber(id: id, txn: txn) else { return nil }
+                return try summary(stream: stream, txn: txn)
+            }
+        }
+    }
+
+    public func list(status: WorkflowStatus?, after: StreamID?, limit: Int) throws(ContinuumError) -> [(StreamID, WorkflowSummary)] {
+        try named {
+            try environment.read { txn in
+                var cursor: OpaquePointer?
+                let dbi = status == nil ? environment.workflows : environment.byStatus
+                try check(mdb_cursor_open(txn, dbi, &cursor), "opening a cursor", path: path)
+                defer { mdb_cursor_close(cursor) }
+                let start = (after?.rawValue).map { $0 + 1 } ?? 0
+                let startKey = status.map { Key.status($0, start) } ?? Key.stream(start)
+                var result: [(StreamID, WorkflowSummary)] = []
+                try withVal(startKey) { key in
+                    var value = MDB_val()
+                    var rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE)
+                    while rc == 0, result.count < limit {
+                        let keyBytes = key.buffer
+                        if let status {
+                            guard keyBytes.count == 9, keyBytes[0] == status.rawValue else { break }
+                            let stream = Key.readUInt64(keyBytes, at: 1)
+                            result.append((StreamID(rawValue: stream), try summary(stream: stream, txn: txn)))
+                        } else {
+                            let stream = Key.readUInt64(keyBytes)
+                            let summary = try BinaryCodec.decodeSummary(value.buffer, location: "\(path) workflows/\(stream)")
+                            result.append((StreamID(rawValue: stream), summary))
+                        }
+                        rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
+                    }
+                    if rc != 0 && rc != MDB_NOTFOUND { try check(rc, "listing workflows", path: path) }
+                }
+                return result
+            }
+        }
+    }
+
+    private func streamNumber(id: String, txn: OpaquePointer) throws -> UInt64? {
+        try withVal(Array(id.utf8)) { key in
+            var value = MDB_val()
+            let rc = mdb_get(txn, environment.ids, &key, &value)
+            if rc == MDB_NOTFOUND { return nil }
+            try check(rc, "looking up workflow '\(id)'", path: path)
+            guard value.mv_size == 8 else {
+                throw ContinuumError(.corruptedData, "The id index entry of workflow '\(id)' in \(path) is \(value.mv_size) bytes, not 8.")
+            }
+            return Key.readUInt64(value.buffer)
+        }
+    }
+
+    private func summary(stream: UInt64, txn: OpaquePointer) throws -> WorkflowSummary {
+        try withVal(Key.stream(stream)) { key in
+            var value = MDB_val()
+            let rc = mdb_get(txn, environment.workflows, &key, &value)
+            if rc == MDB_NOTFOUND {
+                throw ContinuumError(.corruptedData, "Workflow stream \(stream) in \(path) has no summary record.")
+            }
+            try check(rc, "reading workflow stream \(stream)", path: path)
+            return try BinaryCodec.decodeSummary(value.buffer, location: "\(path) workflows/\(stream)")
+        }
+    }
+
+    private func events(stream: UInt64, id: String, txn: OpaquePointer) throws -> [HistoryEvent] {
+        var cursor: OpaquePointer?
+        try check(mdb_cursor_open(txn, environment.events, &cursor), "opening a cursor", path: path)
+        defer { mdb_cursor_close(cursor) }
+        var events: [HistoryEvent] = []
+        try withVal(Key.event(stream, 0)) { key in
+            var value = MDB_val()
+            var rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE)
+            while rc == 0 {
+                let keyBytes = key.buffer
+                guard keyBytes.count == 12, Key.readUInt64(keyBytes) == stream else { break }
+                let sequence = Key.readUInt32(keyBytes, at: 8)
+                events.append(try BinaryCodec.decodeEvent(value.buffer, sequence: sequence, location: "workflow '\(id)' event \(sequence) in \(path)"))
+                rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
+            }
+            if rc != 0 && rc != MDB_NOTFOUND { try check(rc, "reading the history of '\(id)'", path: path) }
+        }
+        return events
+    }
+}

@@ -1,0 +1,283 @@
+import CLMDB
+import Continuum
+import Foundation
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The one thread that writes: it takes every submission queued since its last commit,
+/// applies them in one write transaction, commits (one fsync for the batch), and only then
+/// calls their completions.
+///
+/// LMDB write transactions are bound to the thread that began them (committing on another
+/// thread leaves the writer mutex held and deadlocks the next write), so none is ever begun
+/// anywhere else, and none spans an `await`.
+///
+/// `@unchecked Sendable`: `queue` and `stopping` are only touched with `condition` locked;
+/// `nextStream` is only touched by the writer thread (and by `init`, before it starts).
+final class LMDBWriter: @unchecked Sendable {
+    enum Operation {
+        case create(CreateRequest, @Sendable (Result<CreateOutcome, ContinuumError>) -> Void)
+        case append(AppendRequest, @Sendable (Result<Void, ContinuumError>) -> Void)
+
+        func fail(_ error: ContinuumError) {
+            switch self {
+            case .create(_, let completion): completion(.failure(error))
+            case .append(_, let completion): completion(.failure(error))
+            }
+        }
+    }
+
+    /// Why applying an operation stopped.
+    private enum Failure: Error {
+        /// This operation is invalid; the others may commit without it.
+        case operation(ContinuumError)
+        /// The transaction cannot continue (map full, I/O error).
+        case transaction(Int32, String)
+    }
+
+    private let environment: LMDBEnvironment
+    private let configuration: LMDBStore.Configuration
+    private let condition = NSCondition()
+    private var queue: [Operation] = []
+    private var stopping = false
+    private let finished = DispatchSemaphore(value: 0)
+    private var nextStream: UInt64 = 1
+
+    init(environment: LMDBEnvironment, configuration: LMDBStore.Configuration) throws(ContinuumError) {
+        self.environment = environment
+        self.configuration = configuration
+        nextStream = try named {
+            try environment.read { txn in
+                var cursor: OpaquePointer?
+                try check(mdb_cursor_open(txn, environment.workflows, &cursor), "opening a cursor", path: environment.path)
+                defer { mdb_cursor_close(cursor) }
+                var key = MDB_val()
+                var value = MDB_val()
+                let rc = mdb_cursor_get(cursor, &key, &value, MDB_LAST)
+                if rc == MDB_NOTFOUND { return 1 }
+                try check(rc, "finding the last stream", path: environment.path)
+                return Key.readUInt64(key.buffer) + 1
+            }
+        }
+        let thread = Thread { [self] in loop() }
+        thread.name = "continuum-lmdb-writer"
+        thread.start()
+    }
+
+    var mapSize: Int { environment.currentMapSize }
+
+    func submit(_ operation: Operation) {
+        condition.lock()
+        guard !stopping else {
+            condition.unlock()
+            operation.fail(ContinuumError(.storeClosed, "The store at \(environment.path) is closed; nothing was written."))
+            return
+        }
+        queue.append(operation)
+        if queue.count == 1 { condition.signal() }
+        condition.unlock()
+    }
+
+    /// Commits what was submitted, then stops the thread. Returns `false` if already stopped.
+    func stop() -> Bool {
+        condition.lock()
+        guard !stopping else {
+            condition.unlock()
+            return false
+        }
+        stopping = true
+        condition.signal()
+        condition.unlock()
+        finished.wait()
+        return true
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while queue.isEmpty && !stopping { condition.wait() }
+            if queue.isEmpty {
+                condition.unlock()
+                break
+            }
+            let batch: [Operation]
+            if queue.count <= configuration.maxBatch {
+                batch = queue
+                queue.removeAll(keepingCapacity: true)
+            } else {
+                batch = Array(queue.prefix(configuration.maxBatch))
+                queue.removeFirst(configuration.maxBatch)
+            }
+            condition.unlock()
+            commit(batch)
+        }
+        finished.signal()
+    }
+
+    // MARK: Committing a batch
+
+    private func commit(_ batch: [Operation]) {
+        var rejected: [Int: ContinuumError] = [:]
+        while true {
+            var txn: OpaquePointer?
+            let begun = mdb_txn_begin(environment.env, nil, 0, &txn)
+            guard begun == 0, let txn else {
+                failAll(batch, lmdbError(begun, "beginning a write transaction", path: environment.path))
+                return
+            }
+            var created: [Int: CreateOutcome] = [:]
+            var stream = nextStream
+            var failure: Failure?
+            for (index, operation) in batch.enumerated() where rejected[index] == nil {
+                do {
+                    switch operation {
+                    case .create(let request, _):
+                        created[index] = try create(request, txn: txn, nextStream: &stream)
+                    case .append(let request, _):
+                        try append(request, txn: txn)
+                    }
+                } catch let error as Failure {
+                    failure = error
+                    if case .operation(let error) = error { rejected[index] = error }
+                    break
+                } catch {
+                    failure = .transaction(-1, "\(error)")
+                    break
+                }
+            }
+            var rc: Int32 = 0
+            var what = "committing"
+            switch failure {
+            case nil:
+                rc = mdb_txn_commit(txn)
+            case .operation:
+                mdb_txn_abort(txn)
+                continue  // retry without the rejected operation
+            case .transaction(let code, let context):
+                mdb_txn_abort(txn)
+                rc = code
+                what = context
+            }
+            if rc == MDB_MAP_FULL, grow() { continue }
+            if rc != 0 {
+                let error = rc == -1 ? ContinuumError(.storageFailure, what) : lmdbError(rc, what, path: environment.path)
+                configuration.logger.error("Commit failed: \(error)")
+                failAll(batch, error)
+                return
+            }
+            nextStream = stream
+            for (index, operation) in batch.enumerated() {
+                switch operation {
+                case .create(_, let completion):
+                    if let error = rejected[index] { completion(.failure(error)) } else { completion(.success(created[index]!)) }
+                case .append(_, let completion):
+                    if let error = rejected[index] { completion(.failure(error)) } else { completion(.success(())) }
+                }
+            }
+            return
+        }
+    }
+
+    private func failAll(_ batch: [Operation], _ error: ContinuumError) {
+        for operation in batch { operation.fail(error) }
+    }
+
+    /// Doubles the map if the configured maximum allows; `false` when it is already at the maximum.
+    private func grow() -> Bool {
+        let current = environment.currentMapSize
+        guard current < configuration.maxMapSize else { return false }
+        let target = min(current * 2, configuration.maxMapSize)
+        do {
+            try environment.growMap(to: target)
+            configuration.logger.info("Grew the LMDB map", metadata: ["continuum.lmdb.map_size": "\(target)"])
+            return true
+        } catch {
+            configuration.logger.error("Could not grow the LMDB map: \(error)")
+            return false
+        }
+    }
+
+    private func put(_ txn: OpaquePointer, _ dbi: MDB_dbi, _ key: [UInt8], _ value: [UInt8], flags: Int32 = 0, _ what: @autoclosure () -> String) throws {
+        let rc = withVal(key) { key in
+            withVal(value) { value in mdb_put(txn, dbi, &key, &value, UInt32(flags)) }
+        }
+        if rc == MDB_KEYEXIST {
+            throw Failure.operation(ContinuumError(.storageFailure, "\(what()): the key is already stored; two writers raced on one workflow."))
+        }
+        if rc != 0 { throw Failure.transaction(rc, what()) }
+    }
+
+    private func exists(_ txn: OpaquePointer, _ dbi: MDB_dbi, _ key: [UInt8]) throws -> MDB_val? {
+        try withVal(key) { key in
+            var value = MDB_val()
+            let rc = mdb_get(txn, dbi, &key, &value)
+            if rc == MDB_NOTFOUND { return nil }
+            if rc != 0 { throw Failure.transaction(rc, "reading") }
+            return value
+        }
+    }
+
+    private func create(_ request: CreateRequest, txn: OpaquePointer, nextStream: inout UInt64) throws -> CreateOutcome {
+        let idKey = Array(request.id.utf8)
+        if let found = try exists(txn, environment.ids, idKey) {
+            let stream = Key.readUInt64(found.buffer)
+            guard let record = try exists(txn, environment.workflows, Key.stream(stream)) else {
+                throw Failure.operation(ContinuumError(.corruptedData, "Workflow '\(request.id)' has an id entry but no record in \(environment.path)."))
+            }
+            do {
+                let summary = try BinaryCodec.decodeSummary(record.buffer, location: "\(environment.path) workflows/\(stream)")
+                return .existing(StreamID(rawValue: stream), summary)
+            } catch let error as ContinuumError {
+                throw Failure.operation(error)
+            }
+        }
+        let stream = nextStream
+        nextStream += 1
+        let summary = WorkflowSummary(
+            id: request.id, type: request.type, status: .running, createdAt: request.started.timestamp, updatedAt: request.started.timestamp)
+        try put(txn, environment.ids, idKey, Key.stream(stream), flags: MDB_NOOVERWRITE, "storing the id of '\(request.id)'")
+        try put(txn, environment.workflows, Key.stream(stream), BinaryCodec.encode(summary), "storing the record of '\(request.id)'")
+        try put(txn, environment.byStatus, Key.status(.running, stream), [], "indexing '\(request.id)'")
+        try put(txn, environment.events, Key.event(stream, 0), BinaryCodec.encode(request.started), flags: MDB_NOOVERWRITE, "storing the start of '\(request.id)'")
+        return .created(StreamID(rawValue: stream))
+    }
+
+    private func append(_ request: AppendRequest, txn: OpaquePointer) throws {
+        let stream = request.stream.rawValue
+        guard let first = request.events.first else { return }
+        if first.sequence > 0, try exists(txn, environment.events, Key.event(stream, first.sequence - 1)) == nil {
+            throw Failure.operation(
+                ContinuumError(
+                    .storageFailure,
+                    "Cannot append event \(first.sequence) to workflow '\(request.id)': event \(first.sequence - 1) is not stored.",
+                    workflowID: request.id))
+        }
+        for event in request.events {
+            try put(
+                txn, environment.events, Key.event(stream, event.sequence), BinaryCodec.encode(event), flags: MDB_NOOVERWRITE,
+                "appending event \(event.sequence) to '\(request.id)'")
+        }
+        guard let status = request.status else { return }
+        guard let record = try exists(txn, environment.workflows, Key.stream(stream)) else {
+            throw Failure.operation(ContinuumError(.unknownWorkflow, "Workflow '\(request.id)' has no record.", workflowID: request.id))
+        }
+        var summary: WorkflowSummary
+        do {
+            summary = try BinaryCodec.decodeSummary(record.buffer, location: "\(environment.path) workflows/\(stream)")
+        } catch let error as ContinuumError {
+            throw Failure.operation(error)
+        }
+        let oldKey = Key.status(summary.status, stream)
+        let deleted = withVal(oldKey) { key in mdb_del(txn, environment.byStatus, &key, nil) }
+        if deleted != 0 && deleted != MDB_NOTFOUND { throw Failure.transaction(deleted, "re-indexing '\(request.id)'") }
+        summary.status = status
+        summary.updatedAt = request.events.last?.timestamp ?? summary.updatedAt
+        try put(txn, environment.byStatus, Key.status(status, stream), [], "indexing '\(request.id)'")
+        try put(txn, environment.workflows, Key.stream(stream), BinaryCodec.encode(summary), "updating the record of '\(request.id)'")
+    }
+}

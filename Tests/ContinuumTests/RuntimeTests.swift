@@ -1,0 +1,309 @@
+import Continuum
+import ContinuumLMDB
+import ContinuumTesting
+import Foundation
+import Synchronization
+import Testing
+
+/// Counts how many times each step body ran, across runtimes.
+final class Ledger: Sendable {
+    private let runs = Mutex<[String: Int]>([:])
+
+    func record(_ name: String) { runs.withLock { $0[name, default: 0] += 1 } }
+    func count(_ name: String) -> Int { runs.withLock { $0[name, default: 0] } }
+    var total: Int { runs.withLock { $0.values.reduce(0, +) } }
+}
+
+struct ThreeSteps: Workflow {
+    static let name = "three-steps"
+    let ledger: Ledger
+
+    func run(_ ctx: WorkflowContext, input: Int) async throws -> String {
+        let a = try await ctx.step("a") { () -> Int in ledger.record("a"); return input + 1 }
+        let b = try await ctx.step("b") { () -> Int in ledger.record("b"); return a * 2 }
+        try await ctx.step("c") { ledger.record("c") }
+        return "\(a)-\(b)"
+    }
+}
+
+/// Blocks in a step until released or cancelled, so a test can stop the runtime in the middle of a workflow.
+final class Gate: Sendable {
+    private struct State {
+        var open = false
+        var waiters: [Int: CheckedContinuation<Void, any Error>] = [:]
+        var arrived = 0
+    }
+    private let state = Mutex(State())
+
+    func wait() async throws {
+        let ticket = state.withLock { state in
+            state.arrived += 1
+            return state.arrived
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let proceed = state.withLock { state in
+                    if !state.open && !Task.isCancelled { state.waiters[ticket] = continuation }
+                    return state.open ? true : (Task.isCancelled ? false : nil)
+                }
+                switch proceed {
+                case true?: continuation.resume()
+                case false?: continuation.resume(throwing: CancellationError())
+                case nil: break
+                }
+            }
+        } onCancel: {
+            state.withLock { $0.waiters.removeValue(forKey: ticket) }?.resume(throwing: CancellationError())
+        }
+    }
+
+    func open() {
+        let waiters = state.withLock { state in
+            state.open = true
+            defer { state.waiters = [:] }
+            return state.waiters
+        }
+        for waiter in waiters.values { waiter.resume() }
+    }
+
+    var arrived: Int { state.withLock { $0.arrived } }
+}
+
+/// Waits (polling briefly) until `condition` holds; fails after `timeout`.
+func eventually(timeout: Duration = .seconds(10), _ condition: () throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while try !condition() {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("condition not met within \(timeout)")
+            return
+        }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+}
+
+/// A workflow whose steps are given by its input; version 2 can reorder or rename them.
+struct Scripted: Workflow {
+    static let name = "scripted"
+    let steps: [String]
+    let ledger: Ledger
+    let gate: Gate?
+
+    func run(_ ctx: WorkflowContext, input: String) async throws -> [String] {
+        var results: [String] = []
+        for (index, step) in steps.enumerated() {
+            results.append(
+                try await ctx.step(step) { () -> String in
+                    ledger.record(step)
+                    if index == 2, let gate { try await gate.wait() }
+                    return "\(step)-done"
+                })
+        }
+        return results
+    }
+}
+
+@Suite("Runtime")
+struct RuntimeTests {
+    @Test("runs a workflow's steps once and returns its output")
+    func runsWorkflow() async throws {
+        try await withTemporaryDirectory { path in
+            let ledger = Ledger()
+            let output = try await WorkflowRuntime.withLMDB(path: path, workflows: [ThreeSteps(ledger: ledger)]) { runtime throws in
+                try await runtime.start(ThreeSteps.self, id: "w1", input: 4).result()
+            }
+            #expect(output == "5-10")
+            #expect(ledger.count("a") == 1 && ledger.count("b") == 1 && ledger.count("c") == 1)
+        }
+    }
+
+    @Test("starting the same id twice gives the same run")
+    func idempotentStart() async throws {
+        try await withTemporaryDirectory { path in
+            let ledger = Ledger()
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [ThreeSteps(ledger: ledger)]) { runtime throws in
+                let first = try await runtime.start(ThreeSteps.self, id: "same", input: 1)
+                let second = try await runtime.start(ThreeSteps.self, id: "same", input: 99)
+                #expect(try await first.result() == "2-4")
+                #expect(try await second.result() == "2-4")
+                let third = try await runtime.start(ThreeSteps.self, id: "same", input: 7)
+                #expect(try await third.result() == "2-4")
+                #expect(ledger.count("a") == 1)
+                #expect(try runtime.list().count == 1)
+                #expect(try runtime.history(of: "same").count == 5)
+            }
+        }
+    }
+
+    @Test("fifty concurrent starts of one id create one workflow")
+    func concurrentStarts() async throws {
+        try await withTemporaryDirectory { path in
+            let ledger = Ledger()
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [ThreeSteps(ledger: ledger)]) { runtime throws in
+                try await withThrowingTaskGroup(of: String.self) { group in
+                    for i in 0..<50 {
+                        group.addTask { try await runtime.start(ThreeSteps.self, id: "race", input: i).result() }
+                    }
+                    var outputs = Set<String>()
+                    for try await output in group { outputs.insert(output) }
+                    #expect(outputs.count == 1)
+                }
+                #expect(ledger.count("a") == 1)
+                #expect(try runtime.history(of: "race").count == 5)
+            }
+        }
+    }
+
+    @Test("a result can be read after a restart")
+    func resultAfterRestart() async throws {
+        try await withTemporaryDirectory { path in
+            let ledger = Ledger()
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [ThreeSteps(ledger: ledger)]) { runtime throws in
+                _ = try await runtime.start(ThreeSteps.self, id: "kept", input: 10).result()
+            }
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [ThreeSteps(ledger: ledger)]) { runtime throws in
+                #expect(try await runtime.handle(ThreeSteps.self, id: "kept").result() == "11-22")
+                #expect(try runtime.status(of: "kept")?.status == .completed)
+                #expect(try runtime.list(status: .completed).map(\.id) == ["kept"])
+                #expect(try runtime.list(status: .running).isEmpty)
+            }
+            #expect(ledger.total == 3)
+        }
+    }
+
+    @Test("a workflow stopped mid-way resumes without re-running completed steps")
+    func resumesAfterStop() async throws {
+        try await withTemporaryDirectory { path in
+            let ledger = Ledger()
+            let gate = Gate()
+            let steps = ["one", "two", "three", "four"]
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [Scripted(steps: steps, ledger: ledger, gate: gate)]) { runtime throws in
+                try await runtime.start(Scripted.self, id: "resume", input: "")
+                try await eventually { gate.arrived == 1 }
+            }
+            #expect(ledger.count("one") == 1 && ledger.count("two") == 1 && ledger.count("three") == 1)
+            let events = try await WorkflowRuntime.withLMDB(path: path, workflows: [Scripted(steps: steps, ledger: ledger, gate: nil)]) { runtime throws in
+                #expect(try await runtime.handle(Scripted.self, id: "resume").result() == steps.map { "\($0)-done" })
+                return try runtime.history(of: "resume")
+            }
+            #expect(ledger.count("one") == 1, "a completed step ran again")
+            #expect(ledger.count("two") == 1, "a completed step ran again")
+            #expect(ledger.count("three") == 2, "the interrupted step runs again")
+            #expect(ledger.count("four") == 1)
+            #expect(events.count == 6)
+            #expect(events.map(\.sequence) == Array(0..<6))
+        }
+    }
+
+    @Test("a failing step fails the workflow with a named error, recorded in history")
+    func stepFailure() async throws {
+        struct Boom: Error {}
+        struct Failing: Workflow {
+            func run(_ ctx: WorkflowContext, input: Int) async throws -> Int {
+                try await ctx.step("explode") { () -> Int in throw Boom() }
+            }
+        }
+        try await withTemporaryDirectory { path in
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [Failing()]) { runtime throws in
+                let error = await #expect(throws: ContinuumError.self) {
+                    try await runtime.start(Failing.self, id: "f", input: 1).result()
+                }
+                #expect(error?.code == .workflowFailed)
+                #expect(error?.message.contains("explode") == true)
+                let history = try runtime.history(of: "f")
+                guard case .stepFailed(let step, let failure) = history[1].kind else {
+                    Issue.record("expected stepFailed, got \(history[1].kind)")
+                    return
+                }
+                #expect(step.name == "explode")
+                #expect(failure.type.contains("Boom"))
+                guard case .workflowFailed = history[2].kind else {
+                    Issue.record("expected workflowFailed")
+                    return
+                }
+                #expect(try runtime.status(of: "f")?.status == .failed)
+            }
+        }
+    }
+
+    @Test("an unregistered type is refused at start")
+    func unknownTypeAtStart() async throws {
+        try await withTemporaryDirectory { path in
+            try await WorkflowRuntime.withLMDB(path: path, workflows: []) { runtime throws in
+                let error = await #expect(throws: ContinuumError.self) {
+                    try await runtime.start(ThreeSteps.self, id: "x", input: 1)
+                }
+                #expect(error?.code == .unknownWorkflowType)
+                #expect(try runtime.list().isEmpty)
+            }
+        }
+    }
+
+    @Test("an id used by another type is refused")
+    func idConflict() async throws {
+        try await withTemporaryDirectory { path in
+            let ledger = Ledger()
+            try await WorkflowRuntime.withLMDB(
+                path: path, workflows: [ThreeSteps(ledger: ledger), Scripted(steps: [], ledger: ledger, gate: nil)]
+            ) { runtime throws in
+                _ = try await runtime.start(ThreeSteps.self, id: "taken", input: 1).result()
+                let error = await #expect(throws: ContinuumError.self) {
+                    try await runtime.start(Scripted.self, id: "taken", input: "")
+                }
+                #expect(error?.code == .workflowIDConflict)
+            }
+        }
+    }
+
+    @Test("an unknown workflow type on recovery suspends that workflow, not the runtime")
+    func unknownTypeOnRecovery() async throws {
+        try await withTemporaryDirectory { path in
+            let ledger = Ledger()
+            let gate = Gate()
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [Scripted(steps: ["a", "b", "c"], ledger: ledger, gate: gate)]) { runtime throws in
+                try await runtime.start(Scripted.self, id: "orphan", input: "")
+                try await eventually { gate.arrived == 1 }
+            }
+            let before = try await WorkflowRuntime.withLMDB(path: path, workflows: []) { runtime throws in
+                try await eventually { runtime.suspension(of: "orphan") != nil }
+                let error = await #expect(throws: ContinuumError.self) {
+                    try await runtime.handle(Scripted.self, id: "orphan").result()
+                }
+                #expect(error?.code == .unknownWorkflowType)
+                #expect(try runtime.status(of: "orphan")?.status == .suspended)
+                #expect(try runtime.list(status: .suspended).map(\.id) == ["orphan"])
+                return try runtime.history(of: "orphan").count
+            }
+            #expect(before == 3)
+        }
+    }
+
+    @Test("ctx.now, uuid and random are recorded and return the same values on replay")
+    func deterministicValues() async throws {
+        struct Values: Codable, Equatable { var now: Date; var uuid: UUID; var random: UInt64 }
+        struct Draws: Workflow {
+            let gate: Gate?
+            func run(_ ctx: WorkflowContext, input: Int) async throws -> [Values] {
+                let first = Values(now: try await ctx.now(), uuid: try await ctx.uuid(), random: try await ctx.random())
+                try await ctx.step("pause") { if let gate { try await gate.wait() } }
+                return [first]
+            }
+        }
+        try await withTemporaryDirectory { path in
+            let gate = Gate()
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [Draws(gate: gate)]) { runtime throws in
+                try await runtime.start(Draws.self, id: "d", input: 0)
+                try await eventually { gate.arrived == 1 }
+            }
+            let recorded = try await WorkflowRuntime.withLMDB(path: path, workflows: [Draws(gate: nil)]) { runtime throws in
+                try await runtime.handle(Draws.self, id: "d").result()
+            }
+            let history = try await WorkflowRuntime.withLMDB(path: path, workflows: []) { try $0.history(of: "d") }
+            guard case .stepCompleted(_, let uuidBytes) = history[2].kind else {
+                Issue.record("expected the uuid step at sequence 2")
+                return
+            }
+            let storedUUID = try JSONDecoder().decode(UUID.self, from: Data(uuidBytes))
+            #expect(recorded[0].uuid == storedUUID)
+        }
+    }
+}
