@@ -1,0 +1,75 @@
+import ArgumentParser
+import Continuum
+import ContinuumLMDB
+import Foundation
+
+/// `continuum list`: the workflows in a store.
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the workflows in an LMDB store.")
+
+    @Option(help: "The LMDB directory.")
+    var path = "./state"
+
+    @Option(help: "Only workflows with this status: running, completed or failed.")
+    var status: String?
+
+    @Option(help: "At most this many.")
+    var limit = 100
+
+    func run() throws {
+        let wanted: WorkflowStatus?
+        if let status {
+            guard let match = WorkflowStatus.allCases.first(where: { $0.description == status }) else {
+                throw ValidationError("Unknown status '\(status)'; use running, completed or failed.")
+            }
+            wanted = match
+        } else {
+            wanted = nil
+        }
+        let store = try LMDBStore(path: path)
+        defer { store.close() }
+        for (_, summary) in try store.list(status: wanted, after: nil, limit: limit) {
+            print("\(summary.id)\t\(summary.type)\t\(summary.status)\t\(Date(nanoseconds: summary.createdAt))")
+        }
+    }
+}
+
+/// `continuum show`: a workflow's history as a readable timeline.
+struct Show: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a workflow's history.")
+
+    @Option(help: "The LMDB directory.")
+    var path = "./state"
+
+    @Argument(help: "The workflow's id.")
+    var id: String
+
+    func run() throws {
+        let store = try LMDBStore(path: path)
+        defer { store.close() }
+        guard let stored = try store.load(id: id) else {
+            throw ValidationError("No workflow has id '\(id)' in \(path).")
+        }
+        print("\(stored.summary.id)  type \(stored.summary.type)  \(stored.summary.status)")
+        for event in stored.events {
+            let text: String
+            switch event.kind {
+            case .workflowStarted(let type, let input):
+                text = "started \(type) input \(String(decoding: input, as: UTF8.self))"
+            case .stepCompleted(let step, let result):
+                text = "step #\(step.index) \(step.key) completed → \(String(decoding: result, as: UTF8.self))"
+            case .stepFailed(let step, let failure):
+                text = "step #\(step.index) \(step.key) failed: \(failure.type): \(failure.message)"
+            case .workflowCompleted(let output):
+                text = "completed → \(String(decoding: output, as: UTF8.self))"
+            case .workflowFailed(let failure):
+                text = "failed: \(failure.type): \(failure.message)"
+            }
+            print("  \(String(format: "%4d", event.sequence))  \(event.date)  \(text)")
+        }
+    }
+}
+
+extension Date {
+    init(nanoseconds: Int64) { self.init(timeIntervalSince1970: Double(nanoseconds) / 1e9) }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real child process for crash tests: start it, wait for a line it prints, kill it with
+/// SIGKILL, and wait for its exit, without blocking the caller's thread.
+///
+/// ```swift
+/// let child = try ChildProcess(executable: workerPath, arguments: ["--state", dir])
+/// try await child.waitForLine("ready")
+/// child.kill()
+/// let exit = await child.exit()   // .signalled(SIGKILL)
+/// ```
+public final class ChildProcess: Sendable {
+    /// How a child process ended.
+    public enum Exit: Sendable, Equatable, CustomStringConvertible {
+        /// It exited with this status.
+        case exited(Int32)
+        /// A signal ended it.
+        case signalled(Int32)
+
+        public var description: String {
+            switch self {
+            case .exited(let status): "exited with status \(status)"
+            case .signalled(let signal): "killed by signal \(signal)"
+            }
+        }
+    }
+
+    private struct State {
+        var output = ""
+        var lineWaiters: [(String, CheckedContinuation<Void, any Error>)] = []
+        var exit: Exit?
+        var exitWaiters: [CheckedContinuation<Exit, Never>] = []
+    }
+
+    private final class Shared: Sendable {
+        let state = Mutex(State())
+    }
+
+    private let process: Process
+    private let shared = Shared()
+
+    /// Starts `executable` with `arguments`; its standard output is captured, its standard
+    /// error goes to this process's.
+    public init(executable: String, arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        self.process = process
+        pipe.fileHandleForReading.readabilityHandler = { [shared] handle in
+                        let data = handle.availableData
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+                return
+            }
+            let ready = shared.state.withLock { state in
+                state.output += String(decoding: data, as: UTF8.self)
+                let output = state.output
+                let (matched, waiting) = state.lineWaiters.reduce(into: ([CheckedContinuation<Void, any Error>](), [(String, CheckedContinuation<Void, any Error>)]())) {
+                    if output.contains($1.0 + "\n") { $0.0.append($1.1) } else { $0.1.append($1) }
+                }
+                state.lineWaiters = waiting
+                return matched
+            }
+            for waiter in ready { waiter.resume() }
+        }
+        process.terminationHandler = { [shared] process in
+                        let exit: Exit = process.terminationReason == .uncaughtSignal ? .signalled(process.terminationStatus) : .exited(process.terminationStatus)
+            let (exitWaiters, lineWaiters) = shared.state.withLock { state in
+                state.exit = exit
+                defer {
+                    state.exitWaiters = []
+                    state.lineWaiters = []
+                }
+                return (state.exitWaiters, state.lineWaiters)
+            }
+            for waiter in exitWaiters { waiter.resume(returning: exit) }
+            for (line, waiter) in lineWaiters { waiter.resume(throwing: ChildProcessError(message: "the child \(exit) before printing '\(line)'")) }
+        }
+        try process.run()
+    }
+
+    /// The child's process id.
+    public var pid: Int32 { process.processIdentifier }
+
+    /// Everything the child printed to standard output so far.
+    public var output: String { shared.state.withLock { $0.output } }
+
+    /// Waits until the child prints `line` on a line of its own.
+    ///
+    /// - Throws: ``ChildProcessError`` when the child exits first.
+    public func waitForLine(_ line: String) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let outcome: Result<Void, any Error>? = shared.state.withLock { state in
+                if state.output.contains(line + "\n") { return .success(()) }
+                if let exit = state.exit { return .failure(ChildProcessError(message: "the child \(exit) before printing '\(line)'")) }
+                state.lineWaiters.append((line, continuation))
+                return nil
+            }
+            if let outcome { continuation.resume(with: outcome) }
+        }
+    }
+
+    /// Sends SIGKILL.
+    public func kill() {
+        _ = Glibc.kill(process.processIdentifier, SIGKILL)
+    }
+
+    /// Waits for the child to end.
+    public func exit() async -> Exit {
+        await withCheckedContinuation { continuation in
+            let exit = shared.state.withLock { state in
+                if state.exit == nil { state.exitWaiters.append(continuation) }
+                return state.exit
+            }
+            if let exit { continuation.resume(returning: exit) }
+        }
+    }
+
+    /// Whether the child has ended.
+    public var hasExited: Bool { shared.state.withLock { $0.exit != nil } }
+}
+
+/// A child process did not do what the test waited for.
+public struct ChildProcessError: Error, CustomStringConvertible {
+    /// What happened.
+    public var message: String
+    public var description: String { message }
+}
+
+/// The path of an executable built beside the running test bundle, such as a crash worker.
+public func builtExecutable(named name: String) -> String? {
+    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = directory.appendingPathComponent(name).path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        directory.deleteLastPathComponent()
+    }
+    return nil
+}
+
+/// A small seeded random number generator (SplitMix64), so a failing random schedule can be replayed.
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    /// Creates a generator with `seed`.
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

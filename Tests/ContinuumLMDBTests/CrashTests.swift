@@ -1,0 +1,159 @@
+import Continuum
+import ContinuumLMDB
+import ContinuumTesting
+import Foundation
+import Testing
+
+/// What the crash worker's ledger says, parsed.
+struct CrashLedger {
+    struct StepKey: Hashable { var workflow: String; var step: String }
+
+    /// Every value a step body produced, in ledger order.
+    var runs: [StepKey: [String]] = [:]
+    /// Every value the workflow code received from a step, in ledger order.
+    var seen: [StepKey: [String]] = [:]
+    /// Every result line per workflow.
+    var results: [String: [String]] = [:]
+    /// For each step, the ledger line numbers of its runs and of the first time its result was seen.
+    var runLines: [StepKey: [Int]] = [:]
+    var firstSeenLine: [StepKey: Int] = [:]
+
+    init(path: String) throws {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
+            let fields = line.split(separator: " ").map(String.init)
+            switch (fields.first, fields.count) {
+            case ("run", 4):
+                let key = StepKey(workflow: fields[1], step: fields[2])
+                runs[key, default: []].append(fields[3])
+                runLines[key, default: []].append(number)
+            case ("done", 4):
+                let key = StepKey(workflow: fields[1], step: fields[2])
+                seen[key, default: []].append(fields[3])
+                if firstSeenLine[key] == nil { firstSeenLine[key] = number }
+            case ("result", 3):
+                results[fields[1], default: []].append(fields[2])
+            default:
+                continue  // a line cut short by SIGKILL
+            }
+        }
+    }
+}
+
+@Suite("Crash recovery", .serialized)
+struct CrashTests {
+    @Test("SIGKILL at random moments: every workflow completes, no step runs again after its completion was committed")
+    func killAtRandomMoments() async throws {
+        guard let worker = builtExecutable(named: "CrashWorker") else {
+            Issue.record("CrashWorker is not built beside the test bundle; run `swift build --build-tests` first")
+            return
+        }
+        let seed = ProcessInfo.processInfo.environment["CONTINUUM_CRASH_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 0 ... .max)
+        let requiredKills = ProcessInfo.processInfo.environment["CONTINUUM_CRASH_KILLS"].flatMap(Int.init) ?? 30
+        var random = SeededGenerator(seed: seed)
+        let workflowsPerRound = 40
+        let steps = 6
+        let reproduce = "reproduce with CONTINUUM_CRASH_SEED=\(seed) swift test --filter CrashTests"
+
+        try await withTemporaryDirectory(prefix: "continuum-crash") { directory in
+            let state = directory + "/state"
+            let ledgerPath = directory + "/ledger.txt"
+            var kills = 0
+            var launches = 0
+            var rounds: [String] = []
+            var prefix = ""
+            var roundFinished = true
+            while true {
+                if roundFinished {
+                    if kills >= requiredKills { break }
+                    prefix = "r\(rounds.count)-wf"
+                    rounds.append(prefix)
+                    roundFinished = false
+                }
+                let child = try ChildProcess(
+                    executable: worker,
+                    arguments: [
+                        "--state", state, "--ledger", ledgerPath, "--prefix", prefix,
+                        "--workflows", "\(workflowsPerRound)", "--steps", "\(steps)",
+                    ])
+                launches += 1
+                try await child.waitForLine("ready")
+                if kills < requiredKills {
+                    try await Task.sleep(for: .milliseconds(Int.random(in: 0...60, using: &random)))
+                    child.kill()
+                }
+                switch await child.exit() {
+                case .signalled(SIGKILL):
+                    kills += 1
+                case .exited(0):
+                    roundFinished = true
+                case let other:
+                    Issue.record("worker \(other) (launch \(launches)); \(reproduce)")
+                    return
+                }
+                #expect(launches < 400, "the workload does not finish; \(reproduce)")
+                if launches >= 400 { return }
+            }
+            #expect(kills >= requiredKills)
+
+            let ledger = try CrashLedger(path: ledgerPath)
+            for prefix in rounds {
+                for index in 0..<workflowsPerRound {
+                    let workflow = "\(prefix)\(index)"
+                    var committed: [String] = []
+                    for step in 0..<steps {
+                        let key = CrashLedger.StepKey(workflow: workflow, step: "s\(step)")
+                        let runs = ledger.runs[key] ?? []
+                        let seen = Set(ledger.seen[key] ?? [])
+                        #expect(!runs.isEmpty, "\(workflow) s\(step) never ran; \(reproduce)")
+                        #expect(seen.count == 1, "\(workflow) s\(step) returned different results across runs: \(seen); \(reproduce)")
+                        guard let value = seen.first else { continue }
+                        // The committed result is the last one a body produced: no body ran after it.
+                        #expect(runs.last == value, "\(workflow) s\(step) ran again after its result \(value) was committed (runs: \(runs)); \(reproduce)")
+                        if let firstSeen = ledger.firstSeenLine[key] {
+                            let late = (ledger.runLines[key] ?? []).filter { $0 > firstSeen }
+                            #expect(late.isEmpty, "\(workflow) s\(step) ran after the workflow had seen its committed result; \(reproduce)")
+                        }
+                        committed.append(value)
+                    }
+                    let results = Set(ledger.results[workflow] ?? [])
+                    #expect(results == [committed.joined(separator: "|")], "\(workflow) result \(results) ≠ its committed steps; \(reproduce)")
+                }
+            }
+
+            // The store agrees: every workflow completed.
+            let store = try LMDBStore(path: state)
+            defer { store.close() }
+            let completed = try store.list(status: .completed, after: nil, limit: 10_000).count
+            #expect(completed == rounds.count * workflowsPerRound)
+            #expect(try store.list(status: .running, after: nil, limit: 10).isEmpty)
+            let rerun = ledger.runs.values.reduce(0) { $0 + $1.count - 1 }
+            print(
+                "crash test: seed \(seed), \(kills) kills over \(launches) launches, \(rounds.count) round(s), "
+                    + "\(completed) workflows completed, \(rerun) step bodies re-run before their completion was committed")
+        }
+    }
+
+    @Test("a second process on the same directory is refused with a named error")
+    func secondProcessRefused() async throws {
+        guard let worker = builtExecutable(named: "CrashWorker") else {
+            Issue.record("CrashWorker is not built beside the test bundle")
+            return
+        }
+        try await withTemporaryDirectory(prefix: "continuum-lock") { directory in
+            let state = directory + "/state"
+            let child = try ChildProcess(
+                executable: worker,
+                arguments: ["--state", state, "--ledger", directory + "/ledger.txt", "--prefix", "w", "--workflows", "200", "--steps", "50"])
+            try await child.waitForLine("ready")
+            let error = #expect(throws: ContinuumError.self) { try LMDBStore(path: state) }
+            #expect(error?.code == .storeLocked)
+            #expect(error?.message.contains("pid \(child.pid)") == true)
+            child.kill()
+            _ = await child.exit()
+            // Once the owner is gone, the directory opens again.
+            let store = try LMDBStore(path: state)
+            store.close()
+        }
+    }
+}
