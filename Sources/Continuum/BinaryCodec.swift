@@ -174,7 +174,7 @@ public struct ByteWriter {
         write(string: step.name)
         write(step.occurrence)
         write(step.index)
-        write(UInt8(step.overlapped ? 1 : 0))
+        write(UInt8(step.concurrent ? 1 : 0))
     }
 
     mutating func write(_ failure: FailureRecord) {
@@ -234,7 +234,7 @@ public struct ByteReader {
         let occurrence: UInt32 = try read()
         let index: UInt32 = try read()
         let flags: UInt8 = try read()
-        return StepRecord(name: name, occurrence: occurrence, index: index, overlapped: flags & 1 != 0)
+        return StepRecord(name: name, occurrence: occurrence, index: index, concurrent: flags & 1 != 0)
     }
 
     mutating func readFailure() throws -> FailureRecord {

@@ -40,18 +40,22 @@ public struct StepRecord: Sendable, Hashable {
     public var name: String
     /// How many steps of the same name the workflow called before this one (0 for the first).
     public var occurrence: UInt32
-    /// The step's position among all the steps the workflow called (0 for the first).
+    /// For a step called by the workflow body itself, its position among the body's own step
+    /// calls (0 for the first); for a step called from a child task, its position among all
+    /// step calls when it was recorded (for reading only: child tasks interleave differently
+    /// on replay).
     public var index: UInt32
-    /// Whether another step of the workflow ran at the same time as this one; such steps may
-    /// be called in another order on replay without counting as a change of code.
-    public var overlapped: Bool
+    /// Whether the step was called from a child task of the workflow body (`async let`, a task
+    /// group) rather than by the body itself. Such steps are matched on replay by name and
+    /// occurrence alone, since concurrent tasks may call them in another order.
+    public var concurrent: Bool
 
     /// Creates a step record.
-    public init(name: String, occurrence: UInt32, index: UInt32, overlapped: Bool) {
+    public init(name: String, occurrence: UInt32, index: UInt32, concurrent: Bool) {
         self.name = name
         self.occurrence = occurrence
         self.index = index
-        self.overlapped = overlapped
+        self.concurrent = concurrent
     }
 
     /// The step's identity within its workflow: its name and occurrence.

@@ -34,7 +34,7 @@ public struct WorkflowContext: Sendable {
         isolation: isolated (any Actor)? = #isolation,
         _ body: (StepContext) async throws -> T
     ) async throws -> T {
-        let decision = try await instance.beginStep(named: name)
+        let decision = try await instance.beginStep(named: name, concurrent: instance.isChildTask())
         switch decision {
         case .replay(let recorded):
             switch recorded.outcome {

@@ -7,6 +7,8 @@
 actor WorkflowInstance {
     nonisolated let id: String
     nonisolated let stream: StreamID
+    /// The task that runs the workflow body; steps called from any other task come from its children.
+    nonisolated let bodyTask: Int
     private let store: any EventStore
     private var state: WorkflowState
     private(set) var suspension: ContinuumError?
@@ -16,6 +18,12 @@ actor WorkflowInstance {
         self.stream = stream
         self.store = store
         self.state = state
+        bodyTask = currentTaskIdentity()
+    }
+
+    /// Whether the calling task is a child task of the body rather than the body itself.
+    nonisolated func isChildTask() -> Bool {
+        currentTaskIdentity() != bodyTask
     }
 
     /// What a step call does once divergence and ambiguity are ruled out.
@@ -24,9 +32,9 @@ actor WorkflowInstance {
         case execute(WorkflowState.StepCall)
     }
 
-    func beginStep(named name: String) throws(ContinuumError) -> StepPlan {
+    func beginStep(named name: String, concurrent: Bool) throws(ContinuumError) -> StepPlan {
         if let suspension { throw suspension }
-        switch state.beginStep(named: name) {
+        switch state.beginStep(named: name, concurrent: concurrent) {
         case .diverged(let divergence):
             throw suspend(nondeterminism(divergence))
         case .ambiguous(let key):
@@ -92,6 +100,11 @@ actor WorkflowInstance {
                 + "(keep old steps for workflows already past them), then restart the runtime to resume it.",
             workflowID: id)
     }
+}
+
+/// The identity of the running task (its address), for telling the body from its children.
+func currentTaskIdentity() -> Int {
+    withUnsafeCurrentTask { $0?.hashValue ?? 0 }
 }
 
 /// Wall-clock time as stored in history.

@@ -41,8 +41,10 @@ public struct WorkflowState: Sendable {
     public struct StepCall: Sendable, Hashable {
         /// The step's identity.
         public var key: StepKey
-        /// Its position among the workflow's step calls.
+        /// Its position among the body's own step calls, or among all calls when `concurrent`.
         public var index: UInt32
+        /// Whether it was called from a child task.
+        public var concurrent: Bool
     }
 
     /// What the workflow should do with a step call.
@@ -59,7 +61,7 @@ public struct WorkflowState: Sendable {
 
     /// Where and how the workflow's code stopped matching its history.
     public struct Divergence: Error, Sendable, Equatable, CustomStringConvertible {
-        /// The position among step calls where the mismatch was found.
+        /// The position among the body's step calls where the mismatch was found.
         public var index: UInt32
         /// What history recorded at that position, if anything.
         public var recorded: StepKey?
@@ -67,7 +69,7 @@ public struct WorkflowState: Sendable {
         public var requested: StepKey?
 
         public var description: String {
-            let recordedText = recorded.map { "step \($0)" } ?? "no step"
+            let recordedText = recorded.map { "step \($0)" } ?? "no step there"
             if let requested {
                 return "at step #\(index) history recorded \(recordedText) but the code asked for step \(requested)"
             }
@@ -85,13 +87,15 @@ public struct WorkflowState: Sendable {
     public private(set) var outcome: Outcome?
     /// Every step whose outcome is in history, by identity.
     public private(set) var recordedSteps: [StepKey: RecordedStep] = [:]
-    private var recordedByIndex: [UInt32: StepKey] = [:]
+    /// The recorded steps the body called itself, by their position among the body's calls.
+    private var recordedBodyCalls: [UInt32: StepKey] = [:]
 
     // Bookkeeping of the current run (not part of history).
     private var claimed: Set<StepKey> = []
     private var occurrences: [String: UInt32] = [:]
+    private var bodyCallCount: UInt32 = 0
     private var callCount: UInt32 = 0
-    private var inFlight: [StepKey: Bool] = [:]  // live steps → whether another step overlapped them
+    private var inFlight: Set<StepKey> = []
 
     /// Creates the state of a workflow with no history.
     public init() {}
@@ -133,9 +137,11 @@ public struct WorkflowState: Sendable {
     private mutating func record(_ step: StepRecord, _ outcome: Result<[UInt8], StepFailure>, at sequence: UInt32) throws(ContinuumError) {
         try requireStarted(sequence)
         guard recordedSteps[step.key] == nil else { throw inconsistent("step \(step.key) recorded twice (again at \(sequence))") }
-        guard recordedByIndex[step.index] == nil else { throw inconsistent("two steps recorded at step #\(step.index)") }
+        if !step.concurrent {
+            guard recordedBodyCalls[step.index] == nil else { throw inconsistent("two steps recorded at step #\(step.index)") }
+            recordedBodyCalls[step.index] = step.key
+        }
         recordedSteps[step.key] = RecordedStep(record: step, outcome: outcome)
-        recordedByIndex[step.index] = step.key
     }
 
     private func requireStarted(_ sequence: UInt32) throws(ContinuumError) {
@@ -150,52 +156,60 @@ public struct WorkflowState: Sendable {
 
     /// Decides what a step call does: replay a recorded outcome, run live, or stop.
     ///
-    /// A step is identified by its name and occurrence, so concurrent steps (`async let`, task
-    /// groups) whose calls interleave differently on replay still get their own results. A
-    /// step that ran alone must also come at the same position among the calls as it did when
-    /// it was recorded; otherwise the code changed and the call is ``StepDecision/diverged(_:)``.
-    public mutating func beginStep(named name: String) -> StepDecision {
+    /// A step is identified by its name and occurrence. Steps the workflow body calls itself
+    /// come in the body's program order, so each must also be at the same position among the
+    /// body's calls as when it was recorded; otherwise the code changed and the call is
+    /// ``StepDecision/diverged(_:)``. Steps called from child tasks (`async let`, task groups)
+    /// are matched by name and occurrence alone, because concurrent tasks may reach them in
+    /// another order on replay.
+    ///
+    /// - Parameters:
+    ///   - name: The step's name.
+    ///   - concurrent: Whether the call comes from a child task rather than the body itself.
+    public mutating func beginStep(named name: String, concurrent: Bool = false) -> StepDecision {
         let occurrence = occurrences[name, default: 0]
         let key = StepKey(name: name, occurrence: occurrence)
-        let index = callCount
+        let index = concurrent ? callCount : bodyCallCount
         if let recorded = recordedSteps[key] {
-            if recorded.record.index != index && !recorded.record.overlapped {
-                return .diverged(Divergence(index: index, recorded: recordedByIndex[index], requested: key))
+            let moved = !concurrent && (recorded.record.concurrent || recorded.record.index != index)
+            let nowConcurrent = concurrent && !recorded.record.concurrent
+            if moved || nowConcurrent {
+                return .diverged(
+                    Divergence(index: index, recorded: concurrent ? key : recordedBodyCalls[index], requested: key))
             }
-            occurrences[name] = occurrence + 1
-            callCount += 1
+            advance(name: name, concurrent: concurrent)
             claimed.insert(key)
             return .replay(recorded)
         }
-        if let other = recordedByIndex[index], !claimed.contains(other), recordedSteps[other]?.record.overlapped == false {
+        if !concurrent, let other = recordedBodyCalls[index], !claimed.contains(other) {
             return .diverged(Divergence(index: index, recorded: other, requested: key))
         }
-        if inFlight.keys.contains(where: { $0.name == name }) {
+        if inFlight.contains(where: { $0.name == name }) {
             return .ambiguous(key)
         }
-        occurrences[name] = occurrence + 1
+        advance(name: name, concurrent: concurrent)
+        inFlight.insert(key)
+        return .execute(StepCall(key: key, index: index, concurrent: concurrent))
+    }
+
+    private mutating func advance(name: String, concurrent: Bool) {
+        occurrences[name, default: 0] += 1
         callCount += 1
-        let overlapped = !inFlight.isEmpty
-        if overlapped {
-            for running in inFlight.keys { inFlight[running] = true }
-        }
-        inFlight[key] = overlapped
-        return .execute(StepCall(key: key, index: index))
+        if !concurrent { bodyCallCount += 1 }
     }
 
     /// Records the outcome of a live step and returns the event to append.
     public mutating func completeStep(_ call: StepCall, outcome: Result<[UInt8], FailureRecord>, timestamp: Int64) -> HistoryEvent {
-        let overlapped = inFlight.removeValue(forKey: call.key) ?? false
-        let step = StepRecord(name: call.key.name, occurrence: call.key.occurrence, index: call.index, overlapped: overlapped)
+        inFlight.remove(call.key)
+        let step = StepRecord(name: call.key.name, occurrence: call.key.occurrence, index: call.index, concurrent: call.concurrent)
         let kind: HistoryEvent.Kind =
             switch outcome {
             case .success(let result): .stepCompleted(step, result: result)
             case .failure(let failure): .stepFailed(step, failure: failure)
             }
         let event = HistoryEvent(sequence: nextSequence, timestamp: timestamp, kind: kind)
-        recordedSteps[call.key] = RecordedStep(
-            record: step, outcome: outcome.mapError { StepFailure(failure: $0) })
-        recordedByIndex[call.index] = call.key
+        recordedSteps[call.key] = RecordedStep(record: step, outcome: outcome.mapError { StepFailure(failure: $0) })
+        if !call.concurrent { recordedBodyCalls[call.index] = call.key }
         claimed.insert(call.key)
         nextSequence += 1
         return event
@@ -203,7 +217,7 @@ public struct WorkflowState: Sendable {
 
     /// Forgets a live step that will not be recorded (the runtime is shutting down).
     public mutating func abandonStep(_ call: StepCall) {
-        inFlight.removeValue(forKey: call.key)
+        inFlight.remove(call.key)
     }
 
     /// Records how the workflow ended and returns the event to append, or the divergence
