@@ -68,6 +68,13 @@ public struct WorkflowState: Sendable {
         /// What the code asked for, or `nil` when the code finished without calling a recorded step.
         public var requested: StepKey?
 
+        /// Creates a divergence.
+        public init(index: UInt32, recorded: StepKey?, requested: StepKey?) {
+            self.index = index
+            self.recorded = recorded
+            self.requested = requested
+        }
+
         public var description: String {
             let recordedText = recorded.map { "step \($0)" } ?? "no step there"
             if let requested {

@@ -1,0 +1,234 @@
+import Continuum
+import ContinuumLMDB
+import ContinuumTesting
+import Foundation
+import Testing
+
+private func startEvent(_ type: String = "t", input: [UInt8] = []) -> HistoryEvent {
+    HistoryEvent(sequence: 0, timestamp: 1, kind: .workflowStarted(type: type, input: input))
+}
+
+private func stepEvent(_ sequence: UInt32, _ name: String, result: [UInt8] = [1]) -> HistoryEvent {
+    HistoryEvent(
+        sequence: sequence, timestamp: Int64(sequence),
+        kind: .stepCompleted(StepRecord(name: name, occurrence: 0, index: sequence - 1, concurrent: false), result: result))
+}
+
+private func create(_ store: LMDBStore, _ id: String, type: String = "t", input: [UInt8] = []) async throws -> StreamID {
+    switch try await store.create(CreateRequest(id: id, type: type, started: startEvent(type, input: input))) {
+    case .created(let stream): return stream
+    case .existing(let stream, _): return stream
+    }
+}
+
+private func errorOf(_ operation: () async throws -> Void) async -> (any Error)? {
+    do {
+        try await operation()
+        return nil
+    } catch {
+        return error
+    }
+}
+
+@Suite("LMDB store")
+struct LMDBStoreTests {
+    @Test("create is idempotent per id and numbers streams in creation order")
+    func createIdempotent() async throws {
+        try await withTemporaryDirectory { path in
+            let store = try LMDBStore(path: path)
+            defer { store.close() }
+            let first = try await store.create(CreateRequest(id: "a", type: "t", started: startEvent()))
+            let again = try await store.create(CreateRequest(id: "a", type: "other", started: startEvent("other")))
+            let second = try await store.create(CreateRequest(id: "b", type: "t", started: startEvent()))
+            guard case .created(let a) = first, case .existing(let sameA, let summary) = again, case .created(let b) = second else {
+                Issue.record("unexpected outcomes \(first) \(again) \(second)")
+                return
+            }
+            #expect(a == sameA)
+            #expect(summary.type == "t", "the existing record is returned unchanged")
+            #expect(b.rawValue > a.rawValue)
+            #expect(try store.load(id: "a")?.events.count == 1)
+        }
+    }
+
+    @Test("appends come back in order, survive reopening, and move the workflow between status lists")
+    func appendAndReload() async throws {
+        try await withTemporaryDirectory { path in
+            do {
+                let store = try LMDBStore(path: path)
+                defer { store.close() }
+                let stream = try await create(store, "w", input: [9])
+                try await store.append(AppendRequest(stream: stream, id: "w", events: [stepEvent(1, "a"), stepEvent(2, "b")]))
+                try await store.append(
+                    AppendRequest(
+                        stream: stream, id: "w",
+                        events: [HistoryEvent(sequence: 3, timestamp: 3, kind: .workflowCompleted(output: [4]))], status: .completed))
+                _ = try await create(store, "still-running")
+            }
+            let store = try LMDBStore(path: path)
+            defer { store.close() }
+            let loaded = try #require(try store.load(id: "w"))
+            #expect(loaded.events.map(\.sequence) == [0, 1, 2, 3])
+            #expect(loaded.events[0].kind == .workflowStarted(type: "t", input: [9]))
+            #expect(loaded.summary.status == .completed)
+            #expect(try store.list(status: .completed, after: nil, limit: 10).map(\.1.id) == ["w"])
+            #expect(try store.list(status: .running, after: nil, limit: 10).map(\.1.id) == ["still-running"])
+            #expect(try store.list(status: nil, after: nil, limit: 10).map(\.1.id) == ["w", "still-running"])
+            #expect(try store.load(id: "missing") == nil)
+            #expect(try store.summary(id: "missing") == nil)
+        }
+    }
+
+    @Test("listing pages through workflows in creation order")
+    func paging() async throws {
+        try await withTemporaryDirectory { path in
+            let store = try LMDBStore(path: path)
+            defer { store.close() }
+            for index in 0..<25 { _ = try await create(store, "w\(index)") }
+            var seen: [String] = []
+            var after: StreamID?
+            while true {
+                let page = try store.list(status: .running, after: after, limit: 10)
+                seen += page.map(\.1.id)
+                guard page.count == 10 else { break }
+                after = page.last?.0
+            }
+            #expect(seen == (0..<25).map { "w\($0)" })
+        }
+    }
+
+    @Test("an append that does not follow the stored stream is refused alone; the rest of its batch commits")
+    func gapRefused() async throws {
+        try await withTemporaryDirectory { path in
+            let store = try LMDBStore(path: path)
+            defer { store.close() }
+            let stream = try await create(store, "w")
+            let other = try await create(store, "v")
+            async let bad = errorOf { try await store.append(AppendRequest(stream: stream, id: "w", events: [stepEvent(5, "late")])) }
+            async let good = errorOf { try await store.append(AppendRequest(stream: other, id: "v", events: [stepEvent(1, "a")])) }
+            let (badError, goodError) = await (bad, good)
+            #expect((badError as? ContinuumError)?.message.contains("event 4 is not stored") == true)
+            #expect(goodError == nil)
+            #expect(try store.load(id: "w")?.events.count == 1)
+            #expect(try store.load(id: "v")?.events.count == 2)
+            // Writing the same sequence twice is refused too.
+            let duplicate = await #expect(throws: ContinuumError.self) {
+                try await store.append(AppendRequest(stream: other, id: "v", events: [stepEvent(1, "again")]))
+            }
+            #expect(duplicate?.message.contains("already stored") == true)
+        }
+    }
+
+    @Test("a thousand concurrent appends are all durable")
+    func groupCommit() async throws {
+        try await withTemporaryDirectory { path in
+            do {
+                let store = try LMDBStore(path: path)
+                defer { store.close() }
+                let streams = try await withThrowingTaskGroup(of: (Int, StreamID).self) { group in
+                    for index in 0..<1000 { group.addTask { (index, try await create(store, "w\(index)")) } }
+                    return try await group.reduce(into: [Int: StreamID]()) { $0[$1.0] = $1.1 }
+                }
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for (index, stream) in streams {
+                        group.addTask { try await store.append(AppendRequest(stream: stream, id: "w\(index)", events: [stepEvent(1, "s")])) }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+            let store = try LMDBStore(path: path)
+            defer { store.close() }
+            for index in 0..<1000 { #expect(try store.load(id: "w\(index)")?.events.count == 2) }
+        }
+    }
+
+    @Test("a second store on the same directory is refused with storeLocked")
+    func lockedDirectory() async throws {
+        try await withTemporaryDirectory { path in
+            let store = try LMDBStore(path: path)
+            let error = #expect(throws: ContinuumError.self) { try LMDBStore(path: path) }
+            #expect(error?.code == .storeLocked)
+            #expect(error?.message.contains(path) == true)
+            store.close()
+            let reopened = try LMDBStore(path: path)
+            reopened.close()
+        }
+    }
+
+    @Test("writes after close fail with storeClosed")
+    func closed() async throws {
+        try await withTemporaryDirectory { path in
+            let store = try LMDBStore(path: path)
+            store.close()
+            let error = await #expect(throws: ContinuumError.self) {
+                _ = try await store.create(CreateRequest(id: "late", type: "t", started: startEvent()))
+            }
+            #expect(error?.code == .storeClosed)
+        }
+    }
+
+    @Test("a full map grows; past the maximum writes fail with storageFull and nothing is acknowledged")
+    func mapGrowthAndLimit() async throws {
+        try await withTemporaryDirectory { path in
+            var configuration = LMDBStore.Configuration()
+            configuration.initialMapSize = 256 * 1024
+            configuration.maxMapSize = 2 * 1024 * 1024
+            let store = try LMDBStore(path: path, configuration: configuration)
+            defer { store.close() }
+            let payload = [UInt8](repeating: 7, count: 2000)
+            var acknowledged = 0
+            var failure: ContinuumError?
+            for index in 0..<2000 {
+                do {
+                    _ = try await create(store, "w\(index)", input: payload)
+                    acknowledged += 1
+                } catch let error as ContinuumError {
+                    failure = error
+                    break
+                }
+            }
+            #expect(store.mapSize > 256 * 1024, "the map grew")
+            #expect(failure?.code == .storageFull)
+            #expect(failure?.message.contains("full") == true)
+            // Everything acknowledged is readable; the refused workflow is not there.
+            #expect(try store.list(status: nil, after: nil, limit: 10_000).count == acknowledged)
+            #expect(try store.load(id: "w\(acknowledged)") == nil)
+            #expect(try store.load(id: "w0")?.events.first?.kind == .workflowStarted(type: "t", input: payload))
+        }
+    }
+
+    @Test("a damaged value is reported as corruptedData with its location, and other workflows still load")
+    func corruptedValue() async throws {
+        try await withTemporaryDirectory { path in
+            let marker = Array("CORRUPT-ME-MARKER-0123456789".utf8)
+            do {
+                let store = try LMDBStore(path: path)
+                defer { store.close() }
+                _ = try await create(store, "damaged", input: marker)
+                _ = try await create(store, "healthy", input: [1, 2, 3])
+            }
+            var file = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path + "/data.mdb")))
+            let offsets = (0...(file.count - marker.count)).filter { file[$0] == marker[0] && Array(file[$0..<$0 + marker.count]) == marker }
+            #expect(!offsets.isEmpty)
+            for offset in offsets { file[offset + 3] ^= 0x20 }
+            try Data(file).write(to: URL(fileURLWithPath: path + "/data.mdb"))
+
+            let store = try LMDBStore(path: path)
+            defer { store.close() }
+            let error = #expect(throws: ContinuumError.self) { try store.load(id: "damaged") }
+            #expect(error?.code == .corruptedData)
+            #expect(error?.message.contains("'damaged' event 0") == true)
+            #expect(try store.load(id: "healthy")?.events.count == 1)
+        }
+    }
+
+    @Test("a directory holding something that is not an LMDB environment is refused with a clear error")
+    func foreignEnvironment() async throws {
+        try await withTemporaryDirectory { path in
+            try Data(repeating: 0xAB, count: 64 * 1024).write(to: URL(fileURLWithPath: path + "/data.mdb"))
+            let error = #expect(throws: ContinuumError.self) { try LMDBStore(path: path) }
+            #expect(error?.code == .corruptedData)
+            #expect(error?.message.contains(path) == true)
+        }
+    }
+}
