@@ -22,7 +22,6 @@ let package = Package(
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "Continuum", package: "continuum"),
                 .product(name: "ContinuumLMDB", package: "continuum"),
-                .product(name: "ContinuumTesting", package: "continuum"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/ContinuumBenchmarks",

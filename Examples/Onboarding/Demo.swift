@@ -29,9 +29,7 @@ enum Demo {
     }
 
     private static func tell(stateDirectory: String) async throws -> Bool {
-        if FileManager.default.fileExists(atPath: stateDirectory) {
-            try FileManager.default.removeItem(atPath: stateDirectory)
-        }
+        try removeState(stateDirectory)
 
         Console.say("▶ starting the onboarding workflow for \(Worker.input.userID)…")
         let first = try await launchWorker(stateDirectory: stateDirectory, crashAfterStep: 1)
@@ -54,6 +52,17 @@ enum Demo {
         Console.say("📒 \(ledger.path), what the outside world saw:")
         for line in lines { Console.say("   \(line)") }
         return verdict(ledger: lines, output: output)
+    }
+
+    /// Deletes what an earlier demo left in `directory`, refusing to delete anything else.
+    private static func removeState(_ directory: String) throws {
+        let files = FileManager.default
+        guard files.fileExists(atPath: directory) else { return }
+        let ours: Set = ["data.mdb", "lock.mdb", "continuum.lock", "ledger.txt"]
+        guard try files.contentsOfDirectory(atPath: directory).allSatisfy(ours.contains) else {
+            throw DemoError("\(directory) holds files the demo did not write; refusing to delete it. Pass another --state DIR.")
+        }
+        try files.removeItem(atPath: directory)
     }
 
     /// Checks that the customer was created once, and that the workflow returned that customer.

@@ -61,11 +61,11 @@ struct OnboardUser: Workflow {
             ran = true
             return try await body(step)
         }
-        let shown = (result as? String).map { " → \($0)" } ?? ""
+        let shown = (result as? String).map { " → \($0)" } ?? ""  // the customer id; nothing for `Done`
         Worker.say(ran ? "step \(number) \(name): ran\(shown)" : "step \(number) \(name): already done, result read from the event log\(shown)")
         if crashAfterStep == number {
-            // ctx.step returned, so the step's result is committed: this is the worst moment
-            // to die for a naive implementation, which would run the step again on restart.
+            // ctx.step returned, so the step's result is committed. A plain retry of the
+            // whole job from here would create a second payment customer.
             kill(getpid(), SIGKILL)
         }
         return result

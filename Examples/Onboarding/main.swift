@@ -23,6 +23,7 @@ struct Arguments {
     }
 }
 
+/// Prints `message` and the usage to standard error, and exits with status 2.
 func fail(_ message: String) -> Never {
     Console.complain("\(message)\n\(usage)")
     exit(2)

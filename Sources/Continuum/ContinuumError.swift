@@ -32,8 +32,6 @@ public struct ContinuumError: Error, Sendable, CustomStringConvertible {
         public static let stepFailed = Code("stepFailed")
         /// The workflow's body threw; the failure is recorded in history.
         public static let workflowFailed = Code("workflowFailed")
-        /// The workflow is suspended and needs an operator (see the message).
-        public static let workflowSuspended = Code("workflowSuspended")
         /// Stored bytes failed their checksum or could not be decoded.
         public static let corruptedData = Code("corruptedData")
         /// The store's map or disk is full.
@@ -42,6 +40,8 @@ public struct ContinuumError: Error, Sendable, CustomStringConvertible {
         public static let storeLocked = Code("storeLocked")
         /// The store is closed or the runtime is shutting down.
         public static let storeClosed = Code("storeClosed")
+        /// The runtime is not running, so an unfinished workflow cannot make progress.
+        public static let notRunning = Code("notRunning")
         /// Any other storage failure, with the engine's own message.
         public static let storageFailure = Code("storageFailure")
         /// A payload could not be encoded or decoded with the workflow's Codable types.

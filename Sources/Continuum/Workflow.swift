@@ -8,12 +8,13 @@
 /// struct OnboardUser: Workflow {
 ///     struct Input: Codable, Sendable { var userID: String; var email: String }
 ///     let payments: Payments
+///     let mail: Mailer
 ///
 ///     func run(_ ctx: WorkflowContext, input: Input) async throws -> String {
 ///         let customer = try await ctx.step("create-customer") { step in
 ///             try await payments.createCustomer(email: input.email, idempotencyKey: step.idempotencyKey)
 ///         }
-///         try await ctx.step("send-welcome") { try await mail.send(to: input.email) }
+///         try await ctx.step("send-welcome") { try await mail.sendWelcome(to: input.email) }
 ///         return customer
 ///     }
 /// }

@@ -14,9 +14,11 @@ import Synchronization
 ///
 /// Work happens only while ``run()`` runs (directly, in a task group, or through
 /// ``withRunning(_:)``): it first resumes every unfinished workflow from its history, then
-/// drives each workflow started with ``start(_:id:input:)``. Cancelling `run()` stops every
-/// workflow where it is; nothing that was not committed is acknowledged, and the next `run()`
-/// continues them.
+/// drives each workflow started with ``start(_:id:input:)``. A workflow started while the
+/// runtime is not running is stored and begins at the next `run()`. Cancelling `run()` stops
+/// every workflow where it is; nothing that was not committed is acknowledged, handles still
+/// waiting for a result get ``ContinuumError/Code/storeClosed``, and the next `run()`
+/// continues the workflows.
 public final class WorkflowRuntime: Sendable {
     /// How the runtime behaves.
     public struct Configuration: Sendable {
@@ -47,7 +49,8 @@ public final class WorkflowRuntime: Sendable {
     }
 
     private struct State: ~Copyable {
-        var isRunning = false
+        /// Where `start` hands new workflows to the running `run()`; `nil` while not running.
+        var launches: AsyncStream<Launch>.Continuation?
         var active: Set<String> = []
         var suspended: [String: ContinuumError] = [:]
         var waiters: [String: [UInt64: CheckedContinuation<[UInt8], any Error>]] = [:]
@@ -59,8 +62,6 @@ public final class WorkflowRuntime: Sendable {
     private let configuration: Configuration
     private let workflows: [String: AnyWorkflow]
     private let state = Mutex(State())
-    private let launches: AsyncStream<Launch>
-    private let launchQueue: AsyncStream<Launch>.Continuation
 
     /// Creates a runtime. Nothing runs until ``run()``.
     ///
@@ -77,7 +78,6 @@ public final class WorkflowRuntime: Sendable {
             registry[erased.name] = erased
         }
         self.workflows = registry
-        (launches, launchQueue) = AsyncStream.makeStream(of: Launch.self)
     }
 
     private static func erase<W: Workflow>(_ workflow: W) -> AnyWorkflow { AnyWorkflow(workflow) }
@@ -91,13 +91,33 @@ public final class WorkflowRuntime: Sendable {
     /// - Throws: ``ContinuumError`` when the store cannot list unfinished workflows, or when
     ///   the runtime is already running.
     public func run() async throws {
+        try await serve(try begin())
+    }
+
+    /// Marks the runtime running and opens the queue `start` hands new workflows to.
+    private func begin() throws(ContinuumError) -> AsyncStream<Launch> {
+        let (launches, launchQueue) = AsyncStream.makeStream(of: Launch.self)
         try state.withLock { state throws(ContinuumError) in
-            guard !state.isRunning else {
-                throw ContinuumError(.invalidArgument, "The runtime is already running; call run() once.")
+            guard state.launches == nil else {
+                throw ContinuumError(.invalidArgument, "The runtime is already running; call run() once at a time.")
             }
-            state.isRunning = true
+            state.launches = launchQueue
         }
-        defer { state.withLock { $0.isRunning = false } }
+        return launches
+    }
+
+    private func serve(_ launches: AsyncStream<Launch>) async throws {
+        defer {
+            // Whoever still waits for a result learns that nothing will produce it now.
+            let waiters = state.withLock { state in
+                state.launches = nil
+                defer { state.waiters = [:] }
+                return state.waiters
+            }
+            let stopped = ContinuumError(
+                .storeClosed, "The runtime stopped before the workflow finished; it continues when the runtime runs again.")
+            for waiter in waiters.values.flatMap(\.values) { waiter.resume(throwing: stopped) }
+        }
         try await withThrowingDiscardingTaskGroup { group in
             var after: StreamID?
             var recovered = 0
@@ -125,16 +145,20 @@ public final class WorkflowRuntime: Sendable {
     /// }
     /// ```
     public func withRunning<R>(_ body: (WorkflowRuntime) async throws -> R) async throws -> R {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await self.run() }
+        // Running before `body` starts, so a result it waits for cannot look "not running".
+        let launches = try begin()
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.serve(launches) }
+            let result: Result<R, any Error>
             do {
-                let result = try await body(self)
-                group.cancelAll()
-                return result
+                result = .success(try await body(self))
             } catch {
-                group.cancelAll()
-                throw error
+                result = .failure(error)
             }
+            group.cancelAll()
+            // Surfaces an error that ended run() early (a store that cannot be read, say).
+            try await group.waitForAll()
+            return try result.get()
         }
     }
 
@@ -167,7 +191,7 @@ public final class WorkflowRuntime: Sendable {
         let outcome = try await store.create(CreateRequest(id: id, type: W.name, started: started))
         switch outcome {
         case .created:
-            launchQueue.yield(Launch(id: id))
+            launch(id)
         case .existing(_, let summary):
             guard summary.type == W.name else {
                 throw ContinuumError(
@@ -175,9 +199,14 @@ public final class WorkflowRuntime: Sendable {
                     "Workflow id '\(id)' belongs to a workflow of type '\(summary.type)', not '\(W.name)'; choose another id.",
                     workflowID: id)
             }
-            if summary.status == .running { launchQueue.yield(Launch(id: id)) }
+            if summary.status == .running { launch(id) }
         }
         return WorkflowHandle(runtime: self, id: id)
+    }
+
+    /// Hands a workflow to the running `run()`; when not running, the next `run()` recovers it.
+    private func launch(_ id: String) {
+        _ = state.withLock { $0.launches }?.yield(Launch(id: id))
     }
 
     static func validate(id: String) throws(ContinuumError) {
@@ -311,7 +340,17 @@ public final class WorkflowRuntime: Sendable {
         guard let summary = try store.summary(id: id) else {
             throw ContinuumError(.unknownWorkflow, "No workflow has id '\(id)'.", workflowID: id)
         }
-        guard summary.status.isFinished, let stored = try store.load(id: id) else { return nil }
+        guard summary.status.isFinished, let stored = try store.load(id: id) else {
+            if state.withLock({ $0.launches == nil }) {
+                return .failure(
+                    ContinuumError(
+                        .notRunning,
+                        "Workflow '\(id)' is unfinished and the runtime is not running, so it cannot finish; "
+                            + "wait for its result while run() (or withRunning) runs.",
+                        workflowID: id))
+            }
+            return nil
+        }
         var history = WorkflowState()
         for event in stored.events { try history.apply(event) }
         return history.outcome.map { Self.result(of: $0, id: id) }
@@ -378,9 +417,11 @@ public struct WorkflowHandle<W: Workflow>: Sendable {
     ///
     /// Works across restarts: a handle made for an id that finished earlier returns the stored output.
     ///
-    /// - Throws: ``ContinuumError/Code/workflowFailed`` when the workflow's body threw,
-    ///   ``ContinuumError/Code/workflowSuspended`` or the suspension's own code when it is suspended,
-    ///   `CancellationError` when the waiting task is cancelled.
+    /// - Throws: ``ContinuumError/Code/workflowFailed`` when the workflow's body threw; the
+    ///   suspension's error (``ContinuumError/Code/nondeterminism``, ``ContinuumError/Code/unknownWorkflowType``,
+    ///   ``ContinuumError/Code/corruptedData``, …) when it is suspended; ``ContinuumError/Code/notRunning``
+    ///   when it is unfinished and the runtime is not running; ``ContinuumError/Code/storeClosed``
+    ///   when the runtime stops while waiting; `CancellationError` when the waiting task is cancelled.
     public func result() async throws -> W.Output {
         let bytes = try await runtime.output(of: id)
         return try PayloadCoder.decode(W.Output.self, from: bytes, what: "the output of workflow '\(id)'")

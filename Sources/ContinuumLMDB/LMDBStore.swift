@@ -10,6 +10,11 @@ import Glibc
 import Darwin
 #endif
 
+/// Closes a file descriptor (a free function: inside `LMDBStore`, `close` is the store's own method).
+private func closeDescriptor(_ fd: Int32) {
+    _ = close(fd)
+}
+
 /// The embedded event store: every workflow's history in an LMDB environment in one directory.
 ///
 /// ```swift
@@ -70,14 +75,14 @@ public final class LMDBStore: EventStore {
         do {
             environment = try LMDBEnvironment(path: path, mapSize: configuration.initialMapSize, maxReaders: configuration.maxReaders)
         } catch {
-            Glibc.close(lockFile)
+            closeDescriptor(lockFile)
             throw error
         }
         do {
             writer = try LMDBWriter(environment: environment, configuration: configuration)
         } catch {
             environment.close()
-            Glibc.close(lockFile)
+            closeDescriptor(lockFile)
             throw error
         }
     }
@@ -96,7 +101,7 @@ public final class LMDBStore: EventStore {
             var buffer = [UInt8](repeating: 0, count: 32)
             let count = pread(fd, &buffer, buffer.count, 0)
             let owner = count > 0 ? String(decoding: buffer[0..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "?"
-            Glibc.close(fd)
+            closeDescriptor(fd)
             throw ContinuumError(
                 .storeLocked,
                 "The store at \(directory) is in use by another process (pid \(owner)). "
@@ -113,7 +118,7 @@ public final class LMDBStore: EventStore {
     public func close() {
         guard writer.stop() else { return }
         environment.close()
-        Glibc.close(lockFile)
+        closeDescriptor(lockFile)
     }
 
     /// The map's current size in bytes.

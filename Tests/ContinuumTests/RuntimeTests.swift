@@ -69,6 +69,16 @@ final class Gate: Sendable {
     var arrived: Int { state.withLock { $0.arrived } }
 }
 
+/// The error `operation` throws, or `nil`.
+func errorOf(_ operation: () async throws -> Void) async -> (any Error)? {
+    do {
+        try await operation()
+        return nil
+    } catch {
+        return error
+    }
+}
+
 /// Waits (polling briefly) until `condition` holds; fails after `timeout`.
 func eventually(timeout: Duration = .seconds(10), _ condition: () throws -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
@@ -150,6 +160,50 @@ struct RuntimeTests {
                 #expect(ledger.count("a") == 1)
                 #expect(try runtime.history(of: "race").count == 5)
             }
+        }
+    }
+
+    @Test("one runtime runs again after it stopped, and a workflow started while stopped begins at the next run")
+    func runTwice() async throws {
+        try await withTemporaryDirectory { path in
+            let ledger = Ledger()
+            let store = try LMDBStore(path: path)
+            defer { store.close() }
+            let runtime = WorkflowRuntime(store: store, workflows: [ThreeSteps(ledger: ledger)])
+            let first = try await runtime.withRunning { runtime in
+                try await runtime.start(ThreeSteps.self, id: "first", input: 1).result()
+            }
+            let parked = try await runtime.start(ThreeSteps.self, id: "parked", input: 2)
+            #expect(try runtime.status(of: "parked")?.status == .running)
+            #expect(ledger.count("a") == 1, "nothing runs while the runtime is stopped")
+            let (second, parkedOutput) = try await runtime.withRunning { runtime in
+                (try await runtime.start(ThreeSteps.self, id: "second", input: 3).result(), try await parked.result())
+            }
+            #expect(first == "2-4" && second == "4-8" && parkedOutput == "3-6")
+            #expect(ledger.count("a") == 3)
+        }
+    }
+
+    @Test("a handle waiting when the runtime stops gets a named error")
+    func waiterAtShutdown() async throws {
+        try await withTemporaryDirectory { path in
+            let gate = Gate()
+            let ledger = Ledger()
+            let store = try LMDBStore(path: path)
+            defer { store.close() }
+            let runtime = WorkflowRuntime(store: store, workflows: [Scripted(steps: ["a", "b", "c"], ledger: ledger, gate: gate)])
+            let handle = try await runtime.start(Scripted.self, id: "slow", input: "")
+            let running = Task { try await runtime.run() }
+            try await eventually { gate.arrived == 1 }
+            async let waited = errorOf { _ = try await handle.result() }
+            try await Task.sleep(for: .milliseconds(20))
+            running.cancel()
+            try await running.value
+            // Whether the waiter registered before the stop or after it, it is told, not left hanging.
+            let error = await waited as? ContinuumError
+            #expect(error?.code == .storeClosed || error?.code == .notRunning, "got \(String(describing: error))")
+            let late = await #expect(throws: ContinuumError.self) { try await handle.result() }
+            #expect(late?.code == .notRunning)
         }
     }
 

@@ -32,14 +32,14 @@ let smallEvent = HistoryEvent(
     sequence: 7,
     timestamp: 1_764_000_000_000_000_000,
     kind: .stepCompleted(
-        StepRecord(name: "charge-card", occurrence: 0, index: 6, overlapped: false),
+        StepRecord(name: "charge-card", occurrence: 0, index: 6, concurrent: false),
         result: Array(#"{"chargeID":"ch_3PqR7s","amount":4200}"#.utf8)))
 
 /// `workflowStarted` followed by `count - 1` `stepCompleted` events with distinct names.
 func history(events count: Int) -> [HistoryEvent] {
     var events = [HistoryEvent(sequence: 0, timestamp: 1, kind: .workflowStarted(type: "Bench", input: Array("{}".utf8)))]
     for index in 1..<count {
-        let step = StepRecord(name: "step-\(index)", occurrence: 0, index: UInt32(index - 1), overlapped: false)
+        let step = StepRecord(name: "step-\(index)", occurrence: 0, index: UInt32(index - 1), concurrent: false)
         events.append(HistoryEvent(sequence: UInt32(index), timestamp: Int64(index), kind: .stepCompleted(step, result: Array("42".utf8))))
     }
     return events
@@ -147,7 +147,7 @@ func groupCommitBenchmark() {
     Benchmark(
         "LMDB group commit 1000 concurrent appends",
         configuration: .init(
-            metrics: [.wallClock, .throughput, .syscalls], warmupIterations: 2, scalingFactor: .kilo,
+            metrics: [.wallClock, .throughput], timeUnits: .nanoseconds, warmupIterations: 2, scalingFactor: .kilo,
             maxDuration: .seconds(3), maxIterations: 200)
     ) { benchmark in
         guard let fixture = box.fixture else { return benchmark.error("no fixture") }
@@ -160,7 +160,7 @@ func groupCommitBenchmark() {
             try await withThrowingDiscardingTaskGroup { group in
                 for (stream, id) in streams {
                     group.addTask {
-                        let step = StepRecord(name: "step-\(sequence)", occurrence: 0, index: sequence - 1, overlapped: false)
+                        let step = StepRecord(name: "step-\(sequence)", occurrence: 0, index: sequence - 1, concurrent: false)
                         let event = HistoryEvent(
                             sequence: sequence, timestamp: Int64(sequence),
                             kind: .stepCompleted(step, result: Array(#"{"ok":true}"#.utf8)))
@@ -212,7 +212,7 @@ func endToEndBenchmark() {
     Benchmark(
         "Runtime 1000 concurrent 3-step workflows",
         configuration: .init(
-            metrics: [.wallClock, .throughput, .mallocCountTotal, .syscalls], warmupIterations: 1,
+            metrics: [.wallClock, .throughput, .mallocCountTotal], warmupIterations: 1,
             maxDuration: .seconds(4), maxIterations: 50)
     ) { benchmark in
         guard let fixture = box.fixture else { return benchmark.error("no fixture") }
