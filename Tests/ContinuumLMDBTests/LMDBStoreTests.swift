@@ -21,15 +21,6 @@ private func create(_ store: LMDBStore, _ id: String, type: String = "t", input:
     }
 }
 
-private func errorOf(_ operation: () async throws -> Void) async -> (any Error)? {
-    do {
-        try await operation()
-        return nil
-    } catch {
-        return error
-    }
-}
-
 @Suite("LMDB store")
 struct LMDBStoreTests {
     @Test("create is idempotent per id and numbers streams in creation order")
@@ -229,6 +220,47 @@ struct LMDBStoreTests {
             let error = #expect(throws: ContinuumError.self) { try LMDBStore(path: path) }
             #expect(error?.code == .corruptedData)
             #expect(error?.message.contains(path) == true)
+        }
+    }
+}
+
+/// Blocks in its second step until cancelled, so a test can leave it unfinished.
+private struct Parked: Workflow {
+    static let name = "parked"
+    let stop: Bool
+
+    func run(_ ctx: WorkflowContext, input: String) async throws -> String {
+        let first = try await ctx.step("first") { input }
+        try await ctx.step("second") { if stop { try await Task.sleep(for: .seconds(3600)) } }
+        return first
+    }
+}
+
+@Suite("Runtime on a damaged store")
+struct DamagedStoreTests {
+    @Test("a workflow with a damaged event is suspended as corruptedData while the others complete")
+    func corruptedWorkflowSuspended() async throws {
+        try await withTemporaryDirectory { path in
+            let marker = "CORRUPT-ME-MARKER-ABCDEFGHIJ"
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [Parked(stop: true)]) { runtime throws in
+                try await runtime.start(Parked.self, id: "damaged", input: marker)
+                try await runtime.start(Parked.self, id: "healthy", input: "fine")
+                try await eventually { try runtime.history(of: "damaged").count == 2 && runtime.history(of: "healthy").count == 2 }
+            }
+            var file = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path + "/data.mdb")))
+            let needle = Array(marker.utf8)
+            let offsets = (0...(file.count - needle.count)).filter { file[$0] == needle[0] && Array(file[$0..<$0 + needle.count]) == needle }
+            #expect(!offsets.isEmpty)
+            for offset in offsets { file[offset + 5] ^= 0x01 }
+            try Data(file).write(to: URL(fileURLWithPath: path + "/data.mdb"))
+
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [Parked(stop: false)]) { runtime throws in
+                #expect(try await runtime.handle(Parked.self, id: "healthy").result() == "fine")
+                let error = await #expect(throws: ContinuumError.self) { try await runtime.handle(Parked.self, id: "damaged").result() }
+                #expect(error?.code == .corruptedData)
+                #expect(error?.message.contains("'damaged'") == true)
+                #expect(try runtime.status(of: "damaged")?.status == .suspended)
+            }
         }
     }
 }

@@ -69,28 +69,6 @@ final class Gate: Sendable {
     var arrived: Int { state.withLock { $0.arrived } }
 }
 
-/// The error `operation` throws, or `nil`.
-func errorOf(_ operation: () async throws -> Void) async -> (any Error)? {
-    do {
-        try await operation()
-        return nil
-    } catch {
-        return error
-    }
-}
-
-/// Waits (polling briefly) until `condition` holds; fails after `timeout`.
-func eventually(timeout: Duration = .seconds(10), _ condition: () throws -> Bool) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while try !condition() {
-        guard ContinuousClock.now < deadline else {
-            Issue.record("condition not met within \(timeout)")
-            return
-        }
-        try await Task.sleep(for: .milliseconds(5))
-    }
-}
-
 /// A workflow whose steps are given by its input; version 2 can reorder or rename them.
 struct Scripted: Workflow {
     static let name = "scripted"

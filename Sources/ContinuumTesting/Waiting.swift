@@ -1,0 +1,31 @@
+/// Waits until `condition` holds, checking every few milliseconds.
+///
+/// - Throws: ``ConditionTimeout`` when it still does not hold after `timeout`.
+public func eventually(
+    timeout: Duration = .seconds(10),
+    isolation: isolated (any Actor)? = #isolation,
+    _ condition: () throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while try !condition() {
+        guard ContinuousClock.now < deadline else { throw ConditionTimeout(timeout: timeout) }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+}
+
+/// A condition awaited with ``eventually(timeout:isolation:_:)`` did not hold in time.
+public struct ConditionTimeout: Error, CustomStringConvertible {
+    /// How long was waited.
+    public var timeout: Duration
+    public var description: String { "condition not met within \(timeout)" }
+}
+
+/// The error `operation` throws, or `nil` when it returns.
+public func errorOf(isolation: isolated (any Actor)? = #isolation, _ operation: () async throws -> Void) async -> (any Error)? {
+    do {
+        try await operation()
+        return nil
+    } catch {
+        return error
+    }
+}
