@@ -46,6 +46,8 @@ public final class WorkflowRuntime: Sendable {
 
     private struct Launch: Sendable {
         var id: String
+        /// The workflow as just created, so driving it needs no read; `nil` to load it.
+        var created: StoredWorkflow?
     }
 
     private struct State: ~Copyable {
@@ -124,7 +126,7 @@ public final class WorkflowRuntime: Sendable {
             while true {
                 let page = try store.list(status: .running, after: after, limit: configuration.recoveryPageSize)
                 for (_, summary) in page {
-                    group.addTask { await self.drive(id: summary.id) }
+                    group.addTask { await self.drive(id: summary.id, created: nil) }
                 }
                 recovered += page.count
                 guard page.count == configuration.recoveryPageSize, let last = page.last else { break }
@@ -132,7 +134,7 @@ public final class WorkflowRuntime: Sendable {
             }
             logger.info("Continuum runtime started", metadata: ["continuum.recovered": "\(recovered)"])
             for await launch in launches {
-                group.addTask { await self.drive(id: launch.id) }
+                group.addTask { await self.drive(id: launch.id, created: launch.created) }
             }
         }
     }
@@ -190,8 +192,9 @@ public final class WorkflowRuntime: Sendable {
             sequence: 0, timestamp: WallClock.nanosecondsSince1970(), kind: .workflowStarted(type: W.name, input: inputBytes))
         let outcome = try await store.create(CreateRequest(id: id, type: W.name, started: started))
         switch outcome {
-        case .created:
-            launch(id)
+        case .created(let stream):
+            let summary = WorkflowSummary(id: id, type: W.name, status: .running, createdAt: started.timestamp, updatedAt: started.timestamp)
+            launch(id, created: StoredWorkflow(stream: stream, summary: summary, events: [started]))
         case .existing(_, let summary):
             guard summary.type == W.name else {
                 throw ContinuumError(
@@ -199,14 +202,14 @@ public final class WorkflowRuntime: Sendable {
                     "Workflow id '\(id)' belongs to a workflow of type '\(summary.type)', not '\(W.name)'; choose another id.",
                     workflowID: id)
             }
-            if summary.status == .running { launch(id) }
+            if summary.status == .running { launch(id, created: nil) }
         }
         return WorkflowHandle(runtime: self, id: id)
     }
 
     /// Hands a workflow to the running `run()`; when not running, the next `run()` recovers it.
-    private func launch(_ id: String) {
-        _ = state.withLock { $0.launches }?.yield(Launch(id: id))
+    private func launch(_ id: String, created: StoredWorkflow?) {
+        _ = state.withLock { $0.launches }?.yield(Launch(id: id, created: created))
     }
 
     static func validate(id: String) throws(ContinuumError) {
@@ -217,7 +220,7 @@ public final class WorkflowRuntime: Sendable {
 
     // MARK: Driving
 
-    private func drive(id: String) async {
+    private func drive(id: String, created: StoredWorkflow?) async {
         let claimed = state.withLock { state in state.active.insert(id).inserted }
         guard claimed else { return }
         defer { _ = state.withLock { $0.active.remove(id) } }
@@ -227,11 +230,11 @@ public final class WorkflowRuntime: Sendable {
         let stored: StoredWorkflow
         var history = WorkflowState()
         do {
-            guard let loaded = try store.load(id: id) else { return }
+            guard let loaded = try created ?? store.load(id: id) else { return }
             stored = loaded
             for event in stored.events { try history.apply(event) }
         } catch {
-            suspend(id: id, error, logger: logger)
+            suspend(id: id, ContinuumError.wrap(error), logger: logger)
             return
         }
         if let outcome = history.outcome {
