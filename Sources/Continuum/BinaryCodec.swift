@@ -80,6 +80,41 @@ public enum BinaryCodec {
                 writer.write(UInt8(5))
                 writer.write(event.timestamp)
                 writer.write(failure)
+            case .waitStarted(let step, let wait, let due):
+                writer.write(UInt8(6))
+                writer.write(event.timestamp)
+                writer.write(step)
+                switch wait {
+                case .timer:
+                    writer.write(UInt8(1))
+                case .event(let name):
+                    writer.write(UInt8(2))
+                    writer.write(string: name)
+                }
+                writer.write(UInt8(due == nil ? 0 : 1))
+                writer.write(due ?? 0)
+            case .waitEnded(let key, let outcome):
+                writer.write(UInt8(7))
+                writer.write(event.timestamp)
+                writer.write(string: key.name)
+                writer.write(key.occurrence)
+                switch outcome {
+                case .fired(let lateness):
+                    writer.write(UInt8(1))
+                    writer.write(lateness)
+                case .received(let sequence):
+                    writer.write(UInt8(2))
+                    writer.write(sequence)
+                case .timedOut:
+                    writer.write(UInt8(3))
+                }
+            case .eventReceived(let name, let payload, let dedupKey):
+                writer.write(UInt8(8))
+                writer.write(event.timestamp)
+                writer.write(string: name)
+                writer.write(bytes: payload)
+                writer.write(UInt8(dedupKey == nil ? 0 : 1))
+                writer.write(string: dedupKey ?? "")
             }
         }
     }
@@ -100,6 +135,33 @@ public enum BinaryCodec {
         case 3: kind = .stepFailed(try reader.readStep(), failure: try reader.readFailure())
         case 4: kind = .workflowCompleted(output: try reader.readBytes())
         case 5: kind = .workflowFailed(try reader.readFailure())
+        case 6:
+            let step = try reader.readStep()
+            let wait: WaitKind
+            switch try reader.read() as UInt8 {
+            case 1: wait = .timer
+            case 2: wait = .event(try reader.readString())
+            case let other: throw corrupted("unknown wait kind \(other)", reader.location)
+            }
+            let hasDue: UInt8 = try reader.read()
+            let due: Int64 = try reader.read()
+            kind = .waitStarted(step, wait: wait, due: hasDue == 1 ? due : nil)
+        case 7:
+            let key = StepKey(name: try reader.readString(), occurrence: try reader.read())
+            let outcome: WaitOutcome
+            switch try reader.read() as UInt8 {
+            case 1: outcome = .fired(latenessNanoseconds: try reader.read())
+            case 2: outcome = .received(sequence: try reader.read())
+            case 3: outcome = .timedOut
+            case let other: throw corrupted("unknown wait outcome \(other)", reader.location)
+            }
+            kind = .waitEnded(key, outcome: outcome)
+        case 8:
+            let name = try reader.readString()
+            let payload = try reader.readBytes()
+            let hasKey: UInt8 = try reader.read()
+            let key = try reader.readString()
+            kind = .eventReceived(name: name, payload: payload, dedupKey: hasKey == 1 ? key : nil)
         default: throw corrupted("unknown event tag \(tag)", reader.location)
         }
         try reader.expectEnd()

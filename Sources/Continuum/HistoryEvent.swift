@@ -31,10 +31,35 @@ public struct HistoryEvent: Sendable, Equatable {
         case workflowCompleted(output: [UInt8])
         /// The workflow's body threw.
         case workflowFailed(FailureRecord)
+        /// The body began waiting: for a timer (`sleep`) or for an external event, until `due`
+        /// (nanoseconds since 1970; `nil` for an event wait without timeout).
+        case waitStarted(StepRecord, wait: WaitKind, due: Int64?)
+        /// A wait ended.
+        case waitEnded(StepKey, outcome: WaitOutcome)
+        /// An external event arrived for the workflow (buffered until a wait consumes it).
+        case eventReceived(name: String, payload: [UInt8], dedupKey: String?)
     }
 }
 
-/// Which step an event is about, and how it was called.
+/// What a wait waits for.
+public enum WaitKind: Sendable, Hashable {
+    /// A durable timer (`ctx.sleep`).
+    case timer
+    /// The next external event with this name (`ctx.waitForEvent`).
+    case event(String)
+}
+
+/// How a wait ended.
+public enum WaitOutcome: Sendable, Hashable {
+    /// The timer fired, this many nanoseconds after it was due.
+    case fired(latenessNanoseconds: Int64)
+    /// The event at this sequence number of the stream was delivered to the wait.
+    case received(sequence: UInt32)
+    /// The timeout passed before an event arrived.
+    case timedOut
+}
+
+/// Which step (or wait) an event is about, and how it was called.
 public struct StepRecord: Sendable, Hashable {
     /// The step's name, as passed to ``WorkflowContext/step(_:_:)``.
     public var name: String

@@ -121,6 +121,75 @@ public struct WorkflowContext: Sendable {
         try await step("continuum.random", isolation: isolation) { () -> UInt64 in UInt64.random(in: .min ... .max) }
     }
 
+    // MARK: Time and events
+
+    /// Sleeps durably for `duration`: the deadline is committed first, so the sleep survives a
+    /// restart and ends at the same wall-clock time; it never ends early, and after downtime
+    /// an overdue sleep ends at once.
+    ///
+    /// ```swift
+    /// try await ctx.sleep(for: .seconds(3 * 86_400))   // three days
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - duration: How long to sleep, from the first time this call runs (not from a replay).
+    ///   - name: Identifies the sleep in history, like a step's name.
+    /// - Throws: `CancellationError` when the runtime stops (the sleep continues at the next run).
+    public func sleep(for duration: Duration, name: String = "sleep", isolation: isolated (any Actor)? = #isolation) async throws {
+        try await sleep(untilNanoseconds: instance.clock.now() + duration.wholeNanoseconds, name: name)
+    }
+
+    /// Sleeps durably until `deadline`.
+    public func sleep(until deadline: Date, name: String = "sleep", isolation: isolated (any Actor)? = #isolation) async throws {
+        try await sleep(untilNanoseconds: Int64(deadline.timeIntervalSince1970 * 1_000_000_000), name: name)
+    }
+
+    private func sleep(untilNanoseconds due: Int64, name: String) async throws {
+        let plan = try await instance.beginWait(named: name, concurrent: instance.isChildTask(), wait: .timer, due: due)
+        guard case .waiting(let key, let due?) = plan else { return }
+        try await instance.clock.sleep(until: due)
+        try await instance.fireTimer(key)
+    }
+
+    /// Waits for the next external event named `name` sent to this workflow with
+    /// `WorkflowRuntime.send(_:to:payload:dedupKey:)`, and returns its payload, or `nil` when
+    /// `timeout` passes first.
+    ///
+    /// Events that arrived before the wait are buffered durably and delivered oldest first.
+    ///
+    /// ```swift
+    /// let approval = try await ctx.waitForEvent("approval", as: Approval.self, timeout: .seconds(7 * 86_400))
+    /// ```
+    ///
+    /// - Throws: ``ContinuumError/Code/payloadCoding`` when the payload does not decode as `T`.
+    public func waitForEvent<T: Decodable & Sendable>(
+        _ name: String, as type: T.Type = T.self, timeout: Duration? = nil, isolation: isolated (any Actor)? = #isolation
+    ) async throws -> T? {
+        let due = timeout.map { instance.clock.now() + $0.wholeNanoseconds }
+        let plan = try await instance.beginWait(named: "event:\(name)", concurrent: instance.isChildTask(), wait: .event(name), due: due)
+        let outcome: WaitOutcome
+        let payload: [UInt8]?
+        switch plan {
+        case .ended(let ended, let bytes):
+            (outcome, payload) = (ended, bytes)
+        case .waiting(let key, let due):
+            let instance = self.instance
+            (outcome, payload) = try await withThrowingTaskGroup(of: Void.self) { group in
+                if let due {
+                    group.addTask {
+                        try await instance.clock.sleep(until: due)
+                        await instance.timeOut(key)
+                    }
+                }
+                defer { group.cancelAll() }
+                return try await instance.awaitEnd(of: key)
+            }
+        }
+        guard case .received = outcome, let payload else { return nil }
+        // The payload is in history, so a decoding failure is the same on replay: the code may handle it.
+        return try PayloadCoder.decode(T.self, from: payload, what: "event '\(name)' of workflow '\(workflowID)'")
+    }
+
     private func stepFailed(_ key: StepKey, _ failure: FailureRecord) -> ContinuumError {
         ContinuumError(
             .stepFailed, "Step \(key) of workflow '\(workflowID)' failed: \(failure.type): \(failure.message)",

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// One running workflow: the thin actor around its ``WorkflowState`` that turns the state's
 /// decisions into durable appends.
 ///
@@ -10,13 +12,17 @@ actor WorkflowInstance {
     /// The task that runs the workflow body; steps called from any other task come from its children.
     nonisolated let bodyTask: Int
     private let store: any EventStore
+    nonisolated let clock: any WorkflowClock
+    /// Tasks waiting in `waitForEvent`, resumed by `receive`, a timeout, or cancellation.
+    nonisolated let eventWaiters = WaiterRegistry()
     private var state: WorkflowState
     private(set) var suspension: ContinuumError?
 
-    init(id: String, stream: StreamID, store: any EventStore, state: WorkflowState) {
+    init(id: String, stream: StreamID, store: any EventStore, clock: any WorkflowClock, state: WorkflowState) {
         self.id = id
         self.stream = stream
         self.store = store
+        self.clock = clock
         self.state = state
         bodyTask = currentTaskIdentity()
     }
@@ -52,7 +58,7 @@ actor WorkflowInstance {
 
     func completeStep(_ call: WorkflowState.StepCall, outcome: Result<[UInt8], FailureRecord>) async throws(ContinuumError) {
         if let suspension { throw suspension }
-        let event = state.completeStep(call, outcome: outcome, timestamp: WallClock.nanosecondsSince1970())
+        let event = state.completeStep(call, outcome: outcome, timestamp: clock.now())
         do {
             try await store.append(AppendRequest(stream: stream, id: id, events: [event]))
         } catch {
@@ -67,7 +73,7 @@ actor WorkflowInstance {
     /// Records how the body ended. Returns the outcome as stored, or the error that suspended the workflow.
     func finish(_ outcome: WorkflowState.Outcome) async -> Result<WorkflowState.Outcome, ContinuumError> {
         if let suspension { return .failure(suspension) }
-        switch state.finish(outcome, timestamp: WallClock.nanosecondsSince1970()) {
+        switch state.finish(outcome, timestamp: clock.now()) {
         case .failure(let divergence):
             return .failure(suspend(nondeterminism(divergence)))
         case .success(let event):
@@ -82,6 +88,147 @@ actor WorkflowInstance {
         }
     }
 
+    // MARK: Waits
+
+    /// Where a wait stands once it has begun.
+    enum WaitPlan: Sendable {
+        /// It ended; for a delivered event, with its payload.
+        case ended(WaitOutcome, payload: [UInt8]?)
+        /// It waits, until `due` when it has one.
+        case waiting(StepKey, due: Int64?)
+    }
+
+    /// Begins (or, on replay, resumes) a wait; a new wait is committed before this returns.
+    /// An event wait takes the oldest buffered event of its name at once.
+    func beginWait(named name: String, concurrent: Bool, wait: WaitKind, due: Int64?) async throws(ContinuumError) -> WaitPlan {
+        if let suspension { throw suspension }
+        var events: [HistoryEvent] = []
+        let key: StepKey
+        let waitDue: Int64?
+        switch state.beginWait(named: name, concurrent: concurrent, wait: wait) {
+        case .diverged(let divergence):
+            throw suspend(nondeterminism(divergence))
+        case .ambiguous(let key):
+            throw ContinuumError(
+                .ambiguousStep,
+                "Workflow '\(id)' began wait '\(key.name)' while another wait of that name was still waiting. "
+                    + "Waits that run at the same time need distinct names.",
+                workflowID: id)
+        case .replay(let recorded):
+            if let outcome = recorded.outcome { return .ended(outcome, payload: payload(of: outcome)) }
+            key = recorded.record.key
+            waitDue = recorded.due
+        case .execute(let call):
+            events.append(state.startWait(call, wait: wait, due: due, timestamp: clock.now()))
+            key = call.key
+            waitDue = due
+        }
+        var plan = WaitPlan.waiting(key, due: waitDue)
+        if case .event(let eventName) = wait, let (sequence, event) = state.oldestUnconsumed(named: eventName),
+            let ended = state.endWait(key, outcome: .received(sequence: sequence), timestamp: clock.now())
+        {
+            events.append(ended)
+            plan = .ended(.received(sequence: sequence), payload: event.payload)
+        }
+        if !events.isEmpty { try await appendOrSuspend(events) }
+        return plan
+    }
+
+    /// Ends a timer wait that came due; returns once the firing is committed.
+    func fireTimer(_ key: StepKey) async throws(ContinuumError) {
+        if let suspension { throw suspension }
+        let now = clock.now()
+        let due = state.recordedWaits[key]?.due ?? now
+        guard let event = state.endWait(key, outcome: .fired(latenessNanoseconds: max(0, now - due)), timestamp: now) else { return }
+        try await appendOrSuspend([event])
+    }
+
+    /// Ends an event wait whose timeout passed, unless an event ended it first.
+    func timeOut(_ key: StepKey) async {
+        guard suspension == nil, let event = state.endWait(key, outcome: .timedOut, timestamp: clock.now()) else { return }
+        do {
+            try await appendOrSuspend([event])
+            eventWaiters.resume(key, with: .success((.timedOut, nil)))
+        } catch {
+            eventWaiters.resume(key, with: .failure(error))
+        }
+    }
+
+    /// Waits until `receive` or `timeOut` ends the wait (or returns at once if it ended).
+    func awaitEnd(of key: StepKey) async throws -> (WaitOutcome, [UInt8]?) {
+        if let suspension { throw suspension }
+        if let outcome = state.recordedWaits[key]?.outcome { return (outcome, payload(of: outcome)) }
+        // An event may have arrived between beginWait and now, before anyone waited for it.
+        if case .event(let name)? = state.recordedWaits[key]?.wait, let (sequence, event) = state.oldestUnconsumed(named: name),
+            let ended = state.endWait(key, outcome: .received(sequence: sequence), timestamp: clock.now())
+        {
+            try await appendOrSuspend([ended])
+            return (.received(sequence: sequence), event.payload)
+        }
+        let registry = eventWaiters
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                // Runs on this actor before it suspends: no delivery can slip between the check above and this.
+                registry.register(key, continuation)
+            }
+        } onCancel: {
+            registry.resume(key, with: .failure(CancellationError()))
+        }
+    }
+
+    private func payload(of outcome: WaitOutcome) -> [UInt8]? {
+        if case .received(let sequence) = outcome { return state.inbox[sequence]?.payload }
+        return nil
+    }
+
+    // MARK: External events
+
+    /// Appends an external event (unless its dedup key was seen) and hands it to a task waiting
+    /// for it; returns once the event is committed.
+    func receive(name: String, payload: [UInt8], dedupKey: String?) async throws(ContinuumError) -> EventReceipt {
+        if let suspension { throw suspension }
+        guard state.outcome == nil else {
+            throw ContinuumError(.workflowFinished, "Workflow '\(id)' has finished; it takes no more events.", workflowID: id)
+        }
+        switch state.receive(name: name, payload: payload, dedupKey: dedupKey, timestamp: clock.now()) {
+        case .failure(let duplicate):
+            if let dedupKey, pendingSends[dedupKey] != nil {
+                // The first send of this key is still committing: answer only once it is durable.
+                await withCheckedContinuation { pendingSends[dedupKey, default: []].append($0) }
+            }
+            if let suspension { throw suspension }
+            return EventReceipt(workflowID: id, sequence: duplicate.sequence, duplicate: true)
+        case .success(let event):
+            var events = [event]
+            var delivered: StepKey?
+            if let key = eventWaiters.oldestWaiting(where: { state.recordedWaits[$0]?.wait == .event(name) }),
+                let ended = state.endWait(key, outcome: .received(sequence: event.sequence), timestamp: event.timestamp)
+            {
+                events.append(ended)
+                delivered = key
+            }
+            if let dedupKey { pendingSends[dedupKey] = [] }
+            defer {
+                if let dedupKey { for waiter in pendingSends.removeValue(forKey: dedupKey) ?? [] { waiter.resume() } }
+            }
+            try await appendOrSuspend(events)
+            if let delivered { eventWaiters.resume(delivered, with: .success((.received(sequence: event.sequence), payload))) }
+            return EventReceipt(workflowID: id, sequence: event.sequence, duplicate: false)
+        }
+    }
+
+    private var pendingSends: [String: [CheckedContinuation<Void, Never>]] = [:]
+
+    private func appendOrSuspend(_ events: [HistoryEvent]) async throws(ContinuumError) {
+        do {
+            try await store.append(AppendRequest(stream: stream, id: id, events: events))
+        } catch {
+            let error = suspend(ContinuumError.wrap(error))
+            eventWaiters.failAll(error)
+            throw error
+        }
+    }
+
     /// Stops the workflow where it is: every later call from its body throws `error`, and nothing more is appended.
     @discardableResult
     func suspend(_ error: ContinuumError) -> ContinuumError {
@@ -89,6 +236,7 @@ actor WorkflowInstance {
         var error = error
         error.workflowID = id
         suspension = error
+        eventWaiters.failAll(error)
         return error
     }
 
@@ -107,9 +255,66 @@ func currentTaskIdentity() -> Int {
     withUnsafeCurrentTask { $0?.hashValue ?? 0 }
 }
 
-/// Wall-clock time as stored in history.
-enum WallClock {
-    static func nanosecondsSince1970() -> Int64 {
-        Int64(Date().timeIntervalSince1970 * 1_000_000_000)
+
+/// The tasks of one workflow waiting for an event, each resumed exactly once: by a delivery,
+/// a timeout, a suspension, or its own cancellation (which runs outside the actor).
+final class WaiterRegistry: Sendable {
+    typealias Outcome = (WaitOutcome, [UInt8]?)
+    private struct Entry {
+        var order: UInt64
+        var continuation: CheckedContinuation<Outcome, any Error>
+    }
+    private struct Entries {
+        var byKey: [StepKey: Entry] = [:]
+        var next: UInt64 = 0
+    }
+    private let entries = Mutex(Entries())
+
+    func register(_ key: StepKey, _ continuation: CheckedContinuation<Outcome, any Error>) {
+        let cancelled = Task.isCancelled
+        if !cancelled {
+            entries.withLock { entries in
+                entries.next += 1
+                entries.byKey[key] = Entry(order: entries.next, continuation: continuation)
+            }
+        } else {
+            continuation.resume(throwing: CancellationError())
+        }
+    }
+
+    func resume(_ key: StepKey, with result: Result<Outcome, any Error>) {
+        entries.withLock { $0.byKey.removeValue(forKey: key) }?.continuation.resume(with: result)
+    }
+
+    /// The longest-waiting key matching `predicate`.
+    func oldestWaiting(where predicate: (StepKey) -> Bool) -> StepKey? {
+        entries.withLock { entries in
+            entries.byKey.filter { predicate($0.key) }.min { $0.value.order < $1.value.order }?.key
+        }
+    }
+
+    func failAll(_ error: ContinuumError) {
+        let all = entries.withLock { entries in
+            defer { entries.byKey = [:] }
+            return entries.byKey.values
+        }
+        for entry in all { entry.continuation.resume(throwing: error) }
+    }
+}
+
+/// The answer to `send`: where the event is in the workflow's stream.
+public struct EventReceipt: Sendable, Equatable {
+    /// The workflow the event was sent to.
+    public var workflowID: String
+    /// The event's sequence number in the workflow's stream.
+    public var sequence: UInt32
+    /// Whether this send repeated a dedup key, so nothing was appended and this is the first receipt.
+    public var duplicate: Bool
+
+    /// Creates a receipt.
+    public init(workflowID: String, sequence: UInt32, duplicate: Bool) {
+        self.workflowID = workflowID
+        self.sequence = sequence
+        self.duplicate = duplicate
     }
 }

@@ -26,11 +26,16 @@ public final class WorkflowRuntime: Sendable {
         public var logger: Logger
         /// How many unfinished workflows recovery reads from the store per page.
         public var recoveryPageSize: Int
+        /// The wall clock for timestamps, sleeps and timeouts.
+        public var clock: any WorkflowClock
 
-        /// The defaults: log to a logger labelled `continuum`, recover in pages of 1,000.
-        public init(logger: Logger = Logger(label: "continuum"), recoveryPageSize: Int = 1000) {
+        /// The defaults: log to a logger labelled `continuum`, recover in pages of 1,000, the system clock.
+        public init(
+            logger: Logger = Logger(label: "continuum"), recoveryPageSize: Int = 1000, clock: any WorkflowClock = SystemClock()
+        ) {
             self.logger = logger
             self.recoveryPageSize = recoveryPageSize
+            self.clock = clock
         }
     }
 
@@ -53,10 +58,19 @@ public final class WorkflowRuntime: Sendable {
     private struct State: ~Copyable {
         /// Where `start` hands new workflows to the running `run()`; `nil` while not running.
         var launches: AsyncStream<Launch>.Continuation?
-        var active: Set<String> = []
+        /// Workflows being driven, with their instance once it is loaded.
+        var active: [String: Slot] = [:]
         var suspended: [String: ContinuumError] = [:]
         var waiters: [String: [UInt64: CheckedContinuation<[UInt8], any Error>]] = [:]
         var nextWaiterID: UInt64 = 0
+    }
+
+    /// A workflow being driven: its instance once loaded, and senders waiting for it.
+    private struct Slot {
+        /// Whether a `drive` task owns the workflow (a sender may create the slot first).
+        var driving = false
+        var instance: WorkflowInstance?
+        var waiting: [CheckedContinuation<WorkflowInstance?, Never>] = []
     }
 
     /// The store holding every workflow's history.
@@ -119,6 +133,11 @@ public final class WorkflowRuntime: Sendable {
             let stopped = ContinuumError(
                 .storeClosed, "The runtime stopped before the workflow finished; it continues when the runtime runs again.")
             for waiter in waiters.values.flatMap(\.values) { waiter.resume(throwing: stopped) }
+            let senders = state.withLock { state in
+                defer { state.active = state.active.filter { $0.value.driving } }
+                return state.active.values.filter { !$0.driving }.flatMap(\.waiting)
+            }
+            for sender in senders { sender.resume(returning: nil) }
         }
         try await withThrowingDiscardingTaskGroup { group in
             var after: StreamID?
@@ -189,7 +208,7 @@ public final class WorkflowRuntime: Sendable {
         }
         let inputBytes = try PayloadCoder.encode(input, what: "the input of workflow '\(id)'")
         let started = HistoryEvent(
-            sequence: 0, timestamp: WallClock.nanosecondsSince1970(), kind: .workflowStarted(type: W.name, input: inputBytes))
+            sequence: 0, timestamp: configuration.clock.now(), kind: .workflowStarted(type: W.name, input: inputBytes))
         let outcome = try await store.create(CreateRequest(id: id, type: W.name, started: started))
         switch outcome {
         case .created(let stream):
@@ -221,9 +240,16 @@ public final class WorkflowRuntime: Sendable {
     // MARK: Driving
 
     private func drive(id: String, created: StoredWorkflow?) async {
-        let claimed = state.withLock { state in state.active.insert(id).inserted }
+        let claimed = state.withLock { state in
+            guard state.active[id]?.driving != true else { return false }
+            state.active[id, default: Slot()].driving = true
+            return true
+        }
         guard claimed else { return }
-        defer { _ = state.withLock { $0.active.remove(id) } }
+        defer {
+            let waiting = state.withLock { $0.active.removeValue(forKey: id)?.waiting } ?? []
+            for sender in waiting { sender.resume(returning: nil) }
+        }
         var logger = self.logger
         logger[metadataKey: LogKey.workflowID] = "\(id)"
 
@@ -254,7 +280,13 @@ public final class WorkflowRuntime: Sendable {
             return
         }
 
-        let instance = WorkflowInstance(id: id, stream: stored.stream, store: store, state: history)
+        let instance = WorkflowInstance(id: id, stream: stored.stream, store: store, clock: configuration.clock, state: history)
+        let senders = state.withLock { state in
+            state.active[id]?.instance = instance
+            defer { state.active[id]?.waiting = [] }
+            return state.active[id]?.waiting ?? []
+        }
+        for sender in senders { sender.resume(returning: instance) }
         let context = WorkflowContext(instance: instance)
         let outcome: WorkflowState.Outcome
         do {
@@ -295,6 +327,75 @@ public final class WorkflowRuntime: Sendable {
             return .failure(
                 ContinuumError(
                     .workflowFailed, "Workflow '\(id)' failed: \(failure.type): \(failure.message)", workflowID: id))
+        }
+    }
+
+    // MARK: External events
+
+    /// Sends an external event to a workflow; returns once it is committed.
+    ///
+    /// The event goes to the workflow's oldest `waitForEvent` for `name`, or waits in its inbox
+    /// (durably, first in first out per name) until the workflow asks for it.
+    ///
+    /// ```swift
+    /// try await runtime.send("approval", to: "order-7", payload: Approval(by: "ops"), dedupKey: request.id)
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - name: The event's name, as the workflow waits for it.
+    ///   - id: The workflow's id.
+    ///   - payload: The event's payload, stored as JSON.
+    ///   - dedupKey: When given, a second send with the same key (to the same workflow) appends
+    ///     nothing and returns the first receipt, also when both race.
+    /// - Throws: ``ContinuumError/Code/unknownWorkflow``, ``ContinuumError/Code/workflowFinished``,
+    ///   the suspension's error for a suspended workflow, ``ContinuumError/Code/notRunning``.
+    @discardableResult
+    public func send<P: Encodable & Sendable>(_ name: String, to id: String, payload: P, dedupKey: String? = nil) async throws -> EventReceipt {
+        guard !name.isEmpty, name.utf8.count <= 256 else {
+            throw ContinuumError(.invalidArgument, "An event name must be 1 to 256 bytes of UTF-8; got \(name.utf8.count) bytes.")
+        }
+        let bytes = try PayloadCoder.encode(payload, what: "event '\(name)' for workflow '\(id)'")
+        guard let instance = try await instance(for: id) else {
+            if let suspension = suspension(of: id) { throw suspension }
+            guard let summary = try store.summary(id: id) else {
+                throw ContinuumError(.unknownWorkflow, "No workflow has id '\(id)'; check the id or start the workflow first.", workflowID: id)
+            }
+            if summary.status.isFinished {
+                throw ContinuumError(
+                    .workflowFinished, "Workflow '\(id)' has \(summary.status); it takes no more events.", workflowID: id)
+            }
+            throw ContinuumError(
+                .notRunning, "Workflow '\(id)' is not being run; send events while the runtime runs.", workflowID: id)
+        }
+        return try await instance.receive(name: name, payload: bytes, dedupKey: dedupKey)
+    }
+
+    /// The instance driving `id`, loading it if the workflow is unfinished and the runtime runs.
+    private func instance(for id: String) async throws -> WorkflowInstance? {
+        enum Found { case instance(WorkflowInstance), wait, absent }
+        let found: Found = state.withLock { state in
+            guard let slot = state.active[id] else { return .absent }
+            return slot.instance.map(Found.instance) ?? .wait
+        }
+        switch found {
+        case .instance(let instance):
+            return instance
+        case .wait:
+            break
+        case .absent:
+            guard state.withLock({ $0.launches != nil }), state.withLock({ $0.suspended[id] == nil }),
+                try store.summary(id: id)?.status == .running
+            else { return nil }
+            launch(id, created: nil)
+        }
+        return await withCheckedContinuation { (continuation: CheckedContinuation<WorkflowInstance?, Never>) in
+            let ready: WorkflowInstance? = state.withLock { state in
+                if let instance = state.active[id]?.instance { return instance }
+                // Not loaded yet (or not claimed yet: the slot waits for drive() to take it over).
+                state.active[id, default: Slot()].waiting.append(continuation)
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
         }
     }
 

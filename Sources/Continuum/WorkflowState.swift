@@ -29,6 +29,38 @@ public struct WorkflowState: Sendable {
         public var failure: FailureRecord
     }
 
+    /// A wait recorded in history.
+    public struct RecordedWait: Sendable, Equatable {
+        /// How the wait was called.
+        public var record: StepRecord
+        /// What it waits for.
+        public var wait: WaitKind
+        /// When it times out (a timer: when it fires), in nanoseconds since 1970.
+        public var due: Int64?
+        /// How it ended, or `nil` while it waits.
+        public var outcome: WaitOutcome?
+    }
+
+    /// An external event in the workflow's inbox.
+    public struct ReceivedEvent: Sendable, Equatable {
+        /// The event's name.
+        public var name: String
+        /// Its JSON payload.
+        public var payload: [UInt8]
+    }
+
+    /// What a wait call does.
+    public enum WaitDecision: Sendable, Equatable {
+        /// History has the wait: resume it (it may have ended already).
+        case replay(RecordedWait)
+        /// The wait is new: append ``startWait(_:wait:due:timestamp:)``'s event.
+        case execute(StepCall)
+        /// The call does not match history.
+        case diverged(Divergence)
+        /// Another wait of the same name is still waiting.
+        case ambiguous(StepKey)
+    }
+
     /// How a workflow ended.
     public enum Outcome: Sendable, Equatable {
         /// It returned this JSON output.
@@ -94,8 +126,15 @@ public struct WorkflowState: Sendable {
     public private(set) var outcome: Outcome?
     /// Every step whose outcome is in history, by identity.
     public private(set) var recordedSteps: [StepKey: RecordedStep] = [:]
-    /// The recorded steps the body called itself, by their position among the body's calls.
+    /// Every wait (sleep, event wait) recorded in history, ended or not, by identity.
+    public private(set) var recordedWaits: [StepKey: RecordedWait] = [:]
+    /// The recorded steps and waits the body called itself, by their position among the body's calls.
     private var recordedBodyCalls: [UInt32: StepKey] = [:]
+    /// External events received, by sequence number, and which of them a wait consumed.
+    public private(set) var inbox: [UInt32: ReceivedEvent] = [:]
+    private var consumed: Set<UInt32> = []
+    /// The sequence number of the event received with each dedup key.
+    public private(set) var dedupKeys: [String: UInt32] = [:]
 
     // Bookkeeping of the current run (not part of history).
     private var claimed: Set<StepKey> = []
@@ -108,7 +147,7 @@ public struct WorkflowState: Sendable {
     public init() {}
 
     /// Whether every recorded step has been returned to the code in this run.
-    public var isReplaying: Bool { claimed.count < recordedSteps.count }
+    public var isReplaying: Bool { claimed.count < recordedSteps.count + recordedWaits.count }
 
     // MARK: The fold
 
@@ -131,6 +170,26 @@ public struct WorkflowState: Sendable {
             try record(step, .success(result), at: event.sequence)
         case .stepFailed(let step, let failure):
             try record(step, .failure(StepFailure(failure: failure)), at: event.sequence)
+        case .waitStarted(let step, let wait, let due):
+            try requireStarted(event.sequence)
+            try claimIndex(step, at: event.sequence)
+            recordedWaits[step.key] = RecordedWait(record: step, wait: wait, due: due, outcome: nil)
+        case .waitEnded(let key, let waitOutcome):
+            guard var wait = recordedWaits[key], wait.outcome == nil else {
+                throw inconsistent("event \(event.sequence) ends wait \(key), which is not waiting")
+            }
+            if case .received(let sequence) = waitOutcome {
+                guard inbox[sequence] != nil, !consumed.contains(sequence) else {
+                    throw inconsistent("event \(event.sequence) delivers event \(sequence), which is not in the inbox")
+                }
+                consumed.insert(sequence)
+            }
+            wait.outcome = waitOutcome
+            recordedWaits[key] = wait
+        case .eventReceived(let name, let payload, let dedupKey):
+            try requireStarted(event.sequence)
+            inbox[event.sequence] = ReceivedEvent(name: name, payload: payload)
+            if let dedupKey { dedupKeys[dedupKey] = event.sequence }
         case .workflowCompleted(let output):
             try requireStarted(event.sequence)
             outcome = .completed(output)
@@ -143,12 +202,18 @@ public struct WorkflowState: Sendable {
 
     private mutating func record(_ step: StepRecord, _ outcome: Result<[UInt8], StepFailure>, at sequence: UInt32) throws(ContinuumError) {
         try requireStarted(sequence)
-        guard recordedSteps[step.key] == nil else { throw inconsistent("step \(step.key) recorded twice (again at \(sequence))") }
+        try claimIndex(step, at: sequence)
+        recordedSteps[step.key] = RecordedStep(record: step, outcome: outcome)
+    }
+
+    private mutating func claimIndex(_ step: StepRecord, at sequence: UInt32) throws(ContinuumError) {
+        guard recordedSteps[step.key] == nil, recordedWaits[step.key] == nil else {
+            throw inconsistent("step \(step.key) recorded twice (again at \(sequence))")
+        }
         if !step.concurrent {
             guard recordedBodyCalls[step.index] == nil else { throw inconsistent("two steps recorded at step #\(step.index)") }
             recordedBodyCalls[step.index] = step.key
         }
-        recordedSteps[step.key] = RecordedStep(record: step, outcome: outcome)
     }
 
     private func requireStarted(_ sequence: UInt32) throws(ContinuumError) {
@@ -174,19 +239,57 @@ public struct WorkflowState: Sendable {
     ///   - name: The step's name.
     ///   - concurrent: Whether the call comes from a child task rather than the body itself.
     public mutating func beginStep(named name: String, concurrent: Bool = false) -> StepDecision {
+        switch match(name: name, concurrent: concurrent, wait: nil) {
+        case .recorded(let key): return .replay(recordedSteps[key]!)
+        case .new(let call): return .execute(call)
+        case .diverged(let divergence): return .diverged(divergence)
+        case .ambiguous(let key): return .ambiguous(key)
+        }
+    }
+
+    /// Decides what a wait call (`sleep`, `waitForEvent`) does, by the same rules as steps.
+    public mutating func beginWait(named name: String, concurrent: Bool = false, wait: WaitKind) -> WaitDecision {
+        switch match(name: name, concurrent: concurrent, wait: wait) {
+        case .recorded(let key): return .replay(recordedWaits[key]!)
+        case .new(let call): return .execute(call)
+        case .diverged(let divergence): return .diverged(divergence)
+        case .ambiguous(let key): return .ambiguous(key)
+        }
+    }
+
+    private enum Match {
+        case recorded(StepKey)
+        case new(StepCall)
+        case diverged(Divergence)
+        case ambiguous(StepKey)
+    }
+
+    /// The matching rules shared by steps (`wait == nil`) and waits.
+    private mutating func match(name: String, concurrent: Bool, wait: WaitKind?) -> Match {
         let occurrence = occurrences[name, default: 0]
         let key = StepKey(name: name, occurrence: occurrence)
         let index = concurrent ? callCount : bodyCallCount
-        if let recorded = recordedSteps[key] {
-            let moved = !concurrent && (recorded.record.concurrent || recorded.record.index != index)
-            let nowConcurrent = concurrent && !recorded.record.concurrent
-            if moved || nowConcurrent {
+        let recorded: StepRecord?
+        var sameKind = true
+        if let step = recordedSteps[key] {
+            recorded = step.record
+            sameKind = wait == nil
+        } else if let waiting = recordedWaits[key] {
+            recorded = waiting.record
+            sameKind = waiting.wait == wait
+        } else {
+            recorded = nil
+        }
+        if let recorded {
+            let moved = !concurrent && (recorded.concurrent || recorded.index != index)
+            let nowConcurrent = concurrent && !recorded.concurrent
+            if moved || nowConcurrent || !sameKind {
                 return .diverged(
-                    Divergence(index: index, recorded: concurrent ? key : recordedBodyCalls[index], requested: key))
+                    Divergence(index: index, recorded: concurrent || !sameKind ? key : recordedBodyCalls[index], requested: key))
             }
             advance(name: name, concurrent: concurrent)
             claimed.insert(key)
-            return .replay(recorded)
+            return .recorded(key)
         }
         if !concurrent, let other = recordedBodyCalls[index], !claimed.contains(other) {
             return .diverged(Divergence(index: index, recorded: other, requested: key))
@@ -196,7 +299,7 @@ public struct WorkflowState: Sendable {
         }
         advance(name: name, concurrent: concurrent)
         inFlight.insert(key)
-        return .execute(StepCall(key: key, index: index, concurrent: concurrent))
+        return .new(StepCall(key: key, index: index, concurrent: concurrent))
     }
 
     private mutating func advance(name: String, concurrent: Bool) {
@@ -227,11 +330,63 @@ public struct WorkflowState: Sendable {
         inFlight.remove(call.key)
     }
 
+    /// Records that a new wait began and returns the event to append.
+    public mutating func startWait(_ call: StepCall, wait: WaitKind, due: Int64?, timestamp: Int64) -> HistoryEvent {
+        inFlight.remove(call.key)
+        let step = StepRecord(name: call.key.name, occurrence: call.key.occurrence, index: call.index, concurrent: call.concurrent)
+        recordedWaits[call.key] = RecordedWait(record: step, wait: wait, due: due, outcome: nil)
+        if !call.concurrent { recordedBodyCalls[call.index] = call.key }
+        claimed.insert(call.key)
+        return next(timestamp, .waitStarted(step, wait: wait, due: due))
+    }
+
+    /// Records how a waiting wait ended and returns the event to append, or `nil` when it is
+    /// not waiting (it ended already).
+    public mutating func endWait(_ key: StepKey, outcome: WaitOutcome, timestamp: Int64) -> HistoryEvent? {
+        guard var wait = recordedWaits[key], wait.outcome == nil else { return nil }
+        if case .received(let sequence) = outcome { consumed.insert(sequence) }
+        wait.outcome = outcome
+        recordedWaits[key] = wait
+        return next(timestamp, .waitEnded(key, outcome: outcome))
+    }
+
+    /// Records an external event and returns what to append, or the sequence number of the
+    /// event already received with the same dedup key.
+    public mutating func receive(name: String, payload: [UInt8], dedupKey: String?, timestamp: Int64) -> Result<HistoryEvent, Duplicate> {
+        if let dedupKey, let sequence = dedupKeys[dedupKey] { return .failure(Duplicate(sequence: sequence)) }
+        let event = next(timestamp, .eventReceived(name: name, payload: payload, dedupKey: dedupKey))
+        inbox[event.sequence] = ReceivedEvent(name: name, payload: payload)
+        if let dedupKey { dedupKeys[dedupKey] = event.sequence }
+        return .success(event)
+    }
+
+    /// An event with this dedup key was received already, at `sequence`.
+    public struct Duplicate: Error, Sendable, Equatable {
+        /// Where the first event with the key is in the stream.
+        public var sequence: UInt32
+    }
+
+    /// The oldest received event with this name that no wait consumed yet.
+    public func oldestUnconsumed(named name: String) -> (sequence: UInt32, event: ReceivedEvent)? {
+        inbox.filter { $0.value.name == name && !consumed.contains($0.key) }.min { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    /// The events received but not consumed, oldest first.
+    public var unconsumedEvents: [(sequence: UInt32, event: ReceivedEvent)] {
+        inbox.filter { !consumed.contains($0.key) }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    private mutating func next(_ timestamp: Int64, _ kind: HistoryEvent.Kind) -> HistoryEvent {
+        defer { nextSequence += 1 }
+        return HistoryEvent(sequence: nextSequence, timestamp: timestamp, kind: kind)
+    }
+
     /// Records how the workflow ended and returns the event to append, or the divergence
     /// when the code finished without calling a step that history recorded.
     public mutating func finish(_ outcome: Outcome, timestamp: Int64) -> Result<HistoryEvent, Divergence> {
-        if let missing = recordedSteps.values.filter({ !claimed.contains($0.record.key) }).min(by: { $0.record.index < $1.record.index }) {
-            return .failure(Divergence(index: missing.record.index, recorded: missing.record.key, requested: nil))
+        let records = recordedSteps.values.map(\.record) + recordedWaits.values.map(\.record)
+        if let missing = records.filter({ !claimed.contains($0.key) }).min(by: { $0.index < $1.index }) {
+            return .failure(Divergence(index: missing.index, recorded: missing.key, requested: nil))
         }
         let kind: HistoryEvent.Kind =
             switch outcome {

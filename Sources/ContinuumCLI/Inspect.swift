@@ -64,6 +64,21 @@ struct Show: ParsableCommand {
                 text = "completed → \(String(decoding: output, as: UTF8.self))"
             case .workflowFailed(let failure):
                 text = "failed: \(failure.type): \(failure.message)"
+            case .waitStarted(let step, let wait, let due):
+                let what: String
+                switch wait {
+                case .timer: what = "sleep"
+                case .event(let name): what = "wait for event '\(name)'"
+                }
+                text = "\(what) \(step.key)" + (due.map { " until \(Date(nanoseconds: $0))" } ?? "")
+            case .waitEnded(let key, let outcome):
+                switch outcome {
+                case .fired(let lateness): text = "timer \(key) fired (\(Double(lateness) / 1e6) ms late)"
+                case .received(let sequence): text = "wait \(key) got event #\(sequence)"
+                case .timedOut: text = "wait \(key) timed out"
+                }
+            case .eventReceived(let name, let payload, let dedupKey):
+                text = "event '\(name)' received \(String(decoding: payload, as: UTF8.self))" + (dedupKey.map { " (key \($0))" } ?? "")
             }
             print("  \(String(format: "%4d", event.sequence))  \(event.date)  \(text)")
         }

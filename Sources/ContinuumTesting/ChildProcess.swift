@@ -53,23 +53,30 @@ public final class ChildProcess: Sendable {
         let pipe = Pipe()
         process.standardOutput = pipe
         self.process = process
-        pipe.fileHandleForReading.readabilityHandler = { [shared] handle in
-                        let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                return
-            }
-            let ready = shared.state.withLock { state in
-                state.output += String(decoding: data, as: UTF8.self)
-                let output = state.output
-                let (matched, waiting) = state.lineWaiters.reduce(into: ([CheckedContinuation<Void, any Error>](), [(String, CheckedContinuation<Void, any Error>)]())) {
-                    if output.contains($1.0 + "\n") { $0.0.append($1.1) } else { $0.1.append($1) }
+        // A blocking reader on a thread of its own, until end of file: dispatch-based
+        // readability handlers can outlive the descriptor they watch and crash the process.
+        let reader = pipe.fileHandleForReading
+        let thread = Thread { [shared] in
+            while true {
+                let data = reader.availableData
+                if data.isEmpty { break }
+                let ready = shared.state.withLock { state in
+                    state.output += String(decoding: data, as: UTF8.self)
+                    let output = state.output
+                    let (matched, waiting) = state.lineWaiters.reduce(
+                        into: ([CheckedContinuation<Void, any Error>](), [(String, CheckedContinuation<Void, any Error>)]())
+                    ) {
+                        if output.contains($1.0 + "\n") { $0.0.append($1.1) } else { $0.1.append($1) }
+                    }
+                    state.lineWaiters = waiting
+                    return matched
                 }
-                state.lineWaiters = waiting
-                return matched
+                for waiter in ready { waiter.resume() }
             }
-            for waiter in ready { waiter.resume() }
+            try? reader.close()
         }
+        thread.name = "child-process-reader"
+        thread.start()
         process.terminationHandler = { [shared] process in
                         let exit: Exit = process.terminationReason == .uncaughtSignal ? .signalled(process.terminationStatus) : .exited(process.terminationStatus)
             let (exitWaiters, lineWaiters) = shared.state.withLock { state in
