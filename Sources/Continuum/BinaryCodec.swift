@@ -108,6 +108,13 @@ public enum BinaryCodec {
                 case .timedOut:
                     writer.write(UInt8(3))
                 }
+            case .stepRetrying(let step, let attempt, let failure, let next):
+                writer.write(UInt8(9))
+                writer.write(event.timestamp)
+                writer.write(step)
+                writer.write(attempt)
+                writer.write(failure)
+                writer.write(next)
             case .eventReceived(let name, let payload, let dedupKey):
                 writer.write(UInt8(8))
                 writer.write(event.timestamp)
@@ -156,6 +163,9 @@ public enum BinaryCodec {
             case let other: throw corrupted("unknown wait outcome \(other)", reader.location)
             }
             kind = .waitEnded(key, outcome: outcome)
+        case 9:
+            kind = .stepRetrying(
+                try reader.readStep(), attempt: try reader.read(), failure: try reader.readFailure(), nextAttemptAt: try reader.read())
         case 8:
             let name = try reader.readString()
             let payload = try reader.readBytes()

@@ -36,6 +36,9 @@ public struct HistoryEvent: Sendable, Equatable {
         case waitStarted(StepRecord, wait: WaitKind, due: Int64?)
         /// A wait ended.
         case waitEnded(StepKey, outcome: WaitOutcome)
+        /// Attempt `attempt` of a step failed with `failure`; the next attempt runs at `nextAttemptAt`
+        /// (nanoseconds since 1970), a durable backoff.
+        case stepRetrying(StepRecord, attempt: UInt32, failure: FailureRecord, nextAttemptAt: Int64)
         /// An external event arrived for the workflow (buffered until a wait consumes it).
         case eventReceived(name: String, payload: [UInt8], dedupKey: String?)
     }

@@ -22,6 +22,7 @@ public struct WorkflowContext: Sendable {
     ///
     /// - Parameters:
     ///   - name: The step's name, stable across releases of the workflow.
+    ///   - policy: How to try again when the body throws (default: ``RetryPolicy/none``).
     ///   - body: The step's work; it may run more than once if the process dies before its
     ///     result is committed, so make its effects idempotent with ``StepContext/idempotencyKey``.
     /// - Returns: The body's result, from this run or from history.
@@ -31,12 +32,13 @@ public struct WorkflowContext: Sendable {
     ///   when a step of the same name is still running.
     public func step<T: Codable & Sendable>(
         _ name: String,
+        retry policy: RetryPolicy = .none,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (StepContext) async throws -> T
     ) async throws -> T {
         let decision = try await instance.beginStep(named: name, concurrent: instance.isChildTask())
-        switch decision {
-        case .replay(let recorded):
+        guard case .execute(var call) = decision else {
+            guard case .replay(let recorded) = decision else { preconditionFailure("beginStep returns replay or execute") }
             switch recorded.outcome {
             case .success(let bytes):
                 do {
@@ -47,10 +49,15 @@ public struct WorkflowContext: Sendable {
             case .failure(let failure):
                 throw stepFailed(recorded.record.key, failure.failure)
             }
-        case .execute(let call):
+        }
+        while true {
             let value: T
             do {
-                value = try await body(StepContext(workflowID: workflowID, key: call.key))
+                if let notBefore = call.notBefore {
+                    // A durable backoff: its end was committed with the failed attempt.
+                    try await instance.clock.sleep(until: notBefore)
+                }
+                value = try await body(StepContext(workflowID: workflowID, key: call.key, attempt: call.attempt))
             } catch {
                 if Task.isCancelled {
                     // The runtime is shutting down: leave the step unrecorded so it runs again on recovery.
@@ -58,6 +65,11 @@ public struct WorkflowContext: Sendable {
                     throw error
                 }
                 let failure = FailureRecord(error)
+                if Int(call.attempt) < policy.maxAttempts, policy.isRetryable(error) {
+                    let next = instance.clock.now() + policy.delay(afterAttempt: call.attempt).wholeNanoseconds
+                    call = try await instance.retryStep(call, failure: failure, nextAttemptAt: next)
+                    continue
+                }
                 try await instance.completeStep(call, outcome: Result<[UInt8], FailureRecord>.failure(failure))
                 throw stepFailed(call.key, failure)
             }
@@ -76,19 +88,21 @@ public struct WorkflowContext: Sendable {
     /// Runs a step whose body does not need its ``StepContext``.
     public func step<T: Codable & Sendable>(
         _ name: String,
+        retry policy: RetryPolicy = .none,
         isolation: isolated (any Actor)? = #isolation,
         _ body: () async throws -> T
     ) async throws -> T {
-        try await step(name, isolation: isolation) { (_: StepContext) in try await body() }
+        try await step(name, retry: policy, isolation: isolation) { (_: StepContext) in try await body() }
     }
 
     /// Runs a step that returns nothing.
     public func step(
         _ name: String,
+        retry policy: RetryPolicy = .none,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (StepContext) async throws -> Void
     ) async throws {
-        _ = try await step(name, isolation: isolation) { (context: StepContext) -> Nothing in
+        _ = try await step(name, retry: policy, isolation: isolation) { (context: StepContext) -> Nothing in
             try await body(context)
             return Nothing()
         }
@@ -97,10 +111,11 @@ public struct WorkflowContext: Sendable {
     /// Runs a step that returns nothing and does not need its ``StepContext``.
     public func step(
         _ name: String,
+        retry policy: RetryPolicy = .none,
         isolation: isolated (any Actor)? = #isolation,
         _ body: () async throws -> Void
     ) async throws {
-        _ = try await step(name, isolation: isolation) { (_: StepContext) -> Nothing in
+        _ = try await step(name, retry: policy, isolation: isolation) { (_: StepContext) -> Nothing in
             try await body()
             return Nothing()
         }

@@ -66,6 +66,15 @@ actor WorkflowInstance {
         }
     }
 
+    /// Records a failed attempt and its backoff; returns the call for the next attempt once committed.
+    func retryStep(_ call: WorkflowState.StepCall, failure: FailureRecord, nextAttemptAt: Int64) async throws(ContinuumError) -> WorkflowState.StepCall {
+        if let suspension { throw suspension }
+        var call = call
+        let event = state.retryStep(&call, failure: failure, nextAttemptAt: nextAttemptAt, timestamp: clock.now())
+        try await appendOrSuspend([event])
+        return call
+    }
+
     func abandonStep(_ call: WorkflowState.StepCall) {
         state.abandonStep(call)
     }

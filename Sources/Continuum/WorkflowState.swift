@@ -77,6 +77,10 @@ public struct WorkflowState: Sendable {
         public var index: UInt32
         /// Whether it was called from a child task.
         public var concurrent: Bool
+        /// The attempt to run (1 for the first); more when history recorded failed attempts.
+        public var attempt: UInt32 = 1
+        /// When the next attempt may start (a backoff recorded in history), in nanoseconds since 1970.
+        public var notBefore: Int64?
     }
 
     /// What the workflow should do with a step call.
@@ -126,6 +130,19 @@ public struct WorkflowState: Sendable {
     public private(set) var outcome: Outcome?
     /// Every step whose outcome is in history, by identity.
     public private(set) var recordedSteps: [StepKey: RecordedStep] = [:]
+    /// Steps with failed attempts and a scheduled retry, by identity.
+    public private(set) var retryingSteps: [StepKey: Retry] = [:]
+
+    /// A step between attempts.
+    public struct Retry: Sendable, Equatable {
+        /// How the step was called.
+        public var record: StepRecord
+        /// The attempt that failed last.
+        public var attempt: UInt32
+        /// When the next attempt may start.
+        public var nextAttemptAt: Int64
+    }
+
     /// Every wait (sleep, event wait) recorded in history, ended or not, by identity.
     public private(set) var recordedWaits: [StepKey: RecordedWait] = [:]
     /// The recorded steps and waits the body called itself, by their position among the body's calls.
@@ -147,7 +164,7 @@ public struct WorkflowState: Sendable {
     public init() {}
 
     /// Whether every recorded step has been returned to the code in this run.
-    public var isReplaying: Bool { claimed.count < recordedSteps.count + recordedWaits.count }
+    public var isReplaying: Bool { claimed.count < recordedSteps.count + recordedWaits.count + retryingSteps.count }
 
     // MARK: The fold
 
@@ -186,6 +203,14 @@ public struct WorkflowState: Sendable {
             }
             wait.outcome = waitOutcome
             recordedWaits[key] = wait
+        case .stepRetrying(let step, let attempt, _, let next):
+            try requireStarted(event.sequence)
+            if let previous = retryingSteps[step.key] {
+                guard attempt == previous.attempt + 1 else { throw inconsistent("attempt \(attempt) of step \(step.key) follows attempt \(previous.attempt)") }
+            } else {
+                try claimIndex(step, at: event.sequence)
+            }
+            retryingSteps[step.key] = Retry(record: step, attempt: attempt, nextAttemptAt: next)
         case .eventReceived(let name, let payload, let dedupKey):
             try requireStarted(event.sequence)
             inbox[event.sequence] = ReceivedEvent(name: name, payload: payload)
@@ -202,7 +227,7 @@ public struct WorkflowState: Sendable {
 
     private mutating func record(_ step: StepRecord, _ outcome: Result<[UInt8], StepFailure>, at sequence: UInt32) throws(ContinuumError) {
         try requireStarted(sequence)
-        try claimIndex(step, at: sequence)
+        if retryingSteps.removeValue(forKey: step.key) == nil { try claimIndex(step, at: sequence) }
         recordedSteps[step.key] = RecordedStep(record: step, outcome: outcome)
     }
 
@@ -277,6 +302,16 @@ public struct WorkflowState: Sendable {
         } else if let waiting = recordedWaits[key] {
             recorded = waiting.record
             sameKind = waiting.wait == wait
+        } else if let retry = retryingSteps[key] {
+            // Between attempts: the position must match, then the step runs its next attempt.
+            let moved = !concurrent && (retry.record.concurrent || retry.record.index != index)
+            if moved || wait != nil || (concurrent && !retry.record.concurrent) {
+                return .diverged(Divergence(index: index, recorded: concurrent ? key : recordedBodyCalls[index], requested: key))
+            }
+            advance(name: name, concurrent: concurrent)
+            claimed.insert(key)
+            inFlight.insert(key)
+            return .new(StepCall(key: key, index: index, concurrent: concurrent, attempt: retry.attempt + 1, notBefore: retry.nextAttemptAt))
         } else {
             recorded = nil
         }
@@ -311,6 +346,7 @@ public struct WorkflowState: Sendable {
     /// Records the outcome of a live step and returns the event to append.
     public mutating func completeStep(_ call: StepCall, outcome: Result<[UInt8], FailureRecord>, timestamp: Int64) -> HistoryEvent {
         inFlight.remove(call.key)
+        retryingSteps[call.key] = nil
         let step = StepRecord(name: call.key.name, occurrence: call.key.occurrence, index: call.index, concurrent: call.concurrent)
         let kind: HistoryEvent.Kind =
             switch outcome {
@@ -322,6 +358,19 @@ public struct WorkflowState: Sendable {
         if !call.concurrent { recordedBodyCalls[call.index] = call.key }
         claimed.insert(call.key)
         nextSequence += 1
+        return event
+    }
+
+    /// Records a failed attempt with its backoff and returns the event to append; `call` then
+    /// describes the next attempt.
+    public mutating func retryStep(_ call: inout StepCall, failure: FailureRecord, nextAttemptAt: Int64, timestamp: Int64) -> HistoryEvent {
+        let step = StepRecord(name: call.key.name, occurrence: call.key.occurrence, index: call.index, concurrent: call.concurrent)
+        retryingSteps[call.key] = Retry(record: step, attempt: call.attempt, nextAttemptAt: nextAttemptAt)
+        if !call.concurrent { recordedBodyCalls[call.index] = call.key }
+        claimed.insert(call.key)
+        let event = next(timestamp, .stepRetrying(step, attempt: call.attempt, failure: failure, nextAttemptAt: nextAttemptAt))
+        call.attempt += 1
+        call.notBefore = nextAttemptAt
         return event
     }
 
@@ -384,7 +433,7 @@ public struct WorkflowState: Sendable {
     /// Records how the workflow ended and returns the event to append, or the divergence
     /// when the code finished without calling a step that history recorded.
     public mutating func finish(_ outcome: Outcome, timestamp: Int64) -> Result<HistoryEvent, Divergence> {
-        let records = recordedSteps.values.map(\.record) + recordedWaits.values.map(\.record)
+        let records = recordedSteps.values.map(\.record) + recordedWaits.values.map(\.record) + retryingSteps.values.map(\.record)
         if let missing = records.filter({ !claimed.contains($0.key) }).min(by: { $0.index < $1.index }) {
             return .failure(Divergence(index: missing.index, recorded: missing.key, requested: nil))
         }

@@ -77,6 +77,8 @@ struct Show: ParsableCommand {
                 case .received(let sequence): text = "wait \(key) got event #\(sequence)"
                 case .timedOut: text = "wait \(key) timed out"
                 }
+            case .stepRetrying(let step, let attempt, let failure, let next):
+                text = "step #\(step.index) \(step.key) attempt \(attempt) failed: \(failure.type): \(failure.message); next attempt at \(Date(nanoseconds: next))"
             case .eventReceived(let name, let payload, let dedupKey):
                 text = "event '\(name)' received \(String(decoding: payload, as: UTF8.self))" + (dedupKey.map { " (key \($0))" } ?? "")
             }
