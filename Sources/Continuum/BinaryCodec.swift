@@ -107,7 +107,17 @@ public enum BinaryCodec {
                     writer.write(sequence)
                 case .timedOut:
                     writer.write(UInt8(3))
+                case .cancelled:
+                    writer.write(UInt8(4))
                 }
+            case .cancelRequested(let reason):
+                writer.write(UInt8(10))
+                writer.write(event.timestamp)
+                writer.write(string: reason)
+            case .workflowCancelled(let reason):
+                writer.write(UInt8(11))
+                writer.write(event.timestamp)
+                writer.write(string: reason)
             case .stepRetrying(let step, let attempt, let failure, let next):
                 writer.write(UInt8(9))
                 writer.write(event.timestamp)
@@ -160,9 +170,12 @@ public enum BinaryCodec {
             case 1: outcome = .fired(latenessNanoseconds: try reader.read())
             case 2: outcome = .received(sequence: try reader.read())
             case 3: outcome = .timedOut
+            case 4: outcome = .cancelled
             case let other: throw corrupted("unknown wait outcome \(other)", reader.location)
             }
             kind = .waitEnded(key, outcome: outcome)
+        case 10: kind = .cancelRequested(reason: try reader.readString())
+        case 11: kind = .workflowCancelled(reason: try reader.readString())
         case 9:
             kind = .stepRetrying(
                 try reader.readStep(), attempt: try reader.read(), failure: try reader.readFailure(), nextAttemptAt: try reader.read())

@@ -40,6 +40,8 @@ public struct ContinuumError: Error, Sendable, CustomStringConvertible {
         public static let storeLocked = Code("storeLocked")
         /// The store is closed or the runtime is shutting down.
         public static let storeClosed = Code("storeClosed")
+        /// The workflow was cancelled (`WorkflowRuntime.cancel`).
+        public static let cancelled = Code("cancelled")
         /// The workflow has finished and takes no more events.
         public static let workflowFinished = Code("workflowFinished")
         /// The runtime is not running, so an unfinished workflow cannot make progress.

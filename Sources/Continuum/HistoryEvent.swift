@@ -39,6 +39,11 @@ public struct HistoryEvent: Sendable, Equatable {
         /// Attempt `attempt` of a step failed with `failure`; the next attempt runs at `nextAttemptAt`
         /// (nanoseconds since 1970), a durable backoff.
         case stepRetrying(StepRecord, attempt: UInt32, failure: FailureRecord, nextAttemptAt: Int64)
+        /// Someone asked the workflow to stop (`WorkflowRuntime.cancel`); its waits end with
+        /// ``WaitOutcome/cancelled`` and it may run compensating steps before it ends.
+        case cancelRequested(reason: String)
+        /// The workflow ended after a cancellation request.
+        case workflowCancelled(reason: String)
         /// An external event arrived for the workflow (buffered until a wait consumes it).
         case eventReceived(name: String, payload: [UInt8], dedupKey: String?)
     }
@@ -60,6 +65,8 @@ public enum WaitOutcome: Sendable, Hashable {
     case received(sequence: UInt32)
     /// The timeout passed before an event arrived.
     case timedOut
+    /// The workflow was cancelled while it waited.
+    case cancelled
 }
 
 /// Which step (or wait) an event is about, and how it was called.

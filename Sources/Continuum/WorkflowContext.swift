@@ -55,7 +55,7 @@ public struct WorkflowContext: Sendable {
             do {
                 if let notBefore = call.notBefore {
                     // A durable backoff: its end was committed with the failed attempt.
-                    try await instance.clock.sleep(until: notBefore)
+                    try await instance.backoff(call.key, until: notBefore)
                 }
                 value = try await body(StepContext(workflowID: workflowID, key: call.key, attempt: call.attempt))
             } catch {
@@ -65,7 +65,7 @@ public struct WorkflowContext: Sendable {
                     throw error
                 }
                 let failure = FailureRecord(error)
-                if Int(call.attempt) < policy.maxAttempts, policy.isRetryable(error) {
+                if Int(call.attempt) < policy.maxAttempts, policy.isRetryable(error), await !instance.isCancellationRequested {
                     let next = instance.clock.now() + policy.delay(afterAttempt: call.attempt).wholeNanoseconds
                     call = try await instance.retryStep(call, failure: failure, nextAttemptAt: next)
                     continue
@@ -161,9 +161,26 @@ public struct WorkflowContext: Sendable {
 
     private func sleep(untilNanoseconds due: Int64, name: String) async throws {
         let plan = try await instance.beginWait(named: name, concurrent: instance.isChildTask(), wait: .timer, due: due)
-        guard case .waiting(let key, let due?) = plan else { return }
-        try await instance.clock.sleep(until: due)
-        try await instance.fireTimer(key)
+        let outcome: WaitOutcome
+        switch plan {
+        case .ended(let ended, _):
+            outcome = ended
+        case .waiting(let key, let due):
+            let instance = self.instance
+            (outcome, _) = try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    try await instance.clock.sleep(until: due ?? .min)
+                    try await instance.fireTimer(key)
+                }
+                defer { group.cancelAll() }
+                return try await instance.awaitEnd(of: key)
+            }
+        }
+        if case .cancelled = outcome { throw instance.cancelled(try await cancellationReason()) }
+    }
+
+    private func cancellationReason() async throws -> String {
+        await instance.cancellationReason ?? "cancelled"
     }
 
     /// Waits for the next external event named `name` sent to this workflow with
@@ -200,13 +217,18 @@ public struct WorkflowContext: Sendable {
                 return try await instance.awaitEnd(of: key)
             }
         }
+        if case .cancelled = outcome { throw instance.cancelled(try await cancellationReason()) }
         guard case .received = outcome, let payload else { return nil }
         // The payload is in history, so a decoding failure is the same on replay: the code may handle it.
         return try PayloadCoder.decode(T.self, from: payload, what: "event '\(name)' of workflow '\(workflowID)'")
     }
 
     private func stepFailed(_ key: StepKey, _ failure: FailureRecord) -> ContinuumError {
-        ContinuumError(
+        if failure.type == "ContinuumError.\(ContinuumError.Code.cancelled)" {
+            // A step stopped by cancellation (during its backoff) reads as the cancellation, live and on replay.
+            return ContinuumError(.cancelled, failure.message, workflowID: workflowID)
+        }
+        return ContinuumError(
             .stepFailed, "Step \(key) of workflow '\(workflowID)' failed: \(failure.type): \(failure.message)",
             workflowID: workflowID)
     }

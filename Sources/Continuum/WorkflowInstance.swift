@@ -86,11 +86,16 @@ actor WorkflowInstance {
         case .failure(let divergence):
             return .failure(suspend(nondeterminism(divergence)))
         case .success(let event):
-            let status: WorkflowStatus =
-                if case .completed = outcome { .completed } else { .failed }
+            let status: WorkflowStatus
+            let stored: WorkflowState.Outcome
+            switch event.kind {
+            case .workflowCompleted(let output): (status, stored) = (.completed, .completed(output))
+            case .workflowCancelled(let reason): (status, stored) = (.cancelled, .cancelled(reason: reason))
+            default: (status, stored) = (.failed, outcome)
+            }
             do {
                 try await store.append(AppendRequest(stream: stream, id: id, events: [event], status: status))
-                return .success(outcome)
+                return .success(stored)
             } catch {
                 return .failure(suspend(ContinuumError.wrap(error)))
             }
@@ -128,6 +133,10 @@ actor WorkflowInstance {
             key = recorded.record.key
             waitDue = recorded.due
         case .execute(let call):
+            if let reason = state.cancellation {
+                state.abandonStep(call)
+                throw cancelled(reason)
+            }
             events.append(state.startWait(call, wait: wait, due: due, timestamp: clock.now()))
             key = call.key
             waitDue = due
@@ -150,6 +159,48 @@ actor WorkflowInstance {
         let due = state.recordedWaits[key]?.due ?? now
         guard let event = state.endWait(key, outcome: .fired(latenessNanoseconds: max(0, now - due)), timestamp: now) else { return }
         try await appendOrSuspend([event])
+        eventWaiters.resume(key, with: .success((.fired(latenessNanoseconds: max(0, now - due)), nil)))
+    }
+
+    /// Waits out a retry backoff until `deadline`, unless the workflow is cancelled first.
+    func backoff(_ key: StepKey, until deadline: Int64) async throws {
+        if let reason = state.cancellation { throw cancelled(reason) }
+        let registry = eventWaiters
+        let clock = self.clock
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await clock.sleep(until: deadline)
+                registry.resume(key, with: .success((.fired(latenessNanoseconds: 0), nil)))
+            }
+            defer { group.cancelAll() }
+            _ = try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { registry.register(key, $0) }
+            } onCancel: {
+                registry.resume(key, with: .failure(CancellationError()))
+            }
+        }
+    }
+
+    /// Why cancellation was requested, if it was.
+    var cancellationReason: String? { state.cancellation }
+
+    /// Whether cancellation was requested.
+    var isCancellationRequested: Bool { state.cancellation != nil }
+
+    /// Records a cancellation request, ends every pending wait, and wakes the tasks waiting.
+    func cancel(reason: String) async throws(ContinuumError) {
+        if let suspension { throw suspension }
+        guard state.outcome == nil else {
+            throw ContinuumError(.workflowFinished, "Workflow '\(id)' has finished; there is nothing to cancel.", workflowID: id)
+        }
+        let events = state.requestCancellation(reason: reason, timestamp: clock.now())
+        guard !events.isEmpty else { return }
+        try await appendOrSuspend(events)
+        eventWaiters.failAll(cancelled(reason))
+    }
+
+    nonisolated func cancelled(_ reason: String) -> ContinuumError {
+        ContinuumError(.cancelled, "Workflow '\(id)' was cancelled: \(reason)", workflowID: id)
     }
 
     /// Ends an event wait whose timeout passed, unless an event ended it first.
@@ -302,7 +353,7 @@ final class WaiterRegistry: Sendable {
         }
     }
 
-    func failAll(_ error: ContinuumError) {
+    func failAll(_ error: any Error) {
         let all = entries.withLock { entries in
             defer { entries.byKey = [:] }
             return entries.byKey.values

@@ -327,6 +327,8 @@ public final class WorkflowRuntime: Sendable {
             return .failure(
                 ContinuumError(
                     .workflowFailed, "Workflow '\(id)' failed: \(failure.type): \(failure.message)", workflowID: id))
+        case .cancelled(let reason):
+            return .failure(ContinuumError(.cancelled, "Workflow '\(id)' was cancelled: \(reason)", workflowID: id))
         }
     }
 
@@ -355,19 +357,34 @@ public final class WorkflowRuntime: Sendable {
             throw ContinuumError(.invalidArgument, "An event name must be 1 to 256 bytes of UTF-8; got \(name.utf8.count) bytes.")
         }
         let bytes = try PayloadCoder.encode(payload, what: "event '\(name)' for workflow '\(id)'")
-        guard let instance = try await instance(for: id) else {
-            if let suspension = suspension(of: id) { throw suspension }
-            guard let summary = try store.summary(id: id) else {
-                throw ContinuumError(.unknownWorkflow, "No workflow has id '\(id)'; check the id or start the workflow first.", workflowID: id)
-            }
-            if summary.status.isFinished {
-                throw ContinuumError(
-                    .workflowFinished, "Workflow '\(id)' has \(summary.status); it takes no more events.", workflowID: id)
-            }
-            throw ContinuumError(
-                .notRunning, "Workflow '\(id)' is not being run; send events while the runtime runs.", workflowID: id)
-        }
+        guard let instance = try await instance(for: id) else { throw try unavailable(id) }
         return try await instance.receive(name: name, payload: bytes, dedupKey: dedupKey)
+    }
+
+    /// Asks a workflow to stop; returns once the request is committed.
+    ///
+    /// The workflow's pending sleep, event wait or retry backoff throws a
+    /// ``ContinuumError/Code/cancelled`` error, as does every later one. The workflow may catch
+    /// it and run compensating steps (durable, like any step); however its body ends, the
+    /// workflow ends ``WorkflowStatus/cancelled``. Cancelling twice is the same as once.
+    ///
+    /// - Throws: ``ContinuumError/Code/unknownWorkflow``, ``ContinuumError/Code/workflowFinished``,
+    ///   the suspension's error for a suspended workflow, ``ContinuumError/Code/notRunning``.
+    public func cancel(_ id: String, reason: String = "cancelled by request") async throws {
+        guard let instance = try await instance(for: id) else { throw try unavailable(id) }
+        try await instance.cancel(reason: reason)
+    }
+
+    /// Why no instance could be had for `id`.
+    private func unavailable(_ id: String) throws -> ContinuumError {
+        if let suspension = suspension(of: id) { return suspension }
+        guard let summary = try store.summary(id: id) else {
+            return ContinuumError(.unknownWorkflow, "No workflow has id '\(id)'; check the id or start the workflow first.", workflowID: id)
+        }
+        if summary.status.isFinished {
+            return ContinuumError(.workflowFinished, "Workflow '\(id)' has \(summary.status); it takes no more events.", workflowID: id)
+        }
+        return ContinuumError(.notRunning, "Workflow '\(id)' is not being run; send events while the runtime runs.", workflowID: id)
     }
 
     /// The instance driving `id`, loading it if the workflow is unfinished and the runtime runs.

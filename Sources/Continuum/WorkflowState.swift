@@ -67,6 +67,8 @@ public struct WorkflowState: Sendable {
         case completed([UInt8])
         /// Its body threw.
         case failed(FailureRecord)
+        /// It ended after a cancellation request.
+        case cancelled(reason: String)
     }
 
     /// A step call that must run live; hand it back to ``completeStep(_:outcome:timestamp:)``.
@@ -119,6 +121,9 @@ public struct WorkflowState: Sendable {
             return "history recorded \(recordedText) at step #\(index) but the code finished without calling it"
         }
     }
+
+    /// Why cancellation was requested, once it was.
+    public private(set) var cancellation: String?
 
     /// The workflow's registered type name (`nil` until `workflowStarted` is applied).
     public private(set) var type: String?
@@ -215,6 +220,12 @@ public struct WorkflowState: Sendable {
             try requireStarted(event.sequence)
             inbox[event.sequence] = ReceivedEvent(name: name, payload: payload)
             if let dedupKey { dedupKeys[dedupKey] = event.sequence }
+        case .cancelRequested(let reason):
+            try requireStarted(event.sequence)
+            if cancellation == nil { cancellation = reason }
+        case .workflowCancelled(let reason):
+            try requireStarted(event.sequence)
+            outcome = .cancelled(reason: reason)
         case .workflowCompleted(let output):
             try requireStarted(event.sequence)
             outcome = .completed(output)
@@ -399,6 +410,18 @@ public struct WorkflowState: Sendable {
         return next(timestamp, .waitEnded(key, outcome: outcome))
     }
 
+    /// Records a cancellation request and returns what to append: the request, and the end of
+    /// every wait still waiting. Empty when cancellation was requested already.
+    public mutating func requestCancellation(reason: String, timestamp: Int64) -> [HistoryEvent] {
+        guard cancellation == nil else { return [] }
+        cancellation = reason
+        var events = [next(timestamp, .cancelRequested(reason: reason))]
+        for (key, wait) in recordedWaits.sorted(by: { $0.value.record.index < $1.value.record.index }) where wait.outcome == nil {
+            if let ended = endWait(key, outcome: .cancelled, timestamp: timestamp) { events.append(ended) }
+        }
+        return events
+    }
+
     /// Records an external event and returns what to append, or the sequence number of the
     /// event already received with the same dedup key.
     public mutating func receive(name: String, payload: [UInt8], dedupKey: String?, timestamp: Int64) -> Result<HistoryEvent, Duplicate> {
@@ -437,10 +460,13 @@ public struct WorkflowState: Sendable {
         if let missing = records.filter({ !claimed.contains($0.key) }).min(by: { $0.index < $1.index }) {
             return .failure(Divergence(index: missing.index, recorded: missing.key, requested: nil))
         }
+        // Once cancellation was requested, the workflow ends cancelled however its body ends.
+        let outcome = cancellation.map { Outcome.cancelled(reason: $0) } ?? outcome
         let kind: HistoryEvent.Kind =
             switch outcome {
             case .completed(let output): .workflowCompleted(output: output)
             case .failed(let failure): .workflowFailed(failure)
+            case .cancelled(let reason): .workflowCancelled(reason: reason)
             }
         let event = HistoryEvent(sequence: nextSequence, timestamp: timestamp, kind: kind)
         self.outcome = outcome

@@ -10,9 +10,11 @@ public enum WorkflowStatus: UInt8, Sendable, Hashable, CaseIterable, CustomStrin
     /// history, its type is not registered, or its stored bytes are damaged. Nothing was
     /// appended when it was suspended; fix the cause and restart the runtime to resume it.
     case suspended = 4
+    /// The workflow ended after a cancellation request (compensating steps included).
+    case cancelled = 5
 
     /// Whether the workflow will never run again.
-    public var isFinished: Bool { self == .completed || self == .failed }
+    public var isFinished: Bool { self == .completed || self == .failed || self == .cancelled }
 
     public var description: String {
         switch self {
@@ -20,6 +22,7 @@ public enum WorkflowStatus: UInt8, Sendable, Hashable, CaseIterable, CustomStrin
         case .completed: "completed"
         case .failed: "failed"
         case .suspended: "suspended"
+        case .cancelled: "cancelled"
         }
     }
 }

@@ -76,7 +76,12 @@ struct Show: ParsableCommand {
                 case .fired(let lateness): text = "timer \(key) fired (\(Double(lateness) / 1e6) ms late)"
                 case .received(let sequence): text = "wait \(key) got event #\(sequence)"
                 case .timedOut: text = "wait \(key) timed out"
+                case .cancelled: text = "wait \(key) cancelled"
                 }
+            case .cancelRequested(let reason):
+                text = "cancellation requested: \(reason)"
+            case .workflowCancelled(let reason):
+                text = "cancelled: \(reason)"
             case .stepRetrying(let step, let attempt, let failure, let next):
                 text = "step #\(step.index) \(step.key) attempt \(attempt) failed: \(failure.type): \(failure.message); next attempt at \(Date(nanoseconds: next))"
             case .eventReceived(let name, let payload, let dedupKey):
