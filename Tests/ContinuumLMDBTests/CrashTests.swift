@@ -134,6 +134,56 @@ struct CrashTests {
         }
     }
 
+    @Test("sleeping workflows survive SIGKILL: not woken early, overdue timers fire once at restart", arguments: [false, true])
+    func sleepAcrossKill(overdue: Bool) async throws {
+        guard let worker = builtExecutable(named: "CrashWorker") else {
+            Issue.record("CrashWorker is not built beside the test bundle")
+            return
+        }
+        try await withTemporaryDirectory(prefix: "continuum-sleep") { directory in
+            let sleep = 600
+            let count = 20
+            let arguments = [
+                "--state", directory + "/state", "--ledger", directory + "/ledger.txt", "--prefix", "sleepy",
+                "--workflows", "\(count)", "--steps", "0", "--parallel", "\(count)", "--sleep-ms", "\(sleep)",
+            ]
+            let first = try ChildProcess(executable: worker, arguments: arguments)
+            try await first.waitForLine("ready")
+            try await Task.sleep(for: .milliseconds(250))  // every workflow is asleep
+            first.kill()
+            #expect(await first.exit() == .signalled(SIGKILL))
+            // Restart at once (timers not due yet) or after the deadline passed (timers overdue).
+            if overdue { try await Task.sleep(for: .milliseconds(sleep + 200)) }
+            let second = try ChildProcess(executable: worker, arguments: arguments)
+            #expect(await second.exit() == .exited(0))
+
+            let text = try String(contentsOfFile: directory + "/ledger.txt", encoding: .utf8)
+            var starts: [String: Set<Int64>] = [:]
+            var runs: [String: [Int64]] = [:]
+            var results: [String: String] = [:]
+            for line in text.split(separator: "\n") {
+                let fields = line.split(separator: " ").map(String.init)
+                switch (fields.first, fields.count) {
+                case ("start", 3): starts[fields[1], default: []].insert(Int64(fields[2]) ?? -1)
+                case ("run", 4): runs[fields[1], default: []].append(Int64(fields[3]) ?? -1)
+                case ("result", 3): results[fields[1]] = fields[2]
+                default: continue
+                }
+            }
+            for index in 0..<count {
+                let id = "sleepy\(index)"
+                #expect(starts[id]?.count == 1, "\(id): ctx.now() differed across the restart: \(starts[id] ?? [])")
+                guard let start = starts[id]?.first, let woke = runs[id] else {
+                    Issue.record("\(id) never woke")
+                    continue
+                }
+                #expect(woke.count == 1, "\(id): the step after the sleep ran \(woke.count) times")
+                #expect(woke[0] >= start + Int64(sleep) * 1_000_000, "\(id) woke \((start + Int64(sleep) * 1_000_000 - woke[0]) / 1_000_000) ms early")
+                #expect(results[id] == "\(start)-\(woke[0])")
+            }
+        }
+    }
+
     @Test("a second process on the same directory is refused with a named error")
     func secondProcessRefused() async throws {
         guard let worker = builtExecutable(named: "CrashWorker") else {

@@ -53,6 +53,26 @@ struct CrashWorkflow: Workflow {
     }
 }
 
+/// Records its start time (replayed), sleeps durably, then records when it woke.
+struct SleepyWorkflow: Workflow {
+    static let name = "crash-test-sleep"
+    let ledger: LedgerFile
+
+    func run(_ ctx: WorkflowContext, input milliseconds: Int) async throws -> String {
+        let start = try await ctx.now()
+        let startNanos = Int64(start.timeIntervalSince1970 * 1e9)
+        ledger.append("start \(ctx.workflowID) \(startNanos)")
+        try await ctx.sleep(for: .milliseconds(milliseconds))
+        let woke = try await ctx.step("after") { () -> Int64 in
+            let now = Int64(Date().timeIntervalSince1970 * 1e9)
+            ledger.append("run \(ctx.workflowID) after \(now)")
+            return now
+        }
+        ledger.append("done \(ctx.workflowID) after \(woke)")
+        return "\(startNanos)-\(woke)"
+    }
+}
+
 var options: [String: String] = [:]
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let key = arguments.next() {
@@ -74,7 +94,9 @@ let ledger = LedgerFile(path: ledgerPath)
 let store = try LMDBStore(path: state)
 var logger = Logger(label: "crash-worker")
 logger.logLevel = .warning
-let runtime = WorkflowRuntime(store: store, workflows: [CrashWorkflow(ledger: ledger)], configuration: .init(logger: logger))
+let sleepMilliseconds = options["sleep-ms"].flatMap(Int.init)
+let runtime = WorkflowRuntime(
+    store: store, workflows: [CrashWorkflow(ledger: ledger), SleepyWorkflow(ledger: ledger)], configuration: .init(logger: logger))
 
 try await runtime.withRunning { runtime in
     FileHandle.standardOutput.write(Data("ready\n".utf8))
@@ -84,7 +106,12 @@ try await runtime.withRunning { runtime in
             let id = "\(prefix)\(next)"
             next += 1
             group.addTask {
-                let output = try await runtime.start(CrashWorkflow.self, id: id, input: steps).result()
+                let output =
+                    if let sleepMilliseconds {
+                        try await runtime.start(SleepyWorkflow.self, id: id, input: sleepMilliseconds).result()
+                    } else {
+                        try await runtime.start(CrashWorkflow.self, id: id, input: steps).result()
+                    }
                 ledger.append("result \(id) \(output)")
             }
         }
