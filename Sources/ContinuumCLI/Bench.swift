@@ -8,16 +8,28 @@ import Synchronization
 /// `continuum bench`: durable throughput and latency of the runtime on this machine.
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run N workflows of K trivial durable steps, at most C at a time, and report throughput and latency.",
-        discussion: "Every step is committed (fsync) before the next starts. Build with -c release for meaningful figures.")
+        abstract: "Measure durable workflows: steps, timers or events.",
+        discussion: """
+            --scenario steps   N workflows of K trivial steps, at most C in flight (every step committed before the next).
+            --scenario timers  N workflows each sleeping a random 0–2 s; reports fire lateness and early fires.
+            --scenario events  N workflows waiting for an event, sent by C concurrent senders; reports delivery latency.
+            Build with -c release for meaningful figures.
+            """)
+
+    enum Scenario: String, ExpressibleByArgument, CaseIterable {
+        case steps, timers, events
+    }
+
+    @Option(help: "What to measure: steps, timers or events.")
+    var scenario = Scenario.steps
 
     @Option(help: "How many workflows to run.")
     var workflows = 20_000
 
-    @Option(help: "How many steps each workflow runs.")
+    @Option(help: "How many steps each workflow runs (steps scenario).")
     var steps = 3
 
-    @Option(help: "How many workflows may be in flight at once.")
+    @Option(help: "How many workflows (or senders) may be in flight at once.")
     var concurrency = 1_000
 
     @Option(help: "The LMDB directory (default: a new temporary directory, removed afterwards).")
@@ -40,88 +52,181 @@ struct Bench: AsyncParsableCommand {
         let store = try LMDBStore(path: directory, configuration: storeConfiguration)
         defer { store.close() }
         let runtime = WorkflowRuntime(
-            store: store, workflows: [BenchWorkflow()],
+            store: store, workflows: [BenchWorkflow(), SleepWorkflow(), EventWorkflow()],
             configuration: .init(logger: Logger(label: "continuum", factory: { _ in SwiftLogNoOpLogHandler() })))
         let prefix = "bench-\(UInt32.random(in: 0 ... .max))-"
-        let total = workflows
-        let stepCount = steps
-        let next = Counter()
-        let clock = ContinuousClock()
-
-        let (elapsed, latencies) = try await runtime.withRunning { runtime in
-            let started = clock.now
-            let latencies = try await withThrowingTaskGroup(of: [Duration].self) { group in
-                for _ in 0..<min(concurrency, total) {
-                    group.addTask {
-                        var mine: [Duration] = []
-                        while true {
-                            let index = next.value.add(1, ordering: .relaxed).oldValue
-                            guard index < total else { break }
-                            let begin = clock.now
-                            let output = try await runtime.start(BenchWorkflow.self, id: prefix + String(index), input: stepCount).result()
-                            guard output == stepCount * (stepCount - 1) / 2 else {
-                                throw ValidationError("workflow \(index) returned \(output), expected \(stepCount * (stepCount - 1) / 2)")
-                            }
-                            mine.append(clock.now - begin)
-                        }
-                        return mine
-                    }
-                }
-                var all: [Duration] = []
-                all.reserveCapacity(total)
-                for try await part in group { all += part }
-                return all
-            }
-            return (clock.now - started, latencies)
+        let report: Report
+        switch scenario {
+        case .steps: report = try await stepsScenario(runtime, prefix: prefix)
+        case .timers: report = try await timersScenario(runtime, prefix: prefix)
+        case .events: report = try await eventsScenario(runtime, prefix: prefix)
         }
-
-        let seconds = elapsed.seconds
-        let sorted = latencies.map(\.milliseconds).sorted()
-        let report = Report(
-            workflows: total, steps: stepCount, concurrency: concurrency, seconds: seconds,
-            workflowsPerSecond: Double(total) / seconds,
-            stepsPerSecond: Double(total * stepCount) / seconds,
-            p50: percentile(sorted, 0.50), p99: percentile(sorted, 0.99), max: sorted.last ?? 0)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
-            print(
-                """
-                \(total) workflows × \(stepCount) durable steps, concurrency \(concurrency), in \(format(seconds)) s
-                  workflows/s  \(format(report.workflowsPerSecond))
-                  steps/s      \(format(report.stepsPerSecond))
-                  latency      p50 \(format(report.p50)) ms   p99 \(format(report.p99)) ms   max \(format(report.max)) ms
-                """)
+            print(report.text)
         }
     }
 
+    /// Runs `work(index)` for every index below `total` on `concurrency` workers; returns the elapsed time and each call's latency.
+    private func fanOut(total: Int, _ work: @escaping @Sendable (Int) async throws -> Void) async throws -> (Duration, [Double]) {
+        let next = Counter()
+        let clock = ContinuousClock()
+        let started = clock.now
+        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+            for _ in 0..<min(concurrency, total) {
+                group.addTask {
+                    var mine: [Double] = []
+                    while true {
+                        let index = next.value.add(1, ordering: .relaxed).oldValue
+                        guard index < total else { break }
+                        let begin = clock.now
+                        try await work(index)
+                        mine.append((clock.now - begin).milliseconds)
+                    }
+                    return mine
+                }
+            }
+            return try await group.reduce(into: [Double]()) { $0 += $1 }
+        }
+        return (clock.now - started, latencies.sorted())
+    }
+
+    private func stepsScenario(_ runtime: WorkflowRuntime, prefix: String) async throws -> Report {
+        let stepCount = steps
+        let (elapsed, latencies) = try await runtime.withRunning { runtime in
+            try await fanOut(total: workflows) { index in
+                let output = try await runtime.start(BenchWorkflow.self, id: prefix + String(index), input: stepCount).result()
+                guard output == stepCount * (stepCount - 1) / 2 else {
+                    throw ValidationError("workflow \(index) returned \(output), expected \(stepCount * (stepCount - 1) / 2)")
+                }
+            }
+        }
+        let seconds = elapsed.seconds
+        var report = Report(scenario: "steps", workflows: workflows, concurrency: concurrency, seconds: seconds, latencies: latencies)
+        report.steps = steps
+        report.workflowsPerSecond = Double(workflows) / seconds
+        report.stepsPerSecond = Double(workflows * steps) / seconds
+        return report
+    }
+
+    private func timersScenario(_ runtime: WorkflowRuntime, prefix: String) async throws -> Report {
+        let total = workflows
+        let (elapsed, lateness, early) = try await runtime.withRunning { runtime in
+            let clock = ContinuousClock()
+            let started = clock.now
+            // Start every workflow (each sleeps a random 0–2 s), then wait for them all.
+            _ = try await fanOut(total: total) { index in
+                try await runtime.start(SleepWorkflow.self, id: prefix + String(index), input: Int.random(in: 0...2000))
+            }
+            _ = try await fanOut(total: total) { index in
+                _ = try await runtime.handle(SleepWorkflow.self, id: prefix + String(index)).result()
+            }
+            let elapsed = clock.now - started
+            var lateness: [Double] = []
+            lateness.reserveCapacity(total)
+            var early = 0
+            for index in 0..<total {
+                var due: Int64?
+                for event in try runtime.history(of: prefix + String(index)) {
+                    switch event.kind {
+                    case .waitStarted(_, .timer, let deadline): due = deadline
+                    case .waitEnded(_, .fired):
+                        if let due {
+                            lateness.append(Double(event.timestamp - due) / 1e6)
+                            if event.timestamp < due { early += 1 }
+                        }
+                    default: continue
+                    }
+                }
+            }
+            return (elapsed, lateness.sorted(), early)
+        }
+        var report = Report(scenario: "timers", workflows: total, concurrency: concurrency, seconds: elapsed.seconds, latencies: lateness)
+        report.timersPerSecond = Double(lateness.count) / elapsed.seconds
+        report.early = early
+        report.fired = lateness.count
+        return report
+    }
+
+    private func eventsScenario(_ runtime: WorkflowRuntime, prefix: String) async throws -> Report {
+        let total = workflows
+        let (elapsed, latencies) = try await runtime.withRunning { runtime in
+            _ = try await fanOut(total: total) { index in
+                try await runtime.start(EventWorkflow.self, id: prefix + String(index), input: 0)
+            }
+            // Each sender sends one event and waits until its workflow has it and has finished.
+            return try await fanOut(total: total) { index in
+                let id = prefix + String(index)
+                try await runtime.send("go", to: id, payload: index, dedupKey: "bench-\(index)")
+                guard try await runtime.handle(EventWorkflow.self, id: id).result() == index else {
+                    throw ValidationError("workflow \(id) received another event")
+                }
+            }
+        }
+        var report = Report(scenario: "events", workflows: total, concurrency: concurrency, seconds: elapsed.seconds, latencies: latencies)
+        report.eventsPerSecond = Double(total) / elapsed.seconds
+        return report
+    }
+
     struct Report: Encodable {
+        var scenario: String
         var workflows: Int
-        var steps: Int
         var concurrency: Int
         var seconds: Double
-        var workflowsPerSecond: Double
-        var stepsPerSecond: Double
+        var steps: Int?
+        var workflowsPerSecond: Double?
+        var stepsPerSecond: Double?
+        var timersPerSecond: Double?
+        var eventsPerSecond: Double?
+        var fired: Int?
+        var early: Int?
         var p50: Double
         var p99: Double
         var max: Double
 
+        init(scenario: String, workflows: Int, concurrency: Int, seconds: Double, latencies sorted: [Double]) {
+            self.scenario = scenario
+            self.workflows = workflows
+            self.concurrency = concurrency
+            self.seconds = seconds
+            p50 = percentile(sorted, 0.50)
+            p99 = percentile(sorted, 0.99)
+            max = sorted.last ?? 0
+        }
+
         enum CodingKeys: String, CodingKey {
-            case workflows, steps, concurrency, seconds
+            case scenario, workflows, steps, concurrency, seconds, fired, early
             case workflowsPerSecond = "workflows_per_second"
             case stepsPerSecond = "steps_per_second"
+            case timersPerSecond = "timers_per_second"
+            case eventsPerSecond = "events_per_second"
             case p50 = "p50_ms"
             case p99 = "p99_ms"
             case max = "max_ms"
         }
-    }
-}
 
-/// A shared counter that hands out workflow indices to the bench's workers.
-final class Counter: Sendable {
-    let value = Atomic<Int>(0)
+        var text: String {
+            var lines = ["\(workflows) workflows, scenario \(scenario), concurrency \(concurrency), in \(format(seconds)) s"]
+            if let workflowsPerSecond, let stepsPerSecond, let steps {
+                lines.append("  \(steps) durable steps each")
+                lines.append("  workflows/s  \(format(workflowsPerSecond))")
+                lines.append("  steps/s      \(format(stepsPerSecond))")
+                lines.append("  latency      p50 \(format(p50)) ms   p99 \(format(p99)) ms   max \(format(max)) ms")
+            }
+            if let timersPerSecond, let fired, let early {
+                lines.append("  timers fired \(fired), early \(early), timers/s \(format(timersPerSecond))")
+                lines.append("  lateness     p50 \(format(p50)) ms   p99 \(format(p99)) ms   max \(format(max)) ms")
+            }
+            if let eventsPerSecond {
+                lines.append("  events/s     \(format(eventsPerSecond))")
+                lines.append("  delivery     p50 \(format(p50)) ms   p99 \(format(p99)) ms   max \(format(max)) ms (send → workflow finished)")
+            }
+            return lines.joined(separator: "\n")
+        }
+    }
 }
 
 /// K trivial steps; returns 0 + 1 + … + (K − 1).
@@ -135,6 +240,30 @@ struct BenchWorkflow: Workflow {
         }
         return total
     }
+}
+
+/// Sleeps `input` milliseconds.
+struct SleepWorkflow: Workflow {
+    static let name = "continuum.bench.sleep"
+
+    func run(_ ctx: WorkflowContext, input milliseconds: Int) async throws -> Int {
+        try await ctx.sleep(for: .milliseconds(milliseconds))
+        return milliseconds
+    }
+}
+
+/// Waits for one "go" event and returns its payload.
+struct EventWorkflow: Workflow {
+    static let name = "continuum.bench.event"
+
+    func run(_ ctx: WorkflowContext, input: Int) async throws -> Int {
+        try await ctx.waitForEvent("go", as: Int.self) ?? -1
+    }
+}
+
+/// A shared counter that hands out workflow indices to the bench's workers.
+final class Counter: Sendable {
+    let value = Atomic<Int>(0)
 }
 
 func percentile(_ sorted: [Double], _ fraction: Double) -> Double {
