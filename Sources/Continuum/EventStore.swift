@@ -45,13 +45,52 @@ public struct AppendRequest: Sendable {
     public var events: [HistoryEvent]
     /// The workflow's new status, when these events change it (a terminal event).
     public var status: WorkflowStatus?
+    /// Timers to add to or remove from the due-time index (a sleep's deadline, a wait's timeout).
+    public var timers: [TimerChange]
+    /// `true` when the workflow leaves memory to wait (recovery then leaves it alone until a
+    /// timer or an event wakes it), `false` when it is running again.
+    public var parked: Bool?
 
     /// Creates a request.
-    public init(stream: StreamID, id: String, events: [HistoryEvent], status: WorkflowStatus? = nil) {
+    public init(
+        stream: StreamID, id: String, events: [HistoryEvent], status: WorkflowStatus? = nil, timers: [TimerChange] = [],
+        parked: Bool? = nil
+    ) {
         self.stream = stream
         self.id = id
         self.events = events
         self.status = status
+        self.timers = timers
+        self.parked = parked
+    }
+}
+
+/// A change to the due-time index of timers.
+public enum TimerChange: Sendable, Hashable {
+    /// A timer of the workflow is due at this time (nanoseconds since 1970).
+    case add(Int64)
+    /// The timer due at this time is no longer needed.
+    case remove(Int64)
+}
+
+/// A timer from the store's due-time index.
+public struct DueTimer: Sendable, Hashable, Comparable {
+    /// When it is due, in nanoseconds since 1970.
+    public var due: Int64
+    /// The workflow's stream.
+    public var stream: StreamID
+    /// The workflow's id.
+    public var id: String
+
+    /// Creates a timer entry.
+    public init(due: Int64, stream: StreamID, id: String) {
+        self.due = due
+        self.stream = stream
+        self.id = id
+    }
+
+    public static func < (lhs: DueTimer, rhs: DueTimer) -> Bool {
+        (lhs.due, lhs.stream.rawValue) < (rhs.due, rhs.stream.rawValue)
     }
 }
 
@@ -98,8 +137,14 @@ public protocol EventStore: AnyObject, Sendable {
     func summary(id: String) throws(ContinuumError) -> WorkflowSummary?
 
     /// Workflows with the given status (all when `nil`), in creation order, starting after
-    /// the stream `after` and returning at most `limit`.
+    /// the stream `after` and returning at most `limit`. Parked workflows count as running.
     func list(status: WorkflowStatus?, after: StreamID?, limit: Int) throws(ContinuumError) -> [(StreamID, WorkflowSummary)]
+
+    /// Running workflows that are not parked: those recovery must resume at once.
+    func listActive(after: StreamID?, limit: Int) throws(ContinuumError) -> [(StreamID, WorkflowSummary)]
+
+    /// Timers from the due-time index, in due order, strictly after `after`, at most `limit`.
+    func timers(after: DueTimer?, limit: Int) throws(ContinuumError) -> [DueTimer]
 
     /// Stops taking writes, waits for submitted ones to finish, and releases the store.
     func close()

@@ -25,6 +25,8 @@ final class LMDBEnvironment: @unchecked Sendable {
     let byStatus: MDB_dbi
     /// [stream number][sequence: 4 bytes, big-endian] → event
     let events: MDB_dbi
+    /// [due: 8 bytes, order-preserving][stream number] → workflow id (sealed): the due-time index
+    let timers: MDB_dbi
     private let mapLock: UnsafeMutablePointer<pthread_rwlock_t>
     private(set) var mapSize: Int
 
@@ -48,7 +50,7 @@ final class LMDBEnvironment: @unchecked Sendable {
             var txn: OpaquePointer?
             try check(mdb_txn_begin(env, nil, 0, &txn), "beginning the setup transaction", path: path)
             var handles: [MDB_dbi] = []
-            for name in ["ids", "workflows", "byStatus", "events"] {
+            for name in ["ids", "workflows", "byStatus", "events", "timers"] {
                 var dbi: MDB_dbi = 0
                 let rc = mdb_dbi_open(txn, name, UInt32(MDB_CREATE), &dbi)
                 if rc != 0 {
@@ -58,7 +60,7 @@ final class LMDBEnvironment: @unchecked Sendable {
                 handles.append(dbi)
             }
             try check(mdb_txn_commit(txn), "committing the setup transaction", path: path)
-            (ids, workflows, byStatus, events) = (handles[0], handles[1], handles[2], handles[3])
+            (ids, workflows, byStatus, events, timers) = (handles[0], handles[1], handles[2], handles[3], handles[4])
         } catch {
             mdb_env_close(env)
             pthread_rwlock_destroy(mapLock)
@@ -150,10 +152,27 @@ enum Key {
         return key
     }
 
-    static func status(_ status: WorkflowStatus, _ stream: UInt64) -> [UInt8] {
-        var key = [UInt8](repeating: status.rawValue, count: 9)
+    /// The status index byte of parked running workflows (kept apart so recovery skips them).
+    static let parkedStatus: UInt8 = 0x81
+
+    static func status(_ status: WorkflowStatus, _ stream: UInt64, parked: Bool = false) -> [UInt8] {
+        var key = [UInt8](repeating: parked ? parkedStatus : status.rawValue, count: 9)
         key.withUnsafeMutableBytes { $0.storeBytes(of: stream.bigEndian, toByteOffset: 1, as: UInt64.self) }
         return key
+    }
+
+    /// A due time in an order-preserving form (the sign bit flipped), then the stream.
+    static func timer(_ due: Int64, _ stream: UInt64) -> [UInt8] {
+        var key = [UInt8](repeating: 0, count: 16)
+        key.withUnsafeMutableBytes {
+            $0.storeBytes(of: (UInt64(bitPattern: due) ^ (1 << 63)).bigEndian, toByteOffset: 0, as: UInt64.self)
+            $0.storeBytes(of: stream.bigEndian, toByteOffset: 8, as: UInt64.self)
+        }
+        return key
+    }
+
+    static func readDue(_ bytes: UnsafeRawBufferPointer) -> Int64 {
+        Int64(bitPattern: readUInt64(bytes) ^ (1 << 63))
     }
 
     static func readUInt64(_ bytes: UnsafeRawBufferPointer, at offset: Int = 0) -> UInt64 {

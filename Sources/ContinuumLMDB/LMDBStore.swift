@@ -158,34 +158,86 @@ public final class LMDBStore: EventStore {
     public func list(status: WorkflowStatus?, after: StreamID?, limit: Int) throws(ContinuumError) -> [(StreamID, WorkflowSummary)] {
         try named {
             try environment.read { txn in
+                guard let status else { return try scanWorkflows(after: after, limit: limit, txn: txn) }
+                var found = try scanIndex(status.rawValue, after: after, limit: limit, txn: txn)
+                if status == .running {
+                    // Parked workflows are running too: merge both ranges in creation order.
+                    found += try scanIndex(Key.parkedStatus, after: after, limit: limit, txn: txn)
+                    found.sort { $0.0.rawValue < $1.0.rawValue }
+                    found = Array(found.prefix(limit))
+                }
+                return found
+            }
+        }
+    }
+
+    public func listActive(after: StreamID?, limit: Int) throws(ContinuumError) -> [(StreamID, WorkflowSummary)] {
+        try named { try environment.read { txn in try scanIndex(WorkflowStatus.running.rawValue, after: after, limit: limit, txn: txn) } }
+    }
+
+    public func timers(after: DueTimer?, limit: Int) throws(ContinuumError) -> [DueTimer] {
+        try named {
+            try environment.read { txn in
                 var cursor: OpaquePointer?
-                let dbi = status == nil ? environment.workflows : environment.byStatus
-                try check(mdb_cursor_open(txn, dbi, &cursor), "opening a cursor", path: path)
+                try check(mdb_cursor_open(txn, environment.timers, &cursor), "opening a cursor", path: path)
                 defer { mdb_cursor_close(cursor) }
-                let start = (after?.rawValue).map { $0 + 1 } ?? 0
-                let startKey = status.map { Key.status($0, start) } ?? Key.stream(start)
-                var result: [(StreamID, WorkflowSummary)] = []
-                try withVal(startKey) { key in
+                var result: [DueTimer] = []
+                let start = after.map { Key.timer($0.due, $0.stream.rawValue) } ?? Key.timer(.min, 0)
+                try withVal(start) { key in
                     var value = MDB_val()
                     var rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE)
                     while rc == 0, result.count < limit {
                         let keyBytes = key.buffer
-                        if let status {
-                            guard keyBytes.count == 9, keyBytes[0] == status.rawValue else { break }
-                            let stream = Key.readUInt64(keyBytes, at: 1)
-                            result.append((StreamID(rawValue: stream), try summary(stream: stream, txn: txn)))
-                        } else {
-                            let stream = Key.readUInt64(keyBytes)
-                            let summary = try BinaryCodec.decodeSummary(value.buffer, location: "\(path) workflows/\(stream)")
-                            result.append((StreamID(rawValue: stream), summary))
-                        }
+                        guard keyBytes.count == 16 else { break }
+                        var reader = try BinaryCodec.open(value.buffer, location: "\(path) timers")
+                        let timer = DueTimer(
+                            due: Key.readDue(keyBytes), stream: StreamID(rawValue: Key.readUInt64(keyBytes, at: 8)), id: try reader.readString())
+                        if after.map({ $0 < timer }) ?? true { result.append(timer) }
                         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
                     }
-                    if rc != 0 && rc != MDB_NOTFOUND { try check(rc, "listing workflows", path: path) }
+                    if rc != 0 && rc != MDB_NOTFOUND { try check(rc, "listing timers", path: path) }
                 }
                 return result
             }
         }
+    }
+
+    private func scanWorkflows(after: StreamID?, limit: Int, txn: OpaquePointer) throws -> [(StreamID, WorkflowSummary)] {
+        try scan(environment.workflows, from: Key.stream((after?.rawValue).map { $0 + 1 } ?? 0), limit: limit, txn: txn) { key, value in
+            let stream = Key.readUInt64(key)
+            return (StreamID(rawValue: stream), try BinaryCodec.decodeSummary(value, location: "\(path) workflows/\(stream)"))
+        }
+    }
+
+    private func scanIndex(_ statusByte: UInt8, after: StreamID?, limit: Int, txn: OpaquePointer) throws -> [(StreamID, WorkflowSummary)] {
+        var start = Key.stream((after?.rawValue).map { $0 + 1 } ?? 0)
+        start.insert(statusByte, at: 0)
+        return try scan(environment.byStatus, from: start, limit: limit, txn: txn) { key, _ in
+            guard key.count == 9, key[0] == statusByte else { return nil }
+            let stream = Key.readUInt64(key, at: 1)
+            return (StreamID(rawValue: stream), try summary(stream: stream, txn: txn))
+        }
+    }
+
+    /// Walks `dbi` from `start`, collecting what `row` returns until it returns `nil` or `limit` rows.
+    private func scan<Row>(
+        _ dbi: MDB_dbi, from start: [UInt8], limit: Int, txn: OpaquePointer,
+        _ row: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Row?
+    ) throws -> [Row] {
+        var cursor: OpaquePointer?
+        try check(mdb_cursor_open(txn, dbi, &cursor), "opening a cursor", path: path)
+        defer { mdb_cursor_close(cursor) }
+        var rows: [Row] = []
+        try withVal(start) { key in
+            var value = MDB_val()
+            var rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE)
+            while rc == 0, rows.count < limit, let next = try row(key.buffer, value.buffer) {
+                rows.append(next)
+                rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
+            }
+            if rc != 0 && rc != MDB_NOTFOUND { try check(rc, "scanning", path: path) }
+        }
+        return rows
     }
 
     private func streamNumber(id: String, txn: OpaquePointer) throws -> UInt64? {

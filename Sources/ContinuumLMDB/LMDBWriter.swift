@@ -249,8 +249,9 @@ final class LMDBWriter: @unchecked Sendable {
 
     private func append(_ request: AppendRequest, txn: OpaquePointer) throws {
         let stream = request.stream.rawValue
-        guard let first = request.events.first else { return }
-        if first.sequence > 0, try exists(txn, environment.events, Key.event(stream, first.sequence - 1)) == nil {
+        if let first = request.events.first, first.sequence > 0,
+            try exists(txn, environment.events, Key.event(stream, first.sequence - 1)) == nil
+        {
             throw Failure.operation(
                 ContinuumError(
                     .storageFailure,
@@ -262,7 +263,15 @@ final class LMDBWriter: @unchecked Sendable {
                 txn, environment.events, Key.event(stream, event.sequence), BinaryCodec.encode(event), flags: MDB_NOOVERWRITE,
                 "appending event \(event.sequence) to '\(request.id)'")
         }
-        guard let status = request.status else { return }
+        for change in request.timers {
+            switch change {
+            case .add(let due):
+                try put(txn, environment.timers, Key.timer(due, stream), BinaryCodec.seal { $0.write(string: request.id) }, "indexing a timer of '\(request.id)'")
+            case .remove(let due):
+                try delete(txn, environment.timers, Key.timer(due, stream), "removing a timer of '\(request.id)'")
+            }
+        }
+        guard request.status != nil || request.parked != nil else { return }
         guard let record = try exists(txn, environment.workflows, Key.stream(stream)) else {
             throw Failure.operation(ContinuumError(.unknownWorkflow, "Workflow '\(request.id)' has no record.", workflowID: request.id))
         }
@@ -272,12 +281,22 @@ final class LMDBWriter: @unchecked Sendable {
         } catch let error as ContinuumError {
             throw Failure.operation(error)
         }
-        let oldKey = Key.status(summary.status, stream)
-        let deleted = withVal(oldKey) { key in mdb_del(txn, environment.byStatus, &key, nil) }
-        if deleted != 0 && deleted != MDB_NOTFOUND { throw Failure.transaction(deleted, "re-indexing '\(request.id)'") }
-        summary.status = status
-        summary.updatedAt = request.events.last?.timestamp ?? summary.updatedAt
-        try put(txn, environment.byStatus, Key.status(status, stream), [], "indexing '\(request.id)'")
-        try put(txn, environment.workflows, Key.stream(stream), BinaryCodec.encode(summary), "updating the record of '\(request.id)'")
+        // A workflow is indexed once: under its status, or as parked while running.
+        try delete(txn, environment.byStatus, Key.status(summary.status, stream), "re-indexing '\(request.id)'")
+        try delete(txn, environment.byStatus, Key.status(summary.status, stream, parked: true), "re-indexing '\(request.id)'")
+        if let status = request.status {
+            summary.status = status
+            summary.updatedAt = request.events.last?.timestamp ?? summary.updatedAt
+        }
+        let parked = summary.status == .running && request.parked == true
+        try put(txn, environment.byStatus, Key.status(summary.status, stream, parked: parked), [], "indexing '\(request.id)'")
+        if request.status != nil {
+            try put(txn, environment.workflows, Key.stream(stream), BinaryCodec.encode(summary), "updating the record of '\(request.id)'")
+        }
+    }
+
+    private func delete(_ txn: OpaquePointer, _ dbi: MDB_dbi, _ key: [UInt8], _ what: @autoclosure () -> String) throws {
+        let rc = withVal(key) { key in mdb_del(txn, dbi, &key, nil) }
+        if rc != 0 && rc != MDB_NOTFOUND { throw Failure.transaction(rc, what()) }
     }
 }

@@ -133,6 +133,46 @@ struct LMDBStoreTests {
         }
     }
 
+    @Test("the due-time index lists timers in due order and follows adds and removes")
+    func timerIndex() async throws {
+        try await withTemporaryDirectory { path in
+            let store = try LMDBStore(path: path)
+            defer { store.close() }
+            let a = try await create(store, "a")
+            let b = try await create(store, "b")
+            try await store.append(AppendRequest(stream: a, id: "a", events: [], timers: [.add(300), .add(-5)]))
+            try await store.append(AppendRequest(stream: b, id: "b", events: [], timers: [.add(100), .add(300)]))
+            let all = try store.timers(after: nil, limit: 10)
+            #expect(all.map(\.due) == [-5, 100, 300, 300])
+            #expect(all.map(\.id) == ["a", "b", "a", "b"])
+            #expect(try store.timers(after: all[1], limit: 10).map(\.id) == ["a", "b"])
+            try await store.append(AppendRequest(stream: a, id: "a", events: [], timers: [.remove(300), .remove(-5)]))
+            #expect(try store.timers(after: nil, limit: 10).map(\.id) == ["b", "b"])
+        }
+    }
+
+    @Test("parked workflows count as running but are not listed as active")
+    func parking() async throws {
+        try await withTemporaryDirectory { path in
+            let store = try LMDBStore(path: path)
+            defer { store.close() }
+            let a = try await create(store, "a")
+            _ = try await create(store, "b")
+            try await store.append(AppendRequest(stream: a, id: "a", events: [], parked: true))
+            #expect(try store.listActive(after: nil, limit: 10).map(\.1.id) == ["b"])
+            #expect(try store.list(status: .running, after: nil, limit: 10).map(\.1.id) == ["a", "b"])
+            try await store.append(AppendRequest(stream: a, id: "a", events: [], parked: false))
+            #expect(try store.listActive(after: nil, limit: 10).map(\.1.id) == ["a", "b"])
+            try await store.append(AppendRequest(stream: a, id: "a", events: [], parked: true))
+            try await store.append(
+                AppendRequest(
+                    stream: a, id: "a", events: [HistoryEvent(sequence: 1, timestamp: 2, kind: .workflowCompleted(output: []))],
+                    status: .completed))
+            #expect(try store.list(status: .running, after: nil, limit: 10).map(\.1.id) == ["b"])
+            #expect(try store.list(status: .completed, after: nil, limit: 10).map(\.1.id) == ["a"])
+        }
+    }
+
     @Test("a second store on the same directory is refused with storeLocked")
     func lockedDirectory() async throws {
         try await withTemporaryDirectory { path in
