@@ -167,16 +167,31 @@ public struct WorkflowContext: Sendable {
             outcome = ended
         case .waiting(let key, let due):
             let instance = self.instance
-            (outcome, _) = try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    try await instance.clock.sleep(until: due ?? .min)
-                    try await instance.fireTimer(key)
+            (outcome, _) = try await waiting {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        try await instance.clock.sleep(until: due ?? .min)
+                        try await instance.fireTimer(key)
+                    }
+                    defer { group.cancelAll() }
+                    return try await instance.awaitEnd(of: key)
                 }
-                defer { group.cancelAll() }
-                return try await instance.awaitEnd(of: key)
             }
         }
         if case .cancelled = outcome { throw instance.cancelled(try await cancellationReason()) }
+    }
+
+    /// Runs `wait` counted as waiting, so the instance can leave memory while every call waits.
+    private func waiting<R: Sendable>(_ wait: () async throws -> R) async throws -> R {
+        await instance.enterWait()
+        let result: Result<R, any Error>
+        do {
+            result = .success(try await wait())
+        } catch {
+            result = .failure(error)
+        }
+        await instance.exitWait()
+        return try result.get()
     }
 
     private func cancellationReason() async throws -> String {
@@ -206,15 +221,17 @@ public struct WorkflowContext: Sendable {
             (outcome, payload) = (ended, bytes)
         case .waiting(let key, let due):
             let instance = self.instance
-            (outcome, payload) = try await withThrowingTaskGroup(of: Void.self) { group in
-                if let due {
-                    group.addTask {
-                        try await instance.clock.sleep(until: due)
-                        await instance.timeOut(key)
+            (outcome, payload) = try await waiting {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    if let due {
+                        group.addTask {
+                            try await instance.clock.sleep(until: due)
+                            await instance.timeOut(key)
+                        }
                     }
+                    defer { group.cancelAll() }
+                    return try await instance.awaitEnd(of: key)
                 }
-                defer { group.cancelAll() }
-                return try await instance.awaitEnd(of: key)
             }
         }
         if case .cancelled = outcome { throw instance.cancelled(try await cancellationReason()) }

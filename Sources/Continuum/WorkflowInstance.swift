@@ -39,7 +39,7 @@ actor WorkflowInstance {
     }
 
     func beginStep(named name: String, concurrent: Bool) throws(ContinuumError) -> StepPlan {
-        if let suspension { throw suspension }
+        try checkUsable()
         switch state.beginStep(named: name, concurrent: concurrent) {
         case .diverged(let divergence):
             throw suspend(nondeterminism(divergence))
@@ -52,13 +52,89 @@ actor WorkflowInstance {
         case .replay(let recorded):
             return .replay(recorded)
         case .execute(let call):
+            runningSteps += 1
+            updateIdle()
             return .execute(call)
         }
     }
 
-    func completeStep(_ call: WorkflowState.StepCall, outcome: Result<[UInt8], FailureRecord>) async throws(ContinuumError) {
+    // MARK: Idleness and eviction
+
+    private var runningSteps = 0
+    private var waiting = 0
+    private var idleSince: ContinuousClock.Instant?
+    private var idleWatcher: CheckedContinuation<ContinuousClock.Instant, Never>?
+    /// Whether the instance left memory: every later call throws, nothing more is appended.
+    private(set) var evicted = false
+
+    static let evictedError = ContinuumError(.notRunning, "The workflow left memory while it waited; it resumes when woken.")
+
+    private func checkUsable() throws(ContinuumError) {
         if let suspension { throw suspension }
+        if evicted { throw Self.evictedError }
+    }
+
+    /// The body entered a wait (a sleep or an event wait).
+    func enterWait() {
+        waiting += 1
+        updateIdle()
+    }
+
+    /// The body left a wait.
+    func exitWait() {
+        waiting -= 1
+        updateIdle()
+    }
+
+    private func updateIdle() {
+        let idle = runningSteps == 0 && waiting > 0 && !evicted && suspension == nil
+        if !idle {
+            idleSince = nil
+        } else if idleSince == nil {
+            let now = ContinuousClock.now
+            idleSince = now
+            idleWatcher?.resume(returning: now)
+            idleWatcher = nil
+        }
+    }
+
+    /// Returns when the instance is idle (every running call is a wait), with the time it became idle.
+    func nextIdle() async -> ContinuousClock.Instant {
+        if let idleSince { return idleSince }
+        return await withCheckedContinuation { idleWatcher = $0 }
+    }
+
+    /// Leaves memory if the instance has been idle since `since` and no timer is about to fire:
+    /// parks the workflow in the store and wakes the body's waits so it unwinds.
+    func evictIfIdle(since: ContinuousClock.Instant, margin: Int64) async -> Bool {
+        guard idleSince == since, !evicted else { return false }
+        // Every wait the body is in must still be pending (one that ended, with its task not yet
+        // resumed, would leave nothing to wake the parked workflow), and none may be due soon.
+        let pending = state.recordedWaits.values.filter { $0.outcome == nil }
+        guard pending.count >= waiting else { return false }
+        let soon = clock.now() + margin
+        guard !pending.contains(where: { ($0.due ?? .max) <= soon }) else { return false }
+        evicted = true
+        do {
+            try await store.append(AppendRequest(stream: stream, id: id, events: [], parked: true))
+        } catch {
+            // Not parked: recovery will find it active, which is safe.
+        }
+        eventWaiters.failAll(Self.evictedError)
+        return true
+    }
+
+    /// Stops an idle watcher that is no longer needed.
+    func stopWatching() {
+        idleWatcher?.resume(returning: ContinuousClock.now)
+        idleWatcher = nil
+    }
+
+    func completeStep(_ call: WorkflowState.StepCall, outcome: Result<[UInt8], FailureRecord>) async throws(ContinuumError) {
+        try checkUsable()
         let event = state.completeStep(call, outcome: outcome, timestamp: clock.now())
+        runningSteps -= 1
+        updateIdle()
         do {
             try await store.append(AppendRequest(stream: stream, id: id, events: [event]))
         } catch {
@@ -68,7 +144,7 @@ actor WorkflowInstance {
 
     /// Records a failed attempt and its backoff; returns the call for the next attempt once committed.
     func retryStep(_ call: WorkflowState.StepCall, failure: FailureRecord, nextAttemptAt: Int64) async throws(ContinuumError) -> WorkflowState.StepCall {
-        if let suspension { throw suspension }
+        try checkUsable()
         var call = call
         let event = state.retryStep(&call, failure: failure, nextAttemptAt: nextAttemptAt, timestamp: clock.now())
         try await appendOrSuspend([event])
@@ -77,11 +153,14 @@ actor WorkflowInstance {
 
     func abandonStep(_ call: WorkflowState.StepCall) {
         state.abandonStep(call)
+        runningSteps -= 1
+        updateIdle()
     }
 
     /// Records how the body ended. Returns the outcome as stored, or the error that suspended the workflow.
     func finish(_ outcome: WorkflowState.Outcome) async -> Result<WorkflowState.Outcome, ContinuumError> {
         if let suspension { return .failure(suspension) }
+        if evicted { return .failure(Self.evictedError) }
         switch state.finish(outcome, timestamp: clock.now()) {
         case .failure(let divergence):
             return .failure(suspend(nondeterminism(divergence)))
@@ -115,7 +194,7 @@ actor WorkflowInstance {
     /// Begins (or, on replay, resumes) a wait; a new wait is committed before this returns.
     /// An event wait takes the oldest buffered event of its name at once.
     func beginWait(named name: String, concurrent: Bool, wait: WaitKind, due: Int64?) async throws(ContinuumError) -> WaitPlan {
-        if let suspension { throw suspension }
+        try checkUsable()
         var events: [HistoryEvent] = []
         let key: StepKey
         let waitDue: Int64?
@@ -154,7 +233,7 @@ actor WorkflowInstance {
 
     /// Ends a timer wait that came due; returns once the firing is committed.
     func fireTimer(_ key: StepKey) async throws(ContinuumError) {
-        if let suspension { throw suspension }
+        try checkUsable()
         let now = clock.now()
         let due = state.recordedWaits[key]?.due ?? now
         guard let event = state.endWait(key, outcome: .fired(latenessNanoseconds: max(0, now - due)), timestamp: now) else { return }
@@ -189,7 +268,7 @@ actor WorkflowInstance {
 
     /// Records a cancellation request, ends every pending wait, and wakes the tasks waiting.
     func cancel(reason: String) async throws(ContinuumError) {
-        if let suspension { throw suspension }
+        try checkUsable()
         guard state.outcome == nil else {
             throw ContinuumError(.workflowFinished, "Workflow '\(id)' has finished; there is nothing to cancel.", workflowID: id)
         }
@@ -216,7 +295,7 @@ actor WorkflowInstance {
 
     /// Waits until `receive` or `timeOut` ends the wait (or returns at once if it ended).
     func awaitEnd(of key: StepKey) async throws -> (WaitOutcome, [UInt8]?) {
-        if let suspension { throw suspension }
+        try checkUsable()
         if let outcome = state.recordedWaits[key]?.outcome { return (outcome, payload(of: outcome)) }
         // An event may have arrived between beginWait and now, before anyone waited for it.
         if case .event(let name)? = state.recordedWaits[key]?.wait, let (sequence, event) = state.oldestUnconsumed(named: name),
@@ -246,7 +325,7 @@ actor WorkflowInstance {
     /// Appends an external event (unless its dedup key was seen) and hands it to a task waiting
     /// for it; returns once the event is committed.
     func receive(name: String, payload: [UInt8], dedupKey: String?) async throws(ContinuumError) -> EventReceipt {
-        if let suspension { throw suspension }
+        try checkUsable()
         guard state.outcome == nil else {
             throw ContinuumError(.workflowFinished, "Workflow '\(id)' has finished; it takes no more events.", workflowID: id)
         }
@@ -256,7 +335,7 @@ actor WorkflowInstance {
                 // The first send of this key is still committing: answer only once it is durable.
                 await withCheckedContinuation { pendingSends[dedupKey, default: []].append($0) }
             }
-            if let suspension { throw suspension }
+            try checkUsable()
             return EventReceipt(workflowID: id, sequence: duplicate.sequence, duplicate: true)
         case .success(let event):
             var events = [event]
@@ -280,8 +359,17 @@ actor WorkflowInstance {
     private var pendingSends: [String: [CheckedContinuation<Void, Never>]] = [:]
 
     private func appendOrSuspend(_ events: [HistoryEvent]) async throws(ContinuumError) {
+        // Keep the due-time index in step: a wait with a deadline adds it, its end removes it.
+        var timers: [TimerChange] = []
+        for event in events {
+            switch event.kind {
+            case .waitStarted(_, _, let due?): timers.append(.add(due))
+            case .waitEnded(let key, _): if let due = state.recordedWaits[key]?.due { timers.append(.remove(due)) }
+            default: continue
+            }
+        }
         do {
-            try await store.append(AppendRequest(stream: stream, id: id, events: events))
+            try await store.append(AppendRequest(stream: stream, id: id, events: events, timers: timers))
         } catch {
             let error = suspend(ContinuumError.wrap(error))
             eventWaiters.failAll(error)

@@ -28,14 +28,25 @@ public final class WorkflowRuntime: Sendable {
         public var recoveryPageSize: Int
         /// The wall clock for timestamps, sleeps and timeouts.
         public var clock: any WorkflowClock
+        /// How long a workflow that only waits (sleeps, waits for an event) stays in memory before
+        /// it is parked in the store and leaves memory; `nil` keeps every workflow in memory.
+        /// A parked workflow is rebuilt by replay when its timer comes due or an event arrives.
+        public var idleTimeout: Duration?
+        /// How often the store's due-time index is checked for timers of parked workflows (at
+        /// most; the runtime sleeps until the next due timer when it is sooner).
+        public var timerPollInterval: Duration
 
-        /// The defaults: log to a logger labelled `continuum`, recover in pages of 1,000, the system clock.
+        /// The defaults: log to a logger labelled `continuum`, recover in pages of 1,000, the
+        /// system clock, park workflows idle for 10 seconds, check parked timers at least every 100 ms.
         public init(
-            logger: Logger = Logger(label: "continuum"), recoveryPageSize: Int = 1000, clock: any WorkflowClock = SystemClock()
+            logger: Logger = Logger(label: "continuum"), recoveryPageSize: Int = 1000, clock: any WorkflowClock = SystemClock(),
+            idleTimeout: Duration? = .seconds(10), timerPollInterval: Duration = .milliseconds(100)
         ) {
             self.logger = logger
             self.recoveryPageSize = recoveryPageSize
             self.clock = clock
+            self.idleTimeout = idleTimeout
+            self.timerPollInterval = timerPollInterval
         }
     }
 
@@ -53,6 +64,8 @@ public final class WorkflowRuntime: Sendable {
         var id: String
         /// The workflow as just created, so driving it needs no read; `nil` to load it.
         var created: StoredWorkflow?
+        /// Whether a timer or an event wakes it from the store (it may be parked).
+        var wake = false
     }
 
     private struct State: ~Copyable {
@@ -143,7 +156,8 @@ public final class WorkflowRuntime: Sendable {
             var after: StreamID?
             var recovered = 0
             while true {
-                let page = try store.list(status: .running, after: after, limit: configuration.recoveryPageSize)
+                // Parked workflows wait in the store for their timer or event; only active ones resume now.
+                let page = try store.listActive(after: after, limit: configuration.recoveryPageSize)
                 for (_, summary) in page {
                     group.addTask { await self.drive(id: summary.id, created: nil) }
                 }
@@ -152,8 +166,9 @@ public final class WorkflowRuntime: Sendable {
                 after = last.0
             }
             logger.info("Continuum runtime started", metadata: ["continuum.recovered": "\(recovered)"])
+            group.addTask { try await self.wakeDueTimers() }
             for await launch in launches {
-                group.addTask { await self.drive(id: launch.id, created: launch.created) }
+                group.addTask { await self.drive(id: launch.id, created: launch.created, wake: launch.wake) }
             }
         }
     }
@@ -227,8 +242,8 @@ public final class WorkflowRuntime: Sendable {
     }
 
     /// Hands a workflow to the running `run()`; when not running, the next `run()` recovers it.
-    private func launch(_ id: String, created: StoredWorkflow?) {
-        _ = state.withLock { $0.launches }?.yield(Launch(id: id, created: created))
+    private func launch(_ id: String, created: StoredWorkflow?, wake: Bool = false) {
+        _ = state.withLock { $0.launches }?.yield(Launch(id: id, created: created, wake: wake))
     }
 
     static func validate(id: String) throws(ContinuumError) {
@@ -239,7 +254,45 @@ public final class WorkflowRuntime: Sendable {
 
     // MARK: Driving
 
-    private func drive(id: String, created: StoredWorkflow?) async {
+    /// Wakes parked workflows whose timers came due, by reading the store's due-time index.
+    private func wakeDueTimers() async throws {
+        let clock = configuration.clock
+        let poll = configuration.timerPollInterval.wholeNanoseconds
+        // Timers up to `after` were handled: launched, or left to the active instance that owns
+        // them. A workflow is parked only with timers due later than now (plus a margin), so
+        // nothing new can appear behind the cursor.
+        var after: DueTimer?
+        while !Task.isCancelled {
+            let now = clock.now()
+            var nextDue: Int64?
+            scan: while true {
+                let page = try store.timers(after: after, limit: 512)
+                for timer in page {
+                    guard timer.due <= now else {
+                        nextDue = timer.due
+                        break scan
+                    }
+                    // Active workflows fire their own timers; parked ones are launched to do so.
+                    if state.withLock({ $0.active[timer.id] == nil }) { launch(timer.id, created: nil, wake: true) }
+                    after = timer
+                }
+                if page.count < 512 { break }
+            }
+            let wait = min(max((nextDue ?? .max) - clock.now(), 1_000_000), poll)
+            do {
+                try await Task.sleep(for: .nanoseconds(wait))
+            } catch {
+                return  // the runtime is stopping
+            }
+        }
+    }
+
+    /// How many workflows are in memory now (running, or waiting and not yet parked).
+    public var residentWorkflows: Int {
+        state.withLock { $0.active.values.filter { $0.instance != nil }.count }
+    }
+
+    private func drive(id: String, created: StoredWorkflow?, wake: Bool = false) async {
         let claimed = state.withLock { state in
             guard state.active[id]?.driving != true else { return false }
             state.active[id, default: Slot()].driving = true
@@ -287,11 +340,24 @@ public final class WorkflowRuntime: Sendable {
             return state.active[id]?.waiting ?? []
         }
         for sender in senders { sender.resume(returning: instance) }
+        if wake {
+            // Back in memory: no longer parked, so a crash from now on recovers it at once.
+            do {
+                try await store.append(AppendRequest(stream: stored.stream, id: id, events: [], parked: false))
+            } catch {
+                suspend(id: id, ContinuumError.wrap(error), logger: logger)
+                return
+            }
+        }
         let context = WorkflowContext(instance: instance)
         let outcome: WorkflowState.Outcome
         do {
-            outcome = .completed(try await workflow.execute(context, history.input))
+            outcome = .completed(try await runEvictable(instance) { try await workflow.execute(context, history.input) })
         } catch {
+            if await instance.evicted {
+                logger.debug("Workflow parked while it waits")
+                return
+            }
             if let suspension = await instance.suspension {
                 suspend(id: id, suspension, logger: logger)
                 return
@@ -309,6 +375,36 @@ public final class WorkflowRuntime: Sendable {
         case .failure(let error):
             if Task.isCancelled && error.code == .storeClosed { return }
             suspend(id: id, error, logger: logger)
+        }
+    }
+
+    /// Runs a workflow body beside a watcher that parks the instance once it has only waited
+    /// for `idleTimeout`.
+    private func runEvictable(_ instance: WorkflowInstance, _ body: () async throws -> [UInt8]) async throws -> [UInt8] {
+        guard let idleTimeout = configuration.idleTimeout else { return try await body() }
+        let margin = configuration.timerPollInterval.wholeNanoseconds * 2
+        let poll = configuration.timerPollInterval
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    let since = await instance.nextIdle()
+                    try await Task.sleep(until: since + idleTimeout, clock: .continuous)
+                    if await instance.evictIfIdle(since: since, margin: margin) { return }
+                    // Still busy, or a timer fires soon: look again a little later.
+                    try await Task.sleep(for: poll)
+                }
+            }
+            defer {
+                group.cancelAll()
+            }
+            let result: Result<[UInt8], any Error>
+            do {
+                result = .success(try await body())
+            } catch {
+                result = .failure(error)
+            }
+            await instance.stopWatching()
+            return try result.get()
         }
     }
 
@@ -357,8 +453,9 @@ public final class WorkflowRuntime: Sendable {
             throw ContinuumError(.invalidArgument, "An event name must be 1 to 256 bytes of UTF-8; got \(name.utf8.count) bytes.")
         }
         let bytes = try PayloadCoder.encode(payload, what: "event '\(name)' for workflow '\(id)'")
-        guard let instance = try await instance(for: id) else { throw try unavailable(id) }
-        return try await instance.receive(name: name, payload: bytes, dedupKey: dedupKey)
+        return try await withInstance(id) { instance throws(ContinuumError) in
+            try await instance.receive(name: name, payload: bytes, dedupKey: dedupKey)
+        }
     }
 
     /// Asks a workflow to stop; returns once the request is committed.
@@ -371,8 +468,35 @@ public final class WorkflowRuntime: Sendable {
     /// - Throws: ``ContinuumError/Code/unknownWorkflow``, ``ContinuumError/Code/workflowFinished``,
     ///   the suspension's error for a suspended workflow, ``ContinuumError/Code/notRunning``.
     public func cancel(_ id: String, reason: String = "cancelled by request") async throws {
-        guard let instance = try await instance(for: id) else { throw try unavailable(id) }
-        try await instance.cancel(reason: reason)
+        try await withInstance(id) { instance throws(ContinuumError) in try await instance.cancel(reason: reason) }
+    }
+
+    /// Runs `body` on the instance driving `id`, loading it first if it is parked; when the
+    /// instance leaves memory meanwhile, waits for it to go and tries again on a fresh one.
+    private func withInstance<R: Sendable>(
+        _ id: String, _ body: (WorkflowInstance) async throws(ContinuumError) -> R
+    ) async throws -> R {
+        while true {
+            guard let instance = try await instance(for: id) else { throw try unavailable(id) }
+            do {
+                return try await body(instance)
+            } catch {
+                guard await instance.evicted else { throw error }
+                await released(id, instance)
+            }
+        }
+    }
+
+    /// Returns once `instance` no longer drives `id`.
+    private func released(_ id: String, _ instance: WorkflowInstance) async {
+        _ = await withCheckedContinuation { (continuation: CheckedContinuation<WorkflowInstance?, Never>) in
+            let gone = state.withLock { state in
+                guard let slot = state.active[id], slot.instance === instance else { return true }
+                state.active[id]?.waiting.append(continuation)
+                return false
+            }
+            if gone { continuation.resume(returning: nil) }
+        }
     }
 
     /// Why no instance could be had for `id`.
@@ -403,7 +527,7 @@ public final class WorkflowRuntime: Sendable {
             guard state.withLock({ $0.launches != nil }), state.withLock({ $0.suspended[id] == nil }),
                 try store.summary(id: id)?.status == .running
             else { return nil }
-            launch(id, created: nil)
+            launch(id, created: nil, wake: true)
         }
         return await withCheckedContinuation { (continuation: CheckedContinuation<WorkflowInstance?, Never>) in
             let ready: WorkflowInstance? = state.withLock { state in

@@ -1,0 +1,121 @@
+import Continuum
+import ContinuumLMDB
+import ContinuumTesting
+import Foundation
+import Testing
+
+private func withEvictingRuntime<R>(
+    path: String, clock: ManualClock, workflows: [any Workflow], idle: Duration = .milliseconds(50),
+    _ body: (WorkflowRuntime) async throws -> R
+) async throws -> R {
+    let store = try LMDBStore(path: path)
+    defer { store.close() }
+    let configuration = WorkflowRuntime.Configuration(clock: clock, idleTimeout: idle, timerPollInterval: .milliseconds(10))
+    return try await WorkflowRuntime(store: store, workflows: workflows, configuration: configuration).withRunning(body)
+}
+
+/// The resident set size of this process, in bytes.
+func residentBytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+        let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
+    else { return 0 }
+    return kilobytes * 1024
+}
+
+@Suite("Idle eviction", .serialized)
+struct EvictionTests {
+    @Test("a sleeping workflow leaves memory, and its timer brings it back to finish")
+    func sleeperEvictedAndWoken() async throws {
+        try await withTemporaryDirectory { path in
+            let clock = ManualClock()
+            let ledger = Ledger()
+            try await withEvictingRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
+                let handle = try await runtime.start(Reminder.self, id: "r", input: "cy")
+                try await clock.waitForSleepers(1)
+                try await eventually { runtime.residentWorkflows == 0 }
+                #expect(clock.sleepers == 0, "the evicted workflow still sleeps in memory")
+                #expect(try runtime.status(of: "r")?.status == .running)
+                clock.advance(by: .seconds(3 * 86_400))
+                #expect(try await handle.result() == "reminded cy")
+            }
+            #expect(ledger.count("signup") == 1 && ledger.count("remind") == 1)
+        }
+    }
+
+    @Test("an event wakes a parked workflow and is delivered")
+    func eventWakesParked() async throws {
+        try await withTemporaryDirectory { path in
+            let clock = ManualClock()
+            let ledger = Ledger()
+            try await withEvictingRuntime(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
+                let handle = try await runtime.start(Survey.self, id: "s", input: .init(count: 2))
+                try await eventually { try runtime.history(of: "s").count == 2 }
+                try await eventually { runtime.residentWorkflows == 0 }
+                try await runtime.send("feedback", to: "s", payload: Feedback(stars: 4))
+                try await eventually { try runtime.history(of: "s").count == 5 }
+                try await eventually { runtime.residentWorkflows == 0 }
+                try await runtime.send("feedback", to: "s", payload: Feedback(stars: 5))
+                #expect(try await handle.result() == [4, 5])
+            }
+            #expect(ledger.count("thank") == 1)
+        }
+    }
+
+    @Test("after a restart, parked workflows stay in the store until their timers come due")
+    func parkedNotRecoveredEagerly() async throws {
+        try await withTemporaryDirectory { path in
+            let clock = ManualClock()
+            let ledger = Ledger()
+            try await withEvictingRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
+                for index in 0..<10 { try await runtime.start(Reminder.self, id: "r\(index)", input: "\(index)") }
+                try await clock.waitForSleepers(10)
+                try await eventually { runtime.residentWorkflows == 0 }
+            }
+            try await withEvictingRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
+                try await Task.sleep(for: .milliseconds(100))
+                #expect(runtime.residentWorkflows == 0, "recovery replayed parked workflows")
+                clock.advance(by: .seconds(3 * 86_400))
+                for index in 0..<10 { #expect(try await runtime.handle(Reminder.self, id: "r\(index)").result() == "reminded \(index)") }
+            }
+            #expect(ledger.count("remind") == 10)
+        }
+    }
+
+    @Test("many sleeping workflows cost disk, not memory; then their timers all fire")
+    func manySleepers() async throws {
+        let count = ProcessInfo.processInfo.environment["CONTINUUM_SLEEPERS"].flatMap(Int.init) ?? 10_000
+        try await withTemporaryDirectory { path in
+            let clock = ManualClock()
+            let ledger = Ledger()
+            let before = residentBytes()
+            try await withEvictingRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for worker in 0..<100 {
+                        group.addTask {
+                            for index in stride(from: worker, to: count, by: 100) {
+                                try await runtime.start(Reminder.self, id: "many-\(index)", input: "\(index)")
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                // Every workflow is asleep (its timer indexed), then every one has left memory.
+                try await eventually(timeout: .seconds(120)) { try runtime.store.timers(after: nil, limit: count + 1).count == count }
+                try await eventually(timeout: .seconds(120)) { runtime.residentWorkflows == 0 }
+                let parked = residentBytes()
+                print("eviction test: \(count) sleeping workflows parked; RSS \(before / 1_048_576) MiB before, \(parked / 1_048_576) MiB parked")
+                #expect(parked - before < 1_500 * 1_048_576, "resident memory grew by \((parked - before) / 1_048_576) MiB")
+                clock.advance(by: .seconds(3 * 86_400))
+                do {
+                    try await eventually(timeout: .seconds(120)) { try runtime.list(status: .completed, limit: count + 1).count == count }
+                } catch {
+                    let completed = try runtime.list(status: .completed, limit: count + 1).count
+                    let timers = try runtime.store.timers(after: nil, limit: count + 1).count
+                    Issue.record("\(completed) of \(count) completed; \(runtime.residentWorkflows) in memory, \(timers) timers indexed")
+                }
+            }
+            #expect(ledger.count("remind") == count)
+        }
+    }
+}
