@@ -63,7 +63,6 @@ actor WorkflowInstance {
     private var runningSteps = 0
     private var waiting = 0
     private var idleSince: ContinuousClock.Instant?
-    private var idleWatcher: CheckedContinuation<ContinuousClock.Instant, Never>?
     /// Whether the instance left memory: every later call throws, nothing more is appended.
     private(set) var evicted = false
 
@@ -91,23 +90,15 @@ actor WorkflowInstance {
         if !idle {
             idleSince = nil
         } else if idleSince == nil {
-            let now = ContinuousClock.now
-            idleSince = now
-            idleWatcher?.resume(returning: now)
-            idleWatcher = nil
+            idleSince = ContinuousClock.now
         }
     }
 
-    /// Returns when the instance is idle (every running call is a wait), with the time it became idle.
-    func nextIdle() async -> ContinuousClock.Instant {
-        if let idleSince { return idleSince }
-        return await withCheckedContinuation { idleWatcher = $0 }
-    }
-
-    /// Leaves memory if the instance has been idle since `since` and no timer is about to fire:
-    /// parks the workflow in the store and wakes the body's waits so it unwinds.
+    /// Leaves memory if the instance has been idle (every running call a wait) since `since` or
+    /// earlier and no timer is about to fire: parks the workflow in the store and wakes the
+    /// body's waits so it unwinds.
     func evictIfIdle(since: ContinuousClock.Instant, margin: Int64) async -> Bool {
-        guard idleSince == since, !evicted else { return false }
+        guard let idleSince, idleSince <= since, !evicted else { return false }
         // Every wait the body is in must still be pending (one that ended, with its task not yet
         // resumed, would leave nothing to wake the parked workflow), and none may be due soon.
         let pending = state.recordedWaits.values.filter { $0.outcome == nil }
@@ -122,12 +113,6 @@ actor WorkflowInstance {
         }
         eventWaiters.failAll(Self.evictedError)
         return true
-    }
-
-    /// Stops an idle watcher that is no longer needed.
-    func stopWatching() {
-        idleWatcher?.resume(returning: ContinuousClock.now)
-        idleWatcher = nil
     }
 
     func completeStep(_ call: WorkflowState.StepCall, outcome: Result<[UInt8], FailureRecord>) async throws(ContinuumError) {

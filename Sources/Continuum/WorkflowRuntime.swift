@@ -146,9 +146,11 @@ public final class WorkflowRuntime: Sendable {
             let stopped = ContinuumError(
                 .storeClosed, "The runtime stopped before the workflow finished; it continues when the runtime runs again.")
             for waiter in waiters.values.flatMap(\.values) { waiter.resume(throwing: stopped) }
+            // Every drive task has ended: what is left are senders waiting and claims made by
+            // `launch` for workflows this run never got to (the next run recovers them).
             let senders = state.withLock { state in
-                defer { state.active = state.active.filter { $0.value.driving } }
-                return state.active.values.filter { !$0.driving }.flatMap(\.waiting)
+                defer { state.active = [:] }
+                return state.active.values.flatMap(\.waiting)
             }
             for sender in senders { sender.resume(returning: nil) }
         }
@@ -167,6 +169,9 @@ public final class WorkflowRuntime: Sendable {
             }
             logger.info("Continuum runtime started", metadata: ["continuum.recovered": "\(recovered)"])
             group.addTask { try await self.wakeDueTimers() }
+            if let idleTimeout = configuration.idleTimeout {
+                group.addTask { await self.evictIdleWorkflows(after: idleTimeout) }
+            }
             for await launch in launches {
                 group.addTask { await self.drive(id: launch.id, created: launch.created, wake: launch.wake) }
             }
@@ -243,7 +248,17 @@ public final class WorkflowRuntime: Sendable {
 
     /// Hands a workflow to the running `run()`; when not running, the next `run()` recovers it.
     private func launch(_ id: String, created: StoredWorkflow?, wake: Bool = false) {
-        _ = state.withLock { $0.launches }?.yield(Launch(id: id, created: created, wake: wake))
+        let queue = state.withLock { state -> AsyncStream<Launch>.Continuation? in
+            guard let launches = state.launches else { return nil }
+            if created != nil {
+                // Claimed now, before recovery could load it: the creation snapshot is only
+                // current while nobody else has driven the workflow.
+                guard state.active[id]?.driving != true else { return nil }
+                state.active[id, default: Slot()].driving = true
+            }
+            return launches
+        }
+        queue?.yield(Launch(id: id, created: created, wake: wake))
     }
 
     static func validate(id: String) throws(ContinuumError) {
@@ -293,11 +308,14 @@ public final class WorkflowRuntime: Sendable {
     }
 
     private func drive(id: String, created: StoredWorkflow?, wake: Bool = false) async {
-        let claimed = state.withLock { state in
-            guard state.active[id]?.driving != true else { return false }
-            state.active[id, default: Slot()].driving = true
-            return true
-        }
+        // A just-created workflow was claimed by `launch`; any other is claimed here, once.
+        let claimed =
+            created != nil
+            || state.withLock { state in
+                guard state.active[id]?.driving != true else { return false }
+                state.active[id, default: Slot()].driving = true
+                return true
+            }
         guard claimed else { return }
         defer {
             let waiting = state.withLock { $0.active.removeValue(forKey: id)?.waiting } ?? []
@@ -352,7 +370,7 @@ public final class WorkflowRuntime: Sendable {
         let context = WorkflowContext(instance: instance)
         let outcome: WorkflowState.Outcome
         do {
-            outcome = .completed(try await runEvictable(instance) { try await workflow.execute(context, history.input) })
+            outcome = .completed(try await workflow.execute(context, history.input))
         } catch {
             if await instance.evicted {
                 logger.debug("Workflow parked while it waits")
@@ -378,33 +396,21 @@ public final class WorkflowRuntime: Sendable {
         }
     }
 
-    /// Runs a workflow body beside a watcher that parks the instance once it has only waited
-    /// for `idleTimeout`.
-    private func runEvictable(_ instance: WorkflowInstance, _ body: () async throws -> [UInt8]) async throws -> [UInt8] {
-        guard let idleTimeout = configuration.idleTimeout else { return try await body() }
+    /// Parks the workflows that have only waited for `idleTimeout`, checking a few times per timeout.
+    private func evictIdleWorkflows(after idleTimeout: Duration) async {
         let margin = configuration.timerPollInterval.wholeNanoseconds * 2
-        let poll = configuration.timerPollInterval
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                while !Task.isCancelled {
-                    let since = await instance.nextIdle()
-                    try await Task.sleep(until: since + idleTimeout, clock: .continuous)
-                    if await instance.evictIfIdle(since: since, margin: margin) { return }
-                    // Still busy, or a timer fires soon: look again a little later.
-                    try await Task.sleep(for: poll)
-                }
-            }
-            defer {
-                group.cancelAll()
-            }
-            let result: Result<[UInt8], any Error>
+        let period = max(idleTimeout / 4, .milliseconds(5))
+        while true {
             do {
-                result = .success(try await body())
+                try await Task.sleep(for: period)
             } catch {
-                result = .failure(error)
+                return  // the runtime is stopping
             }
-            await instance.stopWatching()
-            return try result.get()
+            let instances = state.withLock { $0.active.values.compactMap(\.instance) }
+            let idleSince = ContinuousClock.now - idleTimeout
+            for instance in instances {
+                _ = await instance.evictIfIdle(since: idleSince, margin: margin)
+            }
         }
     }
 
