@@ -29,11 +29,22 @@ extension WorkflowRuntime {
         path: String,
         workflows: [any Workflow],
         configuration: LMDBStore.Configuration = .init(),
+        runtime runtimeConfiguration: WorkflowRuntime.Configuration = .init(),
         _ body: (WorkflowRuntime) async throws -> R
     ) async throws -> R {
         let store = try LMDBStore(path: path, configuration: configuration)
         defer { store.close() }
-        let runtime = WorkflowRuntime(store: store, workflows: workflows)
+        let runtime = WorkflowRuntime(store: store, workflows: workflows, configuration: runtimeConfiguration)
         return try await runtime.withRunning(body)
+    }
+
+    /// ``withLMDB(path:workflows:configuration:runtime:_:)`` with a runtime on `clock`.
+    public static func withLMDB<R>(
+        path: String,
+        clock: ManualClock,
+        workflows: [any Workflow],
+        _ body: (WorkflowRuntime) async throws -> R
+    ) async throws -> R {
+        try await withLMDB(path: path, workflows: workflows, runtime: .init(clock: clock), body)
     }
 }

@@ -40,13 +40,6 @@ struct Booking: Workflow {
     }
 }
 
-private func withRuntime<R>(
-    path: String, clock: ManualClock, workflows: [any Workflow], _ body: (WorkflowRuntime) async throws -> R
-) async throws -> R {
-    let store = try LMDBStore(path: path)
-    defer { store.close() }
-    return try await WorkflowRuntime(store: store, workflows: workflows, configuration: .init(clock: clock)).withRunning(body)
-}
 
 @Suite("Cancellation")
 struct CancellationTests {
@@ -55,7 +48,7 @@ struct CancellationTests {
         try await withTemporaryDirectory { path in
             let clock = ManualClock()
             let ledger = Ledger()
-            try await withRuntime(path: path, clock: clock, workflows: [Booking(ledger: ledger, gate: nil)]) { runtime throws in
+            try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Booking(ledger: ledger, gate: nil)]) { runtime throws in
                 let handle = try await runtime.start(Booking.self, id: "b", input: phase)
                 switch phase {
                 case .sleep, .backoff: try await clock.waitForSleepers(1)
@@ -84,14 +77,14 @@ struct CancellationTests {
             let clock = ManualClock()
             let ledger = Ledger()
             let gate = Gate()
-            try await withRuntime(path: path, clock: clock, workflows: [Booking(ledger: ledger, gate: gate)]) { runtime throws in
+            try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Booking(ledger: ledger, gate: gate)]) { runtime throws in
                 try await runtime.start(Booking.self, id: "b", input: .sleep)
                 try await clock.waitForSleepers(1)
                 try await runtime.cancel("b")
                 try await eventually { gate.arrived == 1 }
             }
             #expect(ledger.count("release") == 1)
-            try await withRuntime(path: path, clock: clock, workflows: [Booking(ledger: ledger, gate: nil)]) { runtime throws in
+            try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Booking(ledger: ledger, gate: nil)]) { runtime throws in
                 let error = await #expect(throws: ContinuumError.self) { try await runtime.handle(Booking.self, id: "b").result() }
                 #expect(error?.code == .cancelled)
             }
@@ -104,7 +97,7 @@ struct CancellationTests {
     @Test("cancelling an unknown workflow is a named error")
     func unknown() async throws {
         try await withTemporaryDirectory { path in
-            try await withRuntime(path: path, clock: ManualClock(), workflows: []) { runtime throws in
+            try await WorkflowRuntime.withLMDB(path: path, clock: ManualClock(), workflows: []) { runtime throws in
                 let error = await #expect(throws: ContinuumError.self) { try await runtime.cancel("ghost") }
                 #expect(error?.code == .unknownWorkflow)
             }

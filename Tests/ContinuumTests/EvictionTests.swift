@@ -8,10 +8,8 @@ private func withEvictingRuntime<R>(
     path: String, clock: ManualClock, workflows: [any Workflow], idle: Duration = .milliseconds(50),
     _ body: (WorkflowRuntime) async throws -> R
 ) async throws -> R {
-    let store = try LMDBStore(path: path)
-    defer { store.close() }
-    let configuration = WorkflowRuntime.Configuration(clock: clock, idleTimeout: idle, timerPollInterval: .milliseconds(10))
-    return try await WorkflowRuntime(store: store, workflows: workflows, configuration: configuration).withRunning(body)
+    try await WorkflowRuntime.withLMDB(
+        path: path, workflows: workflows, runtime: .init(clock: clock, idleTimeout: idle, timerPollInterval: .milliseconds(10)), body)
 }
 
 /// The resident set size of this process, in bytes.

@@ -29,13 +29,6 @@ struct FlakyWorkflow: Workflow {
     }
 }
 
-private func withRuntime<R>(
-    path: String, clock: ManualClock, workflows: [any Workflow], _ body: (WorkflowRuntime) async throws -> R
-) async throws -> R {
-    let store = try LMDBStore(path: path)
-    defer { store.close() }
-    return try await WorkflowRuntime(store: store, workflows: workflows, configuration: .init(clock: clock)).withRunning(body)
-}
 
 private let policy = RetryPolicy.exponential(maxAttempts: 4, initial: .seconds(10), factor: 2, jitter: 0).nonRetryable(Fatal.self)
 
@@ -46,7 +39,7 @@ struct RetryTests {
         try await withTemporaryDirectory { path in
             let clock = ManualClock()
             let attempts = Ledger()
-            try await withRuntime(path: path, clock: clock, workflows: [FlakyWorkflow(attempts: attempts, policy: policy)]) { runtime throws in
+            try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [FlakyWorkflow(attempts: attempts, policy: policy)]) { runtime throws in
                 let handle = try await runtime.start(FlakyWorkflow.self, id: "f", input: .init(succeedOn: 3))
                 let start = clock.now()
                 try await clock.waitForSleepers(1)
@@ -75,7 +68,7 @@ struct RetryTests {
         try await withTemporaryDirectory { path in
             let clock = ManualClock()
             let attempts = Ledger()
-            try await withRuntime(path: path, clock: clock, workflows: [FlakyWorkflow(attempts: attempts, policy: policy)]) { runtime throws in
+            try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [FlakyWorkflow(attempts: attempts, policy: policy)]) { runtime throws in
                 let error = await #expect(throws: ContinuumError.self) {
                     try await runtime.start(FlakyWorkflow.self, id: "f", input: .init(succeedOn: 1, fatal: true)).result()
                 }
@@ -91,7 +84,7 @@ struct RetryTests {
         try await withTemporaryDirectory { path in
             let clock = ManualClock()
             let attempts = Ledger()
-            try await withRuntime(path: path, clock: clock, workflows: [FlakyWorkflow(attempts: attempts, policy: policy)]) { runtime throws in
+            try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [FlakyWorkflow(attempts: attempts, policy: policy)]) { runtime throws in
                 let handle = try await runtime.start(FlakyWorkflow.self, id: "f", input: .init(succeedOn: 99))
                 for _ in 0..<3 {
                     try await clock.waitForSleepers(1)
@@ -109,13 +102,13 @@ struct RetryTests {
         try await withTemporaryDirectory { path in
             let clock = ManualClock()
             let attempts = Ledger()
-            try await withRuntime(path: path, clock: clock, workflows: [FlakyWorkflow(attempts: attempts, policy: policy)]) { runtime throws in
+            try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [FlakyWorkflow(attempts: attempts, policy: policy)]) { runtime throws in
                 try await runtime.start(FlakyWorkflow.self, id: "f", input: .init(succeedOn: 2))
                 try await clock.waitForSleepers(1)
             }
             #expect(attempts.total == 1)
             clock.advance(by: .seconds(4))  // down for 4 of the 10 seconds
-            try await withRuntime(path: path, clock: clock, workflows: [FlakyWorkflow(attempts: attempts, policy: policy)]) { runtime throws in
+            try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [FlakyWorkflow(attempts: attempts, policy: policy)]) { runtime throws in
                 try await clock.waitForSleepers(1)
                 clock.advance(by: .seconds(5))
                 try await Task.sleep(for: .milliseconds(20))

@@ -48,14 +48,6 @@ struct Survey: Workflow {
     }
 }
 
-private func withClockRuntime<R>(
-    path: String, clock: ManualClock, workflows: [any Workflow], _ body: (WorkflowRuntime) async throws -> R
-) async throws -> R {
-    let store = try LMDBStore(path: path)
-    defer { store.close() }
-    let runtime = WorkflowRuntime(store: store, workflows: workflows, configuration: .init(clock: clock))
-    return try await runtime.withRunning(body)
-}
 
 @Suite("Durable sleep")
 struct SleepTests {
@@ -64,7 +56,7 @@ struct SleepTests {
         try await withTemporaryDirectory { path in
             let clock = ManualClock()
             let ledger = Ledger()
-            try await withClockRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
+            try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
                 let handle = try await runtime.start(Reminder.self, id: "r", input: "ada")
                 try await clock.waitForSleepers(1)
                 clock.advance(by: day * 2 + .seconds(86_399))
@@ -90,19 +82,19 @@ struct SleepTests {
         try await withTemporaryDirectory { path in
             let clock = ManualClock()
             let ledger = Ledger()
-            try await withClockRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
+            try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
                 try await runtime.start(Reminder.self, id: "r", input: "bo")
                 try await clock.waitForSleepers(1)
             }
             // Restarted one day later: still asleep.
             clock.advance(by: day)
-            try await withClockRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
+            try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
                 try await clock.waitForSleepers(1)
                 #expect(ledger.count("remind") == 0)
             }
             // Down for five more days: the overdue timer fires at once on restart, with its lateness recorded.
             clock.advance(by: day * 5)
-            let history = try await withClockRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime in
+            let history = try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime in
                 #expect(try await runtime.handle(Reminder.self, id: "r").result() == "reminded bo")
                 return try runtime.history(of: "r")
             }
@@ -123,7 +115,7 @@ struct EventTests {
         try await withTemporaryDirectory { path in
             let clock = ManualClock()
             let ledger = Ledger()
-            try await withClockRuntime(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
+            try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
                 let handle = try await runtime.start(Survey.self, id: "s", input: .init(count: 1))
                 try await eventually { try runtime.history(of: "s").count == 2 }
                 let receipt = try await runtime.send("feedback", to: "s", payload: Feedback(stars: 5))
@@ -138,14 +130,14 @@ struct EventTests {
         try await withTemporaryDirectory { path in
             let clock = ManualClock()
             let ledger = Ledger()
-            try await withClockRuntime(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
+            try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
                 try await runtime.start(Survey.self, id: "s", input: .init(count: 2, stepFirst: true))
                 try await clock.waitForSleepers(1)
                 try await runtime.send("feedback", to: "s", payload: Feedback(stars: 1))
                 try await runtime.send("feedback", to: "s", payload: Feedback(stars: 2))
             }
             // Across a restart, the buffered events are still there, in order.
-            try await withClockRuntime(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
+            try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
                 clock.advance(by: .seconds(60))
                 #expect(try await runtime.handle(Survey.self, id: "s").result() == [1, 2])
             }
@@ -157,7 +149,7 @@ struct EventTests {
         try await withTemporaryDirectory { path in
             let clock = ManualClock()
             let ledger = Ledger()
-            try await withClockRuntime(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
+            try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
                 let handle = try await runtime.start(Survey.self, id: "s", input: .init(count: 2, stepFirst: true))
                 try await clock.waitForSleepers(1)
                 let first = try await runtime.send("feedback", to: "s", payload: Feedback(stars: 3), dedupKey: "msg-1")
@@ -184,7 +176,7 @@ struct EventTests {
         try await withTemporaryDirectory { path in
             let clock = ManualClock()
             let ledger = Ledger()
-            try await withClockRuntime(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
+            try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
                 let handle = try await runtime.start(Survey.self, id: "s", input: .init(count: 1, timeoutDays: 7))
                 try await clock.waitForSleepers(1)
                 clock.advance(by: day * 7)
@@ -203,7 +195,7 @@ struct EventTests {
     func unknownWorkflow() async throws {
         try await withTemporaryDirectory { path in
             let clock = ManualClock()
-            try await withClockRuntime(path: path, clock: clock, workflows: [Survey(ledger: Ledger())]) { runtime throws in
+            try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Survey(ledger: Ledger())]) { runtime throws in
                 let error = await #expect(throws: ContinuumError.self) {
                     try await runtime.send("feedback", to: "nobody", payload: Feedback(stars: 1))
                 }
@@ -218,11 +210,11 @@ struct EventTests {
         try await withTemporaryDirectory { path in
             let clock = ManualClock()
             let ledger = Ledger()
-            try await withClockRuntime(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
+            try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
                 for index in 0..<20 { try await runtime.start(Survey.self, id: "s\(index)", input: .init(count: 1)) }
                 try await eventually { try (0..<20).allSatisfy { try runtime.history(of: "s\($0)").count == 2 } }
             }
-            try await withClockRuntime(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
+            try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
                 for index in 0..<20 { try await runtime.send("feedback", to: "s\(index)", payload: Feedback(stars: index)) }
                 for index in 0..<20 { #expect(try await runtime.handle(Survey.self, id: "s\(index)").result() == [index]) }
             }
