@@ -167,7 +167,7 @@ public struct WorkflowContext: Sendable {
             outcome = ended
         case .waiting(let key, let due):
             let instance = self.instance
-            (outcome, _) = try await waiting {
+            (outcome, _) = try await waiting(key) {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
                         try await instance.clock.sleep(until: due ?? .min)
@@ -182,15 +182,15 @@ public struct WorkflowContext: Sendable {
     }
 
     /// Runs `wait` counted as waiting, so the instance can leave memory while every call waits.
-    private func waiting<R: Sendable>(_ wait: () async throws -> R) async throws -> R {
-        await instance.enterWait()
+    private func waiting<R: Sendable>(_ key: StepKey, _ wait: () async throws -> R) async throws -> R {
+        await instance.enterWait(key)
         let result: Result<R, any Error>
         do {
             result = .success(try await wait())
         } catch {
             result = .failure(error)
         }
-        await instance.exitWait()
+        await instance.exitWait(key)
         return try result.get()
     }
 
@@ -221,7 +221,7 @@ public struct WorkflowContext: Sendable {
             (outcome, payload) = (ended, bytes)
         case .waiting(let key, let due):
             let instance = self.instance
-            (outcome, payload) = try await waiting {
+            (outcome, payload) = try await waiting(key) {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     if let due {
                         group.addTask {

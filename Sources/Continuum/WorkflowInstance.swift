@@ -61,7 +61,7 @@ actor WorkflowInstance {
     // MARK: Idleness and eviction
 
     private var runningSteps = 0
-    private var waiting = 0
+    private var waitingKeys: Set<StepKey> = []
     private var idleSince: ContinuousClock.Instant?
     /// Whether the instance left memory: every later call throws, nothing more is appended.
     private(set) var evicted = false
@@ -74,19 +74,19 @@ actor WorkflowInstance {
     }
 
     /// The body entered a wait (a sleep or an event wait).
-    func enterWait() {
-        waiting += 1
+    func enterWait(_ key: StepKey) {
+        waitingKeys.insert(key)
         updateIdle()
     }
 
     /// The body left a wait.
-    func exitWait() {
-        waiting -= 1
+    func exitWait(_ key: StepKey) {
+        waitingKeys.remove(key)
         updateIdle()
     }
 
     private func updateIdle() {
-        let idle = runningSteps == 0 && waiting > 0 && !evicted && suspension == nil
+        let idle = runningSteps == 0 && !waitingKeys.isEmpty && !evicted && suspension == nil
         if !idle {
             idleSince = nil
         } else if idleSince == nil {
@@ -101,10 +101,10 @@ actor WorkflowInstance {
         guard let idleSince, idleSince <= since, !evicted else { return false }
         // Every wait the body is in must still be pending (one that ended, with its task not yet
         // resumed, would leave nothing to wake the parked workflow), and none may be due soon.
-        let pending = state.recordedWaits.values.filter { $0.outcome == nil }
-        guard pending.count >= waiting else { return false }
+        let waits = waitingKeys.compactMap { state.recordedWaits[$0] }
+        guard waits.count == waitingKeys.count, waits.allSatisfy({ $0.outcome == nil }) else { return false }
         let soon = clock.now() + margin
-        guard !pending.contains(where: { ($0.due ?? .max) <= soon }) else { return false }
+        guard !waits.contains(where: { ($0.due ?? .max) <= soon }) else { return false }
         evicted = true
         do {
             try await store.append(AppendRequest(stream: stream, id: id, events: [], parked: true))
@@ -234,7 +234,8 @@ actor WorkflowInstance {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 try await clock.sleep(until: deadline)
-                registry.resume(key, with: .success((.fired(latenessNanoseconds: 0), nil)))
+                // Through the actor: it runs only once the registration below is in place.
+                await self.endBackoff(key)
             }
             defer { group.cancelAll() }
             _ = try await withTaskCancellationHandler {
@@ -243,6 +244,10 @@ actor WorkflowInstance {
                 registry.resume(key, with: .failure(CancellationError()))
             }
         }
+    }
+
+    private func endBackoff(_ key: StepKey) {
+        eventWaiters.resume(key, with: .success((.fired(latenessNanoseconds: 0), nil)))
     }
 
     /// Why cancellation was requested, if it was.
@@ -260,7 +265,14 @@ actor WorkflowInstance {
         let events = state.requestCancellation(reason: reason, timestamp: clock.now())
         guard !events.isEmpty else { return }
         try await appendOrSuspend(events)
-        eventWaiters.failAll(cancelled(reason))
+        // Only the waits this request ended (a wait that ended just before keeps its outcome),
+        // and the steps waiting out a backoff.
+        var stopped = Set<StepKey>()
+        for event in events { if case .waitEnded(let key, .cancelled) = event.kind { stopped.insert(key) } }
+        let error = cancelled(reason)
+        for key in eventWaiters.keys where stopped.contains(key) || state.recordedWaits[key] == nil {
+            eventWaiters.resume(key, with: .failure(error))
+        }
     }
 
     nonisolated func cancelled(_ reason: String) -> ContinuumError {
@@ -269,7 +281,7 @@ actor WorkflowInstance {
 
     /// Ends an event wait whose timeout passed, unless an event ended it first.
     func timeOut(_ key: StepKey) async {
-        guard suspension == nil, let event = state.endWait(key, outcome: .timedOut, timestamp: clock.now()) else { return }
+        guard suspension == nil, !evicted, let event = state.endWait(key, outcome: .timedOut, timestamp: clock.now()) else { return }
         do {
             try await appendOrSuspend([event])
             eventWaiters.resume(key, with: .success((.timedOut, nil)))
@@ -404,16 +416,16 @@ final class WaiterRegistry: Sendable {
     private let entries = Mutex(Entries())
 
     func register(_ key: StepKey, _ continuation: CheckedContinuation<Outcome, any Error>) {
-        let cancelled = Task.isCancelled
-        if !cancelled {
-            entries.withLock { entries in
-                entries.next += 1
-                entries.byKey[key] = Entry(order: entries.next, continuation: continuation)
-            }
-        } else {
-            continuation.resume(throwing: CancellationError())
+        entries.withLock { entries in
+            entries.next += 1
+            entries.byKey[key] = Entry(order: entries.next, continuation: continuation)
         }
+        // Checked after inserting: a cancellation handler that ran before found nothing to resume.
+        if Task.isCancelled { resume(key, with: .failure(CancellationError())) }
     }
+
+    /// The keys waiting now.
+    var keys: [StepKey] { entries.withLock { Array($0.byKey.keys) } }
 
     func resume(_ key: StepKey, with result: Result<Outcome, any Error>) {
         entries.withLock { $0.byKey.removeValue(forKey: key) }?.continuation.resume(with: result)

@@ -62,8 +62,6 @@ public final class WorkflowRuntime: Sendable {
 
     private struct Launch: Sendable {
         var id: String
-        /// The workflow as just created, so driving it needs no read; `nil` to load it.
-        var created: StoredWorkflow?
         /// Whether a timer or an event wakes it from the store (it may be parked).
         var wake = false
     }
@@ -161,7 +159,7 @@ public final class WorkflowRuntime: Sendable {
                 // Parked workflows wait in the store for their timer or event; only active ones resume now.
                 let page = try store.listActive(after: after, limit: configuration.recoveryPageSize)
                 for (_, summary) in page {
-                    group.addTask { await self.drive(id: summary.id, created: nil) }
+                    group.addTask { await self.drive(id: summary.id) }
                 }
                 recovered += page.count
                 guard page.count == configuration.recoveryPageSize, let last = page.last else { break }
@@ -173,7 +171,7 @@ public final class WorkflowRuntime: Sendable {
                 group.addTask { await self.evictIdleWorkflows(after: idleTimeout) }
             }
             for await launch in launches {
-                group.addTask { await self.drive(id: launch.id, created: launch.created, wake: launch.wake) }
+                group.addTask { await self.drive(id: launch.id, wake: launch.wake) }
             }
         }
     }
@@ -231,9 +229,8 @@ public final class WorkflowRuntime: Sendable {
             sequence: 0, timestamp: configuration.clock.now(), kind: .workflowStarted(type: W.name, input: inputBytes))
         let outcome = try await store.create(CreateRequest(id: id, type: W.name, started: started))
         switch outcome {
-        case .created(let stream):
-            let summary = WorkflowSummary(id: id, type: W.name, status: .running, createdAt: started.timestamp, updatedAt: started.timestamp)
-            launch(id, created: StoredWorkflow(stream: stream, summary: summary, events: [started]))
+        case .created:
+            launch(id)
         case .existing(_, let summary):
             guard summary.type == W.name else {
                 throw ContinuumError(
@@ -241,24 +238,14 @@ public final class WorkflowRuntime: Sendable {
                     "Workflow id '\(id)' belongs to a workflow of type '\(summary.type)', not '\(W.name)'; choose another id.",
                     workflowID: id)
             }
-            if summary.status == .running { launch(id, created: nil) }
+            if summary.status == .running { launch(id) }
         }
         return WorkflowHandle(runtime: self, id: id)
     }
 
     /// Hands a workflow to the running `run()`; when not running, the next `run()` recovers it.
-    private func launch(_ id: String, created: StoredWorkflow?, wake: Bool = false) {
-        let queue = state.withLock { state -> AsyncStream<Launch>.Continuation? in
-            guard let launches = state.launches else { return nil }
-            if created != nil {
-                // Claimed now, before recovery could load it: the creation snapshot is only
-                // current while nobody else has driven the workflow.
-                guard state.active[id]?.driving != true else { return nil }
-                state.active[id, default: Slot()].driving = true
-            }
-            return launches
-        }
-        queue?.yield(Launch(id: id, created: created, wake: wake))
+    private func launch(_ id: String, wake: Bool = false) {
+        _ = state.withLock { $0.launches }?.yield(Launch(id: id, wake: wake))
     }
 
     static func validate(id: String) throws(ContinuumError) {
@@ -280,19 +267,28 @@ public final class WorkflowRuntime: Sendable {
         while !Task.isCancelled {
             let now = clock.now()
             var nextDue: Int64?
+            // Where the next round starts: before the first due timer left to a resident instance,
+            // in case that instance leaves memory without firing it.
+            var resumeAfter: DueTimer??
+            var scanned = after
             scan: while true {
-                let page = try store.timers(after: after, limit: 512)
+                let page = try store.timers(after: scanned, limit: 512)
                 for timer in page {
                     guard timer.due <= now else {
                         nextDue = timer.due
                         break scan
                     }
-                    // Active workflows fire their own timers; parked ones are launched to do so.
-                    if state.withLock({ $0.active[timer.id] == nil }) { launch(timer.id, created: nil, wake: true) }
-                    after = timer
+                    // Resident workflows fire their own timers; parked ones are launched to do so.
+                    if state.withLock({ $0.active[timer.id] == nil }) {
+                        launch(timer.id, wake: true)
+                    } else if resumeAfter == nil {
+                        resumeAfter = .some(scanned)
+                    }
+                    scanned = timer
                 }
                 if page.count < 512 { break }
             }
+            after = resumeAfter ?? scanned
             let wait = min(max((nextDue ?? .max) - clock.now(), 1_000_000), poll)
             do {
                 try await Task.sleep(for: .nanoseconds(wait))
@@ -307,15 +303,13 @@ public final class WorkflowRuntime: Sendable {
         state.withLock { $0.active.values.filter { $0.instance != nil }.count }
     }
 
-    private func drive(id: String, created: StoredWorkflow?, wake: Bool = false) async {
-        // A just-created workflow was claimed by `launch`; any other is claimed here, once.
-        let claimed =
-            created != nil
-            || state.withLock { state in
-                guard state.active[id]?.driving != true else { return false }
-                state.active[id, default: Slot()].driving = true
-                return true
-            }
+    private func drive(id: String, wake: Bool = false) async {
+        // Claimed once; the workflow is then loaded fresh, so a second launch finds what the first did.
+        let claimed = state.withLock { state in
+            guard state.active[id]?.driving != true else { return false }
+            state.active[id, default: Slot()].driving = true
+            return true
+        }
         guard claimed else { return }
         defer {
             let waiting = state.withLock { $0.active.removeValue(forKey: id)?.waiting } ?? []
@@ -327,7 +321,7 @@ public final class WorkflowRuntime: Sendable {
         let stored: StoredWorkflow
         var history = WorkflowState()
         do {
-            guard let loaded = try created ?? store.load(id: id) else { return }
+            guard let loaded = try store.load(id: id) else { return }
             stored = loaded
             for event in stored.events { try history.apply(event) }
         } catch {
@@ -392,6 +386,7 @@ public final class WorkflowRuntime: Sendable {
             resolveWaiters(id: id, with: Self.result(of: outcome, id: id))
         case .failure(let error):
             if Task.isCancelled && error.code == .storeClosed { return }
+            if await instance.evicted { return }  // the body caught the eviction and returned
             suspend(id: id, error, logger: logger)
         }
     }
@@ -519,30 +514,24 @@ public final class WorkflowRuntime: Sendable {
 
     /// The instance driving `id`, loading it if the workflow is unfinished and the runtime runs.
     private func instance(for id: String) async throws -> WorkflowInstance? {
-        enum Found { case instance(WorkflowInstance), wait, absent }
-        let found: Found = state.withLock { state in
-            guard let slot = state.active[id] else { return .absent }
-            return slot.instance.map(Found.instance) ?? .wait
-        }
-        switch found {
-        case .instance(let instance):
-            return instance
-        case .wait:
-            break
-        case .absent:
-            guard state.withLock({ $0.launches != nil }), state.withLock({ $0.suspended[id] == nil }),
-                try store.summary(id: id)?.status == .running
-            else { return nil }
-            launch(id, created: nil, wake: true)
-        }
+        if let instance = state.withLock({ $0.active[id]?.instance }) { return instance }
+        let running = try store.summary(id: id)?.status == .running
+        let wakeable = running && state.withLock { $0.suspended[id] == nil }
         return await withCheckedContinuation { (continuation: CheckedContinuation<WorkflowInstance?, Never>) in
-            let ready: WorkflowInstance? = state.withLock { state in
-                if let instance = state.active[id]?.instance { return instance }
-                // Not loaded yet (or not claimed yet: the slot waits for drive() to take it over).
-                state.active[id, default: Slot()].waiting.append(continuation)
-                return nil
+            // One decision under one lock: use the instance, wait for the driver loading it, or
+            // create the slot and launch a driver, which takes the slot over with its waiters.
+            let (ready, launchNeeded): (WorkflowInstance??, Bool) = state.withLock { state in
+                if let instance = state.active[id]?.instance { return (.some(instance), false) }
+                if state.active[id] != nil {
+                    state.active[id]?.waiting.append(continuation)
+                    return (nil, false)
+                }
+                guard state.launches != nil, wakeable else { return (.some(nil), false) }
+                state.active[id] = Slot(waiting: [continuation])
+                return (nil, true)
             }
             if let ready { continuation.resume(returning: ready) }
+            if launchNeeded { launch(id, wake: true) }
         }
     }
 

@@ -392,7 +392,7 @@ public struct WorkflowState: Sendable {
 
     /// Records that a new wait began and returns the event to append.
     public mutating func startWait(_ call: StepCall, wait: WaitKind, due: Int64?, timestamp: Int64) -> HistoryEvent {
-        inFlight.remove(call.key)
+        // The wait stays in flight until it ends, so a same-named concurrent wait is ambiguous.
         let step = StepRecord(name: call.key.name, occurrence: call.key.occurrence, index: call.index, concurrent: call.concurrent)
         recordedWaits[call.key] = RecordedWait(record: step, wait: wait, due: due, outcome: nil)
         if !call.concurrent { recordedBodyCalls[call.index] = call.key }
@@ -404,6 +404,7 @@ public struct WorkflowState: Sendable {
     /// not waiting (it ended already).
     public mutating func endWait(_ key: StepKey, outcome: WaitOutcome, timestamp: Int64) -> HistoryEvent? {
         guard var wait = recordedWaits[key], wait.outcome == nil else { return nil }
+        inFlight.remove(key)
         if case .received(let sequence) = outcome { consumed.insert(sequence) }
         wait.outcome = outcome
         recordedWaits[key] = wait

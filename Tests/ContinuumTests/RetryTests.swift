@@ -97,6 +97,23 @@ struct RetryTests {
         }
     }
 
+    @Test("a backoff that ended during downtime runs the next attempt at once after a restart")
+    func backoffOverdueAfterRestart() async throws {
+        try await withTemporaryDirectory { path in
+            let clock = ManualClock()
+            let attempts = Ledger()
+            try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [FlakyWorkflow(attempts: attempts, policy: policy)]) { runtime throws in
+                try await runtime.start(FlakyWorkflow.self, id: "f", input: .init(succeedOn: 2))
+                try await clock.waitForSleepers(1)
+            }
+            clock.advance(by: .seconds(60))
+            try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [FlakyWorkflow(attempts: attempts, policy: policy)]) { runtime throws in
+                #expect(try await runtime.handle(FlakyWorkflow.self, id: "f").result() == 2)
+            }
+            #expect(attempts.count("attempt-2") == 1)
+        }
+    }
+
     @Test("a restart during a backoff resumes it: not restarted, not skipped")
     func backoffAcrossRestart() async throws {
         try await withTemporaryDirectory { path in
