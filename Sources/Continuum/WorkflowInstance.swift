@@ -120,11 +120,7 @@ actor WorkflowInstance {
         let event = state.completeStep(call, outcome: outcome, timestamp: clock.now())
         runningSteps -= 1
         updateIdle()
-        do {
-            try await store.append(AppendRequest(stream: stream, id: id, events: [event]))
-        } catch {
-            throw suspend(ContinuumError.wrap(error))
-        }
+        try await appendOrSuspend([event])
     }
 
     /// Records a failed attempt and its backoff; returns the call for the next attempt once committed.
@@ -368,9 +364,7 @@ actor WorkflowInstance {
         do {
             try await store.append(AppendRequest(stream: stream, id: id, events: events, timers: timers))
         } catch {
-            let error = suspend(ContinuumError.wrap(error))
-            eventWaiters.failAll(error)
-            throw error
+            throw suspend(ContinuumError.wrap(error))  // suspend also wakes every waiter
         }
     }
 

@@ -444,11 +444,6 @@ public struct WorkflowState: Sendable {
         inbox.filter { $0.value.name == name && !consumed.contains($0.key) }.min { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 
-    /// The events received but not consumed, oldest first.
-    public var unconsumedEvents: [(sequence: UInt32, event: ReceivedEvent)] {
-        inbox.filter { !consumed.contains($0.key) }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-    }
-
     private mutating func next(_ timestamp: Int64, _ kind: HistoryEvent.Kind) -> HistoryEvent {
         defer { nextSequence += 1 }
         return HistoryEvent(sequence: nextSequence, timestamp: timestamp, kind: kind)
