@@ -151,27 +151,31 @@ public struct WorkflowContext: Sendable {
     ///   - name: Identifies the sleep in history, like a step's name.
     /// - Throws: `CancellationError` when the runtime stops (the sleep continues at the next run).
     public func sleep(for duration: Duration, name: String = "sleep", isolation: isolated (any Actor)? = #isolation) async throws {
-        try await sleep(untilNanoseconds: instance.clock.now() + duration.wholeNanoseconds, name: name)
+        // Armed here, where the deadline is taken, before any hop.
+        let due = instance.clock.now() + duration.wholeNanoseconds
+        try await sleep(untilNanoseconds: due, armed: instance.timers.arm(until: due), name: name)
     }
 
     /// Sleeps durably until `deadline`.
     public func sleep(until deadline: Date, name: String = "sleep", isolation: isolated (any Actor)? = #isolation) async throws {
-        try await sleep(untilNanoseconds: Int64(deadline.timeIntervalSince1970 * 1_000_000_000), name: name)
+        let due = Int64(deadline.timeIntervalSince1970 * 1_000_000_000)
+        try await sleep(untilNanoseconds: due, armed: instance.timers.arm(until: due), name: name)
     }
 
-    private func sleep(untilNanoseconds due: Int64, name: String) async throws {
-        let plan = try await instance.beginWait(named: name, concurrent: instance.isChildTask(), wait: .timer, due: due)
+    private func sleep(untilNanoseconds due: Int64, armed: TimerService.Timer, name: String) async throws {
+        let plan = try await instance.beginWait(named: name, concurrent: instance.isChildTask(), wait: .timer, due: due, armed: armed)
         let outcome: WaitOutcome
         switch plan {
         case .ended(let ended, _):
             outcome = ended
-        case .waiting(let key, let due):
+        case .waiting(let key, let timer):
             let instance = self.instance
             (outcome, _) = try await waiting(key) {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
-                        try await instance.clock.sleep(until: due ?? .min)
-                        try await instance.fireTimer(key)
+                        guard let timer else { return }  // a sleep always has a deadline
+                        let firedAt = try await instance.timers.wait(for: timer)
+                        try await instance.fireTimer(key, at: firedAt)
                     }
                     defer { group.cancelAll() }
                     return try await instance.awaitEnd(of: key)
@@ -213,19 +217,21 @@ public struct WorkflowContext: Sendable {
         _ name: String, as type: T.Type = T.self, timeout: Duration? = nil, isolation: isolated (any Actor)? = #isolation
     ) async throws -> T? {
         let due = timeout.map { instance.clock.now() + $0.wholeNanoseconds }
-        let plan = try await instance.beginWait(named: "event:\(name)", concurrent: instance.isChildTask(), wait: .event(name), due: due)
+        let plan = try await instance.beginWait(
+            named: "event:\(name)", concurrent: instance.isChildTask(), wait: .event(name), due: due,
+            armed: due.map { instance.timers.arm(until: $0) })
         let outcome: WaitOutcome
         let payload: [UInt8]?
         switch plan {
         case .ended(let ended, let bytes):
             (outcome, payload) = (ended, bytes)
-        case .waiting(let key, let due):
+        case .waiting(let key, let timer):
             let instance = self.instance
             (outcome, payload) = try await waiting(key) {
                 try await withThrowingTaskGroup(of: Void.self) { group in
-                    if let due {
+                    if let timer {
                         group.addTask {
-                            try await instance.clock.sleep(until: due)
+                            _ = try await instance.timers.wait(for: timer)
                             await instance.timeOut(key)
                         }
                     }

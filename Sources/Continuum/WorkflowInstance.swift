@@ -13,16 +13,19 @@ actor WorkflowInstance {
     nonisolated let bodyTask: Int
     private let store: any EventStore
     nonisolated let clock: any WorkflowClock
+    /// The runtime's timer wheel, which every sleep, timeout and backoff waits on.
+    nonisolated let timers: TimerService
     /// Tasks waiting in `waitForEvent`, resumed by `receive`, a timeout, or cancellation.
     nonisolated let eventWaiters = WaiterRegistry()
     private var state: WorkflowState
     private(set) var suspension: ContinuumError?
 
-    init(id: String, stream: StreamID, store: any EventStore, clock: any WorkflowClock, state: WorkflowState) {
+    init(id: String, stream: StreamID, store: any EventStore, timers: TimerService, state: WorkflowState) {
         self.id = id
         self.stream = stream
         self.store = store
-        self.clock = clock
+        self.clock = timers.clock
+        self.timers = timers
         self.state = state
         bodyTask = currentTaskIdentity()
     }
@@ -96,15 +99,16 @@ actor WorkflowInstance {
 
     /// Leaves memory if the instance has been idle (every running call a wait) since `since` or
     /// earlier and no timer is about to fire: parks the workflow in the store and wakes the
-    /// body's waits so it unwinds.
-    func evictIfIdle(since: ContinuousClock.Instant, margin: Int64) async -> Bool {
-        guard let idleSince, idleSince <= since, !evicted else { return false }
+    /// body's waits so it unwinds. Returns the due times of the waits it left with (the runtime
+    /// wakes the workflow at the first), or `nil` when it stays.
+    func evictIfIdle(since: ContinuousClock.Instant, margin: Int64) async -> [Int64]? {
+        guard let idleSince, idleSince <= since, !evicted else { return nil }
         // Every wait the body is in must still be pending (one that ended, with its task not yet
         // resumed, would leave nothing to wake the parked workflow), and none may be due soon.
         let waits = waitingKeys.compactMap { state.recordedWaits[$0] }
-        guard waits.count == waitingKeys.count, waits.allSatisfy({ $0.outcome == nil }) else { return false }
+        guard waits.count == waitingKeys.count, waits.allSatisfy({ $0.outcome == nil }) else { return nil }
         let soon = clock.now() + margin
-        guard !waits.contains(where: { ($0.due ?? .max) <= soon }) else { return false }
+        guard !waits.contains(where: { ($0.due ?? .max) <= soon }) else { return nil }
         evicted = true
         do {
             try await store.append(AppendRequest(stream: stream, id: id, events: [], parked: true))
@@ -112,7 +116,7 @@ actor WorkflowInstance {
             // Not parked: recovery will find it active, which is safe.
         }
         eventWaiters.failAll(Self.evictedError)
-        return true
+        return waits.compactMap(\.due)
     }
 
     func completeStep(_ call: WorkflowState.StepCall, outcome: Result<[UInt8], FailureRecord>) async throws(ContinuumError) {
@@ -153,8 +157,10 @@ actor WorkflowInstance {
             case .workflowCancelled(let reason): (status, stored) = (.cancelled, .cancelled(reason: reason))
             default: (status, stored) = (.failed, outcome)
             }
+            // Waits the body left behind have nothing more to wake.
+            let timers = Set(state.recordedWaits.values.filter { $0.outcome == nil }.compactMap(\.due)).map(TimerChange.remove)
             do {
-                try await store.append(AppendRequest(stream: stream, id: id, events: [event], status: status))
+                try await store.append(AppendRequest(stream: stream, id: id, events: [event], status: status, timers: timers))
                 return .success(stored)
             } catch {
                 return .failure(suspend(ContinuumError.wrap(error)))
@@ -168,13 +174,34 @@ actor WorkflowInstance {
     enum WaitPlan: Sendable {
         /// It ended; for a delivered event, with its payload.
         case ended(WaitOutcome, payload: [UInt8]?)
-        /// It waits, until `due` when it has one.
-        case waiting(StepKey, due: Int64?)
+        /// It waits; when it has a deadline, on this armed timer, which the caller must wait
+        /// for or disarm.
+        case waiting(StepKey, timer: TimerService.Timer?)
     }
 
     /// Begins (or, on replay, resumes) a wait; a new wait is committed before this returns.
     /// An event wait takes the oldest buffered event of its name at once.
-    func beginWait(named name: String, concurrent: Bool, wait: WaitKind, due: Int64?) async throws(ContinuumError) -> WaitPlan {
+    ///
+    /// A deadline's timer is armed by the caller (`timers.arm(until: due)`) where it computes
+    /// the deadline, before any hop and before the commit: under load either can take longer
+    /// than a short sleep. This takes it over: it is disarmed unless the plan waits on it.
+    nonisolated func beginWait(
+        named name: String, concurrent: Bool, wait: WaitKind, due: Int64?, armed: TimerService.Timer?
+    ) async throws(ContinuumError) -> WaitPlan {
+        do {
+            let plan = try await beginWaitIsolated(named: name, concurrent: concurrent, wait: wait, due: due, armed: armed)
+            if let armed, case .waiting(_, let timer) = plan, timer == armed { return plan }
+            if let armed { timers.disarm(armed) }
+            return plan
+        } catch {
+            if let armed { timers.disarm(armed) }
+            throw error
+        }
+    }
+
+    private func beginWaitIsolated(
+        named name: String, concurrent: Bool, wait: WaitKind, due: Int64?, armed: TimerService.Timer?
+    ) async throws(ContinuumError) -> WaitPlan {
         try checkUsable()
         var events: [HistoryEvent] = []
         let key: StepKey
@@ -201,35 +228,42 @@ actor WorkflowInstance {
             key = call.key
             waitDue = due
         }
-        var plan = WaitPlan.waiting(key, due: waitDue)
         if case .event(let eventName) = wait, let (sequence, event) = state.oldestUnconsumed(named: eventName),
             let ended = state.endWait(key, outcome: .received(sequence: sequence), timestamp: clock.now())
         {
             events.append(ended)
-            plan = .ended(.received(sequence: sequence), payload: event.payload)
+            if !events.isEmpty { try await appendOrSuspend(events) }
+            return .ended(.received(sequence: sequence), payload: event.payload)
         }
-        if !events.isEmpty { try await appendOrSuspend(events) }
-        return plan
+        // On replay the deadline is the recorded one, not the one the call computed now.
+        let timer = waitDue.map { $0 == due ? armed : timers.arm(until: $0) } ?? nil
+        do {
+            if !events.isEmpty { try await appendOrSuspend(events) }
+        } catch {
+            if let timer, timer != armed { timers.disarm(timer) }
+            throw error
+        }
+        return .waiting(key, timer: timer)
     }
 
-    /// Ends a timer wait that came due; returns once the firing is committed.
-    func fireTimer(_ key: StepKey) async throws(ContinuumError) {
+    /// Ends a timer wait that the timer wheel fired at `firedAt`; returns once the firing is committed.
+    func fireTimer(_ key: StepKey, at firedAt: Int64) async throws(ContinuumError) {
         try checkUsable()
-        let now = clock.now()
-        let due = state.recordedWaits[key]?.due ?? now
-        guard let event = state.endWait(key, outcome: .fired(latenessNanoseconds: max(0, now - due)), timestamp: now) else { return }
+        let due = state.recordedWaits[key]?.due ?? firedAt
+        let outcome = WaitOutcome.fired(latenessNanoseconds: max(0, firedAt - due))
+        guard let event = state.endWait(key, outcome: outcome, timestamp: clock.now()) else { return }
         try await appendOrSuspend([event])
-        eventWaiters.resume(key, with: .success((.fired(latenessNanoseconds: max(0, now - due)), nil)))
+        eventWaiters.resume(key, with: .success((outcome, nil)))
     }
 
     /// Waits out a retry backoff until `deadline`, unless the workflow is cancelled first.
     func backoff(_ key: StepKey, until deadline: Int64) async throws {
         if let reason = state.cancellation { throw cancelled(reason) }
         let registry = eventWaiters
-        let clock = self.clock
+        let timers = self.timers
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                try await clock.sleep(until: deadline)
+                _ = try await timers.sleep(until: deadline)
                 // Through the actor: it runs only once the registration below is in place.
                 await self.endBackoff(key)
             }
@@ -357,7 +391,11 @@ actor WorkflowInstance {
         for event in events {
             switch event.kind {
             case .waitStarted(_, _, let due?): timers.append(.add(due))
-            case .waitEnded(let key, _): if let due = state.recordedWaits[key]?.due { timers.append(.remove(due)) }
+            case .waitEnded(let key, _):
+                // The index holds one entry per (due time, workflow): keep it while another wait shares it.
+                if let due = state.recordedWaits[key]?.due, !state.recordedWaits.values.contains(where: { $0.outcome == nil && $0.due == due }) {
+                    timers.append(.remove(due))
+                }
             default: continue
             }
         }

@@ -32,21 +32,22 @@ public final class WorkflowRuntime: Sendable {
         /// it is parked in the store and leaves memory; `nil` keeps every workflow in memory.
         /// A parked workflow is rebuilt by replay when its timer comes due or an event arrives.
         public var idleTimeout: Duration?
-        /// How often the store's due-time index is checked for timers of parked workflows (at
-        /// most; the runtime sleeps until the next due timer when it is sooner).
-        public var timerPollInterval: Duration
+        /// How far ahead the timers of parked workflows are read from the store's due-time index
+        /// into the in-memory timer wheel. Timers further out cost disk only; the runtime reads
+        /// the next stretch when half of this has passed.
+        public var timerHorizon: Duration
 
         /// The defaults: log to a logger labelled `continuum`, recover in pages of 1,000, the
-        /// system clock, park workflows idle for 10 seconds, check parked timers at least every 100 ms.
+        /// system clock, park workflows idle for 10 seconds, hold parked timers due within a minute in memory.
         public init(
             logger: Logger = Logger(label: "continuum"), recoveryPageSize: Int = 1000, clock: any WorkflowClock = SystemClock(),
-            idleTimeout: Duration? = .seconds(10), timerPollInterval: Duration = .milliseconds(100)
+            idleTimeout: Duration? = .seconds(10), timerHorizon: Duration = .seconds(60)
         ) {
             self.logger = logger
             self.recoveryPageSize = recoveryPageSize
             self.clock = clock
             self.idleTimeout = idleTimeout
-            self.timerPollInterval = timerPollInterval
+            self.timerHorizon = timerHorizon
         }
     }
 
@@ -89,6 +90,8 @@ public final class WorkflowRuntime: Sendable {
     private let configuration: Configuration
     private let workflows: [String: AnyWorkflow]
     private let state = Mutex(State())
+    /// Every timer of the workflows in memory, and the wake-ups of parked ones.
+    let timers: TimerService
 
     /// Creates a runtime. Nothing runs until ``run()``.
     ///
@@ -99,6 +102,7 @@ public final class WorkflowRuntime: Sendable {
     public init(store: any EventStore, workflows: [any Workflow], configuration: Configuration = .init()) {
         self.store = store
         self.configuration = configuration
+        self.timers = TimerService(clock: configuration.clock)
         var registry: [String: AnyWorkflow] = [:]
         for workflow in workflows {
             let erased = Self.erase(workflow)
@@ -122,6 +126,9 @@ public final class WorkflowRuntime: Sendable {
     }
 
     /// Marks the runtime running and opens the queue `start` hands new workflows to.
+    /// How many task groups drive workflows.
+    private static let laneCount = 64
+
     private func begin() throws(ContinuumError) -> AsyncStream<Launch> {
         let (launches, launchQueue) = AsyncStream.makeStream(of: Launch.self)
         try state.withLock { state throws(ContinuumError) in
@@ -153,25 +160,48 @@ public final class WorkflowRuntime: Sendable {
             for sender in senders { sender.resume(returning: nil) }
         }
         try await withThrowingDiscardingTaskGroup { group in
+            // Workflows are driven in several task groups: removing a finished child from a task
+            // group walks its list of children, which with 100,000 sleeping workflows in one group
+            // took a third of the CPU.
+            let lanes = (0..<Self.laneCount).map { _ in AsyncStream.makeStream(of: Launch.self) }
+            for lane in lanes {
+                group.addTask {
+                    await withDiscardingTaskGroup { workflows in
+                        for await launch in lane.stream {
+                            workflows.addTask { await self.drive(id: launch.id, wake: launch.wake) }
+                        }
+                    }
+                }
+            }
+            defer { for lane in lanes { lane.continuation.finish() } }
+            var nextLane = 0
+            func assign(_ launch: Launch) {
+                lanes[nextLane].continuation.yield(launch)
+                nextLane = (nextLane + 1) % lanes.count
+            }
             var after: StreamID?
             var recovered = 0
             while true {
                 // Parked workflows wait in the store for their timer or event; only active ones resume now.
                 let page = try store.listActive(after: after, limit: configuration.recoveryPageSize)
                 for (_, summary) in page {
-                    group.addTask { await self.drive(id: summary.id) }
+                    assign(Launch(id: summary.id))
                 }
                 recovered += page.count
                 guard page.count == configuration.recoveryPageSize, let last = page.last else { break }
                 after = last.0
             }
             logger.info("Continuum runtime started", metadata: ["continuum.recovered": "\(recovered)"])
-            group.addTask { try await self.wakeDueTimers() }
+            // Timers fire from a thread of their own, so they keep time however busy the pool is.
+            let timerThread = ThreadExecutor(name: "continuum.timers")
+            defer { timerThread.shutdown() }
+            group.addTask(executorPreference: timerThread) { await self.timers.run(on: timerThread, wake: { self.wakeParked($0) }) }
+            group.addTask { try await self.loadParkedTimers() }
             if let idleTimeout = configuration.idleTimeout {
                 group.addTask { await self.evictIdleWorkflows(after: idleTimeout) }
             }
             for await launch in launches {
-                group.addTask { await self.drive(id: launch.id, wake: launch.wake) }
+                assign(launch)
             }
         }
     }
@@ -256,47 +286,45 @@ public final class WorkflowRuntime: Sendable {
 
     // MARK: Driving
 
-    /// Wakes parked workflows whose timers came due, by reading the store's due-time index.
-    private func wakeDueTimers() async throws {
+    /// Reads the timers of parked workflows from the store's due-time index into the wheel,
+    /// one horizon ahead: everything overdue at start-up (in due order), then the next stretch
+    /// whenever half a horizon has passed. Timers further out are not read.
+    private func loadParkedTimers() async throws {
         let clock = configuration.clock
-        let poll = configuration.timerPollInterval.wholeNanoseconds
-        // Timers up to `after` were handled: launched, or left to the active instance that owns
-        // them. A workflow is parked only with timers due later than now (plus a margin), so
-        // nothing new can appear behind the cursor.
+        let horizon = max(configuration.timerHorizon.wholeNanoseconds, 2_000_000)
         var after: DueTimer?
         while !Task.isCancelled {
-            let now = clock.now()
-            var nextDue: Int64?
-            // Where the next round starts: before the first due timer left to a resident instance,
-            // in case that instance leaves memory without firing it.
-            var resumeAfter: DueTimer??
-            var scanned = after
+            let until = clock.now() + horizon
+            // Claimed before reading: a workflow parked from now on with a timer due by `until`
+            // schedules its own wake-up, so none falls between the read and the claim.
+            timers.claimHorizon(until)
             scan: while true {
-                let page = try store.timers(after: scanned, limit: 512)
+                let page = try store.timers(after: after, limit: 1024)
                 for timer in page {
-                    guard timer.due <= now else {
-                        nextDue = timer.due
-                        break scan
-                    }
-                    // Resident workflows fire their own timers; parked ones are launched to do so.
-                    if state.withLock({ $0.active[timer.id] == nil }) {
-                        launch(timer.id, wake: true)
-                    } else if resumeAfter == nil {
-                        resumeAfter = .some(scanned)
-                    }
-                    scanned = timer
+                    if timer.due > until { break scan }
+                    timers.scheduleWake(timer.id, at: timer.due)
+                    after = timer
                 }
-                if page.count < 512 { break }
+                if page.count < 1024 { break }
             }
-            after = resumeAfter ?? scanned
-            let wait = min(max((nextDue ?? .max) - clock.now(), 1_000_000), poll)
             do {
-                try await Task.sleep(for: .nanoseconds(wait))
+                // On the clock, not the wheel: the wheel's timers are the workflows'.
+                try await clock.sleep(until: until - horizon / 2)
             } catch {
                 return  // the runtime is stopping
             }
         }
     }
+
+    /// A parked workflow's timer came due: rebuild it, unless it is in memory (then it fires its own).
+    private func wakeParked(_ id: String) {
+        if state.withLock({ $0.active[id] == nil }) { launch(id, wake: true) }
+    }
+
+    /// How many sleeps, event timeouts and retry backoffs of workflows in memory wait on the
+    /// timer wheel, their start committed and their deadline still ahead by the clock. Parked
+    /// workflows' timers are not counted. It walks every timer: meant for tests and diagnostics.
+    public var pendingTimers: Int { timers.sleeping }
 
     /// How many workflows are in memory now (running, or waiting and not yet parked).
     public var residentWorkflows: Int {
@@ -345,7 +373,7 @@ public final class WorkflowRuntime: Sendable {
             return
         }
 
-        let instance = WorkflowInstance(id: id, stream: stored.stream, store: store, clock: configuration.clock, state: history)
+        let instance = WorkflowInstance(id: id, stream: stored.stream, store: store, timers: timers, state: history)
         let senders = state.withLock { state in
             state.active[id]?.instance = instance
             defer { state.active[id]?.waiting = [] }
@@ -393,7 +421,8 @@ public final class WorkflowRuntime: Sendable {
 
     /// Parks the workflows that have only waited for `idleTimeout`, checking a few times per timeout.
     private func evictIdleWorkflows(after idleTimeout: Duration) async {
-        let margin = configuration.timerPollInterval.wholeNanoseconds * 2
+        // A wait due this soon keeps its workflow in memory: parking it would cost a replay at once.
+        let margin: Int64 = 1_000_000_000
         let period = max(idleTimeout / 4, .milliseconds(5))
         while true {
             do {
@@ -404,7 +433,9 @@ public final class WorkflowRuntime: Sendable {
             let instances = state.withLock { $0.active.values.compactMap(\.instance) }
             let idleSince = ContinuousClock.now - idleTimeout
             for instance in instances {
-                _ = await instance.evictIfIdle(since: idleSince, margin: margin)
+                if let dues = await instance.evictIfIdle(since: idleSince, margin: margin) {
+                    for due in dues { timers.wakeIfLoaded(instance.id, at: due) }
+                }
             }
         }
     }

@@ -8,7 +8,7 @@ import Synchronization
 /// let clock = ManualClock()
 /// let runtime = WorkflowRuntime(store: store, workflows: [Reminder()], configuration: .init(clock: clock))
 /// …
-/// try await clock.waitForSleepers(1)   // the workflow is asleep
+/// try await runtime.waitForTimers(1)   // the workflow is asleep (see `WorkflowRuntime.waitForTimers`)
 /// clock.advance(by: .seconds(3 * 86_400))
 /// ```
 public final class ManualClock: WorkflowClock {

@@ -1,3 +1,20 @@
+import Continuum
+
+extension WorkflowRuntime {
+    /// Waits until at least `count` sleeps, event timeouts or retry backoffs of workflows in
+    /// memory wait on the runtime's timers, each with its start committed: after this, moving
+    /// a `ManualClock` past their deadlines fires them.
+    ///
+    /// ```swift
+    /// try await runtime.start(Reminder.self, id: "r", input: "ada")
+    /// try await runtime.waitForTimers(1)      // asleep, and the sleep is in history
+    /// clock.advance(by: .seconds(3 * 86_400))
+    /// ```
+    public func waitForTimers(_ count: Int, timeout: Duration = .seconds(10), isolation: isolated (any Actor)? = #isolation) async throws {
+        try await eventually(timeout: timeout) { pendingTimers >= count }
+    }
+}
+
 /// Waits until `condition` holds, checking every few milliseconds.
 ///
 /// - Throws: ``ConditionTimeout`` when it still does not hold after `timeout`.

@@ -51,7 +51,7 @@ struct CancellationTests {
             try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Booking(ledger: ledger, gate: nil)]) { runtime throws in
                 let handle = try await runtime.start(Booking.self, id: "b", input: phase)
                 switch phase {
-                case .sleep, .backoff: try await clock.waitForSleepers(1)
+                case .sleep, .backoff: try await runtime.waitForTimers(1)
                 case .event: try await eventually { try runtime.history(of: "b").count == 3 }
                 }
                 try await runtime.cancel("b", reason: "customer changed their mind")
@@ -79,7 +79,7 @@ struct CancellationTests {
             let gate = Gate()
             try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Booking(ledger: ledger, gate: gate)]) { runtime throws in
                 try await runtime.start(Booking.self, id: "b", input: .sleep)
-                try await clock.waitForSleepers(1)
+                try await runtime.waitForTimers(1)
                 try await runtime.cancel("b")
                 try await eventually { gate.arrived == 1 }
             }

@@ -9,7 +9,7 @@ private func withEvictingRuntime<R>(
     _ body: (WorkflowRuntime) async throws -> R
 ) async throws -> R {
     try await WorkflowRuntime.withLMDB(
-        path: path, workflows: workflows, runtime: .init(clock: clock, idleTimeout: idle, timerPollInterval: .milliseconds(10)), body)
+        path: path, workflows: workflows, runtime: .init(clock: clock, idleTimeout: idle, timerHorizon: .seconds(1)), body)
 }
 
 /// The resident set size of this process, in bytes.
@@ -30,9 +30,9 @@ struct EvictionTests {
             let ledger = Ledger()
             try await withEvictingRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
                 let handle = try await runtime.start(Reminder.self, id: "r", input: "cy")
-                try await clock.waitForSleepers(1)
+                try await runtime.waitForTimers(1)
                 try await eventually { runtime.residentWorkflows == 0 }
-                #expect(clock.sleepers == 0, "the evicted workflow still sleeps in memory")
+                #expect(runtime.pendingTimers == 0, "the evicted workflow still sleeps in memory")
                 #expect(try runtime.status(of: "r")?.status == .running)
                 clock.advance(by: .seconds(3 * 86_400))
                 #expect(try await handle.result() == "reminded cy")
@@ -67,7 +67,7 @@ struct EvictionTests {
             let ledger = Ledger()
             try await withEvictingRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
                 for index in 0..<10 { try await runtime.start(Reminder.self, id: "r\(index)", input: "\(index)") }
-                try await clock.waitForSleepers(10)
+                try await runtime.waitForTimers(10)
                 try await eventually { runtime.residentWorkflows == 0 }
             }
             try await withEvictingRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in

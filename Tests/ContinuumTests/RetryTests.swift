@@ -42,13 +42,13 @@ struct RetryTests {
             try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [FlakyWorkflow(attempts: attempts, policy: policy)]) { runtime throws in
                 let handle = try await runtime.start(FlakyWorkflow.self, id: "f", input: .init(succeedOn: 3))
                 let start = clock.now()
-                try await clock.waitForSleepers(1)
+                try await runtime.waitForTimers(1)
                 clock.advance(by: .seconds(9))
                 try await Task.sleep(for: .milliseconds(20))
                 #expect(attempts.count("attempt-2") == 0, "the backoff ended early")
                 clock.advance(by: .seconds(1))
                 try await eventually { attempts.count("attempt-2") == 1 }
-                try await clock.waitForSleepers(1)
+                try await runtime.waitForTimers(1)
                 clock.advance(by: .seconds(20))
                 #expect(try await handle.result() == 3)
                 let retries = try runtime.history(of: "f").compactMap { event -> (UInt32, Int64, String)? in
@@ -87,7 +87,7 @@ struct RetryTests {
             try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [FlakyWorkflow(attempts: attempts, policy: policy)]) { runtime throws in
                 let handle = try await runtime.start(FlakyWorkflow.self, id: "f", input: .init(succeedOn: 99))
                 for _ in 0..<3 {
-                    try await clock.waitForSleepers(1)
+                    try await runtime.waitForTimers(1)
                     clock.advance(by: .seconds(60))
                 }
                 let error = await #expect(throws: ContinuumError.self) { try await handle.result() }
@@ -104,7 +104,7 @@ struct RetryTests {
             let attempts = Ledger()
             try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [FlakyWorkflow(attempts: attempts, policy: policy)]) { runtime throws in
                 try await runtime.start(FlakyWorkflow.self, id: "f", input: .init(succeedOn: 2))
-                try await clock.waitForSleepers(1)
+                try await runtime.waitForTimers(1)
             }
             clock.advance(by: .seconds(60))
             try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [FlakyWorkflow(attempts: attempts, policy: policy)]) { runtime throws in
@@ -121,12 +121,12 @@ struct RetryTests {
             let attempts = Ledger()
             try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [FlakyWorkflow(attempts: attempts, policy: policy)]) { runtime throws in
                 try await runtime.start(FlakyWorkflow.self, id: "f", input: .init(succeedOn: 2))
-                try await clock.waitForSleepers(1)
+                try await runtime.waitForTimers(1)
             }
             #expect(attempts.total == 1)
             clock.advance(by: .seconds(4))  // down for 4 of the 10 seconds
             try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [FlakyWorkflow(attempts: attempts, policy: policy)]) { runtime throws in
-                try await clock.waitForSleepers(1)
+                try await runtime.waitForTimers(1)
                 clock.advance(by: .seconds(5))
                 try await Task.sleep(for: .milliseconds(20))
                 #expect(attempts.total == 1, "the backoff was skipped or shortened")

@@ -58,7 +58,7 @@ struct SleepTests {
             let ledger = Ledger()
             try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
                 let handle = try await runtime.start(Reminder.self, id: "r", input: "ada")
-                try await clock.waitForSleepers(1)
+                try await runtime.waitForTimers(1)
                 clock.advance(by: day * 2 + .seconds(86_399))
                 try await Task.sleep(for: .milliseconds(30))
                 #expect(ledger.count("remind") == 0, "the timer fired early")
@@ -84,12 +84,12 @@ struct SleepTests {
             let ledger = Ledger()
             try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
                 try await runtime.start(Reminder.self, id: "r", input: "bo")
-                try await clock.waitForSleepers(1)
+                try await runtime.waitForTimers(1)
             }
             // Restarted one day later: still asleep.
             clock.advance(by: day)
             try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
-                try await clock.waitForSleepers(1)
+                try await runtime.waitForTimers(1)
                 #expect(ledger.count("remind") == 0)
             }
             // Down for five more days: the overdue timer fires at once on restart, with its lateness recorded.
@@ -132,7 +132,7 @@ struct EventTests {
             let ledger = Ledger()
             try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
                 try await runtime.start(Survey.self, id: "s", input: .init(count: 2, stepFirst: true))
-                try await clock.waitForSleepers(1)
+                try await runtime.waitForTimers(1)
                 try await runtime.send("feedback", to: "s", payload: Feedback(stars: 1))
                 try await runtime.send("feedback", to: "s", payload: Feedback(stars: 2))
             }
@@ -151,7 +151,7 @@ struct EventTests {
             let ledger = Ledger()
             try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
                 let handle = try await runtime.start(Survey.self, id: "s", input: .init(count: 2, stepFirst: true))
-                try await clock.waitForSleepers(1)
+                try await runtime.waitForTimers(1)
                 let first = try await runtime.send("feedback", to: "s", payload: Feedback(stars: 3), dedupKey: "msg-1")
                 let again = try await runtime.send("feedback", to: "s", payload: Feedback(stars: 3), dedupKey: "msg-1")
                 #expect(again == EventReceipt(workflowID: "s", sequence: first.sequence, duplicate: true))
@@ -178,7 +178,7 @@ struct EventTests {
             let ledger = Ledger()
             try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
                 let handle = try await runtime.start(Survey.self, id: "s", input: .init(count: 1, timeoutDays: 7))
-                try await clock.waitForSleepers(1)
+                try await runtime.waitForTimers(1)
                 clock.advance(by: day * 7)
                 #expect(try await handle.result() == [nil])
                 let history = try runtime.history(of: "s")
