@@ -20,7 +20,11 @@ actor WorkflowInstance {
     private var state: WorkflowState
     private(set) var suspension: ContinuumError?
 
-    init(id: String, stream: StreamID, store: any EventStore, timers: TimerService, state: WorkflowState) {
+    /// Where the instance reports that it became idle, when the runtime parks idle workflows.
+    private let idleQueue: IdleQueue?
+
+    init(id: String, stream: StreamID, store: any EventStore, timers: TimerService, idleQueue: IdleQueue?, state: WorkflowState) {
+        self.idleQueue = idleQueue
         self.id = id
         self.stream = stream
         self.store = store
@@ -93,7 +97,9 @@ actor WorkflowInstance {
         if !idle {
             idleSince = nil
         } else if idleSince == nil {
-            idleSince = ContinuousClock.now
+            let now = ContinuousClock.now
+            idleSince = now
+            idleQueue?.add(self, since: now)
         }
     }
 

@@ -36,18 +36,24 @@ public final class WorkflowRuntime: Sendable {
         /// into the in-memory timer wheel. Timers further out cost disk only; the runtime reads
         /// the next stretch when half of this has passed.
         public var timerHorizon: Duration
+        /// How many workflows may be in memory at once. A workflow started, recovered or woken
+        /// beyond this waits in the store until another finishes or is parked, so a burst of
+        /// starts costs disk, not memory (a sleeping workflow in memory takes about 16 KB).
+        public var maxResidentWorkflows: Int
 
         /// The defaults: log to a logger labelled `continuum`, recover in pages of 1,000, the
-        /// system clock, park workflows idle for 10 seconds, hold parked timers due within a minute in memory.
+        /// system clock, park workflows idle for 10 seconds, hold parked timers due within a
+        /// minute in memory, at most 100,000 workflows in memory.
         public init(
             logger: Logger = Logger(label: "continuum"), recoveryPageSize: Int = 1000, clock: any WorkflowClock = SystemClock(),
-            idleTimeout: Duration? = .seconds(10), timerHorizon: Duration = .seconds(60)
+            idleTimeout: Duration? = .seconds(10), timerHorizon: Duration = .seconds(60), maxResidentWorkflows: Int = 100_000
         ) {
             self.logger = logger
             self.recoveryPageSize = recoveryPageSize
             self.clock = clock
             self.idleTimeout = idleTimeout
             self.timerHorizon = timerHorizon
+            self.maxResidentWorkflows = maxResidentWorkflows
         }
     }
 
@@ -75,6 +81,8 @@ public final class WorkflowRuntime: Sendable {
         var suspended: [String: ContinuumError] = [:]
         var waiters: [String: [UInt64: CheckedContinuation<[UInt8], any Error>]] = [:]
         var nextWaiterID: UInt64 = 0
+        /// Whether `run()` finished recovery and is serving.
+        var ready = false
     }
 
     /// A workflow being driven: its instance once loaded, and senders waiting for it.
@@ -92,6 +100,10 @@ public final class WorkflowRuntime: Sendable {
     private let state = Mutex(State())
     /// Every timer of the workflows in memory, and the wake-ups of parked ones.
     let timers: TimerService
+    /// Workflows that became idle, for the reaper.
+    private let idleQueue = IdleQueue()
+    /// Room in memory for `maxResidentWorkflows`.
+    private let admission: Admission
 
     /// Creates a runtime. Nothing runs until ``run()``.
     ///
@@ -103,6 +115,7 @@ public final class WorkflowRuntime: Sendable {
         self.store = store
         self.configuration = configuration
         self.timers = TimerService(clock: configuration.clock)
+        self.admission = Admission(limit: configuration.maxResidentWorkflows)
         var registry: [String: AnyWorkflow] = [:]
         for workflow in workflows {
             let erased = Self.erase(workflow)
@@ -145,6 +158,7 @@ public final class WorkflowRuntime: Sendable {
             // Whoever still waits for a result learns that nothing will produce it now.
             let waiters = state.withLock { state in
                 state.launches = nil
+                state.ready = false
                 defer { state.waiters = [:] }
                 return state.waiters
             }
@@ -168,7 +182,11 @@ public final class WorkflowRuntime: Sendable {
                 group.addTask {
                     await withDiscardingTaskGroup { workflows in
                         for await launch in lane.stream {
-                            workflows.addTask { await self.drive(id: launch.id, wake: launch.wake) }
+                            await self.admission.enter()
+                            workflows.addTask {
+                                defer { self.admission.leave() }
+                                await self.drive(id: launch.id, wake: launch.wake)
+                            }
                         }
                     }
                 }
@@ -191,12 +209,15 @@ public final class WorkflowRuntime: Sendable {
                 guard page.count == configuration.recoveryPageSize, let last = page.last else { break }
                 after = last.0
             }
+            // Everything overdue is read now, in due order, so it fires first.
+            let horizon = try loadParkedTimers(after: nil)
+            group.addTask { try await self.moveTimerHorizon(after: horizon) }
+            state.withLock { $0.ready = true }
             logger.info("Continuum runtime started", metadata: ["continuum.recovered": "\(recovered)"])
             // Timers fire from a thread of their own, so they keep time however busy the pool is.
             let timerThread = ThreadExecutor(name: "continuum.timers")
             defer { timerThread.shutdown() }
             group.addTask(executorPreference: timerThread) { await self.timers.run(on: timerThread, wake: { self.wakeParked($0) }) }
-            group.addTask { try await self.loadParkedTimers() }
             if let idleTimeout = configuration.idleTimeout {
                 group.addTask { await self.evictIdleWorkflows(after: idleTimeout) }
             }
@@ -286,35 +307,45 @@ public final class WorkflowRuntime: Sendable {
 
     // MARK: Driving
 
-    /// Reads the timers of parked workflows from the store's due-time index into the wheel,
-    /// one horizon ahead: everything overdue at start-up (in due order), then the next stretch
-    /// whenever half a horizon has passed. Timers further out are not read.
-    private func loadParkedTimers() async throws {
-        let clock = configuration.clock
-        let horizon = max(configuration.timerHorizon.wholeNanoseconds, 2_000_000)
-        var after: DueTimer?
-        while !Task.isCancelled {
-            let until = clock.now() + horizon
-            // Claimed before reading: a workflow parked from now on with a timer due by `until`
-            // schedules its own wake-up, so none falls between the read and the claim.
-            timers.claimHorizon(until)
-            scan: while true {
-                let page = try store.timers(after: after, limit: 1024)
-                for timer in page {
-                    if timer.due > until { break scan }
-                    timers.scheduleWake(timer.id, at: timer.due)
-                    after = timer
-                }
-                if page.count < 1024 { break }
+    /// Reads the timers of parked workflows from the store's due-time index into the wheel, up
+    /// to one horizon ahead, starting after `after`; returns where it stopped. Timers further
+    /// out are not read.
+    private func loadParkedTimers(after: DueTimer?) throws(ContinuumError) -> DueTimer? {
+        let until = configuration.clock.now() + max(configuration.timerHorizon.wholeNanoseconds, 2_000_000)
+        // Claimed before reading: a workflow parked from now on with a timer due by `until`
+        // schedules its own wake-up, so none falls between the read and the claim.
+        timers.claimHorizon(until)
+        var after = after
+        while true {
+            let page = try store.timers(after: after, limit: 1024)
+            for timer in page {
+                if timer.due > until { return after }
+                timers.scheduleWake(timer.id, at: timer.due)
+                after = timer
             }
+            if page.count < 1024 { return after }
+        }
+    }
+
+    /// Reads the next stretch of parked timers whenever half a horizon has passed.
+    private func moveTimerHorizon(after start: DueTimer?) async throws {
+        let clock = configuration.clock
+        let half = max(configuration.timerHorizon.wholeNanoseconds, 2_000_000) / 2
+        var after = start
+        while !Task.isCancelled {
             do {
                 // On the clock, not the wheel: the wheel's timers are the workflows'.
-                try await clock.sleep(until: until - horizon / 2)
+                try await clock.sleep(until: timers.loadedHorizon - half)
             } catch {
                 return  // the runtime is stopping
             }
+            after = try loadParkedTimers(after: after)
         }
     }
+
+    /// Whether ``run()`` is serving: it has relaunched every workflow that was running and read
+    /// the first horizon of parked workflows' timers. A readiness probe can report this.
+    public var isReady: Bool { state.withLock { $0.ready } }
 
     /// A parked workflow's timer came due: rebuild it, unless it is in memory (then it fires its own).
     private func wakeParked(_ id: String) {
@@ -373,7 +404,9 @@ public final class WorkflowRuntime: Sendable {
             return
         }
 
-        let instance = WorkflowInstance(id: id, stream: stored.stream, store: store, timers: timers, state: history)
+        let instance = WorkflowInstance(
+            id: id, stream: stored.stream, store: store, timers: timers, idleQueue: configuration.idleTimeout == nil ? nil : idleQueue,
+            state: history)
         let senders = state.withLock { state in
             state.active[id]?.instance = instance
             defer { state.active[id]?.waiting = [] }
@@ -419,22 +452,31 @@ public final class WorkflowRuntime: Sendable {
         }
     }
 
-    /// Parks the workflows that have only waited for `idleTimeout`, checking a few times per timeout.
+    /// Parks the workflows that have only waited for `idleTimeout`, checking a few times per
+    /// timeout (at least every quarter second).
     private func evictIdleWorkflows(after idleTimeout: Duration) async {
         // A wait due this soon keeps its workflow in memory: parking it would cost a replay at once.
         let margin: Int64 = 1_000_000_000
-        let period = max(idleTimeout / 4, .milliseconds(5))
+        let period = min(max(idleTimeout / 4, .milliseconds(5)), .milliseconds(250))
         while true {
             do {
                 try await Task.sleep(for: period)
             } catch {
                 return  // the runtime is stopping
             }
-            let instances = state.withLock { $0.active.values.compactMap(\.instance) }
             let idleSince = ContinuousClock.now - idleTimeout
-            for instance in instances {
-                if let dues = await instance.evictIfIdle(since: idleSince, margin: margin) {
-                    for due in dues { timers.wakeIfLoaded(instance.id, at: due) }
+            let instances = idleQueue.take(idleSince: idleSince)
+            // Many at once, so their parking appends share commits: one by one, parking fell
+            // behind 25,000 sleepers started per second and memory grew without bound.
+            for batch in stride(from: 0, to: instances.count, by: 1024) {
+                await withDiscardingTaskGroup { group in
+                    for instance in instances[batch..<min(batch + 1024, instances.count)] {
+                        group.addTask {
+                            if let dues = await instance.evictIfIdle(since: idleSince, margin: margin) {
+                                for due in dues { self.timers.wakeIfLoaded(instance.id, at: due) }
+                            }
+                        }
+                    }
                 }
             }
         }

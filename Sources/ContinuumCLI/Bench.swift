@@ -13,14 +13,16 @@ struct Bench: AsyncParsableCommand {
             --scenario steps   N workflows of K trivial steps, at most C in flight (every step committed before the next).
             --scenario timers  N workflows each sleeping a random 0–2 s; reports fire lateness and early fires.
             --scenario events  N workflows waiting for an event, sent by C concurrent senders; reports delivery latency.
+            --scenario restart N workflows sleeping for a day, parked; then a fresh process opens the store and
+                               reports the time until it is ready to serve and its resident memory.
             Build with -c release for meaningful figures.
             """)
 
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
-        case steps, timers, events
+        case steps, timers, events, restart
     }
 
-    @Option(help: "What to measure: steps, timers or events.")
+    @Option(help: "What to measure: steps, timers, events or restart.")
     var scenario = Scenario.steps
 
     @Option(help: "How many workflows to run.")
@@ -38,6 +40,10 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
+    /// Set on the child process of the restart scenario.
+    @Flag(help: .hidden)
+    var measureRestart = false
+
     func validate() throws {
         guard workflows > 0, steps >= 0, concurrency > 0 else {
             throw ValidationError("--workflows and --concurrency must be positive and --steps not negative.")
@@ -45,6 +51,10 @@ struct Bench: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if measureRestart, let path {
+            try await Self.measureRestart(path: path)
+            return
+        }
         let directory = path ?? FileManager.default.temporaryDirectory.appendingPathComponent("continuum-bench-\(UUID().uuidString)").path
         defer { if path == nil { try? FileManager.default.removeItem(atPath: directory) } }
         var storeConfiguration = LMDBStore.Configuration()
@@ -53,13 +63,17 @@ struct Bench: AsyncParsableCommand {
         defer { store.close() }
         let runtime = WorkflowRuntime(
             store: store, workflows: [BenchWorkflow(), SleepWorkflow(), EventWorkflow()],
-            configuration: .init(logger: Logger(label: "continuum", factory: { _ in SwiftLogNoOpLogHandler() })))
+            configuration: .init(
+                logger: Logger(label: "continuum", factory: { _ in SwiftLogNoOpLogHandler() }),
+                // The restart scenario parks its sleepers quickly.
+                idleTimeout: scenario == .restart ? .seconds(1) : .seconds(10)))
         let prefix = "bench-\(UInt32.random(in: 0 ... .max))-"
         let report: Report
         switch scenario {
         case .steps: report = try await stepsScenario(runtime, prefix: prefix)
         case .timers: report = try await timersScenario(runtime, prefix: prefix)
         case .events: report = try await eventsScenario(runtime, prefix: prefix)
+        case .restart: report = try await restartScenario(runtime, store: store, directory: directory, prefix: prefix)
         }
         if json {
             let encoder = JSONEncoder()
@@ -71,7 +85,7 @@ struct Bench: AsyncParsableCommand {
     }
 
     /// Runs `work(index)` for every index below `total` on `concurrency` workers; returns the elapsed time and each call's latency.
-    private func fanOut(total: Int, _ work: @escaping @Sendable (Int) async throws -> Void) async throws -> (Duration, [Double]) {
+    func fanOut(total: Int, _ work: @escaping @Sendable (Int) async throws -> Void) async throws -> (Duration, [Double]) {
         let next = Counter()
         let clock = ContinuousClock()
         let started = clock.now
@@ -189,6 +203,11 @@ struct Bench: AsyncParsableCommand {
         var timersPerSecond: Double?
         var eventsPerSecond: Double?
         var fired: Int?
+        /// Restart: from spawning the process to ready, and the new process's memory.
+        var restartSeconds: Double?
+        var readySeconds: Double?
+        var residentMegabytes: Double?
+        var peakResidentMegabytes: Double?
         var early: Int?
         /// Timers: deadline → the workflow appending the firing.
         var appendedP50: Double?
@@ -213,6 +232,10 @@ struct Bench: AsyncParsableCommand {
             case stepsPerSecond = "steps_per_second"
             case timersPerSecond = "timers_per_second"
             case eventsPerSecond = "events_per_second"
+            case restartSeconds = "restart_seconds"
+            case readySeconds = "ready_seconds"
+            case residentMegabytes = "rss_mb"
+            case peakResidentMegabytes = "peak_rss_mb"
             case appendedP50 = "appended_p50_ms"
             case appendedP99 = "appended_p99_ms"
             case p50 = "p50_ms"
@@ -234,6 +257,10 @@ struct Bench: AsyncParsableCommand {
                 if let appendedP50, let appendedP99 {
                     lines.append("  appended     p50 \(format(appendedP50)) ms   p99 \(format(appendedP99)) ms (deadline → firing appended)")
                 }
+            }
+            if let restartSeconds, let readySeconds, let residentMegabytes, let peakResidentMegabytes {
+                lines.append("  restart      \(format(restartSeconds)) s from spawning the process to ready (\(format(readySeconds)) s inside it)")
+                lines.append("  memory       RSS \(format(residentMegabytes)) MB when ready, peak \(format(peakResidentMegabytes)) MB")
             }
             if let eventsPerSecond {
                 lines.append("  events/s     \(format(eventsPerSecond))")

@@ -1,0 +1,55 @@
+import Synchronization
+
+/// Bounds how many workflows are in memory at once: a workflow launched over the limit waits
+/// (durably stored, costing nothing) until another leaves memory by finishing or being parked.
+final class Admission: Sendable {
+    private struct State {
+        var inside = 0
+        var waiting: [CheckedContinuation<Void, Never>] = []
+        var head = 0
+    }
+
+    let limit: Int
+    private let state = Mutex(State())
+
+    init(limit: Int) {
+        self.limit = max(1, limit)
+    }
+
+    /// Waits for room, then takes it. Every `enter` is paired with one `leave`.
+    func enter() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let admitted = state.withLock { state -> Bool in
+                if state.inside < limit && state.head == state.waiting.count {
+                    state.inside += 1
+                    return true
+                }
+                state.waiting.append(continuation)
+                return false
+            }
+            if admitted { continuation.resume() }
+        }
+    }
+
+    /// Gives room back, to the longest waiter when there is one.
+    func leave() {
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard state.head < state.waiting.count else {
+                state.inside -= 1
+                return nil
+            }
+            // The room passes straight to the waiter: `inside` stays the same.
+            let next = state.waiting[state.head]
+            state.head += 1
+            if state.head > 1024 && state.head * 2 > state.waiting.count {
+                state.waiting.removeFirst(state.head)
+                state.head = 0
+            }
+            return next
+        }
+        next?.resume()
+    }
+
+    /// How many are in memory (admitted and not yet left).
+    var inside: Int { state.withLock { $0.inside } }
+}
