@@ -39,6 +39,8 @@ public final class WorkflowRuntime: Sendable {
         /// How many workflows may be in memory at once. A workflow started, recovered or woken
         /// beyond this waits in the store until another finishes or is parked, so a burst of
         /// starts costs disk, not memory (a sleeping workflow in memory takes about 16 KB).
+        /// A step that waits for another workflow (sends it an event and waits for its result,
+        /// say) keeps its own place meanwhile: keep the limit well above how many do that at once.
         public var maxResidentWorkflows: Int
 
         /// The defaults: log to a logger labelled `continuum`, recover in pages of 1,000, the
