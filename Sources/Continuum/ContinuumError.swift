@@ -52,6 +52,8 @@ public struct ContinuumError: Error, Sendable, CustomStringConvertible {
         public static let payloadCoding = Code("payloadCoding")
         /// An argument is outside what Continuum accepts (an empty id, a name that is too long, …).
         public static let invalidArgument = Code("invalidArgument")
+        /// A dedup key (an `Idempotency-Key`) was used before for a different event.
+        public static let dedupKeyConflict = Code("dedupKeyConflict")
     }
 
     /// What kind of failure this is.

@@ -96,14 +96,19 @@ final class TimerService: Sendable {
 
     /// Stops a timer that nobody will wait for.
     func disarm(_ timer: Timer) {
-        state.withLock { state in
+        let waiter = state.withLock { state -> CheckedContinuation<Int64, any Error>? in
             switch state.sleepers.removeValue(forKey: timer.token) {
-            case .armed(let entry)?: state.wheel.remove(entry)
-            case .waiting(_, let entry)?:
+            case .armed(let entry)?:
                 state.wheel.remove(entry)
-            case .fired?, nil: break
+                return nil
+            case .waiting(let continuation, let entry)?:
+                state.wheel.remove(entry)
+                return continuation
+            case .fired?, nil:
+                return nil
             }
         }
+        waiter?.resume(throwing: CancellationError())
     }
 
     /// Waits until an armed timer fires and returns when it did (never before its deadline).

@@ -108,7 +108,7 @@ struct TimerWheel<Payload> {
                 var level = 1
                 while level < Self.levels, counts[level] == 0 { level += 1 }
                 let span = Self.span(of: level)
-                let boundary = (current / span + 1) * span
+                let boundary = Self.floorDiv(current, span) * span + span
                 if boundary > target {
                     current = target
                     break
@@ -154,7 +154,7 @@ struct TimerWheel<Payload> {
                 let slot = (base + offset) % Self.slotCount
                 if slots[level][slot].contains(where: { entries[$0] != nil }) {
                     // The slot cascades when time reaches its first tick.
-                    let turnStart = current - current % (span * Int64(Self.slotCount))
+                    let turnStart = Self.floorDiv(current, span * Int64(Self.slotCount)) * span * Int64(Self.slotCount)
                     var start = turnStart + Int64(slot) * span
                     if start <= current { start += span * Int64(Self.slotCount) }
                     return start * resolution
@@ -162,7 +162,7 @@ struct TimerWheel<Payload> {
             }
         }
         let topTurn = Self.span(of: Self.levels)
-        return (current - current % topTurn + topTurn) * resolution
+        return (Self.floorDiv(current, topTurn) + 1) * topTurn * resolution
     }
 
     // MARK: Placement
@@ -173,8 +173,12 @@ struct TimerWheel<Payload> {
     }
 
     private static func tick(of time: Int64, resolution: Int64) -> Int64 {
-        // Floor division, so times before 1970 land in the right tick too.
-        let (quotient, remainder) = time.quotientAndRemainder(dividingBy: resolution)
+        floorDiv(time, resolution)
+    }
+
+    /// Division rounding down, so times before 1970 land in the right tick and turn too.
+    private static func floorDiv(_ value: Int64, _ divisor: Int64) -> Int64 {
+        let (quotient, remainder) = value.quotientAndRemainder(dividingBy: divisor)
         return remainder < 0 ? quotient - 1 : quotient
     }
 

@@ -46,9 +46,14 @@ extension Workflow {
 struct AnyWorkflow: Sendable {
     let name: String
     let execute: @Sendable (WorkflowContext, [UInt8]) async throws -> [UInt8]
+    /// Throws `payloadCoding` when the JSON does not decode as the workflow's input.
+    let checkInput: @Sendable ([UInt8]) throws(ContinuumError) -> Void
 
     init<W: Workflow>(_ workflow: W) {
         name = W.name
+        checkInput = { bytes throws(ContinuumError) in
+            _ = try PayloadCoder.decode(W.Input.self, from: bytes, what: "the input of a '\(W.name)' workflow")
+        }
         execute = { context, inputBytes in
             let input = try PayloadCoder.decode(W.Input.self, from: inputBytes, what: "the input of workflow '\(context.workflowID)'")
             let output = try await workflow.run(context, input: input)

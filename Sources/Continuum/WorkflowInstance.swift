@@ -103,26 +103,33 @@ actor WorkflowInstance {
         }
     }
 
+    /// The deadlines of the waits the workflow was parked with; the runtime makes sure one of
+    /// them wakes it once the body has unwound.
+    private(set) var parkedDues: [Int64] = []
+
     /// Leaves memory if the instance has been idle (every running call a wait) since `since` or
     /// earlier and no timer is about to fire: parks the workflow in the store and wakes the
-    /// body's waits so it unwinds. Returns the due times of the waits it left with (the runtime
-    /// wakes the workflow at the first), or `nil` when it stays.
-    func evictIfIdle(since: ContinuousClock.Instant, margin: Int64) async -> [Int64]? {
-        guard let idleSince, idleSince <= since, !evicted else { return nil }
+    /// body's waits so it unwinds.
+    func evictIfIdle(since: ContinuousClock.Instant, margin: Int64) async {
+        guard let idleSince, idleSince <= since, !evicted else { return }
         // Every wait the body is in must still be pending (one that ended, with its task not yet
         // resumed, would leave nothing to wake the parked workflow), and none may be due soon.
         let waits = waitingKeys.compactMap { state.recordedWaits[$0] }
-        guard waits.count == waitingKeys.count, waits.allSatisfy({ $0.outcome == nil }) else { return nil }
         let soon = clock.now() + margin
-        guard !waits.contains(where: { ($0.due ?? .max) <= soon }) else { return nil }
+        guard waits.count == waitingKeys.count, waits.allSatisfy({ $0.outcome == nil }), !waits.contains(where: { ($0.due ?? .max) <= soon })
+        else {
+            // Still idle, but not to be parked now: look again after another idle timeout.
+            idleQueue?.add(self, since: ContinuousClock.now)
+            return
+        }
         evicted = true
         do {
             try await store.append(AppendRequest(stream: stream, id: id, events: [], parked: true))
         } catch {
             // Not parked: recovery will find it active, which is safe.
         }
+        parkedDues = waits.compactMap(\.due)
         eventWaiters.failAll(Self.evictedError)
-        return waits.compactMap(\.due)
     }
 
     func completeStep(_ call: WorkflowState.StepCall, outcome: Result<[UInt8], FailureRecord>) async throws(ContinuumError) {

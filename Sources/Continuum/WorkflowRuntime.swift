@@ -1,4 +1,5 @@
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// Runs durable workflows on an ``EventStore``: starts them, recovers them after a restart,
@@ -19,7 +20,7 @@ import Synchronization
 /// every workflow where it is; nothing that was not committed is acknowledged, handles still
 /// waiting for a result get ``ContinuumError/Code/storeClosed``, and the next `run()`
 /// continues the workflows.
-public final class WorkflowRuntime: Sendable {
+public final class WorkflowRuntime: Service, Sendable {
     /// How the runtime behaves.
     public struct Configuration: Sendable {
         /// Where the runtime logs; metadata keys are in ``LogKey``.
@@ -132,12 +133,44 @@ public final class WorkflowRuntime: Sendable {
 
     // MARK: Lifecycle
 
-    /// Recovers every unfinished workflow, then drives started workflows until cancelled.
+    /// Recovers every unfinished workflow, then drives started workflows until cancelled or,
+    /// run in a swift-service-lifecycle `ServiceGroup`, until a graceful shutdown.
+    ///
+    /// A graceful shutdown stops taking new work (workflows started from then on are stored and
+    /// begin at the next run), stops every workflow where it is, lets the appends already
+    /// submitted commit, and closes the store: the process is about to end.
+    ///
+    /// ```swift
+    /// let group = ServiceGroup(services: [runtime, httpServer], gracefulShutdownSignals: [.sigterm], logger: logger)
+    /// try await group.run()
+    /// ```
     ///
     /// - Throws: ``ContinuumError`` when the store cannot list unfinished workflows, or when
     ///   the runtime is already running.
     public func run() async throws {
-        try await serve(try begin())
+        let launches = try begin()
+        try await cancelWhenGracefulShutdown { try await self.serve(launches) }
+        if Task.isShuttingDownGracefully {
+            // Every workflow task has ended, so nothing more is submitted; closing lets the
+            // writer commit what is queued, then releases the directory.
+            store.close()
+            logger.info("Continuum runtime shut down gracefully")
+        }
+    }
+
+    /// Creates a runtime on `store`, runs it for the duration of `body`, then stops it; a
+    /// scoped form for scripts and tests. The store stays open.
+    ///
+    /// ```swift
+    /// let total = try await WorkflowRuntime.withRuntime(store: store, workflows: [Checkout()]) { runtime in
+    ///     try await runtime.start(Checkout.self, id: "order-7", input: order).result()
+    /// }
+    /// ```
+    public static func withRuntime<R>(
+        store: any EventStore, workflows: [any Workflow], configuration: Configuration = .init(),
+        _ body: (WorkflowRuntime) async throws -> R
+    ) async throws -> R {
+        try await WorkflowRuntime(store: store, workflows: workflows, configuration: configuration).withRunning(body)
     }
 
     /// Marks the runtime running and opens the queue `start` hands new workflows to.
@@ -184,6 +217,8 @@ public final class WorkflowRuntime: Sendable {
                 group.addTask {
                     await withDiscardingTaskGroup { workflows in
                         for await launch in lane.stream {
+                            // Stopping: what is still queued is recovered by the next run.
+                            if Task.isCancelled { break }
                             await self.admission.enter()
                             workflows.addTask {
                                 defer { self.admission.leave() }
@@ -271,29 +306,63 @@ public final class WorkflowRuntime: Sendable {
     @discardableResult
     public func start<W: Workflow>(_ type: W.Type, id: String, input: W.Input) async throws -> WorkflowHandle<W> {
         try Self.validate(id: id)
-        guard workflows[W.name] != nil else {
+        guard workflows[W.name] != nil else { throw Self.unregistered(W.name, id: id) }
+        let inputBytes = try PayloadCoder.encode(input, what: "the input of workflow '\(id)'")
+        _ = try await create(type: W.name, id: id, input: inputBytes)
+        return WorkflowHandle(runtime: self, id: id)
+    }
+
+    /// Starts a workflow by its registered type name with input that is already JSON, as an
+    /// HTTP edge receives it; otherwise like ``start(_:id:input:)``.
+    ///
+    /// - Returns: Whether this call created the workflow (`false`: it existed with this input).
+    /// - Throws: ``ContinuumError/Code/unknownWorkflowType``; ``ContinuumError/Code/payloadCoding``
+    ///   when the JSON does not decode as the type's input; ``ContinuumError/Code/workflowIDConflict``
+    ///   when the id exists with another type or another input; ``ContinuumError/Code/invalidArgument``.
+    ///   Nothing is stored when it throws.
+    public func start(type: String, id: String, json input: [UInt8]) async throws -> StartReceipt {
+        try Self.validate(id: id)
+        guard let workflow = workflows[type] else { throw Self.unregistered(type, id: id) }
+        try workflow.checkInput(input)
+        let created = try await create(type: type, id: id, input: input)
+        if !created, let first = try store.load(id: id)?.events.first, case .workflowStarted(_, let stored) = first.kind, stored != input {
             throw ContinuumError(
-                .unknownWorkflowType,
-                "Workflow type '\(W.name)' is not registered; pass an instance of it in `workflows:` when creating the runtime.",
+                .workflowIDConflict,
+                "Workflow '\(id)' was started before with another input; starting it again must repeat the same input, or use a new id.",
                 workflowID: id)
         }
-        let inputBytes = try PayloadCoder.encode(input, what: "the input of workflow '\(id)'")
+        return StartReceipt(id: id, type: type, created: created)
+    }
+
+    /// The names of the workflow types this runtime runs.
+    public var workflowTypes: [String] { workflows.keys.sorted() }
+
+    private static func unregistered(_ type: String, id: String) -> ContinuumError {
+        ContinuumError(
+            .unknownWorkflowType,
+            "Workflow type '\(type)' is not registered; pass an instance of it in `workflows:` when creating the runtime.",
+            workflowID: id)
+    }
+
+    /// Stores the start (unless the id exists) and hands the workflow to `run()`; returns
+    /// whether it was created.
+    private func create(type: String, id: String, input: [UInt8]) async throws -> Bool {
         let started = HistoryEvent(
-            sequence: 0, timestamp: configuration.clock.now(), kind: .workflowStarted(type: W.name, input: inputBytes))
-        let outcome = try await store.create(CreateRequest(id: id, type: W.name, started: started))
-        switch outcome {
+            sequence: 0, timestamp: configuration.clock.now(), kind: .workflowStarted(type: type, input: input))
+        switch try await store.create(CreateRequest(id: id, type: type, started: started)) {
         case .created:
             launch(id)
+            return true
         case .existing(_, let summary):
-            guard summary.type == W.name else {
+            guard summary.type == type else {
                 throw ContinuumError(
                     .workflowIDConflict,
-                    "Workflow id '\(id)' belongs to a workflow of type '\(summary.type)', not '\(W.name)'; choose another id.",
+                    "Workflow id '\(id)' belongs to a workflow of type '\(summary.type)', not '\(type)'; choose another id.",
                     workflowID: id)
             }
             if summary.status == .running { launch(id) }
+            return false
         }
-        return WorkflowHandle(runtime: self, id: id)
     }
 
     /// Hands a workflow to the running `run()`; when not running, the next `run()` recovers it.
@@ -372,9 +441,14 @@ public final class WorkflowRuntime: Sendable {
             return true
         }
         guard claimed else { return }
+        /// The deadlines a parked workflow left with.
+        var parkedDues: [Int64] = []
         defer {
             let waiting = state.withLock { $0.active.removeValue(forKey: id)?.waiting } ?? []
             for sender in waiting { sender.resume(returning: nil) }
+            // Only now: a wake-up that fired while the body was still unwinding found the
+            // workflow in memory and was dropped, and the loader has passed it.
+            for due in parkedDues { timers.wakeIfLoaded(id, at: due) }
         }
         var logger = self.logger
         logger[metadataKey: LogKey.workflowID] = "\(id)"
@@ -430,6 +504,7 @@ public final class WorkflowRuntime: Sendable {
             outcome = .completed(try await workflow.execute(context, history.input))
         } catch {
             if await instance.evicted {
+                parkedDues = await instance.parkedDues
                 logger.debug("Workflow parked while it waits")
                 return
             }
@@ -449,7 +524,10 @@ public final class WorkflowRuntime: Sendable {
             resolveWaiters(id: id, with: Self.result(of: outcome, id: id))
         case .failure(let error):
             if Task.isCancelled && error.code == .storeClosed { return }
-            if await instance.evicted { return }  // the body caught the eviction and returned
+            if await instance.evicted {  // the body caught the eviction and returned
+                parkedDues = await instance.parkedDues
+                return
+            }
             suspend(id: id, error, logger: logger)
         }
     }
@@ -473,11 +551,7 @@ public final class WorkflowRuntime: Sendable {
             for batch in stride(from: 0, to: instances.count, by: 1024) {
                 await withDiscardingTaskGroup { group in
                     for instance in instances[batch..<min(batch + 1024, instances.count)] {
-                        group.addTask {
-                            if let dues = await instance.evictIfIdle(since: idleSince, margin: margin) {
-                                for due in dues { self.timers.wakeIfLoaded(instance.id, at: due) }
-                            }
-                        }
+                        group.addTask { await instance.evictIfIdle(since: idleSince, margin: margin) }
                     }
                 }
             }
@@ -528,10 +602,44 @@ public final class WorkflowRuntime: Sendable {
         guard !name.isEmpty, name.utf8.count <= 256 else {
             throw ContinuumError(.invalidArgument, "An event name must be 1 to 256 bytes of UTF-8; got \(name.utf8.count) bytes.")
         }
-        let bytes = try PayloadCoder.encode(payload, what: "event '\(name)' for workflow '\(id)'")
-        return try await withInstance(id) { instance throws(ContinuumError) in
-            try await instance.receive(name: name, payload: bytes, dedupKey: dedupKey)
+        return try await send(name, to: id, json: try PayloadCoder.encode(payload, what: "event '\(name)' for workflow '\(id)'"), dedupKey: dedupKey)
+    }
+
+    /// Sends an event whose payload is already JSON, as an HTTP edge receives it; otherwise
+    /// like ``send(_:to:payload:dedupKey:)``.
+    ///
+    /// - Throws: also ``ContinuumError/Code/dedupKeyConflict`` when `dedupKey` was used before
+    ///   for an event with another name or payload (nothing is appended).
+    @discardableResult
+    public func send(_ name: String, to id: String, json payload: [UInt8], dedupKey: String? = nil) async throws -> EventReceipt {
+        guard !name.isEmpty, name.utf8.count <= 256 else {
+            throw ContinuumError(.invalidArgument, "An event name must be 1 to 256 bytes of UTF-8; got \(name.utf8.count) bytes.")
         }
+        if let dedupKey, dedupKey.isEmpty || dedupKey.utf8.count > 256 {
+            throw ContinuumError(.invalidArgument, "A dedup key must be 1 to 256 bytes of UTF-8; got \(dedupKey.utf8.count) bytes.")
+        }
+        let receipt: EventReceipt
+        do {
+            receipt = try await withInstance(id) { instance throws(ContinuumError) in
+                try await instance.receive(name: name, payload: payload, dedupKey: dedupKey)
+            }
+        } catch let error as ContinuumError where error.code == .workflowFinished && dedupKey != nil {
+            // A redelivery after the workflow finished still gets its first receipt.
+            guard let first = try history(of: id).first(where: { if case .eventReceived(_, _, dedupKey) = $0.kind { true } else { false } })
+            else { throw error }
+            receipt = EventReceipt(workflowID: id, sequence: first.sequence, duplicate: true)
+        }
+        if receipt.duplicate, let dedupKey {
+            let first = try history(of: id).first { $0.sequence == receipt.sequence }
+            guard case .eventReceived(name, payload, _)? = first?.kind else {
+                throw ContinuumError(
+                    .dedupKeyConflict,
+                    "Dedup key '\(dedupKey)' was already used for another event of workflow '\(id)'; "
+                        + "use a new key for a new event, or resend the same event unchanged.",
+                    workflowID: id)
+            }
+        }
+        return receipt
     }
 
     /// Asks a workflow to stop; returns once the request is committed.
@@ -698,28 +806,61 @@ public final class WorkflowRuntime: Sendable {
 
     /// Workflows with the given status (all when `nil`), oldest first, at most `limit`.
     public func list(status: WorkflowStatus? = nil, limit: Int = 100) throws(ContinuumError) -> [WorkflowSummary] {
+        try list(status: status, after: nil, limit: limit).workflows
+    }
+
+    /// One page of workflows, oldest first; pass the page's `next` as `after` for the next one.
+    ///
+    /// - Throws: ``ContinuumError/Code/invalidArgument`` for a cursor this runtime did not hand out.
+    public func list(status: WorkflowStatus?, after cursor: String?, limit: Int) throws(ContinuumError) -> WorkflowPage {
+        let limit = max(1, limit)
         let suspended = state.withLock { $0.suspended }
         if status == .suspended {
-            return suspended.keys.sorted().prefix(limit).compactMap { try? self.status(of: $0) }
+            let ids = suspended.keys.sorted().filter { cursor == nil || $0 > cursor! }
+            let page = ids.prefix(limit).compactMap { try? self.status(of: $0) }
+            return WorkflowPage(workflows: page, next: ids.count > limit ? page.last?.id : nil)
+        }
+        var after: StreamID?
+        if let cursor {
+            guard let raw = UInt64(cursor) else {
+                throw ContinuumError(.invalidArgument, "'\(cursor)' is not a list cursor; pass the `next` of a previous page.")
+            }
+            after = StreamID(rawValue: raw)
         }
         var result: [WorkflowSummary] = []
-        var after: StreamID?
-        while result.count < limit {
+        while true {
             let page = try store.list(status: status, after: after, limit: limit)
-            for (_, summary) in page {
+            for (stream, summary) in page {
+                after = stream
                 var summary = summary
                 if summary.status == .running, suspended[summary.id] != nil {
                     summary.status = .suspended
                     if status == .running { continue }
                 }
                 result.append(summary)
-                if result.count == limit { break }
+                if result.count == limit { return WorkflowPage(workflows: result, next: String(stream.rawValue)) }
             }
-            guard page.count == limit, let last = page.last else { break }
-            after = last.0
+            guard page.count == limit else { return WorkflowPage(workflows: result, next: nil) }
         }
-        return result
     }
+}
+
+/// What ``WorkflowRuntime/start(type:id:json:)`` did.
+public struct StartReceipt: Sendable, Hashable {
+    /// The workflow's id.
+    public var id: String
+    /// Its registered type name.
+    public var type: String
+    /// Whether this call created it (`false`: it existed, started with the same input).
+    public var created: Bool
+}
+
+/// A page of ``WorkflowRuntime/list(status:after:limit:)``.
+public struct WorkflowPage: Sendable, Hashable {
+    /// The workflows, oldest first.
+    public var workflows: [WorkflowSummary]
+    /// Pass as `after` for the next page; `nil` on the last page.
+    public var next: String?
 }
 
 /// A started workflow: its id, and a way to wait for its result.
