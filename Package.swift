@@ -11,12 +11,17 @@ let package = Package(
     products: [
         .library(name: "Continuum", targets: ["Continuum"]),
         .library(name: "ContinuumLMDB", targets: ["ContinuumLMDB"]),
+        .library(name: "ContinuumHTTP", targets: ["ContinuumHTTP"]),
         .library(name: "ContinuumTesting", targets: ["ContinuumTesting"]),
         .executable(name: "continuum", targets: ["ContinuumCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.20.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.3.0"),
     ],
     targets: [
         .systemLibrary(
@@ -26,12 +31,26 @@ let package = Package(
         ),
         .target(
             name: "Continuum",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict
         ),
         .target(
             name: "ContinuumLMDB",
             dependencies: ["Continuum", "CLMDB", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ContinuumHTTP",
+            dependencies: [
+                "Continuum",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .target(
@@ -42,8 +61,10 @@ let package = Package(
         .executableTarget(
             name: "ContinuumCLI",
             dependencies: [
-                "Continuum", "ContinuumLMDB",
+                "Continuum", "ContinuumLMDB", "ContinuumHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -63,6 +84,15 @@ let package = Package(
         .testTarget(
             name: "ContinuumTests",
             dependencies: ["Continuum", "ContinuumTesting"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ContinuumHTTPTests",
+            dependencies: [
+                "Continuum", "ContinuumLMDB", "ContinuumHTTP", "ContinuumTesting",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,0 +1,112 @@
+import Crypto
+import Foundation
+
+/// The bearer tokens the API accepts, kept only as SHA-256 digests and compared in constant time.
+public struct BearerTokens: Sendable {
+    private let digests: [[UInt8]]
+
+    /// Hashes `tokens`; the tokens themselves are not kept.
+    public init(_ tokens: [String]) {
+        digests = tokens.map { Array(SHA256.hash(data: Data($0.utf8))) }
+    }
+
+    /// Whether no token is configured (then the API needs none).
+    public var isEmpty: Bool { digests.isEmpty }
+
+    /// Whether `token` is one of them. Every digest is compared, each in constant time, so the
+    /// time taken does not tell how much of a token matched or which one.
+    public func accepts(_ token: some StringProtocol) -> Bool {
+        let presented = SHA256.hash(data: Data(token.utf8))
+        var matched = false
+        for digest in digests { matched = constantTimeEqual(digest, presented) || matched }
+        return matched
+    }
+}
+
+/// Verifies webhook signatures in the Standard Webhooks format (standardwebhooks.com):
+/// `webhook-id`, `webhook-timestamp` (Unix seconds) and `webhook-signature` (space-separated
+/// `v1,<base64 HMAC-SHA256 of "id.timestamp.body">`), within a window around now. Several
+/// secrets may be configured at once, so a secret can be rotated without downtime.
+public struct WebhookVerifier: Sendable {
+    /// Why a signature was refused.
+    public enum Failure: Error, Sendable, Equatable, CustomStringConvertible {
+        case missingHeaders
+        case badTimestamp
+        case staleTimestamp
+        case noMatchingSignature
+
+        public var description: String {
+            switch self {
+            case .missingHeaders: "the webhook-id, webhook-timestamp and webhook-signature headers are required"
+            case .badTimestamp: "webhook-timestamp is not a Unix time in seconds"
+            case .staleTimestamp: "webhook-timestamp is outside the accepted window around the server's time; check the sender's clock, and do not replay old deliveries"
+            case .noMatchingSignature: "no signature in webhook-signature matches the body with any configured secret"
+            }
+        }
+    }
+
+    /// The secrets' key bytes (`SymmetricKey` is not `Sendable`).
+    private let keys: [[UInt8]]
+    /// How far the timestamp may be from now, either way.
+    public let tolerance: Duration
+
+    /// - Parameters:
+    ///   - secrets: Secrets as Standard Webhooks writes them (`whsec_` + base64); a secret
+    ///     without the prefix, or not valid base64, is used as raw UTF-8 bytes.
+    ///   - tolerance: How far the timestamp may be from now (default five minutes).
+    public init(secrets: [String], tolerance: Duration = .seconds(300)) {
+        keys = secrets.map(Self.keyBytes)
+        self.tolerance = tolerance
+    }
+
+    /// Whether no secret is configured.
+    public var isEmpty: Bool { keys.isEmpty }
+
+    /// Checks a delivery's signature against every secret, before anything parses its body.
+    public func verify(id: String?, timestamp: String?, signatures: String?, body: some DataProtocol, now: Date = Date()) throws(Failure) {
+        guard let id, let timestamp, let signatures else { throw .missingHeaders }
+        guard let seconds = Int64(timestamp) else { throw .badTimestamp }
+        let skew = Double(tolerance.components.seconds)
+        guard abs(now.timeIntervalSince1970 - Double(seconds)) <= skew else { throw .staleTimestamp }
+        var signed = Data("\(id).\(timestamp).".utf8)
+        signed.append(contentsOf: body)
+        let presented = signatures.split(separator: " ").compactMap { entry -> Data? in
+            let parts = entry.split(separator: ",", maxSplits: 1)
+            guard parts.count == 2, parts[0] == "v1" else { return nil }
+            return Data(base64Encoded: String(parts[1]))
+        }
+        var matched = false
+        for key in keys {
+            let expected = Data(HMAC<SHA256>.authenticationCode(for: signed, using: SymmetricKey(data: key)))
+            for signature in presented { matched = constantTimeEqual(expected, signature) || matched }
+        }
+        guard matched else { throw .noMatchingSignature }
+    }
+
+    /// The `webhook-signature` value for a delivery, as a sender computes it (for tests and
+    /// for `continuum send --sign`).
+    public static func signature(secret: String, id: String, timestamp: Int64, body: some DataProtocol) -> String {
+        let key = SymmetricKey(data: keyBytes(secret))
+        var signed = Data("\(id).\(timestamp).".utf8)
+        signed.append(contentsOf: body)
+        return "v1," + Data(HMAC<SHA256>.authenticationCode(for: signed, using: key)).base64EncodedString()
+    }
+}
+
+extension WebhookVerifier {
+    /// A secret's key: the base64 after `whsec_`, or else the secret's UTF-8 bytes.
+    static func keyBytes(_ secret: String) -> [UInt8] {
+        if secret.hasPrefix("whsec_"), let bytes = Data(base64Encoded: String(secret.dropFirst(6))) { return Array(bytes) }
+        return Array(secret.utf8)
+    }
+}
+
+/// Compares two byte sequences in time that depends only on their lengths.
+func constantTimeEqual(_ a: some Sequence<UInt8>, _ b: some Sequence<UInt8>) -> Bool {
+    let a = Array(a)
+    let b = Array(b)
+    guard a.count == b.count else { return false }
+    var difference: UInt8 = 0
+    for index in a.indices { difference |= a[index] ^ b[index] }
+    return difference == 0
+}

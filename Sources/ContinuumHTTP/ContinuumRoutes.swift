@@ -1,0 +1,2 @@
+import Continuum
+import Hummingbird

@@ -1,0 +1,200 @@
+import Continuum
+import ContinuumHTTP
+import ContinuumLMDB
+import ContinuumTesting
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+/// Waits for an "approve" event and returns who approved.
+struct Approval: Workflow {
+    static let name = "approval"
+    struct Input: Codable, Sendable { var amount: Int }
+    struct Decision: Codable, Sendable { var by: String }
+
+    func run(_ ctx: WorkflowContext, input: Input) async throws -> String {
+        let decision = try await ctx.waitForEvent("approve", as: Decision.self)
+        return "\(input.amount) approved by \(decision?.by ?? "nobody")"
+    }
+}
+
+/// Runs the API over a fresh LMDB store on a real server on 127.0.0.1.
+func withAPI(
+    _ configuration: ContinuumAPI.Configuration = .init(),
+    _ body: @Sendable (any TestClientProtocol, WorkflowRuntime) async throws -> Void
+) async throws {
+    try await withTemporaryDirectory { path in
+        try await WorkflowRuntime.withLMDB(path: path, workflows: [Approval()]) { runtime throws in
+            let router = Router()
+            ContinuumAPI(runtime: runtime, configuration: configuration).register(on: router)
+            let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+            try await app.test(.live) { client in try await body(client, runtime) }
+        }
+    }
+}
+
+extension TestResponse {
+    /// The body as a JSON object.
+    var object: [String: JSONValue] {
+        guard case .object(let object)? = JSONValue(parsing: Array(buffer: body)) else { return [:] }
+        return object
+    }
+
+    /// The error code of a JSON error body.
+    var errorCode: String? {
+        guard case .object(let error)? = object["error"], case .string(let code)? = error["code"] else { return nil }
+        return code
+    }
+}
+
+func json(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
+
+@Suite("HTTP API")
+struct HTTPTests {
+    @Test("start → wait for an event → send it → completed, over a real server")
+    func endToEnd() async throws {
+        try await withAPI { client, runtime in
+            let started = try await client.execute(uri: "/v1/workflows/approval?id=po-1", method: .post, body: json(#"{"amount": 120}"#))
+            #expect(started.status == .created)
+            #expect(started.object["id"] == .string("po-1"))
+            // Starting it again with the same input is the same run.
+            let again = try await client.execute(uri: "/v1/workflows/approval?id=po-1", method: .post, body: json(#"{"amount": 120}"#))
+            #expect(again.status == .ok && again.object["created"] == .bool(false))
+            try await eventually { try runtime.history(of: "po-1").count == 2 }  // started, waiting
+            let status = try await client.execute(uri: "/v1/workflows/po-1", method: .get)
+            #expect(status.object["status"] == .string("running"))
+
+            let sent = try await client.execute(
+                uri: "/v1/workflows/po-1/events/approve", method: .post, headers: [.init("Idempotency-Key")!: "delivery-7"],
+                body: json(#"{"by": "ops"}"#))
+            #expect(sent.status == .accepted)
+            #expect(try await runtime.handle(Approval.self, id: "po-1").result() == "120 approved by ops")
+
+            let done = try await client.execute(uri: "/v1/workflows/po-1", method: .get)
+            #expect(done.object["status"] == .string("completed"))
+            #expect(done.object["result"] == .string("120 approved by ops"))
+            let history = try await client.execute(uri: "/v1/workflows/po-1/history", method: .get)
+            guard case .array(let events)? = history.object["events"] else { Issue.record("no events"); return }
+            let stored = try runtime.history(of: "po-1").count
+            #expect(events.count == stored)
+            let list = try await client.execute(uri: "/v1/workflows?status=completed", method: .get)
+            guard case .array(let workflows)? = list.object["workflows"] else { Issue.record("no list"); return }
+            #expect(workflows.count == 1)
+            #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
+        }
+    }
+
+    @Test("a repeated Idempotency-Key returns the first receipt; with another body it is a conflict; neither appends")
+    func idempotency() async throws {
+        try await withAPI { client, runtime in
+            _ = try await client.execute(uri: "/v1/workflows/approval?id=po-2", method: .post, body: json(#"{"amount": 1}"#))
+            let key: HTTPFields = [.init("Idempotency-Key")!: "k-1"]
+            let first = try await client.execute(uri: "/v1/workflows/po-2/events/approve", method: .post, headers: key, body: json(#"{"by": "a"}"#))
+            #expect(first.status == .accepted)
+            _ = try await runtime.handle(Approval.self, id: "po-2").result()
+            let count = try runtime.history(of: "po-2").count
+            let repeated = try await client.execute(uri: "/v1/workflows/po-2/events/approve", method: .post, headers: key, body: json(#"{"by": "a"}"#))
+            #expect(repeated.status == .ok && repeated.object["duplicate"] == .bool(true))
+            #expect(repeated.object["sequence"] == first.object["sequence"])
+            let changed = try await client.execute(uri: "/v1/workflows/po-2/events/approve", method: .post, headers: key, body: json(#"{"by": "b"}"#))
+            #expect(changed.status == .conflict && changed.errorCode == "dedupKeyConflict")
+            #expect(try runtime.history(of: "po-2").count == count)
+        }
+    }
+
+    @Test("every refused request gets its status and code, and appends nothing")
+    func errors() async throws {
+        try await withAPI(.init(maxBodySize: 1024)) { client, runtime in
+            _ = try await client.execute(uri: "/v1/workflows/approval?id=open", method: .post, body: json(#"{"amount": 1}"#))
+            _ = try await client.execute(uri: "/v1/workflows/approval?id=done", method: .post, body: json(#"{"amount": 2}"#))
+            _ = try await client.execute(uri: "/v1/workflows/done/events/approve", method: .post, body: json(#"{"by": "x"}"#))
+            _ = try await runtime.handle(Approval.self, id: "done").result()
+            try await eventually { try runtime.history(of: "open").count == 2 }
+            let before = try ["open", "done"].map { try runtime.history(of: $0).count }
+            let big = ByteBuffer(repeating: UInt8(ascii: " "), count: 4096)
+            let cases: [(String, HTTPRequest.Method, ByteBuffer?, HTTPResponse.Status, String)] = [
+                ("/v1/workflows/approval?id=big", .post, big, .contentTooLarge, "bodyTooLarge"),
+                ("/v1/workflows/open/events/approve", .post, big, .contentTooLarge, "bodyTooLarge"),
+                ("/v1/workflows/nope?id=x", .post, json("{}"), .notFound, "unknownWorkflowType"),
+                ("/v1/workflows/missing/events/approve", .post, json("{}"), .notFound, "unknownWorkflow"),
+                ("/v1/workflows/missing", .get, nil, .notFound, "unknownWorkflow"),
+                ("/v1/workflows/missing/cancel", .post, nil, .notFound, "unknownWorkflow"),
+                ("/v1/workflows/done/events/approve", .post, json(#"{"by": "late"}"#), .conflict, "workflowFinished"),
+                ("/v1/workflows/done/cancel", .post, nil, .conflict, "workflowFinished"),
+                ("/v1/workflows/open/events/approve", .post, json("{not json"), .badRequest, "invalidJSON"),
+                ("/v1/workflows/approval?id=typed", .post, json(#"{"amount": "many"}"#), .badRequest, "payloadCoding"),
+                ("/v1/workflows/approval?id=open", .post, json(#"{"amount": 99}"#), .conflict, "workflowIDConflict"),
+                ("/v1/workflows/approval?id=" + String(repeating: "x", count: 600), .post, json("{}"), .badRequest, "invalidArgument"),
+                ("/v1/workflows?status=sleepy", .get, nil, .badRequest, "invalidArgument"),
+                ("/v1/workflows?limit=0", .get, nil, .badRequest, "invalidArgument"),
+                ("/v1/workflows?after=zz", .get, nil, .badRequest, "invalidArgument"),
+            ]
+            for (uri, method, body, status, code) in cases {
+                let response = try await client.execute(uri: uri, method: method, body: body)
+                #expect(response.status == status, "\(method) \(uri.prefix(60))")
+                #expect(response.errorCode == code, "\(method) \(uri.prefix(60))")
+            }
+            #expect(try ["open", "done"].map { try runtime.history(of: $0).count } == before, "a refused request appended")
+            #expect(try runtime.list(limit: 100).count == 2, "a refused start stored a workflow")
+        }
+    }
+
+    @Test("with tokens, every route but /healthz needs one; a wrong one is refused")
+    func bearerTokens() async throws {
+        try await withAPI(.init(tokens: ["first-token", "second-token"])) { client, runtime in
+            let none = try await client.execute(uri: "/v1/workflows/approval?id=t", method: .post, body: json(#"{"amount": 1}"#))
+            #expect(none.status == .unauthorized && none.errorCode == "unauthorized")
+            let wrong = try await client.execute(
+                uri: "/v1/workflows/approval?id=t", method: .post, headers: [.authorization: "Bearer first-tokeN"], body: json(#"{"amount": 1}"#))
+            #expect(wrong.status == .unauthorized)
+            #expect(try runtime.list(limit: 10).isEmpty, "an unauthenticated start stored a workflow")
+            let right = try await client.execute(
+                uri: "/v1/workflows/approval?id=t", method: .post, headers: [.authorization: "Bearer second-token"], body: json(#"{"amount": 1}"#))
+            #expect(right.status == .created)
+            #expect(try await client.execute(uri: "/v1/workflows/t", method: .get).status == .unauthorized)
+            #expect(try await client.execute(uri: "/v1/workflows", method: .get).status == .unauthorized)
+            #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
+        }
+    }
+
+    @Test("webhook signatures: valid, rotated secret, wrong secret, stale timestamp, tampered body")
+    func signatures() async throws {
+        let old = "whsec_" + Data("the old secret".utf8).base64EncodedString()
+        let new = "whsec_" + Data("the new secret".utf8).base64EncodedString()
+        try await withAPI(.init(tokens: ["admin"], webhookSecrets: [old, new])) { client, runtime in
+            let admin: HTTPFields = [.authorization: "Bearer admin"]
+            for id in ["w1", "w2", "w3"] {
+                _ = try await client.execute(uri: "/v1/workflows/approval?id=\(id)", method: .post, headers: admin, body: json(#"{"amount": 5}"#))
+                try await eventually { try runtime.history(of: id).count == 2 }
+            }
+            func deliver(to id: String, secret: String, signedBody: String, sentBody: String, age: Int64 = 0, delivery: String) async throws -> TestResponse {
+                let timestamp = Int64(Date().timeIntervalSince1970) - age
+                let signature = WebhookVerifier.signature(secret: secret, id: delivery, timestamp: timestamp, body: Data(signedBody.utf8))
+                return try await client.execute(
+                    uri: "/v1/workflows/\(id)/events/approve", method: .post,
+                    headers: [
+                        .init("webhook-id")!: delivery, .init("webhook-timestamp")!: "\(timestamp)", .init("webhook-signature")!: signature,
+                    ],
+                    body: json(sentBody))
+            }
+            let body = #"{"by": "hook"}"#
+            let refused: [(String, TestResponse)] = [
+                ("wrong secret", try await deliver(to: "w1", secret: "whsec_" + Data("nope".utf8).base64EncodedString(), signedBody: body, sentBody: body, delivery: "d1")),
+                ("stale", try await deliver(to: "w1", secret: new, signedBody: body, sentBody: body, age: 600, delivery: "d2")),
+                ("tampered", try await deliver(to: "w1", secret: new, signedBody: body, sentBody: #"{"by": "mallory"}"#, delivery: "d3")),
+            ]
+            for (what, response) in refused {
+                #expect(response.status == .unauthorized && response.errorCode == "badSignature", "\(what)")
+            }
+            #expect(try runtime.history(of: "w1").count == 2, "a refused delivery appended")
+            #expect(try await deliver(to: "w1", secret: new, signedBody: body, sentBody: body, delivery: "d4").status == .accepted)
+            #expect(try await deliver(to: "w2", secret: old, signedBody: body, sentBody: body, delivery: "d5").status == .accepted)
+            #expect(try await runtime.handle(Approval.self, id: "w1").result() == "5 approved by hook")
+            #expect(try await runtime.handle(Approval.self, id: "w2").result() == "5 approved by hook")
+            // The webhook id deduplicates a redelivery.
+            let again = try await deliver(to: "w1", secret: new, signedBody: body, sentBody: body, delivery: "d4")
+            #expect(again.status == .ok && again.object["duplicate"] == .bool(true))
+        }
+    }
+}
