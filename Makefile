@@ -2,7 +2,7 @@
 SWIFT ?= swift
 STATE ?= ./state
 
-.PHONY: run test bench deps
+.PHONY: run demo test bench deps
 
 deps:
 	@if ! pkg-config --exists lmdb 2>/dev/null && [ ! -f /usr/include/lmdb.h ]; then \
@@ -11,10 +11,16 @@ deps:
 	fi
 	@command -v pkg-config >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pkg-config >/dev/null)
 
-# The onboarding story: a workflow killed with SIGKILL after its first step continues at step 2.
+# The main job: the HTTP API on the embedded LMDB store in ./state, with the example workflows.
+# It prints the URL and the curl lines that start a workflow and send it its event.
 run: deps
+	$(SWIFT) build --product continuum
+	./.build/debug/continuum serve --path $(STATE)
+
+# The onboarding story: a workflow killed with SIGKILL after its first step continues at step 2.
+demo: deps
 	$(SWIFT) build --product Onboarding
-	./.build/debug/Onboarding demo --state $(STATE)
+	./.build/debug/Onboarding demo --state ./demo-state
 
 test: deps
 	$(SWIFT) build --build-tests

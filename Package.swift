@@ -61,12 +61,18 @@ let package = Package(
         .executableTarget(
             name: "ContinuumCLI",
             dependencies: [
-                "Continuum", "ContinuumLMDB", "ContinuumHTTP",
+                "Continuum", "ContinuumLMDB", "ContinuumHTTP", "ContinuumExamples",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ContinuumExamples",
+            dependencies: ["Continuum"],
+            path: "Examples/Workflows",
             swiftSettings: strict
         ),
         .executableTarget(

@@ -5,7 +5,7 @@ import ArgumentParser
 struct ContinuumCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "continuum",
-        abstract: "Durable workflows for Swift: inspect stores and measure the runtime.",
-        subcommands: [Bench.self, List.self, Show.self]
+        abstract: "Durable workflows for Swift: serve the HTTP API, inspect stores and measure the runtime.",
+        subcommands: [Serve.self, Bench.self, List.self, Show.self]
     )
 }

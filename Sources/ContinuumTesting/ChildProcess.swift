@@ -114,6 +114,11 @@ public final class ChildProcess: Sendable {
         }
     }
 
+    /// Sends SIGTERM, asking the child to shut down gracefully.
+    public func terminate() {
+        _ = Glibc.kill(process.processIdentifier, SIGTERM)
+    }
+
     /// Sends SIGKILL.
     public func kill() {
         _ = Glibc.kill(process.processIdentifier, SIGKILL)

@@ -1,0 +1,65 @@
+import Continuum
+import ContinuumLMDB
+import ContinuumTesting
+import Foundation
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// One HTTP request with URLSession; returns the status and the body.
+func request(_ method: String, _ url: String, headers: [String: String] = [:], body: String? = nil) async throws -> (Int, String) {
+    var request = URLRequest(url: URL(string: url)!)
+    request.httpMethod = method
+    for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+    request.httpBody = body.map { Data($0.utf8) }
+    let (data, response) = try await URLSession.shared.data(for: request)
+    return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+}
+
+@Suite("continuum serve", .serialized)
+struct ServeTests {
+    @Test("the README's two curl lines start a workflow and complete it; SIGTERM shuts down cleanly")
+    func readmeFlow() async throws {
+        let executable = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")
+        try await withTemporaryDirectory { path in
+            let port = Int.random(in: 20_000..<60_000)
+            let server = try ChildProcess(executable: executable, arguments: ["serve", "--path", path, "--port", "\(port)"])
+            defer { if !server.hasExited { server.kill() } }
+            let base = "http://127.0.0.1:\(port)"
+            try await server.waitForLine("Continuum is serving \(path) at \(base)")
+            let (started, startBody) = try await request(
+                "POST", "\(base)/v1/workflows/purchase-approval?id=po-1", body: #"{"item": "laptop", "amount": 1200}"#)
+            #expect(started == 201, "\(startBody)")
+            let (sent, sendBody) = try await request(
+                "POST", "\(base)/v1/workflows/po-1/events/approve", headers: ["Idempotency-Key": "approval-1"],
+                body: #"{"approved": true, "by": "ops"}"#)
+            #expect(sent == 202, "\(sendBody)")
+            var completed = false
+            for _ in 0..<200 where !completed {
+                let (_, status) = try await request("GET", "\(base)/v1/workflows/po-1")
+                completed = status.contains(#""status":"completed""#) && status.contains("approved by ops")
+                if !completed { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(completed, "the workflow did not complete")
+            server.terminate()
+            #expect(await server.exit() == .exited(0))
+            // The directory was released and the history kept.
+            let store = try LMDBStore(path: path)
+            defer { store.close() }
+            #expect(try store.summary(id: "po-1")?.status == .completed)
+        }
+    }
+
+    @Test("serve refuses a non-loopback address without a token")
+    func refusesOpenBind() async throws {
+        let executable = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")
+        try await withTemporaryDirectory { path in
+            let server = try ChildProcess(executable: executable, arguments: ["serve", "--path", path, "--host", "0.0.0.0", "--port", "0"])
+            let exit = await server.exit()
+            #expect(exit != .exited(0), "it served on 0.0.0.0 without authentication")
+            #expect(!FileManager.default.fileExists(atPath: path + "/data.mdb"), "it opened the store before refusing")
+        }
+    }
+}
