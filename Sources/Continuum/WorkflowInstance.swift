@@ -70,6 +70,9 @@ actor WorkflowInstance {
     private var runningSteps = 0
     private var waitingKeys: Set<StepKey> = []
     private var idleSince: ContinuousClock.Instant?
+    /// When an event last arrived: a workflow that keeps receiving events is not idle, even
+    /// while its body waits for another name.
+    private var lastActivity: ContinuousClock.Instant?
     /// Whether the instance left memory: every later call throws, nothing more is appended.
     private(set) var evicted = false
 
@@ -112,6 +115,10 @@ actor WorkflowInstance {
     /// body's waits so it unwinds.
     func evictIfIdle(since: ContinuousClock.Instant, margin: Int64) async {
         guard let idleSince, idleSince <= since, !evicted else { return }
+        if let lastActivity, lastActivity > since {
+            idleQueue?.add(self, since: lastActivity)  // look again one idle timeout after the last event
+            return
+        }
         // Every wait the body is in must still be pending (one that ended, with its task not yet
         // resumed, would leave nothing to wake the parked workflow), and none may be due soon.
         let waits = waitingKeys.compactMap { state.recordedWaits[$0] }
@@ -369,6 +376,7 @@ actor WorkflowInstance {
         guard state.outcome == nil else {
             throw ContinuumError(.workflowFinished, "Workflow '\(id)' has finished; it takes no more events.", workflowID: id)
         }
+        lastActivity = ContinuousClock.now
         switch state.receive(name: name, payload: payload, dedupKey: dedupKey, timestamp: clock.now()) {
         case .failure(let duplicate):
             if let dedupKey, pendingSends[dedupKey] != nil {

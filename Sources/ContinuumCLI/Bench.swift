@@ -57,16 +57,9 @@ struct Bench: AsyncParsableCommand {
         }
         let directory = path ?? FileManager.default.temporaryDirectory.appendingPathComponent("continuum-bench-\(UUID().uuidString)").path
         defer { if path == nil { try? FileManager.default.removeItem(atPath: directory) } }
-        var storeConfiguration = LMDBStore.Configuration()
-        storeConfiguration.logger = Logger(label: "continuum.lmdb", factory: { _ in SwiftLogNoOpLogHandler() })
-        let store = try LMDBStore(path: directory, configuration: storeConfiguration)
+        // The restart scenario parks its sleepers quickly.
+        let (store, runtime) = try Self.open(directory, idleTimeout: scenario == .restart ? .seconds(1) : .seconds(10))
         defer { store.close() }
-        let runtime = WorkflowRuntime(
-            store: store, workflows: [BenchWorkflow(), SleepWorkflow(), EventWorkflow()],
-            configuration: .init(
-                logger: Logger(label: "continuum", factory: { _ in SwiftLogNoOpLogHandler() }),
-                // The restart scenario parks its sleepers quickly.
-                idleTimeout: scenario == .restart ? .seconds(1) : .seconds(10)))
         let prefix = "bench-\(UInt32.random(in: 0 ... .max))-"
         let report: Report
         switch scenario {
@@ -82,6 +75,17 @@ struct Bench: AsyncParsableCommand {
         } else {
             print(report.text)
         }
+    }
+
+    /// Opens the store at `directory` and a runtime with the bench's workflows, both silent.
+    static func open(_ directory: String, idleTimeout: Duration = .seconds(10)) throws -> (LMDBStore, WorkflowRuntime) {
+        var storeConfiguration = LMDBStore.Configuration()
+        storeConfiguration.logger = Logger(label: "continuum.lmdb", factory: { _ in SwiftLogNoOpLogHandler() })
+        let store = try LMDBStore(path: directory, configuration: storeConfiguration)
+        let runtime = WorkflowRuntime(
+            store: store, workflows: [BenchWorkflow(), SleepWorkflow(), EventWorkflow()],
+            configuration: .init(logger: Logger(label: "continuum", factory: { _ in SwiftLogNoOpLogHandler() }), idleTimeout: idleTimeout))
+        return (store, runtime)
     }
 
     /// Runs `work(index)` for every index below `total` on `concurrency` workers; returns the elapsed time and each call's latency.

@@ -54,13 +54,8 @@ extension Bench {
     /// prints what that took and the memory it holds, and stops.
     static func measureRestart(path: String) async throws {
         let started = ContinuousClock.now
-        var storeConfiguration = LMDBStore.Configuration()
-        storeConfiguration.logger = Logger(label: "continuum.lmdb", factory: { _ in SwiftLogNoOpLogHandler() })
-        let store = try LMDBStore(path: path, configuration: storeConfiguration)
+        let (store, runtime) = try open(path)
         defer { store.close() }
-        let runtime = WorkflowRuntime(
-            store: store, workflows: [BenchWorkflow(), SleepWorkflow(), EventWorkflow()],
-            configuration: .init(logger: Logger(label: "continuum", factory: { _ in SwiftLogNoOpLogHandler() })))
         let measurement = try await runtime.withRunning { runtime in
             while !runtime.isReady { try await Task.sleep(for: .milliseconds(1)) }
             let ready = ContinuousClock.now - started
