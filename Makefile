@@ -2,7 +2,7 @@
 SWIFT ?= swift
 STATE ?= ./state
 
-.PHONY: run demo test bench deps
+.PHONY: run demo test bench deps browser
 
 deps:
 	@if ! pkg-config --exists lmdb 2>/dev/null && [ ! -f /usr/include/lmdb.h ]; then \
@@ -10,6 +10,12 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq liblmdb-dev lmdb-utils pkg-config >/dev/null; \
 	fi
 	@command -v pkg-config >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pkg-config >/dev/null)
+
+# Headless Chromium, for the dashboard's browser test.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		(echo "Installing chromium (headless browser for the dashboard test)…"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
 # The main job: the HTTP API on the embedded LMDB store in ./state, with the example workflows.
 # It prints the URL and the curl lines that start a workflow and send it its event.
@@ -22,7 +28,7 @@ demo: deps
 	$(SWIFT) build --product Onboarding
 	./.build/debug/Onboarding demo --state ./demo-state
 
-test: deps
+test: deps browser
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 

@@ -64,6 +64,7 @@ struct Serve: AsyncParsableCommand {
                     """
 
                     Continuum is serving \(path) at \(base)
+                      dashboard: \(base)/
                       health:  \(base)/healthz
                       list:    curl -s\(auth) '\(base)/v1/workflows'
 

@@ -24,6 +24,7 @@ import Logging
 /// | `GET /v1/workflows?status=…&after=…&limit=…` | a page of workflows |
 /// | `POST /v1/workflows/{id}/cancel` | asks the workflow to stop |
 /// | `GET /healthz` | `200` once the runtime is ready, `503` before (no token needed) |
+/// | `GET /`, `GET /ui/workflows/{id}` | the dashboard (see `registerDashboard`) |
 ///
 /// Errors are JSON, `{"error": {"code": "unknownWorkflow", "message": "…"}}`, with a stable
 /// `code`; a refused request appends nothing.
@@ -68,6 +69,7 @@ public struct ContinuumAPI: Sendable {
         router.get("/healthz") { _, _ in
             try await self.healthz()
         }
+        registerDashboard(on: router)
         let api = router.group("/v1/workflows")
         // The router needs one parameter name per position: here `:id` holds the type's name.
         api.post("/:id") { request, context in

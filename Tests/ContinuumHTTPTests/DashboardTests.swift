@@ -1,0 +1,99 @@
+import Continuum
+import ContinuumHTTP
+import ContinuumTesting
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+/// Where the screenshots go: `CONTINUUM_ARTIFACTS`, or `.build/artifacts` under the working directory.
+private var artifacts: String {
+    let directory = ProcessInfo.processInfo.environment["CONTINUUM_ARTIFACTS"] ?? FileManager.default.currentDirectoryPath + "/.build/artifacts"
+    try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    return directory
+}
+
+/// Runs headless Chromium (Debian's `chromium`) with `arguments` and returns what it printed.
+private func chromium(_ arguments: [String]) async throws -> String {
+    let browser = try #require(
+        ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) },
+        "headless Chromium is required: apt-get install chromium (make test installs it)")
+    let process = try ChildProcess(
+        executable: browser,
+        arguments: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--log-level=3", "--user-data-dir=\(NSTemporaryDirectory())/continuum-chromium-\(UUID().uuidString)"]
+            + arguments)
+    let exit = await process.exit()
+    #expect(exit == .exited(0), "chromium \(exit)")
+    return process.output
+}
+
+private func form(_ fields: [String: String]) -> ByteBuffer {
+    ByteBuffer(string: fields.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(separator: "&"))
+}
+
+@Suite("Dashboard", .serialized)
+struct DashboardTests {
+    @Test("in headless Chromium: counts by status, the list, a timeline with its forms; the forms send and cancel")
+    func inBrowser() async throws {
+        try await withAPI { client, runtime in
+            let port = try #require(client.port)
+            let base = "http://127.0.0.1:\(port)"
+            for (id, amount) in [("po-1", 1200), ("po-2", 300)] {
+                _ = try await client.execute(uri: "/v1/workflows/approval?id=\(id)", method: .post, body: ByteBuffer(string: #"{"amount": \#(amount)}"#))
+                try await eventually { try runtime.history(of: id).count == 2 }
+            }
+            // The event form: a real form post, answered with a redirect to the timeline.
+            let sent = try await client.execute(
+                uri: "/ui/workflows/po-1/events", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+                body: form(["name": "approve", "payload": #"{"by": "the dashboard"}"#]))
+            #expect(sent.status == .seeOther && sent.headers[.location] == "/ui/workflows/po-1")
+            #expect(try await runtime.handle(Approval.self, id: "po-1").result() == "1200 approved by the dashboard")
+            let cancelled = try await client.execute(uri: "/ui/workflows/po-2/cancel", method: .post)
+            #expect(cancelled.status == .seeOther)
+            await #expect(throws: ContinuumError.self) { try await runtime.handle(Approval.self, id: "po-2").result() }
+
+            let overview = try await chromium(["--dump-dom", base + "/"])
+            #expect(overview.contains(#"data-status="completed"><b>1</b> completed"#), "\(overview.prefix(2000))")
+            #expect(overview.contains(#"data-status="cancelled"><b>1</b> cancelled"#))
+            #expect(overview.contains(#"<a href="/ui/workflows/po-1">po-1</a>"#))
+            let timeline = try await chromium(["--dump-dom", base + "/ui/workflows/po-1"])
+            #expect(timeline.contains(#"<span id="status" class="status completed">completed</span>"#))
+            for kind in ["workflowStarted", "waitStarted", "eventReceived", "waitEnded", "workflowCompleted"] {
+                #expect(timeline.contains("<tr class=\"event \(kind)\">"), "the timeline lacks \(kind)")
+            }
+            #expect(timeline.contains("the dashboard"))
+            // A running workflow shows the forms.
+            _ = try await client.execute(uri: "/v1/workflows/approval?id=po-3", method: .post, body: ByteBuffer(string: #"{"amount": 5}"#))
+            try await eventually { try runtime.history(of: "po-3").count == 2 }
+            let running = try await chromium(["--dump-dom", base + "/ui/workflows/po-3"])
+            #expect(running.contains(#"<form id="send" method="post" action="/ui/workflows/po-3/events">"#))
+            #expect(running.contains(#"<form id="cancel" method="post" action="/ui/workflows/po-3/cancel">"#))
+            let screenshot = artifacts + "/dashboard-timeline.png"
+            _ = try await chromium(["--screenshot=\(screenshot)", "--window-size=1200,800", base + "/ui/workflows/po-1"])
+            let size = (try? FileManager.default.attributesOfItem(atPath: screenshot)[.size] as? Int) ?? 0
+            #expect(size > 10_000, "no screenshot at \(screenshot)")
+            _ = try await chromium(["--screenshot=\(artifacts)/dashboard-overview.png", "--window-size=1200,800", base + "/"])
+        }
+    }
+
+    @Test("with tokens the pages need one: a login form sets an HttpOnly cookie; a wrong token is refused")
+    func login() async throws {
+        try await withAPI(.init(tokens: ["let-me-in"])) { client, _ in
+            let anonymous = try await client.execute(uri: "/", method: .get)
+            #expect(anonymous.status == .unauthorized)
+            #expect(String(buffer: anonymous.body).contains(#"<form id=login method=post action="/login">"#))
+            let formHeaders: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
+            let wrong = try await client.execute(uri: "/login", method: .post, headers: formHeaders, body: form(["token": "guess"]))
+            #expect(wrong.status == .unauthorized)
+            let right = try await client.execute(uri: "/login", method: .post, headers: formHeaders, body: form(["token": "let-me-in"]))
+            #expect(right.status == .seeOther)
+            let cookie = try #require(right.headers[.setCookie])
+            #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"))
+            let pair = String(cookie.split(separator: ";")[0])
+            #expect(try await client.execute(uri: "/", method: .get, headers: [.cookie: pair]).status == .ok)
+            #expect(try await client.execute(uri: "/", method: .get, headers: [.authorization: "Bearer let-me-in"]).status == .ok)
+            // A form post without the cookie changes nothing.
+            #expect(try await client.execute(uri: "/ui/workflows/x/cancel", method: .post).status == .unauthorized)
+        }
+    }
+}
