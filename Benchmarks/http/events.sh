@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # Durable event deliveries over HTTP on loopback: `continuum serve` (release) with WORKFLOWS
 # purchase approvals waiting, and wrk posting events (each committed before its 202).
-#   bash Benchmarks/http/events.sh            # WORKFLOWS=1000 CONNECTIONS=64 SECONDS=20
+#   bash Benchmarks/http/events.sh            # WORKFLOWS=1000 CONNECTIONS=64 DURATION=20 (seconds)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-WORKFLOWS=${WORKFLOWS:-1000} CONNECTIONS=${CONNECTIONS:-64} SECONDS_=${SECONDS:-20} PORT=${PORT:-8097}
+WORKFLOWS=${WORKFLOWS:-1000} CONNECTIONS=${CONNECTIONS:-64} DURATION=${DURATION:-20} PORT=${PORT:-8097}
 command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
-swift build -c release --product continuum >/dev/null
+swift build -c release --product continuum 2>/dev/null | tail -1
 STATE=$(mktemp -d)
 .build/release/continuum serve --path "$STATE" --port "$PORT" >/dev/null 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$STATE"' EXIT
 until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; do sleep 0.1; done
+# One start per workflow; `next` separates each URL's options in a curl config.
 for i in $(seq 0 $((WORKFLOWS - 1))); do
+  [ "$i" -gt 0 ] && echo 'next'
   echo "url = \"http://127.0.0.1:$PORT/v1/workflows/purchase-approval?id=po-$i\""
   echo 'data = "{\"item\": \"load\", \"amount\": 1}"'
 done > "$STATE/starts.curl"
-curl -s -X POST --parallel --parallel-max 32 -K "$STATE/starts.curl" >/dev/null
-WORKFLOWS=$WORKFLOWS wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_}s" --latency -s Benchmarks/http/events.lua "http://127.0.0.1:$PORT"
+curl -sf --no-progress-meter --parallel --parallel-max 32 -K "$STATE/starts.curl" >/dev/null
+WORKFLOWS=$WORKFLOWS wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s Benchmarks/http/events.lua "http://127.0.0.1:$PORT"
