@@ -57,6 +57,8 @@ public struct WorkflowContext: Sendable {
                     // A durable backoff: its end was committed with the failed attempt.
                     try await instance.backoff(call.key, until: notBefore)
                 }
+                let started = ContinuousClock.now
+                defer { instance.metrics.stepDuration.recordNanoseconds((ContinuousClock.now - started).wholeNanoseconds) }
                 value = try await body(StepContext(workflowID: workflowID, key: call.key, attempt: call.attempt))
             } catch {
                 if Task.isCancelled {
@@ -67,6 +69,7 @@ public struct WorkflowContext: Sendable {
                 let failure = FailureRecord(error)
                 if Int(call.attempt) < policy.maxAttempts, policy.isRetryable(error), await !instance.isCancellationRequested {
                     let next = instance.clock.now() + policy.delay(afterAttempt: call.attempt).wholeNanoseconds
+                    instance.metrics.retries.increment()
                     call = try await instance.retryStep(call, failure: failure, nextAttemptAt: next)
                     continue
                 }

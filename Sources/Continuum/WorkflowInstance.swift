@@ -23,7 +23,14 @@ actor WorkflowInstance {
     /// Where the instance reports that it became idle, when the runtime parks idle workflows.
     private let idleQueue: IdleQueue?
 
-    init(id: String, stream: StreamID, store: any EventStore, timers: TimerService, idleQueue: IdleQueue?, state: WorkflowState) {
+    /// Where the instance reports steps, retries, timer lateness and events.
+    nonisolated let metrics: RuntimeMetrics
+
+    init(
+        id: String, stream: StreamID, store: any EventStore, timers: TimerService, metrics: RuntimeMetrics, idleQueue: IdleQueue?,
+        state: WorkflowState
+    ) {
+        self.metrics = metrics
         self.idleQueue = idleQueue
         self.id = id
         self.stream = stream
@@ -273,6 +280,7 @@ actor WorkflowInstance {
         let outcome = WaitOutcome.fired(latenessNanoseconds: max(0, firedAt - due))
         guard let event = state.endWait(key, outcome: outcome, timestamp: clock.now()) else { return }
         try await appendOrSuspend([event])
+        metrics.timerLateness.recordNanoseconds(max(0, firedAt - due))
         eventWaiters.resume(key, with: .success((outcome, nil)))
     }
 
@@ -399,6 +407,7 @@ actor WorkflowInstance {
                 if let dedupKey { for waiter in pendingSends.removeValue(forKey: dedupKey) ?? [] { waiter.resume() } }
             }
             try await appendOrSuspend(events)
+            metrics.eventsReceived.increment()
             if let delivered { eventWaiters.resume(delivered, with: .success((.received(sequence: event.sequence), payload))) }
             return EventReceipt(workflowID: id, sequence: event.sequence, duplicate: false)
         }

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -43,6 +44,12 @@ public final class WorkflowRuntime: Service, Sendable {
         /// A step that waits for another workflow (sends it an event and waits for its result,
         /// say) keeps its own place meanwhile: keep the limit well above how many do that at once.
         public var maxResidentWorkflows: Int
+        /// Where the runtime reports its metrics; `nil` uses the process's `MetricsSystem`
+        /// factory. It reports `continuum_workflows_started_total`,
+        /// `continuum_workflows_finished_total{status}`, `continuum_step_duration_seconds`,
+        /// `continuum_step_retries_total`, `continuum_timer_lateness_seconds`,
+        /// `continuum_events_received_total` and `continuum_workflows_resident`.
+        public var metricsFactory: (any MetricsFactory)?
 
         /// The defaults: log to a logger labelled `continuum`, recover in pages of 1,000, the
         /// system clock, park workflows idle for 10 seconds, hold parked timers due within a
@@ -57,6 +64,7 @@ public final class WorkflowRuntime: Service, Sendable {
             self.idleTimeout = idleTimeout
             self.timerHorizon = timerHorizon
             self.maxResidentWorkflows = maxResidentWorkflows
+            self.metricsFactory = nil
         }
     }
 
@@ -107,6 +115,7 @@ public final class WorkflowRuntime: Service, Sendable {
     private let idleQueue = IdleQueue()
     /// Room in memory for `maxResidentWorkflows`.
     private let admission: Admission
+    let metrics: RuntimeMetrics
 
     /// Creates a runtime. Nothing runs until ``run()``.
     ///
@@ -119,6 +128,7 @@ public final class WorkflowRuntime: Service, Sendable {
         self.configuration = configuration
         self.timers = TimerService(clock: configuration.clock)
         self.admission = Admission(limit: configuration.maxResidentWorkflows)
+        self.metrics = RuntimeMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
         var registry: [String: AnyWorkflow] = [:]
         for workflow in workflows {
             let erased = Self.erase(workflow)
@@ -220,8 +230,12 @@ public final class WorkflowRuntime: Service, Sendable {
                             // Stopping: what is still queued is recovered by the next run.
                             if Task.isCancelled { break }
                             await self.admission.enter()
+                            self.metrics.resident.record(self.admission.inside)
                             workflows.addTask {
-                                defer { self.admission.leave() }
+                                defer {
+                                    self.admission.leave()
+                                    self.metrics.resident.record(self.admission.inside)
+                                }
                                 await self.drive(id: launch.id, wake: launch.wake)
                             }
                         }
@@ -351,6 +365,7 @@ public final class WorkflowRuntime: Service, Sendable {
             sequence: 0, timestamp: configuration.clock.now(), kind: .workflowStarted(type: type, input: input))
         switch try await store.create(CreateRequest(id: id, type: type, started: started)) {
         case .created:
+            metrics.started.increment()
             launch(id)
             return true
         case .existing(_, let summary):
@@ -481,7 +496,7 @@ public final class WorkflowRuntime: Service, Sendable {
         }
 
         let instance = WorkflowInstance(
-            id: id, stream: stored.stream, store: store, timers: timers, idleQueue: configuration.idleTimeout == nil ? nil : idleQueue,
+            id: id, stream: stored.stream, store: store, timers: timers, metrics: metrics, idleQueue: configuration.idleTimeout == nil ? nil : idleQueue,
             state: history)
         let senders = state.withLock { state in
             state.active[id]?.instance = instance
@@ -521,6 +536,11 @@ public final class WorkflowRuntime: Service, Sendable {
         switch await instance.finish(outcome) {
         case .success(let outcome):
             logger.debug("Workflow finished")
+            switch outcome {
+            case .completed: metrics.finished(.completed)
+            case .failed: metrics.finished(.failed)
+            case .cancelled: metrics.finished(.cancelled)
+            }
             resolveWaiters(id: id, with: Self.result(of: outcome, id: id))
         case .failure(let error):
             if Task.isCancelled && error.code == .storeClosed { return }

@@ -6,6 +6,8 @@ import ContinuumLMDB
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 
 /// `continuum serve`: the HTTP API over an LMDB store, with the example workflows registered.
@@ -48,11 +50,16 @@ struct Serve: AsyncParsableCommand {
         }
         var logger = Logger(label: "continuum")
         logger.logLevel = .info
+        // One registry for the process: the runtime, the store and Hummingbird report into it.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let store = try LMDBStore(path: path)
         let runtime = WorkflowRuntime(store: store, workflows: exampleWorkflows, configuration: .init(logger: logger))
         let router = Router()
-        ContinuumAPI(runtime: runtime, configuration: .init(tokens: tokens, webhookSecrets: secrets, maxBodySize: maxBodySize))
-            .register(on: router)
+        router.add(middleware: MetricsMiddleware())
+        ContinuumAPI(
+            runtime: runtime, configuration: .init(tokens: tokens, webhookSecrets: secrets, maxBodySize: maxBodySize, metrics: registry)
+        ).register(on: router)
         let base = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
         let auth = tokens.first.map { " -H 'Authorization: Bearer \($0)'" } ?? ""
         let app = Application(
@@ -66,6 +73,7 @@ struct Serve: AsyncParsableCommand {
                     Continuum is serving \(path) at \(base)
                       dashboard: \(base)/
                       health:  \(base)/healthz
+                      metrics: \(base)/metrics
                       list:    curl -s\(auth) '\(base)/v1/workflows'
 
                     Start a purchase that waits for approval:

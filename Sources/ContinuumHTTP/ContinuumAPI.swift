@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import Prometheus
 
 /// Continuum's HTTP API as Hummingbird routes, to mount in your own application; `continuum
 /// serve` serves the same routes.
@@ -24,6 +25,7 @@ import Logging
 /// | `GET /v1/workflows?status=…&after=…&limit=…` | a page of workflows |
 /// | `POST /v1/workflows/{id}/cancel` | asks the workflow to stop |
 /// | `GET /healthz` | `200` once the runtime is ready, `503` before (no token needed) |
+/// | `GET /metrics` | Prometheus metrics, when a registry is configured (no token needed) |
 /// | `GET /`, `GET /ui/workflows/{id}` | the dashboard (see `registerDashboard`) |
 ///
 /// Errors are JSON, `{"error": {"code": "unknownWorkflow", "message": "…"}}`, with a stable
@@ -40,12 +42,18 @@ public struct ContinuumAPI: Sendable {
         /// Secrets for Standard Webhooks signatures: with any set, an event delivery with a
         /// valid signature is accepted without a bearer token.
         public var webhooks: WebhookVerifier
+        /// When set, `GET /metrics` serves this registry in the Prometheus text format (no
+        /// token needed, like `/healthz`). Report into it with `PrometheusMetricsFactory(registry:)`.
+        public var metrics: PrometheusCollectorRegistry?
 
         /// - Parameters:
         ///   - tokens: Accepted bearer tokens; none means no authentication (bind to loopback).
         ///   - webhookSecrets: Standard Webhooks secrets (`whsec_…`); several at once for rotation.
         ///   - maxBodySize: The body limit in bytes.
-        public init(tokens: [String] = [], webhookSecrets: [String] = [], maxBodySize: Int = 256 * 1024) {
+        public init(
+            tokens: [String] = [], webhookSecrets: [String] = [], maxBodySize: Int = 256 * 1024, metrics: PrometheusCollectorRegistry? = nil
+        ) {
+            self.metrics = metrics
             self.tokens = BearerTokens(tokens)
             self.webhooks = WebhookVerifier(secrets: webhookSecrets)
             self.maxBodySize = maxBodySize
@@ -68,6 +76,13 @@ public struct ContinuumAPI: Sendable {
     public func register<Context: RequestContext>(on router: Router<Context>) {
         router.get("/healthz") { _, _ in
             try await self.healthz()
+        }
+        if let registry = configuration.metrics {
+            router.get("/metrics") { _, _ in
+                Response(
+                    status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+            }
         }
         registerDashboard(on: router)
         let api = router.group("/v1/workflows")

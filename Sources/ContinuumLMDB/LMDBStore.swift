@@ -1,5 +1,6 @@
 import CLMDB
 import Continuum
+import CoreMetrics
 import Foundation
 import Logging
 import Synchronization
@@ -48,6 +49,10 @@ public final class LMDBStore: EventStore {
         public var maxBatch: Int = 8192
         /// Where the store logs (map growth, failed commits).
         public var logger: Logger = Logger(label: "continuum.lmdb")
+        /// Where the store reports `continuum_commit_duration_seconds` (each commit with its
+        /// fsyncs) and `continuum_commit_batch_size` (submissions per commit); `nil` uses the
+        /// process's `MetricsSystem` factory.
+        public var metricsFactory: (any MetricsFactory)?
 
         /// The defaults.
         public init() {}

@@ -1,5 +1,6 @@
 import CLMDB
 import Continuum
+import CoreMetrics
 import Foundation
 import Logging
 
@@ -47,10 +48,16 @@ final class LMDBWriter: @unchecked Sendable {
     private var stopping = false
     private let finished = DispatchSemaphore(value: 0)
     private var nextStream: UInt64 = 1
+    /// How long each commit (with its fsyncs) took, and how many submissions it carried.
+    private let commitDuration: CoreMetrics.Timer
+    private let commitBatch: Recorder
 
     init(environment: LMDBEnvironment, configuration: LMDBStore.Configuration) throws(ContinuumError) {
         self.environment = environment
         self.configuration = configuration
+        let factory = configuration.metricsFactory ?? MetricsSystem.factory
+        commitDuration = CoreMetrics.Timer(label: "continuum_commit_duration_seconds", factory: factory)
+        commitBatch = Recorder(label: "continuum_commit_batch_size", factory: factory)
         nextStream = try named {
             try environment.read { txn in
                 var cursor: OpaquePointer?
@@ -154,7 +161,12 @@ final class LMDBWriter: @unchecked Sendable {
             var what = "committing"
             switch failure {
             case nil:
+                let started = DispatchTime.now().uptimeNanoseconds
                 rc = mdb_txn_commit(txn)
+                if rc == 0 {
+                    commitDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
+                    commitBatch.record(batch.count - rejected.count)
+                }
             case .operation:
                 mdb_txn_abort(txn)
                 continue  // retry without the rejected operation

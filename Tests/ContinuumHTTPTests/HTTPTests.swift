@@ -5,6 +5,7 @@ import ContinuumTesting
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import Prometheus
 import Testing
 
 /// Waits for an "approve" event and returns who approved.
@@ -195,6 +196,42 @@ struct HTTPTests {
             // The webhook id deduplicates a redelivery.
             let again = try await deliver(to: "w1", secret: new, signedBody: body, sentBody: body, delivery: "d4")
             #expect(again.status == .ok && again.object["duplicate"] == .bool(true))
+        }
+    }
+}
+
+@Suite("Metrics")
+struct MetricsTests {
+    @Test("/metrics reports started and finished workflows, step durations, events and commits in Prometheus format")
+    func prometheus() async throws {
+        let registry = PrometheusCollectorRegistry()
+        let factory = PrometheusMetricsFactory(registry: registry)
+        var store = LMDBStore.Configuration()
+        store.metricsFactory = factory
+        var runtimeConfiguration = WorkflowRuntime.Configuration()
+        runtimeConfiguration.metricsFactory = factory
+        try await withTemporaryDirectory { path in
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [Approval()], configuration: store, runtime: runtimeConfiguration) { runtime throws in
+                let router = Router()
+                ContinuumAPI(runtime: runtime, configuration: .init(tokens: ["t"], metrics: registry)).register(on: router)
+                let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+                try await app.test(.live) { client in
+                    for index in 0..<3 {
+                        try await runtime.start(Approval.self, id: "m\(index)", input: .init(amount: index))
+                        try await runtime.send("approve", to: "m\(index)", payload: Approval.Decision(by: "ops"))
+                        _ = try await runtime.handle(Approval.self, id: "m\(index)").result()
+                    }
+                    // No token needed, like a probe.
+                    let response = try await client.execute(uri: "/metrics", method: .get)
+                    #expect(response.status == .ok)
+                    let text = String(buffer: response.body)
+                    #expect(text.contains("continuum_workflows_started_total 3"), "\(text.prefix(3000))")
+                    #expect(text.contains(#"continuum_workflows_finished_total{status="completed"} 3"#))
+                    #expect(text.contains("continuum_events_received_total 3"))
+                    #expect(text.contains("continuum_commit_duration_seconds_count"))
+                    #expect(text.contains("continuum_commit_batch_size"))
+                }
+            }
         }
     }
 }
