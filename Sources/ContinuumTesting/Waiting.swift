@@ -13,6 +13,14 @@ extension WorkflowRuntime {
     public func waitForTimers(_ count: Int, timeout: Duration = .seconds(10), isolation: isolated (any Actor)? = #isolation) async throws {
         try await eventually(timeout: timeout) { pendingTimers >= count }
     }
+
+    /// Waits until the store's due-time index holds at least `count` timers: that many waits
+    /// with a deadline are committed, whether their workflows are in memory or already parked.
+    /// Use it rather than ``waitForTimers(_:timeout:isolation:)`` when workflows may be parked
+    /// (a short `idleTimeout`): a parked workflow's timer no longer waits in memory.
+    public func waitForIndexedTimers(_ count: Int, timeout: Duration = .seconds(10), isolation: isolated (any Actor)? = #isolation) async throws {
+        try await eventually(timeout: timeout) { try store.timers(after: nil, limit: count).count >= count }
+    }
 }
 
 /// Waits until `condition` holds, checking every few milliseconds.

@@ -52,6 +52,46 @@ struct ServeTests {
         }
     }
 
+    @Test("continuum send, cancel and export talk to a running server, with its token")
+    func remoteCommands() async throws {
+        let executable = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")
+        try await withTemporaryDirectory { path in
+            let port = Int.random(in: 20_000..<60_000)
+            let base = "http://127.0.0.1:\(port)"
+            let server = try ChildProcess(executable: executable, arguments: ["serve", "--path", path, "--port", "\(port)", "--token", "cli-token"])
+            defer { if !server.hasExited { server.kill() } }
+            try await server.waitForLine("Continuum is serving \(path) at \(base)")
+            let auth = ["Authorization": "Bearer cli-token"]
+            for id in ["po-1", "po-2"] {
+                let (status, _) = try await request("POST", "\(base)/v1/workflows/purchase-approval?id=\(id)", headers: auth, body: #"{"item": "pen", "amount": 2}"#)
+                #expect(status == 201)
+            }
+            func run(_ arguments: [String]) async throws -> (ChildProcess.Exit, String) {
+                let command = try ChildProcess(executable: executable, arguments: arguments + ["--url", base, "--token", "cli-token"])
+                return (await command.exit(), command.output)
+            }
+            let sent = try await run(["send", "po-1", "approve", "--data", #"{"approved": true, "by": "cli"}"#, "--idempotency-key", "k1"])
+            #expect(sent.0 == .exited(0) && sent.1.contains(#""duplicate":false"#), "\(sent)")
+            let cancelled = try await run(["cancel", "po-2", "--reason", "not needed"])
+            #expect(cancelled.0 == .exited(0), "\(cancelled)")
+            var finished = false
+            for _ in 0..<200 where !finished {
+                let (_, first) = try await request("GET", "\(base)/v1/workflows/po-1", headers: auth)
+                let (_, second) = try await request("GET", "\(base)/v1/workflows/po-2", headers: auth)
+                finished = first.contains(#""status":"completed""#) && second.contains(#""status":"cancelled""#)
+                if !finished { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(finished)
+            let exported = try await run(["export", "po-2"])
+            #expect(exported.0 == .exited(0))
+            #expect(exported.1.contains(#""kind":"cancelRequested""#) && exported.1.contains("not needed"), "\(exported.1.prefix(400))")
+            let unknown = try await run(["send", "nobody", "approve"])
+            #expect(unknown.0 != .exited(0), "sending to an unknown workflow succeeded")
+            server.terminate()
+            #expect(await server.exit() == .exited(0))
+        }
+    }
+
     @Test("serve refuses a non-loopback address without a token")
     func refusesOpenBind() async throws {
         let executable = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")

@@ -30,7 +30,7 @@ struct EvictionTests {
             let ledger = Ledger()
             try await withEvictingRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
                 let handle = try await runtime.start(Reminder.self, id: "r", input: "cy")
-                try await runtime.waitForTimers(1)
+                try await runtime.waitForIndexedTimers(1)
                 try await eventually { runtime.residentWorkflows == 0 }
                 #expect(runtime.pendingTimers == 0, "the evicted workflow still sleeps in memory")
                 #expect(try runtime.status(of: "r")?.status == .running)
@@ -67,7 +67,7 @@ struct EvictionTests {
             let ledger = Ledger()
             try await withEvictingRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
                 for index in 0..<10 { try await runtime.start(Reminder.self, id: "r\(index)", input: "\(index)") }
-                try await runtime.waitForTimers(10)
+                try await runtime.waitForIndexedTimers(10)
                 try await eventually { runtime.residentWorkflows == 0 }
             }
             try await withEvictingRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in

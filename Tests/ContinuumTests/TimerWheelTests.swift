@@ -188,7 +188,7 @@ struct TimerHorizonTests {
             try await WorkflowRuntime.withLMDB(path: path, workflows: [Reminder(ledger: ledger)], runtime: configuration) { runtime throws in
                 for index in 0..<3 {
                     try await runtime.start(Reminder.self, id: "r\(index)", input: "\(index)")
-                    try await runtime.waitForTimers(1)
+                    try await runtime.waitForIndexedTimers(index + 1)
                     try await eventually { runtime.residentWorkflows == 0 }
                     clock.advance(by: .seconds(3_600))
                 }
