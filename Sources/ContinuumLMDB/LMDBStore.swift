@@ -60,7 +60,7 @@ public final class LMDBStore: EventStore {
 
     /// The directory holding the environment.
     public let path: String
-    private let environment: LMDBEnvironment
+    let environment: LMDBEnvironment
     private let writer: LMDBWriter
     private let lockFile: Int32
 

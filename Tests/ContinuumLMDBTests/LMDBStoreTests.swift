@@ -253,6 +253,37 @@ struct LMDBStoreTests {
         }
     }
 
+    @Test("verify reads every value and names the damaged workflow; the CLI exits 1 and says which")
+    func verifyFindsDamage() async throws {
+        try await withTemporaryDirectory { path in
+            let marker = Array("VERIFY-ME-MARKER-0123456789".utf8)
+            do {
+                let store = try LMDBStore(path: path)
+                defer { store.close() }
+                _ = try await create(store, "damaged", input: marker)
+                for index in 0..<5 { _ = try await create(store, "healthy-\(index)", input: [UInt8(index)]) }
+                let clean = try store.verify()
+                #expect(clean.isClean && clean.checked["events"] == 6 && clean.checked["workflows"] == 6)
+            }
+            var file = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path + "/data.mdb")))
+            let offsets = (0...(file.count - marker.count)).filter { file[$0] == marker[0] && Array(file[$0..<$0 + marker.count]) == marker }
+            for offset in offsets { file[offset + 5] ^= 0x01 }
+            try Data(file).write(to: URL(fileURLWithPath: path + "/data.mdb"))
+            do {
+                let store = try LMDBStore(path: path)
+                defer { store.close() }
+                let report = try store.verify()
+                #expect(report.damagedWorkflows == ["damaged"])
+                #expect(report.problems.count == 1 && report.problems[0].location.contains("event 0"), "\(report.problems)")
+                #expect(report.checked["events"] == 6, "verify stopped at the damage")
+            }
+            let executable = try #require(builtExecutable(named: "continuum"))
+            let command = try ChildProcess(executable: executable, arguments: ["verify", "--path", path])
+            #expect(await command.exit() == .exited(1))
+            #expect(command.output.contains("damaged") && command.output.contains("6 events"), "\(command.output)")
+        }
+    }
+
     @Test("a directory holding something that is not an LMDB environment is refused with a clear error")
     func foreignEnvironment() async throws {
         try await withTemporaryDirectory { path in
