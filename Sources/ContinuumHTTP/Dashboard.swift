@@ -78,11 +78,8 @@ extension ContinuumAPI {
         guard isAuthenticated(request) else { return Self.html(.unauthorized, Self.loginPage(message: nil)) }
         do {
             return Self.html(.ok, try render())
-        } catch let error as APIError {
-            return Self.html(error.status, Self.layout(title: "Error", body: "<p class=error>\(Self.escape(error.message))</p>"))
-        } catch let error as ContinuumError {
-            let error = APIError(error)
-            return Self.html(error.status, Self.layout(title: "Error", body: "<p class=error>\(Self.escape(error.message))</p>"))
+        } catch {
+            return try Self.errorPage(error)
         }
     }
 
@@ -95,12 +92,20 @@ extension ContinuumAPI {
         do {
             let body = Array(buffer: try await request.body.collect(upTo: configuration.maxBodySize))
             return Response(status: .seeOther, headers: [.location: try await handle(Self.formFields(body))])
-        } catch let error as APIError {
-            return Self.html(error.status, Self.layout(title: "Error", body: "<p class=error>\(Self.escape(error.message))</p>"))
-        } catch let error as ContinuumError {
-            let error = APIError(error)
-            return Self.html(error.status, Self.layout(title: "Error", body: "<p class=error>\(Self.escape(error.message))</p>"))
+        } catch {
+            return try Self.errorPage(error)
         }
+    }
+
+    /// A page for an API or runtime error, with its status; any other error is rethrown.
+    private static func errorPage(_ error: any Error) throws -> Response {
+        let failure: APIError
+        switch error {
+        case let error as APIError: failure = error
+        case let error as ContinuumError: failure = APIError(error)
+        default: throw error
+        }
+        return html(failure.status, layout(title: "Error", body: "<p class=error>\(escape(failure.message))</p>"))
     }
 
     // MARK: Pages
