@@ -61,7 +61,7 @@ public final class LMDBStore: EventStore {
     /// The directory holding the environment.
     public let path: String
     let environment: LMDBEnvironment
-    private let writer: LMDBWriter
+    let writer: LMDBWriter
     private let lockFile: Int32
 
     /// Opens (creating if needed) the store in the directory at `path`.

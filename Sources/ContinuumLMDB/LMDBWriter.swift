@@ -24,11 +24,14 @@ final class LMDBWriter: @unchecked Sendable {
     enum Operation {
         case create(CreateRequest, @Sendable (Result<CreateOutcome, ContinuumError>) -> Void)
         case append(AppendRequest, @Sendable (Result<Void, ContinuumError>) -> Void)
+        /// Deletes a finished workflow: its id, record, status entry and every event.
+        case purge(String, @Sendable (Result<Bool, ContinuumError>) -> Void)
 
         func fail(_ error: ContinuumError) {
             switch self {
             case .create(_, let completion): completion(.failure(error))
             case .append(_, let completion): completion(.failure(error))
+            case .purge(_, let completion): completion(.failure(error))
             }
         }
     }
@@ -138,6 +141,7 @@ final class LMDBWriter: @unchecked Sendable {
                 return
             }
             var created: [Int: CreateOutcome] = [:]
+            var purged: [Int: Bool] = [:]
             var stream = nextStream
             var failure: Failure?
             for (index, operation) in batch.enumerated() where rejected[index] == nil {
@@ -147,6 +151,8 @@ final class LMDBWriter: @unchecked Sendable {
                         created[index] = try create(request, txn: txn, nextStream: &stream)
                     case .append(let request, _):
                         try append(request, txn: txn)
+                    case .purge(let id, _):
+                        purged[index] = try purge(id, txn: txn)
                     }
                 } catch let error as Failure {
                     failure = error
@@ -189,6 +195,8 @@ final class LMDBWriter: @unchecked Sendable {
                     if let error = rejected[index] { completion(.failure(error)) } else { completion(.success(created[index]!)) }
                 case .append(_, let completion):
                     if let error = rejected[index] { completion(.failure(error)) } else { completion(.success(())) }
+                case .purge(_, let completion):
+                    if let error = rejected[index] { completion(.failure(error)) } else { completion(.success(purged[index] ?? false)) }
                 }
             }
             return
@@ -305,6 +313,44 @@ final class LMDBWriter: @unchecked Sendable {
         if request.status != nil {
             try put(txn, environment.workflows, Key.stream(stream), BinaryCodec.encode(summary), "updating the record of '\(request.id)'")
         }
+    }
+
+    /// Deletes a finished workflow; `false` when there is no such workflow. A running one is refused.
+    private func purge(_ id: String, txn: OpaquePointer) throws -> Bool {
+        let idKey = Array(id.utf8)
+        guard let found = try exists(txn, environment.ids, idKey) else { return false }
+        let stream = Key.readUInt64(found.buffer)
+        guard let record = try exists(txn, environment.workflows, Key.stream(stream)) else { return false }
+        let summary: WorkflowSummary
+        do {
+            summary = try BinaryCodec.decodeSummary(record.buffer, location: "\(environment.path) workflows/\(stream)")
+        } catch let error as ContinuumError {
+            throw Failure.operation(error)
+        }
+        guard summary.status.isFinished else {
+            throw Failure.operation(
+                ContinuumError(.invalidArgument, "Workflow '\(id)' is \(summary.status); only finished workflows are deleted.", workflowID: id))
+        }
+        try delete(txn, environment.ids, idKey, "deleting the id of '\(id)'")
+        try delete(txn, environment.workflows, Key.stream(stream), "deleting the record of '\(id)'")
+        try delete(txn, environment.byStatus, Key.status(summary.status, stream), "deleting the index entry of '\(id)'")
+        // Every event: keys are (stream, sequence), so they sit together from sequence 0.
+        var keys: [[UInt8]] = []
+        var cursor: OpaquePointer?
+        let opened = mdb_cursor_open(txn, environment.events, &cursor)
+        guard opened == 0 else { throw Failure.transaction(opened, "opening a cursor to delete '\(id)'") }
+        try withVal(Key.event(stream, 0)) { key in
+            var value = MDB_val()
+            var rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE)
+            while rc == 0, key.mv_size == 12, Key.readUInt64(key.buffer) == stream {
+                keys.append(Array(key.buffer))
+                rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
+            }
+            mdb_cursor_close(cursor)
+            if rc != 0 && rc != MDB_NOTFOUND { throw Failure.transaction(rc, "finding the events of '\(id)'") }
+        }
+        for key in keys { try delete(txn, environment.events, key, "deleting an event of '\(id)'") }
+        return true
     }
 
     private func delete(_ txn: OpaquePointer, _ dbi: MDB_dbi, _ key: [UInt8], _ what: @autoclosure () -> String) throws {

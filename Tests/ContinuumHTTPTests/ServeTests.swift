@@ -103,3 +103,44 @@ struct ServeTests {
         }
     }
 }
+
+@Suite("Retention")
+struct RetentionTests {
+    @Test("gc deletes finished workflows older than the cutoff, never running ones; the store verifies clean after")
+    func gc() async throws {
+        let executable = try #require(builtExecutable(named: "continuum"))
+        try await withTemporaryDirectory { path in
+            // On a manual clock in January: every timestamp is months before the real now.
+            let clock = ManualClock()
+            try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Approval()]) { runtime throws in
+                for index in 0..<4 { try await runtime.start(Approval.self, id: "a\(index)", input: .init(amount: index)) }
+                for index in 0..<3 {
+                    try await runtime.send("approve", to: "a\(index)", payload: Approval.Decision(by: "ops"))
+                    _ = try await runtime.handle(Approval.self, id: "a\(index)").result()
+                }
+                try await eventually { try runtime.history(of: "a3").count == 2 }
+            }
+            do {
+                let store = try LMDBStore(path: path)
+                defer { store.close() }
+                let error = await #expect(throws: ContinuumError.self) { try await store.deleteFinished(id: "a3") }
+                #expect(error?.code == .invalidArgument, "a running workflow was deletable")
+                #expect(try await store.deleteFinished(id: "nobody") == false)
+            }
+            let command = try ChildProcess(executable: executable, arguments: ["gc", "--finished-before", "1d", "--path", path])
+            #expect(await command.exit() == .exited(0))
+            #expect(command.output.contains("Deleted 3 workflow(s)"), "\(command.output)")
+            let store = try LMDBStore(path: path)
+            defer { store.close() }
+            #expect(try store.list(status: nil, after: nil, limit: 10).map(\.1.id) == ["a3"])
+            #expect(try store.load(id: "a0") == nil)
+            let report = try store.verify()
+            #expect(report.isClean && report.checked["events"] == 2, "\(report.problems), \(report.checked)")
+            // A deleted id can start a new workflow.
+            try await WorkflowRuntime.withRuntime(store: store, workflows: [Approval()]) { runtime in
+                let receipt = try await runtime.start(type: "approval", id: "a0", json: Array(#"{"amount": 7}"#.utf8))
+                #expect(receipt.created)
+            }
+        }
+    }
+}
