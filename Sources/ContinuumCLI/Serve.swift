@@ -57,6 +57,7 @@ struct Serve: AsyncParsableCommand {
         let runtime = WorkflowRuntime(store: store, workflows: exampleWorkflows, configuration: .init(logger: logger))
         let router = Router()
         router.add(middleware: MetricsMiddleware())
+        router.add(middleware: LogRequestsMiddleware(.debug))
         ContinuumAPI(
             runtime: runtime, configuration: .init(tokens: tokens, webhookSecrets: secrets, maxBodySize: maxBodySize, metrics: registry)
         ).register(on: router)

@@ -145,10 +145,22 @@ public struct ContinuumAPI: Sendable {
             try authenticate(request, event: event, body: body)
             return try await handler(body)
         } catch let error as APIError {
-            return error.response()
+            return Self.refuse(error, request, context)
         } catch let error as ContinuumError {
-            return APIError(error).response()
+            return Self.refuse(APIError(error), request, context)
         }
+    }
+
+    /// The error's response, logged with dotted metadata: a client's mistake at `debug`, the
+    /// server's own failure at `error`.
+    private static func refuse(_ error: APIError, _ request: Request, _ context: some RequestContext) -> Response {
+        context.logger.log(
+            level: error.status.code >= 500 ? .error : .debug, "Request refused: \(error.message)",
+            metadata: [
+                "continuum.error.code": "\(error.code)", "continuum.http.status": "\(error.status.code)",
+                "continuum.http.path": "\(request.uri.path)",
+            ])
+        return error.response()
     }
 
     private func authenticate(_ request: Request, event: Bool, body: [UInt8]) throws(APIError) {
