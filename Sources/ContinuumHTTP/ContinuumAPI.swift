@@ -143,6 +143,7 @@ public struct ContinuumAPI: Sendable {
             // 2. Who is asking: a bearer token, or for an event a webhook signature, checked
             //    over the raw bytes before anything parses them.
             try authenticate(request, event: event, body: body)
+            try Self.refuseCrossSite(request)
             return try await handler(body)
         } catch let error as APIError {
             return Self.refuse(error, request, context)
@@ -150,6 +151,31 @@ public struct ContinuumAPI: Sendable {
             return Self.refuse(APIError(error), request, context)
         }
     }
+
+    /// Refuses a state-changing request a browser sent from another site: without it, any web
+    /// page open in a browser on the same machine could start or cancel workflows on a server
+    /// that runs without tokens on 127.0.0.1 (a form can post a JSON-looking body as text).
+    /// Clients that are not browsers send neither header and are not affected.
+    static func refuseCrossSite(_ request: Request) throws(APIError) {
+        guard request.method != .get, request.method != .head else { return }
+        if let site = request.headers[secFetchSite], site == "cross-site" || site == "same-site" {
+            throw APIError.crossSite
+        }
+        if let origin = request.headers[.origin], origin != "null" {
+            let host = request.head.authority ?? ""
+            guard let url = URL(string: origin), let originHost = url.host else { throw APIError.crossSite }
+            let originAuthority = url.port.map { "\(originHost):\($0)" } ?? originHost
+            guard originAuthority.lowercased() == host.lowercased() else {
+                var error = APIError.crossSite
+                error.message += " (Origin \(origin), this server \(host.isEmpty ? "unnamed" : host))"
+                throw error
+            }
+        } else if request.headers[.origin] == "null" {
+            throw APIError.crossSite
+        }
+    }
+
+    static let secFetchSite = HTTPField.Name("Sec-Fetch-Site")!
 
     /// The error's response, logged with dotted metadata: a client's mistake at `debug`, the
     /// server's own failure at `error`.
@@ -341,6 +367,10 @@ struct APIError: Error, Sendable {
             status: .contentTooLarge, code: "bodyTooLarge",
             message: "The request body is larger than this server's limit of \(limit) bytes; send a smaller payload (store large data elsewhere and send a reference).")
     }
+
+    static let crossSite = APIError(
+        status: .forbidden, code: "crossSiteRequest",
+        message: "A page from another site may not change workflows here; send the request from this server's own pages or from a non-browser client.")
 
     static func notJSON(_ what: String) -> APIError {
         APIError(status: .badRequest, code: "invalidJSON", message: "\(what) is not valid JSON.")

@@ -90,6 +90,7 @@ extension ContinuumAPI {
         }
         guard isAuthenticated(request) else { return Self.html(.unauthorized, Self.loginPage(message: nil)) }
         do {
+            try Self.refuseCrossSite(request)
             let body = Array(buffer: try await request.body.collect(upTo: configuration.maxBodySize))
             return Response(status: .seeOther, headers: [.location: try await handle(Self.formFields(body))])
         } catch {

@@ -141,6 +141,30 @@ struct HTTPTests {
         }
     }
 
+    @Test("a browser request from another site cannot change workflows; the same origin can")
+    func crossSite() async throws {
+        try await withAPI { client, runtime in
+            let evil: [HTTPFields] = [[.origin: "http://evil.example"], [.init("Sec-Fetch-Site")!: "cross-site"], [.origin: "null"]]
+            for headers in evil {
+                let start = try await client.execute(uri: "/v1/workflows/approval?id=x", method: .post, headers: headers, body: json(#"{"amount": 1}"#))
+                #expect(start.status == .forbidden && start.errorCode == "crossSiteRequest", "\(headers)")
+            }
+            #expect(try runtime.list(limit: 10).isEmpty, "a cross-site start stored a workflow")
+            // The test client names the server `localhost` (no port) in its Host header; a browser
+            // on this page would send that same authority as its Origin.
+            let same = try await client.execute(
+                uri: "/v1/workflows/approval?id=ok", method: .post, headers: [.origin: "http://localhost", .init("Sec-Fetch-Site")!: "same-origin"],
+                body: json(#"{"amount": 1}"#))
+            #expect(same.status == .created, "\(String(buffer: same.body))")
+            try await eventually { try runtime.history(of: "ok").count == 2 }
+            let cancel = try await client.execute(uri: "/ui/workflows/ok/cancel", method: .post, headers: [.origin: "http://evil.example"])
+            #expect(cancel.status == .forbidden)
+            #expect(try runtime.history(of: "ok").count == 2, "a cross-site form cancelled the workflow")
+            // Reading stays open to any origin's navigation.
+            #expect(try await client.execute(uri: "/v1/workflows/ok", method: .get, headers: [.origin: "http://evil.example"]).status == .ok)
+        }
+    }
+
     @Test("with tokens, every route but /healthz needs one; a wrong one is refused")
     func bearerTokens() async throws {
         try await withAPI(.init(tokens: ["first-token", "second-token"])) { client, runtime in
