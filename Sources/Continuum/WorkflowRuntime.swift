@@ -312,7 +312,7 @@ public final class WorkflowRuntime: Service, Sendable {
     ///
     /// - Parameters:
     ///   - type: The workflow's type; it must be among those the runtime was created with.
-    ///   - id: The workflow's id, unique in the store (1–512 bytes of UTF-8).
+    ///   - id: The workflow's id, unique in the store (1–511 bytes of UTF-8, in Unicode NFC).
     ///   - input: The workflow's input.
     /// - Throws: ``ContinuumError/Code/unknownWorkflowType``, ``ContinuumError/Code/workflowIDConflict``
     ///   when the id belongs to a workflow of another type, ``ContinuumError/Code/invalidArgument``,
@@ -386,8 +386,15 @@ public final class WorkflowRuntime: Service, Sendable {
     }
 
     static func validate(id: String) throws(ContinuumError) {
-        guard !id.isEmpty, id.utf8.count <= 512 else {
-            throw ContinuumError(.invalidArgument, "A workflow id must be 1 to 512 bytes of UTF-8; got \(id.utf8.count) bytes.")
+        // 511: LMDB's largest key.
+        guard !id.isEmpty, id.utf8.count <= 511 else {
+            throw ContinuumError(.invalidArgument, "A workflow id must be 1 to 511 bytes of UTF-8; got \(id.utf8.count) bytes.")
+        }
+        // Swift compares strings by canonical equivalence, the store by bytes: only one
+        // spelling of each id (NFC) is accepted, so the two always agree.
+        guard id.utf8.elementsEqual(id.precomposedStringWithCanonicalMapping.utf8) else {
+            throw ContinuumError(
+                .invalidArgument, "A workflow id must be in Unicode normalization form C (NFC); normalize '\(id)' before using it.")
         }
     }
 

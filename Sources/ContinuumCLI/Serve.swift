@@ -43,6 +43,9 @@ struct Serve: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let tokens = self.tokens + Self.list(environment["CONTINUUM_TOKENS"])
         let secrets = webhookSecrets + Self.list(environment["CONTINUUM_WEBHOOK_SECRETS"])
+        for secret in secrets where secret.hasPrefix("whsec_") && Data(base64Encoded: String(secret.dropFirst(6))) == nil {
+            throw ValidationError("A webhook secret starting with whsec_ must continue in base64; check the secret you copied.")
+        }
         let loopback = ["127.0.0.1", "::1", "localhost"].contains(host)
         guard loopback || !tokens.isEmpty || !secrets.isEmpty else {
             throw ValidationError(
@@ -62,7 +65,8 @@ struct Serve: AsyncParsableCommand {
             runtime: runtime, configuration: .init(tokens: tokens, webhookSecrets: secrets, maxBodySize: maxBodySize, metrics: registry)
         ).register(on: router)
         let base = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
-        let auth = tokens.first.map { " -H 'Authorization: Bearer \($0)'" } ?? ""
+        // The token itself is never printed: it stays out of logs and scrollback.
+        let auth = tokens.isEmpty ? "" : #" -H "Authorization: Bearer $TOKEN""#
         let app = Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: "continuum"),
             onServerRunning: { _ in

@@ -89,21 +89,24 @@ public struct ContinuumAPI: Sendable {
         // The router needs one parameter name per position: here `:id` holds the type's name.
         api.post("/:id") { request, context in
             try await self.guarded(request, context, event: false) { body in
-                try await self.start(type: context.parameters.get("id") ?? "", id: request.uri.queryParameters.get("id"), body: body)
+                try await self.start(type: Self.parameter(context, "id"), id: request.uri.queryParameters.get("id"), body: body)
             }
         }
         api.post("/:id/events/:name") { request, context in
             try await self.guarded(request, context, event: true) { body in
-                try await self.send(
-                    to: context.parameters.get("id") ?? "", name: context.parameters.get("name") ?? "",
-                    dedupKey: request.headers[Self.idempotencyKey] ?? request.headers[Self.webhookID], body: body)
+                // A signed delivery is deduplicated by its signed webhook-id, never by an
+                // unsigned header a replayer could change.
+                let signed = self.configuration.webhooks.isEmpty == false && request.headers[Self.webhookSignature] != nil
+                    && !self.hasAcceptedToken(request)
+                let key = signed ? request.headers[Self.webhookID] : request.headers[Self.idempotencyKey] ?? request.headers[Self.webhookID]
+                return try await self.send(to: Self.parameter(context, "id"), name: Self.parameter(context, "name"), dedupKey: key, body: body)
             }
         }
         api.get("/:id") { request, context in
-            try await self.guarded(request, context, event: false) { _ in try self.workflow(context.parameters.get("id") ?? "") }
+            try await self.guarded(request, context, event: false) { _ in try self.workflow(Self.parameter(context, "id")) }
         }
         api.get("/:id/history") { request, context in
-            try await self.guarded(request, context, event: false) { _ in try self.history(context.parameters.get("id") ?? "") }
+            try await self.guarded(request, context, event: false) { _ in try self.history(Self.parameter(context, "id")) }
         }
         api.get("") { request, context in
             try await self.guarded(request, context, event: false) { _ in
@@ -113,9 +116,15 @@ public struct ContinuumAPI: Sendable {
         }
         api.post("/:id/cancel") { request, context in
             try await self.guarded(request, context, event: false) { body in
-                try await self.cancel(context.parameters.get("id") ?? "", body: body)
+                try await self.cancel(Self.parameter(context, "id"), body: body)
             }
         }
+    }
+
+    /// A path parameter, percent-decoded (the router hands them over raw).
+    static func parameter(_ context: some RequestContext, _ name: String) -> String {
+        let raw = context.parameters.get(name) ?? ""
+        return raw.removingPercentEncoding ?? raw
     }
 
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
@@ -189,13 +198,15 @@ public struct ContinuumAPI: Sendable {
         return error.response()
     }
 
+    /// Whether the request carries an accepted bearer token.
+    func hasAcceptedToken(_ request: Request) -> Bool {
+        guard let authorization = request.headers[.authorization], authorization.lowercased().hasPrefix("bearer ") else { return false }
+        return configuration.tokens.accepts(authorization.dropFirst(7).trimmingCharacters(in: .whitespaces))
+    }
+
     private func authenticate(_ request: Request, event: Bool, body: [UInt8]) throws(APIError) {
         guard configuration.requiresAuthentication else { return }
-        if let authorization = request.headers[.authorization], authorization.lowercased().hasPrefix("bearer "),
-            configuration.tokens.accepts(authorization.dropFirst(7).trimmingCharacters(in: .whitespaces))
-        {
-            return
-        }
+        if hasAcceptedToken(request) { return }
         if event, !configuration.webhooks.isEmpty, request.headers[Self.webhookSignature] != nil {
             do {
                 try configuration.webhooks.verify(
@@ -223,7 +234,7 @@ public struct ContinuumAPI: Sendable {
     func start(type: String, id: String?, body: [UInt8]) async throws -> Response {
         let id = id ?? UUID().uuidString.lowercased()
         try Self.validate(name: type, what: "workflow type")
-        try Self.validate(name: id, what: "workflow id", limit: 512)
+        try Self.validate(name: id, what: "workflow id", limit: 511)
         guard runtime.workflowTypes.contains(type) else {
             throw APIError(
                 status: .notFound, code: ContinuumError.Code.unknownWorkflowType.name,
@@ -238,7 +249,7 @@ public struct ContinuumAPI: Sendable {
     }
 
     func send(to id: String, name: String, dedupKey: String?, body: [UInt8]) async throws -> Response {
-        try Self.validate(name: id, what: "workflow id", limit: 512)
+        try Self.validate(name: id, what: "workflow id", limit: 511)
         try Self.validate(name: name, what: "event name")
         if let dedupKey { try Self.validate(name: dedupKey, what: "Idempotency-Key") }
         let payload = body.isEmpty ? Array("null".utf8) : body
@@ -250,7 +261,7 @@ public struct ContinuumAPI: Sendable {
     }
 
     func workflow(_ id: String) throws -> Response {
-        try Self.validate(name: id, what: "workflow id", limit: 512)
+        try Self.validate(name: id, what: "workflow id", limit: 511)
         guard let summary = try runtime.status(of: id) else { throw APIError.unknownWorkflow(id) }
         var object = Self.summary(summary)
         switch try runtime.history(of: id).last?.kind {
@@ -267,7 +278,7 @@ public struct ContinuumAPI: Sendable {
     }
 
     func history(_ id: String) throws -> Response {
-        try Self.validate(name: id, what: "workflow id", limit: 512)
+        try Self.validate(name: id, what: "workflow id", limit: 511)
         let events = try runtime.history(of: id)
         return Self.json(.ok, .object(["id": .string(id), "events": .array(events.map(\.json))]))
     }
@@ -295,7 +306,7 @@ public struct ContinuumAPI: Sendable {
     }
 
     func cancel(_ id: String, body: [UInt8]) async throws -> Response {
-        try Self.validate(name: id, what: "workflow id", limit: 512)
+        try Self.validate(name: id, what: "workflow id", limit: 511)
         var reason = "cancelled over HTTP"
         if !body.isEmpty {
             guard case .object(let object)? = JSONValue(parsing: body) else { throw APIError.notJSON("The body (`{\"reason\": \"…\"}`)") }

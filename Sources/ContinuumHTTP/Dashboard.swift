@@ -18,24 +18,24 @@ extension ContinuumAPI {
             try await self.page(request) { try self.overview(status: request.uri.queryParameters.get("status")) }
         }
         router.get("/ui/workflows/:id") { request, context in
-            try await self.page(request) { try self.timeline(context.parameters.get("id") ?? "") }
+            try await self.page(request) { try self.timeline(Self.parameter(context, "id")) }
         }
         router.post("/ui/workflows/:id/events") { request, context in
-            let id = context.parameters.get("id") ?? ""
+            let id = Self.parameter(context, "id")
             return try await self.form(request) { fields in
                 let name = fields["name"] ?? ""
                 let payload = (fields["payload"] ?? "").isEmpty ? "null" : fields["payload"]!
                 try Self.validate(name: name, what: "event name")
                 guard JSONValue(parsing: Array(payload.utf8)) != nil else { throw APIError.notJSON("The payload") }
                 try await self.runtime.send(name, to: id, json: Array(payload.utf8), dedupKey: nil)
-                return "/ui/workflows/\(Self.escapePath(id))"
+                return "/ui/workflows/\(Self.pathSegment(id))"
             }
         }
         router.post("/ui/workflows/:id/cancel") { request, context in
-            let id = context.parameters.get("id") ?? ""
+            let id = Self.parameter(context, "id")
             return try await self.form(request) { _ in
                 try await self.runtime.cancel(id, reason: "cancelled from the dashboard")
-                return "/ui/workflows/\(Self.escapePath(id))"
+                return "/ui/workflows/\(Self.pathSegment(id))"
             }
         }
         router.post("/login") { request, _ in
@@ -145,7 +145,7 @@ extension ContinuumAPI {
     }
 
     func timeline(_ id: String) throws -> String {
-        try Self.validate(name: id, what: "workflow id", limit: 512)
+        try Self.validate(name: id, what: "workflow id", limit: 511)
         guard let summary = try runtime.status(of: id) else { throw APIError.unknownWorkflow(id) }
         let events = try runtime.history(of: id)
         var html = "<p><a href=\"/\">← all workflows</a></p>"
@@ -247,25 +247,31 @@ extension ContinuumAPI {
         }
     }
 
+    /// Escapes for HTML text and attribute values. Works on Unicode scalars, not Characters: a
+    /// `"` or `<` followed by a combining mark is one Character that equals neither, and would
+    /// slip through a Character-wise check.
     static func escape(_ text: String) -> String {
-        var escaped = ""
-        escaped.reserveCapacity(text.utf8.count)
-        for character in text {
-            switch character {
-            case "&": escaped += "&amp;"
-            case "<": escaped += "&lt;"
-            case ">": escaped += "&gt;"
-            case "\"": escaped += "&quot;"
-            case "'": escaped += "&#39;"
-            default: escaped.append(character)
+        var escaped = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "&": escaped.append(contentsOf: "&amp;".unicodeScalars)
+            case "<": escaped.append(contentsOf: "&lt;".unicodeScalars)
+            case ">": escaped.append(contentsOf: "&gt;".unicodeScalars)
+            case "\"": escaped.append(contentsOf: "&quot;".unicodeScalars)
+            case "'": escaped.append(contentsOf: "&#39;".unicodeScalars)
+            default: escaped.append(scalar)
             }
         }
-        return escaped
+        return String(escaped)
     }
 
-    static func escapePath(_ text: String) -> String {
-        escape(text.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/?#"))) ?? text)
+    /// A path segment, percent-encoded (for a `Location` header).
+    static func pathSegment(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? ""
     }
+
+    /// A path segment for an HTML attribute.
+    static func escapePath(_ text: String) -> String { escape(pathSegment(text)) }
 
     static func escapeCookie(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? text

@@ -76,6 +76,24 @@ struct DashboardTests {
         }
     }
 
+    @Test("ids and payloads are escaped, also a quote or bracket joined to a combining mark")
+    func escaping() async throws {
+        try await withAPI { client, runtime in
+            let hostile = "\u{600}<img src=x onerror=alert(1)>\u{600}\"\u{301} onmouseover=alert(2)"
+            try await runtime.start(Approval.self, id: hostile, input: .init(amount: 1))
+            try await eventually { try runtime.history(of: hostile).count == 2 }
+            try await runtime.send("approve", to: hostile, payload: Approval.Decision(by: "<script>alert(3)</script>"))
+            _ = try await runtime.handle(Approval.self, id: hostile).result()
+            let overview = String(buffer: try await client.execute(uri: "/", method: .get).body)
+            let timeline = String(buffer: try await client.execute(uri: "/ui/workflows/" + hostile.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!, method: .get).body)
+            for page in [overview, timeline] {
+                #expect(!page.contains("<img") && !page.contains("<script>"), "unescaped markup")
+                #expect(!page.unicodeScalars.contains { $0 == "\u{301}" } || !page.contains("\"\u{301} onmouseover"), "a quote escaped its attribute")
+            }
+            #expect(overview.contains("&lt;img") && timeline.contains("&lt;script&gt;"))
+        }
+    }
+
     @Test("with tokens the pages need one: a login form sets an HttpOnly cookie; a wrong token is refused")
     func login() async throws {
         try await withAPI(.init(tokens: ["let-me-in"])) { client, _ in

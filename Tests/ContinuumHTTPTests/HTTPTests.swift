@@ -79,6 +79,9 @@ struct HTTPTests {
             guard case .array(let events)? = history.object["events"] else { Issue.record("no events"); return }
             let stored = try runtime.history(of: "po-1").count
             #expect(events.count == stored)
+            // Ids in paths are percent-decoded.
+            _ = try await client.execute(uri: "/v1/workflows/approval?id=a%20b", method: .post, body: json(#"{"amount": 1}"#))
+            #expect(try await client.execute(uri: "/v1/workflows/a%20b", method: .get).object["id"] == .string("a b"))
             let list = try await client.execute(uri: "/v1/workflows?status=completed", method: .get)
             guard case .array(let workflows)? = list.object["workflows"] else { Issue.record("no list"); return }
             #expect(workflows.count == 1)
@@ -127,6 +130,10 @@ struct HTTPTests {
                 ("/v1/workflows/approval?id=typed", .post, json(#"{"amount": "many"}"#), .badRequest, "payloadCoding"),
                 ("/v1/workflows/approval?id=open", .post, json(#"{"amount": 99}"#), .conflict, "workflowIDConflict"),
                 ("/v1/workflows/approval?id=" + String(repeating: "x", count: 600), .post, json("{}"), .badRequest, "invalidArgument"),
+                // 512 bytes: one more than LMDB's largest key.
+                ("/v1/workflows/approval?id=" + String(repeating: "y", count: 512), .post, json(#"{"amount": 1}"#), .badRequest, "invalidArgument"),
+                // "café" spelled with a combining accent (not NFC).
+                ("/v1/workflows/approval?id=cafe%CC%81", .post, json(#"{"amount": 1}"#), .badRequest, "invalidArgument"),
                 ("/v1/workflows?status=sleepy", .get, nil, .badRequest, "invalidArgument"),
                 ("/v1/workflows?limit=0", .get, nil, .badRequest, "invalidArgument"),
                 ("/v1/workflows?after=zz", .get, nil, .badRequest, "invalidArgument"),
@@ -220,6 +227,17 @@ struct HTTPTests {
             // The webhook id deduplicates a redelivery.
             let again = try await deliver(to: "w1", secret: new, signedBody: body, sentBody: body, delivery: "d4")
             #expect(again.status == .ok && again.object["duplicate"] == .bool(true))
+            // A replayed signed delivery with an unsigned Idempotency-Key of its own is still a duplicate.
+            let timestamp = Int64(Date().timeIntervalSince1970)
+            let replay = try await client.execute(
+                uri: "/v1/workflows/w1/events/approve", method: .post,
+                headers: [
+                    .init("webhook-id")!: "d4", .init("webhook-timestamp")!: "\(timestamp)",
+                    .init("webhook-signature")!: WebhookVerifier.signature(secret: new, id: "d4", timestamp: timestamp, body: Data(body.utf8)),
+                    .init("Idempotency-Key")!: "fresh-key",
+                ],
+                body: json(body))
+            #expect(replay.status == .ok && replay.object["duplicate"] == .bool(true), "a replay with a new key was appended")
         }
     }
 }
