@@ -40,7 +40,4 @@ final class IdleQueue: Sendable {
             return taken
         }
     }
-
-    /// How many entries wait (some may be for instances that got busy again).
-    var count: Int { queue.withLock { $0.entries.count - $0.head } }
 }

@@ -68,8 +68,7 @@ public struct WebhookVerifier: Sendable {
         guard let seconds = Int64(timestamp) else { throw .badTimestamp }
         let skew = Double(tolerance.components.seconds)
         guard abs(now.timeIntervalSince1970 - Double(seconds)) <= skew else { throw .staleTimestamp }
-        var signed = Data("\(id).\(timestamp).".utf8)
-        signed.append(contentsOf: body)
+        let signed = Self.signedContent(id: id, timestamp: timestamp, body: body)
         let presented = signatures.split(separator: " ").compactMap { entry -> Data? in
             let parts = entry.split(separator: ",", maxSplits: 1)
             guard parts.count == 2, parts[0] == "v1" else { return nil }
@@ -86,10 +85,15 @@ public struct WebhookVerifier: Sendable {
     /// The `webhook-signature` value for a delivery, as a sender computes it (for tests and
     /// for `continuum send --sign`).
     public static func signature(secret: String, id: String, timestamp: Int64, body: some DataProtocol) -> String {
-        let key = SymmetricKey(data: keyBytes(secret))
+        let signed = signedContent(id: id, timestamp: String(timestamp), body: body)
+        return "v1," + Data(HMAC<SHA256>.authenticationCode(for: signed, using: SymmetricKey(data: keyBytes(secret)))).base64EncodedString()
+    }
+
+    /// What Standard Webhooks signs: `id.timestamp.body`.
+    private static func signedContent(id: String, timestamp: String, body: some DataProtocol) -> Data {
         var signed = Data("\(id).\(timestamp).".utf8)
         signed.append(contentsOf: body)
-        return "v1," + Data(HMAC<SHA256>.authenticationCode(for: signed, using: key)).base64EncodedString()
+        return signed
     }
 }
 

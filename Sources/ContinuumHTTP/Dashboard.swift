@@ -58,11 +58,7 @@ extension ContinuumAPI {
     /// Whether the request carries an accepted token, in the header or the login cookie.
     func isAuthenticated(_ request: Request) -> Bool {
         guard !configuration.tokens.isEmpty else { return !configuration.requiresAuthentication }
-        if let authorization = request.headers[.authorization], authorization.lowercased().hasPrefix("bearer "),
-            configuration.tokens.accepts(authorization.dropFirst(7).trimmingCharacters(in: .whitespaces))
-        {
-            return true
-        }
+        if hasAcceptedToken(request) { return true }
         for cookie in request.headers[values: .cookie].flatMap({ $0.split(separator: ";") }) {
             let parts = cookie.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
             if parts.count == 2, parts[0] == Self.cookieName,
