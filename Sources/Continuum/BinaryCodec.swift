@@ -57,11 +57,19 @@ public enum BinaryCodec {
     public static func encode(_ event: HistoryEvent) -> [UInt8] {
         seal { writer in
             switch event.kind {
-            case .workflowStarted(let type, let input):
+            case .workflowStarted(let type, let input, let traceContext):
                 writer.write(UInt8(1))
                 writer.write(event.timestamp)
                 writer.write(string: type)
                 writer.write(bytes: input)
+                // Appended only when present, so values written before tracing existed still decode.
+                if !traceContext.isEmpty {
+                    writer.write(UInt32(traceContext.count))
+                    for (key, value) in traceContext.sorted(by: { $0.key < $1.key }) {
+                        writer.write(string: key)
+                        writer.write(string: value)
+                    }
+                }
             case .stepCompleted(let step, let result):
                 writer.write(UInt8(2))
                 writer.write(event.timestamp)
@@ -147,7 +155,18 @@ public enum BinaryCodec {
         let timestamp: Int64 = try reader.read()
         let kind: HistoryEvent.Kind
         switch tag {
-        case 1: kind = .workflowStarted(type: try reader.readString(), input: try reader.readBytes())
+        case 1:
+            let type = try reader.readString()
+            let input = try reader.readBytes()
+            var traceContext: [String: String] = [:]
+            if !reader.isAtEnd {
+                let count: UInt32 = try reader.read()
+                for _ in 0..<count {
+                    let key = try reader.readString()
+                    traceContext[key] = try reader.readString()
+                }
+            }
+            kind = .workflowStarted(type: type, input: input, traceContext: traceContext)
         case 2: kind = .stepCompleted(try reader.readStep(), result: try reader.readBytes())
         case 3: kind = .stepFailed(try reader.readStep(), failure: try reader.readFailure())
         case 4: kind = .workflowCompleted(output: try reader.readBytes())
@@ -285,6 +304,9 @@ public struct ByteReader {
             throw BinaryCodec.corrupted("truncated: needed \(count) bytes at offset \(offset) of \(buffer.count)", location)
         }
     }
+
+    /// Whether every byte has been read.
+    public var isAtEnd: Bool { offset == buffer.count }
 
     /// Reads a little-endian integer.
     public mutating func read<T: FixedWidthInteger>() throws -> T {

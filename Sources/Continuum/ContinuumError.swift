@@ -54,6 +54,10 @@ public struct ContinuumError: Error, Sendable, CustomStringConvertible {
         public static let invalidArgument = Code("invalidArgument")
         /// A dedup key (an `Idempotency-Key`) was used before for a different event.
         public static let dedupKeyConflict = Code("dedupKeyConflict")
+        /// A workflow input, step result, event payload or workflow output is larger than
+        /// ``WorkflowRuntime/Configuration/maxPayloadSize``. A step result or output over the
+        /// limit fails that step or workflow once; it is never retried.
+        public static let payloadTooLarge = Code("payloadTooLarge")
     }
 
     /// What kind of failure this is.

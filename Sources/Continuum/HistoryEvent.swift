@@ -2,7 +2,7 @@
 ///
 /// A workflow's state is a fold of these events (see ``WorkflowState``); recovery replays them.
 public struct HistoryEvent: Sendable, Equatable {
-    /// The event's position in its workflow's stream, from 0 (always ``Kind/workflowStarted(type:input:)``).
+    /// The event's position in its workflow's stream, from 0 (always ``Kind/workflowStarted(type:input:traceContext:)``).
     public var sequence: UInt32
     /// When the event was appended, in nanoseconds since 1970-01-01 UTC.
     public var timestamp: Int64
@@ -21,8 +21,11 @@ public struct HistoryEvent: Sendable, Equatable {
 
     /// What happened to the workflow.
     public enum Kind: Sendable, Equatable {
-        /// The workflow was started with this type name and JSON input.
-        case workflowStarted(type: String, input: [UInt8])
+        /// The workflow was started with this type name and JSON input. `traceContext` carries
+        /// the distributed-tracing context of whoever started it (for example W3C `traceparent`),
+        /// so every run of the workflow, in any process, joins the same trace; it is empty when
+        /// no tracer was bootstrapped.
+        case workflowStarted(type: String, input: [UInt8], traceContext: [String: String] = [:])
         /// A step finished; `result` is its JSON-encoded return value.
         case stepCompleted(StepRecord, result: [UInt8])
         /// A step's body threw.

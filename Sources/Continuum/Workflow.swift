@@ -72,6 +72,15 @@ enum PayloadCoder {
         }
     }
 
+    /// Refuses JSON longer than `limit` bytes with ``ContinuumError/Code/payloadTooLarge``.
+    static func check(_ bytes: [UInt8], limit: Int, what: @autoclosure () -> String) throws(ContinuumError) {
+        guard bytes.count > limit else { return }
+        throw ContinuumError(
+            .payloadTooLarge,
+            "\(what()) is \(bytes.count) bytes of JSON, over the limit of \(limit) (`maxPayloadSize`). "
+                + "Keep large data outside the workflow (a blob store, say) and pass a reference to it.")
+    }
+
     static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: @autoclosure () -> String) throws(ContinuumError) -> T {
         do {
             return try JSONDecoder().decode(T.self, from: Data(bytes))

@@ -1,3 +1,6 @@
+import Logging
+import Tracing
+
 /// The workflow body's handle on its durable history: steps, and the time, ids and random
 /// numbers that must come out the same on replay.
 public struct WorkflowContext: Sendable {
@@ -59,7 +62,11 @@ public struct WorkflowContext: Sendable {
                 }
                 let started = ContinuousClock.now
                 defer { instance.metrics.stepDuration.recordNanoseconds((ContinuousClock.now - started).wholeNanoseconds) }
-                value = try await body(StepContext(workflowID: workflowID, key: call.key, attempt: call.attempt))
+                value = try await withOptionalSpan(instance.tracer, "step \(name)", isolation: isolation) { span in
+                    span?.attributes[TraceAttribute.stepName] = name
+                    span?.attributes[TraceAttribute.stepAttempt] = Int(call.attempt)
+                    return try await body(StepContext(workflowID: workflowID, key: call.key, attempt: call.attempt))
+                }
             } catch {
                 if Task.isCancelled {
                     // The runtime is shutting down: leave the step unrecorded so it runs again on recovery.
@@ -70,18 +77,27 @@ public struct WorkflowContext: Sendable {
                 if Int(call.attempt) < policy.maxAttempts, policy.isRetryable(error), await !instance.isCancellationRequested {
                     let next = instance.clock.now() + policy.delay(afterAttempt: call.attempt).wholeNanoseconds
                     instance.metrics.retries.increment()
+                    instance.logger.notice(
+                        "Step attempt failed; it runs again at the recorded time: \(failure.message)",
+                        metadata: [WorkflowRuntime.LogKey.stepName: "\(name)", WorkflowRuntime.LogKey.attempt: "\(call.attempt)"])
                     call = try await instance.retryStep(call, failure: failure, nextAttemptAt: next)
                     continue
                 }
+                instance.logger.info(
+                    "Step failed: \(failure.message)",
+                    metadata: [WorkflowRuntime.LogKey.stepName: "\(name)", WorkflowRuntime.LogKey.attempt: "\(call.attempt)"])
                 try await instance.completeStep(call, outcome: Result<[UInt8], FailureRecord>.failure(failure))
                 throw stepFailed(call.key, failure)
             }
             let bytes: [UInt8]
             do {
                 bytes = try PayloadCoder.encode(value, what: "the result of step \(call.key)")
+                try PayloadCoder.check(bytes, limit: instance.maxPayloadSize, what: "The result of step \(call.key)")
             } catch {
-                try await instance.completeStep(call, outcome: Result<[UInt8], FailureRecord>.failure(FailureRecord(error)))
-                throw error
+                // Recorded as the step's failure and thrown as replay throws it; never retried.
+                let failure = FailureRecord(error)
+                try await instance.completeStep(call, outcome: Result<[UInt8], FailureRecord>.failure(failure))
+                throw stepFailed(call.key, failure)
             }
             try await instance.completeStep(call, outcome: Result<[UInt8], FailureRecord>.success(bytes))
             return value

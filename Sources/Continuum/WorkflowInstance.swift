@@ -1,4 +1,6 @@
+import Logging
 import Synchronization
+import Tracing
 
 /// One running workflow: the thin actor around its ``WorkflowState`` that turns the state's
 /// decisions into durable appends.
@@ -25,12 +27,21 @@ actor WorkflowInstance {
 
     /// Where the instance reports steps, retries, timer lateness and events.
     nonisolated let metrics: RuntimeMetrics
+    /// Where steps report their spans; `nil` when tracing is off.
+    nonisolated let tracer: (any Tracer)?
+    /// The runtime's logger with the workflow's id and type as metadata.
+    nonisolated let logger: Logger
+    /// The largest step result, in bytes of JSON.
+    nonisolated let maxPayloadSize: Int
 
     init(
-        id: String, stream: StreamID, store: any EventStore, timers: TimerService, metrics: RuntimeMetrics, idleQueue: IdleQueue?,
-        state: WorkflowState
+        id: String, stream: StreamID, store: any EventStore, timers: TimerService, metrics: RuntimeMetrics, tracer: (any Tracer)?,
+        logger: Logger, maxPayloadSize: Int, idleQueue: IdleQueue?, state: WorkflowState
     ) {
+        self.maxPayloadSize = maxPayloadSize
         self.metrics = metrics
+        self.tracer = tracer
+        self.logger = logger
         self.idleQueue = idleQueue
         self.id = id
         self.stream = stream

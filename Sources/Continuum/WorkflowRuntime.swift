@@ -2,6 +2,7 @@ import CoreMetrics
 import Logging
 import ServiceLifecycle
 import Synchronization
+import Tracing
 
 /// Runs durable workflows on an ``EventStore``: starts them, recovers them after a restart,
 /// and answers questions about them.
@@ -50,6 +51,19 @@ public final class WorkflowRuntime: Service, Sendable {
         /// `continuum_step_retries_total`, `continuum_timer_lateness_seconds`,
         /// `continuum_events_received_total` and `continuum_workflows_resident`.
         public var metricsFactory: (any MetricsFactory)?
+        /// The largest workflow input, step result, event payload or workflow output, in bytes
+        /// of JSON. Larger ones fail with ``ContinuumError/Code/payloadTooLarge``: a start or
+        /// send is refused with nothing stored, a step result or output fails that step or the
+        /// workflow once. Default 2 MiB.
+        public var maxPayloadSize: Int
+        /// How often workflows stopped by a full disk or map (``ContinuumError/Code/storageFull``)
+        /// are tried again. The write that failed was never acknowledged, so a retry continues
+        /// from what is committed; once space is freed they go on by themselves.
+        public var storageRetryInterval: Duration
+        /// Where the runtime reports its spans; `nil` uses the process's `InstrumentationSystem`
+        /// tracer. The spans and their attributes are listed in ``TraceAttribute``. With the
+        /// no-op tracer (the default when nothing is bootstrapped) tracing costs nothing.
+        public var tracer: (any Tracer)?
 
         /// The defaults: log to a logger labelled `continuum`, recover in pages of 1,000, the
         /// system clock, park workflows idle for 10 seconds, hold parked timers due within a
@@ -65,6 +79,9 @@ public final class WorkflowRuntime: Service, Sendable {
             self.timerHorizon = timerHorizon
             self.maxResidentWorkflows = maxResidentWorkflows
             self.metricsFactory = nil
+            self.tracer = nil
+            self.storageRetryInterval = .seconds(1)
+            self.maxPayloadSize = 2 << 20
         }
     }
 
@@ -74,8 +91,18 @@ public final class WorkflowRuntime: Service, Sendable {
         public static let workflowID = "continuum.workflow.id"
         /// The workflow's type name.
         public static let workflowType = "continuum.workflow.type"
-        /// An error code.
+        /// An error code (``ContinuumError/Code``).
         public static let errorCode = "continuum.error.code"
+        /// How a workflow ended: `completed`, `failed` or `cancelled`.
+        public static let status = "continuum.workflow.status"
+        /// A step's name.
+        public static let stepName = "continuum.step.name"
+        /// A step's attempt, from 1.
+        public static let attempt = "continuum.step.attempt"
+        /// An external event's name.
+        public static let eventName = "continuum.event.name"
+        /// How many unfinished workflows `run()` recovered from the store.
+        public static let recovered = "continuum.recovered"
     }
 
     private struct Launch: Sendable {
@@ -116,6 +143,8 @@ public final class WorkflowRuntime: Service, Sendable {
     /// Room in memory for `maxResidentWorkflows`.
     private let admission: Admission
     let metrics: RuntimeMetrics
+    /// `nil` when tracing is off.
+    let tracer: (any Tracer)?
 
     /// Creates a runtime. Nothing runs until ``run()``.
     ///
@@ -129,6 +158,7 @@ public final class WorkflowRuntime: Service, Sendable {
         self.timers = TimerService(clock: configuration.clock)
         self.admission = Admission(limit: configuration.maxResidentWorkflows)
         self.metrics = RuntimeMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
+        self.tracer = activeTracer(configuration.tracer)
         var registry: [String: AnyWorkflow] = [:]
         for workflow in workflows {
             let erased = Self.erase(workflow)
@@ -264,7 +294,7 @@ public final class WorkflowRuntime: Service, Sendable {
             let horizon = try loadParkedTimers(after: nil)
             group.addTask { try await self.moveTimerHorizon(after: horizon) }
             state.withLock { $0.ready = true }
-            logger.info("Continuum runtime started", metadata: ["continuum.recovered": "\(recovered)"])
+            logger.info("Continuum runtime started", metadata: [LogKey.recovered: "\(recovered)"])
             // Timers fire from a thread of their own, so they keep time however busy the pool is.
             let timerThread = ThreadExecutor(name: "continuum.timers")
             defer { timerThread.shutdown() }
@@ -272,6 +302,7 @@ public final class WorkflowRuntime: Service, Sendable {
             if let idleTimeout = configuration.idleTimeout {
                 group.addTask { await self.evictIdleWorkflows(after: idleTimeout) }
             }
+            group.addTask { await self.retryAfterStorageFull() }
             for await launch in launches {
                 assign(launch)
             }
@@ -322,6 +353,7 @@ public final class WorkflowRuntime: Service, Sendable {
         try Self.validate(id: id)
         guard workflows[W.name] != nil else { throw Self.unregistered(W.name, id: id) }
         let inputBytes = try PayloadCoder.encode(input, what: "the input of workflow '\(id)'")
+        try PayloadCoder.check(inputBytes, limit: configuration.maxPayloadSize, what: "The input of workflow '\(id)'")
         _ = try await create(type: W.name, id: id, input: inputBytes)
         return WorkflowHandle(runtime: self, id: id)
     }
@@ -337,9 +369,10 @@ public final class WorkflowRuntime: Service, Sendable {
     public func start(type: String, id: String, json input: [UInt8]) async throws -> StartReceipt {
         try Self.validate(id: id)
         guard let workflow = workflows[type] else { throw Self.unregistered(type, id: id) }
+        try PayloadCoder.check(input, limit: configuration.maxPayloadSize, what: "The input of workflow '\(id)'")
         try workflow.checkInput(input)
         let created = try await create(type: type, id: id, input: input)
-        if !created, let first = try store.load(id: id)?.events.first, case .workflowStarted(_, let stored) = first.kind, stored != input {
+        if !created, let first = try store.load(id: id)?.events.first, case .workflowStarted(_, let stored, _) = first.kind, stored != input {
             throw ContinuumError(
                 .workflowIDConflict,
                 "Workflow '\(id)' was started before with another input; starting it again must repeat the same input, or use a new id.",
@@ -361,22 +394,32 @@ public final class WorkflowRuntime: Service, Sendable {
     /// Stores the start (unless the id exists) and hands the workflow to `run()`; returns
     /// whether it was created.
     private func create(type: String, id: String, input: [UInt8]) async throws -> Bool {
-        let started = HistoryEvent(
-            sequence: 0, timestamp: configuration.clock.now(), kind: .workflowStarted(type: type, input: input))
-        switch try await store.create(CreateRequest(id: id, type: type, started: started)) {
-        case .created:
-            metrics.started.increment()
-            launch(id)
-            return true
-        case .existing(_, let summary):
-            guard summary.type == type else {
-                throw ContinuumError(
-                    .workflowIDConflict,
-                    "Workflow id '\(id)' belongs to a workflow of type '\(summary.type)', not '\(type)'; choose another id.",
-                    workflowID: id)
+        try await withOptionalSpan(tracer, "start \(type)", ofKind: .producer) { span in
+            span?.attributes[TraceAttribute.workflowID] = id
+            span?.attributes[TraceAttribute.workflowType] = type
+            var traceContext: [String: String] = [:]
+            if let tracer, let span { tracer.inject(span.context, into: &traceContext, using: TraceCarrier()) }
+            let started = HistoryEvent(
+                sequence: 0, timestamp: configuration.clock.now(),
+                kind: .workflowStarted(type: type, input: input, traceContext: traceContext))
+            switch try await store.create(CreateRequest(id: id, type: type, started: started)) {
+            case .created:
+                span?.attributes[TraceAttribute.created] = true
+                logger.debug("Workflow started", metadata: [LogKey.workflowID: "\(id)", LogKey.workflowType: "\(type)"])
+                metrics.started.increment()
+                launch(id)
+                return true
+            case .existing(_, let summary):
+                span?.attributes[TraceAttribute.created] = false
+                guard summary.type == type else {
+                    throw ContinuumError(
+                        .workflowIDConflict,
+                        "Workflow id '\(id)' belongs to a workflow of type '\(summary.type)', not '\(type)'; choose another id.",
+                        workflowID: id)
+                }
+                if summary.status == .running { launch(id) }
+                return false
             }
-            if summary.status == .running { launch(id) }
-            return false
         }
     }
 
@@ -433,6 +476,26 @@ public final class WorkflowRuntime: Service, Sendable {
                 return  // the runtime is stopping
             }
             after = try loadParkedTimers(after: after)
+        }
+    }
+
+    /// Relaunches, every ``Configuration/storageRetryInterval``, the workflows a full disk or
+    /// map stopped; one that fails again is stopped again until the next try.
+    private func retryAfterStorageFull() async {
+        let clock = configuration.clock
+        while !Task.isCancelled {
+            do {
+                try await clock.sleep(until: clock.now() + configuration.storageRetryInterval.wholeNanoseconds)
+            } catch {
+                return  // the runtime is stopping
+            }
+            let blocked = state.withLock { state in
+                let ids = state.suspended.filter { $0.value.code == .storageFull }.map(\.key)
+                for id in ids { state.suspended[id] = nil }
+                return ids
+            }
+            if !blocked.isEmpty { logger.notice("Retrying workflows stopped by a full store", metadata: ["continuum.workflows": "\(blocked.count)"]) }
+            for id in blocked { launch(id, wake: true) }
         }
     }
 
@@ -503,7 +566,8 @@ public final class WorkflowRuntime: Service, Sendable {
         }
 
         let instance = WorkflowInstance(
-            id: id, stream: stored.stream, store: store, timers: timers, metrics: metrics, idleQueue: configuration.idleTimeout == nil ? nil : idleQueue,
+            id: id, stream: stored.stream, store: store, timers: timers, metrics: metrics, tracer: tracer, logger: logger, maxPayloadSize: configuration.maxPayloadSize,
+            idleQueue: configuration.idleTimeout == nil ? nil : idleQueue,
             state: history)
         let senders = state.withLock { state in
             state.active[id]?.instance = instance
@@ -520,42 +584,90 @@ public final class WorkflowRuntime: Service, Sendable {
                 return
             }
         }
+        var parent = InstrumentationContext.topLevel
+        tracer?.extract(history.traceContext, into: &parent, using: TraceCarrier())
+        parkedDues = await withOptionalSpan(tracer, "workflow \(stored.summary.type)", context: parent, ofKind: .consumer) { span in
+            span?.attributes[TraceAttribute.workflowID] = id
+            span?.attributes[TraceAttribute.workflowType] = stored.summary.type
+            span?.attributes[TraceAttribute.replayedEvents] = stored.events.count
+            let end = await run(workflow, in: instance, input: history.input, logger: logger)
+            span?.attributes[TraceAttribute.runOutcome] = end.name
+            switch end {
+            case .finished(.failed), .suspended: span?.setStatus(SpanStatus(code: .error))
+            default: break
+            }
+            if case .parked(let dues) = end { return dues }
+            return []
+        }
+    }
+
+    /// How one run of a workflow body in this process ended.
+    private enum RunEnd {
+        case finished(WorkflowStatus)
+        /// Parked in the store while it waits, with the deadlines it left.
+        case parked([Int64])
+        case suspended
+        /// Stopped by shutdown; it resumes on the next run.
+        case stopped
+
+        var name: String {
+            switch self {
+            case .finished(let status): "\(status)"
+            case .parked: "parked"
+            case .suspended: "suspended"
+            case .stopped: "stopped"
+            }
+        }
+    }
+
+    /// Runs the body of a loaded workflow and commits how it ended.
+    private func run(_ workflow: AnyWorkflow, in instance: WorkflowInstance, input: [UInt8], logger: Logger) async -> RunEnd {
+        let id = instance.id
         let context = WorkflowContext(instance: instance)
         let outcome: WorkflowState.Outcome
         do {
-            outcome = .completed(try await workflow.execute(context, history.input))
+            let output = try await workflow.execute(context, input)
+            try PayloadCoder.check(output, limit: configuration.maxPayloadSize, what: "The output of workflow '\(id)'")
+            outcome = .completed(output)
         } catch {
             if await instance.evicted {
-                parkedDues = await instance.parkedDues
                 logger.debug("Workflow parked while it waits")
-                return
+                return .parked(await instance.parkedDues)
             }
             if let suspension = await instance.suspension {
                 suspend(id: id, suspension, logger: logger)
-                return
+                return .suspended
             }
             if Task.isCancelled {
                 logger.debug("Workflow stopped by shutdown; it resumes on the next run")
-                return
+                return .stopped
             }
             outcome = .failed(FailureRecord(error))
         }
         switch await instance.finish(outcome) {
         case .success(let outcome):
-            logger.debug("Workflow finished")
+            let status: WorkflowStatus
             switch outcome {
-            case .completed: metrics.finished(.completed)
-            case .failed: metrics.finished(.failed)
-            case .cancelled: metrics.finished(.cancelled)
+            case .completed:
+                status = .completed
+                logger.debug("Workflow completed", metadata: [LogKey.status: "completed"])
+            case .failed(let failure):
+                status = .failed
+                logger.info("Workflow failed: \(failure.message)", metadata: [LogKey.status: "failed"])
+            case .cancelled:
+                status = .cancelled
+                logger.info("Workflow cancelled", metadata: [LogKey.status: "cancelled"])
             }
+            metrics.finished(status)
             resolveWaiters(id: id, with: Self.result(of: outcome, id: id))
+            return .finished(status)
         case .failure(let error):
-            if Task.isCancelled && error.code == .storeClosed { return }
+            if Task.isCancelled && error.code == .storeClosed { return .stopped }
             if await instance.evicted {  // the body caught the eviction and returned
-                parkedDues = await instance.parkedDues
-                return
+                return .parked(await instance.parkedDues)
             }
             suspend(id: id, error, logger: logger)
+            return .suspended
         }
     }
 
@@ -645,6 +757,19 @@ public final class WorkflowRuntime: Service, Sendable {
         if let dedupKey, dedupKey.isEmpty || dedupKey.utf8.count > 256 {
             throw ContinuumError(.invalidArgument, "A dedup key must be 1 to 256 bytes of UTF-8; got \(dedupKey.utf8.count) bytes.")
         }
+        try PayloadCoder.check(payload, limit: configuration.maxPayloadSize, what: "Event '\(name)' for workflow '\(id)'")
+        return try await withOptionalSpan(tracer, "send \(name)", ofKind: .producer) { span in
+            span?.attributes[TraceAttribute.workflowID] = id
+            span?.attributes[TraceAttribute.eventName] = name
+            let receipt = try await deliver(name, to: id, json: payload, dedupKey: dedupKey)
+            logger.trace(
+                "Event \(receipt.duplicate ? "was a duplicate" : "received")",
+                metadata: [LogKey.workflowID: "\(id)", LogKey.eventName: "\(name)"])
+            return receipt
+        }
+    }
+
+    private func deliver(_ name: String, to id: String, json payload: [UInt8], dedupKey: String?) async throws -> EventReceipt {
         let receipt: EventReceipt
         do {
             receipt = try await withInstance(id) { instance throws(ContinuumError) in
@@ -680,6 +805,7 @@ public final class WorkflowRuntime: Service, Sendable {
     ///   the suspension's error for a suspended workflow, ``ContinuumError/Code/notRunning``.
     public func cancel(_ id: String, reason: String = "cancelled by request") async throws {
         try await withInstance(id) { instance throws(ContinuumError) in try await instance.cancel(reason: reason) }
+        logger.info("Cancellation requested: \(reason)", metadata: [LogKey.workflowID: "\(id)"])
     }
 
     /// Runs `body` on the instance driving `id`, loading it first if it is parked; when the

@@ -129,6 +129,8 @@ public struct WorkflowState: Sendable {
     public private(set) var type: String?
     /// The workflow's JSON input.
     public private(set) var input: [UInt8] = []
+    /// The tracing context its starter left (see ``HistoryEvent/Kind/workflowStarted(type:input:traceContext:)``).
+    public private(set) var traceContext: [String: String] = [:]
     /// The sequence number the next appended event gets.
     public private(set) var nextSequence: UInt32 = 0
     /// How the workflow ended, once it has.
@@ -184,10 +186,11 @@ public struct WorkflowState: Sendable {
         }
         guard outcome == nil else { throw inconsistent("event \(event.sequence) comes after the workflow ended") }
         switch event.kind {
-        case .workflowStarted(let type, let input):
+        case .workflowStarted(let type, let input, let traceContext):
             guard self.type == nil else { throw inconsistent("a second workflowStarted at \(event.sequence)") }
             self.type = type
             self.input = input
+            self.traceContext = traceContext
         case .stepCompleted(let step, let result):
             try record(step, .success(result), at: event.sequence)
         case .stepFailed(let step, let failure):

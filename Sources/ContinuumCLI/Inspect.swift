@@ -54,7 +54,7 @@ struct Show: ParsableCommand {
         for event in stored.events {
             let text: String
             switch event.kind {
-            case .workflowStarted(let type, let input):
+            case .workflowStarted(let type, let input, _):
                 text = "started \(type) input \(String(decoding: input, as: UTF8.self))"
             case .stepCompleted(let step, let result):
                 text = "step #\(step.index) \(step.key) completed → \(String(decoding: result, as: UTF8.self))"

@@ -74,10 +74,13 @@ extension HistoryEvent {
             .string(Timestamp.string(nanoseconds: nanoseconds))
         }
         switch kind {
-        case .workflowStarted(let type, let input):
+        case .workflowStarted(let type, let input, let traceContext):
             object["kind"] = .string("workflowStarted")
             object["type"] = .string(type)
             object["input"] = .payload(input)
+            if !traceContext.isEmpty {
+                object["traceContext"] = .object(traceContext.mapValues { .string($0) })
+            }
         case .stepCompleted(let record, let result):
             object["kind"] = .string("stepCompleted")
             step(record)

@@ -1,0 +1,195 @@
+import Continuum
+import ContinuumLMDB
+import ContinuumTesting
+import Foundation
+import Testing
+
+/// Returns a result of `input` bytes from a step that would be retried if it could be.
+private struct Oversized: Workflow {
+    static let name = "oversized"
+    let ledger: Ledger
+
+    struct Input: Codable, Sendable {
+        var stepBytes: Int
+        var outputBytes: Int
+    }
+
+    func run(_ ctx: WorkflowContext, input: Input) async throws -> String {
+        let value = try await ctx.step("big", retry: .exponential(maxAttempts: 5, initial: .milliseconds(1))) { () -> String in
+            ledger.record("big")
+            return String(repeating: "x", count: input.stepBytes)
+        }
+        _ = try await ctx.waitForEvent("go", as: String.self)
+        return value + String(repeating: "y", count: input.outputBytes)
+    }
+}
+
+private func limited(_ bytes: Int) -> WorkflowRuntime.Configuration {
+    var configuration = WorkflowRuntime.Configuration()
+    configuration.maxPayloadSize = bytes
+    return configuration
+}
+
+@Suite("Bad input")
+struct BadInputTests {
+    @Test("an oversized input or event is refused with payloadTooLarge and nothing is stored")
+    func oversizedStartAndEvent() async throws {
+        try await withTemporaryDirectory { path in
+            let ledger = Ledger()
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [Oversized(ledger: ledger)], runtime: limited(1024)) { runtime in
+                let padded = try await errorOf {
+                    _ = try await runtime.start(type: "oversized", id: "raw", json: Array(#"{"stepBytes": 1, "outputBytes": 0, "pad": "\#(String(repeating: "z", count: 2048))"}"#.utf8))
+                }
+                #expect((padded as? ContinuumError)?.code == .payloadTooLarge)
+                #expect(try runtime.status(of: "raw") == nil)
+                let handle = try await runtime.start(Oversized.self, id: "w", input: .init(stepBytes: 10, outputBytes: 0))
+                try await eventually { try runtime.history(of: "w").count == 3 }
+                let before = try runtime.history(of: "w")
+                let error = await #expect(throws: ContinuumError.self) {
+                    try await runtime.send("go", to: "w", payload: String(repeating: "e", count: 4096))
+                }
+                #expect(error?.code == .payloadTooLarge)
+                #expect(error?.message.contains("maxPayloadSize") == true)
+                #expect(try runtime.history(of: "w") == before, "a refused event appended")
+                try await runtime.send("go", to: "w", payload: "ok")
+                #expect(try await handle.result() == String(repeating: "x", count: 10))
+            }
+        }
+    }
+
+    @Test("an oversized step result fails the step once, never retried; an oversized output fails the workflow")
+    func oversizedResultAndOutput() async throws {
+        try await withTemporaryDirectory { path in
+            let ledger = Ledger()
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [Oversized(ledger: ledger)], runtime: limited(1024)) { runtime in
+                let step = try await runtime.start(Oversized.self, id: "step", input: .init(stepBytes: 4096, outputBytes: 0))
+                let stepError = await #expect(throws: ContinuumError.self) { try await step.result() }
+                #expect(stepError?.message.contains("payloadTooLarge") == true, "\(stepError?.message ?? "")")
+                #expect(ledger.count("big") == 1, "an oversized result was retried")
+                let kinds = try runtime.history(of: "step").map(\.kind)
+                #expect(kinds.filter { if case .stepRetrying = $0 { true } else { false } }.isEmpty)
+                #expect(kinds.filter { if case .stepFailed = $0 { true } else { false } }.count == 1)
+                #expect(try runtime.status(of: "step")?.status == .failed)
+
+                let output = try await runtime.start(Oversized.self, id: "output", input: .init(stepBytes: 600, outputBytes: 600))
+                try await runtime.send("go", to: "output", payload: "ok")
+                let outputError = await #expect(throws: ContinuumError.self) { try await output.result() }
+                #expect(outputError?.message.contains("payloadTooLarge") == true, "\(outputError?.message ?? "")")
+                #expect(try runtime.status(of: "output")?.status == .failed)
+            }
+        }
+    }
+
+    @Test("seeded random envelopes: the event codec decodes or names the damage, never crashes", arguments: 0..<20)
+    func codecNeverCrashes(seed: UInt64) throws {
+        var random = SeededGenerator(seed: seed)
+        for _ in 0..<500 {
+            let length = Int.random(in: 0...80, using: &random)
+            let tag = UInt8.random(in: 0...13, using: &random)
+            let timestamp = Int64.random(in: .min ... .max, using: &random)
+            let noise = (0..<length).map { _ in UInt8.random(in: 0 ... .max, using: &random) }
+            // A valid checksum over a random body: only the decoder's own checks stand in the way.
+            let value = BinaryCodec.seal { writer in
+                writer.write(tag)
+                writer.write(timestamp)
+                writer.bytes.append(contentsOf: noise)
+            }
+            do {
+                let event = try BinaryCodec.decodeEvent(value, sequence: 1)
+                let again = try BinaryCodec.decodeEvent(BinaryCodec.encode(event), sequence: 1)
+                #expect(again == event, "seed \(seed): an event that decoded does not survive a round trip")
+            } catch let error as ContinuumError {
+                #expect(error.code == .corruptedData, "seed \(seed): \(error)")
+            }
+        }
+    }
+}
+
+@Suite("Concurrency")
+struct ConcurrencyTests {
+    /// One step, then done: cancellation races its completion.
+    struct Quick: Workflow {
+        static let name = "quick"
+        func run(_ ctx: WorkflowContext, input: Int) async throws -> Int {
+            try await ctx.step("only") { input * 2 }
+        }
+    }
+
+    /// Consumes `input` "n" events and returns their values in order.
+    struct Collector: Workflow {
+        static let name = "collector"
+        func run(_ ctx: WorkflowContext, input: Int) async throws -> [Int] {
+            var values: [Int] = []
+            for _ in 0..<input {
+                if let value = try await ctx.waitForEvent("n", as: Int.self) { values.append(value) }
+            }
+            return values
+        }
+    }
+
+    @Test("cancellation racing completion: one terminal state, and each caller learns the same one")
+    func cancelRacesCompletion() async throws {
+        try await withTemporaryDirectory { path in
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [Quick()]) { runtime in
+                for index in 0..<60 {
+                    let id = "q\(index)"
+                    let handle = try await runtime.start(Quick.self, id: id, input: index)
+                    async let cancelled: (any Error)? = errorOf { try await runtime.cancel(id, reason: "race") }
+                    async let result: Result<Int, any Error> = { () async -> Result<Int, any Error> in
+                        do { return .success(try await handle.result()) } catch { return .failure(error) }
+                    }()
+                    let (cancelError, outcome) = await (cancelled, result)
+                    let status = try runtime.status(of: id)?.status
+                    let terminal = try runtime.history(of: id).filter {
+                        switch $0.kind {
+                        case .workflowCompleted, .workflowFailed, .workflowCancelled: true
+                        default: false
+                        }
+                    }
+                    #expect(terminal.count == 1, "\(id): \(terminal.count) terminal events")
+                    switch outcome {
+                    case .success(let value):
+                        #expect(value == index * 2 && status == .completed)
+                    case .failure(let error):
+                        #expect((error as? ContinuumError)?.code == .cancelled && status == .cancelled, "\(id): \(error)")
+                    }
+                    if let cancelError {
+                        // Refused only because the workflow had already completed.
+                        #expect((cancelError as? ContinuumError)?.code == .workflowFinished && status == .completed, "\(cancelError)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("twenty senders racing on one workflow: every acknowledged event is consumed once, in commit order")
+    func manySenders() async throws {
+        try await withTemporaryDirectory { path in
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [Collector()]) { runtime in
+                let senders = 20
+                let each = 10
+                let handle = try await runtime.start(Collector.self, id: "c", input: senders * each)
+                let receipts = try await withThrowingTaskGroup(of: [(Int, EventReceipt)].self) { group in
+                    for sender in 0..<senders {
+                        group.addTask {
+                            var receipts: [(Int, EventReceipt)] = []
+                            for index in 0..<each {
+                                let value = sender * 1000 + index
+                                // Every send twice with its key, as a retrying sender would.
+                                let receipt = try await runtime.send("n", to: "c", payload: value, dedupKey: "k\(value)")
+                                let again = try await runtime.send("n", to: "c", payload: value, dedupKey: "k\(value)")
+                                #expect(again.sequence == receipt.sequence && again.duplicate)
+                                receipts.append((value, receipt))
+                            }
+                            return receipts
+                        }
+                    }
+                    return try await group.reduce(into: []) { $0 += $1 }
+                }
+                #expect(Set(receipts.map(\.1.sequence)).count == senders * each, "two events share a sequence number")
+                let values = try await handle.result()
+                #expect(values == receipts.sorted { $0.1.sequence < $1.1.sequence }.map(\.0))
+            }
+        }
+    }
+}
