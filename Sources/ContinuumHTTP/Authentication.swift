@@ -1,5 +1,7 @@
 import Crypto
+import DequeModule
 import Foundation
+import Synchronization
 
 /// The bearer tokens the API accepts, kept only as SHA-256 digests and compared in constant time.
 public struct BearerTokens: Sendable {
@@ -63,7 +65,10 @@ public struct WebhookVerifier: Sendable {
     public var isEmpty: Bool { keys.isEmpty }
 
     /// Checks a delivery's signature against every secret, before anything parses its body.
-    public func verify(id: String?, timestamp: String?, signatures: String?, body: some DataProtocol, now: Date = Date()) throws(Failure) {
+    ///
+    /// - Returns: The signed timestamp, in Unix seconds.
+    @discardableResult
+    public func verify(id: String?, timestamp: String?, signatures: String?, body: some DataProtocol, now: Date = Date()) throws(Failure) -> Int64 {
         guard let id, let timestamp, let signatures else { throw .missingHeaders }
         guard let seconds = Int64(timestamp) else { throw .badTimestamp }
         let skew = Double(tolerance.components.seconds)
@@ -80,6 +85,7 @@ public struct WebhookVerifier: Sendable {
             for signature in presented { matched = constantTimeEqual(expected, signature) || matched }
         }
         guard matched else { throw .noMatchingSignature }
+        return seconds
     }
 
     /// The `webhook-signature` value for a delivery, as a sender computes it (for tests and
@@ -113,4 +119,53 @@ func constantTimeEqual(_ a: some Sequence<UInt8>, _ b: some Sequence<UInt8>) -> 
     var difference: UInt8 = 0
     for index in a.indices { difference |= a[index] ^ b[index] }
     return difference == 0
+}
+
+/// Remembers where each signed `webhook-id` was delivered while its timestamp is inside the
+/// accepted window, so a captured delivery cannot be replayed to another workflow or event
+/// name: Standard Webhooks signs the id, the timestamp and the body, not the request path.
+/// A redelivery to the same target passes (the event's dedup key then returns the first receipt).
+///
+/// It holds at most `capacity` ids, forgetting expired ones first and then the oldest, and it
+/// lives in memory: a replay to another target after a restart, inside the window, is not caught.
+final class WebhookReplayGuard: Sendable {
+    struct Target: Hashable, Sendable {
+        var workflowID: String
+        var event: String
+    }
+
+    private struct State {
+        var targets: [String: (target: Target, expires: Int64)] = [:]
+        /// Ids in the order they were first seen, for forgetting the oldest.
+        var order = Deque<String>()
+    }
+
+    private let state = Mutex(State())
+    let capacity: Int
+
+    init(capacity: Int = 200_000) {
+        self.capacity = capacity
+    }
+
+    /// Records `id` for `target` until `expires` (Unix seconds); `false` when `id` is
+    /// recorded, unexpired, for another target.
+    func admit(id: String, target: Target, expires: Int64, now: Int64) -> Bool {
+        state.withLock { state in
+            if let seen = state.targets[id], seen.expires >= now {
+                return seen.target == target
+            }
+            // Forget expired ids from the front, and the oldest while full.
+            while let oldest = state.order.first {
+                let expired = (state.targets[oldest]?.expires ?? .min) < now
+                guard expired || state.order.count >= capacity else { break }
+                state.order.removeFirst()
+                state.targets[oldest] = nil
+            }
+            if state.targets.updateValue((target, expires), forKey: id) == nil { state.order.append(id) }
+            return true
+        }
+    }
+
+    /// How many ids it holds (for tests).
+    var count: Int { state.withLock { $0.targets.count } }
 }

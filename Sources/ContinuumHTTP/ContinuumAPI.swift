@@ -65,6 +65,8 @@ public struct ContinuumAPI: Sendable {
 
     let runtime: WorkflowRuntime
     let configuration: Configuration
+    /// Where each signed webhook-id went, so it cannot be replayed elsewhere.
+    let replayGuard = WebhookReplayGuard()
 
     /// Creates the API over `runtime`.
     public init(runtime: WorkflowRuntime, configuration: Configuration = .init()) {
@@ -151,7 +153,8 @@ public struct ContinuumAPI: Sendable {
             }
             // 2. Who is asking: a bearer token, or for an event a webhook signature, checked
             //    over the raw bytes before anything parses them.
-            try authenticate(request, event: event, body: body)
+            let target = event ? WebhookReplayGuard.Target(workflowID: Self.parameter(context, "id"), event: Self.parameter(context, "name")) : nil
+            try authenticate(request, event: target, body: body)
             try Self.refuseCrossSite(request)
             return try await handler(body)
         } catch let error as APIError {
@@ -204,23 +207,34 @@ public struct ContinuumAPI: Sendable {
         return configuration.tokens.accepts(authorization.dropFirst(7).trimmingCharacters(in: .whitespaces))
     }
 
-    private func authenticate(_ request: Request, event: Bool, body: [UInt8]) throws(APIError) {
+    /// Accepts a bearer token, or for an event (`event` names its target) a webhook signature.
+    private func authenticate(_ request: Request, event: WebhookReplayGuard.Target?, body: [UInt8]) throws(APIError) {
         guard configuration.requiresAuthentication else { return }
         if hasAcceptedToken(request) { return }
-        if event, !configuration.webhooks.isEmpty, request.headers[Self.webhookSignature] != nil {
+        if let event, !configuration.webhooks.isEmpty, request.headers[Self.webhookSignature] != nil {
+            let now = Date()
+            let signedAt: Int64
             do {
-                try configuration.webhooks.verify(
+                signedAt = try configuration.webhooks.verify(
                     id: request.headers[Self.webhookID], timestamp: request.headers[Self.webhookTimestamp],
-                    signatures: request.headers[Self.webhookSignature], body: body)
-                return
+                    signatures: request.headers[Self.webhookSignature], body: body, now: now)
             } catch {
                 throw APIError(status: .unauthorized, code: "badSignature", message: "The webhook signature was refused: \(error).")
             }
+            let id = request.headers[Self.webhookID] ?? ""
+            let expires = signedAt + configuration.webhooks.tolerance.components.seconds
+            guard replayGuard.admit(id: id, target: event, expires: expires, now: Int64(now.timeIntervalSince1970)) else {
+                throw APIError(
+                    status: .conflict, code: "webhookReplayed",
+                    message: "webhook-id '\(id)' was already delivered to another workflow or event; "
+                        + "a sender must give every message its own webhook-id.")
+            }
+            return
         }
         throw APIError(
             status: .unauthorized, code: "unauthorized",
             message: "This server requires a bearer token: send `Authorization: Bearer <token>`"
-                + (event && !configuration.webhooks.isEmpty ? ", or sign the delivery with a webhook secret." : "."))
+                + (event != nil && !configuration.webhooks.isEmpty ? ", or sign the delivery with a webhook secret." : "."))
     }
 
     // MARK: Handlers
@@ -368,6 +382,7 @@ struct APIError: Error, Sendable {
             status = .conflict
         case .notRunning, .storeClosed, .storeLocked: status = .serviceUnavailable
         case .storageFull: status = HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
+        case .payloadTooLarge: status = .contentTooLarge
         default: status = .internalServerError
         }
         self.init(status: status, code: error.code.name, message: error.message)

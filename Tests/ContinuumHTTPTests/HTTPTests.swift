@@ -190,7 +190,7 @@ struct HTTPTests {
         }
     }
 
-    @Test("webhook signatures: valid, rotated secret, wrong secret, stale timestamp, tampered body")
+    @Test("webhook signatures: valid, rotated secret, wrong secret, stale timestamp, tampered body, replayed elsewhere")
     func signatures() async throws {
         let old = "whsec_" + Data("the old secret".utf8).base64EncodedString()
         let new = "whsec_" + Data("the new secret".utf8).base64EncodedString()
@@ -238,6 +238,10 @@ struct HTTPTests {
                 ],
                 body: json(body))
             #expect(replay.status == .ok && replay.object["duplicate"] == .bool(true), "a replay with a new key was appended")
+            // The path is not signed: the captured delivery replayed to another workflow is refused.
+            let elsewhere = try await deliver(to: "w3", secret: new, signedBody: body, sentBody: body, delivery: "d4")
+            #expect(elsewhere.status == .conflict && elsewhere.errorCode == "webhookReplayed")
+            #expect(try runtime.history(of: "w3").count == 2, "a replayed delivery appended")
         }
     }
 }
