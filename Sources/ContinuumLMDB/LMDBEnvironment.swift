@@ -17,6 +17,8 @@ import Darwin
 final class LMDBEnvironment: @unchecked Sendable {
     let env: OpaquePointer
     let path: String
+    /// How many reader slots of dead processes opening cleared.
+    private(set) var staleReadersCleared = 0
     /// workflow id (UTF-8) → stream number (8 bytes, big-endian)
     let ids: MDB_dbi
     /// stream number → workflow summary record
@@ -45,8 +47,11 @@ final class LMDBEnvironment: @unchecked Sendable {
             try check(mdb_env_set_mapsize(env, mapSize), "setting the map size", path: path)
             // Durable flags only: no MDB_NOSYNC, MDB_NOMETASYNC or MDB_WRITEMAP.
             try check(mdb_env_open(env, path, UInt32(MDB_NOTLS), 0o644), "opening", path: path)
+            try Self.allocateLockFile(path + "/lock.mdb")
+            try Self.checkNotTruncated(env, dataPath: path + "/data.mdb")
             var dead: Int32 = 0
             mdb_reader_check(env, &dead)
+            staleReadersCleared = Int(dead)
             var txn: OpaquePointer?
             try check(mdb_txn_begin(env, nil, 0, &txn), "beginning the setup transaction", path: path)
             var handles: [MDB_dbi] = []
@@ -66,6 +71,41 @@ final class LMDBEnvironment: @unchecked Sendable {
             pthread_rwlock_destroy(mapLock)
             mapLock.deallocate()
             throw error
+        }
+    }
+
+    /// Gives the reader table's file its blocks now. LMDB maps it and writes reader slots
+    /// through the mapping; on a full file system (a small tmpfs, say) touching a slot whose
+    /// page was never allocated would kill the process with SIGBUS instead of failing a write.
+    private static func allocateLockFile(_ lockPath: String) throws(ContinuumError) {
+        let fd = open(lockPath, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return }  // LMDB keeps it elsewhere (MDB_NOSUBDIR is not used, so it exists)
+        defer { closeDescriptor(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_size > 0 else { return }
+        let rc = posix_fallocate(fd, 0, info.st_size)
+        guard rc == 0 else {
+            throw ContinuumError(
+                rc == ENOSPC ? .storageFull : .storageFailure,
+                "Cannot allocate LMDB's reader table \(lockPath) (\(String(cString: strerror(rc)))); free space on its file system.")
+        }
+    }
+
+    /// Refuses a data file shorter than its last committed page: reading a page past the end
+    /// of a mapped file kills the process with SIGBUS, so a file cut short (a copy that did
+    /// not finish, say) must be caught before any read.
+    private static func checkNotTruncated(_ env: OpaquePointer, dataPath: String) throws(ContinuumError) {
+        var info = MDB_envinfo()
+        var stats = MDB_stat()
+        guard mdb_env_info(env, &info) == 0, mdb_env_stat(env, &stats) == 0 else { return }
+        var file = stat()
+        guard stat(dataPath, &file) == 0 else { return }
+        let needed = (Int64(info.me_last_pgno) + 1) * Int64(stats.ms_psize)
+        guard Int64(file.st_size) >= needed else {
+            throw ContinuumError(
+                .corruptedData,
+                "The LMDB data file \(dataPath) is \(file.st_size) bytes, but its last committed page ends at byte \(needed): "
+                    + "the file was truncated (a copy that did not finish?). Restore the directory from a backup.")
         }
     }
 
@@ -119,9 +159,12 @@ func check(_ rc: Int32, _ what: @autoclosure () -> String, path: String) throws(
 }
 
 func lmdbError(_ rc: Int32, _ what: String, path: String) -> ContinuumError {
-    let reason = String(cString: mdb_strerror(rc))
+    var reason = String(cString: mdb_strerror(rc))
+    // LMDB reports a write cut short by a full file system as EIO, not ENOSPC.
+    let full = rc == EIO ? freeSpace(path).flatMap { free in free.available < min(64 << 20, free.total / 20) ? free : nil } : nil
+    if let full { reason += "; its file system has \(full.available) bytes free" }
     switch rc {
-    case MDB_MAP_FULL, ENOSPC:
+    case MDB_MAP_FULL, ENOSPC, _ where full != nil:
         return ContinuumError(
             .storageFull,
             "The store at \(path) is full while \(what) (\(reason)). Nothing was acknowledged; free disk space "
@@ -134,6 +177,13 @@ func lmdbError(_ rc: Int32, _ what: String, path: String) -> ContinuumError {
     default:
         return ContinuumError(.storageFailure, "LMDB failed while \(what) at \(path): \(reason) (code \(rc)).")
     }
+}
+
+/// The bytes available to unprivileged writers and the size of the file system holding `path`.
+func freeSpace(_ path: String) -> (available: Int, total: Int)? {
+    var info = statvfs()
+    guard statvfs(path, &info) == 0 else { return nil }
+    return (Int(info.f_bavail) * Int(info.f_frsize), Int(info.f_blocks) * Int(info.f_frsize))
 }
 
 // MARK: Keys

@@ -12,7 +12,7 @@ import Darwin
 #endif
 
 /// Closes a file descriptor (a free function: inside `LMDBStore`, `close` is the store's own method).
-private func closeDescriptor(_ fd: Int32) {
+func closeDescriptor(_ fd: Int32) {
     _ = close(fd)
 }
 
@@ -60,6 +60,8 @@ public final class LMDBStore: EventStore {
 
     /// The directory holding the environment.
     public let path: String
+    /// How many reader slots left by processes that died mid-read opening cleared.
+    public var staleReadersCleared: Int { environment.staleReadersCleared }
     let environment: LMDBEnvironment
     let writer: LMDBWriter
     private let lockFile: Int32
@@ -90,6 +92,15 @@ public final class LMDBStore: EventStore {
             closeDescriptor(lockFile)
             throw error
         }
+        let logger = configuration.logger
+        if environment.staleReadersCleared > 0 {
+            logger.notice(
+                "Cleared reader slots left by dead processes",
+                metadata: ["continuum.lmdb.path": "\(path)", "continuum.lmdb.stale_readers": "\(environment.staleReadersCleared)"])
+        }
+        logger.debug(
+            "Opened the LMDB store",
+            metadata: ["continuum.lmdb.path": "\(path)", "continuum.lmdb.map_size": "\(environment.currentMapSize)"])
     }
 
     deinit {

@@ -184,7 +184,9 @@ final class LMDBWriter: @unchecked Sendable {
             if rc == MDB_MAP_FULL, grow() { continue }
             if rc != 0 {
                 let error = rc == -1 ? ContinuumError(.storageFailure, what) : lmdbError(rc, what, path: environment.path)
-                configuration.logger.error("Commit failed: \(error)")
+                configuration.logger.error(
+                    "Commit failed: \(error.message)",
+                    metadata: ["continuum.error.code": "\(error.code)", "continuum.commit.batch_size": "\(batch.count)"])
                 failAll(batch, error)
                 return
             }
@@ -217,7 +219,9 @@ final class LMDBWriter: @unchecked Sendable {
             configuration.logger.info("Grew the LMDB map", metadata: ["continuum.lmdb.map_size": "\(target)"])
             return true
         } catch {
-            configuration.logger.error("Could not grow the LMDB map: \(error)")
+            configuration.logger.error(
+                "Could not grow the LMDB map: \(error)",
+                metadata: ["continuum.lmdb.path": "\(environment.path)", "continuum.lmdb.map_size": "\(current)"])
             return false
         }
     }

@@ -17,6 +17,10 @@ struct CrashLedger {
     /// For each step, the ledger line numbers of its runs and of the first time its result was seen.
     var runLines: [StepKey: [Int]] = [:]
     var firstSeenLine: [StepKey: Int] = [:]
+    /// Every event value whose send the runtime acknowledged, per workflow.
+    var acks: [String: [String]] = [:]
+    /// How many attempts of a step failed on purpose, per workflow.
+    var failedAttempts: [String: Int] = [:]
 
     init(path: String) throws {
         let text = try String(contentsOfFile: path, encoding: .utf8)
@@ -33,6 +37,10 @@ struct CrashLedger {
                 if firstSeenLine[key] == nil { firstSeenLine[key] = number }
             case ("result", 3):
                 results[fields[1], default: []].append(fields[2])
+            case ("ack", 4):
+                acks[fields[1], default: []].append(fields[2])
+            case ("fail", 4):
+                failedAttempts[fields[1], default: 0] += 1
             default:
                 continue  // a line cut short by SIGKILL
             }
@@ -181,6 +189,32 @@ struct CrashTests {
                 #expect(woke[0] >= start + Int64(sleep) * 1_000_000, "\(id) woke \((start + Int64(sleep) * 1_000_000 - woke[0]) / 1_000_000) ms early")
                 #expect(results[id] == "\(start)-\(woke[0])")
             }
+        }
+    }
+
+    @Test("the reader slot of a process killed mid-read is cleared when the store opens, while another reader lives")
+    func staleReaderCleared() async throws {
+        guard let worker = builtExecutable(named: "CrashWorker") else {
+            Issue.record("CrashWorker is not built beside the test bundle")
+            return
+        }
+        try await withTemporaryDirectory(prefix: "continuum-readers") { directory in
+            try LMDBStore(path: directory).close()
+            // A live reader (a backup tool, say) keeps the environment open, so LMDB does not
+            // reset its reader table on open: the dead process's slot must be found and cleared.
+            let live = try ChildProcess(executable: worker, arguments: ["--hold-reader", directory])
+            try await live.waitForLine("holding")
+            defer { live.kill() }
+            let dead = try ChildProcess(executable: worker, arguments: ["--hold-reader", directory])
+            try await dead.waitForLine("holding")
+            dead.kill()
+            #expect(await dead.exit() == .signalled(SIGKILL))
+            let store = try LMDBStore(path: directory)
+            defer { store.close() }
+            #expect(store.staleReadersCleared == 1)
+            _ = try await store.create(CreateRequest(
+                id: "after", type: "t", started: HistoryEvent(sequence: 0, timestamp: 1, kind: .workflowStarted(type: "t", input: []))))
+            #expect(try store.summary(id: "after") != nil)
         }
     }
 

@@ -293,6 +293,25 @@ struct LMDBStoreTests {
             #expect(error?.message.contains(path) == true)
         }
     }
+
+    @Test("a data file cut short is refused with a clear error, never SIGBUS")
+    func truncatedEnvironment() async throws {
+        try await withTemporaryDirectory { path in
+            do {
+                let store = try LMDBStore(path: path)
+                defer { store.close() }
+                for index in 0..<300 { _ = try await create(store, "w\(index)", input: Array(repeating: 7, count: 2000)) }
+            }
+            let data = path + "/data.mdb"
+            let size = try #require(try FileManager.default.attributesOfItem(atPath: data)[.size] as? Int)
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: data))
+            try handle.truncate(atOffset: UInt64(size / 2))
+            try handle.close()
+            let error = #expect(throws: ContinuumError.self) { try LMDBStore(path: path) }
+            #expect(error?.code == .corruptedData)
+            #expect(error?.message.contains("truncated") == true, "\(error?.message ?? "")")
+        }
+    }
 }
 
 /// Blocks in its second step until cancelled, so a test can leave it unfinished.

@@ -3,8 +3,17 @@
 // result seen by the workflow code, and every workflow result.
 //
 //   CrashWorker --state DIR --ledger FILE --prefix P --workflows N --steps K [--parallel C]
+//               [--sleep-ms MS | --mixed EVENTS]
 //
-// Prints "ready" once the runtime is running; exits 0 once every workflow has completed.
+// Prints "ready" once the runtime is running; exits 0 once every workflow has ended.
+//
+// `--mixed EVENTS` runs ``MixedWorkflow``: steps, a durable sleep, a step that fails once and is
+// retried after a durable backoff, then EVENTS external events that this process sends as an
+// outside sender would (resending everything on every launch, with dedup keys); every fifth
+// workflow is instead cancelled while it waits and runs a compensating step, and every seventh
+// has a step that always fails. Each send the runtime acknowledged is written to the ledger
+// (`ack`), so the test can check that every acknowledged event was consumed exactly once.
+import CLMDB
 import Continuum
 import ContinuumLMDB
 import Foundation
@@ -73,6 +82,96 @@ struct SleepyWorkflow: Workflow {
     }
 }
 
+/// The mixed load of the crash campaign (see the header).
+struct MixedWorkflow: Workflow {
+    static let name = "crash-mixed"
+    let ledger: LedgerFile
+
+    struct Input: Codable, Sendable {
+        var steps: Int
+        var events: Int
+        var sleepMilliseconds: Int
+        /// `cancel`: waits for an event that never comes until it is cancelled; `fail`: a step always throws.
+        var variant: String
+    }
+
+    struct Flaky: Error {}
+
+    func run(_ ctx: WorkflowContext, input: Input) async throws -> String {
+        let id = ctx.workflowID
+        func step(_ name: String) async throws -> String {
+            let value = try await ctx.step(name) { () -> String in
+                try await Task.sleep(for: .milliseconds(Int.random(in: 1...6)))
+                let value = "\(id):\(name):\(getpid()):\(UInt32.random(in: 0 ... .max))"
+                ledger.append("run \(id) \(name) \(value)")
+                return value
+            }
+            ledger.append("done \(id) \(name) \(value)")
+            return value
+        }
+        var parts: [String] = []
+        for index in 0..<input.steps {
+            parts.append(try await step("s\(index)"))
+            if index == 0 { try await ctx.sleep(for: .milliseconds(input.sleepMilliseconds)) }
+        }
+        let flaky = try await ctx.step("flaky", retry: .exponential(maxAttempts: 3, initial: .milliseconds(20), jitter: 0)) { step -> String in
+            guard step.attempt > 1 else {
+                ledger.append("fail \(id) flaky \(step.attempt)")
+                throw Flaky()
+            }
+            let value = "\(id):flaky:\(getpid()):\(UInt32.random(in: 0 ... .max))"
+            ledger.append("run \(id) flaky \(value)")
+            return value
+        }
+        ledger.append("done \(id) flaky \(flaky)")
+        parts.append(flaky)
+        switch input.variant {
+        case "cancel":
+            do {
+                _ = try await ctx.waitForEvent("never", as: String.self)
+            } catch let error as ContinuumError where error.code == .cancelled {
+                parts.append(try await step("undo"))
+                throw error
+            }
+        case "fail":
+            try await ctx.step("doomed") { () throws -> Int in throw Flaky() }
+        default:
+            break
+        }
+        for _ in 0..<input.events {
+            guard let event = try await ctx.waitForEvent("ping", as: String.self) else { continue }
+            ledger.append("got \(id) \(event)")
+            parts.append(event)
+        }
+        return parts.joined(separator: "|")
+    }
+
+    /// Which variant workflow `index` of a round runs.
+    static func variant(_ index: Int) -> String {
+        index % 5 == 4 ? "cancel" : index % 7 == 3 ? "fail" : "plain"
+    }
+}
+
+/// `CrashWorker --hold-reader DIR`: opens the LMDB environment in DIR as a plain reader, begins
+/// a read transaction, prints "holding" and waits to be killed, leaving a stale reader slot.
+func holdReader(at path: String) -> Never {
+    var env: OpaquePointer?
+    var txn: OpaquePointer?
+    guard mdb_env_create(&env) == 0, mdb_env_set_maxdbs(env, 8) == 0,
+        mdb_env_open(env, path, UInt32(MDB_NOTLS | MDB_RDONLY), 0o644) == 0,
+        mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn) == 0
+    else {
+        FileHandle.standardError.write(Data("cannot open \(path) as a reader\n".utf8))
+        exit(1)
+    }
+    FileHandle.standardOutput.write(Data("holding\n".utf8))
+    while true { pause() }
+}
+
+if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--hold-reader" {
+    holdReader(at: CommandLine.arguments[2])
+}
+
 var options: [String: String] = [:]
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let key = arguments.next() {
@@ -95,8 +194,50 @@ let store = try LMDBStore(path: state)
 var logger = Logger(label: "crash-worker")
 logger.logLevel = .warning
 let sleepMilliseconds = options["sleep-ms"].flatMap(Int.init)
+let mixedEvents = options["mixed"].flatMap(Int.init)
 let runtime = WorkflowRuntime(
-    store: store, workflows: [CrashWorkflow(ledger: ledger), SleepyWorkflow(ledger: ledger)], configuration: .init(logger: logger))
+    store: store, workflows: [CrashWorkflow(ledger: ledger), SleepyWorkflow(ledger: ledger), MixedWorkflow(ledger: ledger)],
+    configuration: .init(logger: logger))
+
+/// Starts mixed workflow `index`, sends it its events (or cancels it) as an outside sender
+/// would, and returns how it ended.
+func runMixed(_ id: String, index: Int, events: Int) async throws -> String {
+    let variant = MixedWorkflow.variant(index)
+    // The same input on every launch, or the start would be refused as a conflict.
+    let input = MixedWorkflow.Input(steps: steps, events: events, sleepMilliseconds: index * 13 % 41, variant: variant)
+    let handle = try await runtime.start(MixedWorkflow.self, id: id, input: input)
+    if variant == "cancel" {
+        try await eventuallyWaiting(id)
+        do {
+            try await runtime.cancel(id, reason: "campaign")
+        } catch let error as ContinuumError where error.code == .workflowFinished {}
+        ledger.append("cancelled \(id)")
+    } else if variant == "plain" {
+        for k in 0..<events {
+            try await Task.sleep(for: .milliseconds(Int.random(in: 0...3)))
+            let value = "\(id)-e\(k)"
+            let receipt = try await runtime.send("ping", to: id, payload: value, dedupKey: value)
+            ledger.append("ack \(id) \(value) \(receipt.sequence)")
+        }
+    }
+    do {
+        return try await handle.result()
+    } catch let error as ContinuumError {
+        return "ended:\(error.code)"
+    }
+}
+
+/// Waits until workflow `id` waits for the event that never comes, or has ended.
+func eventuallyWaiting(_ id: String) async throws {
+    while true {
+        if try runtime.status(of: id)?.status != .running { return }
+        let waits = try runtime.history(of: id).contains {
+            if case .waitStarted(_, .event("never"), _) = $0.kind { true } else { false }
+        }
+        if waits { return }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+}
 
 try await runtime.withRunning { runtime in
     FileHandle.standardOutput.write(Data("ready\n".utf8))
@@ -104,10 +245,13 @@ try await runtime.withRunning { runtime in
         var next = 0
         func launch() {
             let id = "\(prefix)\(next)"
+            let index = next
             next += 1
             group.addTask {
                 let output =
-                    if let sleepMilliseconds {
+                    if let mixedEvents {
+                        try await runMixed(id, index: index, events: mixedEvents)
+                    } else if let sleepMilliseconds {
                         try await runtime.start(SleepyWorkflow.self, id: id, input: sleepMilliseconds).result()
                     } else {
                         try await runtime.start(CrashWorkflow.self, id: id, input: steps).result()
