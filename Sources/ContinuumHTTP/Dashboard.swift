@@ -12,6 +12,7 @@ import Hummingbird
 /// sets (`HttpOnly`, `SameSite=Strict`, so other sites cannot post the forms).
 extension ContinuumAPI {
     static let cookieName = "continuum_token"
+    static let forwardedProto = HTTPField.Name("X-Forwarded-Proto")!
 
     func registerDashboard<Context: RequestContext>(on router: Router<Context>) {
         router.get("/") { request, _ in
@@ -44,11 +45,13 @@ extension ContinuumAPI {
             guard self.configuration.tokens.accepts(token) else {
                 return Self.html(.unauthorized, Self.loginPage(message: "That token is not accepted."))
             }
+            // Behind a TLS-terminating proxy the browser speaks HTTPS: keep the cookie off plain HTTP.
+            let secure = request.headers[Self.forwardedProto]?.lowercased() == "https" || request.uri.scheme == .https
             return Response(
                 status: .seeOther,
                 headers: [
                     .location: "/",
-                    .setCookie: "\(Self.cookieName)=\(Self.escapeCookie(token)); Path=/; HttpOnly; SameSite=Strict",
+                    .setCookie: "\(Self.cookieName)=\(Self.escapeCookie(token)); Path=/; HttpOnly; SameSite=Strict\(secure ? "; Secure" : "")",
                 ])
         }
     }

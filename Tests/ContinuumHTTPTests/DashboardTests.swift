@@ -94,7 +94,7 @@ struct DashboardTests {
         }
     }
 
-    @Test("with tokens the pages need one: a login form sets an HttpOnly cookie; a wrong token is refused")
+    @Test("with tokens the pages need one: a login form sets an HttpOnly cookie (Secure behind TLS); a wrong token is refused")
     func login() async throws {
         try await withAPI(.init(tokens: ["let-me-in"])) { client, _ in
             let anonymous = try await client.execute(uri: "/", method: .get)
@@ -106,7 +106,12 @@ struct DashboardTests {
             let right = try await client.execute(uri: "/login", method: .post, headers: formHeaders, body: form(["token": "let-me-in"]))
             #expect(right.status == .seeOther)
             let cookie = try #require(right.headers[.setCookie])
-            #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"))
+            #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && !cookie.contains("Secure"))
+            // Behind a TLS-terminating proxy the cookie is kept off plain HTTP.
+            var proxied = formHeaders
+            proxied[.init("X-Forwarded-Proto")!] = "https"
+            let overTLS = try await client.execute(uri: "/login", method: .post, headers: proxied, body: form(["token": "let-me-in"]))
+            #expect(overTLS.headers[.setCookie]?.hasSuffix("; Secure") == true)
             let pair = String(cookie.split(separator: ";")[0])
             #expect(try await client.execute(uri: "/", method: .get, headers: [.cookie: pair]).status == .ok)
             #expect(try await client.execute(uri: "/", method: .get, headers: [.authorization: "Bearer let-me-in"]).status == .ok)
