@@ -37,7 +37,7 @@ struct BadInputTests {
         try await withTemporaryDirectory { path in
             let ledger = Ledger()
             try await WorkflowRuntime.withLMDB(path: path, workflows: [Oversized(ledger: ledger)], runtime: limited(1024)) { runtime in
-                let padded = try await errorOf {
+                let padded = await errorOf {
                     _ = try await runtime.start(type: "oversized", id: "raw", json: Array(#"{"stepBytes": 1, "outputBytes": 0, "pad": "\#(String(repeating: "z", count: 2048))"}"#.utf8))
                 }
                 #expect((padded as? ContinuumError)?.code == .payloadTooLarge)
@@ -76,6 +76,37 @@ struct BadInputTests {
                 let outputError = await #expect(throws: ContinuumError.self) { try await output.result() }
                 #expect(outputError?.message.contains("payloadTooLarge") == true, "\(outputError?.message ?? "")")
                 #expect(try runtime.status(of: "output")?.status == .failed)
+            }
+        }
+    }
+
+    @Test("ids and event names with odd bytes are stored and found exactly; over the key limit or not NFC they are refused")
+    func oddIDs() async throws {
+        struct Echo: Workflow {
+            static let name = "echo"
+            func run(_ ctx: WorkflowContext, input: String) async throws -> String {
+                let name = try await ctx.step("name") { input }
+                return try await ctx.waitForEvent(name, as: String.self) ?? ""
+            }
+        }
+        let odd = [
+            "a\u{0}b", "a", "\u{202E}evil", "line\nbreak\ttab", "emoji 😀", "caf\u{E9}", String(repeating: "é", count: 255) + "x",
+            "../../etc/passwd", "<script>", "\u{7F}\u{1B}[31m", String(repeating: "z", count: 511),
+        ]
+        try await withTemporaryDirectory { path in
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [Echo()]) { runtime in
+                for id in odd {
+                    let handle = try await runtime.start(Echo.self, id: id, input: id.utf8.count > 256 ? "long" : id)
+                    try await eventually { try runtime.history(of: id).count == 3 }
+                    try await runtime.send(id.utf8.count > 256 ? "long" : id, to: id, payload: "for \(id.utf8.count)")
+                    #expect(try await handle.result() == "for \(id.utf8.count)")
+                }
+                #expect(try runtime.list(limit: 100).map(\.id).sorted() == odd.sorted(), "an id was altered or merged with another")
+                let tooLong = await errorOf { try await runtime.start(Echo.self, id: String(repeating: "z", count: 512), input: "x") }
+                #expect((tooLong as? ContinuumError)?.code == .invalidArgument)
+                let decomposed = await errorOf { try await runtime.start(Echo.self, id: "cafe\u{301}", input: "x") }
+                #expect((decomposed as? ContinuumError)?.code == .invalidArgument)
+                #expect(try runtime.list(limit: 100).count == odd.count)
             }
         }
     }
