@@ -1,6 +1,6 @@
 import Tracing
 
-/// How the runtime names its spans and their attributes.
+/// How the runtime names its spans and their attributes (the same keys its logs use).
 ///
 /// | Span | Kind | When |
 /// |---|---|---|
@@ -14,9 +14,9 @@ import Tracing
 /// process after a deploy stays in the trace of the request that started it.
 public enum TraceAttribute {
     /// The workflow's id.
-    public static let workflowID = "continuum.workflow.id"
+    public static let workflowID = WorkflowRuntime.LogKey.workflowID
     /// The workflow's type name.
-    public static let workflowType = "continuum.workflow.type"
+    public static let workflowType = WorkflowRuntime.LogKey.workflowType
     /// Whether `start` created the workflow (`false`: it existed already).
     public static let created = "continuum.workflow.created"
     /// How many stored events the run replayed before it went on.
@@ -24,11 +24,11 @@ public enum TraceAttribute {
     /// How the run ended: `completed`, `failed`, `cancelled`, `parked`, `suspended` or `stopped`.
     public static let runOutcome = "continuum.workflow.run_outcome"
     /// The step's name.
-    public static let stepName = "continuum.step.name"
+    public static let stepName = WorkflowRuntime.LogKey.stepName
     /// The attempt, from 1.
-    public static let stepAttempt = "continuum.step.attempt"
+    public static let stepAttempt = WorkflowRuntime.LogKey.attempt
     /// The event's name.
-    public static let eventName = "continuum.event.name"
+    public static let eventName = WorkflowRuntime.LogKey.eventName
 }
 
 /// Writes and reads a tracing context as the string map stored in `workflowStarted`.

@@ -107,17 +107,7 @@ struct CrashCampaignTests {
                     if variant == "cancel" { names.append("undo") }
                     var committed: [String] = []
                     for name in names {
-                        let key = CrashLedger.StepKey(workflow: workflow, step: name)
-                        let runs = ledger.runs[key] ?? []
-                        let seen = Set(ledger.seen[key] ?? [])
-                        #expect(seen.count == 1, "\(workflow) \(name) was seen with \(seen.count) results: \(seen); \(reproduce)")
-                        guard let value = seen.first else { continue }
-                        #expect(runs.last == value, "\(workflow) \(name) ran again after \(value) was committed (runs: \(runs)); \(reproduce)")
-                        if let firstSeen = ledger.firstSeenLine[key] {
-                            let late = (ledger.runLines[key] ?? []).filter { $0 > firstSeen }
-                            #expect(late.isEmpty, "\(workflow) \(name) ran after the workflow had seen its committed result; \(reproduce)")
-                        }
-                        committed.append(value)
+                        if let value = ledger.committedValue(workflow: workflow, step: name, reproduce: reproduce) { committed.append(value) }
                     }
                     #expect(ledger.failedAttempts[workflow, default: 0] >= 1, "\(workflow): the flaky step's first attempt never failed")
                     // One terminal state, with the right result.

@@ -46,6 +46,24 @@ struct CrashLedger {
             }
         }
     }
+
+    /// Checks the step oracle and returns the step's committed value: the step ran, the workflow
+    /// saw one result across all runs, that result is the last any run of the body produced,
+    /// and no body ran after the workflow first saw it.
+    func committedValue(workflow: String, step: String, reproduce: String) -> String? {
+        let key = StepKey(workflow: workflow, step: step)
+        let runs = runs[key] ?? []
+        let seen = Set(seen[key] ?? [])
+        #expect(!runs.isEmpty, "\(workflow) \(step) never ran; \(reproduce)")
+        #expect(seen.count == 1, "\(workflow) \(step) returned different results across runs: \(seen); \(reproduce)")
+        guard let value = seen.first else { return nil }
+        #expect(runs.last == value, "\(workflow) \(step) ran again after its result \(value) was committed (runs: \(runs)); \(reproduce)")
+        if let firstSeen = firstSeenLine[key] {
+            let late = (runLines[key] ?? []).filter { $0 > firstSeen }
+            #expect(late.isEmpty, "\(workflow) \(step) ran after the workflow had seen its committed result; \(reproduce)")
+        }
+        return value
+    }
 }
 
 @Suite("Crash recovery", .serialized)
@@ -110,18 +128,7 @@ struct CrashTests {
                     let workflow = "\(prefix)\(index)"
                     var committed: [String] = []
                     for step in 0..<steps {
-                        let key = CrashLedger.StepKey(workflow: workflow, step: "s\(step)")
-                        let runs = ledger.runs[key] ?? []
-                        let seen = Set(ledger.seen[key] ?? [])
-                        #expect(!runs.isEmpty, "\(workflow) s\(step) never ran; \(reproduce)")
-                        #expect(seen.count == 1, "\(workflow) s\(step) returned different results across runs: \(seen); \(reproduce)")
-                        guard let value = seen.first else { continue }
-                        // The committed result is the last one a body produced: no body ran after it.
-                        #expect(runs.last == value, "\(workflow) s\(step) ran again after its result \(value) was committed (runs: \(runs)); \(reproduce)")
-                        if let firstSeen = ledger.firstSeenLine[key] {
-                            let late = (ledger.runLines[key] ?? []).filter { $0 > firstSeen }
-                            #expect(late.isEmpty, "\(workflow) s\(step) ran after the workflow had seen its committed result; \(reproduce)")
-                        }
+                        guard let value = ledger.committedValue(workflow: workflow, step: "s\(step)", reproduce: reproduce) else { continue }
                         committed.append(value)
                     }
                     let results = Set(ledger.results[workflow] ?? [])

@@ -10,7 +10,7 @@ private struct Shipment: Workflow {
     static let name = "shipment"
 
     func run(_ ctx: WorkflowContext, input: String) async throws -> String {
-        try await ctx.step("prepare") { "prepared \(input)" }
+        _ = try await ctx.step("prepare") { "prepared \(input)" }
         let carrier = try await ctx.waitForEvent("go", as: String.self)
         return try await ctx.step("ship") { "shipped \(input) with \(carrier ?? "nobody")" }
     }
