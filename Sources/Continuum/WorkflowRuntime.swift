@@ -483,18 +483,26 @@ public final class WorkflowRuntime: Service, Sendable {
     /// map stopped; one that fails again is stopped again until the next try.
     private func retryAfterStorageFull() async {
         let clock = configuration.clock
+        let interval = configuration.storageRetryInterval
+        var delay = interval
+        var retried: Set<String> = []
         while !Task.isCancelled {
             do {
-                try await clock.sleep(until: clock.now() + configuration.storageRetryInterval.wholeNanoseconds)
+                try await clock.sleep(until: clock.now() + delay.wholeNanoseconds)
             } catch {
                 return  // the runtime is stopping
             }
             let blocked = state.withLock { state in
-                let ids = state.suspended.filter { $0.value.code == .storageFull }.map(\.key)
+                // Not one whose drive task is still unwinding: its relaunch would find it claimed.
+                let ids = state.suspended.filter { $0.value.code == .storageFull && state.active[$0.key] == nil }.map(\.key)
                 for id in ids { state.suspended[id] = nil }
-                return ids
+                return Set(ids)
             }
-            if !blocked.isEmpty { logger.notice("Retrying workflows stopped by a full store", metadata: ["continuum.workflows": "\(blocked.count)"]) }
+            // Stopped again after the last try: the store is still full, so try less often (up to 30 s).
+            delay = blocked.isDisjoint(with: retried) ? interval : min(delay * 2, max(interval, .seconds(30)))
+            retried = blocked
+            guard !blocked.isEmpty else { continue }
+            logger.notice("Retrying workflows stopped by a full store", metadata: ["continuum.workflows": "\(blocked.count)"])
             for id in blocked { launch(id, wake: true) }
         }
     }

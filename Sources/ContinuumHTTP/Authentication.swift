@@ -1,5 +1,4 @@
 import Crypto
-import DequeModule
 import Foundation
 import Synchronization
 
@@ -126,46 +125,49 @@ func constantTimeEqual(_ a: some Sequence<UInt8>, _ b: some Sequence<UInt8>) -> 
 /// name: Standard Webhooks signs the id, the timestamp and the body, not the request path.
 /// A redelivery to the same target passes (the event's dedup key then returns the first receipt).
 ///
-/// It holds at most `capacity` ids, forgetting expired ones first and then the oldest, and it
-/// lives in memory: a replay to another target after a restart, inside the window, is not caught.
+/// It holds at most `capacity` ids. When full it forgets the expired ones (at most once a
+/// second), and if every id is still inside its window it refuses new ones rather than forget
+/// one whose replay would then pass. It lives in memory: a replay to another target after a
+/// restart, inside the window, is not caught.
 final class WebhookReplayGuard: Sendable {
     struct Target: Hashable, Sendable {
         var workflowID: String
         var event: String
     }
 
+    enum Verdict {
+        case admitted
+        /// The id went to another target.
+        case replayed
+        /// Every remembered id is still inside its window.
+        case full
+    }
+
     private struct State {
         var targets: [String: (target: Target, expires: Int64)] = [:]
-        /// Ids in the order they were first seen, for forgetting the oldest.
-        var order = Deque<String>()
+        var lastSweep: Int64 = .min
     }
 
     private let state = Mutex(State())
     let capacity: Int
 
-    init(capacity: Int = 200_000) {
-        self.capacity = capacity
+    init(capacity: Int) {
+        self.capacity = max(1, capacity)
     }
 
-    /// Records `id` for `target` until `expires` (Unix seconds); `false` when `id` is
-    /// recorded, unexpired, for another target.
-    func admit(id: String, target: Target, expires: Int64, now: Int64) -> Bool {
+    /// Records `id` for `target` until `expires` (Unix seconds, like `now`).
+    func admit(id: String, target: Target, expires: Int64, now: Int64) -> Verdict {
         state.withLock { state in
             if let seen = state.targets[id], seen.expires >= now {
-                return seen.target == target
+                return seen.target == target ? .admitted : .replayed
             }
-            // Forget expired ids from the front, and the oldest while full.
-            while let oldest = state.order.first {
-                let expired = (state.targets[oldest]?.expires ?? .min) < now
-                guard expired || state.order.count >= capacity else { break }
-                state.order.removeFirst()
-                state.targets[oldest] = nil
+            if state.targets.count >= capacity, state.lastSweep < now {
+                state.lastSweep = now
+                state.targets = state.targets.filter { $0.value.expires >= now }
             }
-            if state.targets.updateValue((target, expires), forKey: id) == nil { state.order.append(id) }
-            return true
+            guard state.targets.count < capacity || state.targets[id] != nil else { return .full }
+            state.targets[id] = (target, expires)
+            return .admitted
         }
     }
-
-    /// How many ids it holds (for tests).
-    var count: Int { state.withLock { $0.targets.count } }
 }

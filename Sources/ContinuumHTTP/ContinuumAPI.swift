@@ -45,6 +45,15 @@ public struct ContinuumAPI: Sendable {
         /// When set, `GET /metrics` serves this registry in the Prometheus text format (no
         /// token needed, like `/healthz`). Report into it with `PrometheusMetricsFactory(registry:)`.
         public var metrics: PrometheusCollectorRegistry?
+        /// How many signed `webhook-id`s are remembered with their target while their timestamp
+        /// is inside the window, so a delivery cannot be replayed to another workflow or event.
+        /// When that many arrived within the window, further signed deliveries get
+        /// `503 webhookLimit` until older ids expire: refusing is safer than forgetting.
+        public var webhookReplayCapacity: Int = 200_000
+        /// Marks the dashboard's login cookie `Secure`. Set it when browsers reach the server
+        /// over HTTPS (TLS in the server, or in a proxy in front); a request with
+        /// `X-Forwarded-Proto: https` gets it either way.
+        public var secureCookies: Bool = false
 
         /// - Parameters:
         ///   - tokens: Accepted bearer tokens; none means no authentication (bind to loopback).
@@ -66,12 +75,13 @@ public struct ContinuumAPI: Sendable {
     let runtime: WorkflowRuntime
     let configuration: Configuration
     /// Where each signed webhook-id went, so it cannot be replayed elsewhere.
-    let replayGuard = WebhookReplayGuard()
+    let replayGuard: WebhookReplayGuard
 
     /// Creates the API over `runtime`.
     public init(runtime: WorkflowRuntime, configuration: Configuration = .init()) {
         self.runtime = runtime
         self.configuration = configuration
+        self.replayGuard = WebhookReplayGuard(capacity: configuration.webhookReplayCapacity)
     }
 
     /// Adds the routes to `router`.
@@ -222,14 +232,26 @@ public struct ContinuumAPI: Sendable {
                 throw APIError(status: .unauthorized, code: "badSignature", message: "The webhook signature was refused: \(error).")
             }
             let id = request.headers[Self.webhookID] ?? ""
+            guard id.utf8.count <= 256 else {
+                throw APIError(status: .badRequest, code: "invalidArgument", message: "A webhook-id must be at most 256 bytes.")
+            }
+            // A target the handler will refuse as invalid is not remembered.
+            guard event.workflowID.utf8.count <= 511, event.event.utf8.count <= 256 else { return }
             let expires = signedAt + configuration.webhooks.tolerance.components.seconds
-            guard replayGuard.admit(id: id, target: event, expires: expires, now: Int64(now.timeIntervalSince1970)) else {
+            switch replayGuard.admit(id: id, target: event, expires: expires, now: Int64(now.timeIntervalSince1970)) {
+            case .admitted:
+                return
+            case .replayed:
                 throw APIError(
                     status: .conflict, code: "webhookReplayed",
                     message: "webhook-id '\(id)' was already delivered to another workflow or event; "
                         + "a sender must give every message its own webhook-id.")
+            case .full:
+                throw APIError(
+                    status: .serviceUnavailable, code: "webhookLimit",
+                    message: "More signed deliveries arrived within the signature window than this server remembers "
+                        + "(webhookReplayCapacity \(replayGuard.capacity)); retry in a few minutes, or raise the capacity.")
             }
-            return
         }
         throw APIError(
             status: .unauthorized, code: "unauthorized",

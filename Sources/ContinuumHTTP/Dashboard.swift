@@ -46,7 +46,8 @@ extension ContinuumAPI {
                 return Self.html(.unauthorized, Self.loginPage(message: "That token is not accepted."))
             }
             // Behind a TLS-terminating proxy the browser speaks HTTPS: keep the cookie off plain HTTP.
-            let secure = request.headers[Self.forwardedProto]?.lowercased() == "https" || request.uri.scheme == .https
+            let forwarded = request.headers[Self.forwardedProto]?.split(separator: ",").first?.trimmingCharacters(in: .whitespaces)
+            let secure = self.configuration.secureCookies || forwarded?.lowercased() == "https"
             return Response(
                 status: .seeOther,
                 headers: [

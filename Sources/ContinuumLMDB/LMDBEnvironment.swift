@@ -46,8 +46,8 @@ final class LMDBEnvironment: @unchecked Sendable {
             try check(mdb_env_set_maxreaders(env, maxReaders), "setting maxreaders", path: path)
             try check(mdb_env_set_mapsize(env, mapSize), "setting the map size", path: path)
             // Durable flags only: no MDB_NOSYNC, MDB_NOMETASYNC or MDB_WRITEMAP.
+            try Self.allocateLockFile(path + "/lock.mdb", maxReaders: maxReaders)
             try check(mdb_env_open(env, path, UInt32(MDB_NOTLS), 0o644), "opening", path: path)
-            try Self.allocateLockFile(path + "/lock.mdb")
             try Self.checkNotTruncated(env, dataPath: path + "/data.mdb")
             var dead: Int32 = 0
             mdb_reader_check(env, &dead)
@@ -74,21 +74,29 @@ final class LMDBEnvironment: @unchecked Sendable {
         }
     }
 
-    /// Gives the reader table's file its blocks now. LMDB maps it and writes reader slots
-    /// through the mapping; on a full file system (a small tmpfs, say) touching a slot whose
-    /// page was never allocated would kill the process with SIGBUS instead of failing a write.
-    private static func allocateLockFile(_ lockPath: String) throws(ContinuumError) {
-        let fd = open(lockPath, O_RDWR | O_CLOEXEC)
-        guard fd >= 0 else { return }  // LMDB keeps it elsewhere (MDB_NOSUBDIR is not used, so it exists)
+    /// Gives the reader table's file its blocks before LMDB maps it. LMDB writes its header and
+    /// reader slots through a shared mapping; on a full file system (a small tmpfs, say)
+    /// touching a page that was never allocated would kill the process with SIGBUS instead of
+    /// failing a call. LMDB keeps a lock file at least as large as it needs.
+    private static func allocateLockFile(_ lockPath: String, maxReaders: UInt32) throws(ContinuumError) {
+        #if os(Linux)
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }  // mdb_env_open reports it with its own error
         defer { closeDescriptor(fd) }
+        // LMDB needs (maxReaders - 1) 64-byte slots after a header of a few cache lines.
+        let size = off_t(maxReaders) * 64 + 4096
         var info = stat()
-        guard fstat(fd, &info) == 0, info.st_size > 0 else { return }
-        let rc = posix_fallocate(fd, 0, info.st_size)
-        guard rc == 0 else {
+        guard fstat(fd, &info) == 0, info.st_size < size else { return }
+        let rc = posix_fallocate(fd, 0, size)
+        switch rc {
+        case 0, EOPNOTSUPP, EINVAL, ENOSYS:
+            return  // done, or a file system that cannot preallocate (then there is nothing to prevent)
+        default:
             throw ContinuumError(
                 rc == ENOSPC ? .storageFull : .storageFailure,
                 "Cannot allocate LMDB's reader table \(lockPath) (\(String(cString: strerror(rc)))); free space on its file system.")
         }
+        #endif
     }
 
     /// Refuses a data file shorter than its last committed page: reading a page past the end
@@ -159,12 +167,9 @@ func check(_ rc: Int32, _ what: @autoclosure () -> String, path: String) throws(
 }
 
 func lmdbError(_ rc: Int32, _ what: String, path: String) -> ContinuumError {
-    var reason = String(cString: mdb_strerror(rc))
-    // LMDB reports a write cut short by a full file system as EIO, not ENOSPC.
-    let full = rc == EIO ? freeSpace(path).flatMap { free in free.available < min(64 << 20, free.total / 20) ? free : nil } : nil
-    if let full { reason += "; its file system has \(full.available) bytes free" }
+    let reason = String(cString: mdb_strerror(rc))
     switch rc {
-    case MDB_MAP_FULL, ENOSPC, _ where full != nil:
+    case MDB_MAP_FULL, ENOSPC:
         return ContinuumError(
             .storageFull,
             "The store at \(path) is full while \(what) (\(reason)). Nothing was acknowledged; free disk space "
@@ -177,6 +182,18 @@ func lmdbError(_ rc: Int32, _ what: String, path: String) -> ContinuumError {
     default:
         return ContinuumError(.storageFailure, "LMDB failed while \(what) at \(path): \(reason) (code \(rc)).")
     }
+}
+
+/// A failed commit's error. LMDB reports a write cut short by a full file system as `EIO`, not
+/// `ENOSPC`: when the file system is nearly full (under 5 % or 64 MiB free) it is `storageFull`.
+func commitError(_ rc: Int32, _ what: String, path: String) -> ContinuumError {
+    guard rc == EIO, let free = freeSpace(path), free.available < min(64 << 20, free.total / 20) else {
+        return lmdbError(rc, what, path: path)
+    }
+    return ContinuumError(
+        .storageFull,
+        "The store at \(path) is full while \(what) (a write was cut short; its file system has \(free.available) bytes free). "
+            + "Nothing was acknowledged; free disk space and the runtime continues.")
 }
 
 /// The bytes available to unprivileged writers and the size of the file system holding `path`.

@@ -183,7 +183,7 @@ final class LMDBWriter: @unchecked Sendable {
             }
             if rc == MDB_MAP_FULL, grow() { continue }
             if rc != 0 {
-                let error = rc == -1 ? ContinuumError(.storageFailure, what) : lmdbError(rc, what, path: environment.path)
+                let error = rc == -1 ? ContinuumError(.storageFailure, what) : commitError(rc, what, path: environment.path)
                 configuration.logger.error(
                     "Commit failed: \(error.message)",
                     metadata: ["continuum.error.code": "\(error.code)", "continuum.commit.batch_size": "\(batch.count)"])

@@ -109,7 +109,7 @@ struct DashboardTests {
             #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && !cookie.contains("Secure"))
             // Behind a TLS-terminating proxy the cookie is kept off plain HTTP.
             var proxied = formHeaders
-            proxied[.init("X-Forwarded-Proto")!] = "https"
+            proxied[.init("X-Forwarded-Proto")!] = "https, http"
             let overTLS = try await client.execute(uri: "/login", method: .post, headers: proxied, body: form(["token": "let-me-in"]))
             #expect(overTLS.headers[.setCookie]?.hasSuffix("; Secure") == true)
             let pair = String(cookie.split(separator: ";")[0])
@@ -117,6 +117,17 @@ struct DashboardTests {
             #expect(try await client.execute(uri: "/", method: .get, headers: [.authorization: "Bearer let-me-in"]).status == .ok)
             // A form post without the cookie changes nothing.
             #expect(try await client.execute(uri: "/ui/workflows/x/cancel", method: .post).status == .unauthorized)
+        }
+    }
+
+    @Test("with secureCookies the login cookie is Secure on every request")
+    func secureCookies() async throws {
+        var configuration = ContinuumAPI.Configuration(tokens: ["let-me-in"])
+        configuration.secureCookies = true
+        try await withAPI(configuration) { client, _ in
+            let response = try await client.execute(
+                uri: "/login", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"], body: form(["token": "let-me-in"]))
+            #expect(response.headers[.setCookie]?.hasSuffix("; HttpOnly; SameSite=Strict; Secure") == true)
         }
     }
 }

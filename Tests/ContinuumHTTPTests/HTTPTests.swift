@@ -246,6 +246,43 @@ struct HTTPTests {
     }
 }
 
+extension HTTPTests {
+    @Test("the replay guard refuses new signed ids while full of unexpired ones, and accepts again once they expire")
+    func replayGuardCapacity() async throws {
+        let secret = "whsec_" + Data("capacity".utf8).base64EncodedString()
+        var configuration = ContinuumAPI.Configuration(tokens: ["admin"], webhookSecrets: [secret])
+        configuration.webhooks = WebhookVerifier(secrets: [secret], tolerance: .seconds(1))
+        configuration.webhookReplayCapacity = 2
+        try await withAPI(configuration) { client, runtime in
+            for id in ["c1", "c2", "c3"] {
+                _ = try await client.execute(
+                    uri: "/v1/workflows/approval?id=\(id)", method: .post, headers: [.authorization: "Bearer admin"], body: json(#"{"amount": 1}"#))
+            }
+            func deliver(to id: String, delivery: String) async throws -> TestResponse {
+                let timestamp = Int64(Date().timeIntervalSince1970)
+                let body = #"{"by": "hook"}"#
+                return try await client.execute(
+                    uri: "/v1/workflows/\(id)/events/approve", method: .post,
+                    headers: [
+                        .init("webhook-id")!: delivery, .init("webhook-timestamp")!: "\(timestamp)",
+                        .init("webhook-signature")!: WebhookVerifier.signature(secret: secret, id: delivery, timestamp: timestamp, body: Data(body.utf8)),
+                    ],
+                    body: json(body))
+            }
+            #expect(try await deliver(to: "c1", delivery: "x1").status == .accepted)
+            #expect(try await deliver(to: "c2", delivery: "x2").status == .accepted)
+            let full = try await deliver(to: "c3", delivery: "x3")
+            #expect(full.status == .serviceUnavailable && full.errorCode == "webhookLimit")
+            #expect(try runtime.history(of: "c3").count == 2, "a refused delivery appended")
+            // A redelivery of a remembered id still passes while full.
+            #expect(try await deliver(to: "c1", delivery: "x1").status == .ok)
+            // Once the first two are past their window (1 s here), new ids are accepted again.
+            try await Task.sleep(for: .milliseconds(2_100))
+            #expect(try await deliver(to: "c3", delivery: "x3").status == .accepted)
+        }
+    }
+}
+
 @Suite("Metrics")
 struct MetricsTests {
     @Test("/metrics reports started and finished workflows, step durations, events and commits in Prometheus format")

@@ -43,6 +43,28 @@ struct CrashCampaignTests {
         }
     }
 
+    /// Runs `body` and waits for `child` to exit, killing it if that takes over two minutes: a
+    /// hang fails the test instead of blocking CI. Returns how it exited and whether it hung.
+    private static func watched(
+        _ child: ChildProcess, _ body: @Sendable () async throws -> Void
+    ) async throws -> (ChildProcess.Exit, hung: Bool) {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                do {
+                    try await Task.sleep(for: .seconds(120))
+                } catch {
+                    return false
+                }
+                child.kill()
+                return true
+            }
+            try await body()
+            let exit = await child.exit()
+            group.cancelAll()
+            return (exit, try await group.next() ?? false)
+        }
+    }
+
     /// Kills and relaunches the worker until enough kills and rounds are done, then checks the oracles.
     private static func run(
         worker: String, directory: String, seed: UInt64, requiredKills: Int, soak: Duration?,
@@ -72,13 +94,21 @@ struct CrashCampaignTests {
                         "--steps", "\(steps)", "--mixed", "\(events)", "--parallel", "10",
                     ])
                 launches += 1
-                try await child.waitForLine("ready")
+                let delay = Int.random(in: 0...150, using: &random)
                 // Every third launch in a round runs to its end, so rounds finish under any schedule.
-                if launches % 3 != 0 {
-                    try await Task.sleep(for: .milliseconds(Int.random(in: 0...150, using: &random)))
-                    child.kill()
+                let killed = launches % 3 != 0
+                let (exit, hung) = try await Self.watched(child) {
+                    try await child.waitForLine("ready")
+                    if killed {
+                        try await Task.sleep(for: .milliseconds(delay))
+                        child.kill()
+                    }
                 }
-                switch await child.exit() {
+                if hung {
+                    Issue.record("launch \(launches) did not finish within 2 minutes (a hang); \(reproduce)")
+                    return
+                }
+                switch exit {
                 case .signalled(SIGKILL): kills += 1
                 case .exited(0): roundFinished = true
                 case let other:
@@ -132,7 +162,7 @@ struct CrashCampaignTests {
                         #expect(summary?.status == .cancelled)
                         expected[.cancelled, default: 0] += 1
                     default:
-                        #expect(results.count == 1 && results.first?.hasPrefix("ended:") == true, "\(workflow) ended with \(results)")
+                        #expect(results == ["ended:workflowFailed"], "\(workflow) ended with \(results); \(reproduce)")
                         #expect(summary?.status == .failed)
                         expected[.failed, default: 0] += 1
                     }

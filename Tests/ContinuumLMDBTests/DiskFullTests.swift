@@ -57,43 +57,51 @@ struct DiskFullTests {
     @Test("on a full tmpfs: a named storageFull error, nothing acknowledged that is not stored, no SIGBUS; freeing space resumes")
     func fullDisk() async throws {
         try await withTmpfs(size: "6m") { mount in
-            // Ballast to free later.
-            let ballast = mount + "/ballast"
-            #expect(FileManager.default.createFile(atPath: ballast, contents: Data(count: 2 << 20)))
+            // Ballast to free later: a little first if the disk filled at a start, then the rest.
+            let ballast = [mount + "/ballast-1", mount + "/ballast-2"]
+            for file in ballast { #expect(FileManager.default.createFile(atPath: file, contents: Data(count: 1 << 20))) }
             let path = mount + "/state"
             var configuration = LMDBStore.Configuration()
             configuration.initialMapSize = 64 << 20  // far more than the file system holds
             var runtimeConfiguration = WorkflowRuntime.Configuration()
             runtimeConfiguration.storageRetryInterval = .milliseconds(50)
             var acknowledged: [String] = []
-            var stuck: String?
-            var fullError: ContinuumError?
             try await WorkflowRuntime.withLMDB(
                 path: path, workflows: [Hoarder()], configuration: configuration, runtime: runtimeConfiguration
             ) { runtime in
-                for index in 0..<100 {
-                    let id = "h\(index)"
-                    do {
-                        let handle = try await runtime.start(Hoarder.self, id: id, input: 8)
-                        acknowledged.append(id)
-                        _ = try await handle.result()
-                    } catch let error as ContinuumError where error.code == .storageFull {
-                        fullError = error
-                        if acknowledged.last == id { stuck = id }
-                        break
+                /// Starts workflows until a write fails; returns the error and the workflow it stopped, if not a start.
+                func fill(from first: Int) async throws -> (ContinuumError?, stuck: String?) {
+                    for index in first..<first + 100 {
+                        let id = "h\(index)"
+                        do {
+                            let handle = try await runtime.start(Hoarder.self, id: id, input: 8)
+                            acknowledged.append(id)
+                            _ = try await handle.result()
+                        } catch let error as ContinuumError where error.code == .storageFull {
+                            return (error, acknowledged.last == id ? id : nil)
+                        }
                     }
+                    return (nil, nil)
                 }
-                let error = try #require(fullError, "the file system never filled up")
-                #expect(error.message.contains(path), "the error names the store: \(error.message)")
-                // Nothing acknowledged is missing, even now.
+                var (error, stuck) = try await fill(from: 0)
+                let full = try #require(error, "the file system never filled up")
+                #expect(full.message.contains(path), "the error names the store: \(full.message)")
+                if stuck == nil {
+                    // The start was the write that failed: make a little room and fill again, so a step fails.
+                    try FileManager.default.removeItem(atPath: ballast[0])
+                    (error, stuck) = try await fill(from: 100)
+                    try FileManager.default.removeItem(atPath: ballast[1])
+                } else {
+                    try FileManager.default.removeItem(atPath: ballast[0])
+                    try FileManager.default.removeItem(atPath: ballast[1])
+                }
+                // Nothing acknowledged is missing.
                 for id in acknowledged {
                     #expect(try runtime.status(of: id) != nil, "\(id) was acknowledged but is not stored")
                 }
-                // Free space: the stopped workflow goes on by itself and new work is accepted.
-                try FileManager.default.removeItem(atPath: ballast)
-                if let stuck {
-                    try await eventually(timeout: .seconds(20)) { try runtime.status(of: stuck)?.status == .completed }
-                }
+                // With space freed, the stopped workflow goes on by itself and new work is accepted.
+                let stopped = try #require(stuck, "no step ever hit the full disk")
+                try await eventually(timeout: .seconds(20)) { try runtime.status(of: stopped)?.status == .completed }
                 let after = try await runtime.start(Hoarder.self, id: "after", input: 1)
                 #expect(try await after.result() == 65_536)
             }

@@ -15,9 +15,15 @@ private struct Oversized: Workflow {
     }
 
     func run(_ ctx: WorkflowContext, input: Input) async throws -> String {
-        let value = try await ctx.step("big", retry: .exponential(maxAttempts: 5, initial: .milliseconds(1))) { () -> String in
-            ledger.record("big")
-            return String(repeating: "x", count: input.stepBytes)
+        let value: String
+        do {
+            value = try await ctx.step("big", retry: .exponential(maxAttempts: 5, initial: .milliseconds(1))) { () -> String in
+                ledger.record("big")
+                return String(repeating: "x", count: input.stepBytes)
+            }
+        } catch let error as ContinuumError {
+            ledger.record("caught \(error.code)")
+            value = "fallback"
         }
         _ = try await ctx.waitForEvent("go", as: String.self)
         return value + String(repeating: "y", count: input.outputBytes)
@@ -57,19 +63,18 @@ struct BadInputTests {
         }
     }
 
-    @Test("an oversized step result fails the step once, never retried; an oversized output fails the workflow")
+    @Test("an oversized step result fails the step once, never retried, the same error live and on replay; an oversized output fails the workflow")
     func oversizedResultAndOutput() async throws {
         try await withTemporaryDirectory { path in
             let ledger = Ledger()
             try await WorkflowRuntime.withLMDB(path: path, workflows: [Oversized(ledger: ledger)], runtime: limited(1024)) { runtime in
-                let step = try await runtime.start(Oversized.self, id: "step", input: .init(stepBytes: 4096, outputBytes: 0))
-                let stepError = await #expect(throws: ContinuumError.self) { try await step.result() }
-                #expect(stepError?.message.contains("payloadTooLarge") == true, "\(stepError?.message ?? "")")
+                _ = try await runtime.start(Oversized.self, id: "step", input: .init(stepBytes: 4096, outputBytes: 0))
+                try await eventually { try runtime.history(of: "step").contains { if case .waitStarted = $0.kind { true } else { false } } }
                 #expect(ledger.count("big") == 1, "an oversized result was retried")
                 let kinds = try runtime.history(of: "step").map(\.kind)
                 #expect(kinds.filter { if case .stepRetrying = $0 { true } else { false } }.isEmpty)
-                #expect(kinds.filter { if case .stepFailed = $0 { true } else { false } }.count == 1)
-                #expect(try runtime.status(of: "step")?.status == .failed)
+                let failures = kinds.compactMap { if case .stepFailed(_, let failure) = $0 { failure } else { nil } }
+                #expect(failures.count == 1 && failures.first?.type == "ContinuumError.payloadTooLarge", "\(failures)")
 
                 let output = try await runtime.start(Oversized.self, id: "output", input: .init(stepBytes: 600, outputBytes: 600))
                 try await runtime.send("go", to: "output", payload: "ok")
@@ -77,6 +82,13 @@ struct BadInputTests {
                 #expect(outputError?.message.contains("payloadTooLarge") == true, "\(outputError?.message ?? "")")
                 #expect(try runtime.status(of: "output")?.status == .failed)
             }
+            // Replayed in a new runtime, the workflow code catches the same error as live.
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [Oversized(ledger: ledger)], runtime: limited(1024)) { runtime in
+                try await runtime.send("go", to: "step", payload: "ok")
+                #expect(try await runtime.handle(Oversized.self, id: "step").result() == "fallback")
+            }
+            #expect(ledger.count("caught stepFailed") == 2, "live and replay differ")
+            #expect(ledger.count("big") == 2, "one run for each workflow, none on replay")
         }
     }
 
@@ -109,6 +121,34 @@ struct BadInputTests {
                 #expect(try runtime.list(limit: 100).count == odd.count)
             }
         }
+    }
+
+    @Test("a workflowStarted value whose trace context is cut short or claims 4 billion pairs is corruptedData")
+    func traceContextBounds() throws {
+        let started = BinaryCodec.encode(HistoryEvent(sequence: 0, timestamp: 1, kind: .workflowStarted(type: "t", input: [1])))
+        let header = 5
+        func withTail(_ tail: [UInt8]) -> [UInt8] {
+            BinaryCodec.seal { writer in
+                writer.bytes.append(contentsOf: started[header...])
+                writer.bytes.append(contentsOf: tail)
+            }
+        }
+        let pair: [UInt8] = [1, 0, 0, 0, UInt8(ascii: "k"), 1, 0, 0, 0, UInt8(ascii: "v")]
+        let cases: [(String, [UInt8])] = [
+            ("4 billion pairs", [0xFF, 0xFF, 0xFF, 0xFF]),
+            ("a pair cut short", [1, 0, 0, 0] + pair.dropLast(3)),
+            ("a count cut short", [1, 0]),
+            ("a pair and then junk", [1, 0, 0, 0] + pair + [9]),
+        ]
+        for (what, value) in cases.map({ ($0.0, withTail($0.1)) }) {
+            let error = #expect(throws: ContinuumError.self, "\(what)") { try BinaryCodec.decodeEvent(value, sequence: 0) }
+            #expect(error?.code == .corruptedData, "\(what)")
+        }
+        // Zero pairs and one pair decode.
+        #expect(try BinaryCodec.decodeEvent(withTail([0, 0, 0, 0]), sequence: 0).kind == .workflowStarted(type: "t", input: [1]))
+        #expect(
+            try BinaryCodec.decodeEvent(withTail([1, 0, 0, 0] + pair), sequence: 0).kind
+                == .workflowStarted(type: "t", input: [1], traceContext: ["k": "v"]))
     }
 
     @Test("seeded random envelopes: the event codec decodes or names the damage, never crashes", arguments: 0..<20)

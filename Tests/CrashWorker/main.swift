@@ -134,7 +134,7 @@ struct MixedWorkflow: Workflow {
                 throw error
             }
         case "fail":
-            try await ctx.step("doomed") { () throws -> Int in throw Flaky() }
+            _ = try await ctx.step("doomed") { () throws -> Int in throw Flaky() }
         default:
             break
         }
