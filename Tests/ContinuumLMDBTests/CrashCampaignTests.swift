@@ -55,6 +55,7 @@ struct CrashCampaignTests {
                 } catch {
                     return false
                 }
+                print("campaign watchdog: launch pid \(child.pid) still running after 2 minutes\n" + Self.diagnose(child))
                 child.kill()
                 return true
             }
@@ -63,6 +64,26 @@ struct CrashCampaignTests {
             group.cancelAll()
             return (exit, try await group.next() ?? false)
         }
+    }
+
+    /// What a launch that seems hung is doing: its state in /proc (a zombie means the parent
+    /// missed its exit), its last output, and every thread's stack when gdb can attach.
+    private static func diagnose(_ child: ChildProcess) -> String {
+        let pid = child.pid
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? "no /proc entry (exited and reaped)"
+        var report = "stat: \(stat)\nlast output: \(child.output.suffix(300))\n"
+        let gdb = Process()
+        gdb.executableURL = URL(fileURLWithPath: "/usr/bin/gdb")
+        gdb.arguments = ["-p", "\(pid)", "-batch", "-ex", "thread apply all bt 30"]
+        let pipe = Pipe()
+        gdb.standardOutput = pipe
+        gdb.standardError = pipe
+        if (try? gdb.run()) != nil {
+            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            gdb.waitUntilExit()
+            report += output.suffix(60_000)
+        }
+        return report
     }
 
     /// Kills and relaunches the worker until enough kills and rounds are done, then checks the oracles.
@@ -115,7 +136,7 @@ struct CrashCampaignTests {
                     Issue.record("worker \(other) (launch \(launches)); \(reproduce)")
                     return
                 }
-                let limit = soak == nil ? 1_000 : 1_000_000
+                let limit = soak == nil ? max(1_000, requiredKills * 4) : 1_000_000
                 if launches >= limit {
                     Issue.record("the workload does not finish after \(launches) launches; \(reproduce)")
                     return
