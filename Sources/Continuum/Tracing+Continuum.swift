@@ -52,14 +52,14 @@ func activeTracer(_ configured: (any Tracer)?) -> (any Tracer)? {
 /// Runs `operation` in a span of `tracer`, or just runs it when there is no tracer.
 func withOptionalSpan<T>(
     _ tracer: (any Tracer)?,
-    _ name: String,
+    _ name: @autoclosure () -> String,
     context: @autoclosure () -> InstrumentationContext = .current ?? .topLevel,
     ofKind kind: SpanKind = .internal,
     isolation: isolated (any Actor)? = #isolation,
     _ operation: ((any Span)?) async throws -> T
 ) async rethrows -> T {
     guard let tracer else { return try await operation(nil) }
-    return try await tracer.withAnySpan(name, context: context(), ofKind: kind, isolation: isolation) { span in
+    return try await tracer.withAnySpan(name(), context: context(), ofKind: kind, isolation: isolation) { span in
         try await operation(span)
     }
 }
