@@ -21,6 +21,13 @@ private func uniqueTracer() -> InMemoryTracer {
     InMemoryTracer(idGenerator: .init(nextTraceID: { UUID().uuidString }, nextSpanID: { UUID().uuidString }))
 }
 
+/// A runtime configuration reporting to `tracer`.
+private func traced(by tracer: InMemoryTracer) -> WorkflowRuntime.Configuration {
+    var configuration = WorkflowRuntime.Configuration()
+    configuration.tracer = tracer
+    return configuration
+}
+
 private func spans(_ tracer: InMemoryTracer, named name: String) -> [FinishedInMemorySpan] {
     tracer.finishedSpans.filter { $0.operationName == name }
 }
@@ -31,8 +38,7 @@ struct TracingTests {
     func resumedWorkflowContinuesTrace() async throws {
         try await withTemporaryDirectory { path in
             let first = uniqueTracer()
-            var configuration = WorkflowRuntime.Configuration()
-            configuration.tracer = first
+            let configuration = traced(by: first)
             let requestSpan: InMemorySpanContext = try await WorkflowRuntime.withLMDB(
                 path: path, workflows: [Shipment()], runtime: configuration
             ) { runtime in
@@ -72,8 +78,7 @@ struct TracingTests {
 
             // Process two, with a tracer of its own: the event resumes the workflow in the same trace.
             let second = uniqueTracer()
-            configuration.tracer = second
-            let result = try await WorkflowRuntime.withLMDB(path: path, workflows: [Shipment()], runtime: configuration) { runtime in
+            let result = try await WorkflowRuntime.withLMDB(path: path, workflows: [Shipment()], runtime: traced(by: second)) { runtime in
                 try await runtime.send("go", to: "order-1", payload: "courier")
                 return try await runtime.handle(Shipment.self, id: "order-1").result()
             }
@@ -100,8 +105,7 @@ struct TracingTests {
         }
         try await withTemporaryDirectory { path in
             let tracer = uniqueTracer()
-            var configuration = WorkflowRuntime.Configuration()
-            configuration.tracer = tracer
+            let configuration = traced(by: tracer)
             try await WorkflowRuntime.withLMDB(path: path, workflows: [Broken()], runtime: configuration) { runtime in
                 let handle = try await runtime.start(Broken.self, id: "b", input: 1)
                 await #expect(throws: ContinuumError.self) { try await handle.result() }
@@ -119,8 +123,7 @@ struct TracingTests {
     func rootStart() async throws {
         try await withTemporaryDirectory { path in
             let tracer = uniqueTracer()
-            var configuration = WorkflowRuntime.Configuration()
-            configuration.tracer = tracer
+            let configuration = traced(by: tracer)
             try await WorkflowRuntime.withLMDB(path: path, workflows: [Shipment()], runtime: configuration) { runtime in
                 _ = try await runtime.start(Shipment.self, id: "o", input: "tea")
                 try await runtime.send("go", to: "o", payload: "bike")
