@@ -251,15 +251,20 @@ extension HTTPTests {
     func replayGuardCapacity() async throws {
         let secret = "whsec_" + Data("capacity".utf8).base64EncodedString()
         var configuration = ContinuumAPI.Configuration(tokens: ["admin"], webhookSecrets: [secret])
-        configuration.webhooks = WebhookVerifier(secrets: [secret], tolerance: .seconds(1))
+        // The window is short so the test can wait it out, but long enough that a loaded CI
+        // machine's request latency never makes a fresh timestamp stale.
+        let window: Int64 = 4
+        configuration.webhooks = WebhookVerifier(secrets: [secret], tolerance: .seconds(window))
         configuration.webhookReplayCapacity = 2
         try await withAPI(configuration) { client, runtime in
             for id in ["c1", "c2", "c3"] {
                 _ = try await client.execute(
                     uri: "/v1/workflows/approval?id=\(id)", method: .post, headers: [.authorization: "Bearer admin"], body: json(#"{"amount": 1}"#))
             }
+            var latestSigned: Int64 = 0
             func deliver(to id: String, delivery: String) async throws -> TestResponse {
                 let timestamp = Int64(Date().timeIntervalSince1970)
+                latestSigned = max(latestSigned, timestamp)
                 let body = #"{"by": "hook"}"#
                 return try await client.execute(
                     uri: "/v1/workflows/\(id)/events/approve", method: .post,
@@ -276,8 +281,10 @@ extension HTTPTests {
             #expect(try runtime.history(of: "c3").count == 2, "a refused delivery appended")
             // A redelivery of a remembered id still passes while full.
             #expect(try await deliver(to: "c1", delivery: "x1").status == .ok)
-            // Once the first two are past their window (1 s here), new ids are accepted again.
-            try await Task.sleep(for: .milliseconds(2_100))
+            // Once the first two are past their window, new ids are accepted again.
+            while Int64(Date().timeIntervalSince1970) <= latestSigned + window {
+                try await Task.sleep(for: .milliseconds(200))
+            }
             #expect(try await deliver(to: "c3", delivery: "x3").status == .accepted)
         }
     }
