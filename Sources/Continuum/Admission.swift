@@ -52,4 +52,7 @@ final class Admission: Sendable {
 
     /// How many are in memory (admitted and not yet left).
     var inside: Int { state.withLock { $0.inside } }
+
+    /// How many wait for room.
+    var queued: Int { state.withLock { $0.waiting.count - $0.head } }
 }

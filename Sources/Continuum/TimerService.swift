@@ -61,6 +61,31 @@ final class TimerService: Sendable {
     /// How many timers wait in all, wake-ups of parked workflows included.
     var scheduled: Int { state.withLock { $0.wheel.count } }
 
+    /// One line on the driver and its timers, for diagnosing a process that seems stuck.
+    var diagnostics: String {
+        let now = clock.now()
+        return state.withLock { state in
+            var armed = 0
+            var waiting = 0
+            var fired = 0
+            var overdue = 0
+            for sleeper in state.sleepers.values {
+                switch sleeper {
+                case .armed: armed += 1
+                case .waiting(_, let timer):
+                    waiting += 1
+                    if let due = state.wheel.due(of: timer), due <= now { overdue += 1 }
+                case .fired: fired += 1
+                }
+            }
+            let dozing = state.dozingUntil.map { $0 == .max ? "forever" : "\(($0 - now) / 1_000_000) ms from now" } ?? "not running"
+            let next = state.wheel.nextWake.map { "\(($0 - now) / 1_000_000) ms from now" } ?? "none"
+            return "timers: \(state.wheel.count) in the wheel (next due \(next)); sleepers \(armed) armed, \(waiting) waiting "
+                + "(\(overdue) overdue), \(fired) fired unclaimed; driver dozing until \(dozing), rung \(state.rung), "
+                + "doorbell \(state.doorbell == nil ? "not hung" : "hung")"
+        }
+    }
+
     /// A timer armed with ``arm(until:)``.
     struct Timer: Sendable, Hashable {
         fileprivate var token: UInt64

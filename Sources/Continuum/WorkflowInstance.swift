@@ -458,6 +458,21 @@ actor WorkflowInstance {
         return error
     }
 
+    /// What the instance is doing, on one line, for diagnosing a workflow that seems stuck:
+    /// its steps running, the waits its body is in, the tasks registered to be woken, and the
+    /// waits still pending in its state.
+    var diagnostics: String {
+        let now = clock.now()
+        let pending = state.recordedWaits.filter { $0.value.outcome == nil }.map { key, wait in
+            "\(key) \(wait.wait)" + (wait.due.map { " due in \(($0 - now) / 1_000_000) ms" } ?? "")
+        }
+        return "steps running \(runningSteps); body waiting in \(waitingKeys.sorted { "\($0)" < "\($1)" }); "
+            + "registered \(eventWaiters.keys.sorted { "\($0)" < "\($1)" }); pending waits \(pending.sorted()); "
+            + "evicted \(evicted); suspension \(suspension.map { "\($0.code)" } ?? "none"); "
+            + "cancellation \(state.cancellation ?? "none"); outcome \(state.outcome.map { "\($0)" } ?? "none"); "
+            + "unconsumed events named \(Set(state.inbox.values.map(\.name)).filter { state.oldestUnconsumed(named: $0) != nil }.sorted())"
+    }
+
     private func nondeterminism(_ divergence: WorkflowState.Divergence) -> ContinuumError {
         ContinuumError(
             .nondeterminism,

@@ -526,6 +526,32 @@ public final class WorkflowRuntime: Service, Sendable {
         state.withLock { $0.active.values.filter { $0.instance != nil }.count }
     }
 
+    /// What the runtime holds in memory: for diagnosing a process that seems stuck (a test
+    /// harness prints it on a signal). The text is for people and changes without notice.
+    @_spi(Diagnostics)
+    public var diagnostics: String {
+        let (running, ready, active, loaded, suspended, waiters) = state.withLock { state in
+            (
+                state.launches != nil, state.ready, state.active.count, state.active.values.count { $0.instance != nil },
+                state.suspended.count, state.waiters.values.reduce(0) { $0 + $1.count }
+            )
+        }
+        return "runtime: running \(running), ready \(ready); \(active) claimed (\(loaded) loaded), \(suspended) suspended, "
+            + "\(waiters) result waiters; admission \(admission.inside) inside, \(admission.queued) queued\n\(timers.diagnostics)"
+    }
+
+    /// What the runtime holds in memory for workflow `id`; see ``diagnostics``.
+    @_spi(Diagnostics)
+    public func diagnostics(of id: String) async -> String {
+        let (slot, suspended, waiters) = state.withLock { state in (state.active[id], state.suspended[id], state.waiters[id]?.count ?? 0) }
+        var text = "\(id): \(waiters) result waiters"
+        if let suspended { text += ", suspended (\(suspended.code))" }
+        guard let slot else { return text + ", not claimed" }
+        text += ", claimed (driving \(slot.driving), \(slot.waiting.count) senders waiting for the instance)"
+        guard let instance = slot.instance else { return text + ", not loaded" }
+        return text + "; " + (await instance.diagnostics)
+    }
+
     private func drive(id: String, wake: Bool = false) async {
         // Claimed once; the workflow is then loaded fresh, so a second launch finds what the first did.
         let claimed = state.withLock { state in

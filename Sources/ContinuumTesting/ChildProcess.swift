@@ -119,6 +119,11 @@ public final class ChildProcess: Sendable {
         _ = Glibc.kill(process.processIdentifier, SIGTERM)
     }
 
+    /// Sends `signal`.
+    public func signal(_ signal: Int32) {
+        _ = Glibc.kill(process.processIdentifier, signal)
+    }
+
     /// Sends SIGKILL.
     public func kill() {
         _ = Glibc.kill(process.processIdentifier, SIGKILL)

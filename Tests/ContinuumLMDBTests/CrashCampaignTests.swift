@@ -55,6 +55,9 @@ struct CrashCampaignTests {
                 } catch {
                     return false
                 }
+                // The worker prints what each workflow's task and the runtime are doing on SIGUSR1.
+                child.signal(SIGUSR1)
+                try? await Task.sleep(for: .seconds(3))
                 print("campaign watchdog: launch pid \(child.pid) still running after 2 minutes\n" + Self.diagnose(child))
                 child.kill()
                 return true
@@ -67,11 +70,12 @@ struct CrashCampaignTests {
     }
 
     /// What a launch that seems hung is doing: its state in /proc (a zombie means the parent
-    /// missed its exit), its last output, and every thread's stack when gdb can attach.
+    /// missed its exit), its last output (with the worker's dump), and every thread's stack
+    /// when gdb can attach.
     private static func diagnose(_ child: ChildProcess) -> String {
         let pid = child.pid
         let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? "no /proc entry (exited and reaped)"
-        var report = "stat: \(stat)\nlast output: \(child.output.suffix(300))\n"
+        var report = "stat: \(stat)\nlast output: \(child.output.suffix(30_000))\n"
         let gdb = Process()
         gdb.executableURL = URL(fileURLWithPath: "/usr/bin/gdb")
         gdb.arguments = ["-p", "\(pid)", "-batch", "-ex", "thread apply all bt 30"]

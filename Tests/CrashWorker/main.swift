@@ -5,7 +5,9 @@
 //   CrashWorker --state DIR --ledger FILE --prefix P --workflows N --steps K [--parallel C]
 //               [--sleep-ms MS | --mixed EVENTS]
 //
-// Prints "ready" once the runtime is running; exits 0 once every workflow has ended.
+// Prints "ready" once the runtime is running; exits 0 once every workflow has ended. On
+// SIGUSR1 it prints what each unfinished workflow's task is doing and what the runtime holds
+// for it (the campaign's watchdog asks before it kills a launch that seems hung).
 //
 // `--mixed EVENTS` runs ``MixedWorkflow``: steps, a durable sleep, a step that fails once and is
 // retried after a durable backoff, then EVENTS external events that this process sends as an
@@ -14,10 +16,11 @@
 // has a step that always fails. Each send the runtime acknowledged is written to the ledger
 // (`ack`), so the test can check that every acknowledged event was consumed exactly once.
 import CLMDB
-import Continuum
+@_spi(Diagnostics) import Continuum
 import ContinuumLMDB
 import Foundation
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -199,15 +202,40 @@ let runtime = WorkflowRuntime(
     store: store, workflows: [CrashWorkflow(ledger: ledger), SleepyWorkflow(ledger: ledger), MixedWorkflow(ledger: ledger)],
     configuration: .init(logger: logger))
 
+/// What each workflow's task in this process is doing, for the SIGUSR1 dump.
+let phases = Mutex<[String: String]>([:])
+
+func phase(_ id: String, _ what: String?) {
+    phases.withLock { $0[id] = what }
+}
+
+/// Prints the phases, the runtime's state and each unfinished workflow's stored status and
+/// last history events.
+func dump() async {
+    var lines = ["dump begins", runtime.diagnostics]
+    for (id, what) in phases.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
+        lines.append("\(id) task: \(what)")
+        lines.append("  " + (await runtime.diagnostics(of: id)))
+        let status = (try? runtime.status(of: id)).flatMap { $0.map { "\($0.status)" } } ?? "unknown"
+        let tail = ((try? runtime.history(of: id)) ?? []).suffix(4).map { "\($0.sequence): \(String(describing: $0.kind).prefix(100))" }
+        lines.append("  stored \(status); last events \(tail)")
+    }
+    lines.append("dump ends\n")
+    FileHandle.standardOutput.write(Data(lines.joined(separator: "\n").utf8))
+}
+
 /// Starts mixed workflow `index`, sends it its events (or cancels it) as an outside sender
 /// would, and returns how it ended.
 func runMixed(_ id: String, index: Int, events: Int) async throws -> String {
     let variant = MixedWorkflow.variant(index)
     // The same input on every launch, or the start would be refused as a conflict.
     let input = MixedWorkflow.Input(steps: steps, events: events, sleepMilliseconds: index * 13 % 41, variant: variant)
+    phase(id, "starting")
     let handle = try await runtime.start(MixedWorkflow.self, id: id, input: input)
     if variant == "cancel" {
+        phase(id, "waiting for it to wait for 'never'")
         try await eventuallyWaiting(id)
+        phase(id, "cancelling")
         do {
             try await runtime.cancel(id, reason: "campaign")
         } catch let error as ContinuumError where error.code == .workflowFinished {}
@@ -216,10 +244,13 @@ func runMixed(_ id: String, index: Int, events: Int) async throws -> String {
         for k in 0..<events {
             try await Task.sleep(for: .milliseconds(Int.random(in: 0...3)))
             let value = "\(id)-e\(k)"
+            phase(id, "sending \(value)")
             let receipt = try await runtime.send("ping", to: id, payload: value, dedupKey: value)
             ledger.append("ack \(id) \(value) \(receipt.sequence)")
         }
     }
+    phase(id, "waiting for the result")
+    defer { phase(id, nil) }
     do {
         return try await handle.result()
     } catch let error as ContinuumError {
@@ -239,9 +270,20 @@ func eventuallyWaiting(_ id: String) async throws {
     }
 }
 
+signal(SIGUSR1, SIG_IGN)
+let (dumpRequests, requestDump) = AsyncStream.makeStream(of: Void.self)
+let dumpSignal = DispatchSource.makeSignalSource(signal: SIGUSR1)
+dumpSignal.setEventHandler { requestDump.yield() }
+dumpSignal.resume()
+
 try await runtime.withRunning { runtime in
     FileHandle.standardOutput.write(Data("ready\n".utf8))
     try await withThrowingTaskGroup(of: Void.self) { group in
+        // Ends when the group is cancelled below, once every workflow has ended.
+        group.addTask {
+            for await _ in dumpRequests { await dump() }
+        }
+        defer { group.cancelAll() }
         var next = 0
         func launch() {
             let id = "\(prefix)\(next)"
@@ -260,7 +302,9 @@ try await runtime.withRunning { runtime in
             }
         }
         while next < min(parallel, count) { launch() }
-        while try await group.next() != nil {
+        var ended = 0
+        while ended < count, try await group.next() != nil {
+            ended += 1
             if next < count { launch() }
         }
     }
