@@ -295,28 +295,30 @@ actor WorkflowInstance {
         eventWaiters.resume(key, with: .success((outcome, nil)))
     }
 
-    /// Waits out a retry backoff until `deadline`, unless the workflow is cancelled first.
+    /// Waits out a retry backoff until `deadline`, unless the workflow is cancelled or
+    /// suspended first (either disarms the timer, under the timer service's lock, so neither
+    /// can slip in before the wait begins).
     func backoff(_ key: StepKey, until deadline: Int64) async throws {
         if let reason = state.cancellation { throw cancelled(reason) }
-        let registry = eventWaiters
-        let timers = self.timers
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                _ = try await timers.sleep(until: deadline)
-                // Through the actor: it runs only once the registration below is in place.
-                await self.endBackoff(key)
-            }
-            defer { group.cancelAll() }
-            _ = try await withTaskCancellationHandler {
-                try await withCheckedThrowingContinuation { registry.register(key, $0) }
-            } onCancel: {
-                registry.resume(key, with: .failure(CancellationError()))
-            }
+        try checkUsable()
+        let timer = timers.arm(until: deadline)
+        backoffs[key] = timer
+        defer { backoffs[key] = nil }
+        do {
+            _ = try await timers.wait(for: timer)
+        } catch {
+            if let reason = state.cancellation { throw cancelled(reason) }
+            try checkUsable()
+            throw error  // the task was cancelled: the runtime is stopping
         }
     }
 
-    private func endBackoff(_ key: StepKey) {
-        eventWaiters.resume(key, with: .success((.fired(latenessNanoseconds: 0), nil)))
+    /// The timers of steps waiting out a retry backoff.
+    private var backoffs: [StepKey: TimerService.Timer] = [:]
+
+    /// Ends every retry backoff now; each throws once it wakes.
+    private func stopBackoffs() {
+        for timer in backoffs.values { timers.disarm(timer) }
     }
 
     /// Why cancellation was requested, if it was.
@@ -339,9 +341,10 @@ actor WorkflowInstance {
         var stopped = Set<StepKey>()
         for event in events { if case .waitEnded(let key, .cancelled) = event.kind { stopped.insert(key) } }
         let error = cancelled(reason)
-        for key in eventWaiters.keys where stopped.contains(key) || state.recordedWaits[key] == nil {
+        for key in eventWaiters.keys where stopped.contains(key) {
             eventWaiters.resume(key, with: .failure(error))
         }
+        stopBackoffs()
     }
 
     nonisolated func cancelled(_ reason: String) -> ContinuumError {
@@ -373,12 +376,22 @@ actor WorkflowInstance {
         let registry = eventWaiters
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                // Runs on this actor before it suspends: no delivery can slip between the check above and this.
-                registry.register(key, continuation)
+                self.register(key, continuation)
             }
         } onCancel: {
             registry.resume(key, with: .failure(CancellationError()))
         }
+    }
+
+    /// Registers the task waiting for `key` to end.
+    ///
+    /// Synchronous and isolated to the actor on purpose: the compiler then proves that the
+    /// closures calling it run on the actor, in the same turn as the checks before them, so no
+    /// delivery or timer can end the wait in between and find nobody to wake. A closure that
+    /// only captured the registry would be nonisolated: calling it hops off the actor, and the
+    /// crash campaign's soak caught a timer firing in that gap (the workflow then waited forever).
+    private func register(_ key: StepKey, _ continuation: CheckedContinuation<WaiterRegistry.Outcome, any Error>) {
+        eventWaiters.register(key, continuation)
     }
 
     private func payload(of outcome: WaitOutcome) -> [UInt8]? {
@@ -455,6 +468,7 @@ actor WorkflowInstance {
         error.workflowID = id
         suspension = error
         eventWaiters.failAll(error)
+        stopBackoffs()
         return error
     }
 
@@ -467,7 +481,7 @@ actor WorkflowInstance {
             "\(key) \(wait.wait)" + (wait.due.map { " due in \(($0 - now) / 1_000_000) ms" } ?? "")
         }
         return "steps running \(runningSteps); body waiting in \(waitingKeys.sorted { "\($0)" < "\($1)" }); "
-            + "registered \(eventWaiters.keys.sorted { "\($0)" < "\($1)" }); pending waits \(pending.sorted()); "
+            + "registered \(eventWaiters.keys.sorted { "\($0)" < "\($1)" }); backoffs \(backoffs.keys.sorted { "\($0)" < "\($1)" }); pending waits \(pending.sorted()); "
             + "evicted \(evicted); suspension \(suspension.map { "\($0.code)" } ?? "none"); "
             + "cancellation \(state.cancellation ?? "none"); outcome \(state.outcome.map { "\($0)" } ?? "none"); "
             + "unconsumed events named \(Set(state.inbox.values.map(\.name)).filter { state.oldestUnconsumed(named: $0) != nil }.sorted())"
@@ -505,6 +519,7 @@ final class WaiterRegistry: Sendable {
 
     func register(_ key: StepKey, _ continuation: CheckedContinuation<Outcome, any Error>) {
         entries.withLock { entries in
+            assert(entries.byKey[key] == nil, "two tasks wait for \(key)")
             entries.next += 1
             entries.byKey[key] = Entry(order: entries.next, continuation: continuation)
         }

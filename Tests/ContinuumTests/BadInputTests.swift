@@ -2,6 +2,7 @@ import Continuum
 import ContinuumLMDB
 import ContinuumTesting
 import Foundation
+import Logging
 import Testing
 
 /// Returns a result of `input` bytes from a step that would be retried if it could be.
@@ -260,6 +261,69 @@ struct ConcurrencyTests {
                 #expect(Set(receipts.map(\.1.sequence)).count == senders * each, "two events share a sequence number")
                 let values = try await handle.result()
                 #expect(values == receipts.sorted { $0.1.sequence < $1.1.sequence }.map(\.0))
+            }
+        }
+    }
+}
+
+extension ConcurrencyTests {
+    /// Each round: a step whose retry backoff is already due when it begins, a sleep due at
+    /// once, and an event that a sender races with the wait for it.
+    struct Racer: Workflow {
+        static let name = "racer"
+        struct Flaky: Error {}
+        func run(_ ctx: WorkflowContext, input rounds: Int) async throws -> Int {
+            var total = 0
+            for round in 0..<rounds {
+                total += try await ctx.step("flaky-\(round)", retry: .exponential(maxAttempts: 2, initial: .zero, jitter: 0)) { step in
+                    guard step.attempt > 1 else { throw Flaky() }
+                    return round
+                }
+                try await ctx.sleep(for: .zero, name: "nap-\(round)")
+                total += try await ctx.waitForEvent("go", as: Int.self) ?? 0
+            }
+            return total
+        }
+    }
+
+    @Test("a timer or event that ends a wait while the wait begins always wakes it")
+    func waitsBeginAsTheyEnd() async throws {
+        // The soak hung on this once in ~10,000 launches: the wait registered itself after a
+        // hop off the workflow's actor, and a timer that fired in that gap woke nobody. Here
+        // thousands of waits end as they begin; one lost wake-up leaves its workflow waiting
+        // until the deadline below fails the test.
+        let workflows = 60
+        let rounds = 25
+        var quiet = Logger(label: "racer")
+        quiet.logLevel = .warning  // not a notice per retry
+        try await withTemporaryDirectory { path in
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [Racer()], runtime: .init(logger: quiet)) { runtime in
+                let outcome = try await withThrowingTaskGroup(of: Bool.self) { group in
+                    group.addTask {
+                        try await withThrowingTaskGroup(of: Void.self) { workers in
+                            for index in 0..<workflows {
+                                workers.addTask {
+                                    let id = "racer-\(index)"
+                                    let handle = try await runtime.start(Racer.self, id: id, input: rounds)
+                                    for round in 0..<rounds { try await runtime.send("go", to: id, payload: round) }
+                                    #expect(try await handle.result() == 2 * (0..<rounds).reduce(0, +))
+                                }
+                            }
+                            try await workers.waitForAll()
+                        }
+                        return true
+                    }
+                    group.addTask {
+                        try await Task.sleep(for: .seconds(60))
+                        return false
+                    }
+                    defer { group.cancelAll() }
+                    return try await group.next() ?? false
+                }
+                if !outcome {
+                    let stuck = try runtime.list(status: .running, limit: 10).map(\.id)
+                    Issue.record("workflows still waiting after 60 s (a lost wake-up): \(stuck)")
+                }
             }
         }
     }
