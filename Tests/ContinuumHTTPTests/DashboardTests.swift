@@ -18,9 +18,12 @@ private func chromium(_ arguments: [String]) async throws -> String {
     let browser = try #require(
         ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) },
         "headless Chromium is required: apt-get install chromium (make test installs it)")
+    // A fresh profile per run, removed after it (each one is a few megabytes).
+    let profile = NSTemporaryDirectory() + "/continuum-chromium-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: profile) }
     let process = try ChildProcess(
         executable: browser,
-        arguments: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--log-level=3", "--user-data-dir=\(NSTemporaryDirectory())/continuum-chromium-\(UUID().uuidString)"]
+        arguments: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--log-level=3", "--user-data-dir=\(profile)"]
             + arguments)
     let exit = await process.exit()
     #expect(exit == .exited(0), "chromium \(exit)")
