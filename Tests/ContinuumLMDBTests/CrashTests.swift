@@ -156,7 +156,8 @@ struct CrashTests {
             return
         }
         try await withTemporaryDirectory(prefix: "continuum-sleep") { directory in
-            let sleep = 600
+            // Long enough that a loaded CI machine never lets the first launch finish before the kill.
+            let sleep = 3_000
             let count = 20
             let arguments = [
                 "--state", directory + "/state", "--ledger", directory + "/ledger.txt", "--prefix", "sleepy",
@@ -164,9 +165,14 @@ struct CrashTests {
             ]
             let first = try ChildProcess(executable: worker, arguments: arguments)
             try await first.waitForLine("ready")
-            try await Task.sleep(for: .milliseconds(250))  // every workflow is asleep
+            // Killed once every workflow has recorded its start and is asleep.
+            try await eventually(timeout: .seconds(60)) {
+                let ledger = (try? String(contentsOfFile: directory + "/ledger.txt", encoding: .utf8)) ?? ""
+                return ledger.split(separator: "\n").count { $0.hasPrefix("start ") } == count
+            }
             first.kill()
-            #expect(await first.exit() == .signalled(SIGKILL))
+            let killed = await first.exit()
+            #expect(killed == .signalled(SIGKILL), "the first launch \(killed) before it was killed")
             // Restart at once (timers not due yet) or after the deadline passed (timers overdue).
             if overdue { try await Task.sleep(for: .milliseconds(sleep + 200)) }
             let second = try ChildProcess(executable: worker, arguments: arguments)
