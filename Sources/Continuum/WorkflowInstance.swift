@@ -480,8 +480,9 @@ actor WorkflowInstance {
         let pending = state.recordedWaits.filter { $0.value.outcome == nil }.map { key, wait in
             "\(key) \(wait.wait)" + (wait.due.map { " due in \(($0 - now) / 1_000_000) ms" } ?? "")
         }
-        return "steps running \(runningSteps); body waiting in \(waitingKeys.sorted { "\($0)" < "\($1)" }); "
-            + "registered \(eventWaiters.keys.sorted { "\($0)" < "\($1)" }); backoffs \(backoffs.keys.sorted { "\($0)" < "\($1)" }); pending waits \(pending.sorted()); "
+        func names(_ keys: some Sequence<StepKey>) -> [String] { keys.map(\.description).sorted() }
+        return "steps running \(runningSteps); body waiting in \(names(waitingKeys)); registered \(names(eventWaiters.keys)); "
+            + "backoffs \(names(backoffs.keys)); pending waits \(pending.sorted()); "
             + "evicted \(evicted); suspension \(suspension.map { "\($0.code)" } ?? "none"); "
             + "cancellation \(state.cancellation ?? "none"); outcome \(state.outcome.map { "\($0)" } ?? "none"); "
             + "unconsumed events named \(Set(state.inbox.values.map(\.name)).filter { state.oldestUnconsumed(named: $0) != nil }.sorted())"

@@ -116,7 +116,7 @@ public final class ChildProcess: Sendable {
 
     /// Sends SIGTERM, asking the child to shut down gracefully.
     public func terminate() {
-        _ = Glibc.kill(process.processIdentifier, SIGTERM)
+        signal(SIGTERM)
     }
 
     /// Sends `signal`.
@@ -126,7 +126,7 @@ public final class ChildProcess: Sendable {
 
     /// Sends SIGKILL.
     public func kill() {
-        _ = Glibc.kill(process.processIdentifier, SIGKILL)
+        signal(SIGKILL)
     }
 
     /// Waits for the child to end.

@@ -171,6 +171,10 @@ func holdReader(at path: String) -> Never {
     while true { pause() }
 }
 
+// Ignored from the start (a dump asked for before the runtime runs is dropped, not fatal);
+// the dispatch source below answers it once the runtime runs.
+signal(SIGUSR1, SIG_IGN)
+
 if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--hold-reader" {
     holdReader(at: CommandLine.arguments[2])
 }
@@ -270,7 +274,6 @@ func eventuallyWaiting(_ id: String) async throws {
     }
 }
 
-signal(SIGUSR1, SIG_IGN)
 let (dumpRequests, requestDump) = AsyncStream.makeStream(of: Void.self)
 let dumpSignal = DispatchSource.makeSignalSource(signal: SIGUSR1)
 dumpSignal.setEventHandler { requestDump.yield() }
