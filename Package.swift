@@ -1,8 +1,9 @@
-// swift-tools-version: 6.1
+// swift-tools-version: 6.2
 import PackageDescription
 
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
 let package = Package(
@@ -16,7 +17,8 @@ let package = Package(
         .executable(name: "continuum", targets: ["ContinuumCLI"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.20.0"),
@@ -39,6 +41,7 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ],
             swiftSettings: strict
         ),
@@ -93,16 +96,22 @@ let package = Package(
             path: "Examples/Onboarding",
             swiftSettings: strict
         ),
+        .target(
+            name: "ContinuumTestSupport",
+            dependencies: ["Continuum", "ContinuumLMDB", "ContinuumTesting"],
+            path: "Tests/Support",
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "CrashWorker",
-            dependencies: ["Continuum", "ContinuumLMDB", "ContinuumTesting", "CLMDB"],
+            dependencies: ["Continuum", "ContinuumLMDB", "ContinuumTesting", "ContinuumTestSupport", "CLMDB"],
             path: "Tests/CrashWorker",
             swiftSettings: strict
         ),
         .testTarget(
             name: "ContinuumTests",
             dependencies: [
-                "Continuum", "ContinuumTesting",
+                "Continuum", "ContinuumTesting", "ContinuumTestSupport",
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: strict
@@ -110,7 +119,7 @@ let package = Package(
         .testTarget(
             name: "ContinuumHTTPTests",
             dependencies: [
-                "Continuum", "ContinuumLMDB", "ContinuumHTTP", "ContinuumTesting",
+                "Continuum", "ContinuumLMDB", "ContinuumHTTP", "ContinuumTesting", "ContinuumTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -120,7 +129,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ContinuumLMDBTests",
-            dependencies: ["Continuum", "ContinuumLMDB", "ContinuumTesting"],
+            dependencies: ["Continuum", "ContinuumLMDB", "ContinuumTesting", "ContinuumTestSupport"],
             swiftSettings: strict
         ),
     ],

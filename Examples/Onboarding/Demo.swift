@@ -120,12 +120,18 @@ enum Demo {
     /// registers no workflow types either).
     private static func finishedOutput(stateDirectory: String) async throws -> OnboardUser.Output {
         let store = try LMDBStore(path: stateDirectory, configuration: .quiet)
-        defer { store.close() }
         let runtime = WorkflowRuntime(store: store, workflows: [], configuration: .init(logger: .quiet))
-        guard let summary = try runtime.status(of: Worker.workflowID), summary.status == .completed else {
-            throw DemoError("workflow \(Worker.workflowID) is not completed in \(stateDirectory)")
+        let output: Result<OnboardUser.Output, any Error>
+        do {
+            guard let summary = try await runtime.status(of: Worker.workflowID), summary.status == .completed else {
+                throw DemoError("workflow \(Worker.workflowID) is not completed in \(stateDirectory)")
+            }
+            output = .success(try await runtime.handle(OnboardUser.self, id: Worker.workflowID).result())
+        } catch {
+            output = .failure(error)
         }
-        return try await runtime.handle(OnboardUser.self, id: Worker.workflowID).result()
+        await store.close()
+        return try output.get()
     }
 }
 

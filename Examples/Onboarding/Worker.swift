@@ -16,15 +16,14 @@ enum Worker {
     static func run(stateDirectory: String, crashAfterStep: Int?) async -> Int32 {
         do {
             let store = try LMDBStore(path: stateDirectory, configuration: .quiet)
-            defer { store.close() }
             let ledger = Ledger(path: stateDirectory + "/ledger.txt")
             let workflow = OnboardUser(
                 payments: Payments(ledger: ledger), database: CustomerDatabase(ledger: ledger), mailer: Mailer(ledger: ledger),
                 crashAfterStep: crashAfterStep)
             let runtime = WorkflowRuntime(store: store, workflows: [workflow], configuration: .init(logger: .quiet))
 
-            if let summary = try runtime.status(of: workflowID), summary.status == .running {
-                let done = try runtime.history(of: workflowID).filter { if case .stepCompleted = $0.kind { true } else { false } }
+            if let summary = try await runtime.status(of: workflowID), summary.status == .running {
+                let done = try await runtime.history(of: workflowID).filter { if case .stepCompleted = $0.kind { true } else { false } }
                 say("found \(workflowID) unfinished in the event log (\(done.count) of 3 steps done): resuming it")
             }
             let output = try await runtime.withRunning { runtime in
@@ -32,6 +31,7 @@ enum Worker {
                 let handle = try await runtime.start(OnboardUser.self, id: workflowID, input: input)
                 return try await handle.result()
             }
+            await store.close()
             say("workflow finished: \(output.userID) is customer \(output.customerID)")
             return 0
         } catch {

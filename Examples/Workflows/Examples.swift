@@ -1,4 +1,4 @@
-import Continuum
+public import Continuum
 import Foundation
 
 /// A purchase that waits for a person to approve it: the workflow `continuum serve` starts

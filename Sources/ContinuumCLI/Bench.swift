@@ -1,5 +1,5 @@
 import ArgumentParser
-import Continuum
+@_spi(Testing) import Continuum
 import ContinuumLMDB
 import Foundation
 import Logging
@@ -58,8 +58,7 @@ struct Bench: AsyncParsableCommand {
         let directory = path ?? FileManager.default.temporaryDirectory.appendingPathComponent("continuum-bench-\(UUID().uuidString)").path
         defer { if path == nil { try? FileManager.default.removeItem(atPath: directory) } }
         // The restart scenario parks its sleepers quickly.
-        let (store, runtime) = try Self.open(directory, idleTimeout: scenario == .restart ? .seconds(1) : .seconds(10))
-        defer { store.close() }
+        let (store, runtime) = try Self.open(directory, parkAfter: scenario == .restart ? .seconds(1) : .seconds(10))
         let prefix = "bench-\(UInt32.random(in: 0 ... .max))-"
         let report: Report
         switch scenario {
@@ -68,6 +67,7 @@ struct Bench: AsyncParsableCommand {
         case .events: report = try await eventsScenario(runtime, prefix: prefix)
         case .restart: report = try await restartScenario(runtime, store: store, directory: directory, prefix: prefix)
         }
+        await store.close()
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
@@ -78,13 +78,13 @@ struct Bench: AsyncParsableCommand {
     }
 
     /// Opens the store at `directory` and a runtime with the bench's workflows, both silent.
-    static func open(_ directory: String, idleTimeout: Duration = .seconds(10)) throws -> (LMDBStore, WorkflowRuntime) {
+    static func open(_ directory: String, parkAfter: Duration = .seconds(10)) throws -> (LMDBStore, WorkflowRuntime) {
         var storeConfiguration = LMDBStore.Configuration()
         storeConfiguration.logger = Logger(label: "continuum.lmdb", factory: { _ in SwiftLogNoOpLogHandler() })
         let store = try LMDBStore(path: directory, configuration: storeConfiguration)
         let runtime = WorkflowRuntime(
             store: store, workflows: [BenchWorkflow(), SleepWorkflow(), EventWorkflow()],
-            configuration: .init(logger: Logger(label: "continuum", factory: { _ in SwiftLogNoOpLogHandler() }), idleTimeout: idleTimeout))
+            configuration: .init(logger: Logger(label: "continuum", factory: { _ in SwiftLogNoOpLogHandler() }), parkAfter: parkAfter))
         return (store, runtime)
     }
 
@@ -150,7 +150,7 @@ struct Bench: AsyncParsableCommand {
             var early = 0
             for index in 0..<total {
                 var due: Int64?
-                for event in try runtime.history(of: prefix + String(index)) {
+                for event in try await runtime.history(of: prefix + String(index)) {
                     switch event.kind {
                     case .waitStarted(_, .timer, let deadline): due = deadline
                     case .waitEnded(_, .fired(let latenessNanoseconds)):

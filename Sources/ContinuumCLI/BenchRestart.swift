@@ -1,5 +1,5 @@
 import ArgumentParser
-import Continuum
+@_spi(Testing) import Continuum
 import ContinuumLMDB
 import Foundation
 import Logging
@@ -28,7 +28,7 @@ extension Bench {
             }
             return populated
         }
-        store.close()
+        await store.close()
         let spawned = ContinuousClock.now
         let child = Process()
         child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
@@ -55,15 +55,15 @@ extension Bench {
     static func measureRestart(path: String) async throws {
         let started = ContinuousClock.now
         let (store, runtime) = try open(path)
-        defer { store.close() }
         let measurement = try await runtime.withRunning { runtime in
             while !runtime.isReady { try await Task.sleep(for: .milliseconds(1)) }
             let ready = ContinuousClock.now - started
             // Serving: a question about a parked workflow is answered from the store.
-            _ = try runtime.list(status: .running, limit: 10)
+            _ = try await runtime.list(status: .running, limit: 10)
             return RestartMeasurement(
                 readySeconds: ready.seconds, residentMegabytes: Self.memory("VmRSS"), peakResidentMegabytes: Self.memory("VmHWM"))
         }
+        await store.close()
         print(String(decoding: try JSONEncoder().encode(measurement), as: UTF8.self))
     }
 

@@ -20,10 +20,10 @@ struct GC: AsyncParsableCommand {
             throw ValidationError("--finished-before takes a number with s, m, h or d (like 30d); got '\(finishedBefore)'.")
         }
         let cutoff = Int64((Date().timeIntervalSince1970 - age) * 1e9)
-        let store = try LMDBStore(path: path)
-        defer { store.close() }
-        let deleted = try await store.deleteFinished(before: cutoff) { count in
-            FileHandle.standardError.write(Data("\rdeleted \(count)…".utf8))
+        let deleted = try await LMDBStore.withStore(path: path) { store in
+            try await store.deleteFinished(before: cutoff) { count in
+                FileHandle.standardError.write(Data("\rdeleted \(count)…".utf8))
+            }
         }
         print("\(deleted == 0 ? "" : "\r")Deleted \(deleted) workflow(s) that finished before \(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(cutoff) / 1e9))).")
     }

@@ -1,41 +1,32 @@
-import ArgumentParser
-import Continuum
+public import ArgumentParser
+public import Continuum
 import ContinuumLMDB
 import Foundation
 
 /// `continuum list`: the workflows in a store.
-struct List: ParsableCommand {
+struct List: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the workflows in an LMDB store.")
 
     @Option(help: "The LMDB directory.")
     var path = "./state"
 
-    @Option(help: "Only workflows with this status: running, completed or failed.")
-    var status: String?
+    @Option(help: "Only workflows with this status: \(WorkflowStatus.names).")
+    var status: WorkflowStatus?
 
     @Option(help: "At most this many.")
     var limit = 100
 
-    func run() throws {
-        let wanted: WorkflowStatus?
-        if let status {
-            guard let match = WorkflowStatus.allCases.first(where: { $0.description == status }) else {
-                throw ValidationError("Unknown status '\(status)'; use running, completed or failed.")
-            }
-            wanted = match
-        } else {
-            wanted = nil
-        }
-        let store = try LMDBStore(path: path)
-        defer { store.close() }
-        for (_, summary) in try store.list(status: wanted, after: nil, limit: limit) {
+    func run() async throws {
+        let rows = try await LMDBStore.withStore(path: path) { store in try await store.list(status: status, after: nil, limit: limit) }
+        for row in rows {
+            let summary = row.summary
             print("\(summary.id)\t\(summary.type)\t\(summary.status)\t\(Date(nanoseconds: summary.createdAt))")
         }
     }
 }
 
 /// `continuum show`: a workflow's history as a readable timeline.
-struct Show: ParsableCommand {
+struct Show: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print a workflow's history.")
 
     @Option(help: "The LMDB directory.")
@@ -44,10 +35,8 @@ struct Show: ParsableCommand {
     @Argument(help: "The workflow's id.")
     var id: String
 
-    func run() throws {
-        let store = try LMDBStore(path: path)
-        defer { store.close() }
-        guard let stored = try store.load(id: id) else {
+    func run() async throws {
+        guard let stored = try await LMDBStore.withStore(path: path, { store in try await store.load(id: id) }) else {
             throw ValidationError("No workflow has id '\(id)' in \(path).")
         }
         print("\(stored.summary.id)  type \(stored.summary.type)  \(stored.summary.status)")
@@ -94,4 +83,9 @@ struct Show: ParsableCommand {
 
 extension Date {
     init(nanoseconds: Int64) { self.init(timeIntervalSince1970: Double(nanoseconds) / 1e9) }
+}
+
+extension WorkflowStatus: ExpressibleByArgument {
+    public init?(argument: String) { self.init(named: argument) }
+    public static var allValueStrings: [String] { allCases.map(\.rawValue) }
 }

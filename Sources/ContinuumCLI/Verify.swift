@@ -12,9 +12,7 @@ struct Verify: AsyncParsableCommand {
     var path = "./state"
 
     func run() async throws {
-        let store = try LMDBStore(path: path)
-        defer { store.close() }
-        let report = try store.verify()
+        let report = try await LMDBStore.withStore(path: path) { store in try store.verify() }
         let counts = report.checked.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         print("Checked \(counts.isEmpty ? "nothing (empty store)" : counts).")
         if report.isClean {

@@ -1,5 +1,5 @@
 import Crypto
-import Foundation
+public import Foundation
 import Synchronization
 
 /// The bearer tokens the API accepts, kept only as SHA-256 digests and compared in constant time.

@@ -1,9 +1,9 @@
-import Continuum
-import Foundation
-import HTTPTypes
-import Hummingbird
+public import Continuum
+public import Foundation
+public import HTTPTypes
+public import Hummingbird
 import Logging
-import Prometheus
+public import Prometheus
 
 /// Continuum's HTTP API as Hummingbird routes, to mount in your own application; `continuum
 /// serve` serves the same routes.
@@ -115,15 +115,15 @@ public struct ContinuumAPI: Sendable {
             }
         }
         api.get("/:id") { request, context in
-            try await self.guarded(request, context, event: false) { _ in try self.workflow(Self.parameter(context, "id")) }
+            try await self.guarded(request, context, event: false) { _ in try await self.workflow(Self.parameter(context, "id")) }
         }
         api.get("/:id/history") { request, context in
-            try await self.guarded(request, context, event: false) { _ in try self.history(Self.parameter(context, "id")) }
+            try await self.guarded(request, context, event: false) { _ in try await self.history(Self.parameter(context, "id")) }
         }
         api.get("") { request, context in
             try await self.guarded(request, context, event: false) { _ in
                 let query = request.uri.queryParameters
-                return try self.list(status: query.get("status"), after: query.get("after"), limit: query.get("limit"))
+                return try await self.list(status: query.get("status"), after: query.get("after"), limit: query.get("limit"))
             }
         }
         api.post("/:id/cancel") { request, context in
@@ -296,11 +296,11 @@ public struct ContinuumAPI: Sendable {
         ]))
     }
 
-    func workflow(_ id: String) throws -> Response {
+    func workflow(_ id: String) async throws -> Response {
         try Self.validate(name: id, what: "workflow id", limit: 511)
-        guard let summary = try runtime.status(of: id) else { throw APIError.unknownWorkflow(id) }
+        guard let summary = try await runtime.status(of: id) else { throw APIError.unknownWorkflow(id) }
         var object = Self.summary(summary)
-        switch try runtime.history(of: id).last?.kind {
+        switch try await runtime.history(of: id).last?.kind {
         case .workflowCompleted(let output)?: object["result"] = .payload(output)
         case .workflowFailed(let failure)?:
             object["error"] = .object(["type": .string(failure.type), "message": .string(failure.message)])
@@ -313,13 +313,13 @@ public struct ContinuumAPI: Sendable {
         return Self.json(.ok, .object(object))
     }
 
-    func history(_ id: String) throws -> Response {
+    func history(_ id: String) async throws -> Response {
         try Self.validate(name: id, what: "workflow id", limit: 511)
-        let events = try runtime.history(of: id)
+        let events = try await runtime.history(of: id)
         return Self.json(.ok, .object(["id": .string(id), "events": .array(events.map(\.json))]))
     }
 
-    func list(status: String?, after: String?, limit: String?) throws -> Response {
+    func list(status: String?, after: String?, limit: String?) async throws -> Response {
         var filter: WorkflowStatus?
         if let status {
             guard let parsed = WorkflowStatus.allCases.first(where: { "\($0)" == status }) else {
@@ -335,7 +335,7 @@ public struct ContinuumAPI: Sendable {
             }
             return value
         } ?? 100
-        let page = try runtime.list(status: filter, after: after, limit: count)
+        let page = try await runtime.list(status: filter, after: after, limit: count)
         var object: [String: JSONValue] = ["workflows": .array(page.workflows.map { JSONValue.object(Self.summary($0)) })]
         if let next = page.next { object["next"] = .string(next) }
         return Self.json(.ok, .object(object))

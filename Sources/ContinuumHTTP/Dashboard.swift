@@ -1,7 +1,7 @@
-import Continuum
-import Foundation
-import HTTPTypes
-import Hummingbird
+public import Continuum
+public import Foundation
+public import HTTPTypes
+public import Hummingbird
 
 /// The dashboard: small server-rendered pages over the same runtime as the API.
 ///
@@ -16,10 +16,10 @@ extension ContinuumAPI {
 
     func registerDashboard<Context: RequestContext>(on router: Router<Context>) {
         router.get("/") { request, _ in
-            try await self.page(request) { try self.overview(status: request.uri.queryParameters.get("status")) }
+            try await self.page(request) { try await self.overview(status: request.uri.queryParameters.get("status")) }
         }
         router.get("/ui/workflows/:id") { request, context in
-            try await self.page(request) { try self.timeline(Self.parameter(context, "id")) }
+            try await self.page(request) { try await self.timeline(Self.parameter(context, "id")) }
         }
         router.post("/ui/workflows/:id/events") { request, context in
             let id = Self.parameter(context, "id")
@@ -74,10 +74,10 @@ extension ContinuumAPI {
         return false
     }
 
-    private func page(_ request: Request, _ render: () throws -> String) async throws -> Response {
+    private func page(_ request: Request, _ render: () async throws -> String) async throws -> Response {
         guard isAuthenticated(request) else { return Self.html(.unauthorized, Self.loginPage(message: nil)) }
         do {
-            return Self.html(.ok, try render())
+            return Self.html(.ok, try await render())
         } catch {
             return try Self.errorPage(error)
         }
@@ -111,21 +111,21 @@ extension ContinuumAPI {
 
     // MARK: Pages
 
-    func overview(status: String?) throws -> String {
+    func overview(status: String?) async throws -> String {
         var counts: [(WorkflowStatus, Int, Bool)] = []
         for candidate in WorkflowStatus.allCases {
             // Counted a page at a time, up to 10,000 per status.
             var count = 0
             var after: String?
             repeat {
-                let page = try runtime.list(status: candidate, after: after, limit: 1000)
+                let page = try await runtime.list(status: candidate, after: after, limit: 1000)
                 count += page.workflows.count
                 after = page.next
             } while after != nil && count < 10_000
             counts.append((candidate, count, after != nil))
         }
         let filter = status.flatMap { text in WorkflowStatus.allCases.first { "\($0)" == text } }
-        let rows = try runtime.list(status: filter, after: nil, limit: 100).workflows.reversed()
+        let rows = try await runtime.list(status: filter, after: nil, limit: 100).workflows.reversed()
         var html = "<section class=counts>"
         html += "<a class=\"count\(filter == nil ? " selected" : "")\" href=\"/\"><b>\(counts.reduce(0) { $0 + $1.1 })</b> all</a>"
         for (status, count, more) in counts {
@@ -144,10 +144,10 @@ extension ContinuumAPI {
         return Self.layout(title: "Workflows", body: html)
     }
 
-    func timeline(_ id: String) throws -> String {
+    func timeline(_ id: String) async throws -> String {
         try Self.validate(name: id, what: "workflow id", limit: 511)
-        guard let summary = try runtime.status(of: id) else { throw APIError.unknownWorkflow(id) }
-        let events = try runtime.history(of: id)
+        guard let summary = try await runtime.status(of: id) else { throw APIError.unknownWorkflow(id) }
+        let events = try await runtime.history(of: id)
         var html = "<p><a href=\"/\">← all workflows</a></p>"
         html += "<h2>\(Self.escape(id)) <small>\(Self.escape(summary.type))</small> <span id=status class=\"status \(summary.status)\">\(summary.status)</span></h2>"
         if let suspension = runtime.suspension(of: id) {

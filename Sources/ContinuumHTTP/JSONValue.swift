@@ -1,5 +1,5 @@
-import Continuum
-import Foundation
+public import Continuum
+public import Foundation
 
 /// Any JSON value, to carry workflow inputs, results and event payloads (stored as JSON bytes)
 /// inside the API's own JSON documents.

@@ -29,8 +29,14 @@ final class LMDBEnvironment: @unchecked Sendable {
     let events: MDB_dbi
     /// [due: 8 bytes, order-preserving][stream number] → workflow id (sealed): the due-time index
     let timers: MDB_dbi
+    /// Store-wide records: `counts` → how many workflows each status-index byte holds
+    let meta: MDB_dbi
+    /// Held shared by every read transaction and exclusively to grow the map or close: LMDB
+    /// allows neither while a transaction is open in the process.
     private let mapLock: UnsafeMutablePointer<pthread_rwlock_t>
     private(set) var mapSize: Int
+    /// Whether ``close()`` ran; reads then fail with ``ContinuumError/Code/storeClosed``.
+    private var closed = false
 
     init(path: String, mapSize: Int, maxReaders: UInt32) throws(ContinuumError) {
         var env: OpaquePointer?
@@ -55,7 +61,7 @@ final class LMDBEnvironment: @unchecked Sendable {
             var txn: OpaquePointer?
             try check(mdb_txn_begin(env, nil, 0, &txn), "beginning the setup transaction", path: path)
             var handles: [MDB_dbi] = []
-            for name in ["ids", "workflows", "byStatus", "events", "timers"] {
+            for name in ["ids", "workflows", "byStatus", "events", "timers", "meta"] {
                 var dbi: MDB_dbi = 0
                 let rc = mdb_dbi_open(txn, name, UInt32(MDB_CREATE), &dbi)
                 if rc != 0 {
@@ -65,7 +71,7 @@ final class LMDBEnvironment: @unchecked Sendable {
                 handles.append(dbi)
             }
             try check(mdb_txn_commit(txn), "committing the setup transaction", path: path)
-            (ids, workflows, byStatus, events, timers) = (handles[0], handles[1], handles[2], handles[3], handles[4])
+            (ids, workflows, byStatus, events, timers, meta) = (handles[0], handles[1], handles[2], handles[3], handles[4], handles[5])
         } catch {
             mdb_env_close(env)
             pthread_rwlock_destroy(mapLock)
@@ -117,16 +123,29 @@ final class LMDBEnvironment: @unchecked Sendable {
         }
     }
 
-    func close() {
-        mdb_env_close(env)
+    deinit {
+        if !closed { mdb_env_close(env) }
         pthread_rwlock_destroy(mapLock)
         mapLock.deallocate()
     }
 
+    /// Closes the environment once no read transaction is open (the lock lives as long as the
+    /// object: a reader that comes later must still find it, to learn the store is closed).
+    func close() {
+        pthread_rwlock_wrlock(mapLock)
+        defer { pthread_rwlock_unlock(mapLock) }
+        guard !closed else { return }
+        closed = true
+        mdb_env_close(env)
+    }
+
     /// Runs `body` inside a read transaction. The values it sees are valid only inside `body`.
+    ///
+    /// - Throws: ``ContinuumError/Code/storeClosed`` after ``close()``.
     func read<T>(_ body: (OpaquePointer) throws -> T) throws -> T {
         pthread_rwlock_rdlock(mapLock)
         defer { pthread_rwlock_unlock(mapLock) }
+        guard !closed else { throw ContinuumError(.storeClosed, "The store at \(path) is closed.") }
         var txn: OpaquePointer?
         try check(mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn), "beginning a read transaction", path: path)
         defer { mdb_txn_abort(txn) }
@@ -222,11 +241,15 @@ enum Key {
     /// The status index byte of parked running workflows (kept apart so recovery skips them).
     static let parkedStatus: UInt8 = 0x81
 
-    static func status(_ status: WorkflowStatus, _ stream: UInt64, parked: Bool = false) -> [UInt8] {
-        var key = [UInt8](repeating: parked ? parkedStatus : status.rawValue, count: 9)
+    /// A status-index key: the index byte (a status's stored byte, or ``parkedStatus``), then the stream.
+    static func status(byte: UInt8, _ stream: UInt64) -> [UInt8] {
+        var key = [UInt8](repeating: byte, count: 9)
         key.withUnsafeMutableBytes { $0.storeBytes(of: stream.bigEndian, toByteOffset: 1, as: UInt64.self) }
         return key
     }
+
+    /// The key of the status counts in `meta`.
+    static let counts = Array("counts".utf8)
 
     /// A due time in an order-preserving form (the sign bit flipped), then the stream.
     static func timer(_ due: Int64, _ stream: UInt64) -> [UInt8] {

@@ -1,4 +1,4 @@
-import Continuum
+public import Continuum
 
 extension LMDBStore {
     /// Deletes a finished workflow: its id, record, status entry and every event. Returns
@@ -24,9 +24,9 @@ extension LMDBStore {
         for status in [WorkflowStatus.completed, .failed, .cancelled] {
             var after: StreamID?
             while true {
-                let page = try list(status: status, after: after, limit: 1000)
+                let page = try await list(status: status, after: after, limit: 1000)
                 // A page's deletions go to the writer together, so they share commits.
-                let ids = page.filter { $0.1.updatedAt < cutoff }.map(\.1.id)
+                let ids = page.filter { $0.summary.updatedAt < cutoff }.map(\.summary.id)
                 let results = await withTaskGroup(of: Result<Bool, ContinuumError>.self) { group in
                     for id in ids {
                         group.addTask {
@@ -38,7 +38,7 @@ extension LMDBStore {
                 for result in results where try result.get() { deleted += 1 }
                 if deleted > 0 { progress(deleted) }
                 guard page.count == 1000, let last = page.last else { break }
-                after = last.0
+                after = last.stream
             }
         }
         return deleted

@@ -1,5 +1,5 @@
 import CLMDB
-import Continuum
+public import Continuum
 
 /// What ``LMDBStore/verify()`` found.
 public struct VerificationReport: Sendable {
@@ -70,6 +70,17 @@ extension LMDBStore {
                         report.problems.append(.init(database: "timers", location: "due \(Key.readDue(key))", message: "\(error)"))
                     }
                 }
+                // The kept counts must match the status index they count.
+                var indexed = StatusIndexCounts()
+                try each(environment.byStatus, txn) { key, _ in
+                    if key.count == 9 { indexed[key[0]] += 1 }
+                }
+                let kept = try StatusIndexCounts.read(environment, txn: txn)
+                report.checked["counts", default: 0] += 1
+                if kept.statusCounts != indexed.statusCounts {
+                    report.problems.append(
+                        .init(database: "meta", location: "counts", message: "kept counts \(kept.statusCounts.byStatus) differ from the index's \(indexed.statusCounts.byStatus)"))
+                }
                 try each(environment.ids, txn) { key, value in
                     report.checked["ids", default: 0] += 1
                     if value.count != 8 {
@@ -95,5 +106,33 @@ extension LMDBStore {
             rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
         }
         if rc != MDB_NOTFOUND { try check(rc, "verifying", path: path) }
+    }
+}
+
+extension LMDBStore {
+    /// Flips one bit in the stored value of event `sequence` of workflow `id`, as a failing disk
+    /// would, without touching its checksum: the next read reports `corruptedData`.
+    @_spi(Testing)
+    public func damage(id: String, sequence: UInt32) async throws(ContinuumError) {
+        try await withCheckedContinuation { continuation in
+            writer.submit(
+                .raw(
+                    { environment, txn in
+                        var streamValue = MDB_val()
+                        let found = withVal(Array(id.utf8)) { key in mdb_get(txn, environment.ids, &key, &streamValue) }
+                        guard found == 0 else { throw ContinuumError(.unknownWorkflow, "No workflow has id '\(id)'.") }
+                        let key = Key.event(Key.readUInt64(streamValue.buffer), sequence)
+                        var bytes: [UInt8] = try withVal(key) { key in
+                            var value = MDB_val()
+                            guard mdb_get(txn, environment.events, &key, &value) == 0 else {
+                                throw ContinuumError(.invalidArgument, "Workflow '\(id)' has no event \(sequence).")
+                            }
+                            return Array(value.buffer)
+                        }
+                        bytes[bytes.count - 1] ^= 0x40
+                        let rc = withVal(key) { key in withVal(bytes) { value in mdb_put(txn, environment.events, &key, &value, 0) } }
+                        try check(rc, "damaging an event", path: environment.path)
+                    }, { continuation.resume(returning: $0) }))
+        }.get()
     }
 }

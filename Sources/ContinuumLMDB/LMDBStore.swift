@@ -1,8 +1,8 @@
 import CLMDB
-import Continuum
-import CoreMetrics
+public import Continuum
+public import CoreMetrics
 import Foundation
-import Logging
+public import Logging
 import Synchronization
 
 #if canImport(Glibc)
@@ -14,6 +14,28 @@ import Darwin
 /// Closes a file descriptor (a free function: inside `LMDBStore`, `close` is the store's own method).
 func closeDescriptor(_ fd: Int32) {
     _ = close(fd)
+}
+
+/// The environment and the directory's lock file, released once however many ways the store
+/// is closed (a descriptor closed twice could close another store's file that reused its number).
+final class StoreFiles: Sendable {
+    private let environment: LMDBEnvironment
+    private let lockFile: Int32
+    private let released = Mutex(false)
+
+    init(environment: LMDBEnvironment, lockFile: Int32) {
+        self.environment = environment
+        self.lockFile = lockFile
+    }
+
+    func release() {
+        guard released.withLock({ released in
+            defer { released = true }
+            return !released
+        }) else { return }
+        environment.close()
+        closeDescriptor(lockFile)
+    }
 }
 
 /// The embedded event store: every workflow's history in an LMDB environment in one directory.
@@ -36,6 +58,11 @@ func closeDescriptor(_ fd: Int32) {
 ///   with ``ContinuumError/Code/storeLocked``.
 /// - Streams are numbered in creation order and events are keyed by (stream, sequence), so
 ///   the workflows running at one time write to neighbouring pages.
+/// - One process owns the store, so claims (``Claim``) need no lease: the writer thread keeps
+///   them in memory and checks every append's fencing token in the transaction that writes it.
+/// - Reads are read transactions on the calling thread: LMDB maps its file, so a read is a
+///   memory access (a point read ≈ 3 µs, a 1,000-event history ≈ 75 µs), shorter than a hop to
+///   another thread would be.
 public final class LMDBStore: EventStore {
     /// How the store is opened.
     public struct Configuration: Sendable {
@@ -47,8 +74,9 @@ public final class LMDBStore: EventStore {
         public var maxReaders: UInt32 = 512
         /// The most submissions committed in one transaction. Default 8,192.
         public var maxBatch: Int = 8192
-        /// Where the store logs (map growth, failed commits).
-        public var logger: Logger = Logger(label: "continuum.lmdb")
+        /// Where the store logs (map growth, failed commits); `nil` uses `Logger.current` of the
+        /// task that opens the store.
+        public var logger: Logger?
         /// Where the store reports `continuum_commit_duration_seconds` (each commit with its
         /// fsyncs) and `continuum_commit_batch_size` (submissions per commit); `nil` uses the
         /// process's `MetricsSystem` factory.
@@ -60,11 +88,13 @@ public final class LMDBStore: EventStore {
 
     /// The directory holding the environment.
     public let path: String
+    /// An LMDB key holds at most 511 bytes, and a workflow's id is one.
+    public let limits = StoreLimits(maxWorkflowIDBytes: 511, maxNameBytes: 256, maxPayloadBytes: 256 << 20, leaseDuration: nil)
     /// How many reader slots left by processes that died mid-read opening cleared.
     public var staleReadersCleared: Int { environment.staleReadersCleared }
     let environment: LMDBEnvironment
     let writer: LMDBWriter
-    private let lockFile: Int32
+    private let files: StoreFiles
 
     /// Opens (creating if needed) the store in the directory at `path`.
     ///
@@ -72,27 +102,29 @@ public final class LMDBStore: EventStore {
     ///   open; ``ContinuumError/Code/corruptedData`` when the directory holds a damaged or
     ///   foreign environment; ``ContinuumError/Code/storageFailure`` for other failures.
     public init(path: String, configuration: Configuration = .init()) throws(ContinuumError) {
+        var configuration = configuration
+        configuration.logger = configuration.logger ?? Logger.current
         self.path = path
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
             throw ContinuumError(.storageFailure, "Cannot create the store directory \(path): \(error).")
         }
-        lockFile = try Self.lock(directory: path)
+        let lockFile = try Self.lock(directory: path)
         do {
             environment = try LMDBEnvironment(path: path, mapSize: configuration.initialMapSize, maxReaders: configuration.maxReaders)
         } catch {
             closeDescriptor(lockFile)
             throw error
         }
+        files = StoreFiles(environment: environment, lockFile: lockFile)
         do {
             writer = try LMDBWriter(environment: environment, configuration: configuration)
         } catch {
-            environment.close()
-            closeDescriptor(lockFile)
+            files.release()
             throw error
         }
-        let logger = configuration.logger
+        let logger = configuration.logger ?? Logger.current
         if environment.staleReadersCleared > 0 {
             logger.notice(
                 "Cleared reader slots left by dead processes",
@@ -104,7 +136,9 @@ public final class LMDBStore: EventStore {
     }
 
     deinit {
-        close()
+        // Nobody can read or write any more: let the writer finish, then release the files.
+        let files = self.files
+        writer.stop { files.release() }
     }
 
     private static func lock(directory: String) throws(ContinuumError) -> Int32 {
@@ -130,11 +164,12 @@ public final class LMDBStore: EventStore {
     }
 
     /// Stops taking writes, commits what was submitted, and closes the environment.
-    /// Later writes fail with ``ContinuumError/Code/storeClosed``. Safe to call more than once.
-    public func close() {
-        guard writer.stop() else { return }
-        environment.close()
-        closeDescriptor(lockFile)
+    /// Later writes and reads fail with ``ContinuumError/Code/storeClosed``. Safe to call more than once.
+    public func close() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            writer.stop { continuation.resume() }
+        }
+        files.release()
     }
 
     /// The map's current size in bytes.
@@ -142,17 +177,34 @@ public final class LMDBStore: EventStore {
 
     // MARK: Writes
 
-    public func create(_ request: CreateRequest, completion: @escaping @Sendable (Result<CreateOutcome, ContinuumError>) -> Void) {
-        writer.submit(.create(request, completion))
+    public nonisolated(nonsending) func create(_ request: CreateRequest) async throws(ContinuumError) -> CreateOutcome {
+        // The submission happens in the continuation's closure, before the first suspension.
+        try await withCheckedContinuation { continuation in
+            writer.submit(.create(request) { continuation.resume(returning: $0) })
+        }.get()
     }
 
-    public func append(_ request: AppendRequest, completion: @escaping @Sendable (Result<Void, ContinuumError>) -> Void) {
-        writer.submit(.append(request, completion))
+    public nonisolated(nonsending) func append(_ request: AppendRequest) async throws(ContinuumError) {
+        try await withCheckedContinuation { continuation in
+            writer.submit(.append(request) { continuation.resume(returning: $0) })
+        }.get()
+    }
+
+    public func claim(_ id: String, owner: OwnerID) async throws(ContinuumError) -> Claim? {
+        try await withCheckedContinuation { continuation in
+            writer.submit(.claim(id, owner) { continuation.resume(returning: $0) })
+        }.get()
+    }
+
+    public func renew(_ claims: [Claim]) async throws(ContinuumError) -> [Claim] {
+        try await withCheckedContinuation { continuation in
+            writer.submit(.renew(claims) { continuation.resume(returning: $0) })
+        }.get()
     }
 
     // MARK: Reads
 
-    public func load(id: String) throws(ContinuumError) -> StoredWorkflow? {
+    public func load(id: String) async throws(ContinuumError) -> StoredWorkflow? {
         try named {
             try environment.read { txn in
                 guard let stream = try streamNumber(id: id, txn: txn) else { return nil }
@@ -162,7 +214,7 @@ public final class LMDBStore: EventStore {
         }
     }
 
-    public func summary(id: String) throws(ContinuumError) -> WorkflowSummary? {
+    public func summary(id: String) async throws(ContinuumError) -> WorkflowSummary? {
         try named {
             try environment.read { txn in
                 guard let stream = try streamNumber(id: id, txn: txn) else { return nil }
@@ -171,15 +223,15 @@ public final class LMDBStore: EventStore {
         }
     }
 
-    public func list(status: WorkflowStatus?, after: StreamID?, limit: Int) throws(ContinuumError) -> [(StreamID, WorkflowSummary)] {
+    public func list(status: WorkflowStatus?, after: StreamID?, limit: Int) async throws(ContinuumError) -> [ListedWorkflow] {
         try named {
             try environment.read { txn in
                 guard let status else { return try scanWorkflows(after: after, limit: limit, txn: txn) }
-                var found = try scanIndex(status.rawValue, after: after, limit: limit, txn: txn)
+                var found = try scanIndex(status.storedByte, after: after, limit: limit, txn: txn)
                 if status == .running {
                     // Parked workflows are running too: merge both ranges in creation order.
                     found += try scanIndex(Key.parkedStatus, after: after, limit: limit, txn: txn)
-                    found.sort { $0.0.rawValue < $1.0.rawValue }
+                    found.sort { $0.stream < $1.stream }
                     found = Array(found.prefix(limit))
                 }
                 return found
@@ -187,11 +239,17 @@ public final class LMDBStore: EventStore {
         }
     }
 
-    public func listActive(after: StreamID?, limit: Int) throws(ContinuumError) -> [(StreamID, WorkflowSummary)] {
-        try named { try environment.read { txn in try scanIndex(WorkflowStatus.running.rawValue, after: after, limit: limit, txn: txn) } }
+    /// Running workflows that are not parked. One process owns the store, so no claim made by
+    /// an earlier process is still live: every one of them is recovered.
+    public func runnable(after: StreamID?, limit: Int) async throws(ContinuumError) -> [ListedWorkflow] {
+        try named { try environment.read { txn in try scanIndex(WorkflowStatus.running.storedByte, after: after, limit: limit, txn: txn) } }
     }
 
-    public func timers(after: DueTimer?, limit: Int) throws(ContinuumError) -> [DueTimer] {
+    public func counts() async throws(ContinuumError) -> StatusCounts {
+        try named { try environment.read { txn in try StatusIndexCounts.read(environment, txn: txn).statusCounts } }
+    }
+
+    public func timers(after: DueTimer?, limit: Int) async throws(ContinuumError) -> [DueTimer] {
         try named {
             try environment.read { txn in
                 var cursor: OpaquePointer?
@@ -218,20 +276,20 @@ public final class LMDBStore: EventStore {
         }
     }
 
-    private func scanWorkflows(after: StreamID?, limit: Int, txn: OpaquePointer) throws -> [(StreamID, WorkflowSummary)] {
+    private func scanWorkflows(after: StreamID?, limit: Int, txn: OpaquePointer) throws -> [ListedWorkflow] {
         try scan(environment.workflows, from: Key.stream((after?.rawValue).map { $0 + 1 } ?? 0), limit: limit, txn: txn) { key, value in
             let stream = Key.readUInt64(key)
-            return (StreamID(rawValue: stream), try BinaryCodec.decodeSummary(value, location: "\(path) workflows/\(stream)"))
+            return ListedWorkflow(
+                stream: StreamID(rawValue: stream), summary: try BinaryCodec.decodeSummary(value, location: "\(path) workflows/\(stream)"))
         }
     }
 
-    private func scanIndex(_ statusByte: UInt8, after: StreamID?, limit: Int, txn: OpaquePointer) throws -> [(StreamID, WorkflowSummary)] {
-        var start = Key.stream((after?.rawValue).map { $0 + 1 } ?? 0)
-        start.insert(statusByte, at: 0)
+    private func scanIndex(_ statusByte: UInt8, after: StreamID?, limit: Int, txn: OpaquePointer) throws -> [ListedWorkflow] {
+        let start = Key.status(byte: statusByte, (after?.rawValue).map { $0 + 1 } ?? 0)
         return try scan(environment.byStatus, from: start, limit: limit, txn: txn) { key, _ in
             guard key.count == 9, key[0] == statusByte else { return nil }
             let stream = Key.readUInt64(key, at: 1)
-            return (StreamID(rawValue: stream), try summary(stream: stream, txn: txn))
+            return ListedWorkflow(stream: StreamID(rawValue: stream), summary: try summary(stream: stream, txn: txn))
         }
     }
 
@@ -299,5 +357,27 @@ public final class LMDBStore: EventStore {
             if rc != 0 && rc != MDB_NOTFOUND { try check(rc, "reading the history of '\(id)'", path: path) }
         }
         return events
+    }
+}
+
+extension LMDBStore {
+    /// Opens the store at `path`, runs `body` with it, then closes it, also when `body` throws.
+    ///
+    /// ```swift
+    /// let report = try await LMDBStore.withStore(path: "./state") { store in try store.verify() }
+    /// ```
+    public static func withStore<R>(
+        path: String, configuration: Configuration = .init(), isolation: isolated (any Actor)? = #isolation,
+        _ body: (LMDBStore) async throws -> R
+    ) async throws -> R {
+        let store = try LMDBStore(path: path, configuration: configuration)
+        let result: Result<R, any Error>
+        do {
+            result = .success(try await body(store))
+        } catch {
+            result = .failure(error)
+        }
+        await store.close()
+        return try result.get()
     }
 }

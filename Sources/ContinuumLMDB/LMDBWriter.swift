@@ -18,22 +18,43 @@ import Darwin
 /// thread leaves the writer mutex held and deadlocks the next write), so none is ever begun
 /// anywhere else, and none spans an `await`.
 ///
-/// `@unchecked Sendable`: `queue` and `stopping` are only touched with `condition` locked;
-/// `nextStream` is only touched by the writer thread (and by `init`, before it starts).
+/// The writer also keeps the store's claims (``Claim``): one process owns an LMDB store, so
+/// claims need not survive it, and keeping them on this thread checks every append's fencing
+/// token in the same transaction that writes it, with no lock.
+///
+/// `@unchecked Sendable`: `queue`, `stopping` and `onStopped` are only touched with `condition`
+/// locked; `nextStream`, `claims`, `nextEpoch` and `counts` only by the writer thread (and by
+/// `init`, before it starts).
 final class LMDBWriter: @unchecked Sendable {
     enum Operation {
         case create(CreateRequest, @Sendable (Result<CreateOutcome, ContinuumError>) -> Void)
         case append(AppendRequest, @Sendable (Result<Void, ContinuumError>) -> Void)
+        case claim(String, OwnerID, @Sendable (Result<Claim?, ContinuumError>) -> Void)
+        case renew([Claim], @Sendable (Result<[Claim], ContinuumError>) -> Void)
         /// Deletes a finished workflow: its id, record, status entry and every event.
         case purge(String, @Sendable (Result<Bool, ContinuumError>) -> Void)
+        /// Runs a test's own change inside a write transaction.
+        case raw(@Sendable (LMDBEnvironment, OpaquePointer) throws -> Void, @Sendable (Result<Void, ContinuumError>) -> Void)
 
         func fail(_ error: ContinuumError) {
             switch self {
             case .create(_, let completion): completion(.failure(error))
             case .append(_, let completion): completion(.failure(error))
+            case .claim(_, _, let completion): completion(.failure(error))
+            case .renew(_, let completion): completion(.failure(error))
             case .purge(_, let completion): completion(.failure(error))
+            case .raw(_, let completion): completion(.failure(error))
             }
         }
+    }
+
+    /// What an operation produced, handed to its completion once the batch committed.
+    private enum Produced {
+        case created(CreateOutcome)
+        case appended
+        case claimed(Claim?)
+        case renewed(lost: [Claim])
+        case purged(Bool)
     }
 
     /// Why applying an operation stopped.
@@ -49,8 +70,17 @@ final class LMDBWriter: @unchecked Sendable {
     private let condition = NSCondition()
     private var queue: [Operation] = []
     private var stopping = false
-    private let finished = DispatchSemaphore(value: 0)
+    private var onStopped: [@Sendable () -> Void] = []
+    private var threadEnded = false
     private var nextStream: UInt64 = 1
+    /// The current claim of each claimed workflow, by stream.
+    private var claims: [UInt64: FencingToken] = [:]
+    private var nextEpoch: UInt64 = 0
+    /// How many workflows each status-index byte holds, as stored in `meta/counts`.
+    private var counts: StatusIndexCounts
+    /// Whether the batch being applied wrote anything (a batch of claims of running workflows
+    /// and renewals writes nothing, and is not committed).
+    private var wrote = false
     /// How long each commit (with its fsyncs) took, and how many submissions it carried.
     private let commitDuration: CoreMetrics.Timer
     private let commitBatch: Recorder
@@ -61,7 +91,7 @@ final class LMDBWriter: @unchecked Sendable {
         let factory = configuration.metricsFactory ?? MetricsSystem.factory
         commitDuration = CoreMetrics.Timer(label: "continuum_commit_duration_seconds", factory: factory)
         commitBatch = Recorder(label: "continuum_commit_batch_size", factory: factory)
-        nextStream = try named {
+        (nextStream, counts) = try named {
             try environment.read { txn in
                 var cursor: OpaquePointer?
                 try check(mdb_cursor_open(txn, environment.workflows, &cursor), "opening a cursor", path: environment.path)
@@ -69,14 +99,32 @@ final class LMDBWriter: @unchecked Sendable {
                 var key = MDB_val()
                 var value = MDB_val()
                 let rc = mdb_cursor_get(cursor, &key, &value, MDB_LAST)
-                if rc == MDB_NOTFOUND { return 1 }
-                try check(rc, "finding the last stream", path: environment.path)
-                return Key.readUInt64(key.buffer) + 1
+                var next: UInt64 = 1
+                if rc != MDB_NOTFOUND {
+                    try check(rc, "finding the last stream", path: environment.path)
+                    next = Key.readUInt64(key.buffer) + 1
+                }
+                return (next, try StatusIndexCounts.read(environment, txn: txn))
             }
         }
+        if counts.needsWriting { try writeInitialCounts() }
         let thread = Thread { [self] in loop() }
         thread.name = "continuum-lmdb-writer"
         thread.start()
+    }
+
+    /// Stores the counts of a store written before counts were kept (counted once, at open).
+    private func writeInitialCounts() throws(ContinuumError) {
+        var txn: OpaquePointer?
+        try check(mdb_txn_begin(environment.env, nil, 0, &txn), "beginning a write transaction", path: environment.path)
+        do {
+            try put(txn!, environment.meta, Key.counts, counts.encoded, "storing the status counts")
+        } catch {
+            mdb_txn_abort(txn)
+            throw lmdbError(-1, "storing the status counts: \(error)", path: environment.path)
+        }
+        try check(mdb_txn_commit(txn), "storing the status counts", path: environment.path)
+        counts.needsWriting = false
     }
 
     var mapSize: Int { environment.currentMapSize }
@@ -93,18 +141,22 @@ final class LMDBWriter: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Commits what was submitted, then stops the thread. Returns `false` if already stopped.
-    func stop() -> Bool {
+    /// Commits what was submitted, then stops the thread and calls `then` on it (at once when
+    /// the thread has ended already). Returns `false` when it was stopped before.
+    @discardableResult
+    func stop(then: @escaping @Sendable () -> Void) -> Bool {
         condition.lock()
-        guard !stopping else {
+        if threadEnded {
             condition.unlock()
+            then()
             return false
         }
+        let first = !stopping
         stopping = true
+        onStopped.append(then)
         condition.signal()
         condition.unlock()
-        finished.wait()
-        return true
+        return first
     }
 
     private func loop() {
@@ -112,8 +164,12 @@ final class LMDBWriter: @unchecked Sendable {
             condition.lock()
             while queue.isEmpty && !stopping { condition.wait() }
             if queue.isEmpty {
+                threadEnded = true
+                let callbacks = onStopped
+                onStopped = []
                 condition.unlock()
-                break
+                for callback in callbacks { callback() }
+                return
             }
             let batch: [Operation]
             if queue.count <= configuration.maxBatch {
@@ -126,10 +182,16 @@ final class LMDBWriter: @unchecked Sendable {
             condition.unlock()
             commit(batch)
         }
-        finished.signal()
     }
 
     // MARK: Committing a batch
+
+    /// What a batch changed in the writer's own state, undone when its transaction is not committed.
+    private struct Undo {
+        var claims: [(UInt64, FencingToken?)] = []
+        var nextEpoch: UInt64
+        var counts: StatusIndexCounts
+    }
 
     private func commit(_ batch: [Operation]) {
         var rejected: [Int: ContinuumError] = [:]
@@ -140,19 +202,33 @@ final class LMDBWriter: @unchecked Sendable {
                 failAll(batch, lmdbError(begun, "beginning a write transaction", path: environment.path))
                 return
             }
-            var created: [Int: CreateOutcome] = [:]
-            var purged: [Int: Bool] = [:]
+            var produced: [Int: Produced] = [:]
             var stream = nextStream
+            var undo = Undo(nextEpoch: nextEpoch, counts: counts)
             var failure: Failure?
+            wrote = false
             for (index, operation) in batch.enumerated() where rejected[index] == nil {
                 do {
                     switch operation {
                     case .create(let request, _):
-                        created[index] = try create(request, txn: txn, nextStream: &stream)
+                        produced[index] = .created(try create(request, txn: txn, nextStream: &stream, undo: &undo))
                     case .append(let request, _):
-                        try append(request, txn: txn)
+                        try append(request, txn: txn, undo: &undo)
+                        produced[index] = .appended
+                    case .claim(let id, let owner, _):
+                        produced[index] = .claimed(try claim(id, owner: owner, txn: txn, undo: &undo))
+                    case .renew(let held, _):
+                        produced[index] = .renewed(lost: held.filter { claims[$0.stream.rawValue] != $0.token })
                     case .purge(let id, _):
-                        purged[index] = try purge(id, txn: txn)
+                        produced[index] = .purged(try purge(id, txn: txn, undo: &undo))
+                    case .raw(let change, _):
+                        do {
+                            try change(environment, txn)
+                        } catch let error as ContinuumError {
+                            throw Failure.operation(error)
+                        }
+                        wrote = true
+                        produced[index] = .appended
                     }
                 } catch let error as Failure {
                     failure = error
@@ -163,9 +239,20 @@ final class LMDBWriter: @unchecked Sendable {
                     break
                 }
             }
+            if failure == nil, counts != undo.counts {
+                do {
+                    try put(txn, environment.meta, Key.counts, counts.encoded, "storing the status counts")
+                } catch let error as Failure {
+                    failure = error
+                } catch {
+                    failure = .transaction(-1, "\(error)")
+                }
+            }
             var rc: Int32 = 0
             var what = "committing"
             switch failure {
+            case nil where !wrote:
+                mdb_txn_abort(txn)  // nothing to make durable
             case nil:
                 let started = DispatchTime.now().uptimeNanoseconds
                 rc = mdb_txn_commit(txn)
@@ -173,18 +260,20 @@ final class LMDBWriter: @unchecked Sendable {
                     commitDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
                     commitBatch.record(batch.count - rejected.count)
                 }
-            case .operation:
+            case .operation?:
                 mdb_txn_abort(txn)
+                rollBack(undo)
                 continue  // retry without the rejected operation
-            case .transaction(let code, let context):
+            case .transaction(let code, let context)?:
                 mdb_txn_abort(txn)
                 rc = code
                 what = context
             }
+            if rc != 0 { rollBack(undo) }
             if rc == MDB_MAP_FULL, grow() { continue }
             if rc != 0 {
                 let error = rc == -1 ? ContinuumError(.storageFailure, what) : commitError(rc, what, path: environment.path)
-                configuration.logger.error(
+                configuration.logger?.error(
                     "Commit failed: \(error.message)",
                     metadata: ["continuum.error.code": "\(error.code)", "continuum.commit.batch_size": "\(batch.count)"])
                 failAll(batch, error)
@@ -192,17 +281,31 @@ final class LMDBWriter: @unchecked Sendable {
             }
             nextStream = stream
             for (index, operation) in batch.enumerated() {
-                switch operation {
-                case .create(_, let completion):
-                    if let error = rejected[index] { completion(.failure(error)) } else { completion(.success(created[index]!)) }
-                case .append(_, let completion):
-                    if let error = rejected[index] { completion(.failure(error)) } else { completion(.success(())) }
-                case .purge(_, let completion):
-                    if let error = rejected[index] { completion(.failure(error)) } else { completion(.success(purged[index] ?? false)) }
+                let error = rejected[index]
+                switch (operation, produced[index]) {
+                case (.create(_, let completion), .created(let outcome)?): completion(.success(outcome))
+                case (.append(_, let completion), .appended?): completion(.success(()))
+                case (.claim(_, _, let completion), .claimed(let claim)?): completion(.success(claim))
+                case (.renew(_, let completion), .renewed(let lost)?): completion(.success(lost))
+                case (.purge(_, let completion), .purged(let found)?): completion(.success(found))
+                case (.raw(_, let completion), .appended?): completion(.success(()))
+                default: operation.fail(error ?? ContinuumError(.storageFailure, "The operation produced no result."))
                 }
             }
             return
         }
+    }
+
+    /// Puts the writer's state back as it was before a transaction that was not committed.
+    private func rollBack(_ undo: Undo) {
+        for (stream, token) in undo.claims.reversed() { claims[stream] = token }
+        nextEpoch = undo.nextEpoch
+        counts = undo.counts
+    }
+
+    private func setClaim(_ stream: UInt64, _ token: FencingToken?, undo: inout Undo) {
+        undo.claims.append((stream, claims[stream]))
+        claims[stream] = token
     }
 
     private func failAll(_ batch: [Operation], _ error: ContinuumError) {
@@ -216,15 +319,17 @@ final class LMDBWriter: @unchecked Sendable {
         let target = min(current * 2, configuration.maxMapSize)
         do {
             try environment.growMap(to: target)
-            configuration.logger.info("Grew the LMDB map", metadata: ["continuum.lmdb.map_size": "\(target)"])
+            configuration.logger?.info("Grew the LMDB map", metadata: ["continuum.lmdb.map_size": "\(target)"])
             return true
         } catch {
-            configuration.logger.error(
+            configuration.logger?.error(
                 "Could not grow the LMDB map: \(error)",
                 metadata: ["continuum.lmdb.path": "\(environment.path)", "continuum.lmdb.map_size": "\(current)"])
             return false
         }
     }
+
+    // MARK: Primitives
 
     private func put(_ txn: OpaquePointer, _ dbi: MDB_dbi, _ key: [UInt8], _ value: [UInt8], flags: Int32 = 0, _ what: @autoclosure () -> String) throws {
         let rc = withVal(key) { key in
@@ -234,6 +339,7 @@ final class LMDBWriter: @unchecked Sendable {
             throw Failure.operation(ContinuumError(.storageFailure, "\(what()): the key is already stored; two writers raced on one workflow."))
         }
         if rc != 0 { throw Failure.transaction(rc, what()) }
+        wrote = true
     }
 
     private func exists(_ txn: OpaquePointer, _ dbi: MDB_dbi, _ key: [UInt8]) throws -> MDB_val? {
@@ -246,19 +352,53 @@ final class LMDBWriter: @unchecked Sendable {
         }
     }
 
-    private func create(_ request: CreateRequest, txn: OpaquePointer, nextStream: inout UInt64) throws -> CreateOutcome {
+    /// Deletes `key`; returns whether it was there.
+    @discardableResult
+    private func delete(_ txn: OpaquePointer, _ dbi: MDB_dbi, _ key: [UInt8], _ what: @autoclosure () -> String) throws -> Bool {
+        let rc = withVal(key) { key in mdb_del(txn, dbi, &key, nil) }
+        if rc == MDB_NOTFOUND { return false }
+        if rc != 0 { throw Failure.transaction(rc, what()) }
+        wrote = true
+        return true
+    }
+
+    private func summary(_ txn: OpaquePointer, stream: UInt64, id: String) throws -> WorkflowSummary? {
+        guard let record = try exists(txn, environment.workflows, Key.stream(stream)) else { return nil }
+        do {
+            return try BinaryCodec.decodeSummary(record.buffer, location: "\(environment.path) workflows/\(stream)")
+        } catch let error as ContinuumError {
+            throw Failure.operation(error)
+        }
+    }
+
+    /// Moves a workflow's status-index entry from `old` to `new` (index bytes; `nil`: none).
+    private func reindex(_ txn: OpaquePointer, stream: UInt64, from old: UInt8?, to new: UInt8?, id: String) throws {
+        guard old != new else { return }
+        if let old, try delete(txn, environment.byStatus, Key.status(byte: old, stream), "re-indexing '\(id)'") {
+            counts[old] -= 1
+        }
+        if let new {
+            try put(txn, environment.byStatus, Key.status(byte: new, stream), [], "indexing '\(id)'")
+            counts[new] += 1
+        }
+    }
+
+    /// The status-index byte a workflow sits under now: its status's, or parked.
+    private func indexByte(_ txn: OpaquePointer, _ summary: WorkflowSummary, stream: UInt64) throws -> UInt8 {
+        guard summary.status == .running else { return summary.status.storedByte }
+        return try exists(txn, environment.byStatus, Key.status(byte: Key.parkedStatus, stream)) != nil ? Key.parkedStatus : summary.status.storedByte
+    }
+
+    // MARK: Operations
+
+    private func create(_ request: CreateRequest, txn: OpaquePointer, nextStream: inout UInt64, undo: inout Undo) throws -> CreateOutcome {
         let idKey = Array(request.id.utf8)
         if let found = try exists(txn, environment.ids, idKey) {
             let stream = Key.readUInt64(found.buffer)
-            guard let record = try exists(txn, environment.workflows, Key.stream(stream)) else {
+            guard let summary = try summary(txn, stream: stream, id: request.id) else {
                 throw Failure.operation(ContinuumError(.corruptedData, "Workflow '\(request.id)' has an id entry but no record in \(environment.path)."))
             }
-            do {
-                let summary = try BinaryCodec.decodeSummary(record.buffer, location: "\(environment.path) workflows/\(stream)")
-                return .existing(StreamID(rawValue: stream), summary)
-            } catch let error as ContinuumError {
-                throw Failure.operation(error)
-            }
+            return .existing(StreamID(rawValue: stream), summary)
         }
         let stream = nextStream
         nextStream += 1
@@ -266,13 +406,24 @@ final class LMDBWriter: @unchecked Sendable {
             id: request.id, type: request.type, status: .running, createdAt: request.started.timestamp, updatedAt: request.started.timestamp)
         try put(txn, environment.ids, idKey, Key.stream(stream), flags: MDB_NOOVERWRITE, "storing the id of '\(request.id)'")
         try put(txn, environment.workflows, Key.stream(stream), BinaryCodec.encode(summary), "storing the record of '\(request.id)'")
-        try put(txn, environment.byStatus, Key.status(.running, stream), [], "indexing '\(request.id)'")
+        try reindex(txn, stream: stream, from: nil, to: WorkflowStatus.running.storedByte, id: request.id)
         try put(txn, environment.events, Key.event(stream, 0), BinaryCodec.encode(request.started), flags: MDB_NOOVERWRITE, "storing the start of '\(request.id)'")
-        return .created(StreamID(rawValue: stream))
+        nextEpoch += 1
+        let token = FencingToken(owner: request.owner, epoch: nextEpoch)
+        setClaim(stream, token, undo: &undo)
+        return .created(Claim(stream: StreamID(rawValue: stream), token: token))
     }
 
-    private func append(_ request: AppendRequest, txn: OpaquePointer) throws {
+    private func append(_ request: AppendRequest, txn: OpaquePointer, undo: inout Undo) throws {
         let stream = request.stream.rawValue
+        guard claims[stream] == request.fence.token else {
+            throw Failure.operation(
+                ContinuumError(
+                    .ownershipLost,
+                    "Workflow '\(request.id)' is no longer claimed by \(request.fence.token) (current claim: "
+                        + "\(claims[stream].map { "\($0)" } ?? "none")); nothing was appended.",
+                    workflowID: request.id))
+        }
         if let first = request.events.first, first.sequence > 0,
             try exists(txn, environment.events, Key.event(stream, first.sequence - 1)) == nil
         {
@@ -295,49 +446,48 @@ final class LMDBWriter: @unchecked Sendable {
                 try delete(txn, environment.timers, Key.timer(due, stream), "removing a timer of '\(request.id)'")
             }
         }
-        guard request.status != nil || request.parked != nil else { return }
-        guard let record = try exists(txn, environment.workflows, Key.stream(stream)) else {
+        if request.release { setClaim(stream, nil, undo: &undo) }
+        guard request.status != nil || request.release else { return }
+        guard var summary = try summary(txn, stream: stream, id: request.id) else {
             throw Failure.operation(ContinuumError(.unknownWorkflow, "Workflow '\(request.id)' has no record.", workflowID: request.id))
         }
-        var summary: WorkflowSummary
-        do {
-            summary = try BinaryCodec.decodeSummary(record.buffer, location: "\(environment.path) workflows/\(stream)")
-        } catch let error as ContinuumError {
-            throw Failure.operation(error)
-        }
-        // A workflow is indexed once: under its status, or as parked while running.
-        try delete(txn, environment.byStatus, Key.status(summary.status, stream), "re-indexing '\(request.id)'")
-        try delete(txn, environment.byStatus, Key.status(summary.status, stream, parked: true), "re-indexing '\(request.id)'")
-        if let status = request.status {
+        let old = try indexByte(txn, summary, stream: stream)
+        if let status = request.status, status != summary.status {
             summary.status = status
             summary.updatedAt = request.events.last?.timestamp ?? summary.updatedAt
-        }
-        let parked = summary.status == .running && request.parked == true
-        try put(txn, environment.byStatus, Key.status(summary.status, stream, parked: parked), [], "indexing '\(request.id)'")
-        if request.status != nil {
             try put(txn, environment.workflows, Key.stream(stream), BinaryCodec.encode(summary), "updating the record of '\(request.id)'")
         }
+        // A workflow is indexed once: under its status, or as parked while running and released.
+        let parked = summary.status == .running && request.release
+        try reindex(txn, stream: stream, from: old, to: parked ? Key.parkedStatus : summary.status.storedByte, id: request.id)
+    }
+
+    private func claim(_ id: String, owner: OwnerID, txn: OpaquePointer, undo: inout Undo) throws -> Claim? {
+        guard let found = try exists(txn, environment.ids, Array(id.utf8)) else { return nil }
+        let stream = Key.readUInt64(found.buffer)
+        guard let summary = try summary(txn, stream: stream, id: id), !summary.status.isFinished else { return nil }
+        // Taken into memory: no longer parked, so a crash from now on recovers it at once.
+        try reindex(txn, stream: stream, from: try indexByte(txn, summary, stream: stream), to: summary.status.storedByte, id: id)
+        nextEpoch += 1
+        let token = FencingToken(owner: owner, epoch: nextEpoch)
+        setClaim(stream, token, undo: &undo)
+        return Claim(stream: StreamID(rawValue: stream), token: token)
     }
 
     /// Deletes a finished workflow; `false` when there is no such workflow. A running one is refused.
-    private func purge(_ id: String, txn: OpaquePointer) throws -> Bool {
+    private func purge(_ id: String, txn: OpaquePointer, undo: inout Undo) throws -> Bool {
         let idKey = Array(id.utf8)
         guard let found = try exists(txn, environment.ids, idKey) else { return false }
         let stream = Key.readUInt64(found.buffer)
-        guard let record = try exists(txn, environment.workflows, Key.stream(stream)) else { return false }
-        let summary: WorkflowSummary
-        do {
-            summary = try BinaryCodec.decodeSummary(record.buffer, location: "\(environment.path) workflows/\(stream)")
-        } catch let error as ContinuumError {
-            throw Failure.operation(error)
-        }
+        guard let summary = try summary(txn, stream: stream, id: id) else { return false }
         guard summary.status.isFinished else {
             throw Failure.operation(
                 ContinuumError(.invalidArgument, "Workflow '\(id)' is \(summary.status); only finished workflows are deleted.", workflowID: id))
         }
         try delete(txn, environment.ids, idKey, "deleting the id of '\(id)'")
         try delete(txn, environment.workflows, Key.stream(stream), "deleting the record of '\(id)'")
-        try delete(txn, environment.byStatus, Key.status(summary.status, stream), "deleting the index entry of '\(id)'")
+        try reindex(txn, stream: stream, from: summary.status.storedByte, to: nil, id: id)
+        if claims[stream] != nil { setClaim(stream, nil, undo: &undo) }
         // Every event: keys are (stream, sequence), so they sit together from sequence 0.
         var keys: [[UInt8]] = []
         var cursor: OpaquePointer?
@@ -356,9 +506,79 @@ final class LMDBWriter: @unchecked Sendable {
         for key in keys { try delete(txn, environment.events, key, "deleting an event of '\(id)'") }
         return true
     }
+}
 
-    private func delete(_ txn: OpaquePointer, _ dbi: MDB_dbi, _ key: [UInt8], _ what: @autoclosure () -> String) throws {
-        let rc = withVal(key) { key in mdb_del(txn, dbi, &key, nil) }
-        if rc != 0 && rc != MDB_NOTFOUND { throw Failure.transaction(rc, what()) }
+/// How many workflows each status-index byte holds: the counts the store keeps in `meta/counts`
+/// in the same transactions that move index entries.
+struct StatusIndexCounts: Equatable {
+    /// Counts by index byte (a status's stored byte, or ``Key/parkedStatus``).
+    private var byByte: [UInt8: Int] = [:]
+    /// Whether the counts were computed by scanning (a store from before counts were kept).
+    var needsWriting = false
+
+    subscript(byte: UInt8) -> Int {
+        get { byByte[byte, default: 0] }
+        set { byByte[byte] = newValue }
+    }
+
+    static func == (lhs: StatusIndexCounts, rhs: StatusIndexCounts) -> Bool {
+        lhs.byByte.filter { $0.value != 0 } == rhs.byByte.filter { $0.value != 0 }
+    }
+
+    /// The counts as ``StatusCounts``.
+    var statusCounts: StatusCounts {
+        var counts = StatusCounts(parked: self[Key.parkedStatus])
+        for status in WorkflowStatus.allCases { counts.byStatus[status] = self[status.storedByte] }
+        counts.byStatus[.running, default: 0] += counts.parked
+        return counts
+    }
+
+    /// The stored record: pairs of (index byte, count).
+    var encoded: [UInt8] {
+        BinaryCodec.seal { writer in
+            let entries = byByte.filter { $0.value != 0 }.sorted { $0.key < $1.key }
+            writer.write(UInt32(entries.count))
+            for (byte, count) in entries {
+                writer.write(byte)
+                writer.write(UInt64(count))
+            }
+        }
+    }
+
+    /// The counts stored in `meta/counts`, or counted from the status index when there are none.
+    static func read(_ environment: LMDBEnvironment, txn: OpaquePointer) throws -> StatusIndexCounts {
+        var counts = StatusIndexCounts()
+        let stored: [UInt8]? = try withVal(Key.counts) { key in
+            var value = MDB_val()
+            let rc = mdb_get(txn, environment.meta, &key, &value)
+            if rc == MDB_NOTFOUND { return nil }
+            try check(rc, "reading the status counts", path: environment.path)
+            return Array(value.buffer)
+        }
+        if let stored {
+            try stored.withUnsafeBytes { raw in
+                var reader = try BinaryCodec.open(raw, location: "\(environment.path) meta/counts")
+                let entries: UInt32 = try reader.read()
+                for _ in 0..<entries {
+                    let byte: UInt8 = try reader.read()
+                    counts[byte] = Int(try reader.read() as UInt64)
+                }
+                try reader.expectEnd()
+            }
+            return counts
+        }
+        var cursor: OpaquePointer?
+        try check(mdb_cursor_open(txn, environment.byStatus, &cursor), "opening a cursor", path: environment.path)
+        defer { mdb_cursor_close(cursor) }
+        var key = MDB_val()
+        var value = MDB_val()
+        var rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST)
+        while rc == 0 {
+            if key.mv_size == 9 { counts[key.buffer[0]] += 1 }
+            rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
+        }
+        if rc != MDB_NOTFOUND { try check(rc, "counting workflows", path: environment.path) }
+        counts.needsWriting = true
+        return counts
     }
 }

@@ -1,5 +1,10 @@
-import Continuum
+public import Continuum
 import Synchronization
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
+public import Foundation
+#endif
 
 /// A clock that moves only when the test says, so a workflow that sleeps three days runs in
 /// milliseconds.

@@ -1,5 +1,5 @@
-import Continuum
-import ContinuumLMDB
+public import Continuum
+public import ContinuumLMDB
 import Foundation
 
 /// A directory under the system's temporary folder, removed when the scope ends.
@@ -33,9 +33,15 @@ extension WorkflowRuntime {
         _ body: (WorkflowRuntime) async throws -> R
     ) async throws -> R {
         let store = try LMDBStore(path: path, configuration: configuration)
-        defer { store.close() }
         let runtime = WorkflowRuntime(store: store, workflows: workflows, configuration: runtimeConfiguration)
-        return try await runtime.withRunning(body)
+        let result: Result<R, any Error>
+        do {
+            result = .success(try await runtime.withRunning(body))
+        } catch {
+            result = .failure(error)
+        }
+        await store.close()
+        return try result.get()
     }
 
     /// ``withLMDB(path:workflows:configuration:runtime:_:)`` with a runtime on `clock`.

@@ -1,4 +1,4 @@
-import Continuum
+@_spi(Testing) public import Continuum
 
 extension WorkflowRuntime {
     /// Waits until at least `count` sleeps, event timeouts or retry backoffs of workflows in
@@ -19,7 +19,11 @@ extension WorkflowRuntime {
     /// Use it rather than ``waitForTimers(_:timeout:isolation:)`` when workflows may be parked
     /// (a short `idleTimeout`): a parked workflow's timer no longer waits in memory.
     public func waitForIndexedTimers(_ count: Int, timeout: Duration = .seconds(10), isolation: isolated (any Actor)? = #isolation) async throws {
-        try await eventually(timeout: timeout) { try store.timers(after: nil, limit: count).count >= count }
+        let deadline = ContinuousClock.now + timeout
+        while try await store.timers(after: nil, limit: count).count < count {
+            guard ContinuousClock.now < deadline else { throw ConditionTimeout(timeout: timeout) }
+            try await Task.sleep(for: .milliseconds(5))
+        }
     }
 }
 
@@ -29,10 +33,10 @@ extension WorkflowRuntime {
 public func eventually(
     timeout: Duration = .seconds(10),
     isolation: isolated (any Actor)? = #isolation,
-    _ condition: () throws -> Bool
+    _ condition: () async throws -> Bool
 ) async throws {
     let deadline = ContinuousClock.now + timeout
-    while try !condition() {
+    while try await !condition() {
         guard ContinuousClock.now < deadline else { throw ConditionTimeout(timeout: timeout) }
         try await Task.sleep(for: .milliseconds(5))
     }

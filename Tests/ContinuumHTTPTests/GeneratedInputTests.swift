@@ -1,6 +1,7 @@
-import Continuum
+@_spi(Testing) import Continuum
 import ContinuumHTTP
 import ContinuumTesting
+import ContinuumTestSupport
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -73,12 +74,12 @@ struct GeneratedInputTests {
         try await withAPI(.init(tokens: ["t"], webhookSecrets: [secret], maxBodySize: 64 * 1024)) { client, runtime in
             let auth: HTTPFields = [.authorization: "Bearer t"]
             _ = try await client.execute(uri: "/v1/workflows/approval?id=w", method: .post, headers: auth, body: json(#"{"amount": 5}"#))
-            try await eventually { try runtime.history(of: "w").count == 2 }
+            try await eventually { try await runtime.history(of: "w").count == 2 }
             var random = SeededGenerator(seed: seed)
             for index in 0..<250 {
                 let request = GeneratedRequest.make(&random)
-                let before = try runtime.history(of: "w").count
-                let workflows = try runtime.list(limit: 10_000).count
+                let before = try await runtime.history(of: "w").count
+                let workflows = try await runtime.list(limit: 10_000).count
                 let response = try await client.execute(
                     uri: request.uri, method: request.method, headers: request.headers, body: ByteBuffer(bytes: request.body))
                 #expect(response.status.code < 500, "seed \(seed) #\(index): \(request) → \(response.status)")
@@ -86,7 +87,7 @@ struct GeneratedInputTests {
                     // An accepted "approve" or cancel makes `w` append more after the response:
                     // let it end before the next request is judged by what `w` appended.
                     try await eventually {
-                        let history = try runtime.history(of: "w")
+                        let history = try await runtime.history(of: "w")
                         let ending = history.contains {
                             switch $0.kind {
                             case .cancelRequested: true
@@ -94,13 +95,13 @@ struct GeneratedInputTests {
                             default: false
                             }
                         }
-                        let status = try runtime.status(of: "w")?.status
+                        let status = try await runtime.status(of: "w")?.status
                         return !ending || status != .running
                     }
                 }
                 if response.status.code >= 400 {
-                    #expect(try runtime.history(of: "w").count == before, "seed \(seed) #\(index) was refused but appended: \(request)")
-                    #expect(try runtime.list(limit: 10_000).count == workflows, "seed \(seed) #\(index) was refused but created: \(request)")
+                    #expect(try await runtime.history(of: "w").count == before, "seed \(seed) #\(index) was refused but appended: \(request)")
+                    #expect(try await runtime.list(limit: 10_000).count == workflows, "seed \(seed) #\(index) was refused but created: \(request)")
                 }
                 if response.status.code >= 400, request.method != .head {
                     // A refusal says what went wrong, in JSON, or is the dashboard's page.
@@ -122,7 +123,7 @@ struct GeneratedInputTests {
                 #expect(response.status.code >= 400 && response.status.code < 500, "\(response.status)")
             }
             _ = outcome  // the server may also close the connection: either way it created nothing
-            #expect(try runtime.status(of: "h") == nil)
+            #expect(try await runtime.status(of: "h") == nil)
             // On a new connection: the refused one may have been closed.
             let port = try #require(client.port)
             let status = try await TestClient.withClient(host: "127.0.0.1", port: port) { fresh in

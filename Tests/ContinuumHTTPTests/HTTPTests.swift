@@ -1,7 +1,8 @@
-import Continuum
+@_spi(Testing) import Continuum
 import ContinuumHTTP
 import ContinuumLMDB
 import ContinuumTesting
+import ContinuumTestSupport
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -62,7 +63,7 @@ struct HTTPTests {
             // Starting it again with the same input is the same run.
             let again = try await client.execute(uri: "/v1/workflows/approval?id=po-1", method: .post, body: json(#"{"amount": 120}"#))
             #expect(again.status == .ok && again.object["created"] == .bool(false))
-            try await eventually { try runtime.history(of: "po-1").count == 2 }  // started, waiting
+            try await eventually { try await runtime.history(of: "po-1").count == 2 }  // started, waiting
             let status = try await client.execute(uri: "/v1/workflows/po-1", method: .get)
             #expect(status.object["status"] == .string("running"))
 
@@ -77,7 +78,7 @@ struct HTTPTests {
             #expect(done.object["result"] == .string("120 approved by ops"))
             let history = try await client.execute(uri: "/v1/workflows/po-1/history", method: .get)
             guard case .array(let events)? = history.object["events"] else { Issue.record("no events"); return }
-            let stored = try runtime.history(of: "po-1").count
+            let stored = try await runtime.history(of: "po-1").count
             #expect(events.count == stored)
             // Ids in paths are percent-decoded.
             _ = try await client.execute(uri: "/v1/workflows/approval?id=a%20b", method: .post, body: json(#"{"amount": 1}"#))
@@ -97,13 +98,13 @@ struct HTTPTests {
             let first = try await client.execute(uri: "/v1/workflows/po-2/events/approve", method: .post, headers: key, body: json(#"{"by": "a"}"#))
             #expect(first.status == .accepted)
             _ = try await runtime.handle(Approval.self, id: "po-2").result()
-            let count = try runtime.history(of: "po-2").count
+            let count = try await runtime.history(of: "po-2").count
             let repeated = try await client.execute(uri: "/v1/workflows/po-2/events/approve", method: .post, headers: key, body: json(#"{"by": "a"}"#))
             #expect(repeated.status == .ok && repeated.object["duplicate"] == .bool(true))
             #expect(repeated.object["sequence"] == first.object["sequence"])
             let changed = try await client.execute(uri: "/v1/workflows/po-2/events/approve", method: .post, headers: key, body: json(#"{"by": "b"}"#))
             #expect(changed.status == .conflict && changed.errorCode == "dedupKeyConflict")
-            #expect(try runtime.history(of: "po-2").count == count)
+            #expect(try await runtime.history(of: "po-2").count == count)
         }
     }
 
@@ -114,8 +115,8 @@ struct HTTPTests {
             _ = try await client.execute(uri: "/v1/workflows/approval?id=done", method: .post, body: json(#"{"amount": 2}"#))
             _ = try await client.execute(uri: "/v1/workflows/done/events/approve", method: .post, body: json(#"{"by": "x"}"#))
             _ = try await runtime.handle(Approval.self, id: "done").result()
-            try await eventually { try runtime.history(of: "open").count == 2 }
-            let before = try ["open", "done"].map { try runtime.history(of: $0).count }
+            try await eventually { try await runtime.history(of: "open").count == 2 }
+            let before = [try await runtime.history(of: "open").count, try await runtime.history(of: "done").count]
             let big = ByteBuffer(repeating: UInt8(ascii: " "), count: 4096)
             let cases: [(String, HTTPRequest.Method, ByteBuffer?, HTTPResponse.Status, String)] = [
                 ("/v1/workflows/approval?id=big", .post, big, .contentTooLarge, "bodyTooLarge"),
@@ -143,8 +144,9 @@ struct HTTPTests {
                 #expect(response.status == status, "\(method) \(uri.prefix(60))")
                 #expect(response.errorCode == code, "\(method) \(uri.prefix(60))")
             }
-            #expect(try ["open", "done"].map { try runtime.history(of: $0).count } == before, "a refused request appended")
-            #expect(try runtime.list(limit: 100).count == 2, "a refused start stored a workflow")
+            let after = [try await runtime.history(of: "open").count, try await runtime.history(of: "done").count]
+            #expect(after == before, "a refused request appended")
+            #expect(try await runtime.list(limit: 100).count == 2, "a refused start stored a workflow")
         }
     }
 
@@ -156,17 +158,17 @@ struct HTTPTests {
                 let start = try await client.execute(uri: "/v1/workflows/approval?id=x", method: .post, headers: headers, body: json(#"{"amount": 1}"#))
                 #expect(start.status == .forbidden && start.errorCode == "crossSiteRequest", "\(headers)")
             }
-            #expect(try runtime.list(limit: 10).isEmpty, "a cross-site start stored a workflow")
+            #expect(try await runtime.list(limit: 10).isEmpty, "a cross-site start stored a workflow")
             // The test client names the server `localhost` (no port) in its Host header; a browser
             // on this page would send that same authority as its Origin.
             let same = try await client.execute(
                 uri: "/v1/workflows/approval?id=ok", method: .post, headers: [.origin: "http://localhost", .init("Sec-Fetch-Site")!: "same-origin"],
                 body: json(#"{"amount": 1}"#))
             #expect(same.status == .created, "\(String(buffer: same.body))")
-            try await eventually { try runtime.history(of: "ok").count == 2 }
+            try await eventually { try await runtime.history(of: "ok").count == 2 }
             let cancel = try await client.execute(uri: "/ui/workflows/ok/cancel", method: .post, headers: [.origin: "http://evil.example"])
             #expect(cancel.status == .forbidden)
-            #expect(try runtime.history(of: "ok").count == 2, "a cross-site form cancelled the workflow")
+            #expect(try await runtime.history(of: "ok").count == 2, "a cross-site form cancelled the workflow")
             // Reading stays open to any origin's navigation.
             #expect(try await client.execute(uri: "/v1/workflows/ok", method: .get, headers: [.origin: "http://evil.example"]).status == .ok)
         }
@@ -180,7 +182,7 @@ struct HTTPTests {
             let wrong = try await client.execute(
                 uri: "/v1/workflows/approval?id=t", method: .post, headers: [.authorization: "Bearer first-tokeN"], body: json(#"{"amount": 1}"#))
             #expect(wrong.status == .unauthorized)
-            #expect(try runtime.list(limit: 10).isEmpty, "an unauthenticated start stored a workflow")
+            #expect(try await runtime.list(limit: 10).isEmpty, "an unauthenticated start stored a workflow")
             let right = try await client.execute(
                 uri: "/v1/workflows/approval?id=t", method: .post, headers: [.authorization: "Bearer second-token"], body: json(#"{"amount": 1}"#))
             #expect(right.status == .created)
@@ -198,7 +200,7 @@ struct HTTPTests {
             let admin: HTTPFields = [.authorization: "Bearer admin"]
             for id in ["w1", "w2", "w3"] {
                 _ = try await client.execute(uri: "/v1/workflows/approval?id=\(id)", method: .post, headers: admin, body: json(#"{"amount": 5}"#))
-                try await eventually { try runtime.history(of: id).count == 2 }
+                try await eventually { try await runtime.history(of: id).count == 2 }
             }
             func deliver(to id: String, secret: String, signedBody: String, sentBody: String, age: Int64 = 0, delivery: String) async throws -> TestResponse {
                 let timestamp = Int64(Date().timeIntervalSince1970) - age
@@ -219,7 +221,7 @@ struct HTTPTests {
             for (what, response) in refused {
                 #expect(response.status == .unauthorized && response.errorCode == "badSignature", "\(what)")
             }
-            #expect(try runtime.history(of: "w1").count == 2, "a refused delivery appended")
+            #expect(try await runtime.history(of: "w1").count == 2, "a refused delivery appended")
             #expect(try await deliver(to: "w1", secret: new, signedBody: body, sentBody: body, delivery: "d4").status == .accepted)
             #expect(try await deliver(to: "w2", secret: old, signedBody: body, sentBody: body, delivery: "d5").status == .accepted)
             #expect(try await runtime.handle(Approval.self, id: "w1").result() == "5 approved by hook")
@@ -241,7 +243,7 @@ struct HTTPTests {
             // The path is not signed: the captured delivery replayed to another workflow is refused.
             let elsewhere = try await deliver(to: "w3", secret: new, signedBody: body, sentBody: body, delivery: "d4")
             #expect(elsewhere.status == .conflict && elsewhere.errorCode == "webhookReplayed")
-            #expect(try runtime.history(of: "w3").count == 2, "a replayed delivery appended")
+            #expect(try await runtime.history(of: "w3").count == 2, "a replayed delivery appended")
         }
     }
 }
@@ -278,7 +280,7 @@ extension HTTPTests {
             #expect(try await deliver(to: "c2", delivery: "x2").status == .accepted)
             let full = try await deliver(to: "c3", delivery: "x3")
             #expect(full.status == .serviceUnavailable && full.errorCode == "webhookLimit")
-            #expect(try runtime.history(of: "c3").count == 2, "a refused delivery appended")
+            #expect(try await runtime.history(of: "c3").count == 2, "a refused delivery appended")
             // A redelivery of a remembered id still passes while full.
             #expect(try await deliver(to: "c1", delivery: "x1").status == .ok)
             // Once the first two are past their window, new ids are accepted again.

@@ -1,6 +1,7 @@
-import Continuum
+@_spi(Testing) import Continuum
 import ContinuumLMDB
 import ContinuumTesting
+import ContinuumTestSupport
 import Foundation
 import Testing
 
@@ -46,9 +47,9 @@ struct ServeTests {
             server.terminate()
             #expect(await server.exit() == .exited(0))
             // The directory was released and the history kept.
-            let store = try LMDBStore(path: path)
-            defer { store.close() }
-            #expect(try store.summary(id: "po-1")?.status == .completed)
+            try await LMDBStore.withStore(path: path) { store throws in
+                #expect(try await store.summary(id: "po-1")?.status == .completed)
+            }
         }
     }
 
@@ -118,28 +119,28 @@ struct RetentionTests {
                     try await runtime.send("approve", to: "a\(index)", payload: Approval.Decision(by: "ops"))
                     _ = try await runtime.handle(Approval.self, id: "a\(index)").result()
                 }
-                try await eventually { try runtime.history(of: "a3").count == 2 }
+                try await eventually { try await runtime.history(of: "a3").count == 2 }
             }
             do {
-                let store = try LMDBStore(path: path)
-                defer { store.close() }
-                let error = await #expect(throws: ContinuumError.self) { try await store.deleteFinished(id: "a3") }
-                #expect(error?.code == .invalidArgument, "a running workflow was deletable")
-                #expect(try await store.deleteFinished(id: "nobody") == false)
+                try await LMDBStore.withStore(path: path) { store throws in
+                    let error = await #expect(throws: ContinuumError.self) { try await store.deleteFinished(id: "a3") }
+                    #expect(error?.code == .invalidArgument, "a running workflow was deletable")
+                    #expect(try await store.deleteFinished(id: "nobody") == false)
+                }
             }
             let command = try ChildProcess(executable: executable, arguments: ["gc", "--finished-before", "1d", "--path", path])
             #expect(await command.exit() == .exited(0))
             #expect(command.output.contains("Deleted 3 workflow(s)"), "\(command.output)")
-            let store = try LMDBStore(path: path)
-            defer { store.close() }
-            #expect(try store.list(status: nil, after: nil, limit: 10).map(\.1.id) == ["a3"])
-            #expect(try store.load(id: "a0") == nil)
-            let report = try store.verify()
-            #expect(report.isClean && report.checked["events"] == 2, "\(report.problems), \(report.checked)")
-            // A deleted id can start a new workflow.
-            try await WorkflowRuntime.withRuntime(store: store, workflows: [Approval()]) { runtime in
-                let receipt = try await runtime.start(type: "approval", id: "a0", json: Array(#"{"amount": 7}"#.utf8))
-                #expect(receipt.created)
+            try await LMDBStore.withStore(path: path) { store throws in
+                #expect(try await store.list(status: nil, after: nil, limit: 10).map(\.summary.id) == ["a3"])
+                #expect(try await store.load(id: "a0") == nil)
+                let report = try store.verify()
+                #expect(report.isClean && report.checked["events"] == 2, "\(report.problems), \(report.checked)")
+                // A deleted id can start a new workflow.
+                try await WorkflowRuntime.withRuntime(store: store, workflows: [Approval()]) { runtime in
+                    let receipt = try await runtime.start(type: "approval", id: "a0", json: Array(#"{"amount": 7}"#.utf8))
+                    #expect(receipt.created)
+                }
             }
         }
     }

@@ -1,6 +1,7 @@
-import Continuum
+@_spi(Testing) import Continuum
 import ContinuumLMDB
 import ContinuumTesting
+import ContinuumTestSupport
 import Logging
 import ServiceLifecycle
 import Testing
@@ -30,20 +31,20 @@ struct ServiceTests {
                 for index in 0..<20 { try await runtime.start(Approval.self, id: "a\(index)", input: .init(amount: index)) }
                 // Long enough to be in flight however slowly a loaded machine starts the 40.
                 for index in 0..<20 { try await runtime.start(Nap.self, id: "n\(index)", input: 2_000 + index) }
-                try await eventually { try runtime.list(status: .running, limit: 100).count == 40 }
+                try await eventually { try await runtime.list(status: .running, limit: 100).count == 40 }
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
             }
             #expect(!runtime.isReady)
             // The store was closed by the shutdown: the directory is free for the next process.
-            let reopened = try LMDBStore(path: path)
-            defer { reopened.close() }
+            try await LMDBStore.withStore(path: path) { reopened throws in
             try await WorkflowRuntime.withRuntime(store: reopened, workflows: [Approval(), Nap()]) { runtime in
                 for index in 0..<20 {
                     try await runtime.send("approve", to: "a\(index)", payload: Approval.Decision(by: "restart"))
                     #expect(try await runtime.handle(Approval.self, id: "a\(index)").result() == "\(index) approved by restart")
                     #expect(try await runtime.handle(Nap.self, id: "n\(index)").result() == 2_000 + index)
                 }
+            }
             }
         }
     }

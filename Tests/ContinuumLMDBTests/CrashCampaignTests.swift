@@ -1,6 +1,7 @@
-import Continuum
+@_spi(Testing) import Continuum
 import ContinuumLMDB
 import ContinuumTesting
+import ContinuumTestSupport
 import Foundation
 import Testing
 
@@ -149,8 +150,8 @@ struct CrashCampaignTests {
             #expect(kills >= requiredKills)
 
             let ledger = try CrashLedger(path: ledgerPath)
+            // Closed explicitly at the end; an error before that leaves it to deinit.
             let store = try LMDBStore(path: state)
-            defer { store.close() }
             var expected: [WorkflowStatus: Int] = [:]
             var acknowledged = 0
             for prefix in rounds {
@@ -167,7 +168,7 @@ struct CrashCampaignTests {
                     #expect(ledger.failedAttempts[workflow, default: 0] >= 1, "\(workflow): the flaky step's first attempt never failed")
                     // One terminal state, with the right result.
                     let results = Set(ledger.results[workflow] ?? [])
-                    let summary = try store.summary(id: workflow)
+                    let summary = try await store.summary(id: workflow)
                     switch variant {
                     case "plain":
                         let sent = (0..<events).map { "\(workflow)-e\($0)" }
@@ -198,14 +199,14 @@ struct CrashCampaignTests {
                 var count = 0
                 var after: StreamID?
                 while true {
-                    let page = try store.list(status: status, after: after, limit: 10_000)
+                    let page = try await store.list(status: status, after: after, limit: 10_000)
                     count += page.count
                     guard let last = page.last, page.count == 10_000 else { break }
-                    after = last.0
+                    after = last.stream
                 }
                 #expect(count == expected[status, default: 0], "\(count) workflows \(status) in the store, \(expected[status, default: 0]) expected")
             }
-            #expect(try store.list(status: .running, after: nil, limit: 10).isEmpty)
+            #expect(try await store.list(status: .running, after: nil, limit: 10).isEmpty)
             #expect(try store.verify().isClean)
             let rerun = ledger.runs.values.reduce(0) { $0 + $1.count - 1 }
             print(
@@ -213,5 +214,6 @@ struct CrashCampaignTests {
                     + "(\(expected[.completed, default: 0]) completed, \(expected[.failed, default: 0]) failed, "
                     + "\(expected[.cancelled, default: 0]) cancelled), \(acknowledged) acknowledged events each consumed once, "
                     + "\(rerun) step bodies re-run before their completion was committed")
+            await store.close()
     }
 }

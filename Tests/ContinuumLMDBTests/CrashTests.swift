@@ -1,6 +1,7 @@
-import Continuum
+@_spi(Testing) import Continuum
 import ContinuumLMDB
 import ContinuumTesting
+import ContinuumTestSupport
 import Foundation
 import Testing
 
@@ -137,15 +138,15 @@ struct CrashTests {
             }
 
             // The store agrees: every workflow completed.
-            let store = try LMDBStore(path: state)
-            defer { store.close() }
-            let completed = try store.list(status: .completed, after: nil, limit: 10_000).count
-            #expect(completed == rounds.count * workflowsPerRound)
-            #expect(try store.list(status: .running, after: nil, limit: 10).isEmpty)
-            let rerun = ledger.runs.values.reduce(0) { $0 + $1.count - 1 }
-            print(
-                "crash test: seed \(seed), \(kills) kills over \(launches) launches, \(rounds.count) round(s), "
-                    + "\(completed) workflows completed, \(rerun) step bodies re-run before their completion was committed")
+            try await LMDBStore.withStore(path: state) { store throws in
+                let completed = try await store.list(status: .completed, after: nil, limit: 10_000).count
+                #expect(completed == rounds.count * workflowsPerRound)
+                #expect(try await store.list(status: .running, after: nil, limit: 10).isEmpty)
+                let rerun = ledger.runs.values.reduce(0) { $0 + $1.count - 1 }
+                print(
+                    "crash test: seed \(seed), \(kills) kills over \(launches) launches, \(rounds.count) round(s), "
+                        + "\(completed) workflows completed, \(rerun) step bodies re-run before their completion was committed")
+            }
         }
     }
 
@@ -212,7 +213,7 @@ struct CrashTests {
             return
         }
         try await withTemporaryDirectory(prefix: "continuum-readers") { directory in
-            try LMDBStore(path: directory).close()
+            await (try LMDBStore(path: directory)).close()
             // A live reader (a backup tool, say) keeps the environment open, so LMDB does not
             // reset its reader table on open: the dead process's slot must be found and cleared.
             let live = try ChildProcess(executable: worker, arguments: ["--hold-reader", directory])
@@ -222,12 +223,12 @@ struct CrashTests {
             try await dead.waitForLine("holding")
             dead.kill()
             #expect(await dead.exit() == .signalled(SIGKILL))
-            let store = try LMDBStore(path: directory)
-            defer { store.close() }
-            #expect(store.staleReadersCleared == 1)
-            _ = try await store.create(CreateRequest(
-                id: "after", type: "t", started: HistoryEvent(sequence: 0, timestamp: 1, kind: .workflowStarted(type: "t", input: []))))
-            #expect(try store.summary(id: "after") != nil)
+            try await LMDBStore.withStore(path: directory) { store throws in
+                #expect(store.staleReadersCleared == 1)
+                _ = try await store.create(CreateRequest(
+                    id: "after", type: "t", started: HistoryEvent(sequence: 0, timestamp: 1, kind: .workflowStarted(type: "t", input: [])), owner: OwnerID("test")))
+                #expect(try await store.summary(id: "after") != nil)
+            }
         }
     }
 
@@ -250,7 +251,7 @@ struct CrashTests {
             _ = await child.exit()
             // Once the owner is gone, the directory opens again.
             let store = try LMDBStore(path: state)
-            store.close()
+            await store.close()
         }
     }
 }

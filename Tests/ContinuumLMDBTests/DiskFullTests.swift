@@ -1,6 +1,7 @@
-import Continuum
+@_spi(Testing) import Continuum
 import ContinuumLMDB
 import ContinuumTesting
+import ContinuumTestSupport
 import Foundation
 import Testing
 
@@ -97,21 +98,21 @@ struct DiskFullTests {
                 }
                 // Nothing acknowledged is missing.
                 for id in acknowledged {
-                    #expect(try runtime.status(of: id) != nil, "\(id) was acknowledged but is not stored")
+                    #expect(try await runtime.status(of: id) != nil, "\(id) was acknowledged but is not stored")
                 }
                 // With space freed, the stopped workflow goes on by itself and new work is accepted.
                 let stopped = try #require(stuck, "no step ever hit the full disk")
-                try await eventually(timeout: .seconds(20)) { try runtime.status(of: stopped)?.status == .completed }
+                try await eventually(timeout: .seconds(20)) { try await runtime.status(of: stopped)?.status == .completed }
                 let after = try await runtime.start(Hoarder.self, id: "after", input: 1)
                 #expect(try await after.result() == 65_536)
             }
             // Reopened: every acknowledged workflow is there, and the store is sound.
-            let store = try LMDBStore(path: path)
-            defer { store.close() }
-            for id in acknowledged + ["after"] {
-                #expect(try store.summary(id: id) != nil, "\(id) was acknowledged but is not stored")
+            try await LMDBStore.withStore(path: path) { store throws in
+                for id in acknowledged + ["after"] {
+                    #expect(try await store.summary(id: id) != nil, "\(id) was acknowledged but is not stored")
+                }
+                #expect(try store.verify().isClean)
             }
-            #expect(try store.verify().isClean)
         }
     }
 }

@@ -1,6 +1,7 @@
-import Continuum
+@_spi(Testing) import Continuum
 import ContinuumLMDB
 import ContinuumTesting
+import ContinuumTestSupport
 import Foundation
 import Logging
 import Testing
@@ -48,16 +49,16 @@ struct BadInputTests {
                     _ = try await runtime.start(type: "oversized", id: "raw", json: Array(#"{"stepBytes": 1, "outputBytes": 0, "pad": "\#(String(repeating: "z", count: 2048))"}"#.utf8))
                 }
                 #expect((padded as? ContinuumError)?.code == .payloadTooLarge)
-                #expect(try runtime.status(of: "raw") == nil)
+                #expect(try await runtime.status(of: "raw") == nil)
                 let handle = try await runtime.start(Oversized.self, id: "w", input: .init(stepBytes: 10, outputBytes: 0))
-                try await eventually { try runtime.history(of: "w").count == 3 }
-                let before = try runtime.history(of: "w")
+                try await eventually { try await runtime.history(of: "w").count == 3 }
+                let before = try await runtime.history(of: "w")
                 let error = await #expect(throws: ContinuumError.self) {
                     try await runtime.send("go", to: "w", payload: String(repeating: "e", count: 4096))
                 }
                 #expect(error?.code == .payloadTooLarge)
                 #expect(error?.message.contains("maxPayloadSize") == true)
-                #expect(try runtime.history(of: "w") == before, "a refused event appended")
+                #expect(try await runtime.history(of: "w") == before, "a refused event appended")
                 try await runtime.send("go", to: "w", payload: "ok")
                 #expect(try await handle.result() == String(repeating: "x", count: 10))
             }
@@ -70,9 +71,9 @@ struct BadInputTests {
             let ledger = Ledger()
             try await WorkflowRuntime.withLMDB(path: path, workflows: [Oversized(ledger: ledger)], runtime: limited(1024)) { runtime in
                 _ = try await runtime.start(Oversized.self, id: "step", input: .init(stepBytes: 4096, outputBytes: 0))
-                try await eventually { try runtime.history(of: "step").contains { if case .waitStarted = $0.kind { true } else { false } } }
+                try await eventually { try await runtime.history(of: "step").contains { if case .waitStarted = $0.kind { true } else { false } } }
                 #expect(ledger.count("big") == 1, "an oversized result was retried")
-                let kinds = try runtime.history(of: "step").map(\.kind)
+                let kinds = try await runtime.history(of: "step").map(\.kind)
                 #expect(kinds.filter { if case .stepRetrying = $0 { true } else { false } }.isEmpty)
                 let failures = kinds.compactMap { if case .stepFailed(_, let failure) = $0 { failure } else { nil } }
                 #expect(failures.count == 1 && failures.first?.type == "ContinuumError.payloadTooLarge", "\(failures)")
@@ -81,7 +82,7 @@ struct BadInputTests {
                 try await runtime.send("go", to: "output", payload: "ok")
                 let outputError = await #expect(throws: ContinuumError.self) { try await output.result() }
                 #expect(outputError?.message.contains("payloadTooLarge") == true, "\(outputError?.message ?? "")")
-                #expect(try runtime.status(of: "output")?.status == .failed)
+                #expect(try await runtime.status(of: "output")?.status == .failed)
             }
             // Replayed in a new runtime, the workflow code catches the same error as live.
             try await WorkflowRuntime.withLMDB(path: path, workflows: [Oversized(ledger: ledger)], runtime: limited(1024)) { runtime in
@@ -110,16 +111,16 @@ struct BadInputTests {
             try await WorkflowRuntime.withLMDB(path: path, workflows: [Echo()]) { runtime in
                 for id in odd {
                     let handle = try await runtime.start(Echo.self, id: id, input: id.utf8.count > 256 ? "long" : id)
-                    try await eventually { try runtime.history(of: id).count == 3 }
+                    try await eventually { try await runtime.history(of: id).count == 3 }
                     try await runtime.send(id.utf8.count > 256 ? "long" : id, to: id, payload: "for \(id.utf8.count)")
                     #expect(try await handle.result() == "for \(id.utf8.count)")
                 }
-                #expect(try runtime.list(limit: 100).map(\.id).sorted() == odd.sorted(), "an id was altered or merged with another")
+                #expect(try await runtime.list(limit: 100).map(\.id).sorted() == odd.sorted(), "an id was altered or merged with another")
                 let tooLong = await errorOf { try await runtime.start(Echo.self, id: String(repeating: "z", count: 512), input: "x") }
                 #expect((tooLong as? ContinuumError)?.code == .invalidArgument)
                 let decomposed = await errorOf { try await runtime.start(Echo.self, id: "cafe\u{301}", input: "x") }
                 #expect((decomposed as? ContinuumError)?.code == .invalidArgument)
-                #expect(try runtime.list(limit: 100).count == odd.count)
+                #expect(try await runtime.list(limit: 100).count == odd.count)
             }
         }
     }
@@ -211,8 +212,8 @@ struct ConcurrencyTests {
                         do { return .success(try await handle.result()) } catch { return .failure(error) }
                     }()
                     let (cancelError, outcome) = await (cancelled, result)
-                    let status = try runtime.status(of: id)?.status
-                    let terminal = try runtime.history(of: id).filter {
+                    let status = try await runtime.status(of: id)?.status
+                    let terminal = try await runtime.history(of: id).filter {
                         switch $0.kind {
                         case .workflowCompleted, .workflowFailed, .workflowCancelled: true
                         default: false
@@ -321,7 +322,7 @@ extension ConcurrencyTests {
                     return try await group.next() ?? false
                 }
                 if !outcome {
-                    let stuck = try runtime.list(status: .running, limit: 10).map(\.id)
+                    let stuck = try await runtime.list(status: .running, limit: 10).map(\.id)
                     Issue.record("workflows still waiting after 60 s (a lost wake-up): \(stuck)")
                 }
             }

@@ -1,5 +1,6 @@
-import Continuum
+@_spi(Testing) import Continuum
 import ContinuumTesting
+import ContinuumTestSupport
 import Testing
 
 @Suite("Binary codec")

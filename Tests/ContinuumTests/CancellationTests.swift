@@ -1,6 +1,7 @@
-import Continuum
+@_spi(Testing) import Continuum
 import ContinuumLMDB
 import ContinuumTesting
+import ContinuumTestSupport
 import Foundation
 import Testing
 
@@ -52,15 +53,15 @@ struct CancellationTests {
                 let handle = try await runtime.start(Booking.self, id: "b", input: phase)
                 switch phase {
                 case .sleep, .backoff: try await runtime.waitForTimers(1)
-                case .event: try await eventually { try runtime.history(of: "b").count == 3 }
+                case .event: try await eventually { try await runtime.history(of: "b").count == 3 }
                 }
                 try await runtime.cancel("b", reason: "customer changed their mind")
                 try await runtime.cancel("b")  // twice is once
                 let error = await #expect(throws: ContinuumError.self) { try await handle.result() }
                 #expect(error?.code == .cancelled)
                 #expect(error?.message.contains("customer changed their mind") == true)
-                #expect(try runtime.status(of: "b")?.status == .cancelled)
-                let kinds = try runtime.history(of: "b").map(\.kind)
+                #expect(try await runtime.status(of: "b")?.status == .cancelled)
+                let kinds = try await runtime.history(of: "b").map(\.kind)
                 #expect(kinds.filter { if case .cancelRequested = $0 { true } else { false } }.count == 1)
                 #expect(kinds.last == .workflowCancelled(reason: "customer changed their mind"))
                 let finished = await #expect(throws: ContinuumError.self) { try await runtime.cancel("b") }

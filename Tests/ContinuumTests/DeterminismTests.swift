@@ -1,5 +1,6 @@
-import Continuum
+@_spi(Testing) import Continuum
 import ContinuumTesting
+import ContinuumTestSupport
 import Foundation
 import Testing
 
@@ -93,8 +94,8 @@ struct DeterminismTests {
                     #expect(error?.message.contains(word) == true, "message should mention \(word): \(error?.message ?? "")")
                 }
                 #expect(error?.workflowID == "evolving")
-                #expect(try runtime.status(of: "evolving")?.status == .suspended)
-                #expect(try runtime.history(of: "evolving").count == 3, "a suspended workflow appends nothing")
+                #expect(try await runtime.status(of: "evolving")?.status == .suspended)
+                #expect(try await runtime.history(of: "evolving").count == 3, "a suspended workflow appends nothing")
             }
             #expect(v2Ledger.count("c") == 0 && v2Ledger.count("d") == 0, "no step after the divergence ran")
             // The suspension is not stored: the original code resumes the workflow.

@@ -1,6 +1,7 @@
-import Continuum
+@_spi(Testing) import Continuum
 import ContinuumLMDB
 import ContinuumTesting
+import ContinuumTestSupport
 import Foundation
 import Testing
 
@@ -9,7 +10,7 @@ private func withEvictingRuntime<R>(
     _ body: (WorkflowRuntime) async throws -> R
 ) async throws -> R {
     try await WorkflowRuntime.withLMDB(
-        path: path, workflows: workflows, runtime: .init(clock: clock, idleTimeout: idle, timerHorizon: .seconds(1)), body)
+        path: path, workflows: workflows, runtime: .init(clock: clock, parkAfter: idle, timerHorizon: .seconds(1)), body)
 }
 
 /// The resident set size of this process, in bytes.
@@ -21,7 +22,7 @@ func residentBytes() -> Int {
     return kilobytes * 1024
 }
 
-@Suite("Idle eviction", .serialized)
+@Suite("Parking", .serialized)
 struct EvictionTests {
     @Test("a sleeping workflow leaves memory, and its timer brings it back to finish")
     func sleeperEvictedAndWoken() async throws {
@@ -31,9 +32,9 @@ struct EvictionTests {
             try await withEvictingRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
                 let handle = try await runtime.start(Reminder.self, id: "r", input: "cy")
                 try await runtime.waitForIndexedTimers(1)
-                try await eventually { runtime.residentWorkflows == 0 }
-                #expect(runtime.pendingTimers == 0, "the evicted workflow still sleeps in memory")
-                #expect(try runtime.status(of: "r")?.status == .running)
+                try await parkAll(runtime, clock: clock)
+                #expect(runtime.pendingTimers == 0, "the parked workflow still sleeps in memory")
+                #expect(try await runtime.status(of: "r")?.status == .running)
                 clock.advance(by: .seconds(3 * 86_400))
                 #expect(try await handle.result() == "reminded cy")
             }
@@ -48,11 +49,11 @@ struct EvictionTests {
             let ledger = Ledger()
             try await withEvictingRuntime(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
                 let handle = try await runtime.start(Survey.self, id: "s", input: .init(count: 2))
-                try await eventually { try runtime.history(of: "s").count == 2 }
-                try await eventually { runtime.residentWorkflows == 0 }
+                try await eventually { try await runtime.history(of: "s").count == 2 }
+                try await parkAll(runtime, clock: clock)
                 try await runtime.send("feedback", to: "s", payload: Feedback(stars: 4))
-                try await eventually { try runtime.history(of: "s").count == 5 }
-                try await eventually { runtime.residentWorkflows == 0 }
+                try await eventually { try await runtime.history(of: "s").count == 5 }
+                try await parkAll(runtime, clock: clock)
                 try await runtime.send("feedback", to: "s", payload: Feedback(stars: 5))
                 #expect(try await handle.result() == [4, 5])
             }
@@ -68,7 +69,7 @@ struct EvictionTests {
             try await withEvictingRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
                 for index in 0..<10 { try await runtime.start(Reminder.self, id: "r\(index)", input: "\(index)") }
                 try await runtime.waitForIndexedTimers(10)
-                try await eventually { runtime.residentWorkflows == 0 }
+                try await parkAll(runtime, clock: clock)
             }
             try await withEvictingRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
                 try await Task.sleep(for: .milliseconds(100))
@@ -86,21 +87,23 @@ struct EvictionTests {
             let clock = ManualClock()
             let ledger = Ledger()
             let configuration = WorkflowRuntime.Configuration(
-                clock: clock, idleTimeout: .milliseconds(20), timerHorizon: .seconds(1), maxResidentWorkflows: 10)
+                clock: clock, parkAfter: .milliseconds(20), timerHorizon: .seconds(1), maxResidentWorkflows: 10)
             try await WorkflowRuntime.withLMDB(path: path, workflows: [Reminder(ledger: ledger)], runtime: configuration) { runtime throws in
                 let peak = try await withThrowingTaskGroup(of: Int.self) { group in
                     group.addTask {
                         var peak = 0
                         while !Task.isCancelled {
                             peak = max(peak, runtime.residentWorkflows)
+                            // Parking runs on the clock: move it so that workflows waiting for room get it.
+                            clock.advance(by: .milliseconds(50))
                             try? await Task.sleep(for: .milliseconds(1))
                         }
                         return peak
                     }
                     for index in 0..<100 { try await runtime.start(Reminder.self, id: "r\(index)", input: "\(index)") }
                     // All asleep (each parked to make room for the next), then all woken at once.
-                    try await eventually(timeout: .seconds(60)) { try runtime.store.timers(after: nil, limit: 101).count == 100 }
-                    try await eventually { runtime.residentWorkflows == 0 }
+                    try await eventually(timeout: .seconds(60)) { try await runtime.store.timers(after: nil, limit: 101).count == 100 }
+                    try await parkAll(runtime, clock: clock)
                     clock.advance(by: .seconds(3 * 86_400))
                     for index in 0..<100 { #expect(try await runtime.handle(Reminder.self, id: "r\(index)").result() == "reminded \(index)") }
                     group.cancelAll()
@@ -121,28 +124,31 @@ struct EvictionTests {
             let ledger = Ledger()
             let before = residentBytes()
             try await withEvictingRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    for worker in 0..<100 {
-                        group.addTask {
-                            for index in stride(from: worker, to: count, by: 100) {
-                                try await runtime.start(Reminder.self, id: "many-\(index)", input: "\(index)")
+                // Time moves while they start, so those already asleep park as the others start.
+                try await withClockRunning(clock) {
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        for worker in 0..<100 {
+                            group.addTask {
+                                for index in stride(from: worker, to: count, by: 100) {
+                                    try await runtime.start(Reminder.self, id: "many-\(index)", input: "\(index)")
+                                }
                             }
                         }
+                        try await group.waitForAll()
                     }
-                    try await group.waitForAll()
                 }
                 // Every workflow is asleep (its timer indexed), then every one has left memory.
-                try await eventually(timeout: .seconds(120)) { try runtime.store.timers(after: nil, limit: count + 1).count == count }
-                try await eventually(timeout: .seconds(120)) { runtime.residentWorkflows == 0 }
+                try await eventually(timeout: .seconds(120)) { try await runtime.store.timers(after: nil, limit: count + 1).count == count }
+                try await parkAll(runtime, clock: clock, timeout: .seconds(120))
                 let parked = residentBytes()
                 print("eviction test: \(count) sleeping workflows parked; RSS \(before / 1_048_576) MiB before, \(parked / 1_048_576) MiB parked")
                 #expect(parked - before < 1_024 * 1_048_576, "resident memory grew by \((parked - before) / 1_048_576) MiB")
                 clock.advance(by: .seconds(3 * 86_400))
                 do {
-                    try await eventually(timeout: .seconds(120)) { try runtime.list(status: .completed, limit: count + 1).count == count }
+                    try await eventually(timeout: .seconds(120)) { try await runtime.list(status: .completed, limit: count + 1).count == count }
                 } catch {
-                    let completed = try runtime.list(status: .completed, limit: count + 1).count
-                    let timers = try runtime.store.timers(after: nil, limit: count + 1).count
+                    let completed = try await runtime.list(status: .completed, limit: count + 1).count
+                    let timers = try await runtime.store.timers(after: nil, limit: count + 1).count
                     Issue.record("\(completed) of \(count) completed; \(runtime.residentWorkflows) in memory, \(timers) timers indexed")
                 }
             }

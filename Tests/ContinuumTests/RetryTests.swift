@@ -1,6 +1,7 @@
-import Continuum
+@_spi(Testing) import Continuum
 import ContinuumLMDB
 import ContinuumTesting
+import ContinuumTestSupport
 import Foundation
 import Synchronization
 import Testing
@@ -51,7 +52,7 @@ struct RetryTests {
                 try await runtime.waitForTimers(1)
                 clock.advance(by: .seconds(20))
                 #expect(try await handle.result() == 3)
-                let retries = try runtime.history(of: "f").compactMap { event -> (UInt32, Int64, String)? in
+                let retries = try await runtime.history(of: "f").compactMap { event -> (UInt32, Int64, String)? in
                     if case .stepRetrying(_, let attempt, let failure, let next) = event.kind { return (attempt, next, failure.type) }
                     return nil
                 }
@@ -74,7 +75,7 @@ struct RetryTests {
                 }
                 #expect(error?.code == .workflowFailed)
                 #expect(attempts.total == 1)
-                #expect(!(try runtime.history(of: "f")).contains { if case .stepRetrying = $0.kind { true } else { false } })
+                #expect(!(try await runtime.history(of: "f")).contains { if case .stepRetrying = $0.kind { true } else { false } })
             }
         }
     }

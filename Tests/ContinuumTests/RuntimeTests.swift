@@ -1,6 +1,7 @@
-import Continuum
+@_spi(Testing) import Continuum
 import ContinuumLMDB
 import ContinuumTesting
+import ContinuumTestSupport
 import Foundation
 import Synchronization
 import Testing
@@ -116,8 +117,8 @@ struct RuntimeTests {
                 let third = try await runtime.start(ThreeSteps.self, id: "same", input: 7)
                 #expect(try await third.result() == "2-4")
                 #expect(ledger.count("a") == 1)
-                #expect(try runtime.list().count == 1)
-                #expect(try runtime.history(of: "same").count == 5)
+                #expect(try await runtime.list().count == 1)
+                #expect(try await runtime.history(of: "same").count == 5)
             }
         }
     }
@@ -136,7 +137,7 @@ struct RuntimeTests {
                     #expect(outputs.count == 1)
                 }
                 #expect(ledger.count("a") == 1)
-                #expect(try runtime.history(of: "race").count == 5)
+                #expect(try await runtime.history(of: "race").count == 5)
             }
         }
     }
@@ -145,20 +146,20 @@ struct RuntimeTests {
     func runTwice() async throws {
         try await withTemporaryDirectory { path in
             let ledger = Ledger()
-            let store = try LMDBStore(path: path)
-            defer { store.close() }
-            let runtime = WorkflowRuntime(store: store, workflows: [ThreeSteps(ledger: ledger)])
-            let first = try await runtime.withRunning { runtime in
-                try await runtime.start(ThreeSteps.self, id: "first", input: 1).result()
+            try await LMDBStore.withStore(path: path) { store throws in
+                let runtime = WorkflowRuntime(store: store, workflows: [ThreeSteps(ledger: ledger)])
+                let first = try await runtime.withRunning { runtime in
+                    try await runtime.start(ThreeSteps.self, id: "first", input: 1).result()
+                }
+                let parked = try await runtime.start(ThreeSteps.self, id: "parked", input: 2)
+                #expect(try await runtime.status(of: "parked")?.status == .running)
+                #expect(ledger.count("a") == 1, "nothing runs while the runtime is stopped")
+                let (second, parkedOutput) = try await runtime.withRunning { runtime in
+                    (try await runtime.start(ThreeSteps.self, id: "second", input: 3).result(), try await parked.result())
+                }
+                #expect(first == "2-4" && second == "4-8" && parkedOutput == "3-6")
+                #expect(ledger.count("a") == 3)
             }
-            let parked = try await runtime.start(ThreeSteps.self, id: "parked", input: 2)
-            #expect(try runtime.status(of: "parked")?.status == .running)
-            #expect(ledger.count("a") == 1, "nothing runs while the runtime is stopped")
-            let (second, parkedOutput) = try await runtime.withRunning { runtime in
-                (try await runtime.start(ThreeSteps.self, id: "second", input: 3).result(), try await parked.result())
-            }
-            #expect(first == "2-4" && second == "4-8" && parkedOutput == "3-6")
-            #expect(ledger.count("a") == 3)
         }
     }
 
@@ -167,21 +168,21 @@ struct RuntimeTests {
         try await withTemporaryDirectory { path in
             let gate = Gate()
             let ledger = Ledger()
-            let store = try LMDBStore(path: path)
-            defer { store.close() }
-            let runtime = WorkflowRuntime(store: store, workflows: [Scripted(steps: ["a", "b", "c"], ledger: ledger, gate: gate)])
-            let handle = try await runtime.start(Scripted.self, id: "slow", input: "")
-            let running = Task { try await runtime.run() }
-            try await eventually { gate.arrived == 1 }
-            async let waited = errorOf { _ = try await handle.result() }
-            try await Task.sleep(for: .milliseconds(20))
-            running.cancel()
-            try await running.value
-            // Whether the waiter registered before the stop or after it, it is told, not left hanging.
-            let error = await waited as? ContinuumError
-            #expect(error?.code == .storeClosed || error?.code == .notRunning, "got \(String(describing: error))")
-            let late = await #expect(throws: ContinuumError.self) { try await handle.result() }
-            #expect(late?.code == .notRunning)
+            try await LMDBStore.withStore(path: path) { store throws in
+                let runtime = WorkflowRuntime(store: store, workflows: [Scripted(steps: ["a", "b", "c"], ledger: ledger, gate: gate)])
+                let handle = try await runtime.start(Scripted.self, id: "slow", input: "")
+                let running = Task { try await runtime.run() }
+                try await eventually { gate.arrived == 1 }
+                async let waited = errorOf { _ = try await handle.result() }
+                try await Task.sleep(for: .milliseconds(20))
+                running.cancel()
+                try await running.value
+                // Whether the waiter registered before the stop or after it, it is told, not left hanging.
+                let error = await waited as? ContinuumError
+                #expect(error?.code == .storeClosed || error?.code == .notRunning, "got \(String(describing: error))")
+                let late = await #expect(throws: ContinuumError.self) { try await handle.result() }
+                #expect(late?.code == .notRunning)
+            }
         }
     }
 
@@ -194,9 +195,9 @@ struct RuntimeTests {
             }
             try await WorkflowRuntime.withLMDB(path: path, workflows: [ThreeSteps(ledger: ledger)]) { runtime throws in
                 #expect(try await runtime.handle(ThreeSteps.self, id: "kept").result() == "11-22")
-                #expect(try runtime.status(of: "kept")?.status == .completed)
-                #expect(try runtime.list(status: .completed).map(\.id) == ["kept"])
-                #expect(try runtime.list(status: .running).isEmpty)
+                #expect(try await runtime.status(of: "kept")?.status == .completed)
+                #expect(try await runtime.list(status: .completed).map(\.id) == ["kept"])
+                #expect(try await runtime.list(status: .running).isEmpty)
             }
             #expect(ledger.total == 3)
         }
@@ -215,7 +216,7 @@ struct RuntimeTests {
             #expect(ledger.count("one") == 1 && ledger.count("two") == 1 && ledger.count("three") == 1)
             let events = try await WorkflowRuntime.withLMDB(path: path, workflows: [Scripted(steps: steps, ledger: ledger, gate: nil)]) { runtime throws in
                 #expect(try await runtime.handle(Scripted.self, id: "resume").result() == steps.map { "\($0)-done" })
-                return try runtime.history(of: "resume")
+                return try await runtime.history(of: "resume")
             }
             #expect(ledger.count("one") == 1, "a completed step ran again")
             #expect(ledger.count("two") == 1, "a completed step ran again")
@@ -241,7 +242,7 @@ struct RuntimeTests {
                 }
                 #expect(error?.code == .workflowFailed)
                 #expect(error?.message.contains("explode") == true)
-                let history = try runtime.history(of: "f")
+                let history = try await runtime.history(of: "f")
                 guard case .stepFailed(let step, let failure) = history[1].kind else {
                     Issue.record("expected stepFailed, got \(history[1].kind)")
                     return
@@ -252,7 +253,7 @@ struct RuntimeTests {
                     Issue.record("expected workflowFailed")
                     return
                 }
-                #expect(try runtime.status(of: "f")?.status == .failed)
+                #expect(try await runtime.status(of: "f")?.status == .failed)
             }
         }
     }
@@ -265,7 +266,7 @@ struct RuntimeTests {
                     try await runtime.start(ThreeSteps.self, id: "x", input: 1)
                 }
                 #expect(error?.code == .unknownWorkflowType)
-                #expect(try runtime.list().isEmpty)
+                #expect(try await runtime.list().isEmpty)
             }
         }
     }
@@ -301,9 +302,9 @@ struct RuntimeTests {
                     try await runtime.handle(Scripted.self, id: "orphan").result()
                 }
                 #expect(error?.code == .unknownWorkflowType)
-                #expect(try runtime.status(of: "orphan")?.status == .suspended)
-                #expect(try runtime.list(status: .suspended).map(\.id) == ["orphan"])
-                return try runtime.history(of: "orphan").count
+                #expect(try await runtime.status(of: "orphan")?.status == .suspended)
+                #expect(try await runtime.list(status: .suspended).map(\.id) == ["orphan"])
+                return try await runtime.history(of: "orphan").count
             }
             #expect(before == 3)
         }
@@ -329,7 +330,7 @@ struct RuntimeTests {
             let recorded = try await WorkflowRuntime.withLMDB(path: path, workflows: [Draws(gate: nil)]) { runtime throws in
                 try await runtime.handle(Draws.self, id: "d").result()
             }
-            let history = try await WorkflowRuntime.withLMDB(path: path, workflows: []) { try $0.history(of: "d") }
+            let history = try await WorkflowRuntime.withLMDB(path: path, workflows: []) { try await $0.history(of: "d") }
             guard case .stepCompleted(_, let uuidBytes) = history[2].kind else {
                 Issue.record("expected the uuid step at sequence 2")
                 return

@@ -1,6 +1,7 @@
-import Continuum
+@_spi(Testing) import Continuum
 import ContinuumLMDB
 import ContinuumTesting
+import ContinuumTestSupport
 import Foundation
 import Testing
 
@@ -62,10 +63,10 @@ struct SleepTests {
                 clock.advance(by: day * 2 + .seconds(86_399))
                 try await Task.sleep(for: .milliseconds(30))
                 #expect(ledger.count("remind") == 0, "the timer fired early")
-                #expect(try runtime.status(of: "r")?.status == .running)
+                #expect(try await runtime.status(of: "r")?.status == .running)
                 clock.advance(by: .seconds(1))
                 #expect(try await handle.result() == "reminded ada")
-                let history = try runtime.history(of: "r")
+                let history = try await runtime.history(of: "r")
                 guard case .waitStarted(_, .timer, let due?) = history[2].kind, case .waitEnded(_, .fired(let lateness)) = history[3].kind else {
                     Issue.record("expected waitStarted and waitEnded at 2 and 3: \(history.map(\.kind))")
                     return
@@ -96,7 +97,7 @@ struct SleepTests {
             clock.advance(by: day * 5)
             let history = try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime in
                 #expect(try await runtime.handle(Reminder.self, id: "r").result() == "reminded bo")
-                return try runtime.history(of: "r")
+                return try await runtime.history(of: "r")
             }
             #expect(ledger.count("signup") == 1 && ledger.count("remind") == 1)
             let fired = history.compactMap { event -> Int64? in
@@ -117,7 +118,7 @@ struct EventTests {
             let ledger = Ledger()
             try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
                 let handle = try await runtime.start(Survey.self, id: "s", input: .init(count: 1))
-                try await eventually { try runtime.history(of: "s").count == 2 }
+                try await eventually { try await runtime.history(of: "s").count == 2 }
                 let receipt = try await runtime.send("feedback", to: "s", payload: Feedback(stars: 5))
                 #expect(receipt.duplicate == false)
                 #expect(try await handle.result() == [5])
@@ -163,7 +164,7 @@ struct EventTests {
                 }
                 #expect(receipts.filter { !$0.duplicate }.count == 1)
                 #expect(Set(receipts.map(\.sequence)).count == 1)
-                let received = try runtime.history(of: "s").filter { if case .eventReceived = $0.kind { true } else { false } }
+                let received = try await runtime.history(of: "s").filter { if case .eventReceived = $0.kind { true } else { false } }
                 #expect(received.count == 2)
                 clock.advance(by: .seconds(60))
                 #expect(try await handle.result() == [3, 4])
@@ -181,7 +182,7 @@ struct EventTests {
                 try await runtime.waitForTimers(1)
                 clock.advance(by: day * 7)
                 #expect(try await handle.result() == [nil])
-                let history = try runtime.history(of: "s")
+                let history = try await runtime.history(of: "s")
                 #expect(history.contains { $0.kind == .waitEnded(StepKey(name: "event:feedback", occurrence: 0), outcome: .timedOut) })
                 let error = await #expect(throws: ContinuumError.self) {
                     try await runtime.send("feedback", to: "s", payload: Feedback(stars: 1))
@@ -200,7 +201,7 @@ struct EventTests {
                     try await runtime.send("feedback", to: "nobody", payload: Feedback(stars: 1))
                 }
                 #expect(error?.code == .unknownWorkflow)
-                #expect(try runtime.list().isEmpty)
+                #expect(try await runtime.list().isEmpty)
             }
         }
     }
@@ -212,7 +213,10 @@ struct EventTests {
             let ledger = Ledger()
             try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
                 for index in 0..<20 { try await runtime.start(Survey.self, id: "s\(index)", input: .init(count: 1)) }
-                try await eventually { try (0..<20).allSatisfy { try runtime.history(of: "s\($0)").count == 2 } }
+                try await eventually {
+                    for index in 0..<20 where try await runtime.history(of: "s\(index)").count != 2 { return false }
+                    return true
+                }
             }
             try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
                 for index in 0..<20 { try await runtime.send("feedback", to: "s\(index)", payload: Feedback(stars: index)) }

@@ -1,6 +1,7 @@
-@testable import Continuum
+@testable @_spi(Testing) import Continuum
 import ContinuumLMDB
 import ContinuumTesting
+import ContinuumTestSupport
 import Foundation
 import Testing
 
@@ -182,14 +183,14 @@ struct TimerHorizonTests {
         try await withTemporaryDirectory { path in
             let clock = ManualClock()
             let ledger = Ledger()
-            let configuration = WorkflowRuntime.Configuration(clock: clock, idleTimeout: .milliseconds(20), timerHorizon: .seconds(60))
+            let configuration = WorkflowRuntime.Configuration(clock: clock, parkAfter: .milliseconds(20), timerHorizon: .seconds(60))
             // Three days of sleep for every workflow, started an hour apart: by the time the
             // last one parks, the first is due in 2 days and 22 hours, the last in three days.
             try await WorkflowRuntime.withLMDB(path: path, workflows: [Reminder(ledger: ledger)], runtime: configuration) { runtime throws in
                 for index in 0..<3 {
                     try await runtime.start(Reminder.self, id: "r\(index)", input: "\(index)")
                     try await runtime.waitForIndexedTimers(index + 1)
-                    try await eventually { runtime.residentWorkflows == 0 }
+                    try await parkAll(runtime, clock: clock)
                     clock.advance(by: .seconds(3_600))
                 }
             }
@@ -198,15 +199,15 @@ struct TimerHorizonTests {
                 try await eventually { runtime.timers.loadedHorizon >= clock.now() }
                 #expect(runtime.timers.scheduled == 0, "a far timer was loaded into memory")
                 // Move to 30 s before the first is due: it enters the wheel, the others do not.
-                let firstDue = try #require(try runtime.history(of: "r0").compactMap(\.timerDue).first)
+                let firstDue = try #require(try await runtime.history(of: "r0").compactMap(\.timerDue).first)
                 clock.advance(toNanoseconds: firstDue - 30 * second)
                 try await eventually { runtime.timers.scheduled == 1 }
                 #expect(ledger.count("remind") == 0, "a timer fired early")
                 clock.advance(toNanoseconds: firstDue)
                 #expect(try await runtime.handle(Reminder.self, id: "r0").result() == "reminded 0")
                 #expect(ledger.count("remind") == 1)
-                // Then the others, each in its turn.
-                clock.advance(by: .seconds(2 * 3_600))
+                // Then the others, each in its turn (parking them moved the clock a little more).
+                clock.advance(by: .seconds(2 * 3_600 + 60))
                 #expect(try await runtime.handle(Reminder.self, id: "r1").result() == "reminded 1")
                 #expect(try await runtime.handle(Reminder.self, id: "r2").result() == "reminded 2")
             }
@@ -223,10 +224,10 @@ struct TimerHorizonTests {
                 try await runtime.waitForTimers(2)
                 try await runtime.send("first", to: "t", payload: 1)
                 try await eventually { runtime.pendingTimers == 1 }
-                #expect(try runtime.store.timers(after: nil, limit: 10).count == 1, "the shared deadline left the index")
+                #expect(try await runtime.store.timers(after: nil, limit: 10).count == 1, "the shared deadline left the index")
                 clock.advance(by: .seconds(60))
                 #expect(try await handle.result() == 1)
-                #expect(try runtime.store.timers(after: nil, limit: 10).isEmpty, "a finished workflow left a timer behind")
+                #expect(try await runtime.store.timers(after: nil, limit: 10).isEmpty, "a finished workflow left a timer behind")
             }
         }
     }

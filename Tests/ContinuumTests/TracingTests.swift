@@ -1,5 +1,6 @@
-import Continuum
+@_spi(Testing) import Continuum
 import ContinuumTesting
+import ContinuumTestSupport
 import Foundation
 import InMemoryTracing
 import Testing
@@ -47,7 +48,7 @@ struct TracingTests {
                     return span.spanContext
                 }
                 try await eventually {
-                    try runtime.history(of: "order-1").contains { if case .waitStarted = $0.kind { true } else { false } }
+                    try await runtime.history(of: "order-1").contains { if case .waitStarted = $0.kind { true } else { false } }
                 }
                 return request
             }
@@ -67,7 +68,7 @@ struct TracingTests {
 
             // The start span's context is stored with the workflow.
             let stored = try await WorkflowRuntime.withLMDB(path: path, workflows: [Shipment()]) { runtime in
-                try runtime.history(of: "order-1").first?.kind
+                try await runtime.history(of: "order-1").first?.kind
             }
             guard case .workflowStarted(_, _, let traceContext)? = stored else {
                 Issue.record("the first event is \(String(describing: stored))")

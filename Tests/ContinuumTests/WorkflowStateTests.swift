@@ -1,5 +1,6 @@
-import Continuum
+@_spi(Testing) import Continuum
 import ContinuumTesting
+import ContinuumTestSupport
 import Testing
 
 private func started(_ type: String = "t", input: [UInt8] = [1]) -> HistoryEvent {

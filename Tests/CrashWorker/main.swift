@@ -18,6 +18,7 @@
 import CLMDB
 @_spi(Diagnostics) import Continuum
 import ContinuumLMDB
+import ContinuumTestSupport
 import Foundation
 import Logging
 import Synchronization
@@ -220,8 +221,8 @@ func dump() async {
     for (id, what) in phases.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
         lines.append("\(id) task: \(what)")
         lines.append("  " + (await runtime.diagnostics(of: id)))
-        let status = (try? runtime.status(of: id)).flatMap { $0.map { "\($0.status)" } } ?? "unknown"
-        let tail = ((try? runtime.history(of: id)) ?? []).suffix(4).map { "\($0.sequence): \(String(describing: $0.kind).prefix(100))" }
+        let status = (try? await runtime.status(of: id)).flatMap { $0.map { "\($0.status)" } } ?? "unknown"
+        let tail = ((try? await runtime.history(of: id)) ?? []).suffix(4).map { "\($0.sequence): \(String(describing: $0.kind).prefix(100))" }
         lines.append("  stored \(status); last events \(tail)")
     }
     lines.append("dump ends\n")
@@ -265,8 +266,8 @@ func runMixed(_ id: String, index: Int, events: Int) async throws -> String {
 /// Waits until workflow `id` waits for the event that never comes, or has ended.
 func eventuallyWaiting(_ id: String) async throws {
     while true {
-        if try runtime.status(of: id)?.status != .running { return }
-        let waits = try runtime.history(of: id).contains {
+        if try await runtime.status(of: id)?.status != .running { return }
+        let waits = try await runtime.history(of: id).contains {
             if case .waitStarted(_, .event("never"), _) = $0.kind { true } else { false }
         }
         if waits { return }
@@ -312,5 +313,5 @@ try await runtime.withRunning { runtime in
         }
     }
 }
-store.close()
+await store.close()
 FileHandle.standardOutput.write(Data("finished\n".utf8))

@@ -58,6 +58,12 @@ public struct ContinuumError: Error, Sendable, CustomStringConvertible {
         /// ``WorkflowRuntime/Configuration/maxPayloadSize``. A step result or output over the
         /// limit fails that step or workflow once; it is never retried.
         public static let payloadTooLarge = Code("payloadTooLarge")
+        /// The runtime no longer holds its claim on the workflow (another claim superseded it,
+        /// or its lease ran out and another process took the workflow over); nothing was
+        /// written. The runtime drops the workflow from memory; its new owner continues it.
+        public static let ownershipLost = Code("ownershipLost")
+        /// `run()` was called while the runtime was already running.
+        public static let alreadyRunning = Code("alreadyRunning")
     }
 
     /// What kind of failure this is.
@@ -68,19 +74,26 @@ public struct ContinuumError: Error, Sendable, CustomStringConvertible {
     public var workflowID: String?
     /// The underlying error, when there is one.
     public var cause: (any Error & Sendable)?
+    /// Where in Continuum's source the error was raised (`file:line`), for bug reports.
+    public var location: String
 
     /// Creates an error.
-    public init(_ code: Code, _ message: String, workflowID: String? = nil, cause: (any Error & Sendable)? = nil) {
+    public init(
+        _ code: Code, _ message: String, workflowID: String? = nil, cause: (any Error & Sendable)? = nil,
+        file: StaticString = #fileID, line: UInt = #line
+    ) {
         self.code = code
         self.message = message
         self.workflowID = workflowID
         self.cause = cause
+        self.location = "\(file):\(line)"
     }
 
-    /// `error` itself when it is a ``ContinuumError``, otherwise a ``Code/storageFailure`` wrapping it.
-    static func wrap(_ error: any Error) -> ContinuumError {
+    /// `error` itself when it is a ``ContinuumError``; otherwise a ``Code/storageFailure`` that
+    /// keeps it as its cause.
+    package static func wrap(_ error: any Error, file: StaticString = #fileID, line: UInt = #line) -> ContinuumError {
         if let error = error as? ContinuumError { return error }
-        return ContinuumError(.storageFailure, "Unexpected error: \(error)")
+        return ContinuumError(.storageFailure, "Unexpected error: \(error)", cause: error, file: file, line: line)
     }
 
     public var description: String {

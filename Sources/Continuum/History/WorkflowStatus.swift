@@ -1,30 +1,29 @@
-/// Where a workflow stands.
-public enum WorkflowStatus: UInt8, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+/// Where a workflow stands. Its raw value is the name used in logs, the HTTP API and the CLI.
+public enum WorkflowStatus: String, Sendable, Hashable, CaseIterable, Codable, CustomStringConvertible {
     /// Started and not finished: running, waiting, or to be resumed after a restart.
-    case running = 1
+    case running
     /// The workflow returned a result.
-    case completed = 2
+    case completed
     /// The workflow's body threw.
-    case failed = 3
+    case failed
     /// The runtime stopped driving it and needs an operator: its code no longer matches its
-    /// history, its type is not registered, or its stored bytes are damaged. Nothing was
-    /// appended when it was suspended; fix the cause and restart the runtime to resume it.
-    case suspended = 4
+    /// history, its type is not registered, or its stored bytes are damaged.
+    case suspended
     /// The workflow ended after a cancellation request (compensating steps included).
-    case cancelled = 5
+    case cancelled
 
     /// Whether the workflow will never run again.
     public var isFinished: Bool { self == .completed || self == .failed || self == .cancelled }
 
-    public var description: String {
-        switch self {
-        case .running: "running"
-        case .completed: "completed"
-        case .failed: "failed"
-        case .suspended: "suspended"
-        case .cancelled: "cancelled"
-        }
+    public var description: String { rawValue }
+
+    /// The status named `name` (`running`, `completed`, …), or `nil`.
+    public init?(named name: some StringProtocol) {
+        self.init(rawValue: String(name))
     }
+
+    /// Every status's name, for messages: `running, completed, failed, suspended, cancelled`.
+    public static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
 }
 
 /// A workflow as listed by the store: its id, type and status.

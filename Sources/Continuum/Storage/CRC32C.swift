@@ -2,7 +2,7 @@
 ///
 /// Slicing-by-8 in software: about 1 byte per cycle, far below the cost of the commit that
 /// writes the value.
-public enum CRC32C {
+package enum CRC32C {
     private static let tables: [[UInt32]] = {
         var tables = [[UInt32]](repeating: [UInt32](repeating: 0, count: 256), count: 8)
         for i in 0..<256 {
@@ -20,7 +20,7 @@ public enum CRC32C {
     }()
 
     /// The checksum of `bytes`.
-    public static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+    package static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
         tables.withUnsafeBufferPointer { t in
             let t0 = t[0], t1 = t[1], t2 = t[2], t3 = t[3], t4 = t[4], t5 = t[5], t6 = t[6], t7 = t[7]
             var crc: UInt32 = 0xFFFF_FFFF
@@ -44,7 +44,7 @@ public enum CRC32C {
     }
 
     /// The checksum of `bytes`.
-    public static func checksum(_ bytes: some Collection<UInt8>) -> UInt32 {
+    package static func checksum(_ bytes: some Collection<UInt8>) -> UInt32 {
         if let result = bytes.withContiguousStorageIfAvailable({ checksum(UnsafeRawBufferPointer($0)) }) {
             return result
         }

@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
+public import Foundation
+#endif
+
 /// One entry of a workflow's event stream: everything that happened to the workflow, in order.
 ///
 /// A workflow's state is a fold of these events (see ``WorkflowState``); recovery replays them.
@@ -73,7 +79,7 @@ public enum WaitOutcome: Sendable, Hashable {
 }
 
 /// Which step (or wait) an event is about, and how it was called.
-public struct StepRecord: Sendable, Hashable {
+public struct StepRecord: Sendable, Hashable, Codable {
     /// The step's name, as passed to ``WorkflowContext/step(_:_:)``.
     public var name: String
     /// How many steps of the same name the workflow called before this one (0 for the first).
@@ -101,7 +107,7 @@ public struct StepRecord: Sendable, Hashable {
 }
 
 /// A step's identity within its workflow: its name and how many steps of that name came before.
-public struct StepKey: Sendable, Hashable, CustomStringConvertible {
+public struct StepKey: Sendable, Hashable, Codable, CustomStringConvertible {
     /// The step's name.
     public var name: String
     /// How many steps of the same name the workflow called before this one.
@@ -117,7 +123,7 @@ public struct StepKey: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// A recorded failure: the Swift type of the error and its description.
-public struct FailureRecord: Error, Sendable, Hashable {
+public struct FailureRecord: Error, Sendable, Hashable, Codable {
     /// The error's type, as `String(reflecting:)` printed it.
     public var type: String
     /// The error's description.

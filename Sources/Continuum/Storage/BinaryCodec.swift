@@ -3,15 +3,15 @@
 /// Every value is `[format: UInt8][crc32c(body): UInt32 LE][body]`. The format byte lets a
 /// later release change the body while still reading old values; the checksum turns a flipped
 /// or truncated byte into ``ContinuumError/Code/corruptedData`` instead of wrong data.
-public enum BinaryCodec {
+package enum BinaryCodec {
     /// The format byte written by this release.
-    public static let currentFormat: UInt8 = 1
+    package static let currentFormat: UInt8 = 1
     static let headerSize = 5
 
     // MARK: Envelope
 
     /// Wraps `body` in the envelope: format byte and checksum.
-    public static func seal(_ body: (inout ByteWriter) -> Void) -> [UInt8] {
+    package static func seal(_ body: (inout ByteWriter) -> Void) -> [UInt8] {
         var writer = ByteWriter()
         writer.bytes.reserveCapacity(64)
         writer.write(currentFormat)
@@ -26,7 +26,7 @@ public enum BinaryCodec {
     ///
     /// - Parameter location: where the value was read from, for the error message.
     /// - Throws: ``ContinuumError/Code/corruptedData`` when the format is unknown or the checksum fails.
-    public static func open(_ value: UnsafeRawBufferPointer, location: @autoclosure () -> String) throws -> ByteReader {
+    package static func open(_ value: UnsafeRawBufferPointer, location: @autoclosure () -> String) throws -> ByteReader {
         guard value.count >= headerSize else {
             throw corrupted("value is \(value.count) bytes, shorter than its header", location())
         }
@@ -54,7 +54,7 @@ public enum BinaryCodec {
     // MARK: Events
 
     /// Encodes an event's value (its sequence number lives in the key).
-    public static func encode(_ event: HistoryEvent) -> [UInt8] {
+    package static func encode(_ event: HistoryEvent) -> [UInt8] {
         seal { writer in
             switch event.kind {
             case .workflowStarted(let type, let input, let traceContext):
@@ -147,7 +147,7 @@ public enum BinaryCodec {
     /// Decodes an event's value.
     ///
     /// - Throws: ``ContinuumError/Code/corruptedData`` with `location` in its message.
-    public static func decodeEvent(
+    package static func decodeEvent(
         _ value: UnsafeRawBufferPointer, sequence: UInt32, location: @autoclosure () -> String
     ) throws -> HistoryEvent {
         var reader = try open(value, location: location())
@@ -211,32 +211,32 @@ public enum BinaryCodec {
     }
 
     /// Decodes an event from an array (convenience for tests and tools).
-    public static func decodeEvent(_ value: [UInt8], sequence: UInt32, location: String = "memory") throws -> HistoryEvent {
+    package static func decodeEvent(_ value: [UInt8], sequence: UInt32, location: String = "memory") throws -> HistoryEvent {
         try value.withUnsafeBytes { try decodeEvent($0, sequence: sequence, location: location) }
     }
 
     // MARK: Workflow records
 
     /// Encodes a workflow's summary record.
-    public static func encode(_ summary: WorkflowSummary) -> [UInt8] {
+    package static func encode(_ summary: WorkflowSummary) -> [UInt8] {
         seal { writer in
             writer.write(UInt8(0x80))
             writer.write(string: summary.id)
             writer.write(string: summary.type)
-            writer.write(summary.status.rawValue)
+            writer.write(summary.status.storedByte)
             writer.write(summary.createdAt)
             writer.write(summary.updatedAt)
         }
     }
 
     /// Decodes a workflow's summary record.
-    public static func decodeSummary(_ value: UnsafeRawBufferPointer, location: @autoclosure () -> String) throws -> WorkflowSummary {
+    package static func decodeSummary(_ value: UnsafeRawBufferPointer, location: @autoclosure () -> String) throws -> WorkflowSummary {
         var reader = try open(value, location: location())
         guard try reader.read() as UInt8 == 0x80 else { throw corrupted("not a workflow record", reader.location) }
         let id = try reader.readString()
         let type = try reader.readString()
         let rawStatus: UInt8 = try reader.read()
-        guard let status = WorkflowStatus(rawValue: rawStatus) else {
+        guard let status = WorkflowStatus(storedByte: rawStatus) else {
             throw corrupted("unknown workflow status \(rawStatus)", reader.location)
         }
         let createdAt: Int64 = try reader.read()
@@ -247,26 +247,26 @@ public enum BinaryCodec {
 }
 
 /// Appends fixed-width little-endian integers and length-prefixed strings to a byte array.
-public struct ByteWriter {
+package struct ByteWriter {
     /// The bytes written so far.
-    public var bytes: [UInt8] = []
+    package var bytes: [UInt8] = []
 
     /// Creates an empty writer.
-    public init() {}
+    package init() {}
 
     /// Appends `value` in little-endian order.
-    public mutating func write<T: FixedWidthInteger>(_ value: T) {
+    package mutating func write<T: FixedWidthInteger>(_ value: T) {
         withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
     }
 
     /// Appends a length-prefixed byte string.
-    public mutating func write(bytes value: [UInt8]) {
+    package mutating func write(bytes value: [UInt8]) {
         write(UInt32(value.count))
         bytes.append(contentsOf: value)
     }
 
     /// Appends a length-prefixed UTF-8 string.
-    public mutating func write(string value: String) {
+    package mutating func write(string value: String) {
         var value = value
         value.withUTF8 { utf8 in
             write(UInt32(utf8.count))
@@ -288,11 +288,11 @@ public struct ByteWriter {
 }
 
 /// Reads what a ``ByteWriter`` wrote, refusing to read past the end.
-public struct ByteReader {
+package struct ByteReader {
     private let buffer: UnsafeRawBufferPointer
     private var offset = 0
     /// Where the bytes came from, for error messages.
-    public let location: String
+    package let location: String
 
     init(_ buffer: UnsafeRawBufferPointer, location: String) {
         self.buffer = buffer
@@ -306,10 +306,10 @@ public struct ByteReader {
     }
 
     /// Whether every byte has been read.
-    public var isAtEnd: Bool { offset == buffer.count }
+    package var isAtEnd: Bool { offset == buffer.count }
 
     /// Reads a little-endian integer.
-    public mutating func read<T: FixedWidthInteger>() throws -> T {
+    package mutating func read<T: FixedWidthInteger>() throws -> T {
         try need(MemoryLayout<T>.size)
         let value = T(littleEndian: buffer.loadUnaligned(fromByteOffset: offset, as: T.self))
         offset += MemoryLayout<T>.size
@@ -317,7 +317,7 @@ public struct ByteReader {
     }
 
     /// Reads a length-prefixed byte string.
-    public mutating func readBytes() throws -> [UInt8] {
+    package mutating func readBytes() throws -> [UInt8] {
         let count = Int(try read() as UInt32)
         try need(count)
         defer { offset += count }
@@ -325,7 +325,7 @@ public struct ByteReader {
     }
 
     /// Reads a length-prefixed UTF-8 string.
-    public mutating func readString() throws -> String {
+    package mutating func readString() throws -> String {
         let count = Int(try read() as UInt32)
         try need(count)
         defer { offset += count }
@@ -349,9 +349,34 @@ public struct ByteReader {
     }
 
     /// Throws unless every byte has been read.
-    public func expectEnd() throws {
+    package func expectEnd() throws {
         guard offset == buffer.count else {
             throw BinaryCodec.corrupted("\(buffer.count - offset) unexpected trailing bytes", location)
+        }
+    }
+}
+
+extension WorkflowStatus {
+    /// The byte that stands for the status in stored records and status indexes.
+    package var storedByte: UInt8 {
+        switch self {
+        case .running: 1
+        case .completed: 2
+        case .failed: 3
+        case .suspended: 4
+        case .cancelled: 5
+        }
+    }
+
+    /// The status a stored byte stands for, or `nil` for an unknown byte.
+    package init?(storedByte: UInt8) {
+        switch storedByte {
+        case 1: self = .running
+        case 2: self = .completed
+        case 3: self = .failed
+        case 4: self = .suspended
+        case 5: self = .cancelled
+        default: return nil
         }
     }
 }

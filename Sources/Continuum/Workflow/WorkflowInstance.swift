@@ -8,12 +8,39 @@ import Tracing
 /// Every transition happens synchronously inside one actor method before any `await`, and the
 /// append is submitted before the method suspends, so concurrent steps of one workflow keep
 /// their stream in order and reentrancy cannot interleave two transitions.
+///
+/// In ``Mode/replay`` (the ``WorkflowReplayer``) the instance appends nothing and runs no step
+/// body: it returns what history recorded until the code asks for something history does not
+/// have, and then ends the replay.
 actor WorkflowInstance {
+    /// Whether the instance runs the workflow or only checks its code against its history.
+    enum Mode: Sendable {
+        /// Run it: new steps run and everything is appended to the store under `claim`.
+        case live(store: any EventStore, claim: Claim)
+        /// Replay it: nothing runs, nothing is appended.
+        case replay
+    }
+
+    /// Why an instance left memory while its body still ran.
+    enum Departure: Sendable, Equatable {
+        /// It only waited: it was parked in the store.
+        case parked
+        /// Another claim superseded this runtime's, or its lease ran out: the workflow is
+        /// another owner's now, and nothing more is appended here.
+        case ownershipLost
+        /// A replay reached the end of the recorded history.
+        case replayEnded
+    }
+
     nonisolated let id: String
     nonisolated let stream: StreamID
     /// The task that runs the workflow body; steps called from any other task come from its children.
     nonisolated let bodyTask: Int
-    private let store: any EventStore
+    nonisolated let mode: Mode
+    /// The claim appends are made under; `nil` in a replay.
+    nonisolated var claim: Claim? {
+        if case .live(_, let claim) = mode { claim } else { nil }
+    }
     nonisolated let clock: any WorkflowClock
     /// The runtime's timer wheel, which every sleep, timeout and backoff waits on.
     nonisolated let timers: TimerService
@@ -22,8 +49,8 @@ actor WorkflowInstance {
     private var state: WorkflowState
     private(set) var suspension: ContinuumError?
 
-    /// Where the instance reports that it became idle, when the runtime parks idle workflows.
-    private let idleQueue: IdleQueue?
+    /// Where the instance reports that it only waits, when the runtime parks such workflows.
+    private let parking: ParkingQueue?
 
     /// Where the instance reports steps, retries, timer lateness and events.
     nonisolated let metrics: RuntimeMetrics
@@ -35,17 +62,17 @@ actor WorkflowInstance {
     nonisolated let maxPayloadSize: Int
 
     init(
-        id: String, stream: StreamID, store: any EventStore, timers: TimerService, metrics: RuntimeMetrics, tracer: (any Tracer)?,
-        logger: Logger, maxPayloadSize: Int, idleQueue: IdleQueue?, state: WorkflowState
+        id: String, stream: StreamID, mode: Mode, timers: TimerService, metrics: RuntimeMetrics, tracer: (any Tracer)?,
+        logger: Logger, maxPayloadSize: Int, parking: ParkingQueue?, state: WorkflowState
     ) {
         self.maxPayloadSize = maxPayloadSize
         self.metrics = metrics
         self.tracer = tracer
         self.logger = logger
-        self.idleQueue = idleQueue
+        self.parking = parking
         self.id = id
         self.stream = stream
-        self.store = store
+        self.mode = mode
         self.clock = timers.clock
         self.timers = timers
         self.state = state
@@ -77,50 +104,62 @@ actor WorkflowInstance {
         case .replay(let recorded):
             return .replay(recorded)
         case .execute(let call):
+            if case .replay = mode { throw endReplay(at: name) }
             runningSteps += 1
-            updateIdle()
+            updateWaiting()
             return .execute(call)
         }
     }
 
-    // MARK: Idleness and eviction
+    // MARK: Waiting and parking
 
     private var runningSteps = 0
     private var waitingKeys: Set<StepKey> = []
-    private var idleSince: ContinuousClock.Instant?
-    /// When an event last arrived: a workflow that keeps receiving events is not idle, even
-    /// while its body waits for another name.
-    private var lastActivity: ContinuousClock.Instant?
-    /// Whether the instance left memory: every later call throws, nothing more is appended.
-    private(set) var evicted = false
+    /// Since when (by the clock) every running call of the body has been a wait.
+    private var waitingSince: Int64?
+    /// When an event last arrived: a workflow that keeps receiving events is not left waiting,
+    /// even while its body waits for another name.
+    private var lastActivity: Int64?
+    /// Why the instance left memory, once it has: every later call throws, nothing more is appended.
+    private(set) var departure: Departure?
 
-    static let evictedError = ContinuumError(.notRunning, "The workflow left memory while it waited; it resumes when woken.")
+    /// What a call from the body gets once the instance has left memory.
+    static func departedError(_ departure: Departure) -> ContinuumError {
+        switch departure {
+        case .parked:
+            ContinuumError(.notRunning, "The workflow left memory while it waited; it resumes when woken.")
+        case .ownershipLost:
+            ContinuumError(.ownershipLost, "Another owner claimed the workflow; this runtime stopped running it.")
+        case .replayEnded:
+            ContinuumError(.notRunning, "The replay reached the end of the recorded history.")
+        }
+    }
 
     private func checkUsable() throws(ContinuumError) {
         if let suspension { throw suspension }
-        if evicted { throw Self.evictedError }
+        if let departure { throw Self.departedError(departure) }
     }
 
     /// The body entered a wait (a sleep or an event wait).
     func enterWait(_ key: StepKey) {
         waitingKeys.insert(key)
-        updateIdle()
+        updateWaiting()
     }
 
     /// The body left a wait.
     func exitWait(_ key: StepKey) {
         waitingKeys.remove(key)
-        updateIdle()
+        updateWaiting()
     }
 
-    private func updateIdle() {
-        let idle = runningSteps == 0 && !waitingKeys.isEmpty && !evicted && suspension == nil
-        if !idle {
-            idleSince = nil
-        } else if idleSince == nil {
-            let now = ContinuousClock.now
-            idleSince = now
-            idleQueue?.add(self, since: now)
+    private func updateWaiting() {
+        let waiting = runningSteps == 0 && !waitingKeys.isEmpty && departure == nil && suspension == nil
+        if !waiting {
+            waitingSince = nil
+        } else if waitingSince == nil {
+            let now = clock.now()
+            waitingSince = now
+            parking?.add(self, since: now)
         }
     }
 
@@ -128,40 +167,40 @@ actor WorkflowInstance {
     /// them wakes it once the body has unwound.
     private(set) var parkedDues: [Int64] = []
 
-    /// Leaves memory if the instance has been idle (every running call a wait) since `since` or
-    /// earlier and no timer is about to fire: parks the workflow in the store and wakes the
-    /// body's waits so it unwinds.
-    func evictIfIdle(since: ContinuousClock.Instant, margin: Int64) async {
-        guard let idleSince, idleSince <= since, !evicted else { return }
+    /// Parks the workflow if every running call of its body has been a wait since `since` or
+    /// earlier (by the clock) and no timer is due within `margin` nanoseconds: releases its claim
+    /// in the store, leaves memory, and wakes the body's waits so it unwinds.
+    func parkIfWaiting(since: Int64, margin: Int64) async {
+        guard let waitingSince, waitingSince <= since, departure == nil, case .live(let store, let claim) = mode else { return }
         if let lastActivity, lastActivity > since {
-            idleQueue?.add(self, since: lastActivity)  // look again one idle timeout after the last event
+            parking?.add(self, since: lastActivity)  // look again one parking delay after the last event
             return
         }
         // Every wait the body is in must still be pending (one that ended, with its task not yet
         // resumed, would leave nothing to wake the parked workflow), and none may be due soon.
         let waits = waitingKeys.compactMap { state.recordedWaits[$0] }
-        let soon = clock.now() + margin
-        guard waits.count == waitingKeys.count, waits.allSatisfy({ $0.outcome == nil }), !waits.contains(where: { ($0.due ?? .max) <= soon })
+        let now = clock.now()
+        guard waits.count == waitingKeys.count, waits.allSatisfy({ $0.outcome == nil }), !waits.contains(where: { ($0.due ?? .max) <= now + margin })
         else {
-            // Still idle, but not to be parked now: look again after another idle timeout.
-            idleQueue?.add(self, since: ContinuousClock.now)
+            // Still waiting, but not to be parked now: look again after another delay.
+            parking?.add(self, since: now)
             return
         }
-        evicted = true
+        departure = .parked
         do {
-            try await store.append(AppendRequest(stream: stream, id: id, events: [], parked: true))
+            try await store.append(AppendRequest(fence: claim, id: id, events: [], release: true))
         } catch {
-            // Not parked: recovery will find it active, which is safe.
+            // Not released: recovery finds it runnable, which is safe.
         }
         parkedDues = waits.compactMap(\.due)
-        eventWaiters.failAll(Self.evictedError)
+        eventWaiters.failAll(Self.departedError(.parked))
     }
 
     func completeStep(_ call: WorkflowState.StepCall, outcome: Result<[UInt8], FailureRecord>) async throws(ContinuumError) {
         try checkUsable()
         let event = state.completeStep(call, outcome: outcome, timestamp: clock.now())
         runningSteps -= 1
-        updateIdle()
+        updateWaiting()
         try await appendOrSuspend([event])
     }
 
@@ -177,13 +216,13 @@ actor WorkflowInstance {
     func abandonStep(_ call: WorkflowState.StepCall) {
         state.abandonStep(call)
         runningSteps -= 1
-        updateIdle()
+        updateWaiting()
     }
 
     /// Records how the body ended. Returns the outcome as stored, or the error that suspended the workflow.
     func finish(_ outcome: WorkflowState.Outcome) async -> Result<WorkflowState.Outcome, ContinuumError> {
         if let suspension { return .failure(suspension) }
-        if evicted { return .failure(Self.evictedError) }
+        if let departure { return .failure(Self.departedError(departure)) }
         switch state.finish(outcome, timestamp: clock.now()) {
         case .failure(let divergence):
             return .failure(suspend(nondeterminism(divergence)))
@@ -195,13 +234,19 @@ actor WorkflowInstance {
             case .workflowCancelled(let reason): (status, stored) = (.cancelled, .cancelled(reason: reason))
             default: (status, stored) = (.failed, outcome)
             }
+            guard case .live(let store, let claim) = mode else {
+                // A replay that reaches the end of the body has checked everything history holds.
+                departure = .replayEnded
+                replayEnd = .finished
+                return .success(stored)
+            }
             // Waits the body left behind have nothing more to wake.
             let timers = Set(state.recordedWaits.values.filter { $0.outcome == nil }.compactMap(\.due)).map(TimerChange.remove)
             do {
-                try await store.append(AppendRequest(stream: stream, id: id, events: [event], status: status, timers: timers))
+                try await store.append(AppendRequest(fence: claim, id: id, events: [event], status: status, timers: timers, release: true))
                 return .success(stored)
             } catch {
-                return .failure(suspend(ContinuumError.wrap(error)))
+                return .failure(failAppend(error))
             }
         }
     }
@@ -266,6 +311,8 @@ actor WorkflowInstance {
             key = call.key
             waitDue = due
         }
+        // A replay stops at a wait history has not seen end: what happens next is not recorded.
+        if case .replay = mode { throw endReplay(at: name) }
         if case .event(let eventName) = wait, let (sequence, event) = state.oldestUnconsumed(named: eventName),
             let ended = state.endWait(key, outcome: .received(sequence: sequence), timestamp: clock.now())
         {
@@ -353,7 +400,7 @@ actor WorkflowInstance {
 
     /// Ends an event wait whose timeout passed, unless an event ended it first.
     func timeOut(_ key: StepKey) async {
-        guard suspension == nil, !evicted, let event = state.endWait(key, outcome: .timedOut, timestamp: clock.now()) else { return }
+        guard suspension == nil, departure == nil, let event = state.endWait(key, outcome: .timedOut, timestamp: clock.now()) else { return }
         do {
             try await appendOrSuspend([event])
             eventWaiters.resume(key, with: .success((.timedOut, nil)))
@@ -408,7 +455,7 @@ actor WorkflowInstance {
         guard state.outcome == nil else {
             throw ContinuumError(.workflowFinished, "Workflow '\(id)' has finished; it takes no more events.", workflowID: id)
         }
-        lastActivity = ContinuousClock.now
+        lastActivity = clock.now()
         switch state.receive(name: name, payload: payload, dedupKey: dedupKey, timestamp: clock.now()) {
         case .failure(let duplicate):
             if let dedupKey, pendingSends[dedupKey] != nil {
@@ -453,12 +500,59 @@ actor WorkflowInstance {
             default: continue
             }
         }
+        guard case .live(let store, let claim) = mode else { throw endReplay(at: events.first.map { "\($0.kind)" } ?? "an append") }
         do {
-            try await store.append(AppendRequest(stream: stream, id: id, events: events, timers: timers))
+            try await store.append(AppendRequest(fence: claim, id: id, events: events, timers: timers))
         } catch {
-            throw suspend(ContinuumError.wrap(error))  // suspend also wakes every waiter
+            throw failAppend(error)
         }
     }
+
+    /// Turns a failed append into what the workflow does next: another owner's claim makes this
+    /// instance leave memory quietly; any other failure suspends it. Either wakes every waiter.
+    private func failAppend(_ error: ContinuumError) -> ContinuumError {
+        guard error.code == .ownershipLost else { return suspend(error) }
+        if departure == nil {
+            departure = .ownershipLost
+            logger.notice("Lost the claim on the workflow; its new owner continues it", metadata: [WorkflowRuntime.LogKey.errorCode: "\(error.code)"])
+        }
+        let departed = Self.departedError(.ownershipLost)
+        eventWaiters.failAll(departed)
+        stopBackoffs()
+        return departed
+    }
+
+    /// The claim was found lost without an append (a lease renewal said so): leave memory.
+    func ownershipLost() {
+        _ = failAppend(ContinuumError(.ownershipLost, "The lease on the workflow was lost."))
+    }
+
+    // MARK: Replay
+
+    /// How a replay ended, once it has.
+    enum ReplayEnd: Sendable, Equatable {
+        /// The code asked for something history does not hold (named): everything before it matched.
+        case reachedEnd(String)
+        /// The body returned or threw, having claimed everything history holds.
+        case finished
+    }
+
+    /// How the replay ended; `nil` while it runs, and for a live instance.
+    private(set) var replayEnd: ReplayEnd?
+
+    /// Ends a replay at the first call history does not hold: every later call throws.
+    private func endReplay(at what: String) -> ContinuumError {
+        if departure == nil {
+            departure = .replayEnded
+            replayEnd = .reachedEnd(what)
+        }
+        let ended = Self.departedError(.replayEnded)
+        eventWaiters.failAll(ended)
+        return ended
+    }
+
+    /// The state as the replay left it, for its report.
+    var replayedState: WorkflowState { state }
 
     /// Stops the workflow where it is: every later call from its body throws `error`, and nothing more is appended.
     @discardableResult
@@ -483,7 +577,7 @@ actor WorkflowInstance {
         func names(_ keys: some Sequence<StepKey>) -> [String] { keys.map(\.description).sorted() }
         return "steps running \(runningSteps); body waiting in \(names(waitingKeys)); registered \(names(eventWaiters.keys)); "
             + "backoffs \(names(backoffs.keys)); pending waits \(pending.sorted()); "
-            + "evicted \(evicted); suspension \(suspension.map { "\($0.code)" } ?? "none"); "
+            + "departure \(departure.map { "\($0)" } ?? "none"); suspension \(suspension.map { "\($0.code)" } ?? "none"); "
             + "cancellation \(state.cancellation ?? "none"); outcome \(state.outcome.map { "\($0)" } ?? "none"); "
             + "unconsumed events named \(Set(state.inbox.values.map(\.name)).filter { state.oldestUnconsumed(named: $0) != nil }.sorted())"
     }
@@ -495,75 +589,5 @@ actor WorkflowInstance {
                 + "It is suspended and nothing was appended. Deploy code whose steps match the recorded history "
                 + "(keep old steps for workflows already past them), then restart the runtime to resume it.",
             workflowID: id)
-    }
-}
-
-/// The identity of the running task (its address), for telling the body from its children.
-func currentTaskIdentity() -> Int {
-    withUnsafeCurrentTask { $0?.hashValue ?? 0 }
-}
-
-
-/// The tasks of one workflow waiting for an event, each resumed exactly once: by a delivery,
-/// a timeout, a suspension, or its own cancellation (which runs outside the actor).
-final class WaiterRegistry: Sendable {
-    typealias Outcome = (WaitOutcome, [UInt8]?)
-    private struct Entry {
-        var order: UInt64
-        var continuation: CheckedContinuation<Outcome, any Error>
-    }
-    private struct Entries {
-        var byKey: [StepKey: Entry] = [:]
-        var next: UInt64 = 0
-    }
-    private let entries = Mutex(Entries())
-
-    func register(_ key: StepKey, _ continuation: CheckedContinuation<Outcome, any Error>) {
-        entries.withLock { entries in
-            assert(entries.byKey[key] == nil, "two tasks wait for \(key)")
-            entries.next += 1
-            entries.byKey[key] = Entry(order: entries.next, continuation: continuation)
-        }
-        // Checked after inserting: a cancellation handler that ran before found nothing to resume.
-        if Task.isCancelled { resume(key, with: .failure(CancellationError())) }
-    }
-
-    /// The keys waiting now.
-    var keys: [StepKey] { entries.withLock { Array($0.byKey.keys) } }
-
-    func resume(_ key: StepKey, with result: Result<Outcome, any Error>) {
-        entries.withLock { $0.byKey.removeValue(forKey: key) }?.continuation.resume(with: result)
-    }
-
-    /// The longest-waiting key matching `predicate`.
-    func oldestWaiting(where predicate: (StepKey) -> Bool) -> StepKey? {
-        entries.withLock { entries in
-            entries.byKey.filter { predicate($0.key) }.min { $0.value.order < $1.value.order }?.key
-        }
-    }
-
-    func failAll(_ error: any Error) {
-        let all = entries.withLock { entries in
-            defer { entries.byKey = [:] }
-            return entries.byKey.values
-        }
-        for entry in all { entry.continuation.resume(throwing: error) }
-    }
-}
-
-/// The answer to `send`: where the event is in the workflow's stream.
-public struct EventReceipt: Sendable, Equatable {
-    /// The workflow the event was sent to.
-    public var workflowID: String
-    /// The event's sequence number in the workflow's stream.
-    public var sequence: UInt32
-    /// Whether this send repeated a dedup key, so nothing was appended and this is the first receipt.
-    public var duplicate: Bool
-
-    /// Creates a receipt.
-    public init(workflowID: String, sequence: UInt32, duplicate: Bool) {
-        self.workflowID = workflowID
-        self.sequence = sequence
-        self.duplicate = duplicate
     }
 }

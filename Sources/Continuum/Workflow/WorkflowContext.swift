@@ -1,5 +1,10 @@
 import Logging
 import Tracing
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
+public import Foundation
+#endif
 
 /// The workflow body's handle on its durable history: steps, and the time, ids and random
 /// numbers that must come out the same on replay.

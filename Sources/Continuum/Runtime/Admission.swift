@@ -1,3 +1,4 @@
+import DequeModule
 import Synchronization
 
 /// Bounds how many workflows are in memory at once: a workflow launched over the limit waits
@@ -5,8 +6,7 @@ import Synchronization
 final class Admission: Sendable {
     private struct State {
         var inside = 0
-        var waiting: [CheckedContinuation<Void, Never>] = []
-        var head = 0
+        var waiting = Deque<CheckedContinuation<Void, Never>>()
     }
 
     let limit: Int
@@ -20,7 +20,7 @@ final class Admission: Sendable {
     func enter() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let admitted = state.withLock { state -> Bool in
-                if state.inside < limit && state.head == state.waiting.count {
+                if state.inside < limit && state.waiting.isEmpty {
                     state.inside += 1
                     return true
                 }
@@ -34,17 +34,11 @@ final class Admission: Sendable {
     /// Gives room back, to the longest waiter when there is one.
     func leave() {
         let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            guard state.head < state.waiting.count else {
+            guard let next = state.waiting.popFirst() else {
                 state.inside -= 1
                 return nil
             }
             // The room passes straight to the waiter: `inside` stays the same.
-            let next = state.waiting[state.head]
-            state.head += 1
-            if state.head > 1024 && state.head * 2 > state.waiting.count {
-                state.waiting.removeFirst(state.head)
-                state.head = 0
-            }
             return next
         }
         next?.resume()
@@ -54,5 +48,5 @@ final class Admission: Sendable {
     var inside: Int { state.withLock { $0.inside } }
 
     /// How many wait for room.
-    var queued: Int { state.withLock { $0.waiting.count - $0.head } }
+    var queued: Int { state.withLock { $0.waiting.count } }
 }

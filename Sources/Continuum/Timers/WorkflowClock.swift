@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// The wall clock workflows sleep by.
 ///
 /// Deadlines are absolute wall-clock times (nanoseconds since 1970) because they are stored in

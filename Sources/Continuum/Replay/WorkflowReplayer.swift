@@ -1,0 +1,190 @@
+import CoreMetrics
+public import Logging
+
+#if canImport(FoundationEssentials)
+public import FoundationEssentials
+#else
+public import Foundation
+#endif
+
+/// Replays recorded histories against the workflow code of this build, as a dry run: no step
+/// body runs, nothing is appended, no timer is armed for real.
+///
+/// Use it in tests, against histories exported with `continuum export` and kept beside them, so
+/// that a change that would break workflows already running fails a test instead of a deploy:
+///
+/// ```swift
+/// @Test func ordersStillReplay() async throws {
+///     let replayer = WorkflowReplayer(workflows: [Checkout(payments: .unused)])
+///     for file in try historyFiles(in: "Histories") {
+///         let result = try await replayer.replay(contentsOf: file)
+///         #expect(result.isCompatible, "\(result)")
+///     }
+/// }
+/// ```
+///
+/// The replay follows the code until it asks for something history does not hold (a new step,
+/// a wait that history has not seen end): everything before that point matched, and what comes
+/// after it is new behaviour, which is allowed. It reports a divergence when the code asks for
+/// a step other than the one recorded at that position (renamed, reordered, inserted, removed),
+/// or finishes while history still holds steps it did not ask for.
+public struct WorkflowReplayer: Sendable {
+    private let workflows: [String: AnyWorkflow]
+    private let logger: Logger
+
+    /// A replayer for the given workflow types (their dependencies are never called).
+    ///
+    /// - Parameters:
+    ///   - workflows: The workflow types of this build, as the runtime registers them.
+    ///   - logger: Where replays log; `nil` uses `Logger.current`.
+    public init(workflows: [any Workflow], logger: Logger? = nil) {
+        var registry: [String: AnyWorkflow] = [:]
+        for workflow in workflows {
+            let erased = AnyWorkflow(workflow)
+            registry[erased.name] = erased
+        }
+        self.workflows = registry
+        self.logger = logger ?? Logger.current
+    }
+
+    /// Replays the history in a file written by `continuum export`.
+    ///
+    /// - Throws: ``ContinuumError/Code/invalidArgument`` when the file cannot be read as a history.
+    public func replay(contentsOf url: URL) async throws -> ReplayResult {
+        await replay(try WorkflowHistory(contentsOf: url))
+    }
+
+    /// Replays one recorded history.
+    public func replay(_ history: WorkflowHistory) async -> ReplayResult {
+        await replay(id: history.id, type: history.type, events: history.events)
+    }
+
+    /// Replays every workflow of `store` with one of `statuses` (by default the unfinished ones),
+    /// one page at a time, reporting each. A workflow whose history cannot be read is reported
+    /// as ``ReplayResult/Outcome/unreadable(_:)``, not thrown.
+    ///
+    /// - Throws: A storage error when the store cannot be listed.
+    public func replay(
+        store: any EventStore, statuses: [WorkflowStatus] = [.running, .suspended], pageSize: Int = 500,
+        progress: @Sendable (Int) -> Void = { _ in }
+    ) async throws(ContinuumError) -> [ReplayResult] {
+        var results: [ReplayResult] = []
+        for status in statuses {
+            var after: StreamID?
+            while true {
+                let page = try await store.list(status: status, after: after, limit: pageSize)
+                for row in page {
+                    do {
+                        guard let stored = try await store.load(id: row.summary.id) else { continue }
+                        results.append(await replay(id: stored.summary.id, type: stored.summary.type, events: stored.events))
+                    } catch {
+                        results.append(ReplayResult(id: row.summary.id, type: row.summary.type, events: 0, outcome: .unreadable(error)))
+                    }
+                }
+                progress(results.count)
+                guard page.count == pageSize, let last = page.last else { break }
+                after = last.stream
+            }
+        }
+        return results
+    }
+
+    /// Replays `events` of workflow `id` of type `type`.
+    func replay(id: String, type: String, events: [HistoryEvent]) async -> ReplayResult {
+        func result(_ outcome: ReplayResult.Outcome) -> ReplayResult {
+            ReplayResult(id: id, type: type, events: events.count, outcome: outcome)
+        }
+        var state = WorkflowState()
+        do {
+            for event in events { try state.apply(event) }
+        } catch {
+            return result(.unreadable(error))
+        }
+        guard let workflow = workflows[type] else { return result(.unknownType) }
+        // Time stands still at the last recorded event: a replay never waits.
+        let clock = FrozenClock(instant: events.last?.timestamp ?? 0)
+        var logger = self.logger
+        logger[metadataKey: WorkflowRuntime.LogKey.workflowID] = "\(id)"
+        let instance = WorkflowInstance(
+            id: id, stream: StreamID(rawValue: 0), mode: .replay, timers: TimerService(clock: clock),
+            metrics: RuntimeMetrics(factory: NOOPMetricsHandler.instance), tracer: nil, logger: logger, maxPayloadSize: .max, parking: nil,
+            state: state)
+        let outcome: WorkflowState.Outcome
+        do {
+            outcome = .completed(try await workflow.execute(WorkflowContext(instance: instance), state.input))
+        } catch {
+            outcome = .failed(FailureRecord(error))
+        }
+        if let suspension = await instance.suspension { return result(Self.outcome(of: suspension)) }
+        if await instance.departure == nil {
+            // The body ended: finishing checks that it asked for every step history holds.
+            if case .failure(let error) = await instance.finish(outcome) { return result(Self.outcome(of: error)) }
+        }
+        switch await instance.replayEnd {
+        case .reachedEnd(let what)?: return result(.compatible(stoppedAt: what))
+        case .finished?, nil: return result(.compatible(stoppedAt: nil))
+        }
+    }
+
+    private static func outcome(of error: ContinuumError) -> ReplayResult.Outcome {
+        error.code == .nondeterminism ? .diverged(error) : .failed(error)
+    }
+}
+
+/// What replaying one workflow's history found.
+public struct ReplayResult: Sendable, CustomStringConvertible {
+    /// How the replay went.
+    public enum Outcome: Sendable {
+        /// The code asked for what history recorded, in order, up to the end of history. It
+        /// stopped at `stoppedAt` (the first call history does not hold), or ran to the end of
+        /// the body when `nil`.
+        case compatible(stoppedAt: String?)
+        /// The code asked for something other than what history recorded; the error names the
+        /// position, what history recorded and what the code asked for.
+        case diverged(ContinuumError)
+        /// The code failed on recorded data (a result that no longer decodes as the type the
+        /// code asks for, say).
+        case failed(ContinuumError)
+        /// No workflow type with the recorded name is registered.
+        case unknownType
+        /// The history cannot be read (damaged or inconsistent).
+        case unreadable(ContinuumError)
+    }
+
+    /// The workflow's id.
+    public var id: String
+    /// Its recorded type name.
+    public var type: String
+    /// How many events its history holds.
+    public var events: Int
+    /// How the replay went.
+    public var outcome: Outcome
+
+    /// Whether the code still matches the history.
+    public var isCompatible: Bool {
+        if case .compatible = outcome { true } else { false }
+    }
+
+    public var description: String {
+        switch outcome {
+        case .compatible(let stoppedAt?): "\(id) (\(type)): compatible; new code runs from \(stoppedAt)"
+        case .compatible(nil): "\(id) (\(type)): compatible"
+        case .diverged(let error): "\(id) (\(type)): would suspend: \(error.message)"
+        case .failed(let error): "\(id) (\(type)): fails on replay (\(error.code)): \(error.message)"
+        case .unknownType: "\(id) (\(type)): unknown type '\(type)': no workflow of that name is registered"
+        case .unreadable(let error): "\(id) (\(type)): history unreadable (\(error.code)): \(error.message)"
+        }
+    }
+}
+
+/// A clock that never moves: replays read it, and never wait on it.
+struct FrozenClock: WorkflowClock {
+    let instant: Int64
+
+    func now() -> Int64 { instant }
+
+    func sleep(until deadline: Int64) async throws {
+        // Nothing in a replay sleeps; waiting for a time that will not come ends with cancellation.
+        try await Task.sleep(for: .seconds(86_400 * 365))
+    }
+}

@@ -1,0 +1,85 @@
+import Synchronization
+
+/// The runtime's ``RuntimeStateMachine`` behind one lock, with the continuations it keeps: every
+/// transition runs under the lock, and whatever it hands back is resumed after the lock is let go.
+final class RuntimeState: Sendable {
+    /// A caller waiting for a workflow's instance (`nil`: it left memory, or will not be loaded).
+    typealias Sender = CheckedContinuation<WorkflowInstance?, Never>
+    /// A caller waiting for a workflow's JSON output.
+    typealias ResultWaiter = ResultPromise
+    typealias Machine = RuntimeStateMachine<WorkflowInstance, Sender, ResultWaiter, AsyncStream<Launch>.Continuation>
+
+    private let machine = Mutex(Machine())
+
+    /// Runs one transition under the lock.
+    func withLock<R>(_ body: (inout Machine) throws(ContinuumError) -> R) throws(ContinuumError) -> R {
+        try machine.withLock { machine throws(ContinuumError) in try body(&machine) }
+    }
+
+    /// Runs one transition that cannot fail under the lock.
+    func withLock<R>(_ body: (inout Machine) -> R) -> R {
+        machine.withLock { body(&$0) }
+    }
+
+    /// Hands a workflow to the running serve loop; when not running, the next run recovers it.
+    func launch(_ launch: Launch) {
+        _ = withLock { $0.launcher }?.yield(launch)
+    }
+
+    /// Answers everyone waiting for the outcome of `id`.
+    func resolve(_ id: String, with result: Result<[UInt8], ContinuumError>) {
+        for waiter in withLock({ $0.takeResultWaiters(id) }) { waiter.fulfill(result.mapError { $0 }) }
+    }
+
+    /// Marks `id` suspended and answers its result waiters with `error`.
+    func suspend(_ id: String, _ error: ContinuumError) {
+        for waiter in withLock({ $0.suspend(id, error) }) { waiter.fulfill(.failure(error)) }
+    }
+
+    /// The serve loop ended: answers every waiter and sender that this run will not serve.
+    func stop() {
+        let stopped = withLock { $0.stop() }
+        let error = ContinuumError(.storeClosed, "The runtime stopped before the workflow finished; it continues when the runtime runs again.")
+        for waiter in stopped.resultWaiters { waiter.fulfill(.failure(error)) }
+        for sender in stopped.senders { sender.resume(returning: nil) }
+    }
+}
+
+/// A workflow's outcome, promised to one caller: fulfilled once (later answers are dropped),
+/// awaited once, and fulfilled with `CancellationError` when the waiting task is cancelled.
+final class ResultPromise: Sendable {
+    private struct State {
+        var result: Result<[UInt8], any Error>?
+        var waiter: CheckedContinuation<[UInt8], any Error>?
+    }
+
+    private let state = Mutex(State())
+
+    /// Answers the caller, unless it was answered already.
+    func fulfill(_ result: Result<[UInt8], any Error>) {
+        let waiter = state.withLock { state -> CheckedContinuation<[UInt8], any Error>? in
+            guard state.result == nil else { return nil }
+            state.result = result
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(with: result)
+    }
+
+    /// The answer, once there is one.
+    var value: [UInt8] {
+        get async throws {
+            try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8], any Error>) in
+                    let result = state.withLock { state -> Result<[UInt8], any Error>? in
+                        if state.result == nil { state.waiter = continuation }
+                        return state.result
+                    }
+                    if let result { continuation.resume(with: result) }
+                }
+            } onCancel: {
+                fulfill(.failure(CancellationError()))
+            }
+        }
+    }
+}

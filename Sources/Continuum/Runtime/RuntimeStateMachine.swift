@@ -1,0 +1,194 @@
+/// The runtime's decisions about which workflows it drives, who waits for them, and what happens
+/// when it stops: a value type with no I/O, driven under one lock by ``WorkflowRuntime``.
+///
+/// Every method is one transition; what it returns is what the caller must do outside the lock
+/// (resume these continuations, launch that workflow). It is generic over what it keeps so that
+/// tests can drive it with plain values.
+///
+/// - `Instance`: a loaded workflow instance.
+/// - `Sender`: a caller waiting for a workflow's instance to be loaded (or to leave memory).
+/// - `ResultWaiter`: a caller waiting for a workflow's outcome.
+/// - `Launcher`: how work is handed to the running serve loop.
+struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> {
+    /// A workflow being driven, or about to be: whether a driver owns it, its instance once
+    /// loaded, and the senders waiting for that instance.
+    struct Slot {
+        var driving = false
+        var instance: Instance?
+        var waiting: [Sender] = []
+    }
+
+    /// Whether ``run`` is serving: `nil` while stopped.
+    private(set) var launcher: Launcher?
+    /// Whether the serve loop finished recovery and reads timers.
+    private(set) var isReady = false
+    private var slots: [String: Slot] = [:]
+    private var suspensions: [String: ContinuumError] = [:]
+    private var resultWaiters: [String: [UInt64: ResultWaiter]] = [:]
+    private var nextWaiterID: UInt64 = 0
+
+    init() {}
+
+    // MARK: Running and stopping
+
+    /// Whether the runtime is running.
+    var isRunning: Bool { launcher != nil }
+
+    /// The runtime starts serving through `launcher`.
+    ///
+    /// - Throws: ``ContinuumError/Code/alreadyRunning`` when it is serving already.
+    mutating func start(_ launcher: Launcher) throws(ContinuumError) {
+        guard self.launcher == nil else {
+            throw ContinuumError(.alreadyRunning, "The runtime is already running; call run() once at a time.")
+        }
+        self.launcher = launcher
+    }
+
+    /// Recovery is done and the first timer horizon is read.
+    mutating func becameReady() { isReady = true }
+
+    /// What stopping leaves behind: callers waiting for a result (nothing will produce it in
+    /// this run) and senders waiting for an instance that will not be loaded.
+    struct Stopped {
+        var resultWaiters: [ResultWaiter]
+        var senders: [Sender]
+    }
+
+    /// The serve loop ended: every driver has returned. Empties the state but for suspensions.
+    mutating func stop() -> Stopped {
+        launcher = nil
+        isReady = false
+        let stopped = Stopped(
+            resultWaiters: resultWaiters.values.flatMap(\.values),
+            senders: slots.values.flatMap(\.waiting))
+        resultWaiters = [:]
+        slots = [:]
+        return stopped
+    }
+
+    // MARK: Driving
+
+    /// A driver asks to drive `id`; `false` when another driver does already.
+    mutating func claimDrive(_ id: String) -> Bool {
+        guard slots[id]?.driving != true else { return false }
+        slots[id, default: Slot()].driving = true
+        return true
+    }
+
+    /// The driver loaded `instance`: the senders waiting for it get it.
+    mutating func loaded(_ id: String, _ instance: Instance) -> [Sender] {
+        slots[id]?.instance = instance
+        defer { slots[id]?.waiting = [] }
+        return slots[id]?.waiting ?? []
+    }
+
+    /// The driver of `id` returned: the instance left memory; senders still waiting try again.
+    mutating func driveEnded(_ id: String) -> [Sender] {
+        slots.removeValue(forKey: id)?.waiting ?? []
+    }
+
+    /// Whether a workflow with this id has a slot (it is driven, or about to be).
+    func isClaimed(_ id: String) -> Bool { slots[id] != nil }
+
+    /// The instance driving `id`, when one is loaded.
+    func instance(_ id: String) -> Instance? { slots[id]?.instance }
+
+    /// Every loaded instance.
+    var instances: [Instance] { slots.values.compactMap(\.instance) }
+
+    /// How many workflows have a slot, and how many of those are loaded.
+    var slotCounts: (claimed: Int, loaded: Int) { (slots.count, slots.values.count { $0.instance != nil }) }
+
+    /// How a request for a workflow's instance goes on.
+    enum InstanceRequest {
+        /// Use this instance now.
+        case use(Instance)
+        /// A driver is loading it: the sender was queued and is resumed by ``loaded(_:_:)`` or ``driveEnded(_:)``.
+        case wait
+        /// Nobody drives it: the sender was queued in a new slot; launch a driver for it (woken).
+        case launch(Launcher)
+        /// It cannot be had: the runtime is stopped, or the workflow is not one to wake.
+        case unavailable
+    }
+
+    /// `sender` wants the instance of `id`; `wakeable` says whether the workflow may be loaded
+    /// (it is running and not suspended).
+    mutating func requestInstance(_ id: String, sender: Sender, wakeable: Bool) -> InstanceRequest {
+        if let instance = slots[id]?.instance { return .use(instance) }
+        if slots[id] != nil {
+            slots[id]?.waiting.append(sender)
+            return .wait
+        }
+        guard let launcher, wakeable, suspensions[id] == nil else { return .unavailable }
+        slots[id] = Slot(waiting: [sender])
+        return .launch(launcher)
+    }
+
+    /// `sender` waits until `instance` no longer drives `id`; `false` when it does not already.
+    mutating func waitUntilGone(_ id: String, _ instance: Instance, sender: Sender) -> Bool {
+        guard let slot = slots[id], slot.instance === instance else { return false }
+        slots[id]?.waiting.append(sender)
+        return true
+    }
+
+    // MARK: Suspensions
+
+    /// The workflow stopped and needs an operator (or, for a full store, a retry).
+    mutating func suspend(_ id: String, _ error: ContinuumError) -> [ResultWaiter] {
+        suspensions[id] = error
+        return Array((resultWaiters.removeValue(forKey: id) ?? [:]).values)
+    }
+
+    /// Why `id` is suspended, if it is.
+    func suspension(_ id: String) -> ContinuumError? { suspensions[id] }
+
+    /// Every suspension, by workflow id.
+    var allSuspensions: [String: ContinuumError] { suspensions }
+
+    /// The workflows a full store stopped and whose drivers have returned: they are no longer
+    /// suspended and are to be launched again.
+    mutating func takeStoppedByFullStore() -> [String] {
+        let ids = suspensions.filter { $0.value.code == .storageFull && slots[$0.key] == nil }.map(\.key)
+        for id in ids { suspensions[id] = nil }
+        return ids.sorted()
+    }
+
+    // MARK: Result waiters
+
+    /// A number for a new result waiter.
+    mutating func newWaiterID() -> UInt64 {
+        nextWaiterID += 1
+        return nextWaiterID
+    }
+
+    /// `waiter` waits for the outcome of `id`.
+    mutating func addResultWaiter(_ id: String, _ waiterID: UInt64, _ waiter: ResultWaiter) {
+        resultWaiters[id, default: [:]][waiterID] = waiter
+    }
+
+    /// Removes one waiter (it was answered, or its task was cancelled).
+    mutating func removeResultWaiter(_ id: String, _ waiterID: UInt64) -> ResultWaiter? {
+        let waiter = resultWaiters[id]?.removeValue(forKey: waiterID)
+        if resultWaiters[id]?.isEmpty == true { resultWaiters[id] = nil }
+        return waiter
+    }
+
+    /// The workflow has an outcome: every waiter gets it.
+    mutating func takeResultWaiters(_ id: String) -> [ResultWaiter] {
+        Array((resultWaiters.removeValue(forKey: id) ?? [:]).values)
+    }
+
+    /// How many result waiters wait for `id` (all workflows when `nil`).
+    func resultWaiterCount(_ id: String? = nil) -> Int {
+        guard let id else { return resultWaiters.values.reduce(0) { $0 + $1.count } }
+        return resultWaiters[id]?.count ?? 0
+    }
+
+    /// A diagnostic view of one workflow's slot.
+    func slotDescription(_ id: String) -> (driving: Bool, senders: Int, loaded: Instance?)? {
+        slots[id].map { ($0.driving, $0.waiting.count, $0.instance) }
+    }
+}
+
+extension RuntimeStateMachine: Sendable where Instance: Sendable, Sender: Sendable, ResultWaiter: Sendable, Launcher: Sendable {}
+extension RuntimeStateMachine.Slot: Sendable where Instance: Sendable, Sender: Sendable {}

@@ -1,0 +1,33 @@
+import Logging
+
+/// Relaunches, every ``WorkflowRuntime/Configuration/storageRetryInterval``, the workflows a
+/// full disk or map stopped; one that fails again is stopped again until the next try, and the
+/// tries slow down (up to every 30 seconds) while the store stays full.
+struct StorageRetrier: Sendable {
+    let clock: any WorkflowClock
+    let interval: Duration
+    let logger: Logger
+    /// The workflows stopped by a full store whose drivers have returned (no longer suspended).
+    let takeStopped: @Sendable () -> [String]
+    /// Launches one of them again, woken.
+    let relaunch: @Sendable (String) -> Void
+
+    func run() async {
+        var delay = interval
+        var retried: Set<String> = []
+        while !Task.isCancelled {
+            do {
+                try await clock.sleep(until: clock.now() + delay.wholeNanoseconds)
+            } catch {
+                return  // the runtime is stopping
+            }
+            let stopped = Set(takeStopped())
+            // Stopped again after the last try: the store is still full, so try less often.
+            delay = stopped.isDisjoint(with: retried) ? interval : min(delay * 2, max(interval, .seconds(30)))
+            retried = stopped
+            guard !stopped.isEmpty else { continue }
+            logger.notice("Retrying workflows stopped by a full store", metadata: [WorkflowRuntime.LogKey.workflowCount: "\(stopped.count)"])
+            for id in stopped.sorted() { relaunch(id) }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+public import CoreMetrics
+public import Logging
+public import Tracing
+
+extension WorkflowRuntime {
+    /// How the runtime behaves.
+    ///
+    /// ```swift
+    /// var configuration = WorkflowRuntime.Configuration(logger: logger)
+    /// configuration.parkAfter = .seconds(30)
+    /// configuration.maxPayloadSize = 1 << 20
+    /// let runtime = WorkflowRuntime(store: store, workflows: [OnboardUser()], configuration: configuration)
+    /// ```
+    public struct Configuration: Sendable {
+        /// Where the runtime logs; metadata keys are in ``LogKey``. `nil` (the default) uses
+        /// the task-local `Logger.current` of the task that creates the runtime.
+        public var logger: Logger?
+        /// How many unfinished workflows recovery reads from the store per page.
+        public var recoveryPageSize: Int
+        /// The wall clock for timestamps, sleeps, timeouts and the runtime's own periodic work.
+        public var clock: any WorkflowClock
+        /// How long a workflow that only waits (sleeps, waits for an event) stays in memory before
+        /// it is *parked*: it leaves memory and waits in the store. `nil` keeps every workflow in
+        /// memory. A parked workflow is rebuilt by replay when its timer comes due or an event arrives.
+        public var parkAfter: Duration?
+        /// How far ahead the timers of parked workflows are read from the store's due-time index
+        /// into the in-memory timer wheel. Timers further out cost disk only; the runtime reads
+        /// the next stretch when half of this has passed.
+        public var timerHorizon: Duration
+        /// How many workflows may be in memory at once. A workflow started, recovered or woken
+        /// beyond this waits in the store until another finishes or is parked, so a burst of
+        /// starts costs disk, not memory (a sleeping workflow in memory takes about 16 KB).
+        /// A step that waits for another workflow (sends it an event and waits for its result,
+        /// say) keeps its own place meanwhile: keep the limit well above how many do that at once.
+        public var maxResidentWorkflows: Int
+        /// Where the runtime reports its metrics; `nil` uses the process's `MetricsSystem`
+        /// factory. The metrics are listed in ``RuntimeMetrics``.
+        public var metricsFactory: (any MetricsFactory)?
+        /// The largest workflow input, step result, event payload or workflow output, in bytes
+        /// of JSON. Larger ones fail with ``ContinuumError/Code/payloadTooLarge``: a start or
+        /// send is refused with nothing stored, a step result or output fails that step or the
+        /// workflow once. Default 2 MiB; never more than the store's ``StoreLimits/maxPayloadBytes``.
+        public var maxPayloadSize: Int
+        /// How often workflows stopped by a full disk or map (``ContinuumError/Code/storageFull``)
+        /// are tried again. The write that failed was never acknowledged, so a retry continues
+        /// from what is committed; once space is freed they go on by themselves.
+        public var storageRetryInterval: Duration
+        /// Where the runtime reports its spans; `nil` uses the process's `InstrumentationSystem`
+        /// tracer. The spans and their attributes are listed in ``TraceAttribute``. With the
+        /// no-op tracer (the default when nothing is bootstrapped) tracing costs nothing.
+        public var tracer: (any Tracer)?
+        /// The name this runtime claims workflows under. Processes sharing a store need distinct
+        /// names; the default is unique to the process.
+        public var owner: OwnerID
+
+        /// The defaults: log to `Logger.current`, recover in pages of 1,000, the system clock,
+        /// park workflows that only waited for 10 seconds, hold parked timers due within a
+        /// minute in memory, at most 100,000 workflows in memory.
+        public init(
+            logger: Logger? = nil, recoveryPageSize: Int = 1000, clock: any WorkflowClock = SystemClock(),
+            parkAfter: Duration? = .seconds(10), timerHorizon: Duration = .seconds(60), maxResidentWorkflows: Int = 100_000
+        ) {
+            self.logger = logger
+            self.recoveryPageSize = recoveryPageSize
+            self.clock = clock
+            self.parkAfter = parkAfter
+            self.timerHorizon = timerHorizon
+            self.maxResidentWorkflows = maxResidentWorkflows
+            self.metricsFactory = nil
+            self.tracer = nil
+            self.storageRetryInterval = .seconds(1)
+            self.maxPayloadSize = 2 << 20
+            self.owner = .unique()
+        }
+    }
+
+    /// Metadata keys the runtime logs with, and the attribute names of its spans.
+    public enum LogKey {
+        /// The workflow's id.
+        public static let workflowID = "continuum.workflow.id"
+        /// The workflow's type name.
+        public static let workflowType = "continuum.workflow.type"
+        /// An error code (``ContinuumError/Code``).
+        public static let errorCode = "continuum.error.code"
+        /// How a workflow ended: `completed`, `failed` or `cancelled`.
+        public static let status = "continuum.workflow.status"
+        /// A step's name.
+        public static let stepName = "continuum.step.name"
+        /// A step's attempt, from 1.
+        public static let attempt = "continuum.step.attempt"
+        /// An external event's name.
+        public static let eventName = "continuum.event.name"
+        /// How many unfinished workflows `run()` recovered from the store.
+        public static let recovered = "continuum.recovered"
+        /// How many workflows a log line is about.
+        public static let workflowCount = "continuum.workflows"
+    }
+}

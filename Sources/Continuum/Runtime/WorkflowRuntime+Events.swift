@@ -1,0 +1,161 @@
+import Logging
+import Tracing
+
+extension WorkflowRuntime {
+    /// Sends an external event to a workflow; returns once it is committed.
+    ///
+    /// The event goes to the workflow's oldest `waitForEvent` for `name`, or waits in its inbox
+    /// (durably, first in first out per name) until the workflow asks for it.
+    ///
+    /// ```swift
+    /// try await runtime.send("approval", to: "order-7", payload: Approval(by: "ops"), dedupKey: request.id)
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - name: The event's name, as the workflow waits for it.
+    ///   - id: The workflow's id.
+    ///   - payload: The event's payload, stored as JSON.
+    ///   - dedupKey: When given, a second send with the same key (to the same workflow) appends
+    ///     nothing and returns the first receipt, also when both race.
+    /// - Throws: ``ContinuumError/Code/unknownWorkflow``, ``ContinuumError/Code/workflowFinished``,
+    ///   the suspension's error for a suspended workflow, ``ContinuumError/Code/notRunning``.
+    @discardableResult
+    public func send<P: Encodable & Sendable>(_ name: String, to id: String, payload: P, dedupKey: String? = nil) async throws -> EventReceipt {
+        try validate(name: name, what: "An event name")
+        return try await send(name, to: id, json: try PayloadCoder.encode(payload, what: "event '\(name)' for workflow '\(id)'"), dedupKey: dedupKey)
+    }
+
+    /// Sends an event whose payload is already JSON, as an HTTP edge receives it; otherwise
+    /// like ``send(_:to:payload:dedupKey:)``.
+    ///
+    /// - Throws: also ``ContinuumError/Code/dedupKeyConflict`` when `dedupKey` was used before
+    ///   for an event with another name or payload (nothing is appended).
+    @discardableResult
+    public func send(_ name: String, to id: String, json payload: [UInt8], dedupKey: String? = nil) async throws -> EventReceipt {
+        try validate(name: name, what: "An event name")
+        if let dedupKey { try validate(name: dedupKey, what: "A dedup key") }
+        try PayloadCoder.check(payload, limit: maxPayloadSize, what: "Event '\(name)' for workflow '\(id)'")
+        return try await withOptionalSpan(tracer, "send \(name)", ofKind: .producer) { span in
+            span?.attributes[TraceAttribute.workflowID] = id
+            span?.attributes[TraceAttribute.eventName] = name
+            let receipt = try await deliver(name, to: id, json: payload, dedupKey: dedupKey)
+            logger.trace(
+                "Event \(receipt.duplicate ? "was a duplicate" : "received")",
+                metadata: [LogKey.workflowID: "\(id)", LogKey.eventName: "\(name)"])
+            return receipt
+        }
+    }
+
+    private func deliver(_ name: String, to id: String, json payload: [UInt8], dedupKey: String?) async throws -> EventReceipt {
+        let receipt: EventReceipt
+        do {
+            receipt = try await withInstance(id) { instance throws(ContinuumError) in
+                try await instance.receive(name: name, payload: payload, dedupKey: dedupKey)
+            }
+        } catch let error as ContinuumError where error.code == .workflowFinished && dedupKey != nil {
+            // A redelivery after the workflow finished still gets its first receipt.
+            guard
+                let first = try await history(of: id).first(where: {
+                    if case .eventReceived(_, _, dedupKey) = $0.kind { true } else { false }
+                })
+            else { throw error }
+            receipt = EventReceipt(workflowID: id, sequence: first.sequence, duplicate: true)
+        }
+        if receipt.duplicate, let dedupKey {
+            let first = try await history(of: id).first { $0.sequence == receipt.sequence }
+            guard case .eventReceived(name, payload, _)? = first?.kind else {
+                throw ContinuumError(
+                    .dedupKeyConflict,
+                    "Dedup key '\(dedupKey)' was already used for another event of workflow '\(id)'; "
+                        + "use a new key for a new event, or resend the same event unchanged.",
+                    workflowID: id)
+            }
+        }
+        return receipt
+    }
+
+    /// Asks a workflow to stop; returns once the request is committed.
+    ///
+    /// The workflow's pending sleep, event wait or retry backoff throws a
+    /// ``ContinuumError/Code/cancelled`` error, as does every later one. The workflow may catch
+    /// it and run compensating steps (durable, like any step); however its body ends, the
+    /// workflow ends ``WorkflowStatus/cancelled``. Cancelling twice is the same as once.
+    ///
+    /// - Throws: ``ContinuumError/Code/unknownWorkflow``, ``ContinuumError/Code/workflowFinished``,
+    ///   the suspension's error for a suspended workflow, ``ContinuumError/Code/notRunning``.
+    public func cancel(_ id: String, reason: String = "cancelled by request") async throws {
+        try await withInstance(id) { instance throws(ContinuumError) in try await instance.cancel(reason: reason) }
+        logger.info("Cancellation requested: \(reason)", metadata: [LogKey.workflowID: "\(id)"])
+    }
+
+    // MARK: Reaching a workflow's instance
+
+    /// Runs `body` on the instance driving `id`, loading it first if it is parked; when the
+    /// instance leaves memory meanwhile, waits for it to go and tries again on a fresh one.
+    private func withInstance<R: Sendable>(
+        _ id: String, _ body: (WorkflowInstance) async throws(ContinuumError) -> R
+    ) async throws -> R {
+        while true {
+            guard let instance = try await instance(for: id) else { throw try await unavailable(id) }
+            do {
+                return try await body(instance)
+            } catch {
+                guard await instance.departure == .parked else { throw error }
+                await released(id, instance)
+            }
+        }
+    }
+
+    /// Returns once `instance` no longer drives `id`.
+    private func released(_ id: String, _ instance: WorkflowInstance) async {
+        _ = await withCheckedContinuation { (continuation: RuntimeState.Sender) in
+            let waiting = state.withLock { $0.waitUntilGone(id, instance, sender: continuation) }
+            if !waiting { continuation.resume(returning: nil) }
+        }
+    }
+
+    /// Why no instance could be had for `id`.
+    private func unavailable(_ id: String) async throws -> ContinuumError {
+        if let suspension = suspension(of: id) { return suspension }
+        guard let summary = try await store.summary(id: id) else {
+            return ContinuumError(.unknownWorkflow, "No workflow has id '\(id)'; check the id or start the workflow first.", workflowID: id)
+        }
+        if summary.status.isFinished {
+            return ContinuumError(.workflowFinished, "Workflow '\(id)' has \(summary.status); it takes no more events.", workflowID: id)
+        }
+        return ContinuumError(.notRunning, "Workflow '\(id)' is not being run; send events while the runtime runs.", workflowID: id)
+    }
+
+    /// The instance driving `id`, loading it if the workflow is unfinished and the runtime runs.
+    private func instance(for id: String) async throws -> WorkflowInstance? {
+        if let instance = state.withLock({ $0.instance(id) }) { return instance }
+        let wakeable = try await store.summary(id: id)?.status == .running
+        return await withCheckedContinuation { (continuation: RuntimeState.Sender) in
+            // One decision under one lock: use the instance, wait for the driver loading it, or
+            // create the slot and launch a driver, which takes the slot over with its waiters.
+            switch state.withLock({ $0.requestInstance(id, sender: continuation, wakeable: wakeable) }) {
+            case .use(let instance): continuation.resume(returning: instance)
+            case .wait: break
+            case .launch(let launcher): launcher.yield(Launch(id: id, wake: true))
+            case .unavailable: continuation.resume(returning: nil)
+            }
+        }
+    }
+}
+
+/// The answer to `send`: where the event is in the workflow's stream.
+public struct EventReceipt: Sendable, Equatable, Codable {
+    /// The workflow the event was sent to.
+    public var workflowID: String
+    /// The event's sequence number in the workflow's stream.
+    public var sequence: UInt32
+    /// Whether this send repeated a dedup key, so nothing was appended and this is the first receipt.
+    public var duplicate: Bool
+
+    /// Creates a receipt.
+    public init(workflowID: String, sequence: UInt32, duplicate: Bool) {
+        self.workflowID = workflowID
+        self.sequence = sequence
+        self.duplicate = duplicate
+    }
+}

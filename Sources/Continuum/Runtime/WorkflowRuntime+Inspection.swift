@@ -1,0 +1,163 @@
+extension WorkflowRuntime {
+    // MARK: Results
+
+    /// Waits for the workflow's JSON output.
+    func output(of id: String) async throws -> [UInt8] {
+        let promise = ResultPromise()
+        let waiterID = state.withLock { machine in
+            let waiterID = machine.newWaiterID()
+            machine.addResultWaiter(id, waiterID, promise)
+            return waiterID
+        }
+        defer { _ = state.withLock { $0.removeResultWaiter(id, waiterID) } }
+        // Registered first, checked second: an outcome committed after the check resolves the promise.
+        do {
+            if let settled = try await settledResult(of: id) { promise.fulfill(settled.mapError { $0 }) }
+        } catch {
+            promise.fulfill(.failure(error))
+        }
+        return try await promise.value
+    }
+
+    /// The workflow's outcome when it has one (or cannot get one in this run), `nil` while it runs.
+    private func settledResult(of id: String) async throws(ContinuumError) -> Result<[UInt8], ContinuumError>? {
+        if let suspension = suspension(of: id) { return .failure(suspension) }
+        guard let summary = try await store.summary(id: id) else {
+            throw ContinuumError(.unknownWorkflow, "No workflow has id '\(id)'.", workflowID: id)
+        }
+        guard summary.status.isFinished, let stored = try await store.load(id: id) else {
+            if !state.withLock({ $0.isRunning }) {
+                return .failure(
+                    ContinuumError(
+                        .notRunning,
+                        "Workflow '\(id)' is unfinished and the runtime is not running, so it cannot finish; "
+                            + "wait for its result while run() (or withRunning) runs.",
+                        workflowID: id))
+            }
+            return nil
+        }
+        var history = WorkflowState()
+        for event in stored.events { try history.apply(event) }
+        return history.outcome.map { WorkflowDriver.result(of: $0, id: id) }
+    }
+
+    // MARK: Inspection
+
+    /// The workflow's summary, with ``WorkflowStatus/suspended`` when this runtime suspended it,
+    /// or `nil` when no workflow has this id.
+    public func status(of id: String) async throws(ContinuumError) -> WorkflowSummary? {
+        guard var summary = try await store.summary(id: id) else { return nil }
+        if summary.status == .running, suspension(of: id) != nil { summary.status = .suspended }
+        return summary
+    }
+
+    /// Why the runtime suspended this workflow, or `nil` when it is not suspended.
+    public func suspension(of id: String) -> ContinuumError? {
+        state.withLock { $0.suspension(id) }
+    }
+
+    /// Every event of the workflow's history, in order.
+    ///
+    /// - Throws: ``ContinuumError/Code/unknownWorkflow`` when no workflow has this id.
+    public func history(of id: String) async throws(ContinuumError) -> [HistoryEvent] {
+        guard let stored = try await store.load(id: id) else {
+            throw ContinuumError(.unknownWorkflow, "No workflow has id '\(id)'.", workflowID: id)
+        }
+        return stored.events
+    }
+
+    /// How many workflows have each status, as the store counts them.
+    public func counts() async throws(ContinuumError) -> StatusCounts {
+        var counts = try await store.counts()
+        let suspended = state.withLock { $0.allSuspensions.count }
+        counts.byStatus[.running, default: 0] -= suspended
+        counts.byStatus[.suspended, default: 0] += suspended
+        return counts
+    }
+
+    /// Workflows with the given status (all when `nil`), oldest first, at most `limit`.
+    public func list(status: WorkflowStatus? = nil, limit: Int = 100) async throws(ContinuumError) -> [WorkflowSummary] {
+        try await list(status: status, after: nil, limit: limit).workflows
+    }
+
+    /// One page of workflows, oldest first; pass the page's `next` as `after` for the next one.
+    ///
+    /// - Throws: ``ContinuumError/Code/invalidArgument`` for a cursor this runtime did not hand out.
+    public func list(status: WorkflowStatus?, after cursor: String?, limit: Int) async throws(ContinuumError) -> WorkflowPage {
+        let limit = max(1, limit)
+        let suspended = state.withLock { $0.allSuspensions }
+        if status == .suspended {
+            let ids = suspended.keys.sorted().filter { id in cursor.map { id > $0 } ?? true }
+            var page: [WorkflowSummary] = []
+            for id in ids.prefix(limit) {
+                if let summary = try await self.status(of: id) { page.append(summary) }
+            }
+            return WorkflowPage(workflows: page, next: ids.count > limit ? page.last?.id : nil)
+        }
+        var after: StreamID?
+        if let cursor {
+            guard let raw = UInt64(cursor) else {
+                throw ContinuumError(.invalidArgument, "'\(cursor)' is not a list cursor; pass the `next` of a previous page.")
+            }
+            after = StreamID(rawValue: raw)
+        }
+        var result: [WorkflowSummary] = []
+        while true {
+            let page = try await store.list(status: status, after: after, limit: limit)
+            for row in page {
+                after = row.stream
+                var summary = row.summary
+                if summary.status == .running, suspended[summary.id] != nil {
+                    summary.status = .suspended
+                    if status == .running { continue }
+                }
+                result.append(summary)
+                if result.count == limit { return WorkflowPage(workflows: result, next: String(row.stream.rawValue)) }
+            }
+            guard page.count == limit else { return WorkflowPage(workflows: result, next: nil) }
+        }
+    }
+
+    // MARK: Diagnostics
+
+    /// How many sleeps, event timeouts and retry backoffs of workflows in memory wait on the
+    /// timer wheel, their start committed and their deadline still ahead by the clock. Parked
+    /// workflows' timers are not counted. It walks every timer: meant for tests and diagnostics.
+    @_spi(Testing)
+    public var pendingTimers: Int { timers.sleeping }
+
+    /// How many workflows are in memory now (running, or waiting and not yet parked).
+    @_spi(Testing)
+    public var residentWorkflows: Int { state.withLock { $0.slotCounts.loaded } }
+
+    /// What the runtime holds in memory: for diagnosing a process that seems stuck (a test
+    /// harness prints it on a signal). The text is for people and changes without notice.
+    @_spi(Diagnostics)
+    public var diagnostics: String {
+        let (running, ready, slots, suspended, waiters) = state.withLock { machine in
+            (machine.isRunning, machine.isReady, machine.slotCounts, machine.allSuspensions.count, machine.resultWaiterCount())
+        }
+        return "runtime: running \(running), ready \(ready); \(slots.claimed) claimed (\(slots.loaded) loaded), \(suspended) suspended, "
+            + "\(waiters) result waiters; admission \(admission.inside) inside, \(admission.queued) queued\n\(timers.diagnostics)"
+    }
+
+    /// What the runtime holds in memory for workflow `id`; see ``diagnostics``.
+    @_spi(Diagnostics)
+    public func diagnostics(of id: String) async -> String {
+        let (slot, suspended, waiters) = state.withLock { ($0.slotDescription(id), $0.suspension(id), $0.resultWaiterCount(id)) }
+        var text = "\(id): \(waiters) result waiters"
+        if let suspended { text += ", suspended (\(suspended.code))" }
+        guard let slot else { return text + ", not claimed" }
+        text += ", claimed (driving \(slot.driving), \(slot.senders) senders waiting for the instance)"
+        guard let instance = slot.loaded else { return text + ", not loaded" }
+        return text + "; " + (await instance.diagnostics)
+    }
+}
+
+/// A page of ``WorkflowRuntime/list(status:after:limit:)``.
+public struct WorkflowPage: Sendable, Hashable {
+    /// The workflows, oldest first.
+    public var workflows: [WorkflowSummary]
+    /// Pass as `after` for the next page; `nil` on the last page.
+    public var next: String?
+}

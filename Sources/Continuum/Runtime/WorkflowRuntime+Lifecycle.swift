@@ -1,0 +1,149 @@
+import Logging
+import ServiceLifecycle
+
+extension WorkflowRuntime {
+    /// Recovers every unfinished workflow, then drives started workflows until cancelled or,
+    /// run in a swift-service-lifecycle `ServiceGroup`, until a graceful shutdown.
+    ///
+    /// A graceful shutdown stops taking new work (workflows started from then on are stored and
+    /// begin at the next run), stops every workflow where it is, lets the appends already
+    /// submitted commit, and closes the store: the process is about to end.
+    ///
+    /// ```swift
+    /// let group = ServiceGroup(services: [runtime, httpServer], gracefulShutdownSignals: [.sigterm], logger: logger)
+    /// try await group.run()
+    /// ```
+    ///
+    /// - Throws: ``ContinuumError`` when the store cannot list unfinished workflows;
+    ///   ``ContinuumError/Code/alreadyRunning`` when the runtime is already running.
+    public func run() async throws {
+        let launches = try begin()
+        try await cancelWhenGracefulShutdown { try await self.serve(launches) }
+        if Task.isShuttingDownGracefully {
+            // Every workflow task has ended, so nothing more is submitted; closing lets the
+            // store commit what is queued, then releases it.
+            await store.close()
+            logger.info("Continuum runtime shut down gracefully")
+        }
+    }
+
+    /// Creates a runtime on `store`, runs it for the duration of `body`, then stops it; a
+    /// scoped form for scripts and tests. The store stays open.
+    ///
+    /// ```swift
+    /// let total = try await WorkflowRuntime.withRuntime(store: store, workflows: [Checkout()]) { runtime in
+    ///     try await runtime.start(Checkout.self, id: "order-7", input: order).result()
+    /// }
+    /// ```
+    public static func withRuntime<R>(
+        store: any EventStore, workflows: [any Workflow], configuration: Configuration = .init(),
+        _ body: (WorkflowRuntime) async throws -> R
+    ) async throws -> R {
+        try await WorkflowRuntime(store: store, workflows: workflows, configuration: configuration).withRunning(body)
+    }
+
+    /// Runs the runtime for the duration of `body`, then stops it.
+    ///
+    /// ```swift
+    /// let total = try await runtime.withRunning { runtime in
+    ///     try await runtime.start(Checkout.self, id: "order-7", input: order).result()
+    /// }
+    /// ```
+    public func withRunning<R>(_ body: (WorkflowRuntime) async throws -> R) async throws -> R {
+        // Running before `body` starts, so a result it waits for cannot look "not running".
+        let launches = try begin()
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.serve(launches) }
+            let result: Result<R, any Error>
+            do {
+                result = .success(try await body(self))
+            } catch {
+                result = .failure(error)
+            }
+            group.cancelAll()
+            // Surfaces an error that ended run() early (a store that cannot be read, say).
+            try await group.waitForAll()
+            return try result.get()
+        }
+    }
+
+    /// Whether ``run()`` is serving: it has relaunched every workflow that was running and read
+    /// the first horizon of parked workflows' timers. A readiness probe can report this.
+    public var isReady: Bool { state.withLock { $0.isReady } }
+
+    /// Marks the runtime running and opens the queue `start` hands new workflows to.
+    private func begin() throws(ContinuumError) -> AsyncStream<Launch> {
+        let (launches, launcher) = AsyncStream.makeStream(of: Launch.self)
+        try state.withLock { (machine: inout RuntimeState.Machine) throws(ContinuumError) in try machine.start(launcher) }
+        return launches
+    }
+
+    /// Recovers, then runs the services and drives every launched workflow until cancelled.
+    private func serve(_ launches: AsyncStream<Launch>) async throws {
+        // Every driver has ended by then: whoever still waits learns that nothing will answer in this run.
+        defer { state.stop() }
+        let supervisor = Supervisor(admission: admission, metrics: metrics)
+        let driver = self.driver
+        try await withThrowingDiscardingTaskGroup { group in
+            supervisor.start(in: &group) { await driver.drive($0) }
+            defer { supervisor.finish() }
+            var lane = 0
+            // Parked workflows wait in the store for their timer or event; only runnable ones resume now.
+            let recovered = try await recover { launch in
+                supervisor.assign(launch, lane: lane)
+                lane += 1
+            }
+            // Everything overdue is read now, in due order, so it fires first.
+            let loader = TimerHorizonLoader(store: store, timers: timers, horizon: configuration.timerHorizon)
+            let horizon = try await loader.load(after: nil)
+            group.addTask { try await loader.run(after: horizon) }
+            state.withLock { $0.becameReady() }
+            logger.info("Continuum runtime started", metadata: [LogKey.recovered: "\(recovered)"])
+            // Timers fire from a thread of their own, so they keep time however busy the pool is.
+            let timerThread = ThreadExecutor(name: "continuum.timers")
+            defer { timerThread.shutdown() }
+            group.addTask(executorPreference: timerThread) { [timers, state] in
+                await timers.run(on: timerThread) { id in
+                    // A parked workflow's timer came due: rebuild it, unless it is in memory (then it fires its own).
+                    if !state.withLock({ $0.isClaimed(id) }) { state.launch(Launch(id: id, wake: true)) }
+                }
+            }
+            if let parkAfter = configuration.parkAfter {
+                let service = ParkingService(queue: parking, clock: configuration.clock, after: parkAfter)
+                group.addTask { await service.run() }
+            }
+            let retrier = StorageRetrier(
+                clock: configuration.clock, interval: configuration.storageRetryInterval, logger: logger,
+                takeStopped: { [state] in state.withLock { $0.takeStoppedByFullStore() } },
+                relaunch: { [state] id in state.launch(Launch(id: id, wake: true)) })
+            group.addTask { await retrier.run() }
+            if let lease = store.limits.leaseDuration {
+                let keeper = LeaseKeeper(
+                    store: store, clock: configuration.clock, lease: lease, logger: logger,
+                    residents: { [state] in state.withLock { $0.instances } },
+                    adopt: { [state] id in
+                        if !state.withLock({ $0.isClaimed(id) }) { state.launch(Launch(id: id)) }
+                    })
+                group.addTask { await keeper.run() }
+            }
+            for await launch in launches {
+                supervisor.assign(launch, lane: lane)
+                lane += 1
+            }
+        }
+    }
+
+    /// Hands every runnable workflow to `assign`, page by page; returns how many.
+    private func recover(_ assign: (Launch) -> Void) async throws(ContinuumError) -> Int {
+        var after: StreamID?
+        var recovered = 0
+        let pageSize = max(1, configuration.recoveryPageSize)
+        while true {
+            let page = try await store.runnable(after: after, limit: pageSize)
+            for row in page { assign(Launch(id: row.summary.id)) }
+            recovered += page.count
+            guard page.count == pageSize, let last = page.last else { return recovered }
+            after = last.stream
+        }
+    }
+}

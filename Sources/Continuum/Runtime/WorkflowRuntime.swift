@@ -1,0 +1,241 @@
+public import Logging
+public import ServiceLifecycle
+import CoreMetrics
+import Tracing
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Runs durable workflows on an ``EventStore``: starts them, recovers them after a restart,
+/// and answers questions about them.
+///
+/// ```swift
+/// let runtime = WorkflowRuntime(store: try LMDBStore(path: "./state"), workflows: [OnboardUser(...)])
+/// try await runtime.withRunning { runtime in
+///     let handle = try await runtime.start(OnboardUser.self, id: "user-42", input: .init(...))
+///     print(try await handle.result())
+/// }
+/// ```
+///
+/// Work happens only while ``run()`` runs (directly, in a task group, or through
+/// ``withRunning(_:)``): it first resumes every unfinished workflow from its history, then
+/// drives each workflow started with ``start(_:id:input:)``. A workflow started while the
+/// runtime is not running is stored and begins at the next `run()`. Cancelling `run()` stops
+/// every workflow where it is; nothing that was not committed is acknowledged, handles still
+/// waiting for a result get ``ContinuumError/Code/storeClosed``, and the next `run()`
+/// continues the workflows.
+///
+/// The runtime is a façade over small parts, each in a file of its own: the decisions live in
+/// ``RuntimeStateMachine`` (a value type), one workflow is driven by a `WorkflowDriver`, and the
+/// loops run as services of ``run()``: the `Supervisor` (lanes and admission), the
+/// `TimerHorizonLoader`, the `ParkingService`, the `StorageRetrier` and the `LeaseKeeper`.
+public final class WorkflowRuntime: Service, Sendable {
+    /// The store holding every workflow's history.
+    public let store: any EventStore
+    let configuration: Configuration
+    let workflows: [String: AnyWorkflow]
+    let state = RuntimeState()
+    /// Every timer of the workflows in memory, and the wake-ups of parked ones.
+    let timers: TimerService
+    /// Workflows whose body only waits, for the parking service.
+    let parking = ParkingQueue()
+    /// Room in memory for `maxResidentWorkflows`.
+    let admission: Admission
+    let metrics: RuntimeMetrics
+    /// `nil` when tracing is off.
+    let tracer: (any Tracer)?
+    let logger: Logger
+    /// The largest payload accepted: the configured size, within the store's limit.
+    let maxPayloadSize: Int
+
+    /// Creates a runtime. Nothing runs until ``run()``.
+    ///
+    /// - Parameters:
+    ///   - store: Where histories are kept, such as `LMDBStore`.
+    ///   - workflows: Every workflow type this process may run or resume, each with its dependencies.
+    ///   - configuration: Logging and tuning.
+    public init(store: any EventStore, workflows: [any Workflow], configuration: Configuration = .init()) {
+        self.store = store
+        self.configuration = configuration
+        self.logger = configuration.logger ?? Logger.current
+        self.timers = TimerService(clock: configuration.clock)
+        self.admission = Admission(limit: configuration.maxResidentWorkflows)
+        self.metrics = RuntimeMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
+        self.tracer = activeTracer(configuration.tracer)
+        self.maxPayloadSize = min(configuration.maxPayloadSize, store.limits.maxPayloadBytes)
+        var registry: [String: AnyWorkflow] = [:]
+        for workflow in workflows {
+            let erased = AnyWorkflow(workflow)
+            registry[erased.name] = erased
+        }
+        self.workflows = registry
+    }
+
+    /// What drives one workflow.
+    var driver: WorkflowDriver {
+        WorkflowDriver(
+            store: store, workflows: workflows, state: state, timers: timers, metrics: metrics, tracer: tracer, logger: logger,
+            owner: configuration.owner, maxPayloadSize: maxPayloadSize, parking: configuration.parkAfter == nil ? nil : parking)
+    }
+
+    /// The names of the workflow types this runtime runs.
+    public var workflowTypes: [String] { workflows.keys.sorted() }
+
+    /// What the store accepts: the longest id and name, the largest payload.
+    public var limits: StoreLimits {
+        var limits = store.limits
+        limits.maxPayloadBytes = maxPayloadSize
+        return limits
+    }
+
+    // MARK: Starting
+
+    /// Starts a workflow, or finds the one already started with this id.
+    ///
+    /// Returns once the start is committed. Starting an id that exists returns a handle to that
+    /// run (its input is not replaced), so a retried request starts one workflow.
+    ///
+    /// - Parameters:
+    ///   - type: The workflow's type; it must be among those the runtime was created with.
+    ///   - id: The workflow's id, unique in the store (1 to ``StoreLimits/maxWorkflowIDBytes``
+    ///     bytes of UTF-8 — 511 for LMDB — in Unicode NFC).
+    ///   - input: The workflow's input.
+    /// - Throws: ``ContinuumError/Code/unknownWorkflowType``, ``ContinuumError/Code/workflowIDConflict``
+    ///   when the id belongs to a workflow of another type, ``ContinuumError/Code/invalidArgument``,
+    ///   or a storage error.
+    @discardableResult
+    public func start<W: Workflow>(_ type: W.Type, id: String, input: W.Input) async throws -> WorkflowHandle<W> {
+        try validate(id: id)
+        guard workflows[W.name] != nil else { throw Self.unregistered(W.name, id: id) }
+        let inputBytes = try PayloadCoder.encode(input, what: "the input of workflow '\(id)'")
+        try PayloadCoder.check(inputBytes, limit: maxPayloadSize, what: "The input of workflow '\(id)'")
+        _ = try await create(type: W.name, id: id, input: inputBytes)
+        return WorkflowHandle(runtime: self, id: id)
+    }
+
+    /// Starts a workflow by its registered type name with input that is already JSON, as an
+    /// HTTP edge receives it; otherwise like ``start(_:id:input:)``.
+    ///
+    /// - Returns: Whether this call created the workflow (`false`: it existed with this input).
+    /// - Throws: ``ContinuumError/Code/unknownWorkflowType``; ``ContinuumError/Code/payloadCoding``
+    ///   when the JSON does not decode as the type's input; ``ContinuumError/Code/workflowIDConflict``
+    ///   when the id exists with another type or another input; ``ContinuumError/Code/invalidArgument``.
+    ///   Nothing is stored when it throws.
+    public func start(type: String, id: String, json input: [UInt8]) async throws -> StartReceipt {
+        try validate(id: id)
+        guard let workflow = workflows[type] else { throw Self.unregistered(type, id: id) }
+        try PayloadCoder.check(input, limit: maxPayloadSize, what: "The input of workflow '\(id)'")
+        try workflow.checkInput(input)
+        let created = try await create(type: type, id: id, input: input)
+        if !created, let first = try await store.load(id: id)?.events.first, case .workflowStarted(_, let stored, _) = first.kind,
+            stored != input
+        {
+            throw ContinuumError(
+                .workflowIDConflict,
+                "Workflow '\(id)' was started before with another input; starting it again must repeat the same input, or use a new id.",
+                workflowID: id)
+        }
+        return StartReceipt(id: id, type: type, created: created)
+    }
+
+    private static func unregistered(_ type: String, id: String) -> ContinuumError {
+        ContinuumError(
+            .unknownWorkflowType,
+            "Workflow type '\(type)' is not registered; pass an instance of it in `workflows:` when creating the runtime.",
+            workflowID: id)
+    }
+
+    /// Stores the start (unless the id exists) and hands the workflow to `run()`; returns
+    /// whether it was created.
+    private func create(type: String, id: String, input: [UInt8]) async throws -> Bool {
+        try await withOptionalSpan(tracer, "start \(type)", ofKind: .producer) { span in
+            span?.attributes[TraceAttribute.workflowID] = id
+            span?.attributes[TraceAttribute.workflowType] = type
+            var traceContext: [String: String] = [:]
+            if let tracer, let span { tracer.inject(span.context, into: &traceContext, using: TraceCarrier()) }
+            let started = HistoryEvent(
+                sequence: 0, timestamp: configuration.clock.now(),
+                kind: .workflowStarted(type: type, input: input, traceContext: traceContext))
+            switch try await store.create(CreateRequest(id: id, type: type, started: started, owner: configuration.owner)) {
+            case .created(let claim):
+                span?.attributes[TraceAttribute.created] = true
+                logger.debug("Workflow started", metadata: [LogKey.workflowID: "\(id)", LogKey.workflowType: "\(type)"])
+                metrics.started.increment()
+                state.launch(Launch(id: id, claim: claim))
+                return true
+            case .existing(_, let summary):
+                span?.attributes[TraceAttribute.created] = false
+                guard summary.type == type else {
+                    throw ContinuumError(
+                        .workflowIDConflict,
+                        "Workflow id '\(id)' belongs to a workflow of type '\(summary.type)', not '\(type)'; choose another id.",
+                        workflowID: id)
+                }
+                if summary.status == .running { state.launch(Launch(id: id)) }
+                return false
+            }
+        }
+    }
+
+    /// Refuses an id the store cannot hold, or one with two spellings.
+    func validate(id: String) throws(ContinuumError) {
+        let limit = store.limits.maxWorkflowIDBytes
+        guard !id.isEmpty, id.utf8.count <= limit else {
+            throw ContinuumError(.invalidArgument, "A workflow id must be 1 to \(limit) bytes of UTF-8; got \(id.utf8.count) bytes.")
+        }
+        // Swift compares strings by canonical equivalence, the store by bytes: only one
+        // spelling of each id (NFC) is accepted, so the two always agree.
+        guard id.utf8.elementsEqual(id.precomposedStringWithCanonicalMapping.utf8) else {
+            throw ContinuumError(
+                .invalidArgument, "A workflow id must be in Unicode normalization form C (NFC); normalize '\(id)' before using it.")
+        }
+    }
+
+    /// Refuses an event name or dedup key the store cannot hold.
+    func validate(name: String, what: String) throws(ContinuumError) {
+        let limit = store.limits.maxNameBytes
+        guard !name.isEmpty, name.utf8.count <= limit else {
+            throw ContinuumError(.invalidArgument, "\(what) must be 1 to \(limit) bytes of UTF-8; got \(name.utf8.count) bytes.")
+        }
+    }
+}
+
+/// What ``WorkflowRuntime/start(type:id:json:)`` did.
+public struct StartReceipt: Sendable, Hashable, Codable {
+    /// The workflow's id.
+    public var id: String
+    /// Its registered type name.
+    public var type: String
+    /// Whether this call created it (`false`: it existed, started with the same input).
+    public var created: Bool
+}
+
+/// A started workflow: its id, and a way to wait for its result.
+public struct WorkflowHandle<W: Workflow>: Sendable {
+    let runtime: WorkflowRuntime
+    /// The workflow's id.
+    public let id: String
+
+    /// Waits until the workflow finishes and returns its output.
+    ///
+    /// Works across restarts: a handle made for an id that finished earlier returns the stored output.
+    ///
+    /// - Throws: ``ContinuumError/Code/workflowFailed`` when the workflow's body threw; the
+    ///   suspension's error (``ContinuumError/Code/nondeterminism``, ``ContinuumError/Code/unknownWorkflowType``,
+    ///   ``ContinuumError/Code/corruptedData``, …) when it is suspended; ``ContinuumError/Code/notRunning``
+    ///   when it is unfinished and the runtime is not running; ``ContinuumError/Code/storeClosed``
+    ///   when the runtime stops while waiting; `CancellationError` when the waiting task is cancelled.
+    public func result() async throws -> W.Output {
+        let bytes = try await runtime.output(of: id)
+        return try PayloadCoder.decode(W.Output.self, from: bytes, what: "the output of workflow '\(id)'")
+    }
+}
+
+extension WorkflowRuntime {
+    /// A handle to an existing workflow of type `W`, for example after a restart.
+    public func handle<W: Workflow>(_ type: W.Type, id: String) -> WorkflowHandle<W> {
+        WorkflowHandle(runtime: self, id: id)
+    }
+}

@@ -1,0 +1,104 @@
+/// Where workflows' histories live: the contract between the runtime and a store.
+///
+/// Continuum ships three stores that meet it: `LMDBStore` (embedded, the default),
+/// `InMemoryStore` (in `ContinuumTesting`, for fast tests) and a PostgreSQL store for several
+/// processes; `EventStoreConformance` (in `ContinuumTesting`) checks any store against it.
+///
+/// ## Durability
+/// `create` and `append` return only once what they wrote is durable, so the runtime never
+/// acknowledges anything that a crash could lose. A store may commit many submissions in one
+/// transaction (group commit).
+///
+/// ## Order
+/// `create` and `append` are `nonisolated(nonsending)`: they start on the caller's actor and
+/// must take the request (queue it, give it its place) before they first suspend. An actor that
+/// submits one append after another without awaiting in between therefore has them applied in
+/// the order it submitted them, while they still share commits with every other workflow's.
+///
+/// ## Ownership
+/// A runtime works on a workflow only while it holds a *claim* on it: ``create(_:)`` claims a
+/// new workflow for its owner, ``claim(_:owner:)`` claims an existing one (taking it out of the
+/// parked set), and an append with ``AppendRequest/release`` gives the claim up (the workflow
+/// parks, or it finished). Every claim carries a ``FencingToken`` whose epoch grows with each
+/// claim of that workflow; every append carries the token it was made under, and the store
+/// refuses (``ContinuumError/Code/ownershipLost``) one whose token is no longer current, in the
+/// same transaction that would have written it. A process that lost its claim — paused past its
+/// lease, partitioned, or superseded by a newer claim — therefore cannot write. Stores shared by
+/// several processes give claims a lease (``StoreLimits/leaseDuration``) that the owner renews
+/// with ``renew(_:)``; a store that one process owns (LMDB) declares no lease.
+///
+/// ## Reads
+/// Reads are `async`: a store over a network answers them without blocking a thread. A store
+/// whose reads are memory accesses (LMDB maps its file) may answer inline.
+public protocol EventStore: AnyObject, Sendable {
+    /// What the store accepts and how it shares workflows between processes.
+    var limits: StoreLimits { get }
+
+    // MARK: Writes
+
+    /// Creates a workflow unless one with the same id exists; returns once the start is durable.
+    ///
+    /// A new workflow is claimed for ``CreateRequest/owner``; an existing one is left as it is.
+    ///
+    /// - Throws: ``ContinuumError/Code/storageFull``, ``ContinuumError/Code/storeClosed`` or
+    ///   another storage error; nothing was created.
+    nonisolated(nonsending) func create(_ request: CreateRequest) async throws(ContinuumError) -> CreateOutcome
+
+    /// Appends events to a workflow's stream under its claim; returns once they are durable.
+    ///
+    /// - Throws: ``ContinuumError/Code/ownershipLost`` when ``AppendRequest/fence`` is not the
+    ///   workflow's current claim; ``ContinuumError/Code/storageFailure`` when the first event does
+    ///   not follow the last stored one; a storage error. Nothing of the request was written.
+    nonisolated(nonsending) func append(_ request: AppendRequest) async throws(ContinuumError)
+
+    // MARK: Ownership
+
+    /// Claims the workflow with id `id` for `owner` and takes it out of the parked set: from now
+    /// on only appends under the returned claim are accepted. Returns `nil` when no workflow has
+    /// the id, or when another owner holds a claim whose lease has not run out.
+    ///
+    /// Claiming again (by the same owner too) supersedes the earlier claim: its token is refused.
+    func claim(_ id: String, owner: OwnerID) async throws(ContinuumError) -> Claim?
+
+    /// Extends the leases of `claims` by ``StoreLimits/leaseDuration`` and returns those that
+    /// were lost (superseded, released, or expired and taken by another owner), in one round
+    /// trip however many there are.
+    func renew(_ claims: [Claim]) async throws(ContinuumError) -> [Claim]
+
+    // MARK: Reads
+
+    /// The workflow with this id: its stream, summary and every event, or `nil`.
+    ///
+    /// - Throws: ``ContinuumError/Code/corruptedData`` when a stored value is damaged.
+    func load(id: String) async throws(ContinuumError) -> StoredWorkflow?
+
+    /// The summary of the workflow with this id, without its events, or `nil`.
+    func summary(id: String) async throws(ContinuumError) -> WorkflowSummary?
+
+    /// Workflows with the given status (all when `nil`), in creation order, after the stream
+    /// `after`, at most `limit`. Parked workflows are running.
+    func list(status: WorkflowStatus?, after: StreamID?, limit: Int) async throws(ContinuumError) -> [ListedWorkflow]
+
+    /// Running workflows that are neither parked nor held by a live claim, in creation order:
+    /// those recovery must resume at once.
+    func runnable(after: StreamID?, limit: Int) async throws(ContinuumError) -> [ListedWorkflow]
+
+    /// Timers from the due-time index, in due order, strictly after `after`, at most `limit`.
+    func timers(after: DueTimer?, limit: Int) async throws(ContinuumError) -> [DueTimer]
+
+    /// How many workflows have each status, kept by the store in the transactions that change
+    /// them (never counted by scanning).
+    func counts() async throws(ContinuumError) -> StatusCounts
+
+    /// Stops taking writes, lets the submitted ones finish, and releases the store. Later
+    /// writes fail with ``ContinuumError/Code/storeClosed``. Safe to call more than once.
+    func close() async
+}
+
+extension EventStore {
+    /// Gives up `claim` without appending anything: the workflow parks (when it is running) and
+    /// recovery leaves it until a timer or an event wakes it.
+    public func release(_ claim: Claim, id: String) async throws(ContinuumError) {
+        try await append(AppendRequest(fence: claim, id: id, events: [], release: true))
+    }
+}

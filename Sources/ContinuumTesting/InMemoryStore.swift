@@ -1,0 +1,311 @@
+public import Continuum
+import Synchronization
+
+/// An ``EventStore`` in memory: the same semantics as the LMDB store, nothing on disk.
+///
+/// For fast unit tests of workflows: every write is "durable" at once, values are kept in the
+/// same checked binary form LMDB stores (so a damaged value is reported the same way), claims
+/// and fencing work as in a shared store, and with a ``Configuration/leaseDuration`` claims
+/// expire by the configured clock, as they do in a store shared by several processes.
+///
+/// ```swift
+/// let store = InMemoryStore()
+/// try await WorkflowRuntime.withRuntime(store: store, workflows: [Checkout()]) { runtime in
+///     let total = try await runtime.start(Checkout.self, id: "order-7", input: order).result()
+///     #expect(total == 42)
+/// }
+/// ```
+///
+/// It passes ``EventStoreConformance``, as every store must.
+public final class InMemoryStore: EventStore {
+    /// How the store behaves.
+    public struct Configuration: Sendable {
+        /// The limits it declares; by default the LMDB store's, so tests see the same refusals.
+        public var limits: StoreLimits
+        /// The clock leases run on.
+        public var clock: any WorkflowClock
+
+        /// - Parameters:
+        ///   - leaseDuration: How long a claim lasts unless renewed; `nil` (the default): claims
+        ///     last until released or superseded, as in a store one process owns.
+        ///   - clock: The clock leases expire by.
+        public init(leaseDuration: Duration? = nil, clock: any WorkflowClock = SystemClock()) {
+            self.limits = StoreLimits(maxWorkflowIDBytes: 511, maxNameBytes: 256, maxPayloadBytes: 256 << 20, leaseDuration: leaseDuration)
+            self.clock = clock
+        }
+    }
+
+    private struct Record {
+        var id: String
+        var summary: WorkflowSummary
+        /// Each event in its stored form: `BinaryCodec`'s checked envelope.
+        var events: [[UInt8]]
+        var parked = false
+        var claim: FencingToken?
+        /// When the claim's lease runs out (nanoseconds since 1970), for stores with leases.
+        var leaseExpiry: Int64?
+    }
+
+    private struct State {
+        /// By the id's bytes: Swift compares strings by canonical equivalence, a store by bytes.
+        var streams: [[UInt8]: UInt64] = [:]
+        var records: [UInt64: Record] = [:]
+        var nextStream: UInt64 = 1
+        var nextEpoch: UInt64 = 0
+        /// The due-time index, sorted.
+        var timers: [DueTimer] = []
+        var counts = StatusCounts()
+        var closed = false
+    }
+
+    public let limits: StoreLimits
+    private let clock: any WorkflowClock
+    private let state = Mutex(State())
+
+    /// Creates an empty store.
+    public init(configuration: Configuration = .init()) {
+        limits = configuration.limits
+        clock = configuration.clock
+    }
+
+    private static let closedError = ContinuumError(.storeClosed, "The in-memory store is closed; nothing was written.")
+
+    // MARK: Writes
+
+    public nonisolated(nonsending) func create(_ request: CreateRequest) async throws(ContinuumError) -> CreateOutcome {
+        let now = clock.now()
+        return try state.withLock { state throws(ContinuumError) in
+            guard !state.closed else { throw Self.closedError }
+            if let stream = state.streams[Array(request.id.utf8)], let record = state.records[stream] {
+                return .existing(StreamID(rawValue: stream), record.summary)
+            }
+            let stream = state.nextStream
+            state.nextStream += 1
+            state.nextEpoch += 1
+            let token = FencingToken(owner: request.owner, epoch: state.nextEpoch)
+            let summary = WorkflowSummary(
+                id: request.id, type: request.type, status: .running, createdAt: request.started.timestamp, updatedAt: request.started.timestamp)
+            state.streams[Array(request.id.utf8)] = stream
+            state.records[stream] = Record(
+                id: request.id, summary: summary, events: [BinaryCodec.encode(request.started)], claim: token,
+                leaseExpiry: limits.leaseDuration.map { now + $0.nanoseconds })
+            state.counts.byStatus[.running, default: 0] += 1
+            return .created(Claim(stream: StreamID(rawValue: stream), token: token))
+        }
+    }
+
+    public nonisolated(nonsending) func append(_ request: AppendRequest) async throws(ContinuumError) {
+        let now = clock.now()
+        try state.withLock { state throws(ContinuumError) in
+            guard !state.closed else { throw Self.closedError }
+            let stream = request.stream.rawValue
+            guard var record = state.records[stream] else {
+                throw ContinuumError(.unknownWorkflow, "Workflow '\(request.id)' has no record.", workflowID: request.id)
+            }
+            guard record.claim == request.fence.token, !Self.expired(record, now: now) else {
+                throw ContinuumError(
+                    .ownershipLost,
+                    "Workflow '\(request.id)' is no longer claimed by \(request.fence.token); nothing was appended.", workflowID: request.id)
+            }
+            if let first = request.events.first, Int(first.sequence) != record.events.count {
+                throw ContinuumError(
+                    .storageFailure,
+                    "Cannot append event \(first.sequence) to workflow '\(request.id)': the stream holds \(record.events.count) events.",
+                    workflowID: request.id)
+            }
+            for (offset, event) in request.events.enumerated() where Int(event.sequence) != record.events.count + offset {
+                throw ContinuumError(.storageFailure, "Event \(event.sequence) of workflow '\(request.id)' is out of sequence.", workflowID: request.id)
+            }
+            record.events += request.events.map(BinaryCodec.encode)
+            for change in request.timers {
+                switch change {
+                case .add(let due): Self.insert(DueTimer(due: due, stream: request.stream, id: request.id), into: &state.timers)
+                case .remove(let due): Self.remove(DueTimer(due: due, stream: request.stream, id: request.id), from: &state.timers)
+                }
+            }
+            let wasParked = record.parked
+            let oldStatus = record.summary.status
+            if let status = request.status, status != record.summary.status {
+                record.summary.status = status
+                record.summary.updatedAt = request.events.last?.timestamp ?? record.summary.updatedAt
+            }
+            if request.release {
+                record.claim = nil
+                record.leaseExpiry = nil
+            }
+            if request.status != nil || request.release {
+                record.parked = record.summary.status == .running && request.release
+            }
+            state.counts.byStatus[oldStatus, default: 0] -= 1
+            state.counts.byStatus[record.summary.status, default: 0] += 1
+            state.counts.parked += (record.parked ? 1 : 0) - (wasParked ? 1 : 0)
+            state.records[stream] = record
+        }
+    }
+
+    // MARK: Ownership
+
+    public func claim(_ id: String, owner: OwnerID) async throws(ContinuumError) -> Claim? {
+        let now = clock.now()
+        return try state.withLock { state throws(ContinuumError) in
+            guard !state.closed else { throw Self.closedError }
+            guard let stream = state.streams[Array(id.utf8)], var record = state.records[stream], !record.summary.status.isFinished else { return nil }
+            // With leases, another owner's live claim stands; without, any claim supersedes.
+            if limits.leaseDuration != nil, let holder = record.claim, holder.owner != owner, !Self.expired(record, now: now) {
+                return nil
+            }
+            state.nextEpoch += 1
+            let token = FencingToken(owner: owner, epoch: state.nextEpoch)
+            record.claim = token
+            record.leaseExpiry = limits.leaseDuration.map { now + $0.nanoseconds }
+            if record.parked {
+                record.parked = false
+                state.counts.parked -= 1
+            }
+            state.records[stream] = record
+            return Claim(stream: StreamID(rawValue: stream), token: token)
+        }
+    }
+
+    public func renew(_ claims: [Claim]) async throws(ContinuumError) -> [Claim] {
+        let now = clock.now()
+        return try state.withLock { state throws(ContinuumError) in
+            guard !state.closed else { throw Self.closedError }
+            var lost: [Claim] = []
+            for claim in claims {
+                guard var record = state.records[claim.stream.rawValue], record.claim == claim.token, !Self.expired(record, now: now) else {
+                    lost.append(claim)
+                    continue
+                }
+                record.leaseExpiry = limits.leaseDuration.map { now + $0.nanoseconds }
+                state.records[claim.stream.rawValue] = record
+            }
+            return lost
+        }
+    }
+
+    private static func expired(_ record: Record, now: Int64) -> Bool {
+        guard let expiry = record.leaseExpiry else { return false }
+        return expiry <= now
+    }
+
+    // MARK: Reads
+
+    public func load(id: String) async throws(ContinuumError) -> StoredWorkflow? {
+        let record = try state.withLock { state throws(ContinuumError) -> Record? in
+            guard !state.closed else { throw Self.closedError }
+            return state.streams[Array(id.utf8)].flatMap { state.records[$0] }
+        }
+        guard let record, let stream = state.withLock({ $0.streams[Array(id.utf8)] }) else { return nil }
+        var events: [HistoryEvent] = []
+        events.reserveCapacity(record.events.count)
+        for (sequence, value) in record.events.enumerated() {
+            do {
+                events.append(try BinaryCodec.decodeEvent(value, sequence: UInt32(sequence), location: "workflow '\(id)' event \(sequence) in memory"))
+            } catch {
+                throw ContinuumError.wrap(error)
+            }
+        }
+        return StoredWorkflow(stream: StreamID(rawValue: stream), summary: record.summary, events: events)
+    }
+
+    public func summary(id: String) async throws(ContinuumError) -> WorkflowSummary? {
+        try state.withLock { state throws(ContinuumError) in
+            guard !state.closed else { throw Self.closedError }
+            return state.streams[Array(id.utf8)].flatMap { state.records[$0]?.summary }
+        }
+    }
+
+    public func list(status: WorkflowStatus?, after: StreamID?, limit: Int) async throws(ContinuumError) -> [ListedWorkflow] {
+        try rows(after: after, limit: limit) { record, _ in status == nil || record.summary.status == status }
+    }
+
+    public func runnable(after: StreamID?, limit: Int) async throws(ContinuumError) -> [ListedWorkflow] {
+        let now = clock.now()
+        return try rows(after: after, limit: limit) { record, _ in
+            record.summary.status == .running && !record.parked && (limits.leaseDuration == nil || record.claim == nil || Self.expired(record, now: now))
+        }
+    }
+
+    private func rows(after: StreamID?, limit: Int, _ include: (Record, UInt64) -> Bool) throws(ContinuumError) -> [ListedWorkflow] {
+        try state.withLock { state throws(ContinuumError) in
+            guard !state.closed else { throw Self.closedError }
+            let start = after?.rawValue ?? 0
+            var rows: [ListedWorkflow] = []
+            for stream in state.records.keys.sorted() where stream > start {
+                guard rows.count < limit else { break }
+                if let record = state.records[stream], include(record, stream) {
+                    rows.append(ListedWorkflow(stream: StreamID(rawValue: stream), summary: record.summary))
+                }
+            }
+            return rows
+        }
+    }
+
+    public func timers(after: DueTimer?, limit: Int) async throws(ContinuumError) -> [DueTimer] {
+        try state.withLock { state throws(ContinuumError) in
+            guard !state.closed else { throw Self.closedError }
+            let start = after.map { Self.index(after: $0, in: state.timers) } ?? 0
+            return Array(state.timers[start..<min(state.timers.count, start + max(0, limit))])
+        }
+    }
+
+    public func counts() async throws(ContinuumError) -> StatusCounts {
+        try state.withLock { state throws(ContinuumError) in
+            guard !state.closed else { throw Self.closedError }
+            var counts = state.counts
+            counts.byStatus = counts.byStatus.filter { $0.value != 0 }
+            return counts
+        }
+    }
+
+    public func close() async {
+        state.withLock { $0.closed = true }
+    }
+
+    // MARK: Test hooks
+
+    /// Damages the stored bytes of event `sequence` of workflow `id` (flips one bit of its body),
+    /// as a failing disk would; the next load reports ``ContinuumError/Code/corruptedData``.
+    public func corrupt(id: String, sequence: UInt32) {
+        state.withLock { state in
+            guard let stream = state.streams[Array(id.utf8)], var record = state.records[stream], Int(sequence) < record.events.count else { return }
+            record.events[Int(sequence)][record.events[Int(sequence)].count - 1] ^= 0x40
+            state.records[stream] = record
+        }
+    }
+
+    // MARK: The sorted timer index
+
+    private static func index(after timer: DueTimer, in timers: [DueTimer]) -> Int {
+        var low = 0
+        var high = timers.count
+        while low < high {
+            let middle = (low + high) / 2
+            if timers[middle] <= timer { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    private static func insert(_ timer: DueTimer, into timers: inout [DueTimer]) {
+        let position = index(after: timer, in: timers)
+        if position > 0, timers[position - 1] == timer { return }
+        timers.insert(timer, at: position)
+    }
+
+    private static func remove(_ timer: DueTimer, from timers: inout [DueTimer]) {
+        let position = index(after: timer, in: timers)
+        if position > 0, timers[position - 1].due == timer.due, timers[position - 1].stream == timer.stream {
+            timers.remove(at: position - 1)
+        }
+    }
+}
+
+extension Duration {
+    /// The duration in nanoseconds, saturating.
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? (seconds < 0 ? .min : .max) : scaled &+ attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,155 @@
+@testable import Continuum
+import Testing
+
+/// The runtime's decisions, driven with plain values: no store, no tasks, no continuations.
+@Suite("Runtime state machine")
+struct RuntimeStateMachineTests {
+    final class Instance {}
+    typealias Machine = RuntimeStateMachine<Instance, String, String, String>
+
+    private static let full = ContinuumError(.storageFull, "full")
+    private static let diverged = ContinuumError(.nondeterminism, "changed")
+
+    @Test("starting twice is refused with alreadyRunning; stopping hands back every waiter and sender")
+    func startAndStop() throws {
+        var machine = Machine()
+        #expect(!machine.isRunning)
+        try machine.start("queue")
+        #expect(machine.isRunning && !machine.isReady)
+        let second = #expect(throws: ContinuumError.self) { try machine.start("other") }
+        #expect(second?.code == .alreadyRunning)
+        machine.becameReady()
+        machine.addResultWaiter("a", machine.newWaiterID(), "waiter-a")
+        let value1 = machine.claimDrive("b")
+        #expect(value1)
+        _ = machine.requestInstance("b", sender: "sender-b", wakeable: true)
+        machine.suspend("c", Self.diverged).forEach { _ in }
+        let stopped = machine.stop()
+        #expect(stopped.resultWaiters == ["waiter-a"])
+        #expect(stopped.senders == ["sender-b"])
+        #expect(!machine.isRunning && !machine.isReady && !machine.isClaimed("b"))
+        #expect(machine.suspension("c")?.code == .nondeterminism, "a suspension outlives a stop")
+        try machine.start("again")
+    }
+
+    @Test("one driver per workflow; senders wait for the instance and get it when it is loaded")
+    func driving() throws {
+        var machine = Machine()
+        try machine.start("queue")
+        let value2 = machine.claimDrive("w")
+        #expect(value2)
+        let value3 = machine.claimDrive("w")
+        #expect(!value3, "a second driver was let in")
+        guard case .wait = machine.requestInstance("w", sender: "s1", wakeable: true) else {
+            Issue.record("a sender did not wait for the loading instance")
+            return
+        }
+        let instance = Instance()
+        let value4 = machine.loaded("w", instance)
+        #expect(value4 == ["s1"])
+        guard case .use(let found) = machine.requestInstance("w", sender: "s2", wakeable: true) else {
+            Issue.record("a loaded instance was not handed out")
+            return
+        }
+        #expect(found === instance)
+        #expect(machine.instances.count == 1 && machine.slotCounts == (1, 1))
+        let value5 = machine.driveEnded("w")
+        #expect(value5.isEmpty)
+        #expect(!machine.isClaimed("w") && machine.instance("w") == nil)
+        let value6 = machine.claimDrive("w")
+        #expect(value6, "after the driver ended, another may drive it")
+    }
+
+    @Test("a request for an unloaded workflow launches a driver once, and only while running and wakeable")
+    func launching() throws {
+        var machine = Machine()
+        guard case .unavailable = machine.requestInstance("w", sender: "s", wakeable: true) else {
+            Issue.record("a stopped runtime launched a driver")
+            return
+        }
+        try machine.start("queue")
+        guard case .unavailable = machine.requestInstance("w", sender: "s", wakeable: false) else {
+            Issue.record("a finished workflow was launched")
+            return
+        }
+        guard case .launch(let launcher) = machine.requestInstance("w", sender: "s1", wakeable: true) else {
+            Issue.record("no driver was launched")
+            return
+        }
+        #expect(launcher == "queue")
+        guard case .wait = machine.requestInstance("w", sender: "s2", wakeable: true) else {
+            Issue.record("a second request launched a second driver")
+            return
+        }
+        // The launched driver takes the slot over with both senders.
+        let value7 = machine.claimDrive("w")
+        #expect(value7)
+        let value8 = machine.loaded("w", Instance())
+        #expect(value8 == ["s1", "s2"])
+        _ = machine.suspend("x", Self.diverged)
+        guard case .unavailable = machine.requestInstance("x", sender: "s", wakeable: true) else {
+            Issue.record("a suspended workflow was launched")
+            return
+        }
+    }
+
+    @Test("a sender waits for a departing instance to go; a gone one is not waited for")
+    func waitingUntilGone() throws {
+        var machine = Machine()
+        try machine.start("queue")
+        let old = Instance()
+        let value9 = machine.claimDrive("w")
+        #expect(value9)
+        _ = machine.loaded("w", old)
+        let value10 = machine.waitUntilGone("w", old, sender: "s")
+        #expect(value10)
+        let value11 = machine.waitUntilGone("w", Instance(), sender: "t")
+        #expect(!value11, "waited for an instance that does not drive it")
+        let value12 = machine.driveEnded("w")
+        #expect(value12 == ["s"])
+        let value13 = machine.waitUntilGone("w", old, sender: "u")
+        #expect(!value13)
+    }
+
+    @Test("result waiters get the outcome once; removed ones get nothing")
+    func resultWaiters() throws {
+        var machine = Machine()
+        let first = machine.newWaiterID()
+        let second = machine.newWaiterID()
+        #expect(first != second)
+        machine.addResultWaiter("w", first, "one")
+        machine.addResultWaiter("w", second, "two")
+        #expect(machine.resultWaiterCount("w") == 2 && machine.resultWaiterCount() == 2)
+        let value14 = machine.removeResultWaiter("w", first)
+        #expect(value14 == "one")
+        let value15 = machine.removeResultWaiter("w", first)
+        #expect(value15 == nil)
+        let value16 = machine.takeResultWaiters("w")
+        #expect(value16 == ["two"])
+        let value17 = machine.takeResultWaiters("w")
+        #expect(value17.isEmpty)
+        machine.addResultWaiter("v", machine.newWaiterID(), "three")
+        let value18 = machine.suspend("v", Self.diverged)
+        #expect(value18 == ["three"], "suspending answers the waiters")
+    }
+
+    @Test("workflows stopped by a full store are retried once their drivers have returned")
+    func fullStoreRetry() throws {
+        var machine = Machine()
+        try machine.start("queue")
+        let value19 = machine.claimDrive("a")
+        #expect(value19)
+        _ = machine.suspend("a", Self.full)
+        _ = machine.suspend("b", Self.full)
+        _ = machine.suspend("c", Self.diverged)
+        let value20 = machine.takeStoppedByFullStore()
+        #expect(value20 == ["b"], "a workflow still being unwound, or suspended for another reason, was retried")
+        #expect(machine.suspension("b") == nil)
+        _ = machine.driveEnded("a")
+        let value21 = machine.takeStoppedByFullStore()
+        #expect(value21 == ["a"])
+        let value22 = machine.takeStoppedByFullStore()
+        #expect(value22.isEmpty)
+        #expect(machine.allSuspensions.keys.sorted() == ["c"])
+    }
+}
