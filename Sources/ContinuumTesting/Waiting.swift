@@ -58,3 +58,66 @@ public func errorOf(isolation: isolated (any Actor)? = #isolation, _ operation: 
         return error
     }
 }
+
+extension WorkflowRuntime {
+    /// Waits until workflow `id`'s history satisfies `condition`, checking it now and again after
+    /// every change the runtime commits for the workflow (no polling); returns that history.
+    ///
+    /// ```swift
+    /// try await runtime.start(Approval.self, id: "po-1", input: order)
+    /// try await runtime.waitForHistory(of: "po-1") { $0.contains { $0.kindName == "waitStarted" } }
+    /// ```
+    ///
+    /// - Throws: ``ConditionTimeout`` when it does not hold within `timeout`.
+    @discardableResult
+    public func waitForHistory(
+        of id: String, timeout: Duration = .seconds(10), isolation: isolated (any Actor)? = #isolation,
+        _ condition: @escaping @Sendable ([HistoryEvent]) -> Bool
+    ) async throws -> [HistoryEvent] {
+        // Subscribed first, checked second: a change committed in between is in the stream.
+        let changes = changes(of: id)
+        return try await withTimeout(timeout) {
+            if let history = try await self.historyIfKnown(id), condition(history) { return history }
+            for await _ in changes {
+                if let history = try await self.historyIfKnown(id), condition(history) { return history }
+            }
+            throw CancellationError()
+        }
+    }
+
+    /// Waits until workflow `id` has `status`, checking now and after every change committed for it.
+    ///
+    /// - Throws: ``ConditionTimeout`` when it does not within `timeout`.
+    public func waitForStatus(
+        of id: String, _ status: WorkflowStatus, timeout: Duration = .seconds(10), isolation: isolated (any Actor)? = #isolation
+    ) async throws {
+        let changes = changes(of: id)
+        try await withTimeout(timeout) {
+            if try await self.status(of: id)?.status == status { return }
+            for await _ in changes where try await self.status(of: id)?.status == status { return }
+            throw CancellationError()
+        }
+    }
+
+    private func historyIfKnown(_ id: String) async throws -> [HistoryEvent]? {
+        do {
+            return try await history(of: id)
+        } catch where error.code == .unknownWorkflow {
+            return nil
+        }
+    }
+}
+
+/// Runs `operation`, or throws ``ConditionTimeout`` once `timeout` passes first.
+func withTimeout<R: Sendable>(_ timeout: Duration, _ operation: @escaping @Sendable () async throws -> R) async throws -> R {
+    try await withThrowingTaskGroup(of: R?.self) { group in
+        group.addTask { try await operation() }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let result = first else { throw ConditionTimeout(timeout: timeout) }
+        return result
+    }
+}

@@ -14,43 +14,43 @@
 /// case .ambiguous: …              // two steps of one name running at once
 /// }
 /// ```
-public struct WorkflowState: Sendable {
+package struct WorkflowState: Sendable {
     /// A step whose outcome is in history.
-    public struct RecordedStep: Sendable, Equatable {
+    package struct RecordedStep: Sendable, Equatable {
         /// How the step was called.
-        public var record: StepRecord
+        package var record: StepRecord
         /// Its JSON result, or the failure its body threw.
-        public var outcome: Result<[UInt8], StepFailure>
+        package var outcome: Result<[UInt8], StepFailure>
     }
 
     /// A failure recorded for a step, as an `Error` so it fits in a `Result`.
-    public struct StepFailure: Error, Sendable, Equatable {
+    package struct StepFailure: Error, Sendable, Equatable {
         /// The recorded failure.
-        public var failure: FailureRecord
+        package var failure: FailureRecord
     }
 
     /// A wait recorded in history.
-    public struct RecordedWait: Sendable, Equatable {
+    package struct RecordedWait: Sendable, Equatable {
         /// How the wait was called.
-        public var record: StepRecord
+        package var record: StepRecord
         /// What it waits for.
-        public var wait: WaitKind
+        package var wait: WaitKind
         /// When it times out (a timer: when it fires), in nanoseconds since 1970.
-        public var due: Int64?
+        package var due: Int64?
         /// How it ended, or `nil` while it waits.
-        public var outcome: WaitOutcome?
+        package var outcome: WaitOutcome?
     }
 
     /// An external event in the workflow's inbox.
-    public struct ReceivedEvent: Sendable, Equatable {
+    package struct ReceivedEvent: Sendable, Equatable {
         /// The event's name.
-        public var name: String
+        package var name: String
         /// Its JSON payload.
-        public var payload: [UInt8]
+        package var payload: [UInt8]
     }
 
     /// What a wait call does.
-    public enum WaitDecision: Sendable, Equatable {
+    package enum WaitDecision: Sendable, Equatable {
         /// History has the wait: resume it (it may have ended already).
         case replay(RecordedWait)
         /// The wait is new: append ``startWait(_:wait:due:timestamp:)``'s event.
@@ -62,7 +62,7 @@ public struct WorkflowState: Sendable {
     }
 
     /// How a workflow ended.
-    public enum Outcome: Sendable, Equatable {
+    package enum Outcome: Sendable, Equatable {
         /// It returned this JSON output.
         case completed([UInt8])
         /// Its body threw.
@@ -72,21 +72,21 @@ public struct WorkflowState: Sendable {
     }
 
     /// A step call that must run live; hand it back to ``completeStep(_:outcome:timestamp:)``.
-    public struct StepCall: Sendable, Hashable {
+    package struct StepCall: Sendable, Hashable {
         /// The step's identity.
-        public var key: StepKey
+        package var key: StepKey
         /// Its position among the body's own step calls, or among all calls when `concurrent`.
-        public var index: UInt32
+        package var index: UInt32
         /// Whether it was called from a child task.
-        public var concurrent: Bool
+        package var concurrent: Bool
         /// The attempt to run (1 for the first); more when history recorded failed attempts.
-        public var attempt: UInt32 = 1
+        package var attempt: UInt32 = 1
         /// When the next attempt may start (a backoff recorded in history), in nanoseconds since 1970.
-        public var notBefore: Int64?
+        package var notBefore: Int64?
     }
 
     /// What the workflow should do with a step call.
-    public enum StepDecision: Sendable, Equatable {
+    package enum StepDecision: Sendable, Equatable {
         /// History has the step's outcome: return it without running the body.
         case replay(RecordedStep)
         /// The step is new: run its body and record the outcome.
@@ -98,22 +98,22 @@ public struct WorkflowState: Sendable {
     }
 
     /// Where and how the workflow's code stopped matching its history.
-    public struct Divergence: Error, Sendable, Equatable, CustomStringConvertible {
+    package struct Divergence: Error, Sendable, Equatable, CustomStringConvertible {
         /// The position among the body's step calls where the mismatch was found.
-        public var index: UInt32
+        package var index: UInt32
         /// What history recorded at that position, if anything.
-        public var recorded: StepKey?
+        package var recorded: StepKey?
         /// What the code asked for, or `nil` when the code finished without calling a recorded step.
-        public var requested: StepKey?
+        package var requested: StepKey?
 
         /// Creates a divergence.
-        public init(index: UInt32, recorded: StepKey?, requested: StepKey?) {
+        package init(index: UInt32, recorded: StepKey?, requested: StepKey?) {
             self.index = index
             self.recorded = recorded
             self.requested = requested
         }
 
-        public var description: String {
+        package var description: String {
             let recordedText = recorded.map { "step \($0)" } ?? "no step there"
             if let requested {
                 return "at step #\(index) history recorded \(recordedText) but the code asked for step \(requested)"
@@ -123,42 +123,42 @@ public struct WorkflowState: Sendable {
     }
 
     /// Why cancellation was requested, once it was.
-    public private(set) var cancellation: String?
+    package private(set) var cancellation: String?
 
     /// The workflow's registered type name (`nil` until `workflowStarted` is applied).
-    public private(set) var type: String?
+    package private(set) var type: String?
     /// The workflow's JSON input.
-    public private(set) var input: [UInt8] = []
+    package private(set) var input: [UInt8] = []
     /// The tracing context its starter left (see ``HistoryEvent/Kind/workflowStarted(type:input:traceContext:)``).
-    public private(set) var traceContext: [String: String] = [:]
+    package private(set) var traceContext: [String: String] = [:]
     /// The sequence number the next appended event gets.
-    public private(set) var nextSequence: UInt32 = 0
+    package private(set) var nextSequence: UInt32 = 0
     /// How the workflow ended, once it has.
-    public private(set) var outcome: Outcome?
+    package private(set) var outcome: Outcome?
     /// Every step whose outcome is in history, by identity.
-    public private(set) var recordedSteps: [StepKey: RecordedStep] = [:]
+    package private(set) var recordedSteps: [StepKey: RecordedStep] = [:]
     /// Steps with failed attempts and a scheduled retry, by identity.
-    public private(set) var retryingSteps: [StepKey: Retry] = [:]
+    package private(set) var retryingSteps: [StepKey: Retry] = [:]
 
     /// A step between attempts.
-    public struct Retry: Sendable, Equatable {
+    package struct Retry: Sendable, Equatable {
         /// How the step was called.
-        public var record: StepRecord
+        package var record: StepRecord
         /// The attempt that failed last.
-        public var attempt: UInt32
+        package var attempt: UInt32
         /// When the next attempt may start.
-        public var nextAttemptAt: Int64
+        package var nextAttemptAt: Int64
     }
 
     /// Every wait (sleep, event wait) recorded in history, ended or not, by identity.
-    public private(set) var recordedWaits: [StepKey: RecordedWait] = [:]
+    package private(set) var recordedWaits: [StepKey: RecordedWait] = [:]
     /// The recorded steps and waits the body called itself, by their position among the body's calls.
     private var recordedBodyCalls: [UInt32: StepKey] = [:]
     /// External events received, by sequence number, and which of them a wait consumed.
-    public private(set) var inbox: [UInt32: ReceivedEvent] = [:]
+    package private(set) var inbox: [UInt32: ReceivedEvent] = [:]
     private var consumed: Set<UInt32> = []
     /// The sequence number of the event received with each dedup key.
-    public private(set) var dedupKeys: [String: UInt32] = [:]
+    package private(set) var dedupKeys: [String: UInt32] = [:]
 
     // Bookkeeping of the current run (not part of history).
     private var claimed: Set<StepKey> = []
@@ -168,10 +168,10 @@ public struct WorkflowState: Sendable {
     private var inFlight: Set<StepKey> = []
 
     /// Creates the state of a workflow with no history.
-    public init() {}
+    package init() {}
 
     /// Whether every recorded step has been returned to the code in this run.
-    public var isReplaying: Bool { claimed.count < recordedSteps.count + recordedWaits.count + retryingSteps.count }
+    package var isReplaying: Bool { claimed.count < recordedSteps.count + recordedWaits.count + retryingSteps.count }
 
     // MARK: The fold
 
@@ -180,7 +180,7 @@ public struct WorkflowState: Sendable {
     /// - Throws: ``ContinuumError/Code/corruptedData`` when the event cannot follow the
     ///   events before it (a gap in sequence numbers, a second start, an event after the end,
     ///   the same step recorded twice).
-    public mutating func apply(_ event: HistoryEvent) throws(ContinuumError) {
+    package mutating func apply(_ event: HistoryEvent) throws(ContinuumError) {
         guard event.sequence == nextSequence else {
             throw inconsistent("event \(event.sequence) follows event \(Int(nextSequence) - 1)")
         }
@@ -277,7 +277,7 @@ public struct WorkflowState: Sendable {
     /// - Parameters:
     ///   - name: The step's name.
     ///   - concurrent: Whether the call comes from a child task rather than the body itself.
-    public mutating func beginStep(named name: String, concurrent: Bool = false) -> StepDecision {
+    package mutating func beginStep(named name: String, concurrent: Bool = false) -> StepDecision {
         switch match(name: name, concurrent: concurrent, wait: nil) {
         case .recorded(let key): return .replay(recordedSteps[key]!)
         case .new(let call): return .execute(call)
@@ -287,7 +287,7 @@ public struct WorkflowState: Sendable {
     }
 
     /// Decides what a wait call (`sleep`, `waitForEvent`) does, by the same rules as steps.
-    public mutating func beginWait(named name: String, concurrent: Bool = false, wait: WaitKind) -> WaitDecision {
+    package mutating func beginWait(named name: String, concurrent: Bool = false, wait: WaitKind) -> WaitDecision {
         switch match(name: name, concurrent: concurrent, wait: wait) {
         case .recorded(let key): return .replay(recordedWaits[key]!)
         case .new(let call): return .execute(call)
@@ -358,7 +358,7 @@ public struct WorkflowState: Sendable {
     }
 
     /// Records the outcome of a live step and returns the event to append.
-    public mutating func completeStep(_ call: StepCall, outcome: Result<[UInt8], FailureRecord>, timestamp: Int64) -> HistoryEvent {
+    package mutating func completeStep(_ call: StepCall, outcome: Result<[UInt8], FailureRecord>, timestamp: Int64) -> HistoryEvent {
         inFlight.remove(call.key)
         retryingSteps[call.key] = nil
         let step = StepRecord(name: call.key.name, occurrence: call.key.occurrence, index: call.index, concurrent: call.concurrent)
@@ -377,7 +377,7 @@ public struct WorkflowState: Sendable {
 
     /// Records a failed attempt with its backoff and returns the event to append; `call` then
     /// describes the next attempt.
-    public mutating func retryStep(_ call: inout StepCall, failure: FailureRecord, nextAttemptAt: Int64, timestamp: Int64) -> HistoryEvent {
+    package mutating func retryStep(_ call: inout StepCall, failure: FailureRecord, nextAttemptAt: Int64, timestamp: Int64) -> HistoryEvent {
         let step = StepRecord(name: call.key.name, occurrence: call.key.occurrence, index: call.index, concurrent: call.concurrent)
         retryingSteps[call.key] = Retry(record: step, attempt: call.attempt, nextAttemptAt: nextAttemptAt)
         if !call.concurrent { recordedBodyCalls[call.index] = call.key }
@@ -389,12 +389,12 @@ public struct WorkflowState: Sendable {
     }
 
     /// Forgets a live step that will not be recorded (the runtime is shutting down).
-    public mutating func abandonStep(_ call: StepCall) {
+    package mutating func abandonStep(_ call: StepCall) {
         inFlight.remove(call.key)
     }
 
     /// Records that a new wait began and returns the event to append.
-    public mutating func startWait(_ call: StepCall, wait: WaitKind, due: Int64?, timestamp: Int64) -> HistoryEvent {
+    package mutating func startWait(_ call: StepCall, wait: WaitKind, due: Int64?, timestamp: Int64) -> HistoryEvent {
         // The wait stays in flight until it ends, so a same-named concurrent wait is ambiguous.
         let step = StepRecord(name: call.key.name, occurrence: call.key.occurrence, index: call.index, concurrent: call.concurrent)
         recordedWaits[call.key] = RecordedWait(record: step, wait: wait, due: due, outcome: nil)
@@ -405,7 +405,7 @@ public struct WorkflowState: Sendable {
 
     /// Records how a waiting wait ended and returns the event to append, or `nil` when it is
     /// not waiting (it ended already).
-    public mutating func endWait(_ key: StepKey, outcome: WaitOutcome, timestamp: Int64) -> HistoryEvent? {
+    package mutating func endWait(_ key: StepKey, outcome: WaitOutcome, timestamp: Int64) -> HistoryEvent? {
         guard var wait = recordedWaits[key], wait.outcome == nil else { return nil }
         inFlight.remove(key)
         if case .received(let sequence) = outcome { consumed.insert(sequence) }
@@ -416,7 +416,7 @@ public struct WorkflowState: Sendable {
 
     /// Records a cancellation request and returns what to append: the request, and the end of
     /// every wait still waiting. Empty when cancellation was requested already.
-    public mutating func requestCancellation(reason: String, timestamp: Int64) -> [HistoryEvent] {
+    package mutating func requestCancellation(reason: String, timestamp: Int64) -> [HistoryEvent] {
         guard cancellation == nil else { return [] }
         cancellation = reason
         var events = [next(timestamp, .cancelRequested(reason: reason))]
@@ -428,7 +428,7 @@ public struct WorkflowState: Sendable {
 
     /// Records an external event and returns what to append, or the sequence number of the
     /// event already received with the same dedup key.
-    public mutating func receive(name: String, payload: [UInt8], dedupKey: String?, timestamp: Int64) -> Result<HistoryEvent, Duplicate> {
+    package mutating func receive(name: String, payload: [UInt8], dedupKey: String?, timestamp: Int64) -> Result<HistoryEvent, Duplicate> {
         if let dedupKey, let sequence = dedupKeys[dedupKey] { return .failure(Duplicate(sequence: sequence)) }
         let event = next(timestamp, .eventReceived(name: name, payload: payload, dedupKey: dedupKey))
         inbox[event.sequence] = ReceivedEvent(name: name, payload: payload)
@@ -437,13 +437,13 @@ public struct WorkflowState: Sendable {
     }
 
     /// An event with this dedup key was received already, at `sequence`.
-    public struct Duplicate: Error, Sendable, Equatable {
+    package struct Duplicate: Error, Sendable, Equatable {
         /// Where the first event with the key is in the stream.
-        public var sequence: UInt32
+        package var sequence: UInt32
     }
 
     /// The oldest received event with this name that no wait consumed yet.
-    public func oldestUnconsumed(named name: String) -> (sequence: UInt32, event: ReceivedEvent)? {
+    package func oldestUnconsumed(named name: String) -> (sequence: UInt32, event: ReceivedEvent)? {
         inbox.filter { $0.value.name == name && !consumed.contains($0.key) }.min { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 
@@ -454,7 +454,7 @@ public struct WorkflowState: Sendable {
 
     /// Records how the workflow ended and returns the event to append, or the divergence
     /// when the code finished without calling a step that history recorded.
-    public mutating func finish(_ outcome: Outcome, timestamp: Int64) -> Result<HistoryEvent, Divergence> {
+    package mutating func finish(_ outcome: Outcome, timestamp: Int64) -> Result<HistoryEvent, Divergence> {
         let records = recordedSteps.values.map(\.record) + recordedWaits.values.map(\.record) + retryingSteps.values.map(\.record)
         if let missing = records.filter({ !claimed.contains($0.key) }).min(by: { $0.index < $1.index }) {
             return .failure(Divergence(index: missing.index, recorded: missing.key, requested: nil))

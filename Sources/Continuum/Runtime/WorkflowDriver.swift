@@ -16,6 +16,8 @@ struct WorkflowDriver: Sendable {
     let maxPayloadSize: Int
     /// Where instances report that they only wait; `nil` when the runtime parks nothing.
     let parking: ParkingQueue?
+    /// Where committed changes are reported.
+    let feed: ChangeFeed
 
     /// How one run of a workflow body in this process ended.
     enum RunEnd {
@@ -92,7 +94,7 @@ struct WorkflowDriver: Sendable {
 
         let instance = WorkflowInstance(
             id: id, stream: stored.stream, mode: .live(store: store, claim: claim), timers: timers, metrics: metrics, tracer: tracer,
-            logger: logger, maxPayloadSize: maxPayloadSize, parking: parking, state: history)
+            logger: logger, maxPayloadSize: maxPayloadSize, parking: parking, feed: feed, state: history)
         for sender in state.withLock({ $0.loaded(id, instance) }) { sender.resume(returning: instance) }
         var parent = InstrumentationContext.topLevel
         tracer?.extract(history.traceContext, into: &parent, using: TraceCarrier())
@@ -174,6 +176,7 @@ struct WorkflowDriver: Sendable {
     private func suspend(_ id: String, _ error: ContinuumError, logger: Logger) {
         logger.error("Workflow suspended: \(error.message)", metadata: [WorkflowRuntime.LogKey.errorCode: "\(error.code)"])
         state.suspend(id, error)
+        feed.publish(WorkflowChange(workflowID: id, status: .suspended))
     }
 
     /// What a result waiter gets for a finished workflow.

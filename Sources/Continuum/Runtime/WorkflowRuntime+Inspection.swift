@@ -118,6 +118,19 @@ extension WorkflowRuntime {
         }
     }
 
+    /// The changes of workflow `id` (of every workflow when `nil`) from now on, each reported
+    /// once it is committed: events appended, a status set, a workflow parked.
+    ///
+    /// ```swift
+    /// for await change in runtime.changes(of: "order-7") where change.status == .completed { break }
+    /// ```
+    ///
+    /// The stream buffers what its consumer has not read yet: iterate it while it is open, and
+    /// stop iterating (or cancel the task) when done, which ends the subscription.
+    public func changes(of id: String? = nil) -> AsyncStream<WorkflowChange> {
+        feed.subscribe(id)
+    }
+
     // MARK: Diagnostics
 
     /// How many sleeps, event timeouts and retry backoffs of workflows in memory wait on the

@@ -43,6 +43,8 @@ public final class WorkflowRuntime: Service, Sendable {
     let parking = ParkingQueue()
     /// Room in memory for `maxResidentWorkflows`.
     let admission: Admission
+    /// Where committed changes go to ``changes(of:)``.
+    let feed = ChangeFeed()
     let metrics: RuntimeMetrics
     /// `nil` when tracing is off.
     let tracer: (any Tracer)?
@@ -77,7 +79,8 @@ public final class WorkflowRuntime: Service, Sendable {
     var driver: WorkflowDriver {
         WorkflowDriver(
             store: store, workflows: workflows, state: state, timers: timers, metrics: metrics, tracer: tracer, logger: logger,
-            owner: configuration.owner, maxPayloadSize: maxPayloadSize, parking: configuration.parkAfter == nil ? nil : parking)
+            owner: configuration.owner, maxPayloadSize: maxPayloadSize, parking: configuration.parkAfter == nil ? nil : parking,
+            feed: feed)
     }
 
     /// The names of the workflow types this runtime runs.
@@ -160,6 +163,7 @@ public final class WorkflowRuntime: Service, Sendable {
                 kind: .workflowStarted(type: type, input: input, traceContext: traceContext))
             switch try await store.create(CreateRequest(id: id, type: type, started: started, owner: configuration.owner)) {
             case .created(let claim):
+                feed.publish(WorkflowChange(workflowID: id, events: [started], status: .running))
                 span?.attributes[TraceAttribute.created] = true
                 logger.debug("Workflow started", metadata: [LogKey.workflowID: "\(id)", LogKey.workflowType: "\(type)"])
                 metrics.started.increment()

@@ -145,9 +145,12 @@ public struct WorkflowContext: Sendable {
         }
     }
 
-    /// The current time, recorded on first run and returned unchanged on replay.
+    /// The current time by the runtime's clock, recorded on first run and returned unchanged on replay.
     public func now(isolation: isolated (any Actor)? = #isolation) async throws -> Date {
-        try await step("continuum.now", isolation: isolation) { () -> Date in Date() }
+        let clock = instance.clock
+        return try await step("continuum.now", isolation: isolation) { () -> Date in
+            Date(timeIntervalSince1970: Double(clock.now()) / 1_000_000_000)
+        }
     }
 
     /// A new random UUID, recorded on first run and returned unchanged on replay.

@@ -51,6 +51,8 @@ actor WorkflowInstance {
 
     /// Where the instance reports that it only waits, when the runtime parks such workflows.
     private let parking: ParkingQueue?
+    /// Where committed changes are reported to observers.
+    nonisolated let feed: ChangeFeed?
 
     /// Where the instance reports steps, retries, timer lateness and events.
     nonisolated let metrics: RuntimeMetrics
@@ -63,8 +65,9 @@ actor WorkflowInstance {
 
     init(
         id: String, stream: StreamID, mode: Mode, timers: TimerService, metrics: RuntimeMetrics, tracer: (any Tracer)?,
-        logger: Logger, maxPayloadSize: Int, parking: ParkingQueue?, state: WorkflowState
+        logger: Logger, maxPayloadSize: Int, parking: ParkingQueue?, feed: ChangeFeed? = nil, state: WorkflowState
     ) {
+        self.feed = feed
         self.maxPayloadSize = maxPayloadSize
         self.metrics = metrics
         self.tracer = tracer
@@ -189,6 +192,7 @@ actor WorkflowInstance {
         departure = .parked
         do {
             try await store.append(AppendRequest(fence: claim, id: id, events: [], release: true))
+            feed?.publish(WorkflowChange(workflowID: id, parked: true))
         } catch {
             // Not released: recovery finds it runnable, which is safe.
         }
@@ -244,6 +248,7 @@ actor WorkflowInstance {
             let timers = Set(state.recordedWaits.values.filter { $0.outcome == nil }.compactMap(\.due)).map(TimerChange.remove)
             do {
                 try await store.append(AppendRequest(fence: claim, id: id, events: [event], status: status, timers: timers, release: true))
+                feed?.publish(WorkflowChange(workflowID: id, events: [event], status: status))
                 return .success(stored)
             } catch {
                 return .failure(failAppend(error))
@@ -506,6 +511,7 @@ actor WorkflowInstance {
         } catch {
             throw failAppend(error)
         }
+        feed?.publish(WorkflowChange(workflowID: id, events: events))
     }
 
     /// Turns a failed append into what the workflow does next: another owner's claim makes this
