@@ -75,6 +75,16 @@ struct Show: AsyncParsableCommand {
                 text = "step #\(step.index) \(step.key) attempt \(attempt) failed: \(failure.type): \(failure.message); next attempt at \(Date(nanoseconds: next))"
             case .eventReceived(let name, let payload, let dedupKey):
                 text = "event '\(name)' received \(String(decoding: payload, as: UTF8.self))" + (dedupKey.map { " (key \($0))" } ?? "")
+            case .workflowSuspended(let record):
+                text = "suspended (\(record.code)): \(record.message)"
+            case .workflowResumed(let action):
+                text = "resumed by \(action.by): \(action.reason)"
+            case .workflowReset(let target, let generation, let action):
+                text = "reset to event #\(target) (generation \(generation)) by \(action.by): \(action.reason)"
+            case .workflowForked(let from, let sequence, let action):
+                text = "forked from '\(from)' at event #\(sequence) by \(action.by): \(action.reason)"
+            case .markerRecorded(let marker):
+                text = "version marker '\(marker)' recorded"
             }
             print("  \(String(format: "%4d", event.sequence))  \(event.date)  \(text)")
         }

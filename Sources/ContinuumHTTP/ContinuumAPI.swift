@@ -307,8 +307,8 @@ public struct ContinuumAPI: Sendable {
         case .workflowCancelled(let reason)?: object["reason"] = .string(reason)
         default: break
         }
-        if let suspension = runtime.suspension(of: id) {
-            object["error"] = .object(["code": .string(suspension.code.name), "message": .string(suspension.message)])
+        if let suspension = try await runtime.suspension(of: id) {
+            object["error"] = .object(["code": .string(suspension.code), "message": .string(suspension.message)])
         }
         return Self.json(.ok, .object(object))
     }

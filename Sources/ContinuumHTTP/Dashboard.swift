@@ -150,7 +150,7 @@ extension ContinuumAPI {
         let events = try await runtime.history(of: id)
         var html = "<p><a href=\"/\">← all workflows</a></p>"
         html += "<h2>\(Self.escape(id)) <small>\(Self.escape(summary.type))</small> <span id=status class=\"status \(summary.status)\">\(summary.status)</span></h2>"
-        if let suspension = runtime.suspension(of: id) {
+        if let suspension = try await runtime.suspension(of: id) {
             html += "<p class=error>Suspended (\(suspension.code)): \(Self.escape(suspension.message))</p>"
         }
         html += "<table id=timeline><thead><tr><th>#</th><th>Time</th><th>Event</th><th>Step</th><th>Attempt</th><th>Detail</th></tr></thead><tbody>"

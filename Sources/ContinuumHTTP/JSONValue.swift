@@ -136,6 +136,8 @@ extension HistoryEvent {
             object["event"] = .string(name)
             object["payload"] = .payload(payload)
             if let dedupKey { object["dedupKey"] = .string(dedupKey) }
+        default:
+            object["kind"] = .string(kindName)
         }
         return .object(object)
     }

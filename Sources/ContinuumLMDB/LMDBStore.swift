@@ -147,6 +147,14 @@ public final class LMDBStore: EventStore {
         guard fd >= 0 else {
             throw ContinuumError(.storageFailure, "Cannot open \(lockPath): \(String(cString: strerror(errno))).")
         }
+        // A child process being spawned holds a copy of every descriptor until it execs (the
+        // lock file is close-on-exec), so a lock just released can look held for a moment: try
+        // again for up to a second before calling the directory taken.
+        var attempts = 0
+        while flock(fd, LOCK_EX | LOCK_NB) != 0, errno == EWOULDBLOCK, attempts < 20 {
+            attempts += 1
+            usleep(50_000)
+        }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             var buffer = [UInt8](repeating: 0, count: 32)
             let count = pread(fd, &buffer, buffer.count, 0)

@@ -408,6 +408,15 @@ final class LMDBWriter: @unchecked Sendable {
         try put(txn, environment.workflows, Key.stream(stream), BinaryCodec.encode(summary), "storing the record of '\(request.id)'")
         try reindex(txn, stream: stream, from: nil, to: WorkflowStatus.running.storedByte, id: request.id)
         try put(txn, environment.events, Key.event(stream, 0), BinaryCodec.encode(request.started), flags: MDB_NOOVERWRITE, "storing the start of '\(request.id)'")
+        for (offset, event) in request.history.enumerated() {
+            guard Int(event.sequence) == offset + 1 else {
+                throw Failure.operation(ContinuumError(.invalidArgument, "The history of new workflow '\(request.id)' is not numbered from 1."))
+            }
+            try put(txn, environment.events, Key.event(stream, event.sequence), BinaryCodec.encode(event), flags: MDB_NOOVERWRITE, "storing the history of '\(request.id)'")
+        }
+        for case .add(let due) in request.timers {
+            try put(txn, environment.timers, Key.timer(due, stream), BinaryCodec.seal { $0.write(string: request.id) }, "indexing a timer of '\(request.id)'")
+        }
         nextEpoch += 1
         let token = FencingToken(owner: request.owner, epoch: nextEpoch)
         setClaim(stream, token, undo: &undo)
@@ -465,9 +474,11 @@ final class LMDBWriter: @unchecked Sendable {
     private func claim(_ id: String, owner: OwnerID, txn: OpaquePointer, undo: inout Undo) throws -> Claim? {
         guard let found = try exists(txn, environment.ids, Array(id.utf8)) else { return nil }
         let stream = Key.readUInt64(found.buffer)
-        guard let summary = try summary(txn, stream: stream, id: id), !summary.status.isFinished else { return nil }
+        guard let summary = try summary(txn, stream: stream, id: id) else { return nil }
         // Taken into memory: no longer parked, so a crash from now on recovers it at once.
-        try reindex(txn, stream: stream, from: try indexByte(txn, summary, stream: stream), to: summary.status.storedByte, id: id)
+        if summary.status == .running {
+            try reindex(txn, stream: stream, from: try indexByte(txn, summary, stream: stream), to: summary.status.storedByte, id: id)
+        }
         nextEpoch += 1
         let token = FencingToken(owner: owner, epoch: nextEpoch)
         setClaim(stream, token, undo: &undo)

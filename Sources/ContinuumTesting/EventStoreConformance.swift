@@ -74,7 +74,8 @@ public enum EventStoreConformance {
         Check(name: "the due-time index lists timers in due order and follows adds and removes", body: timerIndex),
         Check(name: "a new claim supersedes the old one: its token is refused and renewing reports it lost", body: claimSupersedes),
         Check(name: "after a release appends are refused until the workflow is claimed again", body: releaseEndsClaim),
-        Check(name: "finished and unknown workflows cannot be claimed", body: claimNeedsUnfinished),
+        Check(name: "a finished workflow can be claimed and keeps its status; an unknown one cannot", body: claimNeedsUnfinished),
+        Check(name: "a new workflow can be created with a history and timers in the same transaction", body: createWithHistory),
         Check(name: "leases: another owner's live claim stands; once it runs out the workflow is taken and the old owner cannot write", body: leases),
         Check(name: "ids of the longest declared length, and ids that differ in any byte, are distinct workflows", body: idLimits),
         Check(name: "a damaged value is reported as corruptedData naming the workflow; others still load", body: corruption),
@@ -320,8 +321,29 @@ public enum EventStoreConformance {
             AppendRequest(
                 fence: claim, id: "done", events: [HistoryEvent(sequence: 1, timestamp: 2, kind: .workflowCompleted(output: []))], status: .completed,
                 release: true))
-        try c.expect(try await c.store.claim("done", owner: c.owner) == nil, "a finished workflow was claimed")
+        let finished = try c.require(try await c.store.claim("done", owner: c.owner), "a finished workflow could not be claimed")
+        try c.expect(try await c.store.summary(id: "done")?.status == .completed, "claiming changed a finished workflow's status")
+        try c.expect(try await c.store.runnable(after: nil, limit: 10).isEmpty, "a claimed finished workflow is runnable")
+        try await c.store.release(finished, id: "done")
+        let counts = try await c.store.counts()
+        try c.expect(counts == StatusCounts(byStatus: [.completed: 1]), "claiming and releasing a finished workflow changed the counts: \(counts)")
         try c.expect(try await c.store.claim("missing", owner: c.owner) == nil, "an unknown workflow was claimed")
+    }
+
+    private static func createWithHistory(_ c: Context) async throws {
+        let history = [c.step(1, "copied"), HistoryEvent(sequence: 2, timestamp: 3, kind: .waitStarted(
+            StepRecord(name: "sleep", occurrence: 0, index: 1, concurrent: false), wait: .timer, due: 77))]
+        let outcome = try await c.store.create(CreateRequest(id: "fork", type: "t", started: c.start("t"), owner: c.owner, history: history, timers: [.add(77)]))
+        guard case .created(let claim) = outcome else { throw c.failure("the fork was not created: \(outcome)") }
+        let loaded = try c.require(try await c.store.load(id: "fork"), "the fork does not load")
+        try c.expect(Array(loaded.events.dropFirst()) == history, "the fork's history came back changed: \(loaded.events)")
+        try c.expect(try await c.store.timers(after: nil, limit: 10).map(\.due) == [77], "the fork's timer is not indexed")
+        try await c.store.append(AppendRequest(fence: claim, id: "fork", events: [c.step(3, "next")]))
+        let misnumbered = await c.errorOf {
+            _ = try await c.store.create(CreateRequest(id: "bad", type: "t", started: c.start("t"), owner: c.owner, history: [c.step(2, "gap")]))
+        }
+        try c.expect(misnumbered != nil, "a history not numbered from 1 was stored")
+        try c.expect(try await c.store.summary(id: "bad") == nil, "a refused create left a workflow behind")
     }
 
     private static func leases(_ c: Context) async throws {

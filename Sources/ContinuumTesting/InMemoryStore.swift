@@ -86,9 +86,15 @@ public final class InMemoryStore: EventStore {
             let summary = WorkflowSummary(
                 id: request.id, type: request.type, status: .running, createdAt: request.started.timestamp, updatedAt: request.started.timestamp)
             state.streams[Array(request.id.utf8)] = stream
+            for (offset, event) in request.history.enumerated() where Int(event.sequence) != offset + 1 {
+                throw ContinuumError(.invalidArgument, "The history of new workflow '\(request.id)' is not numbered from 1.")
+            }
             state.records[stream] = Record(
-                id: request.id, summary: summary, events: [BinaryCodec.encode(request.started)], claim: token,
-                leaseExpiry: limits.leaseDuration.map { now + $0.nanoseconds })
+                id: request.id, summary: summary, events: [BinaryCodec.encode(request.started)] + request.history.map(BinaryCodec.encode),
+                claim: token, leaseExpiry: limits.leaseDuration.map { now + $0.nanoseconds })
+            for case .add(let due) in request.timers {
+                Self.insert(DueTimer(due: due, stream: StreamID(rawValue: stream), id: request.id), into: &state.timers)
+            }
             state.counts.byStatus[.running, default: 0] += 1
             return .created(Claim(stream: StreamID(rawValue: stream), token: token))
         }
@@ -149,7 +155,7 @@ public final class InMemoryStore: EventStore {
         let now = clock.now()
         return try state.withLock { state throws(ContinuumError) in
             guard !state.closed else { throw Self.closedError }
-            guard let stream = state.streams[Array(id.utf8)], var record = state.records[stream], !record.summary.status.isFinished else { return nil }
+            guard let stream = state.streams[Array(id.utf8)], var record = state.records[stream] else { return nil }
             // With leases, another owner's live claim stands; without, any claim supersedes.
             if limits.leaseDuration != nil, let holder = record.claim, holder.owner != owner, !Self.expired(record, now: now) {
                 return nil

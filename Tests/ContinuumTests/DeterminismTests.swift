@@ -95,12 +95,22 @@ struct DeterminismTests {
                 }
                 #expect(error?.workflowID == "evolving")
                 #expect(try await runtime.status(of: "evolving")?.status == .suspended)
-                #expect(try await runtime.history(of: "evolving").count == 3, "a suspended workflow appends nothing")
+                let history = try await runtime.history(of: "evolving")
+                #expect(history.count == 4, "a suspended workflow appends only its suspension")
+                guard case .workflowSuspended(let record)? = history.last?.kind else {
+                    Issue.record("the suspension is not in history: \(history.map(\.kindName))")
+                    return
+                }
+                #expect(record.code == "nondeterminism" && record.recorded != nil && record.requested != nil, "\(record)")
             }
             #expect(v2Ledger.count("c") == 0 && v2Ledger.count("d") == 0, "no step after the divergence ran")
-            // The suspension is not stored: the original code resumes the workflow.
+            // The suspension is stored: after a restart with the original code it is still
+            // suspended, until someone resumes it; then it completes.
             let output = try await WorkflowRuntime.withLMDB(path: path, workflows: [Scripted(steps: v1, ledger: ledger, gate: nil)]) { runtime in
-                try await runtime.handle(Scripted.self, id: "evolving").result()
+                #expect(try await runtime.status(of: "evolving")?.status == .suspended)
+                #expect(try await runtime.list(status: .suspended).map(\.id) == ["evolving"])
+                try await runtime.resume("evolving", by: "test", reason: "v1 deployed again")
+                return try await runtime.handle(Scripted.self, id: "evolving").result()
             }
             #expect(output == v1.map { "\($0)-done" })
             #expect(ledger.count("a") == 1 && ledger.count("b") == 1)
@@ -117,8 +127,12 @@ struct DeterminismTests {
                 let gate = Gate()
                 try await WorkflowRuntime.withLMDB(path: path, workflows: [FanOut(ledger: ledger, gate: gate)]) { runtime throws in
                     if restart == 0 { try await runtime.start(FanOut.self, id: "fan", input: width) }
-                    try await eventually { gate.arrived == 1 || runtime.suspension(of: "fan") != nil }
-                    #expect(runtime.suspension(of: "fan") == nil, "replay diverged: \(String(describing: runtime.suspension(of: "fan")))")
+                    try await eventually {
+                        if gate.arrived == 1 { return true }
+                        return try await runtime.suspension(of: "fan") != nil
+                    }
+                    let suspension = try await runtime.suspension(of: "fan")
+                    #expect(suspension == nil, "replay diverged: \(String(describing: suspension))")
                 }
             }
             let output = try await WorkflowRuntime.withLMDB(path: path, workflows: [FanOut(ledger: ledger, gate: nil)]) { runtime in

@@ -111,11 +111,14 @@ struct RuntimeTests {
             let ledger = Ledger()
             try await WorkflowRuntime.withLMDB(path: path, workflows: [ThreeSteps(ledger: ledger)]) { runtime throws in
                 let first = try await runtime.start(ThreeSteps.self, id: "same", input: 1)
-                let second = try await runtime.start(ThreeSteps.self, id: "same", input: 99)
+                let second = try await runtime.start(ThreeSteps.self, id: "same", input: 1)
                 #expect(try await first.result() == "2-4")
                 #expect(try await second.result() == "2-4")
-                let third = try await runtime.start(ThreeSteps.self, id: "same", input: 7)
+                let third = try await runtime.start(ThreeSteps.self, id: "same", input: 1)
                 #expect(try await third.result() == "2-4")
+                // Another input for the same id is refused, as over HTTP.
+                let other = await #expect(throws: ContinuumError.self) { try await runtime.start(ThreeSteps.self, id: "same", input: 99) }
+                #expect(other?.code == .workflowIDConflict)
                 #expect(ledger.count("a") == 1)
                 #expect(try await runtime.list().count == 1)
                 #expect(try await runtime.history(of: "same").count == 5)
@@ -129,8 +132,8 @@ struct RuntimeTests {
             let ledger = Ledger()
             try await WorkflowRuntime.withLMDB(path: path, workflows: [ThreeSteps(ledger: ledger)]) { runtime throws in
                 try await withThrowingTaskGroup(of: String.self) { group in
-                    for i in 0..<50 {
-                        group.addTask { try await runtime.start(ThreeSteps.self, id: "race", input: i).result() }
+                    for _ in 0..<50 {
+                        group.addTask { try await runtime.start(ThreeSteps.self, id: "race", input: 5).result() }
                     }
                     var outputs = Set<String>()
                     for try await output in group { outputs.insert(output) }
@@ -297,16 +300,17 @@ struct RuntimeTests {
                 try await eventually { gate.arrived == 1 }
             }
             let before = try await WorkflowRuntime.withLMDB(path: path, workflows: []) { runtime throws in
-                try await eventually { runtime.suspension(of: "orphan") != nil }
+                try await eventually { try await runtime.suspension(of: "orphan") != nil }
                 let error = await #expect(throws: ContinuumError.self) {
                     try await runtime.handle(Scripted.self, id: "orphan").result()
                 }
                 #expect(error?.code == .unknownWorkflowType)
                 #expect(try await runtime.status(of: "orphan")?.status == .suspended)
                 #expect(try await runtime.list(status: .suspended).map(\.id) == ["orphan"])
+                #expect(try await runtime.suspension(of: "orphan")?.code == "unknownWorkflowType")
                 return try await runtime.history(of: "orphan").count
             }
-            #expect(before == 3)
+            #expect(before == 4, "only the suspension was appended")
         }
     }
 

@@ -16,6 +16,10 @@ public struct ContinuumError: Error, Sendable, CustomStringConvertible {
 
         private init(_ name: String) { self.name = name }
 
+        /// The code with this name: one of the codes above, or a new one for a name this
+        /// release does not know (a code recorded by a later release, say).
+        package static func named(_ name: String) -> Code { Code(name) }
+
         public var description: String { name }
 
         /// No workflow type with this name is registered with the runtime.
@@ -64,6 +68,11 @@ public struct ContinuumError: Error, Sendable, CustomStringConvertible {
         public static let ownershipLost = Code("ownershipLost")
         /// `run()` was called while the runtime was already running.
         public static let alreadyRunning = Code("alreadyRunning")
+        /// A recorded step's code changed since it ran (its fingerprint differs from the code
+        /// deployed now), and ``WorkflowRuntime/Configuration/codeChange`` says to suspend.
+        public static let codeChanged = Code("codeChanged")
+        /// The workflow is suspended; resume, reset or cancel it (``WorkflowRuntime/resume(_:by:reason:)``).
+        public static let suspended = Code("suspended")
     }
 
     /// What kind of failure this is.

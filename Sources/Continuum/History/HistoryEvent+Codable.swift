@@ -21,12 +21,14 @@ extension HistoryEvent: Codable {
         case type, input, traceContext, step, result, error, output
         case waitsFor, event, due, until, outcome, latenessNanoseconds, eventSequence
         case attempt, nextAttemptAt, reason, payload, dedupKey
+        case suspension, action, toSequence, generation, from, marker
     }
 
     /// The names of the event kinds, as `kind` holds them.
     enum KindName: String, Codable {
         case workflowStarted, stepCompleted, stepFailed, workflowCompleted, workflowFailed, waitStarted, waitEnded
         case stepRetrying, cancelRequested, workflowCancelled, eventReceived
+        case workflowSuspended, workflowResumed, workflowReset, workflowForked, markerRecorded
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -99,6 +101,25 @@ extension HistoryEvent: Codable {
             try container.encode(name, forKey: .event)
             try text(payload, .payload)
             try container.encodeIfPresent(dedupKey, forKey: .dedupKey)
+        case .workflowSuspended(let record):
+            try container.encode(KindName.workflowSuspended, forKey: .kind)
+            try container.encode(record, forKey: .suspension)
+        case .workflowResumed(let action):
+            try container.encode(KindName.workflowResumed, forKey: .kind)
+            try container.encode(action, forKey: .action)
+        case .workflowReset(let toSequence, let generation, let action):
+            try container.encode(KindName.workflowReset, forKey: .kind)
+            try container.encode(toSequence, forKey: .toSequence)
+            try container.encode(generation, forKey: .generation)
+            try container.encode(action, forKey: .action)
+        case .workflowForked(let from, let sequence, let action):
+            try container.encode(KindName.workflowForked, forKey: .kind)
+            try container.encode(from, forKey: .from)
+            try container.encode(sequence, forKey: .eventSequence)
+            try container.encode(action, forKey: .action)
+        case .markerRecorded(let id):
+            try container.encode(KindName.markerRecorded, forKey: .kind)
+            try container.encode(id, forKey: .marker)
         }
     }
 
@@ -154,6 +175,20 @@ extension HistoryEvent: Codable {
             kind = .eventReceived(
                 name: try container.decode(String.self, forKey: .event), payload: try bytes(.payload),
                 dedupKey: try container.decodeIfPresent(String.self, forKey: .dedupKey))
+        case .workflowSuspended:
+            kind = .workflowSuspended(try container.decode(SuspensionRecord.self, forKey: .suspension))
+        case .workflowResumed:
+            kind = .workflowResumed(try container.decode(ActionRecord.self, forKey: .action))
+        case .workflowReset:
+            kind = .workflowReset(
+                toSequence: try container.decode(UInt32.self, forKey: .toSequence), generation: try container.decode(UInt32.self, forKey: .generation),
+                try container.decode(ActionRecord.self, forKey: .action))
+        case .workflowForked:
+            kind = .workflowForked(
+                from: try container.decode(String.self, forKey: .from), sequence: try container.decode(UInt32.self, forKey: .eventSequence),
+                try container.decode(ActionRecord.self, forKey: .action))
+        case .markerRecorded:
+            kind = .markerRecorded(try container.decode(String.self, forKey: .marker))
         }
         self.init(sequence: sequence, timestamp: timestamp, kind: kind)
     }
@@ -177,6 +212,11 @@ extension HistoryEvent: Codable {
         case .cancelRequested: KindName.cancelRequested.rawValue
         case .workflowCancelled: KindName.workflowCancelled.rawValue
         case .eventReceived: KindName.eventReceived.rawValue
+        case .workflowSuspended: KindName.workflowSuspended.rawValue
+        case .workflowResumed: KindName.workflowResumed.rawValue
+        case .workflowReset: KindName.workflowReset.rawValue
+        case .workflowForked: KindName.workflowForked.rawValue
+        case .markerRecorded: KindName.markerRecorded.rawValue
         }
     }
 }

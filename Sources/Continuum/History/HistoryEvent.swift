@@ -55,6 +55,62 @@ public struct HistoryEvent: Sendable, Equatable {
         case workflowCancelled(reason: String)
         /// An external event arrived for the workflow (buffered until a wait consumes it).
         case eventReceived(name: String, payload: [UInt8], dedupKey: String?)
+        /// The runtime stopped driving the workflow: its code no longer matches its history, its
+        /// type is not registered, or a recorded value no longer decodes. It waits, listed as
+        /// ``WorkflowStatus/suspended``, until someone resumes, resets or cancels it.
+        case workflowSuspended(SuspensionRecord)
+        /// Someone let a suspended workflow run again with the code now deployed.
+        case workflowResumed(ActionRecord)
+        /// Someone reset the workflow to its event `toSequence`: every event from there on is
+        /// superseded (kept, never deleted) but for external events, which are delivered again,
+        /// and the code now deployed runs from there. `generation` counts the resets so far;
+        /// steps that run again get new idempotency keys.
+        case workflowReset(toSequence: UInt32, generation: UInt32, ActionRecord)
+        /// The workflow was forked from workflow `workflowID` at its event `sequence`: the events
+        /// before this one are a copy of that history up to there.
+        case workflowForked(from: String, sequence: UInt32, ActionRecord)
+        /// The workflow took the new branch of the version marker `id` (`ctx.patched(id)`).
+        case markerRecorded(String)
+    }
+}
+
+/// Why a workflow was suspended, as recorded in its history.
+public struct SuspensionRecord: Sendable, Hashable, Codable {
+    /// The error code (``ContinuumError/Code``) that suspended it.
+    public var code: String
+    /// What happened and what to do about it.
+    public var message: String
+    /// The position among the body's calls where the code stopped matching, if it did.
+    public var index: UInt32?
+    /// What history recorded there.
+    public var recorded: StepKey?
+    /// What the code asked for there (`nil`: it finished without asking for a recorded step).
+    public var requested: StepKey?
+    /// The build that suspended it (``WorkflowRuntime/Configuration/build``), if set.
+    public var build: String?
+
+    /// Creates a record.
+    public init(code: String, message: String, index: UInt32? = nil, recorded: StepKey? = nil, requested: StepKey? = nil, build: String? = nil) {
+        self.code = code
+        self.message = message
+        self.index = index
+        self.recorded = recorded
+        self.requested = requested
+        self.build = build
+    }
+}
+
+/// Who did something to a workflow from outside it, and why (the event's time says when).
+public struct ActionRecord: Sendable, Hashable, Codable {
+    /// Who asked: a user, a service, `continuum` on the command line, the dashboard.
+    public var by: String
+    /// Why.
+    public var reason: String
+
+    /// Creates a record.
+    public init(by: String, reason: String) {
+        self.by = by
+        self.reason = reason
     }
 }
 
@@ -93,13 +149,17 @@ public struct StepRecord: Sendable, Hashable, Codable {
     /// group) rather than by the body itself. Such steps are matched on replay by name and
     /// occurrence alone, since concurrent tasks may call them in another order.
     public var concurrent: Bool
+    /// The fingerprint of the step's code when it ran (from `#step` or `ctx.step(_:version:)`),
+    /// when it had one: replay compares it with the code now deployed.
+    public var fingerprint: String?
 
     /// Creates a step record.
-    public init(name: String, occurrence: UInt32, index: UInt32, concurrent: Bool) {
+    public init(name: String, occurrence: UInt32, index: UInt32, concurrent: Bool, fingerprint: String? = nil) {
         self.name = name
         self.occurrence = occurrence
         self.index = index
         self.concurrent = concurrent
+        self.fingerprint = fingerprint
     }
 
     /// The step's identity within its workflow: its name and occurrence.

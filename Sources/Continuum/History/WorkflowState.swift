@@ -83,6 +83,8 @@ package struct WorkflowState: Sendable {
         package var attempt: UInt32 = 1
         /// When the next attempt may start (a backoff recorded in history), in nanoseconds since 1970.
         package var notBefore: Int64?
+        /// The fingerprint of the code running it, recorded with its outcome.
+        package var fingerprint: String?
     }
 
     /// What the workflow should do with a step call.
@@ -95,6 +97,8 @@ package struct WorkflowState: Sendable {
         case diverged(Divergence)
         /// Another step with the same name is still running in this workflow.
         case ambiguous(StepKey)
+        /// History has the step's outcome, but it was recorded by code with another fingerprint.
+        case changed(RecordedStep)
     }
 
     /// Where and how the workflow's code stopped matching its history.
@@ -124,6 +128,16 @@ package struct WorkflowState: Sendable {
 
     /// Why cancellation was requested, once it was.
     package private(set) var cancellation: String?
+    /// Why the workflow is suspended, while it is.
+    package private(set) var suspension: SuspensionRecord?
+    /// How many times the workflow was reset: steps that run after a reset get new idempotency keys.
+    package private(set) var resetGeneration: UInt32 = 0
+    /// The version markers the workflow recorded (``WorkflowContext/patched(_:)``).
+    package private(set) var markers: Set<String> = []
+    /// The workflow and event this one was forked from, if it was.
+    package private(set) var forkedFrom: (id: String, sequence: UInt32)?
+    /// How many stored events a reset superseded (kept in the stream, no longer folded).
+    package private(set) var supersededEvents = 0
 
     /// The workflow's registered type name (`nil` until `workflowStarted` is applied).
     package private(set) var type: String?
@@ -170,8 +184,84 @@ package struct WorkflowState: Sendable {
     /// Creates the state of a workflow with no history.
     package init() {}
 
-    /// Whether every recorded step has been returned to the code in this run.
+    /// The state a stored history folds to, resets applied: from each `workflowReset` on, the
+    /// events it supersedes are left out (external events excepted, which are delivered again).
+    ///
+    /// - Throws: ``ContinuumError/Code/corruptedData`` when the history is inconsistent.
+    package init(replaying events: [HistoryEvent]) throws(ContinuumError) {
+        self.init()
+        for (position, event) in events.enumerated() where Int(event.sequence) != position {
+            throw inconsistent("event \(event.sequence) is at position \(position)")
+        }
+        let effective = try Self.effective(events)
+        supersededEvents = events.count - effective.count
+        for event in effective { try fold(event) }
+        nextSequence = UInt32(events.count)
+    }
+
+    /// The events a history holds once its resets are applied, in order.
+    package static func effective(_ events: [HistoryEvent]) throws(ContinuumError) -> [HistoryEvent] {
+        guard events.contains(where: { if case .workflowReset = $0.kind { true } else { false } }) else { return events }
+        var effective: [HistoryEvent] = []
+        effective.reserveCapacity(events.count)
+        for event in events {
+            if case .workflowReset(let target, _, _) = event.kind {
+                guard target >= 1, target < event.sequence else {
+                    throw ContinuumError(
+                        .corruptedData, "The workflow's history is inconsistent: event \(event.sequence) resets to event \(target).")
+                }
+                effective.removeAll { $0.sequence >= target && !$0.isRedelivered }
+            }
+            effective.append(event)
+        }
+        return effective
+    }
+
+    /// Whether history still holds steps or waits this run has not asked for yet.
     package var isReplaying: Bool { claimed.count < recordedSteps.count + recordedWaits.count + retryingSteps.count }
+
+    /// How many recorded steps and waits this run has asked for so far.
+    package var claimedCount: Int { claimed.count }
+
+    /// The recorded step or wait not yet asked for that comes first in history, if any.
+    package var firstUnclaimed: (index: UInt32, key: StepKey)? {
+        let records = recordedSteps.values.map(\.record) + recordedWaits.values.map(\.record) + retryingSteps.values.map(\.record)
+        return records.filter { !claimed.contains($0.key) }.min { $0.index < $1.index }.map { ($0.index, $0.key) }
+    }
+
+    /// The first event that recorded step or wait `key` (its first attempt), to reset to.
+    package private(set) var firstSequence: [StepKey: UInt32] = [:]
+
+    /// The deadlines of the waits still waiting, each once: what the store's due-time index holds.
+    package var pendingDues: Set<Int64> {
+        Set(recordedWaits.values.filter { $0.outcome == nil }.compactMap(\.due))
+    }
+
+    /// What a version-marker call (`ctx.patched(id)`) does.
+    package enum PatchDecision: Sendable, Equatable {
+        /// History recorded the marker: the new branch, as before.
+        case recorded
+        /// History recorded the run going past this point without the marker: the old branch.
+        case oldBranch
+        /// New code at the end of history: the new branch, with this event to append.
+        case newBranch(HistoryEvent)
+    }
+
+    /// Records that the workflow is suspended and returns the event to append.
+    package mutating func recordSuspension(_ record: SuspensionRecord, timestamp: Int64) -> HistoryEvent {
+        suspension = record
+        return next(timestamp, .workflowSuspended(record))
+    }
+
+    /// Decides a version marker: recorded markers keep their branch; a run that is still
+    /// replaying what it did before the marker existed takes the old branch; new work takes the
+    /// new one and records it.
+    package mutating func patch(_ id: String, timestamp: Int64) -> PatchDecision {
+        if markers.contains(id) { return .recorded }
+        if isReplaying { return .oldBranch }
+        markers.insert(id)
+        return .newBranch(next(timestamp, .markerRecorded(id)))
+    }
 
     // MARK: The fold
 
@@ -184,6 +274,15 @@ package struct WorkflowState: Sendable {
         guard event.sequence == nextSequence else {
             throw inconsistent("event \(event.sequence) follows event \(Int(nextSequence) - 1)")
         }
+        if case .workflowReset = event.kind {
+            throw inconsistent("a reset (event \(event.sequence)) can only be folded with the whole history")
+        }
+        try fold(event)
+        nextSequence = event.sequence + 1
+    }
+
+    /// Folds one event of the effective history (sequence numbers may skip superseded events).
+    private mutating func fold(_ event: HistoryEvent) throws(ContinuumError) {
         guard outcome == nil else { throw inconsistent("event \(event.sequence) comes after the workflow ended") }
         switch event.kind {
         case .workflowStarted(let type, let input, let traceContext):
@@ -199,6 +298,7 @@ package struct WorkflowState: Sendable {
             try requireStarted(event.sequence)
             try claimIndex(step, at: event.sequence)
             recordedWaits[step.key] = RecordedWait(record: step, wait: wait, due: due, outcome: nil)
+            firstSequence[step.key] = event.sequence
         case .waitEnded(let key, let waitOutcome):
             guard var wait = recordedWaits[key], wait.outcome == nil else {
                 throw inconsistent("event \(event.sequence) ends wait \(key), which is not waiting")
@@ -217,6 +317,7 @@ package struct WorkflowState: Sendable {
                 guard attempt == previous.attempt + 1 else { throw inconsistent("attempt \(attempt) of step \(step.key) follows attempt \(previous.attempt)") }
             } else {
                 try claimIndex(step, at: event.sequence)
+                firstSequence[step.key] = event.sequence
             }
             retryingSteps[step.key] = Retry(record: step, attempt: attempt, nextAttemptAt: next)
         case .eventReceived(let name, let payload, let dedupKey):
@@ -235,14 +336,30 @@ package struct WorkflowState: Sendable {
         case .workflowFailed(let failure):
             try requireStarted(event.sequence)
             outcome = .failed(failure)
+        case .workflowSuspended(let record):
+            try requireStarted(event.sequence)
+            suspension = record
+        case .workflowResumed:
+            try requireStarted(event.sequence)
+            suspension = nil
+        case .workflowReset(_, let generation, _):
+            try requireStarted(event.sequence)
+            resetGeneration = generation
+            suspension = nil
+        case .workflowForked(let from, let sequence, _):
+            try requireStarted(event.sequence)
+            forkedFrom = (from, sequence)
+        case .markerRecorded(let id):
+            try requireStarted(event.sequence)
+            markers.insert(id)
         }
-        nextSequence += 1
     }
 
     private mutating func record(_ step: StepRecord, _ outcome: Result<[UInt8], StepFailure>, at sequence: UInt32) throws(ContinuumError) {
         try requireStarted(sequence)
         if retryingSteps.removeValue(forKey: step.key) == nil { try claimIndex(step, at: sequence) }
         recordedSteps[step.key] = RecordedStep(record: step, outcome: outcome)
+        if firstSequence[step.key] == nil { firstSequence[step.key] = sequence }
     }
 
     private mutating func claimIndex(_ step: StepRecord, at sequence: UInt32) throws(ContinuumError) {
@@ -277,10 +394,15 @@ package struct WorkflowState: Sendable {
     /// - Parameters:
     ///   - name: The step's name.
     ///   - concurrent: Whether the call comes from a child task rather than the body itself.
-    package mutating func beginStep(named name: String, concurrent: Bool = false) -> StepDecision {
+    package mutating func beginStep(named name: String, concurrent: Bool = false, fingerprint: String? = nil) -> StepDecision {
         switch match(name: name, concurrent: concurrent, wait: nil) {
-        case .recorded(let key): return .replay(recordedSteps[key]!)
-        case .new(let call): return .execute(call)
+        case .recorded(let key):
+            let recorded = recordedSteps[key]!
+            if let fingerprint, let before = recorded.record.fingerprint, before != fingerprint { return .changed(recorded) }
+            return .replay(recorded)
+        case .new(var call):
+            call.fingerprint = fingerprint
+            return .execute(call)
         case .diverged(let divergence): return .diverged(divergence)
         case .ambiguous(let key): return .ambiguous(key)
         }
@@ -361,7 +483,8 @@ package struct WorkflowState: Sendable {
     package mutating func completeStep(_ call: StepCall, outcome: Result<[UInt8], FailureRecord>, timestamp: Int64) -> HistoryEvent {
         inFlight.remove(call.key)
         retryingSteps[call.key] = nil
-        let step = StepRecord(name: call.key.name, occurrence: call.key.occurrence, index: call.index, concurrent: call.concurrent)
+        let step = StepRecord(
+            name: call.key.name, occurrence: call.key.occurrence, index: call.index, concurrent: call.concurrent, fingerprint: call.fingerprint)
         let kind: HistoryEvent.Kind =
             switch outcome {
             case .success(let result): .stepCompleted(step, result: result)
@@ -378,7 +501,8 @@ package struct WorkflowState: Sendable {
     /// Records a failed attempt with its backoff and returns the event to append; `call` then
     /// describes the next attempt.
     package mutating func retryStep(_ call: inout StepCall, failure: FailureRecord, nextAttemptAt: Int64, timestamp: Int64) -> HistoryEvent {
-        let step = StepRecord(name: call.key.name, occurrence: call.key.occurrence, index: call.index, concurrent: call.concurrent)
+        let step = StepRecord(
+            name: call.key.name, occurrence: call.key.occurrence, index: call.index, concurrent: call.concurrent, fingerprint: call.fingerprint)
         retryingSteps[call.key] = Retry(record: step, attempt: call.attempt, nextAttemptAt: nextAttemptAt)
         if !call.concurrent { recordedBodyCalls[call.index] = call.key }
         claimed.insert(call.key)
@@ -426,6 +550,19 @@ package struct WorkflowState: Sendable {
         return events
     }
 
+    /// Ends the workflow cancelled at once, without running its body (a suspended workflow, whose
+    /// code cannot replay), and returns the event to append.
+    package mutating func endCancelled(reason: String, timestamp: Int64) -> HistoryEvent {
+        outcome = .cancelled(reason: reason)
+        return next(timestamp, .workflowCancelled(reason: reason))
+    }
+
+    /// Records that someone resumed the workflow and returns the event to append.
+    package mutating func resume(_ action: ActionRecord, timestamp: Int64) -> HistoryEvent {
+        suspension = nil
+        return next(timestamp, .workflowResumed(action))
+    }
+
     /// Records an external event and returns what to append, or the sequence number of the
     /// event already received with the same dedup key.
     package mutating func receive(name: String, payload: [UInt8], dedupKey: String?, timestamp: Int64) -> Result<HistoryEvent, Duplicate> {
@@ -471,5 +608,13 @@ package struct WorkflowState: Sendable {
         self.outcome = outcome
         nextSequence += 1
         return .success(event)
+    }
+}
+
+extension HistoryEvent {
+    /// Whether a reset leaves the event in effect although it comes after the reset point: an
+    /// external event is delivered again rather than lost.
+    package var isRedelivered: Bool {
+        if case .eventReceived = kind { true } else { false }
     }
 }

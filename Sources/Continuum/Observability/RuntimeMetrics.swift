@@ -1,4 +1,5 @@
 import CoreMetrics
+import Synchronization
 
 /// What the runtime reports through swift-metrics (labels are Prometheus-style names).
 ///
@@ -11,6 +12,7 @@ import CoreMetrics
 /// | `continuum_timer_lateness_seconds` | timer | a durable timer's firing time minus its deadline |
 /// | `continuum_events_received_total` | counter | external events committed (duplicates not counted) |
 /// | `continuum_workflows_resident` | gauge | workflows in memory |
+/// | `continuum_workflows_suspended` | gauge | workflows suspended, waiting for someone to resume, reset or cancel them (from the store's counts at start, then kept) |
 ///
 /// The store reports its own (`continuum_commit_*` for `LMDBStore`).
 struct RuntimeMetrics: Sendable {
@@ -23,6 +25,7 @@ struct RuntimeMetrics: Sendable {
     let timerLateness: Timer
     let eventsReceived: Counter
     let resident: Gauge
+    let suspended: CountingGauge
 
     init(factory: any MetricsFactory) {
         started = Counter(label: "continuum_workflows_started_total", factory: factory)
@@ -34,6 +37,7 @@ struct RuntimeMetrics: Sendable {
         timerLateness = Timer(label: "continuum_timer_lateness_seconds", factory: factory)
         eventsReceived = Counter(label: "continuum_events_received_total", factory: factory)
         resident = Gauge(label: "continuum_workflows_resident", factory: factory)
+        suspended = CountingGauge(Gauge(label: "continuum_workflows_suspended", factory: factory))
     }
 
     func finished(_ status: WorkflowStatus) {
@@ -44,4 +48,21 @@ struct RuntimeMetrics: Sendable {
         default: break
         }
     }
+}
+
+/// A gauge that counts up and down, reporting each new value.
+final class CountingGauge: Sendable {
+    private let gauge: Gauge
+    private let value = Atomic<Int>(0)
+
+    init(_ gauge: Gauge) { self.gauge = gauge }
+
+    /// Sets the count (from the store's counts, say).
+    func set(_ count: Int) {
+        value.store(count, ordering: .relaxed)
+        gauge.record(count)
+    }
+
+    func increment() { gauge.record(value.add(1, ordering: .relaxed).newValue) }
+    func decrement() { gauge.record(max(0, value.subtract(1, ordering: .relaxed).newValue)) }
 }

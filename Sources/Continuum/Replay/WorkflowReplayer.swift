@@ -31,13 +31,17 @@ public import Foundation
 public struct WorkflowReplayer: Sendable {
     private let workflows: [String: AnyWorkflow]
     private let logger: Logger
+    private let codeChange: WorkflowRuntime.CodeChangePolicy
 
     /// A replayer for the given workflow types (their dependencies are never called).
     ///
     /// - Parameters:
     ///   - workflows: The workflow types of this build, as the runtime registers them.
+    ///   - codeChange: The policy the runtime would apply to a step whose code changed
+    ///     (its fingerprint differs): what the report says would happen.
     ///   - logger: Where replays log; `nil` uses `Logger.current`.
-    public init(workflows: [any Workflow], logger: Logger? = nil) {
+    public init(workflows: [any Workflow], codeChange: WorkflowRuntime.CodeChangePolicy = .suspend, logger: Logger? = nil) {
+        self.codeChange = codeChange
         var registry: [String: AnyWorkflow] = [:]
         for workflow in workflows {
             let erased = AnyWorkflow(workflow)
@@ -108,22 +112,29 @@ public struct WorkflowReplayer: Sendable {
         let instance = WorkflowInstance(
             id: id, stream: StreamID(rawValue: 0), mode: .replay, timers: TimerService(clock: clock),
             metrics: RuntimeMetrics(factory: NOOPMetricsHandler.instance), tracer: nil, logger: logger, maxPayloadSize: .max, parking: nil,
-            state: state)
+            codeChange: codeChange, state: state)
         let outcome: WorkflowState.Outcome
         do {
             outcome = .completed(try await workflow.execute(WorkflowContext(instance: instance), state.input))
         } catch {
             outcome = .failed(FailureRecord(error))
         }
-        if let suspension = await instance.suspension { return result(Self.outcome(of: suspension)) }
-        if await instance.departure == nil {
+        var replayed: ReplayResult
+        if let suspension = await instance.suspension {
+            replayed = result(Self.outcome(of: suspension))
+        } else if await instance.departure == nil, case .failure(let error) = await instance.finish(outcome) {
             // The body ended: finishing checks that it asked for every step history holds.
-            if case .failure(let error) = await instance.finish(outcome) { return result(Self.outcome(of: error)) }
+            replayed = result(Self.outcome(of: error))
+        } else {
+            switch await instance.replayEnd {
+            case .reachedEnd(let what)?: replayed = result(.compatible(stoppedAt: what))
+            case .codeChanged(let key)?: replayed = result(.codeChanged(step: key, policy: codeChange))
+            case .finished?, nil: replayed = result(.compatible(stoppedAt: nil))
+            }
         }
-        switch await instance.replayEnd {
-        case .reachedEnd(let what)?: return result(.compatible(stoppedAt: what))
-        case .finished?, nil: return result(.compatible(stoppedAt: nil))
-        }
+        replayed.changedSteps = await instance.changedSteps
+        replayed.patches = await instance.patchesTaken
+        return replayed
     }
 
     private static func outcome(of error: ContinuumError) -> ReplayResult.Outcome {
@@ -149,6 +160,9 @@ public struct ReplayResult: Sendable, CustomStringConvertible {
         case unknownType
         /// The history cannot be read (damaged or inconsistent).
         case unreadable(ContinuumError)
+        /// The code of recorded step `step` changed since it ran (its fingerprint differs), and
+        /// `policy` says what the runtime would do: suspend it, or rerun from the step.
+        case codeChanged(step: StepKey, policy: WorkflowRuntime.CodeChangePolicy)
     }
 
     /// The workflow's id.
@@ -159,6 +173,12 @@ public struct ReplayResult: Sendable, CustomStringConvertible {
     public var events: Int
     /// How the replay went.
     public var outcome: Outcome
+    /// The recorded steps whose code changed, in the order the replay met them (accepted ones
+    /// included, when the policy accepts).
+    public var changedSteps: [StepKey] = []
+    /// The version markers the replay met, with the branch each took (`false`: the old branch,
+    /// still needed for this workflow).
+    public var patches: [String: Bool] = [:]
 
     /// Whether the code still matches the history.
     public var isCompatible: Bool {
@@ -173,6 +193,9 @@ public struct ReplayResult: Sendable, CustomStringConvertible {
         case .failed(let error): "\(id) (\(type)): fails on replay (\(error.code)): \(error.message)"
         case .unknownType: "\(id) (\(type)): unknown type '\(type)': no workflow of that name is registered"
         case .unreadable(let error): "\(id) (\(type)): history unreadable (\(error.code)): \(error.message)"
+        case .codeChanged(let step, let policy):
+            "\(id) (\(type)): the code of step \(step) changed since it ran; the runtime would "
+                + (policy == .rerun ? "rerun from it" : "suspend it (codeChanged)")
         }
     }
 }

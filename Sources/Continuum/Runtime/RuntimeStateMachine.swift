@@ -142,6 +142,11 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
     /// Why `id` is suspended, if it is.
     func suspension(_ id: String) -> ContinuumError? { suspensions[id] }
 
+    /// Someone resumed or reset `id`: whatever stopped it in memory no longer holds.
+    mutating func clearSuspension(_ id: String) -> ContinuumError? {
+        suspensions.removeValue(forKey: id)
+    }
+
     /// Every suspension, by workflow id.
     var allSuspensions: [String: ContinuumError] { suspensions }
 

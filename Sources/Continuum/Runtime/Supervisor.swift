@@ -6,6 +6,9 @@ struct Launch: Sendable {
     /// The claim the launcher already holds (a workflow it just created), so the driver need
     /// not claim it again.
     var claim: Claim?
+    /// Whether the launcher already took the workflow's slot (a resume or reset does, so that
+    /// no other driver starts in between).
+    var reserved = false
 }
 
 /// Drives launched workflows in many task groups, each admitted into memory first.

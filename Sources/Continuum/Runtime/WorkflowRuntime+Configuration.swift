@@ -52,6 +52,21 @@ extension WorkflowRuntime {
         /// The name this runtime claims workflows under. Processes sharing a store need distinct
         /// names; the default is unique to the process.
         public var owner: OwnerID
+        /// What replay does with a recorded step whose code changed since it ran (its
+        /// fingerprint, from `#step` or `ctx.step(_:version:)`, differs from the code deployed
+        /// now). Default ``CodeChangePolicy/suspend``; ``development`` reruns.
+        public var codeChange: CodeChangePolicy
+        /// A name for the code this runtime runs (a version, a commit), recorded when a workflow
+        /// is suspended so that the diff says which build could not run it.
+        public var build: String?
+
+        /// The defaults, with ``codeChange`` set to ``CodeChangePolicy/rerun``: while you edit a
+        /// workflow, a changed step runs again instead of serving its old recorded result.
+        public static var development: Configuration {
+            var configuration = Configuration()
+            configuration.codeChange = .rerun
+            return configuration
+        }
 
         /// The defaults: log to `Logger.current`, recover in pages of 1,000, the system clock,
         /// park workflows that only waited for 10 seconds, hold parked timers due within a
@@ -71,7 +86,22 @@ extension WorkflowRuntime {
             self.storageRetryInterval = .seconds(1)
             self.maxPayloadSize = 2 << 20
             self.owner = .unique()
+            self.codeChange = .suspend
+            self.build = nil
         }
+    }
+
+    /// What replay does with a recorded step whose code changed since it ran.
+    public enum CodeChangePolicy: String, Sendable, Hashable, CaseIterable {
+        /// Suspend the workflow, naming the step: someone decides (resume keeps the recorded
+        /// result, reset reruns from the step, cancel ends it). The production default.
+        case suspend
+        /// Reset the workflow to the first changed step and run it again with the code now
+        /// deployed, as a recorded reset (nothing is deleted; steps that run again get new
+        /// idempotency keys). The development default.
+        case rerun
+        /// Keep the recorded result, as if the code had not changed.
+        case accept
     }
 
     /// Metadata keys the runtime logs with, and the attribute names of its spans.

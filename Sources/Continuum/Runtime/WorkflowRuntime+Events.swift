@@ -47,10 +47,17 @@ extension WorkflowRuntime {
     }
 
     private func deliver(_ name: String, to id: String, json payload: [UInt8], dedupKey: String?) async throws -> EventReceipt {
-        let receipt: EventReceipt
+        var receipt: EventReceipt
         do {
             receipt = try await withInstance(id) { instance throws(ContinuumError) in
                 try await instance.receive(name: name, payload: payload, dedupKey: dedupKey)
+            }
+        } catch let error as ContinuumError where error.code == .suspended {
+            // A suspended workflow keeps its events until it runs again.
+            do {
+                receipt = try await deliverToSuspended(name, to: id, json: payload, dedupKey: dedupKey)
+            } catch let error as ContinuumError where error.code == Self.retry.code && error.message == Self.retry.message {
+                return try await deliver(name, to: id, json: payload, dedupKey: dedupKey)
             }
         } catch let error as ContinuumError where error.code == .workflowFinished && dedupKey != nil {
             // A redelivery after the workflow finished still gets its first receipt.
@@ -84,7 +91,15 @@ extension WorkflowRuntime {
     /// - Throws: ``ContinuumError/Code/unknownWorkflow``, ``ContinuumError/Code/workflowFinished``,
     ///   the suspension's error for a suspended workflow, ``ContinuumError/Code/notRunning``.
     public func cancel(_ id: String, reason: String = "cancelled by request") async throws {
-        try await withInstance(id) { instance throws(ContinuumError) in try await instance.cancel(reason: reason) }
+        do {
+            try await withInstance(id) { instance throws(ContinuumError) in try await instance.cancel(reason: reason) }
+        } catch let error as ContinuumError where error.code == .suspended {
+            do {
+                try await cancelSuspended(id, reason: reason)
+            } catch let error as ContinuumError where error.code == Self.retry.code && error.message == Self.retry.message {
+                return try await cancel(id, reason: reason)
+            }
+        }
         logger.info("Cancellation requested: \(reason)", metadata: [LogKey.workflowID: "\(id)"])
     }
 
@@ -107,7 +122,7 @@ extension WorkflowRuntime {
     }
 
     /// Returns once `instance` no longer drives `id`.
-    private func released(_ id: String, _ instance: WorkflowInstance) async {
+    func released(_ id: String, _ instance: WorkflowInstance) async {
         _ = await withCheckedContinuation { (continuation: RuntimeState.Sender) in
             let waiting = state.withLock { $0.waitUntilGone(id, instance, sender: continuation) }
             if !waiting { continuation.resume(returning: nil) }
@@ -116,13 +131,14 @@ extension WorkflowRuntime {
 
     /// Why no instance could be had for `id`.
     private func unavailable(_ id: String) async throws -> ContinuumError {
-        if let suspension = suspension(of: id) { return suspension }
+        if let stopped = state.withLock({ $0.suspension(id) }) { return stopped }
         guard let summary = try await store.summary(id: id) else {
             return ContinuumError(.unknownWorkflow, "No workflow has id '\(id)'; check the id or start the workflow first.", workflowID: id)
         }
         if summary.status.isFinished {
             return ContinuumError(.workflowFinished, "Workflow '\(id)' has \(summary.status); it takes no more events.", workflowID: id)
         }
+        if summary.status == .suspended { return try await suspendedError(id) }
         return ContinuumError(.notRunning, "Workflow '\(id)' is not being run; send events while the runtime runs.", workflowID: id)
     }
 

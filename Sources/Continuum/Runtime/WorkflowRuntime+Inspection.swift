@@ -21,9 +21,17 @@ extension WorkflowRuntime {
 
     /// The workflow's outcome when it has one (or cannot get one in this run), `nil` while it runs.
     private func settledResult(of id: String) async throws(ContinuumError) -> Result<[UInt8], ContinuumError>? {
-        if let suspension = suspension(of: id) { return .failure(suspension) }
+        if let stopped = state.withLock({ $0.suspension(id) }) { return .failure(stopped) }
         guard let summary = try await store.summary(id: id) else {
             throw ContinuumError(.unknownWorkflow, "No workflow has id '\(id)'.", workflowID: id)
+        }
+        if summary.status == .suspended {
+            // The cause recorded with the suspension, as a waiter present at the time got it.
+            let record = try await suspension(of: id)
+            return .failure(
+                ContinuumError(
+                    .named(record?.code ?? ContinuumError.Code.suspended.name),
+                    "Workflow '\(id)' is suspended: \(record?.message ?? "no reason recorded")", workflowID: id))
         }
         guard summary.status.isFinished, let stored = try await store.load(id: id) else {
             if !state.withLock({ $0.isRunning }) {
@@ -36,34 +44,54 @@ extension WorkflowRuntime {
             }
             return nil
         }
-        var history = WorkflowState()
-        for event in stored.events { try history.apply(event) }
+        let history = try WorkflowState(replaying: stored.events)
         return history.outcome.map { WorkflowDriver.result(of: $0, id: id) }
     }
 
     // MARK: Inspection
 
-    /// The workflow's summary, with ``WorkflowStatus/suspended`` when this runtime suspended it,
-    /// or `nil` when no workflow has this id.
+    /// The workflow's summary, or `nil` when no workflow has this id. A workflow this process
+    /// stopped in memory (a full store) reads as ``WorkflowStatus/suspended`` until it is retried.
     public func status(of id: String) async throws(ContinuumError) -> WorkflowSummary? {
         guard var summary = try await store.summary(id: id) else { return nil }
-        if summary.status == .running, suspension(of: id) != nil { summary.status = .suspended }
+        if summary.status == .running, state.withLock({ $0.suspension(id) }) != nil { summary.status = .suspended }
         return summary
     }
 
-    /// Why the runtime suspended this workflow, or `nil` when it is not suspended.
-    public func suspension(of id: String) -> ContinuumError? {
-        state.withLock { $0.suspension(id) }
+    /// Why the workflow is suspended, or `nil` when it is not: the suspension its history
+    /// records (code, message, where the code stopped matching, what history recorded there and
+    /// what the code asked for, the build), or what stopped it in this process (a full store).
+    public func suspension(of id: String) async throws(ContinuumError) -> SuspensionRecord? {
+        if let stopped = state.withLock({ $0.suspension(id) }) {
+            return SuspensionRecord(code: stopped.code.name, message: stopped.message, build: configuration.build)
+        }
+        guard try await store.summary(id: id)?.status == .suspended, let stored = try await store.load(id: id) else { return nil }
+        for event in stored.events.reversed() {
+            if case .workflowSuspended(let record) = event.kind { return record }
+        }
+        return SuspensionRecord(code: ContinuumError.Code.corruptedData.name, message: "The workflow's history cannot be read.")
+    }
+
+    /// The error a suspended workflow answers with.
+    func suspendedError(_ id: String) async throws(ContinuumError) -> ContinuumError {
+        let record = try await suspension(of: id)
+        return ContinuumError(
+            .suspended,
+            "Workflow '\(id)' is suspended (\(record?.code ?? "unknown")): \(record?.message ?? "no reason recorded") "
+                + "Resume, reset or cancel it.",
+            workflowID: id)
     }
 
     /// Every event of the workflow's history, in order.
     ///
+    /// - Parameter includingSuperseded: Whether to include the events a reset superseded (they
+    ///   stay in the stream; with `false` the history is what the workflow now folds).
     /// - Throws: ``ContinuumError/Code/unknownWorkflow`` when no workflow has this id.
-    public func history(of id: String) async throws(ContinuumError) -> [HistoryEvent] {
+    public func history(of id: String, includingSuperseded: Bool = true) async throws(ContinuumError) -> [HistoryEvent] {
         guard let stored = try await store.load(id: id) else {
             throw ContinuumError(.unknownWorkflow, "No workflow has id '\(id)'.", workflowID: id)
         }
-        return stored.events
+        return includingSuperseded ? stored.events : try WorkflowState.effective(stored.events)
     }
 
     /// How many workflows have each status, as the store counts them.
@@ -92,7 +120,7 @@ extension WorkflowRuntime {
             for id in ids.prefix(limit) {
                 if let summary = try await self.status(of: id) { page.append(summary) }
             }
-            return WorkflowPage(workflows: page, next: ids.count > limit ? page.last?.id : nil)
+            if !page.isEmpty || cursor != nil { return WorkflowPage(workflows: page, next: ids.count > limit ? page.last?.id : nil) }
         }
         var after: StreamID?
         if let cursor {

@@ -97,6 +97,7 @@ extension WorkflowRuntime {
             let loader = TimerHorizonLoader(store: store, timers: timers, horizon: configuration.timerHorizon)
             let horizon = try await loader.load(after: nil)
             group.addTask { try await loader.run(after: horizon) }
+            metrics.suspended.set(try await store.counts()[.suspended])
             state.withLock { $0.becameReady() }
             logger.info("Continuum runtime started", metadata: [LogKey.recovered: "\(recovered)"])
             // Timers fire from a thread of their own, so they keep time however busy the pool is.

@@ -80,7 +80,7 @@ public final class WorkflowRuntime: Service, Sendable {
         WorkflowDriver(
             store: store, workflows: workflows, state: state, timers: timers, metrics: metrics, tracer: tracer, logger: logger,
             owner: configuration.owner, maxPayloadSize: maxPayloadSize, parking: configuration.parkAfter == nil ? nil : parking,
-            feed: feed)
+            feed: feed, codeChange: configuration.codeChange, build: configuration.build)
     }
 
     /// The names of the workflow types this runtime runs.
@@ -97,8 +97,9 @@ public final class WorkflowRuntime: Service, Sendable {
 
     /// Starts a workflow, or finds the one already started with this id.
     ///
-    /// Returns once the start is committed. Starting an id that exists returns a handle to that
-    /// run (its input is not replaced), so a retried request starts one workflow.
+    /// Returns once the start is committed. Starting an id that exists with the same input
+    /// returns a handle to that run, so a retried request starts one workflow; with another
+    /// input it is refused.
     ///
     /// - Parameters:
     ///   - type: The workflow's type; it must be among those the runtime was created with.
@@ -106,16 +107,32 @@ public final class WorkflowRuntime: Service, Sendable {
     ///     bytes of UTF-8 — 511 for LMDB — in Unicode NFC).
     ///   - input: The workflow's input.
     /// - Throws: ``ContinuumError/Code/unknownWorkflowType``, ``ContinuumError/Code/workflowIDConflict``
-    ///   when the id belongs to a workflow of another type, ``ContinuumError/Code/invalidArgument``,
-    ///   or a storage error.
+    ///   when the id belongs to a workflow of another type or was started with another input,
+    ///   ``ContinuumError/Code/invalidArgument``, or a storage error.
     @discardableResult
     public func start<W: Workflow>(_ type: W.Type, id: String, input: W.Input) async throws -> WorkflowHandle<W> {
         try validate(id: id)
-        guard workflows[W.name] != nil else { throw Self.unregistered(W.name, id: id) }
+        guard let workflow = workflows[W.name] else { throw Self.unregistered(W.name, id: id) }
         let inputBytes = try PayloadCoder.encode(input, what: "the input of workflow '\(id)'")
         try PayloadCoder.check(inputBytes, limit: maxPayloadSize, what: "The input of workflow '\(id)'")
-        _ = try await create(type: W.name, id: id, input: inputBytes)
+        if try await !create(type: W.name, id: id, input: inputBytes) {
+            try await refuseOtherInput(id: id, input: inputBytes, workflow: workflow)
+        }
         return WorkflowHandle(runtime: self, id: id)
+    }
+
+    /// Refuses a start of an existing id whose input differs from the stored one (compared in
+    /// canonical form, so key order and spacing do not count).
+    private func refuseOtherInput(id: String, input: [UInt8], workflow: AnyWorkflow) async throws {
+        guard let first = try await store.load(id: id)?.events.first, case .workflowStarted(_, let stored, _) = first.kind, stored != input else {
+            return
+        }
+        let same = (try? workflow.canonicalInput(stored)).map { $0 == (try? workflow.canonicalInput(input)) } ?? false
+        guard !same else { return }
+        throw ContinuumError(
+            .workflowIDConflict,
+            "Workflow '\(id)' was started before with another input; starting it again must repeat the same input, or use a new id.",
+            workflowID: id)
     }
 
     /// Starts a workflow by its registered type name with input that is already JSON, as an
@@ -132,14 +149,7 @@ public final class WorkflowRuntime: Service, Sendable {
         try PayloadCoder.check(input, limit: maxPayloadSize, what: "The input of workflow '\(id)'")
         try workflow.checkInput(input)
         let created = try await create(type: type, id: id, input: input)
-        if !created, let first = try await store.load(id: id)?.events.first, case .workflowStarted(_, let stored, _) = first.kind,
-            stored != input
-        {
-            throw ContinuumError(
-                .workflowIDConflict,
-                "Workflow '\(id)' was started before with another input; starting it again must repeat the same input, or use a new id.",
-                workflowID: id)
-        }
+        if !created { try await refuseOtherInput(id: id, input: input, workflow: workflow) }
         return StartReceipt(id: id, type: type, created: created)
     }
 

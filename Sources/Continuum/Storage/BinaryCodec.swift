@@ -140,6 +140,35 @@ package enum BinaryCodec {
                 writer.write(bytes: payload)
                 writer.write(UInt8(dedupKey == nil ? 0 : 1))
                 writer.write(string: dedupKey ?? "")
+            case .workflowSuspended(let record):
+                writer.write(UInt8(12))
+                writer.write(event.timestamp)
+                writer.write(string: record.code)
+                writer.write(string: record.message)
+                writer.write(optional: record.index)
+                writer.write(optional: record.recorded)
+                writer.write(optional: record.requested)
+                writer.write(optional: record.build)
+            case .workflowResumed(let action):
+                writer.write(UInt8(13))
+                writer.write(event.timestamp)
+                writer.write(action)
+            case .workflowReset(let toSequence, let generation, let action):
+                writer.write(UInt8(14))
+                writer.write(event.timestamp)
+                writer.write(toSequence)
+                writer.write(generation)
+                writer.write(action)
+            case .workflowForked(let from, let sequence, let action):
+                writer.write(UInt8(15))
+                writer.write(event.timestamp)
+                writer.write(string: from)
+                writer.write(sequence)
+                writer.write(action)
+            case .markerRecorded(let id):
+                writer.write(UInt8(16))
+                writer.write(event.timestamp)
+                writer.write(string: id)
             }
         }
     }
@@ -204,6 +233,15 @@ package enum BinaryCodec {
             let hasKey: UInt8 = try reader.read()
             let key = try reader.readString()
             kind = .eventReceived(name: name, payload: payload, dedupKey: hasKey == 1 ? key : nil)
+        case 12:
+            kind = .workflowSuspended(
+                SuspensionRecord(
+                    code: try reader.readString(), message: try reader.readString(), index: try reader.readOptional(),
+                    recorded: try reader.readOptionalKey(), requested: try reader.readOptionalKey(), build: try reader.readOptionalString()))
+        case 13: kind = .workflowResumed(try reader.readAction())
+        case 14: kind = .workflowReset(toSequence: try reader.read(), generation: try reader.read(), try reader.readAction())
+        case 15: kind = .workflowForked(from: try reader.readString(), sequence: try reader.read(), try reader.readAction())
+        case 16: kind = .markerRecorded(try reader.readString())
         default: throw corrupted("unknown event tag \(tag)", reader.location)
         }
         try reader.expectEnd()
@@ -278,12 +316,37 @@ package struct ByteWriter {
         write(string: step.name)
         write(step.occurrence)
         write(step.index)
-        write(UInt8(step.concurrent ? 1 : 0))
+        // Bit 0: concurrent; bit 1: a fingerprint follows (values written before fingerprints had none).
+        write(UInt8((step.concurrent ? 1 : 0) | (step.fingerprint == nil ? 0 : 2)))
+        if let fingerprint = step.fingerprint { write(string: fingerprint) }
     }
 
     mutating func write(_ failure: FailureRecord) {
         write(string: failure.type)
         write(string: failure.message)
+    }
+
+    mutating func write(_ action: ActionRecord) {
+        write(string: action.by)
+        write(string: action.reason)
+    }
+
+    mutating func write(optional value: UInt32?) {
+        write(UInt8(value == nil ? 0 : 1))
+        if let value { write(value) }
+    }
+
+    mutating func write(optional key: StepKey?) {
+        write(UInt8(key == nil ? 0 : 1))
+        if let key {
+            write(string: key.name)
+            write(key.occurrence)
+        }
+    }
+
+    mutating func write(optional string: String?) {
+        write(UInt8(string == nil ? 0 : 1))
+        if let string { write(string: string) }
     }
 }
 
@@ -341,7 +404,24 @@ package struct ByteReader {
         let occurrence: UInt32 = try read()
         let index: UInt32 = try read()
         let flags: UInt8 = try read()
-        return StepRecord(name: name, occurrence: occurrence, index: index, concurrent: flags & 1 != 0)
+        let fingerprint = flags & 2 != 0 ? try readString() : nil
+        return StepRecord(name: name, occurrence: occurrence, index: index, concurrent: flags & 1 != 0, fingerprint: fingerprint)
+    }
+
+    mutating func readAction() throws -> ActionRecord {
+        ActionRecord(by: try readString(), reason: try readString())
+    }
+
+    mutating func readOptional() throws -> UInt32? {
+        try read() as UInt8 == 0 ? nil : try read()
+    }
+
+    mutating func readOptionalKey() throws -> StepKey? {
+        try read() as UInt8 == 0 ? nil : StepKey(name: try readString(), occurrence: try read())
+    }
+
+    mutating func readOptionalString() throws -> String? {
+        try read() as UInt8 == 0 ? nil : try readString()
     }
 
     mutating func readFailure() throws -> FailureRecord {

@@ -53,9 +53,11 @@ public protocol EventStore: AnyObject, Sendable {
 
     // MARK: Ownership
 
-    /// Claims the workflow with id `id` for `owner` and takes it out of the parked set: from now
-    /// on only appends under the returned claim are accepted. Returns `nil` when no workflow has
-    /// the id, or when another owner holds a claim whose lease has not run out.
+    /// Claims the workflow with id `id` for `owner` and, when it is running, takes it out of the
+    /// parked set: from now on only appends under the returned claim are accepted. A finished or
+    /// suspended workflow can be claimed too (to reset or resume it); its status stays. Returns
+    /// `nil` when no workflow has the id, or when another owner holds a claim whose lease has not
+    /// run out.
     ///
     /// Claiming again (by the same owner too) supersedes the earlier claim: its token is refused.
     func claim(_ id: String, owner: OwnerID) async throws(ContinuumError) -> Claim?

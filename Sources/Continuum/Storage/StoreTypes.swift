@@ -106,13 +106,20 @@ public struct CreateRequest: Sendable {
     public var started: HistoryEvent
     /// Who claims the new workflow.
     public var owner: OwnerID
+    /// Events that follow the start in the same transaction (a fork's copied history), numbered
+    /// from 1; usually none.
+    public var history: [HistoryEvent]
+    /// Timers of those events to add to the due-time index.
+    public var timers: [TimerChange]
 
     /// Creates a request.
-    public init(id: String, type: String, started: HistoryEvent, owner: OwnerID) {
+    public init(id: String, type: String, started: HistoryEvent, owner: OwnerID, history: [HistoryEvent] = [], timers: [TimerChange] = []) {
         self.id = id
         self.type = type
         self.started = started
         self.owner = owner
+        self.history = history
+        self.timers = timers
     }
 }
 

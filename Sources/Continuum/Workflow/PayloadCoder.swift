@@ -6,9 +6,11 @@ import Foundation
 
 /// Turns payloads into the bytes stored in history and back (JSON).
 enum PayloadCoder {
-    static func encode<T: Encodable>(_ value: T, what: @autoclosure () -> String) throws(ContinuumError) -> [UInt8] {
+    static func encode<T: Encodable>(_ value: T, what: @autoclosure () -> String, sortedKeys: Bool = false) throws(ContinuumError) -> [UInt8] {
         do {
-            return Array(try JSONEncoder().encode(value))
+            let encoder = JSONEncoder()
+            if sortedKeys { encoder.outputFormatting = [.sortedKeys] }
+            return Array(try encoder.encode(value))
         } catch {
             throw ContinuumError(.payloadCoding, "Could not encode \(what()) as JSON: \(error). Make the value encodable (no NaN or infinite numbers).")
         }

@@ -48,11 +48,17 @@ struct AnyWorkflow: Sendable {
     let execute: @Sendable (WorkflowContext, [UInt8]) async throws -> [UInt8]
     /// Throws `payloadCoding` when the JSON does not decode as the workflow's input.
     let checkInput: @Sendable ([UInt8]) throws(ContinuumError) -> Void
+    /// The input decoded and encoded again with sorted keys: two spellings of one input compare equal.
+    let canonicalInput: @Sendable ([UInt8]) throws(ContinuumError) -> [UInt8]
 
     init<W: Workflow>(_ workflow: W) {
         name = W.name
         checkInput = { bytes throws(ContinuumError) in
             _ = try PayloadCoder.decode(W.Input.self, from: bytes, what: "the input of a '\(W.name)' workflow")
+        }
+        canonicalInput = { bytes throws(ContinuumError) in
+            let input = try PayloadCoder.decode(W.Input.self, from: bytes, what: "the input of a '\(W.name)' workflow")
+            return try PayloadCoder.encode(input, what: "the input of a '\(W.name)' workflow", sortedKeys: true)
         }
         execute = { context, inputBytes in
             let input = try PayloadCoder.decode(W.Input.self, from: inputBytes, what: "the input of workflow '\(context.workflowID)'")

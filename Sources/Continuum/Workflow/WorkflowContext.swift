@@ -30,21 +30,29 @@ public struct WorkflowContext: Sendable {
     ///
     /// - Parameters:
     ///   - name: The step's name, stable across releases of the workflow.
+    ///   - version: Bump it when you change what the step does: a recorded result of another
+    ///     version is a code change (``WorkflowRuntime/Configuration/codeChange`` decides). The
+    ///     `#step` macro of `ContinuumMacros` computes a fingerprint from the body's source instead.
+    ///   - fingerprint: The fingerprint of the step's code, as `#step` writes it.
     ///   - policy: How to try again when the body throws (default: ``RetryPolicy/none``).
     ///   - body: The step's work; it may run more than once if the process dies before its
     ///     result is committed, so make its effects idempotent with ``StepContext/idempotencyKey``.
     /// - Returns: The body's result, from this run or from history.
     /// - Throws: ``ContinuumError/Code/stepFailed`` when the body threw (now or in the run that
     ///   recorded it); ``ContinuumError/Code/nondeterminism`` when the code no longer matches the
-    ///   workflow's history (the workflow is then suspended); ``ContinuumError/Code/ambiguousStep``
-    ///   when a step of the same name is still running.
+    ///   workflow's history (the workflow is then suspended); ``ContinuumError/Code/codeChanged``
+    ///   when its code changed since it ran and the policy is to suspend;
+    ///   ``ContinuumError/Code/ambiguousStep`` when a step of the same name is still running.
     public func step<T: Codable & Sendable>(
         _ name: String,
+        version: Int? = nil,
+        fingerprint: String? = nil,
         retry policy: RetryPolicy = .none,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (StepContext) async throws -> T
     ) async throws -> T {
-        let decision = try await instance.beginStep(named: name, concurrent: instance.isChildTask())
+        let fingerprint = Self.fingerprint(fingerprint, version: version)
+        let decision = try await instance.beginStep(named: name, concurrent: instance.isChildTask(), fingerprint: fingerprint)
         guard case .execute(var call) = decision else {
             guard case .replay(let recorded) = decision else { preconditionFailure("beginStep returns replay or execute") }
             switch recorded.outcome {
@@ -70,7 +78,8 @@ public struct WorkflowContext: Sendable {
                 value = try await withOptionalSpan(instance.tracer, "step \(name)", isolation: isolation) { span in
                     span?.attributes[TraceAttribute.stepName] = name
                     span?.attributes[TraceAttribute.stepAttempt] = Int(call.attempt)
-                    return try await body(StepContext(workflowID: workflowID, key: call.key, attempt: call.attempt))
+                    return try await body(
+                        StepContext(workflowID: workflowID, key: call.key, attempt: call.attempt, resetGeneration: instance.resetGeneration))
                 }
             } catch {
                 if Task.isCancelled {
@@ -112,21 +121,25 @@ public struct WorkflowContext: Sendable {
     /// Runs a step whose body does not need its ``StepContext``.
     public func step<T: Codable & Sendable>(
         _ name: String,
+        version: Int? = nil,
+        fingerprint: String? = nil,
         retry policy: RetryPolicy = .none,
         isolation: isolated (any Actor)? = #isolation,
         _ body: () async throws -> T
     ) async throws -> T {
-        try await step(name, retry: policy, isolation: isolation) { (_: StepContext) in try await body() }
+        try await step(name, version: version, fingerprint: fingerprint, retry: policy, isolation: isolation) { (_: StepContext) in try await body() }
     }
 
     /// Runs a step that returns nothing.
     public func step(
         _ name: String,
+        version: Int? = nil,
+        fingerprint: String? = nil,
         retry policy: RetryPolicy = .none,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (StepContext) async throws -> Void
     ) async throws {
-        _ = try await step(name, retry: policy, isolation: isolation) { (context: StepContext) -> Nothing in
+        _ = try await step(name, version: version, fingerprint: fingerprint, retry: policy, isolation: isolation) { (context: StepContext) -> Nothing in
             try await body(context)
             return Nothing()
         }
@@ -135,32 +148,75 @@ public struct WorkflowContext: Sendable {
     /// Runs a step that returns nothing and does not need its ``StepContext``.
     public func step(
         _ name: String,
+        version: Int? = nil,
+        fingerprint: String? = nil,
         retry policy: RetryPolicy = .none,
         isolation: isolated (any Actor)? = #isolation,
         _ body: () async throws -> Void
     ) async throws {
-        _ = try await step(name, retry: policy, isolation: isolation) { (_: StepContext) -> Nothing in
+        _ = try await step(name, version: version, fingerprint: fingerprint, retry: policy, isolation: isolation) { (_: StepContext) -> Nothing in
             try await body()
             return Nothing()
         }
     }
 
+    /// The fingerprint a step records: the macro's, the version's, or both.
+    static func fingerprint(_ fingerprint: String?, version: Int?) -> String? {
+        switch (fingerprint, version) {
+        case (nil, nil): nil
+        case (let fingerprint?, nil): fingerprint
+        case (nil, let version?): "v\(version)"
+        case (let fingerprint?, let version?): "\(fingerprint)+v\(version)"
+        }
+    }
+
+    /// The name a recorded value takes: `continuum.<kind>`, or `continuum.<kind>:<name>` when named.
+    private static func valueStepName(_ kind: String, _ name: String?) -> String {
+        name.map { "continuum.\(kind):\($0)" } ?? "continuum.\(kind)"
+    }
+
     /// The current time by the runtime's clock, recorded on first run and returned unchanged on replay.
-    public func now(isolation: isolated (any Actor)? = #isolation) async throws -> Date {
+    ///
+    /// - Parameter name: Needed when child tasks (`async let`, task groups) read the time, so
+    ///   that each reading is its own recorded value (`ctx.now(name: "branch-\(i)")`).
+    public func now(name: String? = nil, isolation: isolated (any Actor)? = #isolation) async throws -> Date {
         let clock = instance.clock
-        return try await step("continuum.now", isolation: isolation) { () -> Date in
+        return try await step(Self.valueStepName("now", name), isolation: isolation) { () -> Date in
             Date(timeIntervalSince1970: Double(clock.now()) / 1_000_000_000)
         }
     }
 
     /// A new random UUID, recorded on first run and returned unchanged on replay.
-    public func uuid(isolation: isolated (any Actor)? = #isolation) async throws -> UUID {
-        try await step("continuum.uuid", isolation: isolation) { () -> UUID in UUID() }
+    ///
+    /// - Parameter name: Needed in child tasks, as for ``now(name:isolation:)``.
+    public func uuid(name: String? = nil, isolation: isolated (any Actor)? = #isolation) async throws -> UUID {
+        try await step(Self.valueStepName("uuid", name), isolation: isolation) { () -> UUID in UUID() }
     }
 
     /// A random number, recorded on first run and returned unchanged on replay.
-    public func random(isolation: isolated (any Actor)? = #isolation) async throws -> UInt64 {
-        try await step("continuum.random", isolation: isolation) { () -> UInt64 in UInt64.random(in: .min ... .max) }
+    ///
+    /// - Parameter name: Needed in child tasks, as for ``now(name:isolation:)``.
+    public func random(name: String? = nil, isolation: isolated (any Actor)? = #isolation) async throws -> UInt64 {
+        try await step(Self.valueStepName("random", name), isolation: isolation) { () -> UInt64 in UInt64.random(in: .min ... .max) }
+    }
+
+    /// A version marker: `true` when this run takes the new branch of change `id`, `false` when it
+    /// is a run that went past this point before the change existed and must keep the old branch.
+    ///
+    /// ```swift
+    /// if try await ctx.patched("send-sms-2026-11") {
+    ///     try await ctx.step("send-sms") { try await sms.send(input.phone, text) }
+    /// } else {
+    ///     try await ctx.step("send-email") { try await mail.send(input.email, text) }
+    /// }
+    /// ```
+    ///
+    /// New runs record the marker the first time they pass it, and keep `true` on every replay;
+    /// runs recorded before the change replay with `false`. Once no unfinished workflow took the
+    /// old branch (`continuum check` lists them per marker), delete the old branch and the `if`;
+    /// a recorded marker that the code no longer asks about is ignored.
+    public func patched(_ id: String) async throws -> Bool {
+        try await instance.patched(id)
     }
 
     // MARK: Time and events

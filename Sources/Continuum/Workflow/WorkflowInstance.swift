@@ -30,6 +30,12 @@ actor WorkflowInstance {
         case ownershipLost
         /// A replay reached the end of the recorded history.
         case replayEnded
+        /// A recorded step's code changed and the policy is to run it again: the driver resets
+        /// the workflow to that step (the reason says which change) and runs it anew.
+        case rerun(StepKey, String)
+        /// Someone took the workflow over (a reset, a cancellation of a suspended workflow):
+        /// this run stops where it is.
+        case superseded
     }
 
     nonisolated let id: String
@@ -62,12 +68,22 @@ actor WorkflowInstance {
     nonisolated let logger: Logger
     /// The largest step result, in bytes of JSON.
     nonisolated let maxPayloadSize: Int
+    /// What replay does with a recorded step whose code fingerprint changed.
+    nonisolated let codeChange: WorkflowRuntime.CodeChangePolicy
+    /// The build running the workflow, recorded when it suspends.
+    nonisolated let build: String?
+    /// How many times the workflow was reset: steps that run in this run carry it in their keys.
+    nonisolated let resetGeneration: UInt32
 
     init(
         id: String, stream: StreamID, mode: Mode, timers: TimerService, metrics: RuntimeMetrics, tracer: (any Tracer)?,
-        logger: Logger, maxPayloadSize: Int, parking: ParkingQueue?, feed: ChangeFeed? = nil, state: WorkflowState
+        logger: Logger, maxPayloadSize: Int, parking: ParkingQueue?, feed: ChangeFeed? = nil,
+        codeChange: WorkflowRuntime.CodeChangePolicy = .suspend, build: String? = nil, state: WorkflowState
     ) {
         self.feed = feed
+        self.codeChange = codeChange
+        self.build = build
+        self.resetGeneration = state.resetGeneration
         self.maxPayloadSize = maxPayloadSize
         self.metrics = metrics
         self.tracer = tracer
@@ -93,9 +109,9 @@ actor WorkflowInstance {
         case execute(WorkflowState.StepCall)
     }
 
-    func beginStep(named name: String, concurrent: Bool) throws(ContinuumError) -> StepPlan {
+    func beginStep(named name: String, concurrent: Bool, fingerprint: String? = nil) async throws(ContinuumError) -> StepPlan {
         try checkUsable()
-        switch state.beginStep(named: name, concurrent: concurrent) {
+        switch state.beginStep(named: name, concurrent: concurrent, fingerprint: fingerprint) {
         case .diverged(let divergence):
             throw suspend(nondeterminism(divergence))
         case .ambiguous(let key):
@@ -106,12 +122,82 @@ actor WorkflowInstance {
                 workflowID: id)
         case .replay(let recorded):
             return .replay(recorded)
+        case .changed(let recorded):
+            if case .replay = mode {
+                changedSteps.append(recorded.record.key)
+                if codeChange == .accept { return .replay(recorded) }
+                if departure == nil {
+                    departure = .replayEnded
+                    replayEnd = .codeChanged(recorded.record.key)
+                }
+                eventWaiters.failAll(Self.departedError(.replayEnded))
+                throw Self.departedError(.replayEnded)
+            }
+            switch codeChange {
+            case .accept:
+                return .replay(recorded)
+            case .suspend:
+                throw suspend(codeChanged(recorded.record, now: fingerprint))
+            case .rerun:
+                throw rerun(from: recorded.record.key, because: codeChanged(recorded.record, now: fingerprint))
+            }
         case .execute(let call):
-            if case .replay = mode { throw endReplay(at: name) }
+            try await settle(call.key)
+            if case .replay = mode { throw endReplay(at: "step \(call.key)") }
             runningSteps += 1
             updateWaiting()
             return .execute(call)
         }
+    }
+
+    /// Before a call history does not hold runs, lets the body's other tasks claim what history
+    /// still holds. A step of a child task may be new only because the process stopped while it
+    /// ran, and its siblings, replayed, claim their recorded steps within a few turns. When the
+    /// recorded steps left are never claimed (a step renamed, removed or added in the middle of
+    /// what history holds), the workflow is suspended before anything of the new call runs or is
+    /// appended.
+    private func settle(_ key: StepKey) async throws(ContinuumError) {
+        guard state.isReplaying else { return }
+        var claimed = state.claimedCount
+        var quiet = 0
+        while state.isReplaying {
+            await Task.yield()
+            try checkUsable()
+            if state.claimedCount != claimed {
+                claimed = state.claimedCount
+                quiet = 0
+            } else {
+                quiet += 1
+            }
+            if quiet >= Self.settleTurns, let (index, recorded) = state.firstUnclaimed {
+                throw suspend(nondeterminism(WorkflowState.Divergence(index: index, recorded: recorded, requested: key)))
+            }
+        }
+    }
+
+    /// How many turns without progress a new call waits for recorded calls to be claimed.
+    static let settleTurns = 16
+
+    private func codeChanged(_ record: StepRecord, now fingerprint: String?) -> ContinuumError {
+        if divergence == nil { divergence = WorkflowState.Divergence(index: record.index, recorded: record.key, requested: record.key) }
+        return ContinuumError(
+            .codeChanged,
+            "Step \(record.key) of workflow '\(id)' ran with code fingerprint \(record.fingerprint ?? "none"), and the code deployed now "
+                + "has \(fingerprint ?? "none"): its recorded result may no longer be what this code would return. Reset the workflow "
+                + "to the step to run it again with this code, resume it to keep the recorded result, or cancel it.",
+            workflowID: id)
+    }
+
+    /// Leaves memory so that the driver resets the workflow to `key` and runs it again.
+    private func rerun(from key: StepKey, because error: ContinuumError) -> ContinuumError {
+        if departure == nil {
+            departure = .rerun(key, error.message)
+            logger.notice("Step code changed: the workflow runs again from it (development policy)", metadata: [WorkflowRuntime.LogKey.stepName: "\(key.name)"])
+        }
+        let departed = Self.departedError(departure!)
+        eventWaiters.failAll(departed)
+        stopBackoffs()
+        return departed
     }
 
     // MARK: Waiting and parking
@@ -135,6 +221,10 @@ actor WorkflowInstance {
             ContinuumError(.ownershipLost, "Another owner claimed the workflow; this runtime stopped running it.")
         case .replayEnded:
             ContinuumError(.notRunning, "The replay reached the end of the recorded history.")
+        case .rerun(let key, _):
+            ContinuumError(.notRunning, "The workflow runs again from step \(key), whose code changed.")
+        case .superseded:
+            ContinuumError(.notRunning, "The workflow was taken over (reset or cancelled) while it ran.")
         }
     }
 
@@ -312,6 +402,7 @@ actor WorkflowInstance {
                 state.abandonStep(call)
                 throw cancelled(reason)
             }
+            try await settle(call.key)
             events.append(state.startWait(call, wait: wait, due: due, timestamp: clock.now()))
             key = call.key
             waitDue = due
@@ -528,10 +619,42 @@ actor WorkflowInstance {
         return departed
     }
 
+    /// Someone takes the workflow over (a reset, say): stop where it is, append nothing more, and
+    /// wake every wait so the body unwinds.
+    func supersede() {
+        if departure == nil { departure = .superseded }
+        eventWaiters.failAll(Self.departedError(.superseded))
+        stopBackoffs()
+    }
+
     /// The claim was found lost without an append (a lease renewal said so): leave memory.
     func ownershipLost() {
         _ = failAppend(ContinuumError(.ownershipLost, "The lease on the workflow was lost."))
     }
+
+    // MARK: Version markers
+
+    /// Decides `ctx.patched(id)`: true for new work and for runs that recorded the marker,
+    /// false for a run replaying what it did before the marker existed.
+    func patched(_ marker: String) async throws(ContinuumError) -> Bool {
+        try checkUsable()
+        switch state.patch(marker, timestamp: clock.now()) {
+        case .recorded:
+            patchesTaken[marker] = true
+            return true
+        case .oldBranch:
+            patchesTaken[marker] = false
+            return false
+        case .newBranch(let event):
+            if case .replay = mode { throw endReplay(at: "version marker '\(marker)'") }
+            patchesTaken[marker] = true
+            try await appendOrSuspend([event])
+            return true
+        }
+    }
+
+    /// Which branch each version marker took in this run (false: the old branch).
+    private(set) var patchesTaken: [String: Bool] = [:]
 
     // MARK: Replay
 
@@ -541,7 +664,12 @@ actor WorkflowInstance {
         case reachedEnd(String)
         /// The body returned or threw, having claimed everything history holds.
         case finished
+        /// A recorded step's code changed, and the policy does not accept it.
+        case codeChanged(StepKey)
     }
+
+    /// The recorded steps whose code changed, in the order the replay met them.
+    private(set) var changedSteps: [StepKey] = []
 
     /// How the replay ended; `nil` while it runs, and for a live instance.
     private(set) var replayEnd: ReplayEnd?
@@ -588,12 +716,30 @@ actor WorkflowInstance {
             + "unconsumed events named \(Set(state.inbox.values.map(\.name)).filter { state.oldestUnconsumed(named: $0) != nil }.sorted())"
     }
 
+    /// Where the code stopped matching history, for the suspension's record.
+    private var divergence: WorkflowState.Divergence?
+
+    /// Appends the suspension (with what the code and history disagree on) and releases the
+    /// workflow: it is listed as suspended and waits, across restarts, for someone to decide.
+    func recordSuspension(_ error: ContinuumError) async throws(ContinuumError) {
+        guard case .live(let store, let claim) = mode, departure == nil else { return }
+        let record = SuspensionRecord(
+            code: error.code.name, message: error.message, index: divergence?.index, recorded: divergence?.recorded,
+            requested: divergence?.requested, build: build)
+        let event = state.recordSuspension(record, timestamp: clock.now())
+        departure = .superseded
+        try await store.append(AppendRequest(fence: claim, id: id, events: [event], status: .suspended, release: true))
+        feed?.publish(WorkflowChange(workflowID: id, events: [event], status: .suspended))
+    }
+
     private func nondeterminism(_ divergence: WorkflowState.Divergence) -> ContinuumError {
-        ContinuumError(
+        if self.divergence == nil { self.divergence = divergence }
+        return ContinuumError(
             .nondeterminism,
             "Workflow '\(id)' (type \(state.type ?? "?")) no longer matches its history: \(divergence). "
-                + "It is suspended and nothing was appended. Deploy code whose steps match the recorded history "
-                + "(keep old steps for workflows already past them), then restart the runtime to resume it.",
+                + "It is suspended; nothing of the new call ran or was appended. Deploy code whose steps match the recorded "
+                + "history (keep old steps for workflows already past them, or branch with ctx.patched) and resume it, "
+                + "or reset it to a step to run the new code from there.",
             workflowID: id)
     }
 }
