@@ -110,12 +110,12 @@ struct DashboardTests {
             let right = try await client.execute(uri: "/login", method: .post, headers: formHeaders, body: form(["token": "let-me-in"]))
             #expect(right.status == .seeOther)
             let cookie = try #require(right.headers[.setCookie])
-            #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && !cookie.contains("Secure"))
+            #expect(try cookieAttributes(right) == ["Path=/", "HttpOnly", "SameSite=Strict"], "\(cookie)")
             // Behind a TLS-terminating proxy the cookie is kept off plain HTTP.
             var proxied = formHeaders
             proxied[.init("X-Forwarded-Proto")!] = "https, http"
             let overTLS = try await client.execute(uri: "/login", method: .post, headers: proxied, body: form(["token": "let-me-in"]))
-            #expect(overTLS.headers[.setCookie]?.hasSuffix("; Secure") == true)
+            #expect(try cookieAttributes(overTLS) == ["Path=/", "HttpOnly", "SameSite=Strict", "Secure"])
             let pair = String(cookie.split(separator: ";")[0])
             #expect(try await client.execute(uri: "/", method: .get, headers: [.cookie: pair]).status == .ok)
             #expect(try await client.execute(uri: "/", method: .get, headers: [.authorization: "Bearer let-me-in"]).status == .ok)
@@ -131,7 +131,7 @@ struct DashboardTests {
         try await withAPI(configuration) { client, _ in
             let response = try await client.execute(
                 uri: "/login", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"], body: form(["token": "let-me-in"]))
-            #expect(response.headers[.setCookie]?.hasSuffix("; HttpOnly; SameSite=Strict; Secure") == true)
+            #expect(try cookieAttributes(response) == ["Path=/", "HttpOnly", "SameSite=Strict", "Secure"])
         }
     }
 }

@@ -24,30 +24,35 @@ struct Approval: Workflow {
 /// Runs the API over a fresh LMDB store on a real server on 127.0.0.1.
 func withAPI(
     _ configuration: ContinuumAPI.Configuration = .init(),
+    workflows: [any Workflow] = [Approval()],
     _ body: @Sendable (any TestClientProtocol, WorkflowRuntime) async throws -> Void
 ) async throws {
     try await withTemporaryDirectory { path in
-        try await WorkflowRuntime.withLMDB(path: path, workflows: [Approval()]) { runtime throws in
-            let router = Router()
-            ContinuumAPI(runtime: runtime, configuration: configuration).register(on: router)
-            let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
-            try await app.test(.live) { client in try await body(client, runtime) }
-        }
+        try await withAPI(path: path, configuration, workflows: workflows, body)
+    }
+}
+
+/// Runs the API over the LMDB store in `path` on a real server on 127.0.0.1.
+func withAPI(
+    path: String, _ configuration: ContinuumAPI.Configuration = .init(), workflows: [any Workflow] = [Approval()],
+    _ body: @Sendable (any TestClientProtocol, WorkflowRuntime) async throws -> Void
+) async throws {
+    try await WorkflowRuntime.withLMDB(path: path, workflows: workflows) { runtime throws in
+        let router = Router()
+        ContinuumAPI(runtime: runtime, configuration: configuration).register(on: router)
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in try await body(client, runtime) }
     }
 }
 
 extension TestResponse {
-    /// The body as a JSON object.
-    var object: [String: JSONValue] {
-        guard case .object(let object)? = JSONValue(parsing: Array(buffer: body)) else { return [:] }
-        return object
+    /// The body decoded as JSON.
+    func decode<T: Decodable>(_ type: T.Type = T.self) throws -> T {
+        try JSONDecoder().decode(T.self, from: Data(Array(buffer: body)))
     }
 
     /// The error code of a JSON error body.
-    var errorCode: String? {
-        guard case .object(let error)? = object["error"], case .string(let code)? = error["code"] else { return nil }
-        return code
-    }
+    var errorCode: String? { (try? decode(APIError.Body.self))?.error.code }
 }
 
 func json(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
@@ -59,34 +64,43 @@ struct HTTPTests {
         try await withAPI { client, runtime in
             let started = try await client.execute(uri: "/v1/workflows/approval?id=po-1", method: .post, body: json(#"{"amount": 120}"#))
             #expect(started.status == .created)
-            #expect(started.object["id"] == .string("po-1"))
+            let receipt = try started.decode(StartReceipt.self)
+            #expect(receipt.id == "po-1" && receipt.type == "approval" && receipt.created)
             // Starting it again with the same input is the same run.
             let again = try await client.execute(uri: "/v1/workflows/approval?id=po-1", method: .post, body: json(#"{"amount": 120}"#))
-            #expect(again.status == .ok && again.object["created"] == .bool(false))
+            #expect(again.status == .ok)
+            #expect(try again.decode(StartReceipt.self).created == false)
             try await eventually { try await runtime.history(of: "po-1").count == 2 }  // started, waiting
             let status = try await client.execute(uri: "/v1/workflows/po-1", method: .get)
-            #expect(status.object["status"] == .string("running"))
+            #expect(try status.decode(WorkflowInfo.self).status == .running)
 
             let sent = try await client.execute(
                 uri: "/v1/workflows/po-1/events/approve", method: .post, headers: [.init("Idempotency-Key")!: "delivery-7"],
                 body: json(#"{"by": "ops"}"#))
             #expect(sent.status == .accepted)
+            let event = try sent.decode(EventReceipt.self)
+            #expect(event.workflowID == "po-1" && !event.duplicate)
             #expect(try await runtime.handle(Approval.self, id: "po-1").result() == "120 approved by ops")
 
             let done = try await client.execute(uri: "/v1/workflows/po-1", method: .get)
-            #expect(done.object["status"] == .string("completed"))
-            #expect(done.object["result"] == .string("120 approved by ops"))
+            let info = try done.decode(WorkflowInfo.self)
+            #expect(info.status == .completed && info.type == "approval")
+            // The output's exact JSON text.
+            #expect(info.result == #""120 approved by ops""#)
+            // The history is the export file the replayer reads: every stored event, exactly.
             let history = try await client.execute(uri: "/v1/workflows/po-1/history", method: .get)
-            guard case .array(let events)? = history.object["events"] else { Issue.record("no events"); return }
-            let stored = try await runtime.history(of: "po-1").count
-            #expect(events.count == stored)
+            let exported = try WorkflowHistory(json: Data(Array(buffer: history.body)))
+            #expect(exported.events == (try await runtime.history(of: "po-1")))
+            #expect(exported.id == "po-1" && exported.type == "approval" && exported.status == .completed)
             // Ids in paths are percent-decoded.
             _ = try await client.execute(uri: "/v1/workflows/approval?id=a%20b", method: .post, body: json(#"{"amount": 1}"#))
-            #expect(try await client.execute(uri: "/v1/workflows/a%20b", method: .get).object["id"] == .string("a b"))
+            #expect(try await client.execute(uri: "/v1/workflows/a%20b", method: .get).decode(WorkflowInfo.self).id == "a b")
             let list = try await client.execute(uri: "/v1/workflows?status=completed", method: .get)
-            guard case .array(let workflows)? = list.object["workflows"] else { Issue.record("no list"); return }
-            #expect(workflows.count == 1)
-            #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
+            let page = try list.decode(WorkflowList.self)
+            #expect(page.workflows.map(\.id) == ["po-1"] && page.next == nil)
+            let health = try await client.execute(uri: "/healthz", method: .get)
+            #expect(health.status == .ok)
+            #expect(try health.decode(HealthStatus.self).status == "ready")
         }
     }
 
@@ -100,8 +114,8 @@ struct HTTPTests {
             _ = try await runtime.handle(Approval.self, id: "po-2").result()
             let count = try await runtime.history(of: "po-2").count
             let repeated = try await client.execute(uri: "/v1/workflows/po-2/events/approve", method: .post, headers: key, body: json(#"{"by": "a"}"#))
-            #expect(repeated.status == .ok && repeated.object["duplicate"] == .bool(true))
-            #expect(repeated.object["sequence"] == first.object["sequence"])
+            #expect(repeated.status == .ok)
+            #expect(try repeated.decode(EventReceipt.self) == EventReceipt(workflowID: "po-2", sequence: try first.decode(EventReceipt.self).sequence, duplicate: true))
             let changed = try await client.execute(uri: "/v1/workflows/po-2/events/approve", method: .post, headers: key, body: json(#"{"by": "b"}"#))
             #expect(changed.status == .conflict && changed.errorCode == "dedupKeyConflict")
             #expect(try await runtime.history(of: "po-2").count == count)
@@ -228,7 +242,8 @@ struct HTTPTests {
             #expect(try await runtime.handle(Approval.self, id: "w2").result() == "5 approved by hook")
             // The webhook id deduplicates a redelivery.
             let again = try await deliver(to: "w1", secret: new, signedBody: body, sentBody: body, delivery: "d4")
-            #expect(again.status == .ok && again.object["duplicate"] == .bool(true))
+            #expect(again.status == .ok)
+            #expect(try again.decode(EventReceipt.self).duplicate)
             // A replayed signed delivery with an unsigned Idempotency-Key of its own is still a duplicate.
             let timestamp = Int64(Date().timeIntervalSince1970)
             let replay = try await client.execute(
@@ -239,13 +254,20 @@ struct HTTPTests {
                     .init("Idempotency-Key")!: "fresh-key",
                 ],
                 body: json(body))
-            #expect(replay.status == .ok && replay.object["duplicate"] == .bool(true), "a replay with a new key was appended")
+            #expect(replay.status == .ok, "a replay with a new key was appended")
+            #expect(try replay.decode(EventReceipt.self).duplicate, "a replay with a new key was appended")
             // The path is not signed: the captured delivery replayed to another workflow is refused.
             let elsewhere = try await deliver(to: "w3", secret: new, signedBody: body, sentBody: body, delivery: "d4")
             #expect(elsewhere.status == .conflict && elsewhere.errorCode == "webhookReplayed")
             #expect(try await runtime.history(of: "w3").count == 2, "a replayed delivery appended")
         }
     }
+}
+
+/// The attributes of a response's `Set-Cookie`, in any order.
+func cookieAttributes(_ response: TestResponse) throws -> Set<String> {
+    let cookie = try #require(response.headers[.setCookie])
+    return Set(cookie.split(separator: ";").dropFirst().map { $0.trimmingCharacters(in: .whitespaces) })
 }
 
 extension HTTPTests {
