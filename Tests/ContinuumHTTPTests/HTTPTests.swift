@@ -350,6 +350,7 @@ extension HTTPTests {
                 api.register(on: router, atPath: "/continuum")
                 // One collection on its own, in a group with the context it needs.
                 router.group("/ops", context: ContinuumRequestContext<BasicRequestContext>.self).addRoutes(api.dashboardRoutes())
+                router.group("/tenants/:tenant", context: ContinuumRequestContext<BasicRequestContext>.self).addRoutes(api.dashboardRoutes())
                 let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
                 try await app.test(.live) { client in
                     let auth: HTTPFields = [.authorization: "Bearer t"]
@@ -378,6 +379,12 @@ extension HTTPTests {
                         #expect(login.status == .seeOther && login.headers[.location] == base + "/")
                         #expect(try cookieAttributes(login).contains("Path=\(base)"), "\(login.headers)")
                     }
+                    // A mount path that could smuggle attributes into the cookie (`;` may stand in a path) gets Path=/.
+                    let smuggled = try await client.execute(
+                        uri: "/tenants/a;Domain=evil.example/login", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+                        body: json("token=t"))
+                    #expect(smuggled.status == .seeOther && smuggled.headers[.location] == "/tenants/a;Domain=evil.example/")
+                    #expect(try cookieAttributes(smuggled) == ["Path=/", "HttpOnly", "SameSite=Strict"])
                     let cancelled = try await client.execute(uri: "/ops/ui/workflows/m%2F1/cancel", method: .post, headers: auth)
                     #expect(cancelled.status == .seeOther && cancelled.headers[.location] == "/ops/ui/workflows/m%2F1")
                     await #expect(throws: ContinuumError.self) { try await runtime.handle(Approval.self, id: "m/1").result() }

@@ -17,8 +17,13 @@ struct DashboardLinks: Sendable {
 
     var home: String { base + "/" }
     var login: String { base + "/login" }
-    /// The login cookie's path: the whole dashboard.
-    var cookiePath: String { base.isEmpty ? "/" : base }
+    /// The login cookie's path: the whole dashboard. A mount path with characters that could
+    /// end the attribute (`;` is allowed in a URL path) falls back to `/`.
+    var cookiePath: String {
+        let safe = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~/%"))
+        guard !base.isEmpty, base.unicodeScalars.allSatisfy({ $0.isASCII && safe.contains($0) }) else { return "/" }
+        return base
+    }
 
     func overview(status: WorkflowStatus?, after: String? = nil) -> String {
         var query: [String] = []
