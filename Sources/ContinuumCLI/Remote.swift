@@ -1,4 +1,5 @@
 import ArgumentParser
+import ContinuumHTTP
 import Foundation
 
 #if canImport(FoundationNetworking)
@@ -43,7 +44,14 @@ struct ServerOptions: ParsableArguments {
 struct RemoteError: Error, CustomStringConvertible {
     var status: Int
     var body: String
-    var description: String { "the server answered \(status): \(body)" }
+
+    /// The API's error code and message when the body is an API error, else the body.
+    var description: String {
+        guard let error = try? JSONDecoder().decode(APIError.Body.self, from: Data(body.utf8)).error else {
+            return "the server answered \(status): \(body)"
+        }
+        return "the server answered \(status) \(error.code): \(error.message)"
+    }
 }
 
 /// `continuum send <id> <event> --data JSON`: delivers an event through the HTTP API.
@@ -82,15 +90,16 @@ struct Cancel: AsyncParsableCommand {
     }
 }
 
-/// `continuum export <id>`: a workflow's history as JSON, for replay tests and bug reports.
+/// `continuum export <id>`: a workflow's history as JSON, for replay tests and bug reports: the
+/// file `WorkflowHistory(contentsOf:)` reads and `WorkflowReplayer` replays.
 struct Export: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print a workflow's history as JSON, from a running server.")
+    static let configuration = CommandConfiguration(abstract: "Print a workflow's history as JSON (a replayable history file), from a running server.")
 
     @Argument(help: "The workflow's id.") var id: String
     @OptionGroup var server: ServerOptions
 
     func run() async throws {
         let answer = try await server.call("GET", "/v1/workflows/\(ServerOptions.segment(id))/history")
-        print(String(decoding: answer, as: UTF8.self))
+        print(String(decoding: answer, as: UTF8.self), terminator: "")
     }
 }

@@ -4,6 +4,7 @@ import Synchronization
 
 /// The bearer tokens the API accepts, kept only as SHA-256 digests and compared in constant time.
 public struct BearerTokens: Sendable {
+    /// The digests' bytes (`SHA256.Digest` is not `Sendable`).
     private let digests: [[UInt8]]
 
     /// Hashes `tokens`; the tokens themselves are not kept.
@@ -14,12 +15,13 @@ public struct BearerTokens: Sendable {
     /// Whether no token is configured (then the API needs none).
     public var isEmpty: Bool { digests.isEmpty }
 
-    /// Whether `token` is one of them. Every digest is compared, each in constant time, so the
-    /// time taken does not tell how much of a token matched or which one.
+    /// Whether `token` is one of them. Every digest is compared, each in constant time
+    /// (swift-crypto's `Digest` equality), so the time taken does not tell how much of a token
+    /// matched or which one.
     public func accepts(_ token: some StringProtocol) -> Bool {
         let presented = SHA256.hash(data: Data(token.utf8))
         var matched = false
-        for digest in digests { matched = constantTimeEqual(digest, presented) || matched }
+        for digest in digests { matched = (presented == digest) || matched }
         return matched
     }
 }
@@ -78,10 +80,13 @@ public struct WebhookVerifier: Sendable {
             guard parts.count == 2, parts[0] == "v1" else { return nil }
             return Data(base64Encoded: String(parts[1]))
         }
+        // Every secret against every signature, each compared in constant time.
         var matched = false
         for key in keys {
-            let expected = Data(HMAC<SHA256>.authenticationCode(for: signed, using: SymmetricKey(data: key)))
-            for signature in presented { matched = constantTimeEqual(expected, signature) || matched }
+            let key = SymmetricKey(data: key)
+            for signature in presented {
+                matched = HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: signed, using: key) || matched
+            }
         }
         guard matched else { throw .noMatchingSignature }
         return seconds
@@ -108,16 +113,6 @@ extension WebhookVerifier {
         if secret.hasPrefix("whsec_"), let bytes = Data(base64Encoded: String(secret.dropFirst(6))) { return Array(bytes) }
         return Array(secret.utf8)
     }
-}
-
-/// Compares two byte sequences in time that depends only on their lengths.
-func constantTimeEqual(_ a: some Sequence<UInt8>, _ b: some Sequence<UInt8>) -> Bool {
-    let a = Array(a)
-    let b = Array(b)
-    guard a.count == b.count else { return false }
-    var difference: UInt8 = 0
-    for index in a.indices { difference |= a[index] ^ b[index] }
-    return difference == 0
 }
 
 /// Remembers where each signed `webhook-id` was delivered while its timestamp is inside the

@@ -80,6 +80,31 @@ struct DashboardTests {
         }
     }
 
+    @Test("the counts come from the store, not from the page of the list; the list pages on")
+    func countsAndPages() async throws {
+        try await withAPI { client, runtime in
+            for index in 0..<130 { try await runtime.start(Approval.self, id: String(format: "w%03d", index), input: .init(amount: index)) }
+            for index in 0..<5 { try await runtime.cancel(String(format: "w%03d", index), reason: "enough") }
+            try await eventually { try await runtime.counts()[.cancelled] == 5 }
+            let first = String(buffer: try await client.execute(uri: "/", method: .get).body)
+            #expect(first.contains(#"<b>130</b> all"#), "\(first.prefix(3000))")
+            #expect(first.contains(#"data-status="running"><b>125</b> running"#))
+            #expect(first.contains(#"data-status="cancelled"><b>5</b> cancelled"#))
+            #expect(first.components(separatedBy: "<tr data-id=").count - 1 == 100)
+            let next = try #require(first.firstMatch(of: #/<a id=next href="(?<link>[^"]+)">/#)?.output.link)
+            let second = String(buffer: try await client.execute(uri: String(next).replacingOccurrences(of: "&amp;", with: "&"), method: .get).body)
+            #expect(second.components(separatedBy: "<tr data-id=").count - 1 == 30)
+            #expect(second.contains(#"<tr data-id="w129">"#) && !second.contains(#"<tr data-id="w000">"#))
+            #expect(!second.contains("id=next"))
+            // A status filter counts and lists that status only.
+            let cancelled = String(buffer: try await client.execute(uri: "/?status=cancelled", method: .get).body)
+            #expect(cancelled.components(separatedBy: "<tr data-id=").count - 1 == 5)
+            #expect(cancelled.contains(#"class="count cancelled selected""#))
+            let bad = try await client.execute(uri: "/?status=sleepy", method: .get)
+            #expect(bad.status == .badRequest && String(buffer: bad.body).contains("status must be one of"))
+        }
+    }
+
     @Test("ids and payloads are escaped, also a quote or bracket joined to a combining mark")
     func escaping() async throws {
         try await withAPI { client, runtime in
@@ -110,12 +135,12 @@ struct DashboardTests {
             let right = try await client.execute(uri: "/login", method: .post, headers: formHeaders, body: form(["token": "let-me-in"]))
             #expect(right.status == .seeOther)
             let cookie = try #require(right.headers[.setCookie])
-            #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && !cookie.contains("Secure"))
+            #expect(try cookieAttributes(right) == ["Path=/", "HttpOnly", "SameSite=Strict"], "\(cookie)")
             // Behind a TLS-terminating proxy the cookie is kept off plain HTTP.
             var proxied = formHeaders
             proxied[.init("X-Forwarded-Proto")!] = "https, http"
             let overTLS = try await client.execute(uri: "/login", method: .post, headers: proxied, body: form(["token": "let-me-in"]))
-            #expect(overTLS.headers[.setCookie]?.hasSuffix("; Secure") == true)
+            #expect(try cookieAttributes(overTLS) == ["Path=/", "HttpOnly", "SameSite=Strict", "Secure"])
             let pair = String(cookie.split(separator: ";")[0])
             #expect(try await client.execute(uri: "/", method: .get, headers: [.cookie: pair]).status == .ok)
             #expect(try await client.execute(uri: "/", method: .get, headers: [.authorization: "Bearer let-me-in"]).status == .ok)
@@ -131,7 +156,7 @@ struct DashboardTests {
         try await withAPI(configuration) { client, _ in
             let response = try await client.execute(
                 uri: "/login", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"], body: form(["token": "let-me-in"]))
-            #expect(response.headers[.setCookie]?.hasSuffix("; HttpOnly; SameSite=Strict; Secure") == true)
+            #expect(try cookieAttributes(response) == ["Path=/", "HttpOnly", "SameSite=Strict", "Secure"])
         }
     }
 }

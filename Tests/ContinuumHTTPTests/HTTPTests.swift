@@ -21,33 +21,46 @@ struct Approval: Workflow {
     }
 }
 
+/// Throws at once: a workflow that fails.
+struct Refusal: Workflow {
+    static let name = "refusal"
+    struct NotToday: Error, CustomStringConvertible { var description: String { "not today" } }
+
+    func run(_ ctx: WorkflowContext, input: Int) async throws -> Int { throw NotToday() }
+}
+
 /// Runs the API over a fresh LMDB store on a real server on 127.0.0.1.
 func withAPI(
     _ configuration: ContinuumAPI.Configuration = .init(),
+    workflows: [any Workflow] = [Approval()],
     _ body: @Sendable (any TestClientProtocol, WorkflowRuntime) async throws -> Void
 ) async throws {
     try await withTemporaryDirectory { path in
-        try await WorkflowRuntime.withLMDB(path: path, workflows: [Approval()]) { runtime throws in
-            let router = Router()
-            ContinuumAPI(runtime: runtime, configuration: configuration).register(on: router)
-            let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
-            try await app.test(.live) { client in try await body(client, runtime) }
-        }
+        try await withAPI(path: path, configuration, workflows: workflows, body)
+    }
+}
+
+/// Runs the API over the LMDB store in `path` on a real server on 127.0.0.1.
+func withAPI(
+    path: String, _ configuration: ContinuumAPI.Configuration = .init(), workflows: [any Workflow] = [Approval()],
+    _ body: @Sendable (any TestClientProtocol, WorkflowRuntime) async throws -> Void
+) async throws {
+    try await WorkflowRuntime.withLMDB(path: path, workflows: workflows) { runtime throws in
+        let router = Router()
+        ContinuumAPI(runtime: runtime, configuration: configuration).register(on: router)
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in try await body(client, runtime) }
     }
 }
 
 extension TestResponse {
-    /// The body as a JSON object.
-    var object: [String: JSONValue] {
-        guard case .object(let object)? = JSONValue(parsing: Array(buffer: body)) else { return [:] }
-        return object
+    /// The body decoded as JSON.
+    func decode<T: Decodable>(_ type: T.Type = T.self) throws -> T {
+        try JSONDecoder().decode(T.self, from: Data(Array(buffer: body)))
     }
 
     /// The error code of a JSON error body.
-    var errorCode: String? {
-        guard case .object(let error)? = object["error"], case .string(let code)? = error["code"] else { return nil }
-        return code
-    }
+    var errorCode: String? { (try? decode(APIError.Body.self))?.error.code }
 }
 
 func json(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
@@ -59,34 +72,43 @@ struct HTTPTests {
         try await withAPI { client, runtime in
             let started = try await client.execute(uri: "/v1/workflows/approval?id=po-1", method: .post, body: json(#"{"amount": 120}"#))
             #expect(started.status == .created)
-            #expect(started.object["id"] == .string("po-1"))
+            let receipt = try started.decode(StartReceipt.self)
+            #expect(receipt.id == "po-1" && receipt.type == "approval" && receipt.created)
             // Starting it again with the same input is the same run.
             let again = try await client.execute(uri: "/v1/workflows/approval?id=po-1", method: .post, body: json(#"{"amount": 120}"#))
-            #expect(again.status == .ok && again.object["created"] == .bool(false))
+            #expect(again.status == .ok)
+            #expect(try again.decode(StartReceipt.self).created == false)
             try await eventually { try await runtime.history(of: "po-1").count == 2 }  // started, waiting
             let status = try await client.execute(uri: "/v1/workflows/po-1", method: .get)
-            #expect(status.object["status"] == .string("running"))
+            #expect(try status.decode(WorkflowInfo.self).status == .running)
 
             let sent = try await client.execute(
                 uri: "/v1/workflows/po-1/events/approve", method: .post, headers: [.init("Idempotency-Key")!: "delivery-7"],
                 body: json(#"{"by": "ops"}"#))
             #expect(sent.status == .accepted)
+            let event = try sent.decode(EventReceipt.self)
+            #expect(event.workflowID == "po-1" && !event.duplicate)
             #expect(try await runtime.handle(Approval.self, id: "po-1").result() == "120 approved by ops")
 
             let done = try await client.execute(uri: "/v1/workflows/po-1", method: .get)
-            #expect(done.object["status"] == .string("completed"))
-            #expect(done.object["result"] == .string("120 approved by ops"))
+            let info = try done.decode(WorkflowInfo.self)
+            #expect(info.status == .completed && info.type == "approval")
+            // The output's exact JSON text.
+            #expect(info.result == #""120 approved by ops""#)
+            // The history is the export file the replayer reads: every stored event, exactly.
             let history = try await client.execute(uri: "/v1/workflows/po-1/history", method: .get)
-            guard case .array(let events)? = history.object["events"] else { Issue.record("no events"); return }
-            let stored = try await runtime.history(of: "po-1").count
-            #expect(events.count == stored)
+            let exported = try WorkflowHistory(json: Data(Array(buffer: history.body)))
+            #expect(exported.events == (try await runtime.history(of: "po-1")))
+            #expect(exported.id == "po-1" && exported.type == "approval" && exported.status == .completed)
             // Ids in paths are percent-decoded.
             _ = try await client.execute(uri: "/v1/workflows/approval?id=a%20b", method: .post, body: json(#"{"amount": 1}"#))
-            #expect(try await client.execute(uri: "/v1/workflows/a%20b", method: .get).object["id"] == .string("a b"))
+            #expect(try await client.execute(uri: "/v1/workflows/a%20b", method: .get).decode(WorkflowInfo.self).id == "a b")
             let list = try await client.execute(uri: "/v1/workflows?status=completed", method: .get)
-            guard case .array(let workflows)? = list.object["workflows"] else { Issue.record("no list"); return }
-            #expect(workflows.count == 1)
-            #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
+            let page = try list.decode(WorkflowList.self)
+            #expect(page.workflows.map(\.id) == ["po-1"] && page.next == nil)
+            let health = try await client.execute(uri: "/healthz", method: .get)
+            #expect(health.status == .ok)
+            #expect(try health.decode(HealthStatus.self).status == "ready")
         }
     }
 
@@ -100,8 +122,8 @@ struct HTTPTests {
             _ = try await runtime.handle(Approval.self, id: "po-2").result()
             let count = try await runtime.history(of: "po-2").count
             let repeated = try await client.execute(uri: "/v1/workflows/po-2/events/approve", method: .post, headers: key, body: json(#"{"by": "a"}"#))
-            #expect(repeated.status == .ok && repeated.object["duplicate"] == .bool(true))
-            #expect(repeated.object["sequence"] == first.object["sequence"])
+            #expect(repeated.status == .ok)
+            #expect(try repeated.decode(EventReceipt.self) == EventReceipt(workflowID: "po-2", sequence: try first.decode(EventReceipt.self).sequence, duplicate: true))
             let changed = try await client.execute(uri: "/v1/workflows/po-2/events/approve", method: .post, headers: key, body: json(#"{"by": "b"}"#))
             #expect(changed.status == .conflict && changed.errorCode == "dedupKeyConflict")
             #expect(try await runtime.history(of: "po-2").count == count)
@@ -128,6 +150,11 @@ struct HTTPTests {
                 ("/v1/workflows/done/events/approve", .post, json(#"{"by": "late"}"#), .conflict, "workflowFinished"),
                 ("/v1/workflows/done/cancel", .post, nil, .conflict, "workflowFinished"),
                 ("/v1/workflows/open/events/approve", .post, json("{not json"), .badRequest, "invalidJSON"),
+                // "a" in UTF-16: JSON, but not in the UTF-8 the API takes.
+                ("/v1/workflows/open/events/approve", .post, ByteBuffer(bytes: [0x22, 0x00, 0x61, 0x00, 0x22, 0x00]), .badRequest, "invalidJSON"),
+                ("/v1/workflows/open/events/approve", .post, json(String(repeating: "[", count: 600)), .badRequest, "invalidJSON"),
+                ("/v1/workflows/open/cancel", .post, json("[1"), .badRequest, "invalidJSON"),
+                ("/v1/workflows/open/cancel", .post, json(#"{"reason": 7}"#), .badRequest, "invalidArgument"),
                 ("/v1/workflows/approval?id=typed", .post, json(#"{"amount": "many"}"#), .badRequest, "payloadCoding"),
                 ("/v1/workflows/approval?id=open", .post, json(#"{"amount": 99}"#), .conflict, "workflowIDConflict"),
                 ("/v1/workflows/approval?id=" + String(repeating: "x", count: 600), .post, json("{}"), .badRequest, "invalidArgument"),
@@ -189,6 +216,32 @@ struct HTTPTests {
             #expect(try await client.execute(uri: "/v1/workflows/t", method: .get).status == .unauthorized)
             #expect(try await client.execute(uri: "/v1/workflows", method: .get).status == .unauthorized)
             #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
+            // The scheme's name is case-insensitive.
+            #expect(try await client.execute(uri: "/v1/workflows/t", method: .get, headers: [.authorization: "bearer first-token"]).status == .ok)
+        }
+    }
+
+    @Test("the checks run in order: the body size, then the caller, then the site a browser sent it from, then the handler")
+    func checkOrder() async throws {
+        try await withAPI(.init(tokens: ["t"], maxBodySize: 1024)) { client, runtime in
+            let big = ByteBuffer(repeating: UInt8(ascii: " "), count: 4096)
+            let evil: HTTPFields = [.origin: "http://evil.example"]
+            var evilWithToken = evil
+            evilWithToken[.authorization] = "Bearer t"
+            let steps: [(HTTPFields, ByteBuffer, HTTPResponse.Status, String)] = [
+                (evil, big, .contentTooLarge, "bodyTooLarge"),
+                (evil, json("{}"), .unauthorized, "unauthorized"),
+                (evilWithToken, json("{}"), .forbidden, "crossSiteRequest"),
+                ([.authorization: "Bearer t"], json("{}"), .notFound, "unknownWorkflowType"),
+            ]
+            for (headers, body, status, code) in steps {
+                let api = try await client.execute(uri: "/v1/workflows/nope?id=x", method: .post, headers: headers, body: body)
+                #expect(api.status == status && api.errorCode == code, "API: \(code)")
+                // The dashboard's forms pass the same checks, and answer with pages.
+                let form = try await client.execute(uri: "/ui/workflows/nobody/cancel", method: .post, headers: headers, body: body)
+                #expect(form.status == status && form.headers[.contentType]?.hasPrefix("text/html") == true, "dashboard: \(code)")
+            }
+            #expect(try await runtime.list(limit: 10).isEmpty)
         }
     }
 
@@ -228,7 +281,8 @@ struct HTTPTests {
             #expect(try await runtime.handle(Approval.self, id: "w2").result() == "5 approved by hook")
             // The webhook id deduplicates a redelivery.
             let again = try await deliver(to: "w1", secret: new, signedBody: body, sentBody: body, delivery: "d4")
-            #expect(again.status == .ok && again.object["duplicate"] == .bool(true))
+            #expect(again.status == .ok)
+            #expect(try again.decode(EventReceipt.self).duplicate)
             // A replayed signed delivery with an unsigned Idempotency-Key of its own is still a duplicate.
             let timestamp = Int64(Date().timeIntervalSince1970)
             let replay = try await client.execute(
@@ -239,13 +293,123 @@ struct HTTPTests {
                     .init("Idempotency-Key")!: "fresh-key",
                 ],
                 body: json(body))
-            #expect(replay.status == .ok && replay.object["duplicate"] == .bool(true), "a replay with a new key was appended")
+            #expect(replay.status == .ok, "a replay with a new key was appended")
+            #expect(try replay.decode(EventReceipt.self).duplicate, "a replay with a new key was appended")
             // The path is not signed: the captured delivery replayed to another workflow is refused.
             let elsewhere = try await deliver(to: "w3", secret: new, signedBody: body, sentBody: body, delivery: "d4")
             #expect(elsewhere.status == .conflict && elsewhere.errorCode == "webhookReplayed")
             #expect(try await runtime.history(of: "w3").count == 2, "a replayed delivery appended")
         }
     }
+}
+
+extension HTTPTests {
+    @Test("the status shows how a workflow ended: its result, the error it threw, the reason it was cancelled, why it is suspended")
+    func outcomes() async throws {
+        try await withTemporaryDirectory { path in
+            try await withAPI(path: path, workflows: [Approval(), Refusal()]) { client, runtime in
+                #expect(try await client.execute(uri: "/v1/workflows/refusal?id=r1", method: .post, body: json("1")).status == .created)
+                await #expect(throws: ContinuumError.self) { try await runtime.handle(Refusal.self, id: "r1").result() }
+                let failed = try await client.execute(uri: "/v1/workflows/r1", method: .get).decode(WorkflowInfo.self)
+                #expect(failed.status == .failed && failed.result == nil && failed.reason == nil)
+                #expect(failed.error?.message == "not today" && failed.error?.type.hasSuffix("NotToday") == true, "\(failed)")
+
+                _ = try await client.execute(uri: "/v1/workflows/approval?id=c1", method: .post, body: json(#"{"amount": 3}"#))
+                try await eventually { try await runtime.history(of: "c1").count == 2 }
+                let cancel = try await client.execute(uri: "/v1/workflows/c1/cancel", method: .post, body: json(#"{"reason": "no longer needed"}"#))
+                #expect(cancel.status == .accepted)
+                let receipt = try cancel.decode(CancelReceipt.self)
+                #expect(receipt.id == "c1" && receipt.cancelRequested)
+                await #expect(throws: ContinuumError.self) { try await runtime.handle(Approval.self, id: "c1").result() }
+                let cancelled = try await client.execute(uri: "/v1/workflows/c1", method: .get).decode(WorkflowInfo.self)
+                #expect(cancelled.status == .cancelled && cancelled.reason == "no longer needed" && cancelled.error == nil)
+
+                _ = try await client.execute(uri: "/v1/workflows/approval?id=orphan", method: .post, body: json(#"{"amount": 4}"#))
+                try await eventually { try await runtime.history(of: "orphan").count == 2 }
+                let running = try await client.execute(uri: "/v1/workflows/orphan", method: .get).decode(WorkflowInfo.self)
+                #expect(running.status == .running && running.suspension == nil && running.result == nil)
+            }
+            // Reopened without the approval type: the waiting workflow is suspended, and says why.
+            try await withAPI(path: path, workflows: [Refusal()]) { client, runtime in
+                try await eventually { try await runtime.suspension(of: "orphan") != nil }
+                let suspended = try await client.execute(uri: "/v1/workflows/orphan", method: .get).decode(WorkflowInfo.self)
+                #expect(suspended.status == .suspended && suspended.suspension?.code == "unknownWorkflowType", "\(suspended)")
+                let listed = try await client.execute(uri: "/v1/workflows?status=suspended", method: .get).decode(WorkflowList.self)
+                #expect(listed.workflows.map(\.id) == ["orphan"] && listed.workflows[0].suspension == nil)
+            }
+        }
+    }
+
+    @Test("the collections mount under any prefix, beside the host's own routes; the dashboard's links and cookie follow")
+    func mountedUnderPrefixes() async throws {
+        try await withTemporaryDirectory { path in
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [Approval()]) { runtime throws in
+                let router = Router()
+                router.get("/") { _, _ in "the host's own page" }
+                let api = ContinuumAPI(runtime: runtime, configuration: .init(tokens: ["t"]))
+                api.register(on: router, atPath: "/continuum")
+                // One collection on its own, in a group with the context it needs.
+                router.group("/ops", context: ContinuumRequestContext<BasicRequestContext>.self).addRoutes(api.dashboardRoutes())
+                router.group("/tenants/:tenant", context: ContinuumRequestContext<BasicRequestContext>.self).addRoutes(api.dashboardRoutes())
+                let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+                try await app.test(.live) { client in
+                    let auth: HTTPFields = [.authorization: "Bearer t"]
+                    let started = try await client.execute(
+                        uri: "/continuum/v1/workflows/approval?id=m/1", method: .post, headers: auth, body: json(#"{"amount": 1}"#))
+                    #expect(started.status == .created)
+                    try await eventually { try await runtime.history(of: "m/1").count == 2 }
+                    #expect(try await client.execute(uri: "/v1/workflows/m%2F1", method: .get, headers: auth).status == .notFound)
+                    #expect(try await client.execute(uri: "/continuum/v1/workflows/m%2F1", method: .get, headers: auth).status == .ok)
+                    #expect(try await client.execute(uri: "/continuum/healthz", method: .get).status == .ok)
+                    let host = try await client.execute(uri: "/", method: .get)
+                    #expect(String(buffer: host.body) == "the host's own page")
+
+                    for (base, uri) in [("/continuum", "/continuum"), ("/continuum", "/continuum/"), ("/ops", "/ops/")] {
+                        let overview = try await client.execute(uri: uri, method: .get, headers: auth)
+                        #expect(overview.status == .ok, "\(uri)")
+                        #expect(String(buffer: overview.body).contains(#"<a href="\#(base)/ui/workflows/m%2F1">m/1</a>"#), "\(uri)")
+                        let timeline = String(buffer: try await client.execute(uri: base + "/ui/workflows/m%2F1", method: .get, headers: auth).body)
+                        #expect(timeline.contains(#"<form id=send method=post action="\#(base)/ui/workflows/m%2F1/events">"#), "\(base)")
+                        #expect(timeline.contains(#"<h1><a href="\#(base)/">Continuum</a></h1>"#), "\(base)")
+                        let anonymous = try await client.execute(uri: base + "/ui/workflows/m%2F1", method: .get)
+                        #expect(anonymous.status == .unauthorized)
+                        #expect(String(buffer: anonymous.body).contains(#"<form id=login method=post action="\#(base)/login">"#), "\(base)")
+                        let login = try await client.execute(
+                            uri: base + "/login", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"], body: json("token=t"))
+                        #expect(login.status == .seeOther && login.headers[.location] == base + "/")
+                        #expect(try cookieAttributes(login).contains("Path=\(base)"), "\(login.headers)")
+                    }
+                    // A mount path that could smuggle attributes into the cookie (`;` may stand in a path) gets Path=/.
+                    let smuggled = try await client.execute(
+                        uri: "/tenants/a;Domain=evil.example/login", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+                        body: json("token=t"))
+                    #expect(smuggled.status == .seeOther && smuggled.headers[.location] == "/tenants/a;Domain=evil.example/")
+                    #expect(try cookieAttributes(smuggled) == ["Path=/", "HttpOnly", "SameSite=Strict"])
+                    let cancelled = try await client.execute(uri: "/ops/ui/workflows/m%2F1/cancel", method: .post, headers: auth)
+                    #expect(cancelled.status == .seeOther && cancelled.headers[.location] == "/ops/ui/workflows/m%2F1")
+                    await #expect(throws: ContinuumError.self) { try await runtime.handle(Approval.self, id: "m/1").result() }
+                }
+            }
+        }
+    }
+
+    @Test("runtime error codes map to statuses in one place", arguments: [
+        (ContinuumError.Code.invalidArgument, 400), (.payloadCoding, 400), (.unknownWorkflow, 404), (.unknownWorkflowType, 404),
+        (.workflowFinished, 409), (.workflowIDConflict, 409), (.dedupKeyConflict, 409), (.nondeterminism, 409), (.corruptedData, 409),
+        (.notRunning, 503), (.storeClosed, 503), (.storeLocked, 503), (.ownershipLost, 503), (.storageFull, 507), (.payloadTooLarge, 413),
+        (.alreadyRunning, 500), (.storageFailure, 500),
+    ] as [(ContinuumError.Code, Int)])
+    func statuses(code: ContinuumError.Code, status: Int) {
+        let error = APIError(ContinuumError(code, "what happened"))
+        #expect(error.status.code == status)
+        #expect(error.code.name == code.name && error.message == "what happened")
+    }
+}
+
+/// The attributes of a response's `Set-Cookie`, in any order.
+func cookieAttributes(_ response: TestResponse) throws -> Set<String> {
+    let cookie = try #require(response.headers[.setCookie])
+    return Set(cookie.split(separator: ";").dropFirst().map { $0.trimmingCharacters(in: .whitespaces) })
 }
 
 extension HTTPTests {

@@ -86,6 +86,9 @@ struct ServeTests {
             let exported = try await run(["export", "po-2"])
             #expect(exported.0 == .exited(0))
             #expect(exported.1.contains(#""kind":"cancelRequested""#) && exported.1.contains("not needed"), "\(exported.1.prefix(400))")
+            // What export prints is a history file, as the replayer reads it.
+            let history = try WorkflowHistory(json: Data(exported.1.utf8))
+            #expect(history.id == "po-2" && history.type == "purchase-approval" && history.status == .cancelled)
             let unknown = try await run(["send", "nobody", "approve"])
             #expect(unknown.0 != .exited(0), "sending to an unknown workflow succeeded")
             server.terminate()

@@ -1,2 +1,0 @@
-import Continuum
-import Hummingbird

@@ -1,0 +1,230 @@
+import Continuum
+import Foundation
+
+// The dashboard's view models: plain values the templates read (stored properties only, which
+// is what swift-mustache's reflection sees). Each page has `title` and `home` for the layout.
+
+/// Where the dashboard's pages are, under whatever path it was mounted at.
+struct DashboardLinks: Sendable {
+    /// The mount path: `""` at the root, else like `/ops`.
+    let base: String
+
+    /// The links of a request to a route of `routeDepth` path segments (`ui/workflows/:id` has 3):
+    /// the segments before those are where the collection was mounted.
+    init(request path: String, routeDepth: Int) {
+        base = path.split(separator: "/").dropLast(routeDepth).map { "/" + $0 }.joined()
+    }
+
+    var home: String { base + "/" }
+    var login: String { base + "/login" }
+    /// The login cookie's path: the whole dashboard. A mount path with characters that could
+    /// end the attribute (`;` is allowed in a URL path) falls back to `/`.
+    var cookiePath: String {
+        let safe = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~/%"))
+        guard !base.isEmpty, base.unicodeScalars.allSatisfy({ $0.isASCII && safe.contains($0) }) else { return "/" }
+        return base
+    }
+
+    func overview(status: WorkflowStatus?, after: String? = nil) -> String {
+        var query: [String] = []
+        if let status { query.append("status=\(status.rawValue)") }
+        if let after { query.append("after=\(Self.percentEncoded(after))") }
+        return home + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
+    }
+
+    func workflow(_ id: String) -> String { base + "/ui/workflows/" + Self.percentEncoded(id) }
+
+    /// A path segment or query value, percent-encoded: nothing but unreserved characters stays.
+    static func percentEncoded(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? ""
+    }
+}
+
+struct OverviewPage {
+    struct StatusCount {
+        let status: String
+        let count: Int
+        let selected: Bool
+        let link: String
+    }
+
+    struct Row {
+        let id: String
+        let link: String
+        let type: String
+        let status: String
+        let createdAt: String
+        let updatedAt: String
+    }
+
+    let title = "Workflows"
+    let home: String
+    let total: Int
+    let allSelected: Bool
+    let counts: [StatusCount]
+    let rows: [Row]
+    /// The next page's link, when there is one.
+    let next: String?
+
+    init(counts: StatusCounts, filter: WorkflowStatus?, page: WorkflowPage, links: DashboardLinks) {
+        home = links.home
+        total = counts.total
+        allSelected = filter == nil
+        self.counts = WorkflowStatus.allCases.map { status in
+            StatusCount(status: status.rawValue, count: counts[status], selected: filter == status, link: links.overview(status: status))
+        }
+        rows = page.workflows.map { workflow in
+            Row(
+                id: workflow.id, link: links.workflow(workflow.id), type: workflow.type, status: workflow.status.rawValue,
+                createdAt: Timestamp.string(nanoseconds: workflow.createdAt), updatedAt: Timestamp.string(nanoseconds: workflow.updatedAt))
+        }
+        next = page.next.map { links.overview(status: filter, after: $0) }
+    }
+}
+
+struct TimelinePage {
+    struct Suspension {
+        let code: String
+        let message: String
+    }
+
+    /// Where the forms of an unfinished workflow post.
+    struct Actions {
+        let send: String
+        let cancel: String
+    }
+
+    let title: String
+    let home: String
+    let id: String
+    let type: String
+    let status: String
+    let suspension: Suspension?
+    let entries: [TimelineEntry]
+    let actions: Actions?
+
+    init(summary: WorkflowSummary, suspension: SuspensionRecord?, events: [HistoryEvent], links: DashboardLinks) {
+        title = summary.id
+        home = links.home
+        id = summary.id
+        type = summary.type
+        status = summary.status.rawValue
+        self.suspension = suspension.map { Suspension(code: $0.code, message: $0.message) }
+        entries = events.map(TimelineEntry.init)
+        let page = links.workflow(summary.id)
+        actions = summary.status.isFinished ? nil : Actions(send: page + "/events", cancel: page + "/cancel")
+    }
+}
+
+/// One event of a workflow's history as the timeline shows it: its time, kind, step and
+/// attempt, and what it carried, read from the event's own fields.
+struct TimelineEntry {
+    struct Detail {
+        let label: String
+        let value: String
+    }
+
+    let sequence: UInt32
+    let time: String
+    let kind: String
+    /// The step's or wait's name, with its occurrence when it is not the first of that name.
+    let step: String
+    let attempt: String
+    let details: [Detail]
+    let error: FailureRecord?
+
+    init(_ event: HistoryEvent) {
+        sequence = event.sequence
+        time = Timestamp.string(nanoseconds: event.timestamp)
+        kind = event.kindName
+        var step: StepKey?
+        var attempt: UInt32?
+        var details: [Detail] = []
+        var error: FailureRecord?
+        func add(_ label: String, _ value: String) { details.append(Detail(label: label, value: value)) }
+        func json(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
+        switch event.kind {
+        case .workflowStarted(let type, let input, _):
+            add("type", type)
+            add("input", json(input))
+        case .stepCompleted(let record, let result):
+            step = record.key
+            add("result", json(result))
+        case .stepFailed(let record, let failure):
+            step = record.key
+            error = failure
+        case .workflowCompleted(let output):
+            add("output", json(output))
+        case .workflowFailed(let failure):
+            error = failure
+        case .waitStarted(let record, let wait, let due):
+            step = record.key
+            switch wait {
+            case .timer: add("waitsFor", "timer")
+            case .event(let name): add("waitsFor", "event '\(name)'")
+            }
+            if let due { add("until", Timestamp.string(nanoseconds: due)) }
+        case .waitEnded(let key, let outcome):
+            step = key
+            switch outcome {
+            case .fired(let lateness): add("outcome", "fired, \(Double(lateness) / 1e6) ms late")
+            case .received(let sequence): add("outcome", "received event #\(sequence)")
+            case .timedOut: add("outcome", "timed out")
+            case .cancelled: add("outcome", "cancelled")
+            }
+        case .stepRetrying(let record, let number, let failure, let next):
+            step = record.key
+            attempt = number
+            error = failure
+            add("nextAttemptAt", Timestamp.string(nanoseconds: next))
+        case .cancelRequested(let reason), .workflowCancelled(let reason):
+            add("reason", reason)
+        case .eventReceived(let name, let payload, let dedupKey):
+            add("event", name)
+            add("payload", json(payload))
+            if let dedupKey { add("dedupKey", dedupKey) }
+        case .workflowSuspended(let record):
+            add("code", record.code)
+            add("message", record.message)
+            if let recorded = record.recorded { add("recorded", "\(recorded)") }
+            if let requested = record.requested { add("requested", "\(requested)") }
+        case .workflowResumed(let action):
+            add("by", action.by)
+            add("reason", action.reason)
+        case .workflowReset(let target, let generation, let action):
+            add("to event", "#\(target)")
+            add("generation", "\(generation)")
+            add("by", action.by)
+            add("reason", action.reason)
+        case .workflowForked(let from, let sequence, let action):
+            add("from", "\(from) at event #\(sequence)")
+            add("by", action.by)
+            add("reason", action.reason)
+        case .markerRecorded(let marker):
+            add("marker", marker)
+        }
+        self.step = step.map { $0.occurrence == 0 ? $0.name : "\($0.name) #\($0.occurrence)" } ?? ""
+        self.attempt = attempt.map(String.init) ?? ""
+        self.details = details
+        self.error = error
+    }
+}
+
+struct LoginPage {
+    let title = "Sign in"
+    let home: String
+    let action: String
+    let message: String?
+
+    init(links: DashboardLinks, message: String? = nil) {
+        home = links.home
+        action = links.login
+        self.message = message
+    }
+}
+
+struct ErrorPage {
+    let title = "Error"
+    let home: String
+    let message: String
+}

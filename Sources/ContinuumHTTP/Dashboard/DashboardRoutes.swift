@@ -1,0 +1,166 @@
+import Continuum
+import Foundation
+import HTTPTypes
+public import Hummingbird
+public import HummingbirdAuth
+import Logging
+
+extension ContinuumAPI {
+    /// The dashboard: small server-rendered pages over the same runtime as the API, as a
+    /// collection to mount with `addRoutes(_:atPath:)`; its links follow wherever it is mounted.
+    ///
+    /// `GET /` lists workflows with counts by status; `GET /ui/workflows/{id}` shows one
+    /// workflow's timeline (every event with its time, step, attempt, result or error, and what
+    /// it waits for until when), a form that sends it an event, and a cancel button. With tokens
+    /// configured the pages need a token too: an `Authorization: Bearer` header, or the cookie
+    /// the login form (`POST /login`) sets (`HttpOnly`, `SameSite=Strict`). Forms pass the same
+    /// size and cross-site checks as the API; errors are pages with the API error's status.
+    public func dashboardRoutes<Context: AuthRequestContext<ContinuumCaller>>(context: Context.Type = Context.self) -> RouteCollection<Context> {
+        let routes = RouteCollection(context: Context.self)
+        /// Adds a page at `path`; `needsCaller: false` for the login form itself.
+        func page(
+            _ path: RouterPath, _ method: HTTPRequest.Method, needsCaller: Bool = true,
+            _ handle: @escaping @Sendable (Request, Context, DashboardLinks) async throws -> Response
+        ) {
+            let depth = path.count
+            let group = routes.group()
+                .add(middleware: DashboardPageMiddleware(routeDepth: depth))
+                .add(middleware: BodyLimitMiddleware(limit: configuration.maxBodySize))
+            if needsCaller {
+                group
+                    .add(middleware: BearerAuthenticator(tokens: configuration.tokens))
+                    .add(middleware: TokenCookieAuthenticator(tokens: configuration.tokens))
+                    .add(middleware: RequireCaller(required: configuration.requiresAuthentication, refusal: LoginRequired()))
+            }
+            group.add(middleware: CrossSiteMiddleware())
+            group.on(path, method: method) { request, context in
+                try await handle(request, context, DashboardLinks(request: request.uri.path, routeDepth: depth))
+            }
+        }
+        page("", .get) { request, _, links in try await self.overview(request, links) }
+        page("ui/workflows/:id", .get) { _, context, links in try await self.timeline(context.pathParameter("id"), links) }
+        page("ui/workflows/:id/events", .post) { request, context, links in
+            let id = context.pathParameter("id")
+            try self.validate(id: id)
+            let form = try await Self.form(EventForm.self, request, limit: self.configuration.maxBodySize)
+            let name = form.name ?? ""
+            let payload = Array((form.payload ?? "").isEmpty ? "null".utf8 : form.payload!.utf8)
+            try self.validate(name: name, what: "event name")
+            guard JSONText.isValid(payload) else { throw APIError.notJSON("The payload") }
+            try await self.runtime.send(name, to: id, json: payload, dedupKey: nil)
+            return Response(status: .seeOther, headers: [.location: links.workflow(id)])
+        }
+        page("ui/workflows/:id/cancel", .post) { _, context, links in
+            let id = context.pathParameter("id")
+            try self.validate(id: id)
+            try await self.runtime.cancel(id, reason: "cancelled from the dashboard")
+            return Response(status: .seeOther, headers: [.location: links.workflow(id)])
+        }
+        page("login", .post, needsCaller: false) { request, _, links in try await self.login(request, links) }
+        return routes
+    }
+
+    // MARK: Pages
+
+    func overview(_ request: Request, _ links: DashboardLinks) async throws -> Response {
+        let query = request.uri.queryParameters
+        let filter = try query.get("status").map(WorkflowStatus.init(query:))
+        let counts = try await runtime.counts()
+        let page = try await runtime.list(status: filter, after: query.get("after"), limit: 100)
+        return Dashboard.html(.ok, DashboardTemplates.render(OverviewPage(counts: counts, filter: filter, page: page, links: links), "overview"))
+    }
+
+    func timeline(_ id: String, _ links: DashboardLinks) async throws -> Response {
+        try validate(id: id)
+        guard let summary = try await runtime.status(of: id) else { throw APIError.unknownWorkflow(id) }
+        let page = TimelinePage(summary: summary, suspension: try await runtime.suspension(of: id), events: try await runtime.history(of: id), links: links)
+        return Dashboard.html(.ok, DashboardTemplates.render(page, "timeline"))
+    }
+
+    func login(_ request: Request, _ links: DashboardLinks) async throws -> Response {
+        let token = try await Self.form(LoginForm.self, request, limit: configuration.maxBodySize).token ?? ""
+        guard configuration.tokens.accepts(token) else {
+            return Dashboard.html(.unauthorized, DashboardTemplates.render(LoginPage(links: links, message: "That token is not accepted."), "login"))
+        }
+        // Behind a TLS-terminating proxy the browser speaks HTTPS: keep the cookie off plain HTTP.
+        let forwarded = request.headers[Dashboard.forwardedProto]?.split(separator: ",").first?.trimmingCharacters(in: .whitespaces)
+        let secure = configuration.secureCookies || forwarded?.lowercased() == "https"
+        var response = Response(status: .seeOther, headers: [.location: links.home])
+        response.setCookie(
+            Cookie(
+                name: Dashboard.cookieName, value: DashboardLinks.percentEncoded(token), path: links.cookiePath, secure: secure,
+                httpOnly: true, sameSite: .strict))
+        return response
+    }
+
+    /// The body as an `application/x-www-form-urlencoded` form, or `400 invalidArgument`.
+    static func form<Form: Decodable>(_ type: Form.Type, _ request: Request, limit: Int) async throws -> Form {
+        let body = String(buffer: try await request.body.collect(upTo: limit))
+        do {
+            return try URLEncodedFormDecoder().decode(Form.self, from: body)
+        } catch {
+            throw APIError.invalidArgument("The form is not application/x-www-form-urlencoded as a browser sends it: \(error).")
+        }
+    }
+}
+
+/// The dashboard's event form.
+private struct EventForm: Decodable {
+    var name: String?
+    var payload: String?
+}
+
+/// The dashboard's login form.
+private struct LoginForm: Decodable {
+    var token: String?
+}
+
+enum Dashboard {
+    static let cookieName = "continuum_token"
+    static let forwardedProto = HTTPField.Name("X-Forwarded-Proto")!
+
+    static func html(_ status: HTTPResponse.Status, _ page: String) -> Response {
+        Response(
+            status: status, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: page)))
+    }
+}
+
+/// Accepts a request whose login cookie holds an accepted token.
+struct TokenCookieAuthenticator<Context: AuthRequestContext<ContinuumCaller>>: AuthenticatorMiddleware {
+    let tokens: BearerTokens
+
+    func authenticate(request: Request, context: Context) async throws -> ContinuumCaller? {
+        guard context.identity == nil, let cookie = request.cookies[Dashboard.cookieName] else { return nil }
+        return tokens.accepts(cookie.value.removingPercentEncoding ?? cookie.value) ? .tokenHolder : nil
+    }
+}
+
+/// Thrown for a dashboard request nobody authenticated: answered with the login form.
+struct LoginRequired: Error {}
+
+/// Answers the errors of a dashboard page as pages: the login form (`401`) for
+/// ``LoginRequired``, and an error page with its status for an API or runtime error.
+struct DashboardPageMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// How many path segments the page's route has, to find the dashboard's own links.
+    let routeDepth: Int
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let failure: APIError
+        do {
+            return try await next(request, context)
+        } catch is LoginRequired {
+            let links = DashboardLinks(request: request.uri.path, routeDepth: routeDepth)
+            return Dashboard.html(.unauthorized, DashboardTemplates.render(LoginPage(links: links), "login"))
+        } catch let error as APIError {
+            failure = error
+        } catch let error as ContinuumError {
+            failure = APIError(error)
+        }
+        context.logger.log(
+            level: failure.status.code >= 500 ? .error : .debug, "Dashboard request refused: \(failure.message)",
+            metadata: [LogKey.errorCode: "\(failure.code)", LogKey.status: "\(failure.status.code)", LogKey.path: "\(request.uri.path)"])
+        let links = DashboardLinks(request: request.uri.path, routeDepth: routeDepth)
+        return Dashboard.html(failure.status, DashboardTemplates.render(ErrorPage(home: links.home, message: failure.message), "error"))
+    }
+}

@@ -1,0 +1,184 @@
+import Continuum
+import Foundation
+import HTTPTypes
+public import Hummingbird
+public import HummingbirdAuth
+
+extension ContinuumAPI {
+    /// The JSON API, `v1/workflows…`, as a collection to mount with `addRoutes(_:atPath:)`.
+    ///
+    /// Its context must carry a ``ContinuumCaller``: use ``ContinuumRequestContext``, or a
+    /// context of your own that conforms to `AuthRequestContext<ContinuumCaller>`.
+    ///
+    /// Each route checks, in order: the body size (`413`), the caller (`401`; for an event a
+    /// webhook signature does instead of a token), for a write the site a browser sent it from
+    /// (`403`), then ids, names and JSON (`400`); only then does it reach the runtime.
+    public func workflowRoutes<Context: AuthRequestContext<ContinuumCaller>>(context: Context.Type = Context.self) -> RouteCollection<Context> {
+        let routes = RouteCollection(context: Context.self)
+            .add(middleware: RuntimeErrorMiddleware())
+            .add(middleware: BodyLimitMiddleware(limit: configuration.maxBodySize))
+            .add(middleware: BearerAuthenticator(tokens: configuration.tokens))
+
+        routes.group("v1/workflows")
+            .add(
+                middleware: WebhookAuthenticator(
+                    verifier: configuration.webhooks, replayGuard: replayGuard, limits: runtime.limits, maxBodySize: configuration.maxBodySize)
+            )
+            .add(middleware: RequireCaller(required: configuration.requiresAuthentication, refusal: unauthorized(event: true)))
+            .add(middleware: CrossSiteMiddleware())
+            .post(":id/events/:name") { request, context in try await self.send(request, context) }
+
+        let workflows = routes.group("v1/workflows")
+            .add(middleware: RequireCaller(required: configuration.requiresAuthentication, refusal: unauthorized(event: false)))
+            .add(middleware: CrossSiteMiddleware())
+        // The router needs one parameter name per position: here `:id` holds the type's name.
+        workflows.post(":id") { request, context in try await self.start(request, context) }
+        workflows.get(":id") { _, context in try await self.workflow(context.pathParameter("id")) }
+        workflows.get(":id/history") { _, context in try await self.history(context.pathParameter("id")) }
+        workflows.get { request, _ in try await self.list(request) }
+        workflows.post(":id/cancel") { request, context in try await self.cancel(request, context) }
+        return routes
+    }
+
+    private func unauthorized(event: Bool) -> APIError {
+        APIError(
+            status: .unauthorized, code: .unauthorized,
+            message: "This server requires a bearer token: send `Authorization: Bearer <token>`"
+                + (event && !configuration.webhooks.isEmpty ? ", or sign the delivery with a webhook secret." : "."))
+    }
+
+    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+
+    // MARK: Handlers
+
+    func start(_ request: Request, _ context: some RequestContext) async throws -> EditedResponse<JSONAnswer<StartReceipt>> {
+        let type = context.pathParameter("id")
+        let id = request.uri.queryParameters.get("id") ?? UUID().uuidString.lowercased()
+        try validate(name: type, what: "workflow type")
+        try validate(id: id)
+        guard runtime.workflowTypes.contains(type) else {
+            throw APIError(
+                status: .notFound, code: .unknownWorkflowType,
+                message: "No workflow type '\(type)' is registered here; the types are: \(runtime.workflowTypes.joined(separator: ", ")).")
+        }
+        let input = try await jsonBody(request, what: "The body (the workflow's input)")
+        let receipt = try await runtime.start(type: type, id: id, json: input)
+        return EditedResponse(status: receipt.created ? .created : .ok, response: JSONAnswer(receipt))
+    }
+
+    func send(_ request: Request, _ context: some AuthRequestContext<ContinuumCaller>) async throws -> EditedResponse<JSONAnswer<EventReceipt>> {
+        let id = context.pathParameter("id")
+        let name = context.pathParameter("name")
+        // A signed delivery is deduplicated by its signed webhook-id, never by an unsigned
+        // header a replayer could change.
+        let key: String?
+        if case .webhook(let signedID)? = context.identity {
+            key = signedID
+        } else {
+            key = request.headers[Self.idempotencyKey] ?? request.headers[WebhookHeader.id]
+        }
+        try validate(id: id)
+        try validate(name: name, what: "event name")
+        if let key { try validate(name: key, what: "Idempotency-Key") }
+        let payload = try await jsonBody(request, what: "The body (the event's payload)")
+        let receipt = try await runtime.send(name, to: id, json: payload, dedupKey: key)
+        return EditedResponse(status: receipt.duplicate ? .ok : .accepted, response: JSONAnswer(receipt))
+    }
+
+    func workflow(_ id: String) async throws -> WorkflowInfo {
+        try validate(id: id)
+        guard let summary = try await runtime.status(of: id) else { throw APIError.unknownWorkflow(id) }
+        let last = summary.status.isFinished ? try await runtime.history(of: id).last : nil
+        return WorkflowInfo(summary, last: last, suspension: try await runtime.suspension(of: id))
+    }
+
+    func history(_ id: String) async throws -> HistoryAnswer {
+        try validate(id: id)
+        guard let summary = try await runtime.status(of: id) else { throw APIError.unknownWorkflow(id) }
+        let events = try await runtime.history(of: id)
+        return HistoryAnswer(history: WorkflowHistory(id: id, type: summary.type, status: summary.status, events: events))
+    }
+
+    func list(_ request: Request) async throws -> WorkflowList {
+        let query = request.uri.queryParameters
+        let status = try query.get("status").map(WorkflowStatus.init(query:))
+        let limit = try query.get("limit").map { text throws(APIError) in
+            guard let value = Int(text), (1...1000).contains(value) else {
+                throw APIError.invalidArgument("limit must be 1 to 1000; got '\(text)'.")
+            }
+            return value
+        }
+        let page = try await runtime.list(status: status, after: query.get("after"), limit: limit ?? 100)
+        return WorkflowList(workflows: page.workflows.map(WorkflowInfo.init), next: page.next)
+    }
+
+    func cancel(_ request: Request, _ context: some RequestContext) async throws -> EditedResponse<CancelReceipt> {
+        let id = context.pathParameter("id")
+        try validate(id: id)
+        var reason = "cancelled over HTTP"
+        let body = Array(buffer: try await request.body.collect(upTo: configuration.maxBodySize))
+        if !body.isEmpty {
+            guard JSONText.isValid(body) else { throw APIError.notJSON("The body (`{\"reason\": \"…\"}`)") }
+            guard let decoded = try? JSONDecoder().decode(CancelRequest.self, from: Data(body)) else {
+                throw APIError.invalidArgument("The body must be a JSON object, `{\"reason\": \"…\"}`.")
+            }
+            reason = decoded.reason ?? reason
+        }
+        try await runtime.cancel(id, reason: reason)
+        return EditedResponse(status: .accepted, response: CancelReceipt(id: id, cancelRequested: true))
+    }
+
+    // MARK: Checks
+
+    /// The body as JSON bytes (`null` when empty), or `400 invalidJSON`.
+    func jsonBody(_ request: Request, what: String) async throws -> [UInt8] {
+        let body = Array(buffer: try await request.body.collect(upTo: configuration.maxBodySize))
+        if body.isEmpty { return Array("null".utf8) }
+        guard JSONText.isValid(body) else { throw APIError.notJSON(what) }
+        return body
+    }
+
+    /// A workflow id: 1 to the store's limit of bytes, without control characters.
+    func validate(id: String) throws(APIError) {
+        try Self.validate(name: id, what: "workflow id", limit: runtime.limits.maxWorkflowIDBytes)
+    }
+
+    /// A type or event name, or a dedup key: 1 to the store's limit of bytes, without control characters.
+    func validate(name: String, what: String) throws(APIError) {
+        try Self.validate(name: name, what: what, limit: runtime.limits.maxNameBytes)
+    }
+
+    static func validate(name: String, what: String, limit: Int) throws(APIError) {
+        guard !name.isEmpty, name.utf8.count <= limit, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw APIError.invalidArgument(
+                "A \(what) must be 1 to \(limit) bytes of UTF-8 without control characters; got \(name.utf8.count) bytes.")
+        }
+    }
+}
+
+/// The body of `POST /v1/workflows/{id}/cancel`, when there is one.
+private struct CancelRequest: Decodable {
+    var reason: String?
+}
+
+extension WorkflowStatus {
+    /// The status a query parameter names, or `400 invalidArgument`.
+    init(query text: String) throws(APIError) {
+        guard let status = WorkflowStatus(named: text) else {
+            throw APIError.invalidArgument("status must be one of \(WorkflowStatus.names); got '\(text)'.")
+        }
+        self = status
+    }
+}
+
+/// The JSON-syntax check of request bodies; the runtime decodes them itself where it must.
+enum JSONText {
+    /// Whether `bytes` are one JSON value (any, not only an object or array) in UTF-8, nested at
+    /// most 512 deep.
+    static func isValid(_ bytes: [UInt8]) -> Bool {
+        // JSON between systems is UTF-8 (RFC 8259), where a NUL byte never stands unescaped;
+        // JSONSerialization would also take UTF-16 and UTF-32, which it recognises by NULs.
+        guard !bytes.contains(0), String(validating: bytes, as: UTF8.self) != nil else { return false }
+        return (try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])) != nil
+    }
+}
