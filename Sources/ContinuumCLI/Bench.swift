@@ -15,14 +15,18 @@ struct Bench: AsyncParsableCommand {
             --scenario events  N workflows waiting for an event, sent by C concurrent senders; reports delivery latency.
             --scenario restart N workflows sleeping for a day, parked; then a fresh process opens the store and
                                reports the time until it is ready to serve and its resident memory.
+            --scenario check   N workflows asleep after three steps; then the deploy gate replays all of them
+                               against the same code (read-only) and reports how long it took.
+            Every report has cpu_us_per_workflow: the process's user+system CPU time (getrusage) per workflow,
+            which a noisy machine moves far less than wall time.
             Build with -c release for meaningful figures.
             """)
 
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
-        case steps, timers, events, restart
+        case steps, timers, events, restart, check
     }
 
-    @Option(help: "What to measure: steps, timers, events or restart.")
+    @Option(help: "What to measure: steps, timers, events, restart or check.")
     var scenario = Scenario.steps
 
     @Option(help: "How many workflows to run.")
@@ -60,13 +64,16 @@ struct Bench: AsyncParsableCommand {
         // The restart scenario parks its sleepers quickly.
         let (store, runtime) = try Self.open(directory, parkAfter: scenario == .restart ? .seconds(1) : .seconds(10))
         let prefix = "bench-\(UInt32.random(in: 0 ... .max))-"
-        let report: Report
+        var report: Report
+        let cpuBefore = Self.cpuSeconds()
         switch scenario {
         case .steps: report = try await stepsScenario(runtime, prefix: prefix)
         case .timers: report = try await timersScenario(runtime, prefix: prefix)
         case .events: report = try await eventsScenario(runtime, prefix: prefix)
         case .restart: report = try await restartScenario(runtime, store: store, directory: directory, prefix: prefix)
+        case .check: report = try await checkScenario(runtime, store: store, prefix: prefix)
         }
+        report.cpuMicrosecondsPerWorkflow = (Self.cpuSeconds() - cpuBefore) / Double(workflows) * 1e6
         await store.close()
         if json {
             let encoder = JSONEncoder()
@@ -83,7 +90,7 @@ struct Bench: AsyncParsableCommand {
         storeConfiguration.logger = Logger(label: "continuum.lmdb", factory: { _ in SwiftLogNoOpLogHandler() })
         let store = try LMDBStore(path: directory, configuration: storeConfiguration)
         let runtime = WorkflowRuntime(
-            store: store, workflows: [BenchWorkflow(), SleepWorkflow(), EventWorkflow()],
+            store: store, workflows: [BenchWorkflow(), SleepWorkflow(), EventWorkflow(), CheckWorkflow()],
             configuration: .init(logger: Logger(label: "continuum", factory: { _ in SwiftLogNoOpLogHandler() }), parkAfter: parkAfter))
         return (store, runtime)
     }
@@ -213,6 +220,11 @@ struct Bench: AsyncParsableCommand {
         var residentMegabytes: Double?
         var peakResidentMegabytes: Double?
         var early: Int?
+        /// The process's CPU time (user + system) for the whole scenario, per workflow, in µs.
+        var cpuMicrosecondsPerWorkflow: Double?
+        /// Check: how long the deploy gate took, and per workflow.
+        var checkSeconds: Double?
+        var checkMicrosecondsPerWorkflow: Double?
         /// Timers: deadline → the workflow appending the firing.
         var appendedP50: Double?
         var appendedP99: Double?
@@ -237,6 +249,9 @@ struct Bench: AsyncParsableCommand {
             case timersPerSecond = "timers_per_second"
             case eventsPerSecond = "events_per_second"
             case restartSeconds = "restart_seconds"
+            case cpuMicrosecondsPerWorkflow = "cpu_us_per_workflow"
+            case checkSeconds = "check_seconds"
+            case checkMicrosecondsPerWorkflow = "check_us_per_workflow"
             case readySeconds = "ready_seconds"
             case residentMegabytes = "rss_mb"
             case peakResidentMegabytes = "peak_rss_mb"
@@ -269,6 +284,12 @@ struct Bench: AsyncParsableCommand {
             if let eventsPerSecond {
                 lines.append("  events/s     \(format(eventsPerSecond))")
                 lines.append("  delivery     p50 \(format(p50)) ms   p99 \(format(p99)) ms   max \(format(max)) ms (send → workflow finished)")
+            }
+            if let checkSeconds, let checkMicrosecondsPerWorkflow {
+                lines.append("  deploy gate  \(format(checkSeconds)) s for all of them (\(format(checkMicrosecondsPerWorkflow)) µs per workflow)")
+            }
+            if let cpuMicrosecondsPerWorkflow {
+                lines.append("  CPU          \(format(cpuMicrosecondsPerWorkflow)) µs per workflow (user + system)")
             }
             return lines.joined(separator: "\n")
         }
@@ -304,6 +325,54 @@ struct EventWorkflow: Workflow {
 
     func run(_ ctx: WorkflowContext, input: Int) async throws -> Int {
         try await ctx.waitForEvent("go", as: Int.self) ?? -1
+    }
+}
+
+/// Three steps, then a day's sleep: an unfinished workflow for the deploy gate to replay.
+struct CheckWorkflow: Workflow {
+    static let name = "continuum.bench.check"
+
+    func run(_ ctx: WorkflowContext, input: Int) async throws -> Int {
+        var total = 0
+        for index in 0..<3 { total += try await ctx.step("step-\(index)") { index + input } }
+        try await ctx.sleep(for: .seconds(86_400))
+        return total
+    }
+}
+
+extension Bench {
+    /// Starts N workflows that sleep after three steps, then times the deploy gate over them.
+    func checkScenario(_ runtime: WorkflowRuntime, store: LMDBStore, prefix: String) async throws -> Report {
+        let total = workflows
+        let (elapsed, _) = try await runtime.withRunning { runtime in
+            let started = try await fanOut(total: total) { index in
+                try await runtime.start(CheckWorkflow.self, id: prefix + String(index), input: index)
+            }
+            // Every one asleep: its timer is in the store's index.
+            while try await store.timers(after: nil, limit: total).count < total {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            return started
+        }
+        let cpuBefore = Self.cpuSeconds()
+        let report = try await WorkflowReplayer(workflows: [CheckWorkflow()]).check(store: store)
+        let cpu = Self.cpuSeconds() - cpuBefore
+        guard report.checked == total, report.passed else {
+            throw ValidationError("the gate checked \(report.checked) of \(total) workflows, \(report.breaking) breaking")
+        }
+        var result = Report(scenario: "check", workflows: total, concurrency: concurrency, seconds: elapsed.seconds, latencies: [])
+        result.checkSeconds = report.seconds
+        result.checkMicrosecondsPerWorkflow = report.seconds / Double(total) * 1e6
+        FileHandle.standardError.write(Data("check: \(total) workflows replayed in \(report.seconds) s, \(cpu) s of CPU\n".utf8))
+        return result
+    }
+
+    /// The process's user + system CPU time so far, in seconds.
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }
 }
 

@@ -32,7 +32,7 @@ struct Check: AsyncParsableCommand {
     var codeChange: WorkflowRuntime.CodeChangePolicy = .suspend
 
     @Option(help: "How many workflows are replayed at once.")
-    var concurrency = 8
+    var concurrency = 64
 
     func run() async throws {
         var configuration = LMDBStore.Configuration()

@@ -251,3 +251,56 @@ private struct RenamedReminder: Workflow {
         return input
     }
 }
+
+/// Runs the steps its input names, sleeping a day at the given position; `rename` and
+/// `insertFirst` change the code the ways a deploy might.
+private struct Generated: Workflow {
+    static let name = "generated"
+    struct Script: Codable, Sendable { var steps: [String]; var sleepAt: Int }
+    var rename: (from: String, to: String)? = nil
+    var insertFirst: String? = nil
+
+    func run(_ ctx: WorkflowContext, input: Script) async throws -> Int {
+        if let insertFirst { try await ctx.step(insertFirst) {} }
+        for (position, name) in input.steps.enumerated() {
+            if position == input.sleepAt { try await ctx.sleep(for: .seconds(86_400)) }
+            let actual = rename.map { name == $0.from ? $0.to : name } ?? name
+            try await ctx.step(actual) {}
+        }
+        return input.steps.count
+    }
+}
+
+@Suite("Deploy gate")
+struct DeployGateTests {
+    @Test("on generated histories it flags exactly the workflows a change would break", arguments: [11 as UInt64, 29, 4242])
+    func generated(seed: UInt64) async throws {
+        var random = SeededGenerator(seed: seed)
+        let pool = (0..<8).map { "s\($0)" }
+        var scripts: [String: Generated.Script] = [:]
+        for index in 0..<60 {
+            let steps = (0..<Int.random(in: 1...6, using: &random)).map { _ in pool.randomElement(using: &random)! }
+            scripts["g\(index)"] = Generated.Script(steps: steps, sleepAt: Int.random(in: 0...steps.count, using: &random))
+        }
+        let clock = ManualClock()
+        let store = InMemoryStore()
+        try await WorkflowRuntime.withRuntime(store: store, workflows: [Generated()], configuration: .init(clock: clock, parkAfter: nil)) { runtime in
+            for (id, script) in scripts { try await runtime.start(Generated.self, id: id, input: script) }
+            // Each asleep at its position, or finished when it sleeps after its last step.
+            for (id, script) in scripts where script.sleepAt < script.steps.count {
+                try await runtime.waitForHistory(of: id) { $0.contains { $0.kindName == "waitStarted" } }
+            }
+        }
+        let unfinished = scripts.filter { $0.value.sleepAt < $0.value.steps.count }
+        let same = try await WorkflowReplayer(workflows: [Generated()]).check(store: store)
+        #expect(same.passed && same.checked == unfinished.count, "\(same.text())")
+        // Renaming s3 breaks the workflows that recorded s3 before their sleep.
+        let renamed = try await WorkflowReplayer(workflows: [Generated(rename: ("s3", "s3-renamed"))]).check(store: store)
+        let expected = Set(unfinished.filter { $0.value.steps.prefix($0.value.sleepAt).contains("s3") }.keys)
+        #expect(Set(renamed.entries.filter(\.breaks).map(\.id)) == expected, "seed \(seed): \(renamed.text())")
+        #expect(renamed.entries.filter(\.breaks).allSatisfy { $0.verdict == .wouldSuspend })
+        // A step inserted first breaks every unfinished workflow: each recorded something at position 0.
+        let inserted = try await WorkflowReplayer(workflows: [Generated(insertFirst: "new")]).check(store: store)
+        #expect(inserted.breaking == unfinished.count, "seed \(seed): \(inserted.text())")
+    }
+}

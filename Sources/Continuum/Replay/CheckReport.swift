@@ -146,7 +146,7 @@ extension WorkflowReplayer {
     /// Nothing runs and nothing is written: it works on a store opened read-only beside a
     /// running server.
     public func check(
-        store: any EventStore, statuses: [WorkflowStatus] = [.running, .suspended], concurrency: Int = 8, pageSize: Int = 500
+        store: any EventStore, statuses: [WorkflowStatus] = [.running, .suspended], concurrency: Int = 64, pageSize: Int = 500
     ) async throws(ContinuumError) -> CheckReport {
         let started = ContinuousClock.now
         var results: [ReplayResult] = []
