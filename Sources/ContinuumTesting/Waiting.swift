@@ -17,7 +17,7 @@ extension WorkflowRuntime {
     /// Waits until the store's due-time index holds at least `count` timers: that many waits
     /// with a deadline are committed, whether their workflows are in memory or already parked.
     /// Use it rather than ``waitForTimers(_:timeout:isolation:)`` when workflows may be parked
-    /// (a short `idleTimeout`): a parked workflow's timer no longer waits in memory.
+    /// (a short `parkAfter`): a parked workflow's timer no longer waits in memory.
     public func waitForIndexedTimers(_ count: Int, timeout: Duration = .seconds(10), isolation: isolated (any Actor)? = #isolation) async throws {
         let deadline = ContinuousClock.now + timeout
         while try await store.timers(after: nil, limit: count).count < count {

@@ -5,12 +5,12 @@ import ContinuumTestSupport
 import Foundation
 import Testing
 
-private func withEvictingRuntime<R>(
-    path: String, clock: ManualClock, workflows: [any Workflow], idle: Duration = .milliseconds(50),
+private func withParkingRuntime<R>(
+    path: String, clock: ManualClock, workflows: [any Workflow], parkAfter: Duration = .milliseconds(50),
     _ body: (WorkflowRuntime) async throws -> R
 ) async throws -> R {
     try await WorkflowRuntime.withLMDB(
-        path: path, workflows: workflows, runtime: .init(clock: clock, parkAfter: idle, timerHorizon: .seconds(1)), body)
+        path: path, workflows: workflows, runtime: .init(clock: clock, parkAfter: parkAfter, timerHorizon: .seconds(1)), body)
 }
 
 /// The resident set size of this process, in bytes.
@@ -23,13 +23,13 @@ func residentBytes() -> Int {
 }
 
 @Suite("Parking", .serialized)
-struct EvictionTests {
+struct ParkingTests {
     @Test("a sleeping workflow leaves memory, and its timer brings it back to finish")
-    func sleeperEvictedAndWoken() async throws {
+    func sleeperParkedAndWoken() async throws {
         try await withTemporaryDirectory { path in
             let clock = ManualClock()
             let ledger = Ledger()
-            try await withEvictingRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
+            try await withParkingRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
                 let handle = try await runtime.start(Reminder.self, id: "r", input: "cy")
                 try await runtime.waitForIndexedTimers(1)
                 try await parkAll(runtime, clock: clock)
@@ -47,7 +47,7 @@ struct EvictionTests {
         try await withTemporaryDirectory { path in
             let clock = ManualClock()
             let ledger = Ledger()
-            try await withEvictingRuntime(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
+            try await withParkingRuntime(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
                 let handle = try await runtime.start(Survey.self, id: "s", input: .init(count: 2))
                 try await eventually { try await runtime.history(of: "s").count == 2 }
                 try await parkAll(runtime, clock: clock)
@@ -66,12 +66,12 @@ struct EvictionTests {
         try await withTemporaryDirectory { path in
             let clock = ManualClock()
             let ledger = Ledger()
-            try await withEvictingRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
+            try await withParkingRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
                 for index in 0..<10 { try await runtime.start(Reminder.self, id: "r\(index)", input: "\(index)") }
                 try await runtime.waitForIndexedTimers(10)
                 try await parkAll(runtime, clock: clock)
             }
-            try await withEvictingRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
+            try await withParkingRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
                 try await Task.sleep(for: .milliseconds(100))
                 #expect(runtime.residentWorkflows == 0, "recovery replayed parked workflows")
                 clock.advance(by: .seconds(3 * 86_400))
@@ -123,7 +123,7 @@ struct EvictionTests {
             let clock = ManualClock()
             let ledger = Ledger()
             let before = residentBytes()
-            try await withEvictingRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
+            try await withParkingRuntime(path: path, clock: clock, workflows: [Reminder(ledger: ledger)]) { runtime throws in
                 // Time moves while they start, so those already asleep park as the others start.
                 try await withClockRunning(clock) {
                     try await withThrowingTaskGroup(of: Void.self) { group in
@@ -141,7 +141,7 @@ struct EvictionTests {
                 try await eventually(timeout: .seconds(120)) { try await runtime.store.timers(after: nil, limit: count + 1).count == count }
                 try await parkAll(runtime, clock: clock, timeout: .seconds(120))
                 let parked = residentBytes()
-                print("eviction test: \(count) sleeping workflows parked; RSS \(before / 1_048_576) MiB before, \(parked / 1_048_576) MiB parked")
+                print("parking test: \(count) sleeping workflows parked; RSS \(before / 1_048_576) MiB before, \(parked / 1_048_576) MiB parked")
                 #expect(parked - before < 1_024 * 1_048_576, "resident memory grew by \((parked - before) / 1_048_576) MiB")
                 clock.advance(by: .seconds(3 * 86_400))
                 do {
