@@ -46,6 +46,9 @@ public func eventually(
 public struct ConditionTimeout: Error, CustomStringConvertible {
     /// How long was waited.
     public var timeout: Duration
+
+    /// A timeout after `timeout`.
+    public init(timeout: Duration) { self.timeout = timeout }
     public var description: String { "condition not met within \(timeout)" }
 }
 

@@ -44,7 +44,7 @@ struct DashboardTests {
             let base = "http://127.0.0.1:\(port)"
             for (id, amount) in [("po-1", 1200), ("po-2", 300)] {
                 _ = try await client.execute(uri: "/v1/workflows/approval?id=\(id)", method: .post, body: ByteBuffer(string: #"{"amount": \#(amount)}"#))
-                try await eventually { try await runtime.history(of: id).count == 2 }
+                try await runtime.waitForHistory(of: id) { $0.count == 2 }
             }
             // The event form: a real form post, answered with a redirect to the timeline.
             let sent = try await client.execute(
@@ -68,7 +68,7 @@ struct DashboardTests {
             #expect(timeline.contains("the dashboard"))
             // A running workflow shows the forms.
             _ = try await client.execute(uri: "/v1/workflows/approval?id=po-3", method: .post, body: ByteBuffer(string: #"{"amount": 5}"#))
-            try await eventually { try await runtime.history(of: "po-3").count == 2 }
+            try await runtime.waitForHistory(of: "po-3") { $0.count == 2 }
             let running = try await chromium(["--dump-dom", base + "/ui/workflows/po-3"])
             #expect(running.contains(#"<form id="send" method="post" action="/ui/workflows/po-3/events">"#))
             #expect(running.contains(#"<form id="cancel" method="post" action="/ui/workflows/po-3/cancel">"#))
@@ -110,7 +110,7 @@ struct DashboardTests {
         try await withAPI { client, runtime in
             let hostile = "\u{600}<img src=x onerror=alert(1)>\u{600}\"\u{301} onmouseover=alert(2)"
             try await runtime.start(Approval.self, id: hostile, input: .init(amount: 1))
-            try await eventually { try await runtime.history(of: hostile).count == 2 }
+            try await runtime.waitForHistory(of: hostile) { $0.count == 2 }
             try await runtime.send("approve", to: hostile, payload: Approval.Decision(by: "<script>alert(3)</script>"))
             _ = try await runtime.handle(Approval.self, id: hostile).result()
             let overview = String(buffer: try await client.execute(uri: "/", method: .get).body)

@@ -74,7 +74,7 @@ struct GeneratedInputTests {
         try await withAPI(.init(tokens: ["t"], webhookSecrets: [secret], maxBodySize: 64 * 1024)) { client, runtime in
             let auth: HTTPFields = [.authorization: "Bearer t"]
             _ = try await client.execute(uri: "/v1/workflows/approval?id=w", method: .post, headers: auth, body: json(#"{"amount": 5}"#))
-            try await eventually { try await runtime.history(of: "w").count == 2 }
+            try await runtime.waitForHistory(of: "w") { $0.count == 2 }
             var random = SeededGenerator(seed: seed)
             for index in 0..<250 {
                 let request = GeneratedRequest.make(&random)

@@ -78,7 +78,7 @@ struct HTTPTests {
             let again = try await client.execute(uri: "/v1/workflows/approval?id=po-1", method: .post, body: json(#"{"amount": 120}"#))
             #expect(again.status == .ok)
             #expect(try again.decode(StartReceipt.self).created == false)
-            try await eventually { try await runtime.history(of: "po-1").count == 2 }  // started, waiting
+            try await runtime.waitForHistory(of: "po-1") { $0.count == 2 }  // started, waiting
             let status = try await client.execute(uri: "/v1/workflows/po-1", method: .get)
             #expect(try status.decode(WorkflowInfo.self).status == .running)
 
@@ -137,7 +137,7 @@ struct HTTPTests {
             _ = try await client.execute(uri: "/v1/workflows/approval?id=done", method: .post, body: json(#"{"amount": 2}"#))
             _ = try await client.execute(uri: "/v1/workflows/done/events/approve", method: .post, body: json(#"{"by": "x"}"#))
             _ = try await runtime.handle(Approval.self, id: "done").result()
-            try await eventually { try await runtime.history(of: "open").count == 2 }
+            try await runtime.waitForHistory(of: "open") { $0.count == 2 }
             let before = [try await runtime.history(of: "open").count, try await runtime.history(of: "done").count]
             let big = ByteBuffer(repeating: UInt8(ascii: " "), count: 4096)
             let cases: [(String, HTTPRequest.Method, ByteBuffer?, HTTPResponse.Status, String)] = [
@@ -192,7 +192,7 @@ struct HTTPTests {
                 uri: "/v1/workflows/approval?id=ok", method: .post, headers: [.origin: "http://localhost", .init("Sec-Fetch-Site")!: "same-origin"],
                 body: json(#"{"amount": 1}"#))
             #expect(same.status == .created, "\(String(buffer: same.body))")
-            try await eventually { try await runtime.history(of: "ok").count == 2 }
+            try await runtime.waitForHistory(of: "ok") { $0.count == 2 }
             let cancel = try await client.execute(uri: "/ui/workflows/ok/cancel", method: .post, headers: [.origin: "http://evil.example"])
             #expect(cancel.status == .forbidden)
             #expect(try await runtime.history(of: "ok").count == 2, "a cross-site form cancelled the workflow")
@@ -253,7 +253,7 @@ struct HTTPTests {
             let admin: HTTPFields = [.authorization: "Bearer admin"]
             for id in ["w1", "w2", "w3"] {
                 _ = try await client.execute(uri: "/v1/workflows/approval?id=\(id)", method: .post, headers: admin, body: json(#"{"amount": 5}"#))
-                try await eventually { try await runtime.history(of: id).count == 2 }
+                try await runtime.waitForHistory(of: id) { $0.count == 2 }
             }
             func deliver(to id: String, secret: String, signedBody: String, sentBody: String, age: Int64 = 0, delivery: String) async throws -> TestResponse {
                 let timestamp = Int64(Date().timeIntervalSince1970) - age
@@ -315,7 +315,7 @@ extension HTTPTests {
                 #expect(failed.error?.message == "not today" && failed.error?.type.hasSuffix("NotToday") == true, "\(failed)")
 
                 _ = try await client.execute(uri: "/v1/workflows/approval?id=c1", method: .post, body: json(#"{"amount": 3}"#))
-                try await eventually { try await runtime.history(of: "c1").count == 2 }
+                try await runtime.waitForHistory(of: "c1") { $0.count == 2 }
                 let cancel = try await client.execute(uri: "/v1/workflows/c1/cancel", method: .post, body: json(#"{"reason": "no longer needed"}"#))
                 #expect(cancel.status == .accepted)
                 let receipt = try cancel.decode(CancelReceipt.self)
@@ -325,7 +325,7 @@ extension HTTPTests {
                 #expect(cancelled.status == .cancelled && cancelled.reason == "no longer needed" && cancelled.error == nil)
 
                 _ = try await client.execute(uri: "/v1/workflows/approval?id=orphan", method: .post, body: json(#"{"amount": 4}"#))
-                try await eventually { try await runtime.history(of: "orphan").count == 2 }
+                try await runtime.waitForHistory(of: "orphan") { $0.count == 2 }
                 let running = try await client.execute(uri: "/v1/workflows/orphan", method: .get).decode(WorkflowInfo.self)
                 #expect(running.status == .running && running.suspension == nil && running.result == nil)
             }
@@ -357,7 +357,7 @@ extension HTTPTests {
                     let started = try await client.execute(
                         uri: "/continuum/v1/workflows/approval?id=m/1", method: .post, headers: auth, body: json(#"{"amount": 1}"#))
                     #expect(started.status == .created)
-                    try await eventually { try await runtime.history(of: "m/1").count == 2 }
+                    try await runtime.waitForHistory(of: "m/1") { $0.count == 2 }
                     #expect(try await client.execute(uri: "/v1/workflows/m%2F1", method: .get, headers: auth).status == .notFound)
                     #expect(try await client.execute(uri: "/continuum/v1/workflows/m%2F1", method: .get, headers: auth).status == .ok)
                     #expect(try await client.execute(uri: "/continuum/healthz", method: .get).status == .ok)

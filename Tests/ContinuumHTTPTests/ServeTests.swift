@@ -122,7 +122,7 @@ struct RetentionTests {
                     try await runtime.send("approve", to: "a\(index)", payload: Approval.Decision(by: "ops"))
                     _ = try await runtime.handle(Approval.self, id: "a\(index)").result()
                 }
-                try await eventually { try await runtime.history(of: "a3").count == 2 }
+                try await runtime.waitForHistory(of: "a3") { $0.count == 2 }
             }
             do {
                 try await LMDBStore.withStore(path: path) { store throws in

@@ -51,7 +51,7 @@ struct BadInputTests {
                 #expect((padded as? ContinuumError)?.code == .payloadTooLarge)
                 #expect(try await runtime.status(of: "raw") == nil)
                 let handle = try await runtime.start(Oversized.self, id: "w", input: .init(stepBytes: 10, outputBytes: 0))
-                try await eventually { try await runtime.history(of: "w").count == 3 }
+                try await runtime.waitForHistory(of: "w") { $0.count == 3 }
                 let before = try await runtime.history(of: "w")
                 let error = await #expect(throws: ContinuumError.self) {
                     try await runtime.send("go", to: "w", payload: String(repeating: "e", count: 4096))
@@ -71,7 +71,7 @@ struct BadInputTests {
             let ledger = Ledger()
             try await WorkflowRuntime.withLMDB(path: path, workflows: [Oversized(ledger: ledger)], runtime: limited(1024)) { runtime in
                 _ = try await runtime.start(Oversized.self, id: "step", input: .init(stepBytes: 4096, outputBytes: 0))
-                try await eventually { try await runtime.history(of: "step").contains { if case .waitStarted = $0.kind { true } else { false } } }
+                try await runtime.waitForHistory(of: "step") { $0.contains { $0.kindName == "waitStarted" } }
                 #expect(ledger.count("big") == 1, "an oversized result was retried")
                 let kinds = try await runtime.history(of: "step").map(\.kind)
                 #expect(kinds.filter { if case .stepRetrying = $0 { true } else { false } }.isEmpty)
@@ -111,7 +111,7 @@ struct BadInputTests {
             try await WorkflowRuntime.withLMDB(path: path, workflows: [Echo()]) { runtime in
                 for id in odd {
                     let handle = try await runtime.start(Echo.self, id: id, input: id.utf8.count > 256 ? "long" : id)
-                    try await eventually { try await runtime.history(of: id).count == 3 }
+                    try await runtime.waitForHistory(of: id) { $0.count == 3 }
                     try await runtime.send(id.utf8.count > 256 ? "long" : id, to: id, payload: "for \(id.utf8.count)")
                     #expect(try await handle.result() == "for \(id.utf8.count)")
                 }

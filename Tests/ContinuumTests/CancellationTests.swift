@@ -53,7 +53,7 @@ struct CancellationTests {
                 let handle = try await runtime.start(Booking.self, id: "b", input: phase)
                 switch phase {
                 case .sleep, .backoff: try await runtime.waitForTimers(1)
-                case .event: try await eventually { try await runtime.history(of: "b").count == 3 }
+                case .event: try await runtime.waitForHistory(of: "b") { $0.count == 3 }
                 }
                 try await runtime.cancel("b", reason: "customer changed their mind")
                 try await runtime.cancel("b")  // twice is once
@@ -82,7 +82,7 @@ struct CancellationTests {
                 try await runtime.start(Booking.self, id: "b", input: .sleep)
                 try await runtime.waitForTimers(1)
                 try await runtime.cancel("b")
-                try await eventually { gate.arrived == 1 }
+                try await gate.waitUntilArrived(1)
             }
             #expect(ledger.count("release") == 1)
             try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Booking(ledger: ledger, gate: nil)]) { runtime throws in

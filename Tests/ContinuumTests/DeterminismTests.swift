@@ -82,7 +82,7 @@ struct DeterminismTests {
             let v1 = ["a", "b", "c", "d"]
             try await WorkflowRuntime.withLMDB(path: path, workflows: [Scripted(steps: v1, ledger: ledger, gate: gate)]) { runtime throws in
                 try await runtime.start(Scripted.self, id: "evolving", input: "")
-                try await eventually { gate.arrived == 1 }
+                try await gate.waitUntilArrived(1)
             }
             let v2Ledger = Ledger()
             try await WorkflowRuntime.withLMDB(path: path, workflows: [Scripted(steps: v2, ledger: v2Ledger, gate: nil)]) { runtime throws in
@@ -195,7 +195,7 @@ struct DeterminismTests {
             let gate = Gate()
             try await WorkflowRuntime.withLMDB(path: path, workflows: [Keys(gate: gate, ledger: ledger)]) { runtime throws in
                 try await runtime.start(Keys.self, id: "order-7", input: 0)
-                try await eventually { gate.arrived == 1 }
+                try await gate.waitUntilArrived(1)
             }
             let keys = try await WorkflowRuntime.withLMDB(path: path, workflows: [Keys(gate: nil, ledger: ledger)]) { runtime in
                 try await runtime.handle(Keys.self, id: "order-7").result()

@@ -318,7 +318,7 @@ struct EvolutionTests {
             let gate = Gate()
             try await WorkflowRuntime.withLMDB(path: path, workflows: [Fan(names: ["f-1", "f-2", "f-3"], ledger: ledger, gate: gate)]) { runtime throws in
                 try await runtime.start(Fan.self, id: "fan", input: 0)
-                try await eventually { gate.arrived == 1 }
+                try await gate.waitUntilArrived(1)
             }
             let before = try await LMDBStore.withStore(path: path) { store throws in try #require(try await store.load(id: "fan")).events.count }
             let renamed = Ledger()
@@ -358,7 +358,7 @@ struct EvolutionTests {
             let gate = Gate()
             let first = try await WorkflowRuntime.withLMDB(path: path, workflows: [Stamps(gate: gate)]) { runtime throws in
                 try await runtime.start(Stamps.self, id: "s", input: 0)
-                try await eventually { gate.arrived == 1 }
+                try await gate.waitUntilArrived(1)
                 return try await runtime.history(of: "s").count
             }
             #expect(first == 13, "twelve named values and the start")

@@ -49,10 +49,10 @@ struct ParkingTests {
             let ledger = Ledger()
             try await withParkingRuntime(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
                 let handle = try await runtime.start(Survey.self, id: "s", input: .init(count: 2))
-                try await eventually { try await runtime.history(of: "s").count == 2 }
+                try await runtime.waitForHistory(of: "s") { $0.count == 2 }
                 try await parkAll(runtime, clock: clock)
                 try await runtime.send("feedback", to: "s", payload: Feedback(stars: 4))
-                try await eventually { try await runtime.history(of: "s").count == 5 }
+                try await runtime.waitForHistory(of: "s") { $0.count == 5 }
                 try await parkAll(runtime, clock: clock)
                 try await runtime.send("feedback", to: "s", payload: Feedback(stars: 5))
                 #expect(try await handle.result() == [4, 5])

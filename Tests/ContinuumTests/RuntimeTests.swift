@@ -6,16 +6,6 @@ import Foundation
 import Synchronization
 import Testing
 
-/// Counts how many times each step body ran, across runtimes.
-final class Ledger: Sendable {
-    private let runs = Mutex<[String: Int]>([:])
-
-    func record(_ name: String) { runs.withLock { $0[name, default: 0] += 1 } }
-    func count(_ name: String) -> Int { runs.withLock { $0[name, default: 0] } }
-    var total: Int { runs.withLock { $0.values.reduce(0, +) } }
-    var names: [String] { runs.withLock { Array($0.keys) } }
-}
-
 struct ThreeSteps: Workflow {
     static let name = "three-steps"
     let ledger: Ledger
@@ -26,49 +16,6 @@ struct ThreeSteps: Workflow {
         try await ctx.step("c") { ledger.record("c") }
         return "\(a)-\(b)"
     }
-}
-
-/// Blocks in a step until released or cancelled, so a test can stop the runtime in the middle of a workflow.
-final class Gate: Sendable {
-    private struct State {
-        var open = false
-        var waiters: [Int: CheckedContinuation<Void, any Error>] = [:]
-        var arrived = 0
-    }
-    private let state = Mutex(State())
-
-    func wait() async throws {
-        let ticket = state.withLock { state in
-            state.arrived += 1
-            return state.arrived
-        }
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let proceed = state.withLock { state in
-                    if !state.open && !Task.isCancelled { state.waiters[ticket] = continuation }
-                    return state.open ? true : (Task.isCancelled ? false : nil)
-                }
-                switch proceed {
-                case true?: continuation.resume()
-                case false?: continuation.resume(throwing: CancellationError())
-                case nil: break
-                }
-            }
-        } onCancel: {
-            state.withLock { $0.waiters.removeValue(forKey: ticket) }?.resume(throwing: CancellationError())
-        }
-    }
-
-    func open() {
-        let waiters = state.withLock { state in
-            state.open = true
-            defer { state.waiters = [:] }
-            return state.waiters
-        }
-        for waiter in waiters.values { waiter.resume() }
-    }
-
-    var arrived: Int { state.withLock { $0.arrived } }
 }
 
 /// A workflow whose steps are given by its input; version 2 can reorder or rename them.
@@ -176,7 +123,7 @@ struct RuntimeTests {
                 let runtime = WorkflowRuntime(store: store, workflows: [Scripted(steps: ["a", "b", "c"], ledger: ledger, gate: gate)])
                 let handle = try await runtime.start(Scripted.self, id: "slow", input: "")
                 let running = Task { try await runtime.run() }
-                try await eventually { gate.arrived == 1 }
+                try await gate.waitUntilArrived(1)
                 async let waited = errorOf { _ = try await handle.result() }
                 try await Task.sleep(for: .milliseconds(20))
                 running.cancel()
@@ -215,7 +162,7 @@ struct RuntimeTests {
             let steps = ["one", "two", "three", "four"]
             try await WorkflowRuntime.withLMDB(path: path, workflows: [Scripted(steps: steps, ledger: ledger, gate: gate)]) { runtime throws in
                 try await runtime.start(Scripted.self, id: "resume", input: "")
-                try await eventually { gate.arrived == 1 }
+                try await gate.waitUntilArrived(1)
             }
             #expect(ledger.count("one") == 1 && ledger.count("two") == 1 && ledger.count("three") == 1)
             let events = try await WorkflowRuntime.withLMDB(path: path, workflows: [Scripted(steps: steps, ledger: ledger, gate: nil)]) { runtime throws in
@@ -298,7 +245,7 @@ struct RuntimeTests {
             let gate = Gate()
             try await WorkflowRuntime.withLMDB(path: path, workflows: [Scripted(steps: ["a", "b", "c"], ledger: ledger, gate: gate)]) { runtime throws in
                 try await runtime.start(Scripted.self, id: "orphan", input: "")
-                try await eventually { gate.arrived == 1 }
+                try await gate.waitUntilArrived(1)
             }
             let before = try await WorkflowRuntime.withLMDB(path: path, workflows: []) { runtime throws in
                 try await eventually { try await runtime.suspension(of: "orphan") != nil }
@@ -330,7 +277,7 @@ struct RuntimeTests {
             let gate = Gate()
             try await WorkflowRuntime.withLMDB(path: path, workflows: [Draws(gate: gate)]) { runtime throws in
                 try await runtime.start(Draws.self, id: "d", input: 0)
-                try await eventually { gate.arrived == 1 }
+                try await gate.waitUntilArrived(1)
             }
             let recorded = try await WorkflowRuntime.withLMDB(path: path, workflows: [Draws(gate: nil)]) { runtime throws in
                 try await runtime.handle(Draws.self, id: "d").result()

@@ -118,7 +118,7 @@ struct EventTests {
             let ledger = Ledger()
             try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
                 let handle = try await runtime.start(Survey.self, id: "s", input: .init(count: 1))
-                try await eventually { try await runtime.history(of: "s").count == 2 }
+                try await runtime.waitForHistory(of: "s") { $0.count == 2 }
                 let receipt = try await runtime.send("feedback", to: "s", payload: Feedback(stars: 5))
                 #expect(receipt.duplicate == false)
                 #expect(try await handle.result() == [5])
