@@ -265,3 +265,33 @@ extension HTTPTests {
         }
     }
 }
+
+@Suite("Supersession")
+struct SupersessionTests {
+    @Test("each superseded event is attributed to the reset that superseded it; external events and events before the target are not")
+    func attribution() throws {
+        let action = ActionRecord(by: "t", reason: "r")
+        let step = { (name: String, index: UInt32) in StepRecord(name: name, occurrence: 0, index: index, concurrent: false) }
+        let kinds: [HistoryEvent.Kind] = [
+            .workflowStarted(type: "evolving", input: Array("1".utf8)),  // 0
+            .stepCompleted(step("a", 0), result: Array("1".utf8)),  // 1
+            .stepCompleted(step("b", 1), result: Array("2".utf8)),  // 2
+            .waitStarted(step("event:finish", 2), wait: .event("finish"), due: nil),  // 3
+            .workflowSuspended(SuspensionRecord(code: "nondeterminism", message: "m")),  // 4
+            .workflowReset(toSequence: 2, generation: 1, action),  // 5: supersedes 2, 3, 4
+            .stepCompleted(step("x", 1), result: Array("3".utf8)),  // 6
+            .eventReceived(name: "finish", payload: Array("null".utf8), dedupKey: nil),  // 7: delivered again, never superseded
+            .workflowReset(toSequence: 1, generation: 2, action),  // 8: supersedes 1, 5, 6
+            .stepCompleted(step("a", 0), result: Array("1".utf8)),  // 9
+        ]
+        let events = kinds.enumerated().map { HistoryEvent(sequence: UInt32($0.offset), timestamp: Int64($0.offset), kind: $0.element) }
+        let resets = try Supersession.resets(in: events)
+        let first = Supersession.Reset(generation: 1, sequence: 5)
+        let second = Supersession.Reset(generation: 2, sequence: 8)
+        #expect(resets == [2: first, 3: first, 4: first, 1: second, 5: second, 6: second])
+        // The same events the runtime leaves out of the history in effect.
+        let effective = Set(try WorkflowState.effective(events).map(\.sequence))
+        #expect(Set(resets.keys) == Set(events.map(\.sequence)).subtracting(effective))
+        #expect(try Supersession.resets(in: Array(events.prefix(5))).isEmpty)
+    }
+}
