@@ -1,4 +1,5 @@
 // swift-tools-version: 6.2
+import CompilerPluginSupport
 import PackageDescription
 
 let strict: [SwiftSetting] = [
@@ -14,11 +15,13 @@ let package = Package(
         .library(name: "ContinuumLMDB", targets: ["ContinuumLMDB"]),
         .library(name: "ContinuumHTTP", targets: ["ContinuumHTTP"]),
         .library(name: "ContinuumTesting", targets: ["ContinuumTesting"]),
+        .library(name: "ContinuumMacros", targets: ["ContinuumMacros"]),
         .executable(name: "continuum", targets: ["ContinuumCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
+        .package(url: "https://github.com/swiftlang/swift-syntax.git", from: "602.0.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.20.0"),
@@ -45,6 +48,20 @@ let package = Package(
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ],
+            swiftSettings: strict
+        ),
+        // The #step macro: its own product, so that only those who import it build swift-syntax.
+        .macro(
+            name: "ContinuumMacrosPlugin",
+            dependencies: [
+                .product(name: "SwiftSyntaxMacros", package: "swift-syntax"),
+                .product(name: "SwiftCompilerPlugin", package: "swift-syntax"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ContinuumMacros",
+            dependencies: ["Continuum", "ContinuumMacrosPlugin"],
             swiftSettings: strict
         ),
         .target(
@@ -115,8 +132,9 @@ let package = Package(
         .testTarget(
             name: "ContinuumTests",
             dependencies: [
-                "Continuum", "ContinuumTesting", "ContinuumTestSupport",
+                "Continuum", "ContinuumTesting", "ContinuumTestSupport", "ContinuumMacros", "ContinuumLMDB",
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: strict
         ),

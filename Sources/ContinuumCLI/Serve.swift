@@ -39,6 +39,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The largest request body accepted, in bytes.")
     var maxBodySize = 256 * 1024
 
+    @Flag(help: "Development mode: a step whose code changed (its #step fingerprint or version) reruns from there instead of suspending.")
+    var dev = false
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         let tokens = self.tokens + Self.list(environment["CONTINUUM_TOKENS"])
@@ -57,7 +60,9 @@ struct Serve: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let store = try LMDBStore(path: path)
-        let runtime = WorkflowRuntime(store: store, workflows: exampleWorkflows, configuration: .init(logger: logger))
+        var configuration = dev ? WorkflowRuntime.Configuration.development : WorkflowRuntime.Configuration()
+        configuration.logger = logger
+        let runtime = WorkflowRuntime(store: store, workflows: exampleWorkflows, configuration: configuration)
         let router = Router()
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: LogRequestsMiddleware(.debug))

@@ -29,8 +29,11 @@ final class LMDBEnvironment: @unchecked Sendable {
     let events: MDB_dbi
     /// [due: 8 bytes, order-preserving][stream number] → workflow id (sealed): the due-time index
     let timers: MDB_dbi
-    /// Store-wide records: `counts` → how many workflows each status-index byte holds
-    let meta: MDB_dbi
+    /// Store-wide records: `counts` → how many workflows each status-index byte holds (`nil` in
+    /// a store from before it existed, opened read-only)
+    let meta: MDB_dbi?
+    /// Whether the environment was opened read-only (`MDB_RDONLY`).
+    let readOnly: Bool
     /// Held shared by every read transaction and exclusively to grow the map or close: LMDB
     /// allows neither while a transaction is open in the process.
     private let mapLock: UnsafeMutablePointer<pthread_rwlock_t>
@@ -38,7 +41,8 @@ final class LMDBEnvironment: @unchecked Sendable {
     /// Whether ``close()`` ran; reads then fail with ``ContinuumError/Code/storeClosed``.
     private var closed = false
 
-    init(path: String, mapSize: Int, maxReaders: UInt32) throws(ContinuumError) {
+    init(path: String, mapSize: Int, maxReaders: UInt32, readOnly: Bool = false) throws(ContinuumError) {
+        self.readOnly = readOnly
         var env: OpaquePointer?
         try check(mdb_env_create(&env), "creating the environment", path: path)
         guard let env else { throw ContinuumError(.storageFailure, "mdb_env_create returned no environment") }
@@ -52,26 +56,32 @@ final class LMDBEnvironment: @unchecked Sendable {
             try check(mdb_env_set_maxreaders(env, maxReaders), "setting maxreaders", path: path)
             try check(mdb_env_set_mapsize(env, mapSize), "setting the map size", path: path)
             // Durable flags only: no MDB_NOSYNC, MDB_NOMETASYNC or MDB_WRITEMAP.
-            try Self.allocateLockFile(path + "/lock.mdb", maxReaders: maxReaders)
-            try check(mdb_env_open(env, path, UInt32(MDB_NOTLS), 0o644), "opening", path: path)
+            if !readOnly { try Self.allocateLockFile(path + "/lock.mdb", maxReaders: maxReaders) }
+            try check(mdb_env_open(env, path, UInt32(MDB_NOTLS | (readOnly ? MDB_RDONLY : 0)), 0o644), "opening", path: path)
             try Self.checkNotTruncated(env, dataPath: path + "/data.mdb")
             var dead: Int32 = 0
             mdb_reader_check(env, &dead)
             staleReadersCleared = Int(dead)
             var txn: OpaquePointer?
-            try check(mdb_txn_begin(env, nil, 0, &txn), "beginning the setup transaction", path: path)
-            var handles: [MDB_dbi] = []
+            try check(mdb_txn_begin(env, nil, UInt32(readOnly ? MDB_RDONLY : 0), &txn), "beginning the setup transaction", path: path)
+            var handles: [MDB_dbi?] = []
             for name in ["ids", "workflows", "byStatus", "events", "timers", "meta"] {
                 var dbi: MDB_dbi = 0
-                let rc = mdb_dbi_open(txn, name, UInt32(MDB_CREATE), &dbi)
+                let rc = mdb_dbi_open(txn, name, UInt32(readOnly ? 0 : MDB_CREATE), &dbi)
+                if rc == MDB_NOTFOUND && readOnly && name == "meta" {
+                    handles.append(nil)
+                    continue
+                }
                 if rc != 0 {
                     mdb_txn_abort(txn)
-                    try check(rc, "opening database \(name)", path: path)
+                    try check(
+                        rc, readOnly && rc == MDB_NOTFOUND ? "opening database \(name) (read-only: is this a Continuum store?)" : "opening database \(name)",
+                        path: path)
                 }
                 handles.append(dbi)
             }
             try check(mdb_txn_commit(txn), "committing the setup transaction", path: path)
-            (ids, workflows, byStatus, events, timers, meta) = (handles[0], handles[1], handles[2], handles[3], handles[4], handles[5])
+            (ids, workflows, byStatus, events, timers, meta) = (handles[0]!, handles[1]!, handles[2]!, handles[3]!, handles[4]!, handles[5])
         } catch {
             mdb_env_close(env)
             pthread_rwlock_destroy(mapLock)

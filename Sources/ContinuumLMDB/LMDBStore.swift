@@ -34,7 +34,7 @@ final class StoreFiles: Sendable {
             return !released
         }) else { return }
         environment.close()
-        closeDescriptor(lockFile)
+        if lockFile >= 0 { closeDescriptor(lockFile) }
     }
 }
 
@@ -74,6 +74,10 @@ public final class LMDBStore: EventStore {
         public var maxReaders: UInt32 = 512
         /// The most submissions committed in one transaction. Default 8,192.
         public var maxBatch: Int = 8192
+        /// Opens the store read-only, beside a process that writes it (or on a copy): no lock
+        /// on the directory, no writer; every write fails with ``ContinuumError/Code/readOnly``.
+        /// For `continuum check` and other inspection while a server runs.
+        public var readOnly = false
         /// Where the store logs (map growth, failed commits); `nil` uses `Logger.current` of the
         /// task that opens the store.
         public var logger: Logger?
@@ -105,16 +109,24 @@ public final class LMDBStore: EventStore {
         var configuration = configuration
         configuration.logger = configuration.logger ?? Logger.current
         self.path = path
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        } catch {
-            throw ContinuumError(.storageFailure, "Cannot create the store directory \(path): \(error).")
+        if configuration.readOnly {
+            guard FileManager.default.fileExists(atPath: path + "/data.mdb") else {
+                throw ContinuumError(.invalidArgument, "There is no store at \(path) to open read-only.")
+            }
+        } else {
+            do {
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            } catch {
+                throw ContinuumError(.storageFailure, "Cannot create the store directory \(path): \(error).")
+            }
         }
-        let lockFile = try Self.lock(directory: path)
+        // Read-only opens beside the writer: LMDB's reader table lets them share the files.
+        let lockFile = configuration.readOnly ? -1 : try Self.lock(directory: path)
         do {
-            environment = try LMDBEnvironment(path: path, mapSize: configuration.initialMapSize, maxReaders: configuration.maxReaders)
+            environment = try LMDBEnvironment(
+                path: path, mapSize: configuration.initialMapSize, maxReaders: configuration.maxReaders, readOnly: configuration.readOnly)
         } catch {
-            closeDescriptor(lockFile)
+            if lockFile >= 0 { closeDescriptor(lockFile) }
             throw error
         }
         files = StoreFiles(environment: environment, lockFile: lockFile)

@@ -107,6 +107,12 @@ final class LMDBWriter: @unchecked Sendable {
                 return (next, try StatusIndexCounts.read(environment, txn: txn))
             }
         }
+        if environment.readOnly {
+            // Nothing is ever written: every submission is refused, and there is no thread.
+            stopping = true
+            threadEnded = true
+            return
+        }
         if counts.needsWriting { try writeInitialCounts() }
         let thread = Thread { [self] in loop() }
         thread.name = "continuum-lmdb-writer"
@@ -118,7 +124,7 @@ final class LMDBWriter: @unchecked Sendable {
         var txn: OpaquePointer?
         try check(mdb_txn_begin(environment.env, nil, 0, &txn), "beginning a write transaction", path: environment.path)
         do {
-            try put(txn!, environment.meta, Key.counts, counts.encoded, "storing the status counts")
+            try put(txn!, environment.meta!, Key.counts, counts.encoded, "storing the status counts")
         } catch {
             mdb_txn_abort(txn)
             throw lmdbError(-1, "storing the status counts: \(error)", path: environment.path)
@@ -133,7 +139,10 @@ final class LMDBWriter: @unchecked Sendable {
         condition.lock()
         guard !stopping else {
             condition.unlock()
-            operation.fail(ContinuumError(.storeClosed, "The store at \(environment.path) is closed; nothing was written."))
+            operation.fail(
+                environment.readOnly
+                    ? ContinuumError(.readOnly, "The store at \(environment.path) is open read-only; nothing was written.")
+                    : ContinuumError(.storeClosed, "The store at \(environment.path) is closed; nothing was written."))
             return
         }
         queue.append(operation)
@@ -241,7 +250,7 @@ final class LMDBWriter: @unchecked Sendable {
             }
             if failure == nil, counts != undo.counts {
                 do {
-                    try put(txn, environment.meta, Key.counts, counts.encoded, "storing the status counts")
+                    try put(txn, environment.meta!, Key.counts, counts.encoded, "storing the status counts")
                 } catch let error as Failure {
                     failure = error
                 } catch {
@@ -560,8 +569,9 @@ struct StatusIndexCounts: Equatable {
     static func read(_ environment: LMDBEnvironment, txn: OpaquePointer) throws -> StatusIndexCounts {
         var counts = StatusIndexCounts()
         let stored: [UInt8]? = try withVal(Key.counts) { key in
+            guard let meta = environment.meta else { return nil }
             var value = MDB_val()
-            let rc = mdb_get(txn, environment.meta, &key, &value)
+            let rc = mdb_get(txn, meta, &key, &value)
             if rc == MDB_NOTFOUND { return nil }
             try check(rc, "reading the status counts", path: environment.path)
             return Array(value.buffer)

@@ -13,6 +13,7 @@ final class Ledger: Sendable {
     func record(_ name: String) { runs.withLock { $0[name, default: 0] += 1 } }
     func count(_ name: String) -> Int { runs.withLock { $0[name, default: 0] } }
     var total: Int { runs.withLock { $0.values.reduce(0, +) } }
+    var names: [String] { runs.withLock { Array($0.keys) } }
 }
 
 struct ThreeSteps: Workflow {

@@ -71,6 +71,8 @@ public struct ContinuumError: Error, Sendable, CustomStringConvertible {
         /// A recorded step's code changed since it ran (its fingerprint differs from the code
         /// deployed now), and ``WorkflowRuntime/Configuration/codeChange`` says to suspend.
         public static let codeChanged = Code("codeChanged")
+        /// The store was opened read-only (to check a live store, say); it takes no writes.
+        public static let readOnly = Code("readOnly")
         /// The workflow is suspended; resume, reset or cancel it (``WorkflowRuntime/resume(_:by:reason:)``).
         public static let suspended = Code("suspended")
     }

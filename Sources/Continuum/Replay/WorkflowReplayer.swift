@@ -31,6 +31,13 @@ public import Foundation
 public struct WorkflowReplayer: Sendable {
     private let workflows: [String: AnyWorkflow]
     private let logger: Logger
+
+    /// A replayer over workflow types already erased (the runtime's own).
+    init(workflows: [String: AnyWorkflow], codeChange: WorkflowRuntime.CodeChangePolicy, logger: Logger) {
+        self.workflows = workflows
+        self.codeChange = codeChange
+        self.logger = logger
+    }
     private let codeChange: WorkflowRuntime.CodeChangePolicy
 
     /// A replayer for the given workflow types (their dependencies are never called).

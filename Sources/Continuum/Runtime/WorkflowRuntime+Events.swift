@@ -115,7 +115,9 @@ extension WorkflowRuntime {
             do {
                 return try await body(instance)
             } catch {
-                guard await instance.departure == .parked else { throw error }
+                // An instance that is leaving memory (parked, suspended, taken over) is not the
+                // workflow any more: wait until it is gone and ask again.
+                guard await instance.isLeaving else { throw error }
                 await released(id, instance)
             }
         }

@@ -5,7 +5,8 @@ import Synchronization
 ///
 /// The timer driver runs here so that firing timers does not queue behind the workflows on the
 /// cooperative pool: with two cores and thousands of workflows starting, a timer task there
-/// waited hundreds of milliseconds for a turn (`shared/FACTS.md` saw the same with a 1 ms ticker).
+/// waited hundreds of milliseconds for a turn (Documentation/Benchmarks.md, measured facts: a 1 ms
+/// ticker on the pool starved for 2 s beside blocking commits).
 /// Only short, non-blocking jobs may run on it.
 final class ThreadExecutor: TaskExecutor {
     private struct Queue: ~Copyable {

@@ -61,7 +61,14 @@ struct AnyWorkflow: Sendable {
             return try PayloadCoder.encode(input, what: "the input of a '\(W.name)' workflow", sortedKeys: true)
         }
         execute = { context, inputBytes in
-            let input = try PayloadCoder.decode(W.Input.self, from: inputBytes, what: "the input of workflow '\(context.workflowID)'")
+            let input: W.Input
+            do {
+                input = try PayloadCoder.decode(W.Input.self, from: inputBytes, what: "the input of workflow '\(context.workflowID)'")
+            } catch {
+                // The stored input no longer fits the code's type: a code change, so the workflow
+                // is suspended (not failed), to be resumed once the type decodes it again.
+                throw await context.instance.suspend(ContinuumError.wrap(error))
+            }
             let output = try await workflow.run(context, input: input)
             return try PayloadCoder.encode(output, what: "the output of workflow '\(context.workflowID)'")
         }

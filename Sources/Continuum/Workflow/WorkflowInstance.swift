@@ -228,6 +228,9 @@ actor WorkflowInstance {
         }
     }
 
+    /// Whether the instance stopped for good: it left memory or was suspended.
+    var isLeaving: Bool { departure != nil || suspension != nil }
+
     private func checkUsable() throws(ContinuumError) {
         if let suspension { throw suspension }
         if let departure { throw Self.departedError(departure) }
