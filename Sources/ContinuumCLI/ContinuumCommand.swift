@@ -6,6 +6,9 @@ struct ContinuumCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "continuum",
         abstract: "Durable workflows for Swift: serve the HTTP API, inspect stores and measure the runtime.",
-        subcommands: [Serve.self, Send.self, Cancel.self, Export.self, List.self, Show.self, Check.self, Verify.self, GC.self, Bench.self]
+        subcommands: [
+            Serve.self, Send.self, Cancel.self, Resume.self, Reset.self, Fork.self, Export.self, List.self, Show.self, Check.self, Verify.self, GC.self,
+            Bench.self,
+        ]
     )
 }

@@ -1,11 +1,14 @@
 public import ArgumentParser
 public import Continuum
+import ContinuumHTTP
 import ContinuumLMDB
 import Foundation
 
 /// `continuum list`: the workflows in a store.
 struct List: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the workflows in an LMDB store.")
+    static let configuration = CommandConfiguration(
+        abstract: "List the workflows in an LMDB store.",
+        discussion: "One line each: id, type, status, start time, and for a suspended workflow the suspension's code.")
 
     @Option(help: "The LMDB directory.")
     var path = "./state"
@@ -17,17 +20,30 @@ struct List: AsyncParsableCommand {
     var limit = 100
 
     func run() async throws {
-        let rows = try await LMDBStore.withStore(path: path) { store in try await store.list(status: status, after: nil, limit: limit) }
-        for row in rows {
-            let summary = row.summary
-            print("\(summary.id)\t\(summary.type)\t\(summary.status)\t\(Date(nanoseconds: summary.createdAt))")
+        // A suspended row also gets the suspension's code, read from its history.
+        let rows = try await LMDBStore.withStore(path: path) { store in
+            var rows: [(WorkflowSummary, String?)] = []
+            for row in try await store.list(status: status, after: nil, limit: limit) {
+                guard row.summary.status == .suspended else {
+                    rows.append((row.summary, nil))
+                    continue
+                }
+                let events = try await store.load(id: row.summary.id)?.events ?? []
+                rows.append((row.summary, suspension(in: events)?.code ?? "unknown"))
+            }
+            return rows
+        }
+        for (summary, code) in rows {
+            print("\(summary.id)\t\(summary.type)\t\(summary.status)\t\(Date(nanoseconds: summary.createdAt))" + (code.map { "\t\($0)" } ?? ""))
         }
     }
 }
 
 /// `continuum show`: a workflow's history as a readable timeline.
 struct Show: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print a workflow's history.")
+    static let configuration = CommandConfiguration(
+        abstract: "Print a workflow's history.",
+        discussion: "Every stored event; those a reset superseded are marked with ~ and the reset that superseded them.")
 
     @Option(help: "The LMDB directory.")
     var path = "./state"
@@ -40,6 +56,15 @@ struct Show: AsyncParsableCommand {
             throw ValidationError("No workflow has id '\(id)' in \(path).")
         }
         print("\(stored.summary.id)  type \(stored.summary.type)  \(stored.summary.status)")
+        if stored.summary.status == .suspended, let record = suspension(in: stored.events) {
+            print("  suspended (\(record.code)): \(record.message)")
+            if let recorded = record.recorded {
+                print("    history recorded \(recorded); the code asked for \(record.requested.map(\.description) ?? "nothing")")
+            }
+        }
+        // Events a reset superseded stay in the stream; they are marked, not hidden.
+        let superseded = (try? Supersession.resets(in: stored.events)) ?? [:]
+        if !superseded.isEmpty { print("  (~ marks the \(superseded.count) events a reset superseded: kept, no longer in effect)") }
         for event in stored.events {
             let text: String
             switch event.kind {
@@ -86,9 +111,18 @@ struct Show: AsyncParsableCommand {
             case .markerRecorded(let marker):
                 text = "version marker '\(marker)' recorded"
             }
-            print("  \(String(format: "%4d", event.sequence))  \(event.date)  \(text)")
+            let mark = superseded[event.sequence].map { "  [superseded by reset #\($0.generation) at event #\($0.sequence)]" } ?? ""
+            print("\(mark.isEmpty ? " " : "~") \(String(format: "%4d", event.sequence))  \(event.date)  \(text)\(mark)")
         }
     }
+}
+
+/// The suspension the history records last, if any.
+private func suspension(in events: [HistoryEvent]) -> SuspensionRecord? {
+    for event in events.reversed() {
+        if case .workflowSuspended(let record) = event.kind { return record }
+    }
+    return nil
 }
 
 extension Date {

@@ -103,3 +103,84 @@ struct Export: AsyncParsableCommand {
         print(String(decoding: answer, as: UTF8.self), terminator: "")
     }
 }
+
+/// Who the ways out record as asking, unless `--by` says: the user running `continuum`.
+private func commandLineActor() -> String {
+    ProcessInfo.processInfo.environment["USER"].flatMap { $0.isEmpty ? nil : "\($0) (continuum)" } ?? "continuum"
+}
+
+/// Encodes a request body for the API.
+private func encoded(_ body: some Encodable) throws -> Data {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return try encoder.encode(body)
+}
+
+/// `continuum resume <id>`: lets a suspended workflow run again with the code deployed now.
+struct Resume: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Resume a suspended workflow with the code the server runs now, through a running server.",
+        discussion: "If the code still does not match the workflow's history, it is suspended again with the new difference.")
+
+    @Argument(help: "The workflow's id.") var id: String
+    @Option(help: "Who asks, recorded in history (default: $USER (continuum)).") var by: String?
+    @Option(help: "Why, recorded in history.") var reason = "resumed from the command line"
+    @OptionGroup var server: ServerOptions
+
+    func run() async throws {
+        let body = try encoded(ResumeRequest(by: by ?? commandLineActor(), reason: reason))
+        let answer = try await server.call("POST", "/v1/workflows/\(ServerOptions.segment(id))/resume", body: body)
+        print(String(decoding: answer, as: UTF8.self))
+    }
+}
+
+/// `continuum reset <id> --to <step>`: reruns a workflow from a step with the code deployed now.
+struct Reset: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Rerun a workflow from a step (or an event) with the code the server runs now, through a running server.",
+        discussion: """
+            The events from the step on are superseded (kept, shown by `continuum show` and the dashboard as superseded); \
+            external events received after it are delivered again. Steps that run again get new idempotency keys.
+            """)
+
+    @Argument(help: "The workflow's id.") var id: String
+    @Option(name: .customLong("to"), help: ArgumentHelp("The step (or wait) to run again, by name.", valueName: "step")) var step: String?
+    @Option(help: "Which of several steps of that name (0 for the first).") var occurrence: UInt32?
+    @Option(help: "The event (its sequence number, as `continuum show` prints it) to reset to instead of a step.") var toEvent: UInt32?
+    @Option(help: "Who asks, recorded in history (default: $USER (continuum)).") var by: String?
+    @Option(help: "Why, recorded in history.") var reason = "reset from the command line"
+    @OptionGroup var server: ServerOptions
+
+    func validate() throws {
+        guard (step == nil) != (toEvent == nil) else { throw ValidationError("Give either --to <step> or --to-event <n>.") }
+        if occurrence != nil, step == nil { throw ValidationError("--occurrence goes with --to <step>.") }
+    }
+
+    func run() async throws {
+        let body = try encoded(ResetRequest(toStep: step, occurrence: occurrence, toEvent: toEvent, by: by ?? commandLineActor(), reason: reason))
+        let answer = try await server.call("POST", "/v1/workflows/\(ServerOptions.segment(id))/reset", body: body)
+        print(String(decoding: answer, as: UTF8.self))
+    }
+}
+
+/// `continuum fork <id> --to <step> --as <new-id>`: a new workflow from a copy of the history up to a step.
+struct Fork: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start a new workflow from a copy of a workflow's history up to a step, through a running server.",
+        discussion: "The new workflow runs from the step with the code the server runs now; the original is not touched.")
+
+    @Argument(help: "The workflow's id.") var id: String
+    @Option(name: .customLong("to"), help: ArgumentHelp("The step (or wait) the copy runs again from, by name.", valueName: "step"))
+    var step: String
+    @Option(help: "Which of several steps of that name (0 for the first).") var occurrence: UInt32?
+    @Option(name: .customLong("as"), help: ArgumentHelp("The new workflow's id.", valueName: "new-id")) var newID: String
+    @Option(help: "Who asks, recorded in history (default: $USER (continuum)).") var by: String?
+    @Option(help: "Why, recorded in history.") var reason = "forked from the command line"
+    @OptionGroup var server: ServerOptions
+
+    func run() async throws {
+        let body = try encoded(ForkRequest(toStep: step, occurrence: occurrence, as: newID, by: by ?? commandLineActor(), reason: reason))
+        let answer = try await server.call("POST", "/v1/workflows/\(ServerOptions.segment(id))/fork", body: body)
+        print(String(decoding: answer, as: UTF8.self))
+    }
+}

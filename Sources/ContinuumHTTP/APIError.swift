@@ -74,7 +74,11 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
         switch code {
         case .invalidArgument, .payloadCoding: .badRequest
         case .unknownWorkflowType, .unknownWorkflow: .notFound
-        case .workflowFinished, .workflowIDConflict, .dedupKeyConflict, .nondeterminism, .ambiguousStep, .corruptedData: .conflict
+        // The workflow is not in a state that allows the request: finished, suspended (resume,
+        // reset or cancel it first), its id taken, its history at odds with the code.
+        case .workflowFinished, .workflowIDConflict, .dedupKeyConflict, .nondeterminism, .ambiguousStep, .corruptedData, .suspended,
+            .codeChanged:
+            .conflict
         // ownershipLost: another process took the workflow over; nothing was written and a retry
         // reaches its new owner's state.
         case .notRunning, .storeClosed, .storeLocked, .ownershipLost: .serviceUnavailable

@@ -21,10 +21,13 @@ public import Prometheus
 /// |---|---|
 /// | `POST /v1/workflows/{type}?id=…` | starts a workflow; the body is its input (JSON); the same id and input again give the same run |
 /// | `POST /v1/workflows/{id}/events/{name}` | delivers an event; the body is its payload; `Idempotency-Key` (or `webhook-id`) deduplicates |
-/// | `GET /v1/workflows/{id}` | status, and the result once finished (``WorkflowInfo``) |
-/// | `GET /v1/workflows/{id}/history` | every event of the workflow, as `continuum export` writes it (`WorkflowHistory`) |
+/// | `GET /v1/workflows/{id}` | status, and the result once finished, the suspension while suspended (``WorkflowInfo``) |
+/// | `GET /v1/workflows/{id}/history?includeSuperseded=…` | every event of the workflow, as `continuum export` writes it (`WorkflowHistory`); `false` leaves out what a reset superseded |
 /// | `GET /v1/workflows?status=…&after=…&limit=…` | a page of workflows (``WorkflowList``) |
-/// | `POST /v1/workflows/{id}/cancel` | asks the workflow to stop |
+/// | `POST /v1/workflows/{id}/cancel` | asks the workflow to stop (a suspended one ends at once) |
+/// | `POST /v1/workflows/{id}/resume` | a suspended workflow runs again with the code deployed now (``ResumeRequest``, ``ActionReceipt``) |
+/// | `POST /v1/workflows/{id}/reset` | reruns it from a step or event; the tail is superseded (``ResetRequest``, ``ActionReceipt``) |
+/// | `POST /v1/workflows/{id}/fork` | a new workflow from a copy of the history up to a step (``ForkRequest``, `StartReceipt`) |
 /// | `GET /healthz` | `200` once the runtime is ready, `503` before (no token needed) |
 /// | `GET /metrics` | Prometheus metrics, when a registry is configured (no token needed) |
 /// | `GET /`, `GET /ui/workflows/{id}` | the dashboard |

@@ -14,6 +14,16 @@ public enum ContinuumCaller: Sendable, Hashable {
     /// An event delivery carried a valid Standard Webhooks signature; `id` is its signed
     /// `webhook-id`, which then deduplicates the delivery.
     case webhook(id: String)
+
+    /// The name history records for a way out (resume, reset, fork) this caller asks for
+    /// without saying who it is, when the caller is known by name: a bearer token names
+    /// nobody, so it is `nil` and the API records `http`.
+    var actionName: String? {
+        switch self {
+        case .tokenHolder: nil
+        case .webhook(let id): "webhook \(id)"
+        }
+    }
 }
 
 /// The request context Continuum's routes run with when ``ContinuumAPI/register(on:atPath:)``

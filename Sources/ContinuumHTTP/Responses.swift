@@ -71,6 +71,76 @@ public struct CancelReceipt: ResponseCodable, Sendable, Equatable {
     public var cancelRequested: Bool
 }
 
+/// The answer of `POST /v1/workflows/{id}/resume` and `…/reset` (`202`): the action is
+/// committed to history with who asked and why; the workflow runs again with the code deployed now.
+public struct ActionReceipt: ResponseCodable, Sendable, Equatable {
+    public var id: String
+    /// `resume` or `reset`.
+    public var action: String
+    /// Who asked, as history records it.
+    public var by: String
+    /// Why, as history records it.
+    public var reason: String
+
+    public init(id: String, action: String, by: String, reason: String) {
+        self.id = id
+        self.action = action
+        self.by = by
+        self.reason = reason
+    }
+}
+
+// The bodies of the ways out, for Swift clients to encode (`continuum resume` does).
+
+/// The body of `POST /v1/workflows/{id}/resume`; both fields optional.
+public struct ResumeRequest: Codable, Sendable, Equatable {
+    /// Who asks (default: who the caller is, else `http`).
+    public var by: String?
+    /// Why (default: `resumed over HTTP`).
+    public var reason: String?
+
+    public init(by: String? = nil, reason: String? = nil) {
+        self.by = by
+        self.reason = reason
+    }
+}
+
+/// The body of `POST /v1/workflows/{id}/reset`: exactly one of `toStep` (with `occurrence`
+/// for a repeated step, default 0) and `toEvent` (an event's sequence number).
+public struct ResetRequest: Codable, Sendable, Equatable {
+    public var toStep: String?
+    public var occurrence: UInt32?
+    public var toEvent: UInt32?
+    public var by: String?
+    public var reason: String?
+
+    public init(toStep: String? = nil, occurrence: UInt32? = nil, toEvent: UInt32? = nil, by: String? = nil, reason: String? = nil) {
+        self.toStep = toStep
+        self.occurrence = occurrence
+        self.toEvent = toEvent
+        self.by = by
+        self.reason = reason
+    }
+}
+
+/// The body of `POST /v1/workflows/{id}/fork`: the step to fork at and the new workflow's id.
+public struct ForkRequest: Codable, Sendable, Equatable {
+    public var toStep: String?
+    public var occurrence: UInt32?
+    /// The new workflow's id.
+    public var `as`: String?
+    public var by: String?
+    public var reason: String?
+
+    public init(toStep: String? = nil, occurrence: UInt32? = nil, as newID: String? = nil, by: String? = nil, reason: String? = nil) {
+        self.toStep = toStep
+        self.occurrence = occurrence
+        self.as = newID
+        self.by = by
+        self.reason = reason
+    }
+}
+
 /// Any of the runtime's Codable values (`StartReceipt`, `EventReceipt`) as a JSON answer.
 struct JSONAnswer<Value: Encodable & Sendable>: ResponseEncodable {
     var value: Value

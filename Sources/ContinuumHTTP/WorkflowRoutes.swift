@@ -34,9 +34,12 @@ extension ContinuumAPI {
         // The router needs one parameter name per position: here `:id` holds the type's name.
         workflows.post(":id") { request, context in try await self.start(request, context) }
         workflows.get(":id") { _, context in try await self.workflow(context.pathParameter("id")) }
-        workflows.get(":id/history") { _, context in try await self.history(context.pathParameter("id")) }
+        workflows.get(":id/history") { request, context in try await self.history(request, context) }
         workflows.get { request, _ in try await self.list(request) }
         workflows.post(":id/cancel") { request, context in try await self.cancel(request, context) }
+        workflows.post(":id/resume") { request, context in try await self.resume(request, context) }
+        workflows.post(":id/reset") { request, context in try await self.reset(request, context) }
+        workflows.post(":id/fork") { request, context in try await self.fork(request, context) }
         return routes
     }
 
@@ -92,10 +95,18 @@ extension ContinuumAPI {
         return WorkflowInfo(summary, last: last, suspension: try await runtime.suspension(of: id))
     }
 
-    func history(_ id: String) async throws -> HistoryAnswer {
+    func history(_ request: Request, _ context: some RequestContext) async throws -> HistoryAnswer {
+        let id = context.pathParameter("id")
         try validate(id: id)
+        let includingSuperseded = try request.uri.queryParameters.get("includeSuperseded").map { text throws(APIError) in
+            switch text {
+            case "true": return true
+            case "false": return false
+            default: throw APIError.invalidArgument("includeSuperseded must be true or false; got '\(text)'.")
+            }
+        }
         guard let summary = try await runtime.status(of: id) else { throw APIError.unknownWorkflow(id) }
-        let events = try await runtime.history(of: id)
+        let events = try await runtime.history(of: id, includingSuperseded: includingSuperseded ?? true)
         return HistoryAnswer(history: WorkflowHistory(id: id, type: summary.type, status: summary.status, events: events))
     }
 
@@ -126,6 +137,96 @@ extension ContinuumAPI {
         }
         try await runtime.cancel(id, reason: reason)
         return EditedResponse(status: .accepted, response: CancelReceipt(id: id, cancelRequested: true))
+    }
+
+    // MARK: Ways out
+
+    func resume(_ request: Request, _ context: some AuthRequestContext<ContinuumCaller>) async throws -> EditedResponse<ActionReceipt> {
+        let id = context.pathParameter("id")
+        try validate(id: id)
+        let body = try await actionBody(ResumeRequest.self, request, shape: #"`{"by": "…", "reason": "…"}`, both optional"#)
+        let (by, reason) = try action(by: body?.by, reason: body?.reason, caller: context.identity, default: "resumed over HTTP")
+        try await runtime.resume(id, by: by, reason: reason)
+        return EditedResponse(status: .accepted, response: ActionReceipt(id: id, action: "resume", by: by, reason: reason))
+    }
+
+    func reset(_ request: Request, _ context: some AuthRequestContext<ContinuumCaller>) async throws -> EditedResponse<ActionReceipt> {
+        let id = context.pathParameter("id")
+        try validate(id: id)
+        let shape = #"`{"toStep": "name", "occurrence": 0}` or `{"toEvent": 12}`, with "by" and "reason" optional"#
+        let body = try await actionBody(ResetRequest.self, request, shape: shape) ?? ResetRequest()
+        let (by, reason) = try action(by: body.by, reason: body.reason, caller: context.identity, default: "reset over HTTP")
+        switch (body.toStep, body.toEvent) {
+        case (let step?, nil):
+            try validate(name: step, what: "step name")
+            try await runtime.reset(id, toStep: step, occurrence: body.occurrence ?? 0, by: by, reason: reason)
+        case (nil, let sequence?):
+            guard body.occurrence == nil else { throw APIError.invalidArgument("occurrence goes with toStep, not with toEvent.") }
+            try await runtime.reset(id, toEvent: sequence, by: by, reason: reason)
+        default:
+            throw APIError.invalidArgument("Give exactly one of toStep and toEvent: \(shape).")
+        }
+        return EditedResponse(status: .accepted, response: ActionReceipt(id: id, action: "reset", by: by, reason: reason))
+    }
+
+    func fork(_ request: Request, _ context: some AuthRequestContext<ContinuumCaller>) async throws -> EditedResponse<JSONAnswer<StartReceipt>> {
+        let id = context.pathParameter("id")
+        try validate(id: id)
+        let shape = #"`{"toStep": "name", "occurrence": 0, "as": "new-id"}`, with "occurrence", "by" and "reason" optional"#
+        let body = try await actionBody(ForkRequest.self, request, shape: shape) ?? ForkRequest()
+        guard let step = body.toStep, let newID = body.as else { throw APIError.invalidArgument("A fork needs toStep and as: \(shape).") }
+        try validate(name: step, what: "step name")
+        try validate(id: newID)
+        let (by, reason) = try action(by: body.by, reason: body.reason, caller: context.identity, default: "forked over HTTP")
+        let receipt = try await runtime.fork(id, toStep: step, occurrence: body.occurrence ?? 0, as: newID, by: by, reason: reason)
+        return EditedResponse(status: .created, response: JSONAnswer(receipt))
+    }
+
+    /// The body of a way out decoded as `Body`, `nil` when empty; `400 invalidJSON` when it is
+    /// not JSON, `400 invalidArgument` when it is JSON of another shape.
+    func actionBody<Body: Decodable>(_ type: Body.Type, _ request: Request, shape: String) async throws -> Body? {
+        let body = Array(buffer: try await request.body.collect(upTo: configuration.maxBodySize))
+        if body.isEmpty { return nil }
+        guard JSONText.isValid(body) else { throw APIError.notJSON("The body (\(shape))") }
+        do {
+            return try JSONDecoder().decode(Body.self, from: Data(body))
+        } catch {
+            throw APIError.invalidArgument("The body must be a JSON object, \(shape): \(Self.describe(error)).")
+        }
+    }
+
+    /// Who asks and why, as history records them: `by` as given (else who the caller is, else
+    /// `anonymous`), `reason` as given (else `fallback`).
+    func action(
+        by: String?, reason: String?, caller: ContinuumCaller?, anonymous: String = "http", default fallback: String
+    ) throws(APIError) -> (by: String, reason: String) {
+        let by = by ?? caller?.actionName ?? anonymous
+        try validate(name: by, what: "\"by\"")
+        let reason = reason ?? fallback
+        guard reason.utf8.count <= Self.maxReasonBytes else {
+            throw APIError.invalidArgument("A reason must be at most \(Self.maxReasonBytes) bytes; got \(reason.utf8.count).")
+        }
+        return (by, reason)
+    }
+
+    /// The longest reason a way out records.
+    static let maxReasonBytes = 4096
+
+    /// A decoding error in a sentence: which field, and what was wrong with it.
+    static func describe(_ error: any Error) -> String {
+        guard let error = error as? DecodingError else { return "\(error)" }
+        func path(_ context: DecodingError.Context) -> String {
+            context.codingPath.map(\.stringValue).joined(separator: ".")
+        }
+        switch error {
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            let field = path(context)
+            return field.isEmpty ? context.debugDescription : "\(field): \(context.debugDescription)"
+        case .keyNotFound(let key, _):
+            return "\(key.stringValue) is missing"
+        @unknown default:
+            return "\(error)"
+        }
     }
 
     // MARK: Checks

@@ -63,7 +63,7 @@ struct DashboardTests {
             let timeline = try await chromium(["--dump-dom", base + "/ui/workflows/po-1"])
             #expect(timeline.contains(#"<span id="status" class="status completed">completed</span>"#))
             for kind in ["workflowStarted", "waitStarted", "eventReceived", "waitEnded", "workflowCompleted"] {
-                #expect(timeline.contains("<tr class=\"event \(kind)\">"), "the timeline lacks \(kind)")
+                #expect(timeline.contains("class=\"event \(kind)\">"), "the timeline lacks \(kind)")
             }
             #expect(timeline.contains("the dashboard"))
             // A running workflow shows the forms.
@@ -157,6 +157,182 @@ struct DashboardTests {
             let response = try await client.execute(
                 uri: "/login", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"], body: form(["token": "let-me-in"]))
             #expect(try cookieAttributes(response) == ["Path=/", "HttpOnly", "SameSite=Strict", "Secure"])
+        }
+    }
+}
+
+/// A page on the server under test (so of the dashboard's own origin) that opens a dashboard
+/// page in a frame, fills in form fields, clicks a button as a person would (the browser posts
+/// the form with its own encoding, `Origin` and cookies), follows the redirect, and copies the
+/// page it lands on into its own DOM for `--dump-dom`. Its query: `src` (the page), `click` (a
+/// CSS selector), and `set:<selector>` = value for each field.
+private let driverPage = """
+    <!doctype html><html><head><meta charset=utf-8></head><body><iframe id=frame></iframe><div id=out></div><script>
+    const params = new URLSearchParams(location.search);
+    const frame = document.getElementById('frame');
+    const out = document.getElementById('out');
+    let clicked = false;
+    frame.onload = () => {
+      try {
+        const page = frame.contentDocument;
+        if (!clicked) {
+          clicked = true;
+          for (const [key, value] of params) {
+            if (!key.startsWith('set:')) continue;
+            const field = page.querySelector(key.slice(4));
+            if (!field) throw new Error('no field ' + key.slice(4));
+            field.value = value;
+          }
+          const button = page.querySelector(params.get('click'));
+          if (!button) throw new Error('no button ' + params.get('click'));
+          button.click();
+        } else {
+          out.setAttribute('data-location', frame.contentWindow.location.pathname);
+          out.innerHTML = page.body.innerHTML;
+        }
+      } catch (error) {
+        out.setAttribute('data-error', error.message);
+      }
+    };
+    frame.src = params.get('src');
+    </script></body></html>
+    """
+
+/// Adds the driver page at `/test/driver`.
+@Sendable private func driverRoute(_ router: Router<BasicRequestContext>) {
+    router.get("/test/driver") { _, _ in
+        Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: ResponseBody(byteBuffer: ByteBuffer(string: driverPage)))
+    }
+}
+
+/// In headless Chromium: opens `page`, fills in `fields` (CSS selector → value), clicks
+/// `click`, and returns the path it was redirected to and that page's body as the browser has it.
+private func submit(_ base: String, page: String, click: String, fields: [(String, String)] = []) async throws -> (location: String, html: String) {
+    var components = URLComponents(string: base + "/test/driver")!
+    components.queryItems = [URLQueryItem(name: "src", value: page), URLQueryItem(name: "click", value: click)]
+        + fields.map { URLQueryItem(name: "set:" + $0.0, value: $0.1) }
+    // `+` is a space in a query for URLSearchParams; URLComponents leaves it as it is.
+    let url = components.url!.absoluteString.replacingOccurrences(of: "+", with: "%2B")
+    let dump = try await chromium(["--virtual-time-budget=20000", "--dump-dom", url])
+    let error = dump.firstMatch(of: #/data-error="(?<message>[^"]*)"/#)?.output.message
+    #expect(error == nil, "the driver failed: \(error ?? "")")
+    let location = try #require(dump.firstMatch(of: #/<div id="out" data-location="(?<path>[^"]*)">/#)?.output.path, "no page after \(click) on \(page)")
+    let start = try #require(dump.range(of: #"<div id="out" data-location="\#(location)">"#)?.upperBound)
+    let end = try #require(dump.range(of: "</div><script>", options: .backwards)?.lowerBound)
+    return (String(location), String(dump[start..<end]))
+}
+
+extension DashboardTests {
+    @Test("in headless Chromium: a suspended workflow shows why; its Reset, Fork, Cancel and Resume buttons work and are recorded; step names are escaped")
+    func waysOutInBrowser() async throws {
+        // A step name with markup, a quote joined to a combining mark, an ampersand and apostrophes.
+        let hostile = "<b>bold</b>\"\u{301} onmouseover=alert(1) & 'q'"
+        let original = Evolving(steps: ["a", hostile])
+        try await withTemporaryDirectory { path in
+            try await withSuspended(["p1", "p2", "p3"], path: path, original: original, routes: driverRoute) { client, runtime in
+                let base = "http://127.0.0.1:\(try #require(client.port))"
+                // The suspension, prominently: its code, message, what history recorded and what the code asked for.
+                let raw = String(buffer: try await client.execute(uri: "/ui/workflows/p1", method: .get).body)
+                #expect(raw.contains("<span id=suspension-code>nondeterminism</span>"), "\(raw.prefix(3000))")
+                let escaped = "&lt;b&gt;bold&lt;/b&gt;&quot;\u{301} onmouseover=alert(1) &amp; &#39;q&#39;"
+                #expect(raw.contains("<dd id=suspension-recorded>&#39;\(escaped)&#39;</dd>"))
+                #expect(raw.contains("<dd id=suspension-requested>&#39;x&#39;</dd>"))
+                // The reset and fork selects offer the history's steps, the recorded one chosen, escaped.
+                #expect(raw.contains(#"<option value="0:\#(escaped)" selected>step &#39;\#(escaped)&#39; at event 2</option>"#))
+                #expect(raw.contains(#"<option value="0:a">step &#39;a&#39; at event 1</option>"#))
+                #expect(!raw.contains("<b>bold") && !raw.contains("\"\u{301} onmouseover"), "unescaped markup")
+                let shown = try await chromium(["--dump-dom", base + "/ui/workflows/p1"])
+                for form in ["resume", "reset", "fork", "send", "cancel"] {
+                    #expect(shown.contains("<form id=\"\(form)\" method=\"post\" action=\"/ui/workflows/p1/\(form == "send" ? "events" : form)\">"), "no \(form) form")
+                }
+                #expect(!shown.contains("<b>bold"), "the browser parsed markup from a step name")
+                _ = try await chromium(["--screenshot=\(artifacts)/dashboard-suspended.png", "--window-size=1200,1400", base + "/ui/workflows/p1"])
+                let overview = try await chromium(["--dump-dom", base + "/?status=suspended"])
+                #expect(overview.contains(#"data-status="suspended"><b>3</b> suspended"#), "\(overview.prefix(2000))")
+                #expect(overview.contains(#"class="count suspended selected""#))
+                #expect(overview.contains(#"suspended <small class="code">(nondeterminism)</small>"#))
+
+                // Reset: the browser posts the chosen (escaped, then decoded) step name back.
+                let reset = try await submit(
+                    base, page: "/ui/workflows/p2", click: "#reset button",
+                    fields: [("#reset [name=by]", "dave"), ("#reset [name=reason]", "the step is x now")])
+                #expect(reset.location == "/ui/workflows/p2")
+                #expect(reset.html.contains(#"<span id="status" class="status running">running</span>"#), "\(reset.html.prefix(3000))")
+                #expect(reset.html.contains(#"<tr id="event-2" class="event stepCompleted superseded">"#))
+                #expect(reset.html.contains(##"<a class="supersededBy" href="#event-5">superseded by reset #1</a>"##))
+                #expect(!reset.html.contains(#"<tr id="event-1" class="event stepCompleted superseded">"#), "a step before the reset is marked")
+                #expect(actions(try await runtime.history(of: "p2")) == ["reset to 2 (1) by dave: the step is x now"])
+                _ = try await chromium(["--screenshot=\(artifacts)/dashboard-reset.png", "--window-size=1200,1000", base + "/ui/workflows/p2"])
+                try await runtime.send("finish", to: "p2", json: Array(#""now""#.utf8))
+                #expect(try await runtime.handle(Evolving.self, id: "p2").result() == ["a-done", "x-done"])
+
+                // Fork: to the new workflow's timeline.
+                let fork = try await submit(base, page: "/ui/workflows/p3", click: "#fork button", fields: [("#fork [name=as]", "p3 copy")])
+                #expect(fork.location == "/ui/workflows/p3%20copy")
+                #expect(fork.html.contains(#"<tr id="event-2" class="event workflowForked">"#), "\(fork.html.prefix(3000))")
+                #expect(actions(try await runtime.history(of: "p3 copy")) == ["forked from p3 at 2 by dashboard: forked from the dashboard"])
+                #expect(try await runtime.status(of: "p3")?.status == .suspended)
+
+                // Cancel: a suspended workflow ends cancelled at once.
+                let cancel = try await submit(base, page: "/ui/workflows/p3", click: "#cancel button")
+                #expect(cancel.location == "/ui/workflows/p3")
+                #expect(cancel.html.contains(#"<span id="status" class="status cancelled">cancelled</span>"#))
+            }
+            // The original code deployed again: Resume lets p1 go on where it was.
+            try await withSuspended([], path: path, original: original, deployed: original, routes: driverRoute) { client, runtime in
+                let base = "http://127.0.0.1:\(try #require(client.port))"
+                let resume = try await submit(
+                    base, page: "/ui/workflows/p1", click: "#resume button",
+                    fields: [("#resume [name=by]", "carol"), ("#resume [name=reason]", "the old code is back")])
+                #expect(resume.location == "/ui/workflows/p1")
+                #expect(!resume.html.contains("id=\"suspension\""), "\(resume.html.prefix(3000))")
+                #expect(actions(try await runtime.history(of: "p1")) == ["resumed by carol: the old code is back"])
+                try await runtime.send("finish", to: "p1", json: Array(#""now""#.utf8))
+                #expect(try await runtime.handle(Evolving.self, id: "p1").result() == ["a-done", "\(hostile)-done"])
+                // Finished: Reset and Fork remain; nothing to resume, send or cancel.
+                let done = try await chromium(["--dump-dom", base + "/ui/workflows/p1"])
+                #expect(done.contains(#"<span id="status" class="status completed">completed</span>"#))
+                #expect(done.contains(#"<form id="reset""#) && done.contains(#"<form id="fork""#))
+                #expect(!done.contains(#"<form id="resume""#) && !done.contains(#"<form id="send""#) && !done.contains(#"<form id="cancel""#))
+            }
+        }
+    }
+
+    @Test("the way-out forms refuse a bad step, a missing id, no login and another site, and append nothing")
+    func waysOutFormRefusals() async throws {
+        try await withTemporaryDirectory { path in
+            try await withSuspended(["p1"], path: path, .init(tokens: ["ops"])) { client, runtime in
+                let before = try await runtime.history(of: "p1")
+                let login = try await client.execute(
+                    uri: "/login", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"], body: form(["token": "ops"]))
+                let cookie = String(try #require(login.headers[.setCookie]).split(separator: ";")[0])
+                let signedIn: HTTPFields = [.cookie: cookie, .contentType: "application/x-www-form-urlencoded"]
+                var crossSite = signedIn
+                crossSite[.origin] = "http://evil.example"
+                let cases: [(String, HTTPFields, [String: String], HTTPResponse.Status)] = [
+                    ("/ui/workflows/p1/resume", [.contentType: "application/x-www-form-urlencoded"], [:], .unauthorized),
+                    ("/ui/workflows/p1/reset", crossSite, ["step": "0:b"], .forbidden),
+                    ("/ui/workflows/p1/fork", crossSite, ["step": "0:b", "as": "copy"], .forbidden),
+                    ("/ui/workflows/p1/reset", signedIn, [:], .badRequest),
+                    ("/ui/workflows/p1/reset", signedIn, ["step": "b"], .badRequest),
+                    ("/ui/workflows/p1/reset", signedIn, ["step": "0:nope"], .badRequest),
+                    ("/ui/workflows/p1/reset", signedIn, ["step": "1:b"], .badRequest),
+                    ("/ui/workflows/p1/fork", signedIn, ["step": "0:b"], .badRequest),
+                    ("/ui/workflows/p1/fork", signedIn, ["step": "0:b", "as": "p1"], .conflict),
+                    ("/ui/workflows/nobody/resume", signedIn, [:], .notFound),
+                ]
+                for (uri, headers, fields, status) in cases {
+                    let response = try await client.execute(uri: uri, method: .post, headers: headers, body: form(fields))
+                    #expect(response.status == status, "\(uri) \(fields)")
+                    #expect(response.headers[.contentType]?.hasPrefix("text/html") == true, "\(uri): an error page")
+                }
+                #expect(try await runtime.history(of: "p1") == before, "a refused form appended")
+                #expect(try await runtime.list(limit: 10).map(\.id) == ["p1"], "a refused fork created a workflow")
+                // Signed in and same-site, the form works and says who: the dashboard.
+                let resumed = try await client.execute(uri: "/ui/workflows/p1/resume", method: .post, headers: signedIn, body: form(["by": "", "reason": ""]))
+                #expect(resumed.status == .seeOther && resumed.headers[.location] == "/ui/workflows/p1")
+                #expect(actions(try await runtime.history(of: "p1")) == ["resumed by dashboard: resumed from the dashboard"])
+            }
         }
     }
 }

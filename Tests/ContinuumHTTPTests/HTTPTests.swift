@@ -40,14 +40,17 @@ func withAPI(
     }
 }
 
-/// Runs the API over the LMDB store in `path` on a real server on 127.0.0.1.
+/// Runs the API over the LMDB store in `path` on a real server on 127.0.0.1, with the test's
+/// own `routes` beside it.
 func withAPI(
     path: String, _ configuration: ContinuumAPI.Configuration = .init(), workflows: [any Workflow] = [Approval()],
+    routes: @Sendable (Router<BasicRequestContext>) -> Void = { _ in },
     _ body: @Sendable (any TestClientProtocol, WorkflowRuntime) async throws -> Void
 ) async throws {
     try await WorkflowRuntime.withLMDB(path: path, workflows: workflows) { runtime throws in
         let router = Router()
         ContinuumAPI(runtime: runtime, configuration: configuration).register(on: router)
+        routes(router)
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in try await body(client, runtime) }
     }
@@ -397,7 +400,7 @@ extension HTTPTests {
         (ContinuumError.Code.invalidArgument, 400), (.payloadCoding, 400), (.unknownWorkflow, 404), (.unknownWorkflowType, 404),
         (.workflowFinished, 409), (.workflowIDConflict, 409), (.dedupKeyConflict, 409), (.nondeterminism, 409), (.corruptedData, 409),
         (.notRunning, 503), (.storeClosed, 503), (.storeLocked, 503), (.ownershipLost, 503), (.storageFull, 507), (.payloadTooLarge, 413),
-        (.alreadyRunning, 500), (.storageFailure, 500),
+        (.alreadyRunning, 500), (.storageFailure, 500), (.suspended, 409), (.codeChanged, 409),
     ] as [(ContinuumError.Code, Int)])
     func statuses(code: ContinuumError.Code, status: Int) {
         let error = APIError(ContinuumError(code, "what happened"))

@@ -108,6 +108,124 @@ struct ServeTests {
     }
 }
 
+/// Registered under the name of `continuum serve`'s example, `purchase-approval`, with its
+/// input and event: with `firstStep: "file-request"` its history is one the example's code
+/// replays; with another name, one the example's code no longer matches.
+struct StandInPurchase: Workflow {
+    static let name = "purchase-approval"
+    struct Input: Codable, Sendable { var item: String; var amount: Int }
+    struct Decision: Codable, Sendable { var approved: Bool; var by: String }
+    let firstStep: String
+
+    func run(_ ctx: WorkflowContext, input: Input) async throws -> String {
+        let request = try await ctx.step(firstStep) { "REQ-stand-in" }
+        _ = try await ctx.waitForEvent("approve", as: Decision.self, timeout: .seconds(7 * 86_400))
+        return request
+    }
+}
+
+extension ServeTests {
+    @Test("continuum resume, reset and fork talk to a running server; list shows suspensions, show marks superseded events")
+    func waysOutFromTheCommandLine() async throws {
+        let executable = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")
+        /// Runs `continuum` with `arguments`; returns its exit and what it printed, errors included.
+        func continuum(_ arguments: [String]) async throws -> (exit: ChildProcess.Exit, output: String) {
+            let command = try ChildProcess(executable: "/bin/sh", arguments: ["-c", #"exec "$0" "$@" 2>&1"#, executable] + arguments)
+            return (await command.exit(), command.output)
+        }
+        let input = StandInPurchase.Input(item: "pen", amount: 2)
+        try await withTemporaryDirectory { path in
+            // po-resume's history matches the example; the stand-in with a renamed step then
+            // suspends it and starts po-reset, whose history the example does not match.
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [StandInPurchase(firstStep: "file-request")]) { runtime throws in
+                try await runtime.start(StandInPurchase.self, id: "po-resume", input: input)
+                try await eventually { try await runtime.history(of: "po-resume").count == 3 }
+            }
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [StandInPurchase(firstStep: "file-request-old")]) { runtime throws in
+                try await eventually { try await runtime.status(of: "po-resume")?.status == .suspended }
+                try await runtime.start(StandInPurchase.self, id: "po-reset", input: input)
+                try await eventually { try await runtime.history(of: "po-reset").count == 3 }
+            }
+            let listed = try await continuum(["list", "--status", "suspended", "--path", path])
+            #expect(listed.exit == .exited(0), "\(listed.output)")
+            #expect(listed.output.hasPrefix("po-resume\tpurchase-approval\tsuspended\t") && listed.output.hasSuffix("\tnondeterminism\n"), "\(listed.output)")
+            #expect(!listed.output.contains("po-reset"))
+
+            let port = Int.random(in: 20_000..<60_000)
+            let base = "http://127.0.0.1:\(port)"
+            let server = try ChildProcess(executable: executable, arguments: ["serve", "--path", path, "--port", "\(port)", "--token", "cli-token"])
+            defer { if !server.hasExited { server.kill() } }
+            try await server.waitForLine("Continuum is serving \(path) at \(base)")
+            let auth = ["Authorization": "Bearer cli-token"]
+            let remote = ["--url", base, "--token", "cli-token"]
+            // The example's code does not match po-reset: it is suspended as the server starts.
+            var suspended = false
+            for _ in 0..<500 where !suspended {
+                suspended = try await request("GET", "\(base)/v1/workflows/po-reset", headers: auth).1.contains(#""status":"suspended""#)
+                if !suspended { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(suspended, "po-reset was not suspended")
+
+            let resumed = try await continuum(["resume", "po-resume", "--by", "alice", "--reason", "the example matches"] + remote)
+            #expect(resumed.exit == .exited(0), "\(resumed.output)")
+            #expect(resumed.output.contains(#""action":"resume""#) && resumed.output.contains(#""by":"alice""#), "\(resumed.output)")
+            let reset = try await continuum(["reset", "po-reset", "--to", "file-request-old", "--reason", "the step was renamed"] + remote)
+            #expect(reset.exit == .exited(0), "\(reset.output)")
+            #expect(reset.output.contains(#""action":"reset""#) && reset.output.contains(#""reason":"the step was renamed""#), "\(reset.output)")
+            let forked = try await continuum(["fork", "po-resume", "--to", "file-request", "--as", "po-copy", "--by", "bob"] + remote)
+            #expect(forked.exit == .exited(0), "\(forked.output)")
+            #expect(forked.output.contains(#""created":true"#) && forked.output.contains(#""id":"po-copy""#), "\(forked.output)")
+            for id in ["po-resume", "po-reset", "po-copy"] {
+                let sent = try await continuum(["send", id, "approve", "--data", #"{"approved": true, "by": "ops"}"#] + remote)
+                #expect(sent.exit == .exited(0), "\(id): \(sent.output)")
+            }
+            var finished = false
+            for _ in 0..<500 where !finished {
+                var all = true
+                for id in ["po-resume", "po-reset", "po-copy"] {
+                    all = try await request("GET", "\(base)/v1/workflows/\(id)", headers: auth).1.contains("approved by ops") && all
+                }
+                finished = all
+                if !finished { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(finished, "the workflows did not complete with the example's code")
+
+            // Refusals print the API's code and message, and exit non-zero.
+            let refusals: [([String], String)] = [
+                (["resume", "po-resume"] + remote, "invalidArgument"),
+                (["reset", "po-reset", "--to", "nope"] + remote, "invalidArgument"),
+                (["fork", "po-resume", "--to", "file-request", "--as", "po-copy"] + remote, "workflowIDConflict"),
+                (["resume", "nobody"] + remote, "unknownWorkflow"),
+                (["resume", "po-resume", "--url", base], "unauthorized"),
+                (["reset", "po-reset"] + remote, "--to"),
+            ]
+            for (arguments, code) in refusals {
+                let refused = try await continuum(arguments)
+                #expect(refused.exit != .exited(0), "\(arguments)")
+                #expect(refused.output.contains(code), "\(arguments): \(refused.output)")
+            }
+            server.terminate()
+            #expect(await server.exit() == .exited(0))
+
+            // show prints who did what, and marks what the reset superseded.
+            let reshown = try await continuum(["show", "po-reset", "--path", path])
+            #expect(reshown.exit == .exited(0), "\(reshown.output)")
+            let lines = reshown.output.split(separator: "\n").map(String.init)
+            #expect(lines.contains { $0.contains("reset to event #1 (generation 1) by ") && $0.contains(": the step was renamed") }, "\(reshown.output)")
+            let superseded = lines.filter { $0.hasPrefix("~") }
+            #expect(superseded.count == 3, "\(reshown.output)")
+            #expect(superseded.allSatisfy { $0.hasSuffix("[superseded by reset #1 at event #4]") }, "\(reshown.output)")
+            #expect(superseded.first?.contains("'file-request-old' completed") == true, "\(reshown.output)")
+            let shown = try await continuum(["show", "po-resume", "--path", path])
+            #expect(shown.output.contains("suspended (nondeterminism)") && shown.output.contains("resumed by alice: the example matches"), "\(shown.output)")
+            let copy = try await continuum(["show", "po-copy", "--path", path])
+            #expect(copy.output.contains("forked from 'po-resume' at event #1 by bob: forked from the command line"), "\(copy.output)")
+            let none = try await continuum(["list", "--status", "suspended", "--path", path])
+            #expect(none.exit == .exited(0) && none.output.isEmpty, "\(none.output)")
+        }
+    }
+}
+
 @Suite("Retention")
 struct RetentionTests {
     @Test("gc deletes finished workflows older than the cutoff, never running ones; the store verifies clean after")

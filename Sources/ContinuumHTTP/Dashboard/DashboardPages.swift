@@ -53,6 +53,8 @@ struct OverviewPage {
         let link: String
         let type: String
         let status: String
+        /// For a suspended workflow, the suspension's code.
+        let suspension: String?
         let createdAt: String
         let updatedAt: String
     }
@@ -66,7 +68,7 @@ struct OverviewPage {
     /// The next page's link, when there is one.
     let next: String?
 
-    init(counts: StatusCounts, filter: WorkflowStatus?, page: WorkflowPage, links: DashboardLinks) {
+    init(counts: StatusCounts, filter: WorkflowStatus?, page: WorkflowPage, suspensions: [String: String] = [:], links: DashboardLinks) {
         home = links.home
         total = counts.total
         allSelected = filter == nil
@@ -76,6 +78,7 @@ struct OverviewPage {
         rows = page.workflows.map { workflow in
             Row(
                 id: workflow.id, link: links.workflow(workflow.id), type: workflow.type, status: workflow.status.rawValue,
+                suspension: suspensions[workflow.id],
                 createdAt: Timestamp.string(nanoseconds: workflow.createdAt), updatedAt: Timestamp.string(nanoseconds: workflow.updatedAt))
         }
         next = page.next.map { links.overview(status: filter, after: $0) }
@@ -83,15 +86,40 @@ struct OverviewPage {
 }
 
 struct TimelinePage {
+    /// Why the workflow is suspended, shown above its timeline.
     struct Suspension {
         let code: String
         let message: String
+        /// The position among the body's calls where the code stopped matching.
+        let index: String?
+        /// What history recorded there.
+        let recorded: String?
+        /// What the code asked for there.
+        let requested: String?
+        let build: String?
     }
 
-    /// Where the forms of an unfinished workflow post.
+    /// A step (or wait) of the history in effect, as the reset and fork forms offer it.
+    struct StepOption {
+        /// `occurrence:name`, what the forms post.
+        let value: String
+        let label: String
+        /// The step where the code stopped matching, when suspended for that.
+        let selected: Bool
+    }
+
+    /// Where the forms post; a form whose link is `nil` is not offered.
     struct Actions {
-        let send: String
-        let cancel: String
+        /// Running or suspended: an event (a suspended workflow keeps it until it runs again).
+        let send: String?
+        /// Running or suspended.
+        let cancel: String?
+        /// Suspended only.
+        let resume: String?
+        /// Any workflow with a step to go back to.
+        let reset: String?
+        let fork: String?
+        let steps: [StepOption]
     }
 
     let title: String
@@ -101,6 +129,8 @@ struct TimelinePage {
     let status: String
     let suspension: Suspension?
     let entries: [TimelineEntry]
+    /// How many events a reset superseded (shown dimmed), when any.
+    let supersededCount: Int?
     let actions: Actions?
 
     init(summary: WorkflowSummary, suspension: SuspensionRecord?, events: [HistoryEvent], links: DashboardLinks) {
@@ -109,10 +139,43 @@ struct TimelinePage {
         id = summary.id
         type = summary.type
         status = summary.status.rawValue
-        self.suspension = suspension.map { Suspension(code: $0.code, message: $0.message) }
-        entries = events.map(TimelineEntry.init)
+        self.suspension = suspension.map { record in
+            Suspension(
+                code: record.code, message: record.message, index: record.index.map(String.init),
+                recorded: record.recorded.map(\.description),
+                requested: record.requested.map(\.description)
+                    ?? (record.recorded == nil ? nil : "nothing: the code finished without asking for it"),
+                build: record.build)
+        }
+        let resets = (try? Supersession.resets(in: events)) ?? [:]
+        entries = events.map { TimelineEntry($0, supersededBy: resets[$0.sequence]) }
+        supersededCount = resets.isEmpty ? nil : resets.count
         let page = links.workflow(summary.id)
-        actions = summary.status.isFinished ? nil : Actions(send: page + "/events", cancel: page + "/cancel")
+        let steps = Supersession.steps(in: events).map { step in
+            StepOption(
+                value: "\(step.key.occurrence):\(step.key.name)",
+                label: "\(step.isWait ? "wait" : "step") \(step.key) at event \(step.sequence)",
+                selected: step.key == suspension?.recorded)
+        }
+        let unfinished = !summary.status.isFinished
+        let actions = Actions(
+            send: unfinished ? page + "/events" : nil, cancel: unfinished ? page + "/cancel" : nil,
+            resume: summary.status == .suspended ? page + "/resume" : nil,
+            reset: steps.isEmpty ? nil : page + "/reset", fork: steps.isEmpty ? nil : page + "/fork", steps: steps)
+        self.actions = unfinished || !steps.isEmpty ? actions : nil
+    }
+}
+
+/// The form a reset or fork posts: the step as `occurrence:name`, and who and why.
+struct StepChoice: Sendable, Equatable {
+    var name: String
+    var occurrence: UInt32
+
+    /// Reads `occurrence:name` (the name may hold any character, `:` too).
+    init?(_ value: String) {
+        guard let colon = value.firstIndex(of: ":"), let occurrence = UInt32(value[..<colon]) else { return nil }
+        self.occurrence = occurrence
+        self.name = String(value[value.index(after: colon)...])
     }
 }
 
@@ -132,9 +195,17 @@ struct TimelineEntry {
     let attempt: String
     let details: [Detail]
     let error: FailureRecord?
+    /// For an event a reset superseded: which reset, and a link to its row.
+    let superseded: Superseded?
 
-    init(_ event: HistoryEvent) {
+    struct Superseded {
+        let label: String
+        let link: String
+    }
+
+    init(_ event: HistoryEvent, supersededBy reset: Supersession.Reset? = nil) {
         sequence = event.sequence
+        superseded = reset.map { Superseded(label: "superseded by reset #\($0.generation)", link: "#event-\($0.sequence)") }
         time = Timestamp.string(nanoseconds: event.timestamp)
         kind = event.kindName
         var step: StepKey?

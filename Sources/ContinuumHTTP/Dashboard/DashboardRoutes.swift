@@ -9,9 +9,13 @@ extension ContinuumAPI {
     /// The dashboard: small server-rendered pages over the same runtime as the API, as a
     /// collection to mount with `addRoutes(_:atPath:)`; its links follow wherever it is mounted.
     ///
-    /// `GET /` lists workflows with counts by status; `GET /ui/workflows/{id}` shows one
-    /// workflow's timeline (every event with its time, step, attempt, result or error, and what
-    /// it waits for until when), a form that sends it an event, and a cancel button. With tokens
+    /// `GET /` lists workflows with counts by status (a suspended one with its suspension's
+    /// code); `GET /ui/workflows/{id}` shows one workflow's timeline (every event with its time,
+    /// step, attempt, result or error, and what it waits for until when; events a reset
+    /// superseded dimmed, with the reset), why it is suspended when it is, and its forms: send
+    /// an event and cancel (unfinished), resume (suspended), reset to a step and fork (any
+    /// workflow with steps). Each form posts, is recorded with who and why (`dashboard` unless
+    /// the form says), and redirects back to the timeline (a fork to the new one's). With tokens
     /// configured the pages need a token too: an `Authorization: Bearer` header, or the cookie
     /// the login form (`POST /login`) sets (`HttpOnly`, `SameSite=Strict`). Forms pass the same
     /// size and cross-site checks as the API; errors are pages with the API error's status.
@@ -56,6 +60,35 @@ extension ContinuumAPI {
             try await self.runtime.cancel(id, reason: "cancelled from the dashboard")
             return Response(status: .seeOther, headers: [.location: links.workflow(id)])
         }
+        page("ui/workflows/:id/resume", .post) { request, context, links in
+            let id = context.pathParameter("id")
+            try self.validate(id: id)
+            let form = try await Self.form(ActionForm.self, request, limit: self.configuration.maxBodySize)
+            let (by, reason) = try self.action(form, context.identity, default: "resumed from the dashboard")
+            try await self.runtime.resume(id, by: by, reason: reason)
+            return Response(status: .seeOther, headers: [.location: links.workflow(id)])
+        }
+        page("ui/workflows/:id/reset", .post) { request, context, links in
+            let id = context.pathParameter("id")
+            try self.validate(id: id)
+            let form = try await Self.form(ActionForm.self, request, limit: self.configuration.maxBodySize)
+            let step = try self.step(form)
+            let (by, reason) = try self.action(form, context.identity, default: "reset from the dashboard")
+            try await self.runtime.reset(id, toStep: step.name, occurrence: step.occurrence, by: by, reason: reason)
+            return Response(status: .seeOther, headers: [.location: links.workflow(id)])
+        }
+        page("ui/workflows/:id/fork", .post) { request, context, links in
+            let id = context.pathParameter("id")
+            try self.validate(id: id)
+            let form = try await Self.form(ActionForm.self, request, limit: self.configuration.maxBodySize)
+            let step = try self.step(form)
+            let newID = form.as ?? ""
+            try self.validate(id: newID)
+            let (by, reason) = try self.action(form, context.identity, default: "forked from the dashboard")
+            try await self.runtime.fork(id, toStep: step.name, occurrence: step.occurrence, as: newID, by: by, reason: reason)
+            // To the new workflow's timeline: the fork is what the operator wants to watch next.
+            return Response(status: .seeOther, headers: [.location: links.workflow(newID)])
+        }
         page("login", .post, needsCaller: false) { request, _, links in try await self.login(request, links) }
         return routes
     }
@@ -67,7 +100,13 @@ extension ContinuumAPI {
         let filter = try query.get("status").map(WorkflowStatus.init(query:))
         let counts = try await runtime.counts()
         let page = try await runtime.list(status: filter, after: query.get("after"), limit: 100)
-        return Dashboard.html(.ok, DashboardTemplates.render(OverviewPage(counts: counts, filter: filter, page: page, links: links), "overview"))
+        // Why each suspended one is, at a glance.
+        var suspensions: [String: String] = [:]
+        for workflow in page.workflows where workflow.status == .suspended {
+            suspensions[workflow.id] = try await runtime.suspension(of: workflow.id)?.code
+        }
+        let model = OverviewPage(counts: counts, filter: filter, page: page, suspensions: suspensions, links: links)
+        return Dashboard.html(.ok, DashboardTemplates.render(model, "overview"))
     }
 
     func timeline(_ id: String, _ links: DashboardLinks) async throws -> Response {
@@ -93,6 +132,21 @@ extension ContinuumAPI {
         return response
     }
 
+    /// Who asks and why, from a way-out form: an empty field counts as not given, and who is
+    /// `dashboard` unless the form or the caller says.
+    private func action(_ form: ActionForm, _ caller: ContinuumCaller?, default reason: String) throws(APIError) -> (by: String, reason: String) {
+        try action(by: form.by.nonEmpty, reason: form.reason.nonEmpty, caller: caller, anonymous: "dashboard", default: reason)
+    }
+
+    /// The step a reset or fork form chose, posted as `occurrence:name`.
+    private func step(_ form: ActionForm) throws(APIError) -> StepChoice {
+        guard let step = form.step.flatMap(StepChoice.init) else {
+            throw APIError.invalidArgument("Choose a step of the workflow's history to go to.")
+        }
+        try validate(name: step.name, what: "step name")
+        return step
+    }
+
     /// The body as an `application/x-www-form-urlencoded` form, or `400 invalidArgument`.
     static func form<Form: Decodable>(_ type: Form.Type, _ request: Request, limit: Int) async throws -> Form {
         let body = String(buffer: try await request.body.collect(upTo: limit))
@@ -108,6 +162,21 @@ extension ContinuumAPI {
 private struct EventForm: Decodable {
     var name: String?
     var payload: String?
+}
+
+/// The dashboard's resume, reset and fork forms (each posts the fields it has).
+private struct ActionForm: Decodable {
+    /// A reset's or fork's step, `occurrence:name`.
+    var step: String?
+    /// A fork's new id.
+    var `as`: String?
+    var by: String?
+    var reason: String?
+}
+
+extension String? {
+    /// `nil` for an empty form field, as a browser posts one left blank.
+    fileprivate var nonEmpty: String? { self?.isEmpty == false ? self : nil }
 }
 
 /// The dashboard's login form.

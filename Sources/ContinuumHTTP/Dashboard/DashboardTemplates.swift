@@ -68,6 +68,10 @@ enum DashboardTemplates {
         .failed,.error{color:#c62828}.cancelled{color:#8a6d00}.suspended{color:#b85c00}
         .actions{display:flex;gap:2rem;flex-wrap:wrap}form label{display:block;margin:.4rem 0}textarea,input{width:22rem;font:inherit}
         button{font:inherit;padding:.3rem .8rem}.danger{color:#c62828}.empty{color:#777}
+        .suspension{border:2px solid #b85c00;border-radius:6px;padding:.2rem 1rem;background:#fff7ef}.suspension h3{color:#b85c00}
+        .suspension dt{font-weight:600;color:#555}.suspension dd{margin:0 0 .4rem 0}.note{color:#666}
+        tr.superseded td{opacity:.45}tr.superseded td:last-child{opacity:.6}.supersededBy{color:#8a6d00;font-size:.85em}
+        select{font:inherit;max-width:22rem}
         </style></head><body>
         <h1><a href="{{home}}">Continuum</a></h1>
         {{$body}}{{/body}}
@@ -85,7 +89,7 @@ enum DashboardTemplates {
         </section>
         <table id=workflows><thead><tr><th>Workflow</th><th>Type</th><th>Status</th><th>Started</th><th>Updated</th></tr></thead><tbody>
         {{#rows}}
-        <tr data-id="{{id}}"><td><a href="{{link}}">{{id}}</a></td><td>{{type}}</td><td class="status {{status}}">{{status}}</td><td>{{createdAt}}</td><td>{{updatedAt}}</td></tr>
+        <tr data-id="{{id}}"><td><a href="{{link}}">{{id}}</a></td><td>{{type}}</td><td class="status {{status}}">{{status}}{{#suspension}} <small class=code>({{.}})</small>{{/suspension}}</td><td>{{createdAt}}</td><td>{{updatedAt}}</td></tr>
         {{/rows}}
         {{^rows}}
         <tr><td colspan=5 class=empty>No workflows yet.</td></tr>
@@ -99,10 +103,26 @@ enum DashboardTemplates {
         {{<layout}}{{$body}}
         <p><a href="{{home}}">← all workflows</a></p>
         <h2>{{id}} <small>{{type}}</small> <span id=status class="status {{status}}">{{status}}</span></h2>
-        {{#suspension}}<p class=error>Suspended ({{code}}): {{message}}</p>{{/suspension}}
+        {{#suspension}}
+        <section id=suspension class=suspension>
+        <h3>Suspended: <span id=suspension-code>{{code}}</span></h3>
+        <p id=suspension-message>{{message}}</p>
+        <dl>
+        {{#recorded}}<dt>History recorded</dt><dd id=suspension-recorded>{{.}}</dd>{{/recorded}}
+        {{#requested}}<dt>The code deployed asked for</dt><dd id=suspension-requested>{{.}}</dd>{{/requested}}
+        {{#index}}<dt>At the body's call</dt><dd>#{{.}}</dd>{{/index}}
+        {{#build}}<dt>Suspended by build</dt><dd>{{.}}</dd>{{/build}}
+        </dl>
+        <p>Nothing runs until someone decides: deploy code that matches history and <a href="#resume">resume</a>;
+        <a href="#reset">reset</a> to a step to run it again with the code deployed now; <a href="#fork">fork</a> to try the
+        new code on a copy; or <a href="#cancel">cancel</a>.</p>
+        </section>
+        {{/suspension}}
+        {{#supersededCount}}<p class=note>{{.}} events were superseded by a reset: kept, dimmed, no longer in effect.</p>{{/supersededCount}}
         <table id=timeline><thead><tr><th>#</th><th>Time</th><th>Event</th><th>Step</th><th>Attempt</th><th>Detail</th></tr></thead><tbody>
         {{#entries}}
-        <tr class="event {{kind}}"><td>{{sequence}}</td><td>{{time}}</td><td>{{kind}}</td><td>{{step}}</td><td>{{attempt}}</td><td>
+        <tr id="event-{{sequence}}" class="event {{kind}}{{#superseded}} superseded{{/superseded}}"><td>{{sequence}}</td><td>{{time}}</td><td>{{kind}}</td><td>{{step}}</td><td>{{attempt}}</td><td>
+        {{#superseded}}<a class=supersededBy href="{{link}}">{{label}}</a><br>{{/superseded}}
         {{#details}}<span class=k>{{label}}</span> {{value}}<br>{{/details}}
         {{#error}}<span class="k error">error</span> {{type}}: {{message}}{{/error}}
         </td></tr>
@@ -110,16 +130,54 @@ enum DashboardTemplates {
         </tbody></table>
         {{#actions}}
         <section class=actions>
-        <form id=send method=post action="{{send}}">
+        {{#resume}}
+        <form id=resume method=post action="{{.}}">
+        <h3>Resume</h3>
+        <p>Replay with the code deployed now; it is suspended again if that still does not match.</p>
+        <label>By <input name=by placeholder=dashboard></label>
+        <label>Reason <input name=reason placeholder="fixed code deployed"></label>
+        <button type=submit>Resume workflow</button>
+        </form>
+        {{/resume}}
+        {{#reset}}
+        <form id=reset method=post action="{{.}}">
+        <h3>Reset to a step</h3>
+        <p>Run again from the step with the code deployed now; the events after it are kept but superseded.</p>
+        <label>Step <select name=step required>
+        {{#steps}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{label}}</option>{{/steps}}
+        </select></label>
+        <label>By <input name=by placeholder=dashboard></label>
+        <label>Reason <input name=reason placeholder="rerun with the fix"></label>
+        <button type=submit class=danger>Reset workflow</button>
+        </form>
+        {{/reset}}
+        {{#fork}}
+        <form id=fork method=post action="{{.}}">
+        <h3>Fork</h3>
+        <p>A new workflow with a copy of this history up to the step, run with the code deployed now.</p>
+        <label>Step <select name=step required>
+        {{#steps}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{label}}</option>{{/steps}}
+        </select></label>
+        <label>New id <input name=as required></label>
+        <label>By <input name=by placeholder=dashboard></label>
+        <label>Reason <input name=reason placeholder="try the new code"></label>
+        <button type=submit>Fork workflow</button>
+        </form>
+        {{/fork}}
+        {{#send}}
+        <form id=send method=post action="{{.}}">
         <h3>Send an event</h3>
         <label>Name <input name=name required placeholder=approve></label>
         <label>Payload (JSON) <textarea name=payload rows=3 placeholder='{"approved": true, "by": "ops"}'></textarea></label>
         <button type=submit>Send</button>
         </form>
-        <form id=cancel method=post action="{{cancel}}">
+        {{/send}}
+        {{#cancel}}
+        <form id=cancel method=post action="{{.}}">
         <h3>Cancel</h3>
         <button type=submit class=danger>Cancel workflow</button>
         </form>
+        {{/cancel}}
         </section>
         {{/actions}}
         {{/body}}{{/layout}}
