@@ -92,7 +92,7 @@ struct Show: AsyncParsableCommand {
                 case .timedOut: text = "wait \(key) timed out"
                 case .cancelled: text = "wait \(key) cancelled"
                 }
-            case .cancelRequested(let reason):
+            case .cancelRequested(let reason, _):
                 text = "cancellation requested: \(reason)"
             case .workflowCancelled(let reason):
                 text = "cancelled: \(reason)"

@@ -81,10 +81,11 @@ struct Cancel: AsyncParsableCommand {
 
     @Argument(help: "The workflow's id.") var id: String
     @Option(help: "Why, recorded in history.") var reason = "cancelled from the command line"
+    @Option(help: "Who asks, recorded in history (default: $USER (continuum)).") var by: String?
     @OptionGroup var server: ServerOptions
 
     func run() async throws {
-        let body = try JSONSerialization.data(withJSONObject: ["reason": reason])
+        let body = try JSONSerialization.data(withJSONObject: ["reason": reason, "by": by ?? commandLineActor()])
         let answer = try await server.call("POST", "/v1/workflows/\(ServerOptions.segment(id))/cancel", body: body)
         print(String(decoding: answer, as: UTF8.self))
     }

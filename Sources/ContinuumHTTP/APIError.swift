@@ -77,11 +77,12 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
         // The workflow is not in a state that allows the request: finished, suspended (resume,
         // reset or cancel it first), its id taken, its history at odds with the code.
         case .workflowFinished, .workflowIDConflict, .dedupKeyConflict, .nondeterminism, .ambiguousStep, .corruptedData, .suspended,
-            .codeChanged:
+            .codeChanged, .notSuspended:
             .conflict
         // ownershipLost: another process took the workflow over; nothing was written and a retry
         // reaches its new owner's state.
-        case .notRunning, .storeClosed, .storeLocked, .ownershipLost: .serviceUnavailable
+        // readOnly: this server's store was opened read-only; writes go to the server that owns it.
+        case .notRunning, .storeClosed, .storeLocked, .ownershipLost, .readOnly: .serviceUnavailable
         case .storageFull: HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
         case .payloadTooLarge: .contentTooLarge
         // alreadyRunning is the host application's mistake (run() twice), not the client's.

@@ -127,15 +127,17 @@ extension ContinuumAPI {
         let id = context.pathParameter("id")
         try validate(id: id)
         var reason = "cancelled over HTTP"
+        var by = "http"
         let body = Array(buffer: try await request.body.collect(upTo: configuration.maxBodySize))
         if !body.isEmpty {
-            guard JSONText.isValid(body) else { throw APIError.notJSON("The body (`{\"reason\": \"…\"}`)") }
+            guard JSONText.isValid(body) else { throw APIError.notJSON("The body (`{\"reason\": \"…\", \"by\": \"…\"}`)") }
             guard let decoded = try? JSONDecoder().decode(CancelRequest.self, from: Data(body)) else {
-                throw APIError.invalidArgument("The body must be a JSON object, `{\"reason\": \"…\"}`.")
+                throw APIError.invalidArgument("The body must be a JSON object, `{\"reason\": \"…\", \"by\": \"…\"}`.")
             }
             reason = decoded.reason ?? reason
+            by = decoded.by ?? by
         }
-        try await runtime.cancel(id, reason: reason)
+        try await runtime.cancel(id, by: by, reason: reason)
         return EditedResponse(status: .accepted, response: CancelReceipt(id: id, cancelRequested: true))
     }
 
@@ -260,6 +262,7 @@ extension ContinuumAPI {
 /// The body of `POST /v1/workflows/{id}/cancel`, when there is one.
 private struct CancelRequest: Decodable {
     var reason: String?
+    var by: String?
 }
 
 extension WorkflowStatus {

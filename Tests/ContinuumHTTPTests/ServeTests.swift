@@ -192,7 +192,7 @@ extension ServeTests {
 
             // Refusals print the API's code and message, and exit non-zero.
             let refusals: [([String], String)] = [
-                (["resume", "po-resume"] + remote, "invalidArgument"),
+                (["resume", "po-resume"] + remote, "notSuspended"),
                 (["reset", "po-reset", "--to", "nope"] + remote, "invalidArgument"),
                 (["fork", "po-resume", "--to", "file-request", "--as", "po-copy"] + remote, "workflowIDConflict"),
                 (["resume", "nobody"] + remote, "unknownWorkflow"),

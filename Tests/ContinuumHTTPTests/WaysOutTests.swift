@@ -219,8 +219,8 @@ extension HTTPTests {
                     ("/v1/workflows/p1/fork", crossSite, #"{"toStep": "b", "as": "f2"}"#, .forbidden, "crossSiteRequest"),
                     ("/v1/workflows/p1/resume", ops, String(repeating: " ", count: 9000), .contentTooLarge, "bodyTooLarge"),
                     // Wrong state: only a suspended workflow resumes.
-                    ("/v1/workflows/live/resume", ops, nil, .badRequest, "invalidArgument"),
-                    ("/v1/workflows/done/resume", ops, nil, .badRequest, "invalidArgument"),
+                    ("/v1/workflows/live/resume", ops, nil, .conflict, "notSuspended"),
+                    ("/v1/workflows/done/resume", ops, nil, .conflict, "notSuspended"),
                     ("/v1/workflows/nobody/resume", ops, nil, .notFound, "unknownWorkflow"),
                     ("/v1/workflows/nobody/reset", ops, #"{"toStep": "a"}"#, .notFound, "unknownWorkflow"),
                     ("/v1/workflows/nobody/fork", ops, #"{"toStep": "a", "as": "f3"}"#, .notFound, "unknownWorkflow"),

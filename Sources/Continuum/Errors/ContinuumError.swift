@@ -73,6 +73,8 @@ public struct ContinuumError: Error, Sendable, CustomStringConvertible {
         public static let codeChanged = Code("codeChanged")
         /// The store was opened read-only (to check a live store, say); it takes no writes.
         public static let readOnly = Code("readOnly")
+        /// The operation needs a suspended workflow (`resume`), and this one is not.
+        public static let notSuspended = Code("notSuspended")
         /// The workflow is suspended; resume, reset or cancel it (``WorkflowRuntime/resume(_:by:reason:)``).
         public static let suspended = Code("suspended")
     }

@@ -21,7 +21,7 @@ extension HistoryEvent: Codable {
         case type, input, traceContext, step, result, error, output
         case waitsFor, event, due, until, outcome, latenessNanoseconds, eventSequence
         case attempt, nextAttemptAt, reason, payload, dedupKey
-        case suspension, action, toSequence, generation, from, marker
+        case suspension, action, toSequence, generation, from, marker, by
     }
 
     /// The names of the event kinds, as `kind` holds them.
@@ -90,9 +90,10 @@ extension HistoryEvent: Codable {
             try container.encode(attempt, forKey: .attempt)
             try container.encode(failure, forKey: .error)
             try container.encode(next, forKey: .nextAttemptAt)
-        case .cancelRequested(let reason):
+        case .cancelRequested(let reason, let by):
             try container.encode(KindName.cancelRequested, forKey: .kind)
             try container.encode(reason, forKey: .reason)
+            try container.encodeIfPresent(by, forKey: .by)
         case .workflowCancelled(let reason):
             try container.encode(KindName.workflowCancelled, forKey: .kind)
             try container.encode(reason, forKey: .reason)
@@ -168,7 +169,7 @@ extension HistoryEvent: Codable {
                 try container.decode(StepRecord.self, forKey: .step), attempt: try container.decode(UInt32.self, forKey: .attempt),
                 failure: try container.decode(FailureRecord.self, forKey: .error), nextAttemptAt: try container.decode(Int64.self, forKey: .nextAttemptAt))
         case .cancelRequested:
-            kind = .cancelRequested(reason: try container.decode(String.self, forKey: .reason))
+            kind = .cancelRequested(reason: try container.decode(String.self, forKey: .reason), by: try container.decodeIfPresent(String.self, forKey: .by))
         case .workflowCancelled:
             kind = .workflowCancelled(reason: try container.decode(String.self, forKey: .reason))
         case .eventReceived:

@@ -50,7 +50,7 @@ public struct HistoryEvent: Sendable, Equatable {
         case stepRetrying(StepRecord, attempt: UInt32, failure: FailureRecord, nextAttemptAt: Int64)
         /// Someone asked the workflow to stop (`WorkflowRuntime.cancel`); its waits end with
         /// ``WaitOutcome/cancelled`` and it may run compensating steps before it ends.
-        case cancelRequested(reason: String)
+        case cancelRequested(reason: String, by: String? = nil)
         /// The workflow ended after a cancellation request.
         case workflowCancelled(reason: String)
         /// An external event arrived for the workflow (buffered until a wait consumes it).

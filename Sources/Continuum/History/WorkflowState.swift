@@ -324,7 +324,7 @@ package struct WorkflowState: Sendable {
             try requireStarted(event.sequence)
             inbox[event.sequence] = ReceivedEvent(name: name, payload: payload)
             if let dedupKey { dedupKeys[dedupKey] = event.sequence }
-        case .cancelRequested(let reason):
+        case .cancelRequested(let reason, _):
             try requireStarted(event.sequence)
             if cancellation == nil { cancellation = reason }
         case .workflowCancelled(let reason):
@@ -540,10 +540,10 @@ package struct WorkflowState: Sendable {
 
     /// Records a cancellation request and returns what to append: the request, and the end of
     /// every wait still waiting. Empty when cancellation was requested already.
-    package mutating func requestCancellation(reason: String, timestamp: Int64) -> [HistoryEvent] {
+    package mutating func requestCancellation(reason: String, by: String? = nil, timestamp: Int64) -> [HistoryEvent] {
         guard cancellation == nil else { return [] }
         cancellation = reason
-        var events = [next(timestamp, .cancelRequested(reason: reason))]
+        var events = [next(timestamp, .cancelRequested(reason: reason, by: by))]
         for (key, wait) in recordedWaits.sorted(by: { $0.value.record.index < $1.value.record.index }) where wait.outcome == nil {
             if let ended = endWait(key, outcome: .cancelled, timestamp: timestamp) { events.append(ended) }
         }

@@ -88,16 +88,24 @@ extension WorkflowRuntime {
     /// it and run compensating steps (durable, like any step); however its body ends, the
     /// workflow ends ``WorkflowStatus/cancelled``. Cancelling twice is the same as once.
     ///
+    /// A **suspended** workflow ends cancelled at once: its code does not match its history, so
+    /// it cannot be replayed to where compensation would run, and compensating steps do not
+    /// run. To run them, resume or reset it with matching code first, then cancel it.
+    ///
+    /// - Parameters:
+    ///   - id: The workflow's id.
+    ///   - by: Who asks (recorded with the request).
+    ///   - reason: Why (recorded, and in the error the workflow's waits throw).
     /// - Throws: ``ContinuumError/Code/unknownWorkflow``, ``ContinuumError/Code/workflowFinished``,
-    ///   the suspension's error for a suspended workflow, ``ContinuumError/Code/notRunning``.
-    public func cancel(_ id: String, reason: String = "cancelled by request") async throws {
+    ///   ``ContinuumError/Code/notRunning``.
+    public func cancel(_ id: String, by: String? = nil, reason: String = "cancelled by request") async throws {
         do {
-            try await withInstance(id) { instance throws(ContinuumError) in try await instance.cancel(reason: reason) }
+            try await withInstance(id) { instance throws(ContinuumError) in try await instance.cancel(reason: reason, by: by) }
         } catch let error as ContinuumError where error.code == .suspended {
             do {
-                try await cancelSuspended(id, reason: reason)
+                try await cancelSuspended(id, by: by, reason: reason)
             } catch let error as ContinuumError where error.code == Self.retry.code && error.message == Self.retry.message {
-                return try await cancel(id, reason: reason)
+                return try await cancel(id, by: by, reason: reason)
             }
         }
         logger.info("Cancellation requested: \(reason)", metadata: [LogKey.workflowID: "\(id)"])

@@ -9,13 +9,15 @@ extension WorkflowRuntime {
     ///   - id: The workflow's id.
     ///   - by: Who asks (recorded in history).
     ///   - reason: Why (recorded in history).
-    /// - Throws: ``ContinuumError/Code/invalidArgument`` when the workflow is not suspended;
+    /// - Returns: The `workflowResumed` event, as appended.
+    /// - Throws: ``ContinuumError/Code/notSuspended`` when the workflow is not suspended;
     ///   ``ContinuumError/Code/unknownWorkflow``; a storage error.
-    public func resume(_ id: String, by: String = "api", reason: String = "resumed") async throws {
-        try await amend(id) { stored, state throws(ContinuumError) in
+    @discardableResult
+    public func resume(_ id: String, by: String = "api", reason: String = "resumed") async throws -> HistoryEvent {
+        let appended = try await amend(id) { stored, state throws(ContinuumError) in
             guard stored.summary.status == .suspended else {
                 throw ContinuumError(
-                    .invalidArgument, "Workflow '\(id)' is \(stored.summary.status), not suspended; there is nothing to resume.", workflowID: id)
+                    .notSuspended, "Workflow '\(id)' is \(stored.summary.status), not suspended; there is nothing to resume.", workflowID: id)
             }
             var state = state
             let event = state.resume(ActionRecord(by: by, reason: reason), timestamp: configuration.clock.now())
@@ -24,6 +26,7 @@ extension WorkflowRuntime {
         metrics.suspended.decrement()
         _ = state.withLock { $0.clearSuspension(id) }
         logger.notice("Workflow resumed: \(reason)", metadata: [LogKey.workflowID: "\(id)"])
+        return appended[0]
     }
 
     /// Runs the workflow again from step `step` with the code deployed now: the history before
@@ -40,8 +43,10 @@ extension WorkflowRuntime {
     ///   - step: The step (or wait) to run again, by name; `occurrence` picks a repeated one.
     ///   - by: Who asks (recorded in history).
     ///   - reason: Why (recorded in history).
+    /// - Returns: The `workflowReset` event, as appended (the event it reset to, the generation).
     /// - Throws: ``ContinuumError/Code/invalidArgument`` when history holds no such step.
-    public func reset(_ id: String, toStep step: String, occurrence: UInt32 = 0, by: String = "api", reason: String = "reset") async throws {
+    @discardableResult
+    public func reset(_ id: String, toStep step: String, occurrence: UInt32 = 0, by: String = "api", reason: String = "reset") async throws -> HistoryEvent {
         try await reset(id, by: by, reason: reason) { events throws(ContinuumError) in
             try HistoryEdits.target(of: StepKey(name: step, occurrence: occurrence), in: events)
         }
@@ -49,15 +54,16 @@ extension WorkflowRuntime {
 
     /// Resets the workflow to its event `sequence` (everything from it on is superseded); see
     /// ``reset(_:toStep:occurrence:by:reason:)``.
-    public func reset(_ id: String, toEvent sequence: UInt32, by: String = "api", reason: String = "reset") async throws {
+    @discardableResult
+    public func reset(_ id: String, toEvent sequence: UInt32, by: String = "api", reason: String = "reset") async throws -> HistoryEvent {
         try await reset(id, by: by, reason: reason) { _ throws(ContinuumError) in sequence }
     }
 
     private func reset(
         _ id: String, by: String, reason: String, target: @escaping ([HistoryEvent]) throws(ContinuumError) -> UInt32
-    ) async throws {
+    ) async throws -> HistoryEvent {
         var wasSuspended = false
-        try await amend(id) { stored, _ throws(ContinuumError) in
+        let appended = try await amend(id) { stored, _ throws(ContinuumError) in
             let reset = try HistoryEdits.reset(
                 stored.events, to: try target(stored.events), action: ActionRecord(by: by, reason: reason), timestamp: configuration.clock.now())
             wasSuspended = stored.summary.status == .suspended
@@ -66,6 +72,7 @@ extension WorkflowRuntime {
         if wasSuspended { metrics.suspended.decrement() }
         _ = state.withLock { $0.clearSuspension(id) }
         logger.notice("Workflow reset: \(reason)", metadata: [LogKey.workflowID: "\(id)"])
+        return appended[0]
     }
 
     /// Starts a new workflow `newID` whose history is a copy of workflow `id`'s up to step
@@ -108,13 +115,13 @@ extension WorkflowRuntime {
     /// Ends a suspended workflow cancelled, at once: its code does not match its history, so
     /// the runtime cannot replay it to where compensation would run. To run compensating steps,
     /// resume or reset it with matching code first, then cancel it.
-    func cancelSuspended(_ id: String, reason: String) async throws {
+    func cancelSuspended(_ id: String, by: String?, reason: String) async throws {
         let error = ContinuumError(.cancelled, "Workflow '\(id)' was cancelled: \(reason)", workflowID: id)
         try await amend(id) { stored, state throws(ContinuumError) in
             guard stored.summary.status == .suspended else { throw Self.retry }
             var state = state
             let now = configuration.clock.now()
-            let events = state.requestCancellation(reason: reason, timestamp: now) + [state.endCancelled(reason: reason, timestamp: now)]
+            let events = state.requestCancellation(reason: reason, by: by, timestamp: now) + [state.endCancelled(reason: reason, timestamp: now)]
             let timers = state.pendingDues.sorted().map(TimerChange.remove)
             return Amendment(events: events, status: .cancelled, timers: timers, run: false)
         }
@@ -159,9 +166,10 @@ extension WorkflowRuntime {
     /// Takes workflow `id` over in this process (stopping a run of it in memory and waiting for
     /// it to unwind), claims it in the store, and appends what `change` computes from its stored
     /// history, in one append. Then either drives it, or releases it.
+    @discardableResult
     func amend(
         _ id: String, _ change: (StoredWorkflow, WorkflowState) throws(ContinuumError) -> Amendment
-    ) async throws {
+    ) async throws -> [HistoryEvent] {
         try await reserveSlot(id)
         var handedOver = false
         defer {
@@ -185,10 +193,11 @@ extension WorkflowRuntime {
         if !amendment.events.isEmpty || amendment.status != nil {
             feed.publish(WorkflowChange(workflowID: id, events: amendment.events, status: amendment.status))
         }
-        guard amendment.run, let launcher = state.withLock({ $0.launcher }) else { return }
+        guard amendment.run, let launcher = state.withLock({ $0.launcher }) else { return amendment.events }
         // The reserved slot and the claim pass to the driver.
         handedOver = true
         launcher.yield(Launch(id: id, claim: claim, reserved: true))
+        return amendment.events
     }
 
     /// Takes the slot of `id` in this process: when a driver holds it, stops its instance and

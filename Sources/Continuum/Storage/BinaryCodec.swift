@@ -118,10 +118,12 @@ package enum BinaryCodec {
                 case .cancelled:
                     writer.write(UInt8(4))
                 }
-            case .cancelRequested(let reason):
+            case .cancelRequested(let reason, let by):
                 writer.write(UInt8(10))
                 writer.write(event.timestamp)
                 writer.write(string: reason)
+                // Appended only when known, so values written before it existed still decode.
+                if let by { writer.write(string: by) }
             case .workflowCancelled(let reason):
                 writer.write(UInt8(11))
                 writer.write(event.timestamp)
@@ -222,7 +224,7 @@ package enum BinaryCodec {
             case let other: throw corrupted("unknown wait outcome \(other)", reader.location)
             }
             kind = .waitEnded(key, outcome: outcome)
-        case 10: kind = .cancelRequested(reason: try reader.readString())
+        case 10: kind = .cancelRequested(reason: try reader.readString(), by: reader.isAtEnd ? nil : try reader.readString())
         case 11: kind = .workflowCancelled(reason: try reader.readString())
         case 9:
             kind = .stepRetrying(

@@ -474,12 +474,12 @@ actor WorkflowInstance {
     var isCancellationRequested: Bool { state.cancellation != nil }
 
     /// Records a cancellation request, ends every pending wait, and wakes the tasks waiting.
-    func cancel(reason: String) async throws(ContinuumError) {
+    func cancel(reason: String, by: String? = nil) async throws(ContinuumError) {
         try checkUsable()
         guard state.outcome == nil else {
             throw ContinuumError(.workflowFinished, "Workflow '\(id)' has finished; there is nothing to cancel.", workflowID: id)
         }
-        let events = state.requestCancellation(reason: reason, timestamp: clock.now())
+        let events = state.requestCancellation(reason: reason, by: by, timestamp: clock.now())
         guard !events.isEmpty else { return }
         try await appendOrSuspend(events)
         // Only the waits this request ended (a wait that ended just before keeps its outcome),

@@ -248,7 +248,7 @@ struct TimelineEntry {
             attempt = number
             error = failure
             add("nextAttemptAt", Timestamp.string(nanoseconds: next))
-        case .cancelRequested(let reason), .workflowCancelled(let reason):
+        case .cancelRequested(let reason, _), .workflowCancelled(let reason):
             add("reason", reason)
         case .eventReceived(let name, let payload, let dedupKey):
             add("event", name)

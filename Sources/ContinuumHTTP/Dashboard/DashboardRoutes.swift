@@ -57,7 +57,7 @@ extension ContinuumAPI {
         page("ui/workflows/:id/cancel", .post) { _, context, links in
             let id = context.pathParameter("id")
             try self.validate(id: id)
-            try await self.runtime.cancel(id, reason: "cancelled from the dashboard")
+            try await self.runtime.cancel(id, by: "dashboard", reason: "cancelled from the dashboard")
             return Response(status: .seeOther, headers: [.location: links.workflow(id)])
         }
         page("ui/workflows/:id/resume", .post) { request, context, links in
