@@ -197,15 +197,19 @@ public final class LMDBStore: EventStore {
 
     // MARK: Writes
 
+    // The writer calls every submission's completion exactly once: after its batch commits, when
+    // the batch fails, or at once when the store is closed. So these two, on every step's path,
+    // use unchecked continuations (a checked one allocates a canary per call).
+
     public nonisolated(nonsending) func create(_ request: CreateRequest) async throws(ContinuumError) -> CreateOutcome {
         // The submission happens in the continuation's closure, before the first suspension.
-        try await withCheckedContinuation { continuation in
+        try await withUnsafeContinuation { continuation in
             writer.submit(.create(request) { continuation.resume(returning: $0) })
         }.get()
     }
 
     public nonisolated(nonsending) func append(_ request: AppendRequest) async throws(ContinuumError) {
-        try await withCheckedContinuation { continuation in
+        try await withUnsafeContinuation { continuation in
             writer.submit(.append(request) { continuation.resume(returning: $0) })
         }.get()
     }

@@ -81,6 +81,8 @@ final class LMDBWriter: @unchecked Sendable {
     /// Whether the batch being applied wrote anything (a batch of claims of running workflows
     /// and renewals writes nothing, and is not committed).
     private var wrote = false
+    /// Whether the batch being applied moved an index entry, so `meta/counts` is rewritten.
+    private var countsChanged = false
     /// How long each commit (with its fsyncs) took, and how many submissions it carried.
     private let commitDuration: CoreMetrics.Timer
     private let commitBatch: Recorder
@@ -211,11 +213,12 @@ final class LMDBWriter: @unchecked Sendable {
                 failAll(batch, lmdbError(begun, "beginning a write transaction", path: environment.path))
                 return
             }
-            var produced: [Int: Produced] = [:]
+            var produced = [Produced?](repeating: nil, count: batch.count)
             var stream = nextStream
             var undo = Undo(nextEpoch: nextEpoch, counts: counts)
             var failure: Failure?
             wrote = false
+            countsChanged = false
             for (index, operation) in batch.enumerated() where rejected[index] == nil {
                 do {
                     switch operation {
@@ -248,7 +251,7 @@ final class LMDBWriter: @unchecked Sendable {
                     break
                 }
             }
-            if failure == nil, counts != undo.counts {
+            if failure == nil, countsChanged {
                 do {
                     try put(txn, environment.meta!, Key.counts, counts.encoded, "storing the status counts")
                 } catch let error as Failure {
@@ -385,10 +388,12 @@ final class LMDBWriter: @unchecked Sendable {
         guard old != new else { return }
         if let old, try delete(txn, environment.byStatus, Key.status(byte: old, stream), "re-indexing '\(id)'") {
             counts[old] -= 1
+            countsChanged = true
         }
         if let new {
             try put(txn, environment.byStatus, Key.status(byte: new, stream), [], "indexing '\(id)'")
             counts[new] += 1
+            countsChanged = true
         }
     }
 

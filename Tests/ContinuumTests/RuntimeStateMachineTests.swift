@@ -32,6 +32,37 @@ struct RuntimeStateMachineTests {
         try machine.start("again")
     }
 
+    @Test("a result waiter skips the store only while its workflow runs here and has not settled")
+    func liveResultWaiters() throws {
+        var machine = Machine()
+        try machine.start("queue")
+        func wait(_ id: String, _ waiter: String) -> Bool { machine.addResultWaiter(id, machine.newWaiterID(), waiter) }
+        // Nobody drives it: the store must say how it stands.
+        #expect(!wait("cold", "w0"))
+        // Just created and handed to a driver: whoever ends its run answers.
+        let launched = machine.launchCreated("new")
+        #expect(launched.launcher == "queue" && launched.reserved)
+        #expect(wait("new", "w1"))
+        // Claimed by a driver that has not loaded it yet (a wake-up): it may turn out finished
+        // or suspended in the store, so the store is asked.
+        let claimed = machine.claimDrive("woken")
+        #expect(claimed)
+        #expect(!wait("woken", "w2"))
+        _ = machine.loaded("woken", Instance())
+        #expect(wait("woken", "w3"))
+        // Answered: a later waiter reads the outcome from the store.
+        let answered = machine.takeResultWaiters("new").sorted()
+        #expect(answered == ["w1"])
+        #expect(!wait("new", "w4"))
+        // Suspended: likewise.
+        let suspended = machine.suspend("woken", Self.diverged).sorted()
+        #expect(suspended == ["w2", "w3"])
+        #expect(!wait("woken", "w5"))
+        // A second creation of an id whose slot is taken does not take it again.
+        let again = machine.launchCreated("new")
+        #expect(again.launcher == "queue" && !again.reserved)
+    }
+
     @Test("one driver per workflow; senders wait for the instance and get it when it is loaded")
     func driving() throws {
         var machine = Machine()

@@ -26,6 +26,13 @@ final class RuntimeState: Sendable {
         _ = withLock { $0.launcher }?.yield(launch)
     }
 
+    /// Hands a workflow this runtime just created (under `claim`, with its whole history) to the
+    /// serve loop, taking its slot for the driver in the same transition.
+    func launchCreated(_ id: String, claim: Claim, created: StoredWorkflow) {
+        let (launcher, reserved) = withLock { $0.launchCreated(id) }
+        launcher?.yield(Launch(id: id, claim: claim, created: created, reserved: reserved))
+    }
+
     /// Answers everyone waiting for the outcome of `id`.
     func resolve(_ id: String, with result: Result<[UInt8], ContinuumError>) {
         for waiter in withLock({ $0.takeResultWaiters(id) }) { waiter.fulfill(result.mapError { $0 }) }

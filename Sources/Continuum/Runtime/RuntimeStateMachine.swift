@@ -16,6 +16,12 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
         var driving = false
         var instance: Instance?
         var waiting: [Sender] = []
+        /// Whether the workflow is known to be running in this process: its instance is loaded,
+        /// or it was just created and handed to a driver. Every way its run ends from then on
+        /// answers the result waiters, or leaves the workflow running in the store.
+        var live = false
+        /// Whether its result waiters were answered (it finished or was suspended).
+        var settled = false
     }
 
     /// Whether ``run`` is serving: `nil` while stopped.
@@ -75,9 +81,20 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
         return true
     }
 
+    /// A workflow was just created under this runtime's claim: its slot is taken for the driver
+    /// it is handed to (``Launch/reserved``). Returns the launcher, `nil` when not running; the
+    /// slot is not taken when another driver holds it.
+    mutating func launchCreated(_ id: String) -> (launcher: Launcher?, reserved: Bool) {
+        guard let launcher else { return (nil, false) }
+        guard claimDrive(id) else { return (launcher, false) }
+        slots[id]?.live = true
+        return (launcher, true)
+    }
+
     /// The driver loaded `instance`: the senders waiting for it get it.
     mutating func loaded(_ id: String, _ instance: Instance) -> [Sender] {
         slots[id]?.instance = instance
+        slots[id]?.live = true
         defer { slots[id]?.waiting = [] }
         return slots[id]?.waiting ?? []
     }
@@ -136,6 +153,7 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
     /// The workflow stopped and needs an operator (or, for a full store, a retry).
     mutating func suspend(_ id: String, _ error: ContinuumError) -> [ResultWaiter] {
         suspensions[id] = error
+        slots[id]?.settled = true
         return Array((resultWaiters.removeValue(forKey: id) ?? [:]).values)
     }
 
@@ -166,9 +184,14 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
         return nextWaiterID
     }
 
-    /// `waiter` waits for the outcome of `id`.
-    mutating func addResultWaiter(_ id: String, _ waiterID: UInt64, _ waiter: ResultWaiter) {
+    /// `waiter` waits for the outcome of `id`. Returns whether the workflow is running in this
+    /// process and has not settled: then whoever ends its run answers the waiter, and nobody
+    /// needs to ask the store how it stands.
+    @discardableResult
+    mutating func addResultWaiter(_ id: String, _ waiterID: UInt64, _ waiter: ResultWaiter) -> Bool {
         resultWaiters[id, default: [:]][waiterID] = waiter
+        guard let slot = slots[id] else { return false }
+        return slot.live && !slot.settled && suspensions[id] == nil
     }
 
     /// Removes one waiter (it was answered, or its task was cancelled).
@@ -180,7 +203,8 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
 
     /// The workflow has an outcome: every waiter gets it.
     mutating func takeResultWaiters(_ id: String) -> [ResultWaiter] {
-        Array((resultWaiters.removeValue(forKey: id) ?? [:]).values)
+        slots[id]?.settled = true
+        return Array((resultWaiters.removeValue(forKey: id) ?? [:]).values)
     }
 
     /// How many result waiters wait for `id` (all workflows when `nil`).

@@ -6,6 +6,9 @@ struct Launch: Sendable {
     /// The claim the launcher already holds (a workflow it just created), so the driver need
     /// not claim it again.
     var claim: Claim?
+    /// The whole history of a workflow the launcher just created under `claim`, so the driver
+    /// need not read back what it was handed (the claim fences any other writer).
+    var created: StoredWorkflow?
     /// Whether the launcher already took the workflow's slot (a resume or reset does, so that
     /// no other driver starts in between).
     var reserved = false

@@ -63,6 +63,7 @@ struct WorkflowDriver: Sendable {
         logger[metadataKey: WorkflowRuntime.LogKey.workflowID] = "\(id)"
 
         var held = launch.claim
+        var created = launch.created
         while true {
             let claim: Claim
             do {
@@ -78,80 +79,47 @@ struct WorkflowDriver: Sendable {
                 return
             }
             held = nil
-            let end = await run(id, claim: claim, logger: &logger)
+            let end = await run(id, claim: claim, created: created, logger: &logger)
+            created = nil
             switch end {
             case .parked(let dues):
                 parkedDues = dues
                 return
             case .rerun(let key, let reason):
                 // Reset to the changed step under the same claim, then run again from there.
-                do {
-                    try await resetForRerun(id, claim: claim, to: key, reason: reason)
-                    held = claim
-                } catch {
-                    logger.error("Could not reset the workflow to its changed step: \(error.message)")
-                    suspendInMemory(id, error, logger: logger)
-                    return
-                }
+                guard await resetForRerun(id, claim: claim, to: key, reason: reason, logger: logger) else { return }
+                held = claim
             default:
                 return
             }
         }
     }
 
-    /// Loads the workflow under `claim` and runs it once.
-    private func run(_ id: String, claim: Claim, logger: inout Logger) async -> RunEnd {
+    /// Loads the workflow under `claim` (unless it was just `created`) and runs it once.
+    private func run(_ id: String, claim: Claim, created: StoredWorkflow?, logger: inout Logger) async -> RunEnd {
         let stored: StoredWorkflow
-        let history: WorkflowState
         do {
-            guard let loaded = try await store.load(id: id) else { return .left }
-            stored = loaded
+            if let created {
+                stored = created
+            } else {
+                guard let loaded = try await store.load(id: id) else { return .left }
+                stored = loaded
+            }
         } catch {
             await suspendDamaged(id, claim: claim, error, logger: logger)
             return .suspended
         }
-        do {
-            history = try WorkflowState(replaying: stored.events)
-        } catch {
-            await suspendDamaged(id, claim: claim, error, logger: logger)
-            return .suspended
-        }
-        if let outcome = history.outcome {
-            try? await store.release(claim, id: id)
-            state.resolve(id, with: Self.result(of: outcome, id: id))
-            return .finished(stored.summary.status)
-        }
-        if stored.summary.status == .suspended {
-            // Suspended workflows wait for someone to resume, reset or cancel them.
-            try? await store.release(claim, id: id)
-            return .left
-        }
-        logger[metadataKey: WorkflowRuntime.LogKey.workflowType] = "\(stored.summary.type)"
-        guard let workflow = workflows[stored.summary.type] else {
-            let error = ContinuumError(
-                .unknownWorkflowType,
-                "Workflow '\(id)' has type '\(stored.summary.type)', which this runtime does not register. "
-                    + "Register the type and resume the workflow, or cancel it.",
-                workflowID: id)
-            await suspendDurably(
-                id, claim: claim, sequence: history.nextSequence, SuspensionRecord(code: error.code.name, message: error.message, build: build),
-                error, logger: logger)
-            return .suspended
-        }
-
-        let instance = WorkflowInstance(
-            id: id, stream: stored.stream, mode: .live(store: store, claim: claim), timers: timers, metrics: metrics, tracer: tracer,
-            logger: logger, maxPayloadSize: maxPayloadSize, parking: parking, feed: feed, codeChange: codeChange, build: build,
-            state: history)
-        for sender in state.withLock({ $0.loaded(id, instance) }) { sender.resume(returning: instance) }
-        var parent = InstrumentationContext.topLevel
-        tracer?.extract(history.traceContext, into: &parent, using: TraceCarrier())
+        // Folded and handed to the instance in a synchronous step: the history, the instance's
+        // state and their temporaries never live in this function's async frame.
+        let result = load(stored, id: id, claim: claim, logger: &logger)
+        guard case .ready(let loaded) = result else { return await notRun(result, id: id, claim: claim, logger: logger) }
+        for sender in state.withLock({ $0.loaded(id, loaded.instance) }) { sender.resume(returning: loaded.instance) }
         let logger = logger
-        return await withOptionalSpan(tracer, "workflow \(stored.summary.type)", context: parent, ofKind: .consumer) { span in
+        return await withOptionalSpan(tracer, "workflow \(loaded.type)", context: loaded.parent, ofKind: .consumer) { span in
             span?.attributes[TraceAttribute.workflowID] = id
-            span?.attributes[TraceAttribute.workflowType] = stored.summary.type
-            span?.attributes[TraceAttribute.replayedEvents] = stored.events.count
-            let end = await body(workflow, in: instance, input: history.input, logger: logger)
+            span?.attributes[TraceAttribute.workflowType] = loaded.type
+            span?.attributes[TraceAttribute.replayedEvents] = loaded.replayedEvents
+            let end = await body(loaded.workflow, in: loaded.instance, input: loaded.input, logger: logger)
             span?.attributes[TraceAttribute.runOutcome] = end.name
             switch end {
             case .finished(.failed), .suspended: span?.setStatus(SpanStatus(code: .error))
@@ -161,13 +129,107 @@ struct WorkflowDriver: Sendable {
         }
     }
 
+    /// A workflow ready to run: its instance, holding its folded history, and what its run needs.
+    private struct Loaded {
+        var instance: WorkflowInstance
+        var workflow: AnyWorkflow
+        var type: String
+        var input: [UInt8]
+        var replayedEvents: Int
+        var parent: InstrumentationContext
+    }
+
+    /// What loading a stored workflow came to.
+    private enum LoadResult {
+        case ready(Loaded)
+        /// History holds its outcome (its waiters were answered).
+        case finished(WorkflowStatus)
+        /// It is suspended and waits for an operator.
+        case waitsForOperator
+        /// Its history cannot be read.
+        case damaged(ContinuumError)
+        /// This runtime does not register its type; `sequence` is the next event's.
+        case unknownType(ContinuumError, sequence: UInt32)
+    }
+
+    /// Ends a run whose workflow was loaded but is not to run.
+    @inline(never)
+    private func notRun(_ result: LoadResult, id: String, claim: Claim, logger: Logger) async -> RunEnd {
+        switch result {
+        case .ready:
+            preconditionFailure("a ready workflow runs")
+        case .finished(let status):
+            try? await store.release(claim, id: id)
+            return .finished(status)
+        case .waitsForOperator:
+            // Suspended workflows wait for someone to resume, reset or cancel them.
+            try? await store.release(claim, id: id)
+            return .left
+        case .damaged(let error):
+            await suspendDamaged(id, claim: claim, error, logger: logger)
+            return .suspended
+        case .unknownType(let error, let sequence):
+            await suspendDurably(
+                id, claim: claim, sequence: sequence, SuspensionRecord(code: error.code.name, message: error.message, build: build), error,
+                logger: logger)
+            return .suspended
+        }
+    }
+
+    /// Folds `stored`'s history and, when the workflow is to run, makes its instance.
+    @inline(never)
+    private func load(_ stored: StoredWorkflow, id: String, claim: Claim, logger: inout Logger) -> LoadResult {
+        let history: WorkflowState
+        do {
+            history = try WorkflowState(replaying: stored.events)
+        } catch {
+            return .damaged(ContinuumError.wrap(error))
+        }
+        if let outcome = history.outcome {
+            state.resolve(id, with: Self.result(of: outcome, id: id))
+            return .finished(stored.summary.status)
+        }
+        if stored.summary.status == .suspended { return .waitsForOperator }
+        let type = stored.summary.type
+        logger[metadataKey: WorkflowRuntime.LogKey.workflowType] = "\(type)"
+        guard let workflow = workflows[type] else {
+            let error = ContinuumError(
+                .unknownWorkflowType,
+                "Workflow '\(id)' has type '\(type)', which this runtime does not register. Register the type and resume the workflow, or cancel it.",
+                workflowID: id)
+            return .unknownType(error, sequence: history.nextSequence)
+        }
+        var parent = InstrumentationContext.topLevel
+        tracer?.extract(history.traceContext, into: &parent, using: TraceCarrier())
+        let input = history.input
+        // The history's last use: it moves into the instance.
+        let instance = WorkflowInstance(
+            id: id, stream: stored.stream, mode: .live(store: store, claim: claim), timers: timers, metrics: metrics, tracer: tracer,
+            logger: logger, maxPayloadSize: maxPayloadSize, parking: parking, feed: feed, codeChange: codeChange, build: build,
+            state: history)
+        return .ready(Loaded(instance: instance, workflow: workflow, type: type, input: input, replayedEvents: stored.events.count, parent: parent))
+    }
+
     /// Runs the body of a loaded workflow and commits how it ended.
     private func body(_ workflow: AnyWorkflow, in instance: WorkflowInstance, input: [UInt8], logger: Logger) async -> RunEnd {
+        // Only the call stays in this frame, which lives as long as the body runs; how the run
+        // ended is worked out in a frame of its own.
+        let ended: Result<[UInt8], any Error>
+        do {
+            ended = .success(try await workflow.execute(WorkflowContext(instance: instance), input))
+        } catch {
+            ended = .failure(error)
+        }
+        return await finish(instance, ended, logger: logger)
+    }
+
+    /// Commits how the body ended.
+    @inline(never)
+    private func finish(_ instance: WorkflowInstance, _ ended: Result<[UInt8], any Error>, logger: Logger) async -> RunEnd {
         let id = instance.id
-        let context = WorkflowContext(instance: instance)
         let outcome: WorkflowState.Outcome
         do {
-            let output = try await workflow.execute(context, input)
+            let output = try ended.get()
             try PayloadCoder.check(output, limit: maxPayloadSize, what: "The output of workflow '\(id)'")
             outcome = .completed(output)
         } catch {
@@ -297,6 +359,19 @@ struct WorkflowDriver: Sendable {
     }
 
     // MARK: Rerunning a changed step
+
+    /// Resets the workflow to its changed step; `false` (and stopped in memory) when it could not.
+    @inline(never)
+    private func resetForRerun(_ id: String, claim: Claim, to key: StepKey, reason: String, logger: Logger) async -> Bool {
+        do {
+            try await resetForRerun(id, claim: claim, to: key, reason: reason)
+            return true
+        } catch {
+            logger.error("Could not reset the workflow to its changed step: \(error.message)")
+            suspendInMemory(id, error, logger: logger)
+            return false
+        }
+    }
 
     private func resetForRerun(_ id: String, claim: Claim, to key: StepKey, reason: String) async throws(ContinuumError) {
         guard let stored = try await store.load(id: id) else { throw ContinuumError(.unknownWorkflow, "Workflow '\(id)' vanished.") }

@@ -4,17 +4,19 @@ extension WorkflowRuntime {
     /// Waits for the workflow's JSON output.
     func output(of id: String) async throws -> [UInt8] {
         let promise = ResultPromise()
-        let waiterID = state.withLock { machine in
+        let (waiterID, live) = state.withLock { machine in
             let waiterID = machine.newWaiterID()
-            machine.addResultWaiter(id, waiterID, promise)
-            return waiterID
+            return (waiterID, machine.addResultWaiter(id, waiterID, promise))
         }
         defer { _ = state.withLock { $0.removeResultWaiter(id, waiterID) } }
-        // Registered first, checked second: an outcome committed after the check resolves the promise.
-        do {
-            if let settled = try await settledResult(of: id) { promise.fulfill(settled.mapError { $0 }) }
-        } catch {
-            promise.fulfill(.failure(error))
+        // Running here: its driver answers. Otherwise registered first, checked second: an
+        // outcome committed after the check resolves the promise.
+        if !live {
+            do {
+                if let settled = try await settledResult(of: id) { promise.fulfill(settled.mapError { $0 }) }
+            } catch {
+                promise.fulfill(.failure(error))
+            }
         }
         return try await promise.value
     }

@@ -164,32 +164,46 @@ public final class WorkflowRuntime: Service, Sendable {
     /// whether it was created.
     private func create(type: String, id: String, input: [UInt8]) async throws -> Bool {
         try await withOptionalSpan(tracer, "start \(type)", ofKind: .producer) { span in
-            span?.attributes[TraceAttribute.workflowID] = id
-            span?.attributes[TraceAttribute.workflowType] = type
-            var traceContext: [String: String] = [:]
-            if let tracer, let span { tracer.inject(span.context, into: &traceContext, using: TraceCarrier()) }
-            let started = HistoryEvent(
-                sequence: 0, timestamp: configuration.clock.now(),
-                kind: .workflowStarted(type: type, input: input, traceContext: traceContext))
-            switch try await store.create(CreateRequest(id: id, type: type, started: started, owner: configuration.owner)) {
-            case .created(let claim):
-                feed.publish(WorkflowChange(workflowID: id, events: [started], status: .running))
-                span?.attributes[TraceAttribute.created] = true
-                logger.debug("Workflow started", metadata: [LogKey.workflowID: "\(id)", LogKey.workflowType: "\(type)"])
-                metrics.started.increment()
-                state.launch(Launch(id: id, claim: claim))
-                return true
-            case .existing(_, let summary):
-                span?.attributes[TraceAttribute.created] = false
-                guard summary.type == type else {
-                    throw ContinuumError(
-                        .workflowIDConflict,
-                        "Workflow id '\(id)' belongs to a workflow of type '\(summary.type)', not '\(type)'; choose another id.",
-                        workflowID: id)
-                }
-                if summary.status == .running { state.launch(Launch(id: id)) }
-                return false
+            // Made and handled in synchronous functions: this frame only holds the request.
+            let request = createRequest(type: type, id: id, input: input, span: span)
+            return try created(try await store.create(request), request, span: span)
+        }
+    }
+
+    @inline(never)
+    private func createRequest(type: String, id: String, input: [UInt8], span: (any Span)?) -> CreateRequest {
+        span?.attributes[TraceAttribute.workflowID] = id
+        span?.attributes[TraceAttribute.workflowType] = type
+        var traceContext: [String: String] = [:]
+        if let tracer, let span { tracer.inject(span.context, into: &traceContext, using: TraceCarrier()) }
+        let started = HistoryEvent(
+            sequence: 0, timestamp: configuration.clock.now(), kind: .workflowStarted(type: type, input: input, traceContext: traceContext))
+        return CreateRequest(id: id, type: type, started: started, owner: configuration.owner)
+    }
+
+    /// Hands a new workflow to a driver; for one that existed, checks it is of the same type.
+    @inline(never)
+    private func created(_ outcome: CreateOutcome, _ request: CreateRequest, span: (any Span)?) throws -> Bool {
+        let (id, type, started) = (request.id, request.type, request.started)
+        switch outcome {
+        case .created(let claim):
+            feed.publish(WorkflowChange(workflowID: id, events: [started], status: .running))
+            span?.attributes[TraceAttribute.created] = true
+            logger.debug("Workflow started", metadata: [LogKey.workflowID: "\(id)", LogKey.workflowType: "\(type)"])
+            metrics.started.increment()
+            let summary = WorkflowSummary(id: id, type: type, status: .running, createdAt: started.timestamp, updatedAt: started.timestamp)
+            state.launchCreated(id, claim: claim, created: StoredWorkflow(stream: claim.stream, summary: summary, events: [started]))
+            return true
+        case .existing(_, let summary):
+            span?.attributes[TraceAttribute.created] = false
+            guard summary.type == type else {
+                throw ContinuumError(
+                    .workflowIDConflict,
+                    "Workflow id '\(id)' belongs to a workflow of type '\(summary.type)', not '\(type)'; choose another id.",
+                    workflowID: id)
             }
+            if summary.status == .running { state.launch(Launch(id: id)) }
+            return false
         }
     }
 
@@ -201,7 +215,8 @@ public final class WorkflowRuntime: Service, Sendable {
         }
         // Swift compares strings by canonical equivalence, the store by bytes: only one
         // spelling of each id (NFC) is accepted, so the two always agree.
-        guard id.utf8.elementsEqual(id.precomposedStringWithCanonicalMapping.utf8) else {
+        // ASCII is NFC already: most ids skip normalizing, which costs a Foundation round trip.
+        guard id.utf8.allSatisfy({ $0 < 0x80 }) || id.utf8.elementsEqual(id.precomposedStringWithCanonicalMapping.utf8) else {
             throw ContinuumError(
                 .invalidArgument, "A workflow id must be in Unicode normalization form C (NFC); normalize '\(id)' before using it.")
         }

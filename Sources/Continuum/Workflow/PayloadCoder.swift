@@ -6,11 +6,19 @@ import Foundation
 
 /// Turns payloads into the bytes stored in history and back (JSON).
 enum PayloadCoder {
+    // One of each, shared: their options never change, and each `encode` and `decode` call
+    // works on state of its own. Making one per payload cost a lock and an allocation per step.
+    private static let encoder = JSONEncoder()
+    private static let sortingEncoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+    private static let decoder = JSONDecoder()
+
     static func encode<T: Encodable>(_ value: T, what: @autoclosure () -> String, sortedKeys: Bool = false) throws(ContinuumError) -> [UInt8] {
         do {
-            let encoder = JSONEncoder()
-            if sortedKeys { encoder.outputFormatting = [.sortedKeys] }
-            return Array(try encoder.encode(value))
+            return Array(try (sortedKeys ? sortingEncoder : encoder).encode(value))
         } catch {
             throw ContinuumError(.payloadCoding, "Could not encode \(what()) as JSON: \(error). Make the value encodable (no NaN or infinite numbers).")
         }
@@ -27,7 +35,7 @@ enum PayloadCoder {
 
     static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: @autoclosure () -> String) throws(ContinuumError) -> T {
         do {
-            return try JSONDecoder().decode(T.self, from: Data(bytes))
+            return try decoder.decode(T.self, from: Data(bytes))
         } catch {
             throw ContinuumError(
                 .payloadCoding,

@@ -51,21 +51,13 @@ public struct WorkflowContext: Sendable {
         isolation: isolated (any Actor)? = #isolation,
         _ body: (StepContext) async throws -> T
     ) async throws -> T {
-        let fingerprint = Self.fingerprint(fingerprint, version: version)
-        let decision = try await instance.beginStep(named: name, concurrent: instance.isChildTask(), fingerprint: fingerprint)
-        guard case .execute(var call) = decision else {
-            guard case .replay(let recorded) = decision else { preconditionFailure("beginStep returns replay or execute") }
-            switch recorded.outcome {
-            case .success(let bytes):
-                do {
-                    return try PayloadCoder.decode(T.self, from: bytes, what: "the recorded result of step \(recorded.record.key)")
-                } catch {
-                    throw await instance.suspend(ContinuumError.wrap(error))
-                }
-            case .failure(let failure):
-                throw stepFailed(recorded.record.key, failure.failure)
-            }
-        }
+        // The hot path keeps little across its awaits: every rarely taken branch (a replayed
+        // result, a failure, a retry) is a function of its own, so that its temporaries are not
+        // part of the frame every step allocates.
+        var decision = try await instance.beginStep(
+            named: name, concurrent: instance.isChildTask(), fingerprint: Self.fingerprint(fingerprint, version: version))
+        if case .settle(let call) = decision { decision = try await instance.runAfterSettling(call) }
+        guard case .execute(var call) = decision else { return try await replayed(decision) }
         while true {
             let value: T
             do {
@@ -73,49 +65,85 @@ public struct WorkflowContext: Sendable {
                     // A durable backoff: its end was committed with the failed attempt.
                     try await instance.backoff(call.key, until: notBefore)
                 }
-                let started = ContinuousClock.now
-                defer { instance.metrics.stepDuration.recordNanoseconds((ContinuousClock.now - started).wholeNanoseconds) }
-                value = try await withOptionalSpan(instance.tracer, "step \(name)", isolation: isolation) { span in
-                    span?.attributes[TraceAttribute.stepName] = name
-                    span?.attributes[TraceAttribute.stepAttempt] = Int(call.attempt)
-                    return try await body(
-                        StepContext(workflowID: workflowID, key: call.key, attempt: call.attempt, resetGeneration: instance.resetGeneration))
-                }
+                value = try await run(name, call, isolation: isolation, body)
             } catch {
-                if Task.isCancelled {
-                    // The runtime is shutting down: leave the step unrecorded so it runs again on recovery.
-                    await instance.abandonStep(call)
-                    throw error
-                }
-                let failure = FailureRecord(error)
-                if Int(call.attempt) < policy.maxAttempts, policy.isRetryable(error), await !instance.isCancellationRequested {
-                    let next = instance.clock.now() + policy.delay(afterAttempt: call.attempt).wholeNanoseconds
-                    instance.metrics.retries.increment()
-                    instance.logger.notice(
-                        "Step attempt failed; it runs again at the recorded time: \(failure.message)",
-                        metadata: [WorkflowRuntime.LogKey.stepName: "\(name)", WorkflowRuntime.LogKey.attempt: "\(call.attempt)"])
-                    call = try await instance.retryStep(call, failure: failure, nextAttemptAt: next)
-                    continue
-                }
-                instance.logger.info(
-                    "Step failed: \(failure.message)",
-                    metadata: [WorkflowRuntime.LogKey.stepName: "\(name)", WorkflowRuntime.LogKey.attempt: "\(call.attempt)"])
-                try await instance.completeStep(call, outcome: Result<[UInt8], FailureRecord>.failure(failure))
-                throw stepFailed(call.key, failure)
+                call = try await failed(call, error, policy: policy)
+                continue
             }
-            let bytes: [UInt8]
-            do {
-                bytes = try PayloadCoder.encode(value, what: "the result of step \(call.key)")
-                try PayloadCoder.check(bytes, limit: instance.maxPayloadSize, what: "The result of step \(call.key)")
-            } catch {
-                // Recorded as the step's failure and thrown as replay throws it; never retried.
-                let failure = FailureRecord(error)
-                try await instance.completeStep(call, outcome: Result<[UInt8], FailureRecord>.failure(failure))
-                throw stepFailed(call.key, failure)
-            }
-            try await instance.completeStep(call, outcome: Result<[UInt8], FailureRecord>.success(bytes))
+            try await complete(call, with: value)
             return value
         }
+    }
+
+    /// Runs a step's body once, timed and traced.
+    private func run<T: Sendable>(
+        _ name: String, _ call: WorkflowState.StepCall, isolation: isolated (any Actor)?, _ body: (StepContext) async throws -> T
+    ) async throws -> T {
+        let started = ContinuousClock.now
+        defer { instance.metrics.stepDuration.recordNanoseconds((ContinuousClock.now - started).wholeNanoseconds) }
+        return try await withOptionalSpan(instance.tracer, "step \(name)", isolation: isolation) { span in
+            span?.attributes[TraceAttribute.stepName] = name
+            span?.attributes[TraceAttribute.stepAttempt] = Int(call.attempt)
+            return try await body(
+                StepContext(workflowID: workflowID, key: call.key, attempt: call.attempt, resetGeneration: instance.resetGeneration))
+        }
+    }
+
+    /// Commits a step's result: its JSON, or the failure to encode it (recorded as the step's
+    /// failure and thrown as replay throws it; never retried).
+    private func complete<T: Encodable>(_ call: WorkflowState.StepCall, with value: T) async throws {
+        let bytes: [UInt8]
+        do {
+            bytes = try PayloadCoder.encode(value, what: "the result of step \(call.key)")
+            try PayloadCoder.check(bytes, limit: instance.maxPayloadSize, what: "The result of step \(call.key)")
+        } catch {
+            let failure = FailureRecord(error)
+            try await instance.completeStep(call, outcome: Result<[UInt8], FailureRecord>.failure(failure))
+            throw stepFailed(call.key, failure)
+        }
+        try await instance.completeStep(call, outcome: Result<[UInt8], FailureRecord>.success(bytes))
+    }
+
+    /// The result history holds for a step (``WorkflowInstance/StepPlan/replay(_:)``).
+    @inline(never)
+    private func replayed<T: Decodable>(_ decision: WorkflowInstance.StepPlan) async throws -> T {
+        guard case .replay(let recorded) = decision else { preconditionFailure("beginStep returns replay or execute") }
+        switch recorded.outcome {
+        case .success(let bytes):
+            do {
+                return try PayloadCoder.decode(T.self, from: bytes, what: "the recorded result of step \(recorded.record.key)")
+            } catch {
+                throw await instance.suspend(ContinuumError.wrap(error))
+            }
+        case .failure(let failure):
+            throw stepFailed(recorded.record.key, failure.failure)
+        }
+    }
+
+    /// What follows an attempt that threw: the call for the next attempt (its backoff committed),
+    /// or the error the step throws (its failure committed, or nothing when shutting down).
+    @inline(never)
+    private func failed(_ call: WorkflowState.StepCall, _ error: any Error, policy: RetryPolicy) async throws -> WorkflowState.StepCall {
+        if Task.isCancelled {
+            // The runtime is shutting down: leave the step unrecorded so it runs again on recovery.
+            await instance.abandonStep(call)
+            throw error
+        }
+        let failure = FailureRecord(error)
+        let name = call.key.name
+        if Int(call.attempt) < policy.maxAttempts, policy.isRetryable(error), await !instance.isCancellationRequested {
+            let next = instance.clock.now() + policy.delay(afterAttempt: call.attempt).wholeNanoseconds
+            instance.metrics.retries.increment()
+            instance.logger.notice(
+                "Step attempt failed; it runs again at the recorded time: \(failure.message)",
+                metadata: [WorkflowRuntime.LogKey.stepName: "\(name)", WorkflowRuntime.LogKey.attempt: "\(call.attempt)"])
+            return try await instance.retryStep(call, failure: failure, nextAttemptAt: next)
+        }
+        instance.logger.info(
+            "Step failed: \(failure.message)",
+            metadata: [WorkflowRuntime.LogKey.stepName: "\(name)", WorkflowRuntime.LogKey.attempt: "\(call.attempt)"])
+        try await instance.completeStep(call, outcome: Result<[UInt8], FailureRecord>.failure(failure))
+        throw stepFailed(call.key, failure)
     }
 
     /// Runs a step whose body does not need its ``StepContext``.

@@ -107,9 +107,14 @@ actor WorkflowInstance {
     enum StepPlan {
         case replay(WorkflowState.RecordedStep)
         case execute(WorkflowState.StepCall)
+        /// A new call while history still replays: pass it to ``runAfterSettling(_:)`` before it runs.
+        case settle(WorkflowState.StepCall)
     }
 
-    func beginStep(named name: String, concurrent: Bool, fingerprint: String? = nil) async throws(ContinuumError) -> StepPlan {
+    /// Decides what a step call does. Synchronous, so that the decision's temporaries never
+    /// sit in an async frame on every step; the rare call that must wait for history to settle
+    /// comes back as ``StepPlan/settle(_:)``.
+    func beginStep(named name: String, concurrent: Bool, fingerprint: String? = nil) throws(ContinuumError) -> StepPlan {
         try checkUsable()
         switch state.beginStep(named: name, concurrent: concurrent, fingerprint: fingerprint) {
         case .diverged(let divergence):
@@ -142,12 +147,22 @@ actor WorkflowInstance {
                 throw rerun(from: recorded.record.key, because: codeChanged(recorded.record, now: fingerprint))
             }
         case .execute(let call):
-            try await settle(call.key)
-            if case .replay = mode { throw endReplay(at: "step \(call.key)") }
-            runningSteps += 1
-            updateWaiting()
-            return .execute(call)
+            if state.isReplaying { return .settle(call) }
+            return try execute(call)
         }
+    }
+
+    /// Runs a new call once the history that still replays has settled around it.
+    func runAfterSettling(_ call: WorkflowState.StepCall) async throws(ContinuumError) -> StepPlan {
+        try await settle(call.key)
+        return try execute(call)
+    }
+
+    private func execute(_ call: WorkflowState.StepCall) throws(ContinuumError) -> StepPlan {
+        if case .replay = mode { throw endReplay(at: "step \(call.key)") }
+        runningSteps += 1
+        updateWaiting()
+        return .execute(call)
     }
 
     /// Before a call history does not hold runs, lets the body's other tasks claim what history
@@ -155,9 +170,8 @@ actor WorkflowInstance {
     /// ran, and its siblings, replayed, claim their recorded steps within a few turns. When the
     /// recorded steps left are never claimed (a step renamed, removed or added in the middle of
     /// what history holds), the workflow is suspended before anything of the new call runs or is
-    /// appended.
+    /// appended. Call it only while history is replaying (the common case skips the call).
     private func settle(_ key: StepKey) async throws(ContinuumError) {
-        guard state.isReplaying else { return }
         var claimed = state.claimedCount
         var quiet = 0
         while state.isReplaying {
@@ -294,11 +308,16 @@ actor WorkflowInstance {
     }
 
     func completeStep(_ call: WorkflowState.StepCall, outcome: Result<[UInt8], FailureRecord>) async throws(ContinuumError) {
+        try await appendOrSuspend(completedStep(call, outcome: outcome))
+    }
+
+    @inline(never)
+    private func completedStep(_ call: WorkflowState.StepCall, outcome: Result<[UInt8], FailureRecord>) throws(ContinuumError) -> [HistoryEvent] {
         try checkUsable()
         let event = state.completeStep(call, outcome: outcome, timestamp: clock.now())
         runningSteps -= 1
         updateWaiting()
-        try await appendOrSuspend([event])
+        return [event]
     }
 
     /// Records a failed attempt and its backoff; returns the call for the next attempt once committed.
@@ -318,11 +337,34 @@ actor WorkflowInstance {
 
     /// Records how the body ended. Returns the outcome as stored, or the error that suspended the workflow.
     func finish(_ outcome: WorkflowState.Outcome) async -> Result<WorkflowState.Outcome, ContinuumError> {
-        if let suspension { return .failure(suspension) }
-        if let departure { return .failure(Self.departedError(departure)) }
+        let finishing = finishing(outcome)
+        guard case .commit(let store, let request, let stored) = finishing else {
+            guard case .ended(let result) = finishing else { preconditionFailure("finishing ends or commits") }
+            return result
+        }
+        do {
+            try await store.append(request)
+            feed?.publish(WorkflowChange(workflowID: id, events: request.events, status: request.status))
+            return .success(stored)
+        } catch {
+            return .failure(failAppend(error))
+        }
+    }
+
+    /// How finishing the body goes on: it ended already (replay, suspension, divergence), or
+    /// its end is to be committed.
+    private enum Finishing {
+        case ended(Result<WorkflowState.Outcome, ContinuumError>)
+        case commit(any EventStore, AppendRequest, stored: WorkflowState.Outcome)
+    }
+
+    @inline(never)
+    private func finishing(_ outcome: WorkflowState.Outcome) -> Finishing {
+        if let suspension { return .ended(.failure(suspension)) }
+        if let departure { return .ended(.failure(Self.departedError(departure))) }
         switch state.finish(outcome, timestamp: clock.now()) {
         case .failure(let divergence):
-            return .failure(suspend(nondeterminism(divergence)))
+            return .ended(.failure(suspend(nondeterminism(divergence))))
         case .success(let event):
             let status: WorkflowStatus
             let stored: WorkflowState.Outcome
@@ -335,17 +377,13 @@ actor WorkflowInstance {
                 // A replay that reaches the end of the body has checked everything history holds.
                 departure = .replayEnded
                 replayEnd = .finished
-                return .success(stored)
+                return .ended(.success(stored))
             }
             // Waits the body left behind have nothing more to wake.
-            let timers = Set(state.recordedWaits.values.filter { $0.outcome == nil }.compactMap(\.due)).map(TimerChange.remove)
-            do {
-                try await store.append(AppendRequest(fence: claim, id: id, events: [event], status: status, timers: timers, release: true))
-                feed?.publish(WorkflowChange(workflowID: id, events: [event], status: status))
-                return .success(stored)
-            } catch {
-                return .failure(failAppend(error))
-            }
+            let timers =
+                state.recordedWaits.isEmpty
+                ? [] : Set(state.recordedWaits.values.filter { $0.outcome == nil }.compactMap(\.due)).map(TimerChange.remove)
+            return .commit(store, AppendRequest(fence: claim, id: id, events: [event], status: status, timers: timers, release: true), stored: stored)
         }
     }
 
@@ -405,7 +443,7 @@ actor WorkflowInstance {
                 state.abandonStep(call)
                 throw cancelled(reason)
             }
-            try await settle(call.key)
+            if state.isReplaying { try await settle(call.key) }
             events.append(state.startWait(call, wait: wait, due: due, timestamp: clock.now()))
             key = call.key
             waitDue = due
@@ -586,6 +624,20 @@ actor WorkflowInstance {
     private var pendingSends: [String: [CheckedContinuation<Void, Never>]] = [:]
 
     private func appendOrSuspend(_ events: [HistoryEvent]) async throws(ContinuumError) {
+        // Every step passes here: the request is made in a synchronous function, so that this
+        // frame holds little more than it.
+        let (store, request) = try appendRequest(events)
+        do {
+            try await store.append(request)
+        } catch {
+            throw failAppend(error)
+        }
+        feed?.publish(WorkflowChange(workflowID: id, events: events))
+    }
+
+    /// The append of `events` under this instance's claim, with the timer-index changes they make.
+    @inline(never)
+    private func appendRequest(_ events: [HistoryEvent]) throws(ContinuumError) -> (any EventStore, AppendRequest) {
         // Keep the due-time index in step: a wait with a deadline adds it, its end removes it.
         var timers: [TimerChange] = []
         for event in events {
@@ -600,12 +652,7 @@ actor WorkflowInstance {
             }
         }
         guard case .live(let store, let claim) = mode else { throw endReplay(at: events.first.map { "\($0.kind)" } ?? "an append") }
-        do {
-            try await store.append(AppendRequest(fence: claim, id: id, events: events, timers: timers))
-        } catch {
-            throw failAppend(error)
-        }
-        feed?.publish(WorkflowChange(workflowID: id, events: events))
+        return (store, AppendRequest(fence: claim, id: id, events: events, timers: timers))
     }
 
     /// Turns a failed append into what the workflow does next: another owner's claim makes this
