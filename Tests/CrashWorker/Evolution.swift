@@ -20,9 +20,11 @@
 //
 //   ask <op> <id>               before each call
 //   ack <op> <id>               the call returned
-//   refused <op> <id> <code>    the call was refused because it was already done (resume of a
-//                               workflow no longer suspended, fork to an id that exists,
-//                               cancel of a finished workflow)
+//   refused <op> <id> <code>    a request asked again after a kill was refused because the
+//                               earlier one took effect: resume of a workflow no longer
+//                               suspended, reset to a `b` superseded and not run again yet,
+//                               fork to an id that exists, cancel of a finished workflow (the
+//                               same refusal to a first request fails the launch)
 //   run <id> <step> <version>   a step body ran (c: once its result is about to be returned)
 //   result <id> <output>        the workflow's result, as the operator saw it
 //   ended <id> <code>           the workflow ended with this error (cancelled)
@@ -119,16 +121,18 @@ enum Evolution {
         FileHandle.standardOutput.write(Data((line + "\n").utf8))
     }
 
-    static var logger: Logger {
+    static func logger(_ level: Logger.Level) -> Logger {
         var logger = Logger(label: "crash-worker-evolution")
-        logger.logLevel = .warning
+        logger.logLevel = level
         return logger
     }
 
     /// Runs `body` with a runtime of `workflows` on the store at `state`, then closes both.
+    /// `prepare` logs only critical messages: the suspensions it causes are logged as errors.
     static func withRuntime<R>(
-        state: String, _ workflows: [any Workflow], _ body: (WorkflowRuntime) async throws -> R
+        state: String, logging level: Logger.Level = .warning, _ workflows: [any Workflow], _ body: (WorkflowRuntime) async throws -> R
     ) async throws -> R {
+        let logger = logger(level)
         var storeConfiguration = LMDBStore.Configuration()
         storeConfiguration.logger = logger
         return try await LMDBStore.withStore(path: state, configuration: storeConfiguration) { store in
@@ -152,7 +156,7 @@ enum Evolution {
                 }
             }
         }
-        try await withRuntime(state: state, [KeepWorkflow(bVersion: 2, holdC: true, ledger: ledger), ChangeWorkflow(bVersion: 2, holdC: true, ledger: ledger)]) {
+        try await withRuntime(state: state, logging: .critical, [KeepWorkflow(bVersion: 2, holdC: true, ledger: ledger), ChangeWorkflow(bVersion: 2, holdC: true, ledger: ledger)]) {
             runtime in
             for id in ids {
                 try await until("\(id) is suspended") {
@@ -168,20 +172,22 @@ enum Evolution {
     }
 
     static func ways(state: String, ids: [String], ledger: LedgerFile, ledgerPath: String) async throws {
-        let answered = try answeredRequests(ledgerPath)
+        let (asked, answered) = try requests(ledgerPath)
         try await withRuntime(state: state, [KeepWorkflow(bVersion: 1, holdC: false, ledger: ledger), ChangeWorkflow(bVersion: 2, holdC: false, ledger: ledger)]) {
             runtime in
             say("ready")
-            /// Asks `request` of workflow `id` unless an earlier launch saw its answer; a refusal
-            /// with `done` means an earlier, unanswered request of the same took effect.
-            func request(_ operation: String, _ id: String, done: ContinuumError.Code? = nil, _ call: () async throws -> Void) async throws {
-                guard !answered.contains("\(operation) \(id)") else { return }
-                ledger.append("ask \(operation) \(id)")
+            /// Asks `request` of workflow `id` unless an earlier launch saw its answer. A refusal
+            /// with `done` to a request asked before (and not answered: the process died) means
+            /// that earlier request took effect; on a first request it is an error.
+            func request(_ operation: String, _ id: String, done: Set<String>, _ call: () async throws -> Void) async throws {
+                let request = "\(operation) \(id)"
+                guard !answered.contains(request) else { return }
+                ledger.append("ask \(request)")
                 do {
                     try await call()
-                    ledger.append("ack \(operation) \(id)")
-                } catch let error as ContinuumError where error.code == done {
-                    ledger.append("refused \(operation) \(id) \(error.code)")
+                    ledger.append("ack \(request)")
+                } catch let error as ContinuumError where done.contains(error.code.name) && asked.contains(request) {
+                    ledger.append("refused \(request) \(error.code.name)")
                 }
             }
             func outcome<W: Workflow>(_ type: W.Type, _ id: String) async throws where W.Output == String {
@@ -197,26 +203,29 @@ enum Evolution {
                     group.addTask {
                         switch Self.group(index) {
                         case 0:
-                            try await request("resume", id, done: .invalidArgument) {
+                            // invalidArgument, or notSuspended where the runtime has that code.
+                            try await request("resume", id, done: ["invalidArgument", "notSuspended"]) {
                                 try await runtime.resume(id, by: "operator", reason: "b1 is back")
                             }
                             try await outcome(KeepWorkflow.self, id)
                         case 1:
-                            try await request("reset", id) {
+                            // Asked again once the first reset took effect but before b ran
+                            // again, a reset to b is refused: b is not in effect (superseded).
+                            try await request("reset", id, done: ["invalidArgument"]) {
                                 try await runtime.reset(id, toStep: "b", by: "operator", reason: "take b2")
                             }
                             try await outcome(ChangeWorkflow.self, id)
                         case 2:
-                            try await request("fork", id, done: .workflowIDConflict) {
+                            try await request("fork", id, done: ["workflowIDConflict"]) {
                                 try await runtime.fork(id, toStep: "b", as: "\(id)-fork", by: "operator", reason: "try b2 on a copy")
                             }
-                            try await request("cancel", id, done: .workflowFinished) {
+                            try await request("cancel", id, done: ["workflowFinished"]) {
                                 try await runtime.cancel(id, reason: "replaced by its fork")
                             }
                             try await outcome(ChangeWorkflow.self, "\(id)-fork")
                             try await outcome(ChangeWorkflow.self, id)
                         default:
-                            try await request("cancel", id, done: .workflowFinished) {
+                            try await request("cancel", id, done: ["workflowFinished"]) {
                                 try await runtime.cancel(id, reason: "not needed")
                             }
                             try await outcome(ChangeWorkflow.self, id)
@@ -228,17 +237,19 @@ enum Evolution {
         }
     }
 
-    /// The requests an earlier launch saw answered (`ack` or `refused`), as "op id".
-    static func answeredRequests(_ path: String) throws -> Set<String> {
-        guard FileManager.default.fileExists(atPath: path) else { return [] }
+    /// The requests earlier launches asked, and those they saw answered (`ack` or `refused`), as "op id".
+    static func requests(_ path: String) throws -> (asked: Set<String>, answered: Set<String>) {
+        guard FileManager.default.fileExists(atPath: path) else { return ([], []) }
+        var asked: Set<String> = []
         var answered: Set<String> = []
         for line in try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n") {
             let fields = line.split(separator: " ")
+            if fields.first == "ask" && fields.count == 3 { asked.insert("\(fields[1]) \(fields[2])") }
             if (fields.first == "ack" && fields.count == 3) || (fields.first == "refused" && fields.count == 4) {
                 answered.insert("\(fields[1]) \(fields[2])")
             }
         }
-        return answered
+        return (asked, answered)
     }
 
     /// Waits until `condition` holds, for at most 30 seconds.
