@@ -163,9 +163,9 @@ struct EvolutionCrashTests {
                         let unfinished = now.filter { !["workflowCompleted", "workflowCancelled"].contains($0.value.last?.kindName ?? "") }
                             .sorted { $0.key < $1.key }
                             .map { "\($0.key): \($0.value.suffix(5).map(\.kindName))" }
+                        let output = String(child.output.suffix(2_000))
                         Issue.record(
-                            "launch \(launches) (round \(prefix)) \(exit?.description ?? "hung for 60 s"):\n\(String(child.output.suffix(2_000)))\n"
-                                + "unfinished: \(unfinished.joined(separator: "\n"))\n\(reproduce)")
+                            "launch \(launches) (round \(prefix)) \(exit?.description ?? "hung for 60 s"):\n\(output)\nunfinished: \(unfinished.joined(separator: "\n"))\n\(reproduce)")
                         return
                     }
                     guard try await checkNothingLost(after: "launch \(launches)") else { return }
