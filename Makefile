@@ -2,7 +2,7 @@
 SWIFT ?= swift
 STATE ?= ./state
 
-.PHONY: run demo test bench deps browser
+.PHONY: run demo evolution test bench deps browser
 
 deps:
 	@if ! pkg-config --exists lmdb 2>/dev/null && [ ! -f /usr/include/lmdb.h ]; then \
@@ -27,6 +27,12 @@ run: deps
 demo: deps
 	$(SWIFT) build --product Onboarding
 	./.build/debug/Onboarding demo --state ./demo-state
+
+# The code-change story: version 1 sleeps, the deploy gate checks version 2, development mode
+# reruns the changed step, production suspends, and resume, reset, fork and cancel are the ways out.
+evolution: deps
+	$(SWIFT) build --product Evolution
+	./.build/debug/Evolution story --state ./evolution-state
 
 test: deps browser
 	$(SWIFT) build --build-tests

@@ -117,6 +117,12 @@ let package = Package(
             path: "Examples/Onboarding",
             swiftSettings: strict
         ),
+        .executableTarget(
+            name: "Evolution",
+            dependencies: ["Continuum", "ContinuumLMDB", "ContinuumMacros", .product(name: "Logging", package: "swift-log")],
+            path: "Examples/Evolution",
+            swiftSettings: strict
+        ),
         .target(
             name: "ContinuumTestSupport",
             dependencies: ["Continuum", "ContinuumLMDB", "ContinuumTesting"],

@@ -15,6 +15,9 @@
 // workflow is instead cancelled while it waits and runs a compensating step, and every seventh
 // has a step that always fails. Each send the runtime acknowledged is written to the ledger
 // (`ack`), so the test can check that every acknowledged event was consumed exactly once.
+//
+// `--evolve prepare|ways` runs workflows suspended by a code change and an operator taking the
+// ways out (resume, reset, fork, cancel): see Evolution.swift.
 import CLMDB
 @_spi(Diagnostics) import Continuum
 import ContinuumLMDB
@@ -188,6 +191,10 @@ while let key = arguments.next() {
         exit(64)
     }
     options[String(key.dropFirst(2))] = value
+}
+// `--evolve prepare|ways`: code change and the ways out (see Evolution.swift).
+if let phase = options["evolve"] {
+    exit(await Evolution.main(phase: phase, options: options))
 }
 guard let state = options["state"], let ledgerPath = options["ledger"], let prefix = options["prefix"],
     let count = options["workflows"].flatMap(Int.init), let steps = options["steps"].flatMap(Int.init)

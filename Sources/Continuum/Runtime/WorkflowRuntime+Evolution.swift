@@ -186,10 +186,23 @@ extension WorkflowRuntime {
         guard let stored = try await store.load(id: id) else {
             throw ContinuumError(.unknownWorkflow, "No workflow has id '\(id)'.", workflowID: id)
         }
-        let amendment = try change(stored, try WorkflowState(replaying: stored.events))
-        try await store.append(
-            AppendRequest(
-                fence: claim, id: id, events: amendment.events, status: amendment.status, timers: amendment.timers, release: !amendment.run))
+        let amendment: Amendment
+        do {
+            amendment = try change(stored, try WorkflowState(replaying: stored.events))
+            try await store.append(
+                AppendRequest(
+                    fence: claim, id: id, events: amendment.events, status: amendment.status, timers: amendment.timers, release: !amendment.run))
+        } catch {
+            // Refused (a resume of a workflow that is not suspended, a reset to a step not in
+            // effect) or not stored: the workflow is as it was. reserveSlot may have stopped a run
+            // of it in this process, so one that was running runs on, or it would stay in the
+            // store undriven until a restart.
+            if stored.summary.status == .running, let launcher = state.withLock({ $0.launcher }) {
+                handedOver = true
+                launcher.yield(Launch(id: id, claim: claim, reserved: true))
+            }
+            throw error
+        }
         if !amendment.events.isEmpty || amendment.status != nil {
             feed.publish(WorkflowChange(workflowID: id, events: amendment.events, status: amendment.status))
         }
