@@ -142,6 +142,8 @@ let package = Package(
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
+            // Recorded histories, read from the source tree by ReplayerTests.
+            exclude: ["Histories"],
             swiftSettings: strict
         ),
         .testTarget(

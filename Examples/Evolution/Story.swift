@@ -255,7 +255,7 @@ enum Story {
             return "workflowReset to #\(target), generation \(generation), by \(action.by): \(action.reason)"
         case .workflowForked(let from, let sequence, let action): return "workflowForked from \(from) at #\(sequence), by \(action.by): \(action.reason)"
         case .workflowCompleted(let output): return "workflowCompleted → \(json(output))"
-        case .cancelRequested(let reason): return "cancelRequested: \(reason)"
+        case .cancelRequested(let reason, let by): return "cancelRequested\(by.map { " by \($0)" } ?? ""): \(reason)"
         case .workflowCancelled(let reason): return "workflowCancelled: \(reason)"
         default: return String(describing: event.kind)
         }
