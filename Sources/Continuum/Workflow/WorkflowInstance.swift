@@ -404,6 +404,7 @@ actor WorkflowInstance {
     /// A deadline's timer is armed by the caller (`timers.arm(until: due)`) where it computes
     /// the deadline, before any hop and before the commit: under load either can take longer
     /// than a short sleep. This takes it over: it is disarmed unless the plan waits on it.
+    @inline(never)
     nonisolated func beginWait(
         named name: String, concurrent: Bool, wait: WaitKind, due: Int64?, armed: TimerService.Timer?
     ) async throws(ContinuumError) -> WaitPlan {
@@ -421,10 +422,45 @@ actor WorkflowInstance {
     private func beginWaitIsolated(
         named name: String, concurrent: Bool, wait: WaitKind, due: Int64?, armed: TimerService.Timer?
     ) async throws(ContinuumError) -> WaitPlan {
+        // Decided synchronously (see beginStep); only the commit is awaited here.
+        var start = try startingWait(named: name, concurrent: concurrent, wait: wait, due: due)
+        if case .settle(let call) = start {
+            try await settle(call.key)
+            start = try startingNewWait(call, named: name, wait: wait, due: due)
+        }
+        guard case .commit(let events, let key, let waitDue, let received) = start else {
+            guard case .ended(let outcome, let payload) = start else { preconditionFailure("a settled wait commits") }
+            return .ended(outcome, payload: payload)
+        }
+        if let received {
+            try await appendOrSuspend(events)
+            return .ended(.received(sequence: received.sequence), payload: received.payload)
+        }
+        // On replay the deadline is the recorded one, not the one the call computed now.
+        let timer = waitDue.map { $0 == due ? armed : timers.arm(until: $0) } ?? nil
+        do {
+            if !events.isEmpty { try await appendOrSuspend(events) }
+        } catch {
+            if let timer, timer != armed { timers.disarm(timer) }
+            throw error
+        }
+        return .waiting(key, timer: timer)
+    }
+
+    /// How a wait call begins.
+    private enum WaitStart {
+        /// History holds its end.
+        case ended(WaitOutcome, payload: [UInt8]?)
+        /// A new call while history still replays: settle, then ``startingNewWait(_:named:wait:due:)``.
+        case settle(WorkflowState.StepCall)
+        /// Commit `events` (its start, and its end when a buffered event was `received`), then
+        /// wait for `key` until `due`.
+        case commit([HistoryEvent], key: StepKey, due: Int64?, received: (sequence: UInt32, payload: [UInt8])?)
+    }
+
+    @inline(never)
+    private func startingWait(named name: String, concurrent: Bool, wait: WaitKind, due: Int64?) throws(ContinuumError) -> WaitStart {
         try checkUsable()
-        var events: [HistoryEvent] = []
-        let key: StepKey
-        let waitDue: Int64?
         switch state.beginWait(named: name, concurrent: concurrent, wait: wait) {
         case .diverged(let divergence):
             throw suspend(nondeterminism(divergence))
@@ -436,36 +472,33 @@ actor WorkflowInstance {
                 workflowID: id)
         case .replay(let recorded):
             if let outcome = recorded.outcome { return .ended(outcome, payload: payload(of: outcome)) }
-            key = recorded.record.key
-            waitDue = recorded.due
+            return try waiting(recorded.record.key, events: [], due: recorded.due, named: name, wait: wait)
         case .execute(let call):
             if let reason = state.cancellation {
                 state.abandonStep(call)
                 throw cancelled(reason)
             }
-            if state.isReplaying { try await settle(call.key) }
-            events.append(state.startWait(call, wait: wait, due: due, timestamp: clock.now()))
-            key = call.key
-            waitDue = due
+            if state.isReplaying { return .settle(call) }
+            return try startingNewWait(call, named: name, wait: wait, due: due)
         }
+    }
+
+    @inline(never)
+    private func startingNewWait(_ call: WorkflowState.StepCall, named name: String, wait: WaitKind, due: Int64?) throws(ContinuumError) -> WaitStart {
+        let started = state.startWait(call, wait: wait, due: due, timestamp: clock.now())
+        return try waiting(call.key, events: [started], due: due, named: name, wait: wait)
+    }
+
+    /// A wait that history has not seen end: it takes a buffered event of its name at once.
+    private func waiting(_ key: StepKey, events: [HistoryEvent], due: Int64?, named name: String, wait: WaitKind) throws(ContinuumError) -> WaitStart {
         // A replay stops at a wait history has not seen end: what happens next is not recorded.
         if case .replay = mode { throw endReplay(at: name) }
         if case .event(let eventName) = wait, let (sequence, event) = state.oldestUnconsumed(named: eventName),
             let ended = state.endWait(key, outcome: .received(sequence: sequence), timestamp: clock.now())
         {
-            events.append(ended)
-            if !events.isEmpty { try await appendOrSuspend(events) }
-            return .ended(.received(sequence: sequence), payload: event.payload)
+            return .commit(events + [ended], key: key, due: due, received: (sequence, event.payload))
         }
-        // On replay the deadline is the recorded one, not the one the call computed now.
-        let timer = waitDue.map { $0 == due ? armed : timers.arm(until: $0) } ?? nil
-        do {
-            if !events.isEmpty { try await appendOrSuspend(events) }
-        } catch {
-            if let timer, timer != armed { timers.disarm(timer) }
-            throw error
-        }
-        return .waiting(key, timer: timer)
+        return .commit(events, key: key, due: due, received: nil)
     }
 
     /// Ends a timer wait that the timer wheel fired at `firedAt`; returns once the firing is committed.
@@ -548,15 +581,40 @@ actor WorkflowInstance {
 
     /// Waits until `receive` or `timeOut` ends the wait (or returns at once if it ended).
     func awaitEnd(of key: StepKey) async throws -> (WaitOutcome, [UInt8]?) {
+        // This frame lives as long as the wait: what is decided before it is decided elsewhere.
+        switch try endingNow(key) {
+        case .ended(let outcome, let payload):
+            return (outcome, payload)
+        case .received(let ended, let sequence, let payload):
+            try await appendOrSuspend([ended])
+            return (.received(sequence: sequence), payload)
+        case .waits:
+            return try await waitForEnd(of: key)
+        }
+    }
+
+    private enum EndingNow {
+        case ended(WaitOutcome, [UInt8]?)
+        /// A buffered event ends it: commit `ended`.
+        case received(HistoryEvent, sequence: UInt32, payload: [UInt8])
+        case waits
+    }
+
+    @inline(never)
+    private func endingNow(_ key: StepKey) throws(ContinuumError) -> EndingNow {
         try checkUsable()
-        if let outcome = state.recordedWaits[key]?.outcome { return (outcome, payload(of: outcome)) }
+        if let outcome = state.recordedWaits[key]?.outcome { return .ended(outcome, payload(of: outcome)) }
         // An event may have arrived between beginWait and now, before anyone waited for it.
         if case .event(let name)? = state.recordedWaits[key]?.wait, let (sequence, event) = state.oldestUnconsumed(named: name),
             let ended = state.endWait(key, outcome: .received(sequence: sequence), timestamp: clock.now())
         {
-            try await appendOrSuspend([ended])
-            return (.received(sequence: sequence), event.payload)
+            return .received(ended, sequence: sequence, payload: event.payload)
         }
+        return .waits
+    }
+
+    /// Waits for `receive`, `timeOut` or a firing to end the wait of `key`.
+    private func waitForEnd(of key: StepKey) async throws -> (WaitOutcome, [UInt8]?) {
         let registry = eventWaiters
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
