@@ -84,13 +84,17 @@ struct Bench: AsyncParsableCommand {
         }
     }
 
+    /// The workflows the scenarios run (`continuum check` registers them too, so that it can
+    /// gate a store the bench wrote).
+    static let workflows: [any Workflow] = [BenchWorkflow(), SleepWorkflow(), EventWorkflow(), CheckWorkflow()]
+
     /// Opens the store at `directory` and a runtime with the bench's workflows, both silent.
     static func open(_ directory: String, parkAfter: Duration = .seconds(10)) throws -> (LMDBStore, WorkflowRuntime) {
         var storeConfiguration = LMDBStore.Configuration()
         storeConfiguration.logger = Logger(label: "continuum.lmdb", factory: { _ in SwiftLogNoOpLogHandler() })
         let store = try LMDBStore(path: directory, configuration: storeConfiguration)
         let runtime = WorkflowRuntime(
-            store: store, workflows: [BenchWorkflow(), SleepWorkflow(), EventWorkflow(), CheckWorkflow()],
+            store: store, workflows: workflows,
             configuration: .init(logger: Logger(label: "continuum", factory: { _ in SwiftLogNoOpLogHandler() }), parkAfter: parkAfter))
         return (store, runtime)
     }

@@ -15,7 +15,7 @@ struct Check: AsyncParsableCommand {
             type is unknown — and, for each version marker, how many workflows still take its old branch. Exits 1 when \
             any workflow would break.
 
-            This binary registers the example workflows; in your own service, run the same check with \
+            This binary registers the example workflows and those of `continuum bench`; in your own service, run the same check with \
             WorkflowReplayer(workflows:).check(store:) or runtime.check().
             """)
 
@@ -38,7 +38,7 @@ struct Check: AsyncParsableCommand {
         var configuration = LMDBStore.Configuration()
         configuration.readOnly = true
         let report = try await LMDBStore.withStore(path: path, configuration: configuration) { store in
-            try await WorkflowReplayer(workflows: exampleWorkflows, codeChange: codeChange).check(store: store, concurrency: concurrency)
+            try await WorkflowReplayer(workflows: exampleWorkflows + Bench.workflows, codeChange: codeChange).check(store: store, concurrency: concurrency)
         }
         if json {
             FileHandle.standardOutput.write(try report.json())
