@@ -2,7 +2,7 @@
 SWIFT ?= swift
 STATE ?= ./state
 
-.PHONY: run demo evolution test bench deps browser
+.PHONY: run demo evolution test bench deps browser postgres stop-postgres
 
 deps:
 	@if ! pkg-config --exists lmdb 2>/dev/null && [ ! -f /usr/include/lmdb.h ]; then \
@@ -34,10 +34,19 @@ evolution: deps
 	$(SWIFT) build --product Evolution
 	./.build/debug/Evolution story --state ./evolution-state
 
+# The tests get a throwaway PostgreSQL (tools/postgres.sh) through CONTINUUM_POSTGRES_URL.
 test: deps browser
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	url=$$(tools/postgres.sh start) && CONTINUUM_POSTGRES_URL=$$url $(SWIFT) test --skip-build
 
 bench: deps
 	$(SWIFT) build -c release --product continuum
 	./.build/release/continuum bench --workflows 20000 --steps 3 --concurrency 1000
+
+# A throwaway PostgreSQL 15 for tests and benchmarks (installed if missing); prints its URL.
+postgres:
+	@tools/postgres.sh start
+
+# Stops it and deletes its folder.
+stop-postgres:
+	@tools/postgres.sh stop
