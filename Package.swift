@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "ContinuumLMDB", targets: ["ContinuumLMDB"]),
         .library(name: "ContinuumHTTP", targets: ["ContinuumHTTP"]),
         .library(name: "ContinuumTesting", targets: ["ContinuumTesting"]),
+        .library(name: "ContinuumPostgres", targets: ["ContinuumPostgres"]),
         .library(name: "ContinuumMacros", targets: ["ContinuumMacros"]),
         .executable(name: "continuum", targets: ["ContinuumCLI"]),
     ],
@@ -32,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.1.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
     ],
     targets: [
         .systemLibrary(
@@ -70,6 +72,16 @@ let package = Package(
                 "Continuum", "CLMDB",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
+        // The scale-out store: many runtime processes on one PostgreSQL.
+        .target(
+            name: "ContinuumPostgres",
+            dependencies: [
+                "Continuum",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -155,6 +167,11 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ContinuumPostgresTests",
+            dependencies: ["Continuum", "ContinuumPostgres", "ContinuumTesting", "ContinuumTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -82,6 +82,16 @@ extension WorkflowRuntime {
     private func serve(_ launches: AsyncStream<Launch>) async throws {
         // Every driver has ended by then: whoever still waits learns that nothing will answer in this run.
         defer { state.stop() }
+        do {
+            try await serveUntilStopped(launches)
+        } catch where Task.isCancelled {
+            // Stopping: a store read cut short by the cancellation (a network store's reads
+            // throw when cancelled) is not a failure of the run.
+            logger.debug("Stopped while reading the store: \(error)")
+        }
+    }
+
+    private func serveUntilStopped(_ launches: AsyncStream<Launch>) async throws {
         let supervisor = Supervisor(admission: admission, metrics: metrics)
         let driver = self.driver
         try await withThrowingDiscardingTaskGroup { group in
@@ -94,9 +104,9 @@ extension WorkflowRuntime {
                 lane += 1
             }
             // Everything overdue is read now, in due order, so it fires first.
-            let loader = TimerHorizonLoader(store: store, timers: timers, horizon: configuration.timerHorizon)
+            let loader = TimerHorizonLoader(store: store, timers: timers, horizon: configuration.timerHorizon, logger: logger)
             let horizon = try await loader.load(after: nil)
-            group.addTask { try await loader.run(after: horizon) }
+            group.addTask { await loader.run(after: horizon) }
             metrics.suspended.set(try await store.counts()[.suspended])
             state.withLock { $0.becameReady() }
             logger.info("Continuum runtime started", metadata: [LogKey.recovered: "\(recovered)"])

@@ -1,17 +1,24 @@
+import Logging
+
 /// Reads the timers of parked workflows from the store's due-time index into the timer wheel,
 /// one horizon ahead: at start-up everything overdue plus the next stretch, in due order, then
 /// the next stretch whenever half a horizon has passed. Timers further out are never read
 /// until their time comes, so start-up does not grow with the number of sleepers.
+///
+/// A read that fails after start-up (a store over a network that lost its connection) is
+/// retried every second until it succeeds; the wheel keeps what it has meanwhile.
 struct TimerHorizonLoader: Sendable {
     let store: any EventStore
     let timers: TimerService
     let clock: any WorkflowClock
+    let logger: Logger
     /// How far ahead timers are read, in nanoseconds (at least 2 ms).
     let horizon: Int64
     static let pageSize = 1024
 
-    init(store: any EventStore, timers: TimerService, horizon: Duration) {
+    init(store: any EventStore, timers: TimerService, horizon: Duration, logger: Logger) {
         self.store = store
+        self.logger = logger
         self.timers = timers
         self.clock = timers.clock
         self.horizon = max(horizon.wholeNanoseconds, 2_000_000)
@@ -37,7 +44,7 @@ struct TimerHorizonLoader: Sendable {
     }
 
     /// Reads the next stretch whenever half a horizon has passed, until cancelled.
-    func run(after start: DueTimer?) async throws {
+    func run(after start: DueTimer?) async {
         var after = start
         while !Task.isCancelled {
             do {
@@ -46,7 +53,18 @@ struct TimerHorizonLoader: Sendable {
             } catch {
                 return  // the runtime is stopping
             }
-            after = try await load(after: after)
+            while !Task.isCancelled {
+                do {
+                    after = try await load(after: after)
+                    break
+                } catch {
+                    if Task.isCancelled { return }
+                    logger.warning(
+                        "Could not read the timer index; retrying in a second: \(error.message)",
+                        metadata: [WorkflowRuntime.LogKey.errorCode: "\(error.code)"])
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            }
         }
     }
 }

@@ -1,0 +1,516 @@
+public import Continuum
+import Foundation
+public import Logging
+import NIOCore
+import PostgresNIO
+import Synchronization
+
+/// The scale-out store: workflows' histories in PostgreSQL, shared by several runtime processes.
+///
+/// ```swift
+/// let store = try await PostgresStore.connect(configuration: .init(url: "postgres://app:secret@db:5432/app"), logger: logger)
+/// try await WorkflowRuntime.withRuntime(store: store, workflows: [Checkout()], logger: logger) { runtime in … }
+/// await store.close()
+/// ```
+///
+/// - **Group commit.** `create` and `append` queue their request and return once the
+///   transaction holding it committed. One writer commits whatever was queued while the previous
+///   transaction ran, in a few set-based statements (`unnest` of arrays) whatever the batch's
+///   size, so concurrent workflows share round trips and fsyncs.
+/// - **Order.** Requests are taken before the caller first suspends, and a batch applies them in
+///   submission order, so an actor's appends land in the order it made them.
+/// - **Fencing.** Each workflow row holds its owner, an epoch that grows with every claim and
+///   the lease's expiry. The writer locks the rows of a batch (`FOR UPDATE`, in stream order)
+///   and refuses, alone, every append whose token is not the current claim or whose lease ran
+///   out, in the transaction that would have written it.
+/// - **Time.** Leases are compared with the database server's clock, never a process's.
+/// - **Counts** by status are kept in the same transactions as the changes, in sharded rows.
+/// - **Schema.** Created and migrated by the store in its own schema (``Configuration/schema``);
+///   a schema newer than this build is refused.
+public final class PostgresStore: EventStore {
+    public let limits: StoreLimits
+    /// What the store was opened with.
+    public let configuration: Configuration
+
+    let client: PostgresClient
+    let logger: Logger
+    let schema: String
+    /// Which row of each status count this process adds to.
+    let shard: Int
+    private let queue = Mutex(Queue())
+    /// The writer's batches go through this while the store runs; `close` waits for it.
+    private let tasks = Mutex<Tasks?>(nil)
+
+    private struct Tasks {
+        /// Runs the connection pool (`PostgresClient.run()`), which must run while it is used.
+        var client: Task<Void, Never>
+        /// Commits the queued requests.
+        var writer: Task<Void, Never>
+    }
+
+    enum Submission {
+        case create(CreateRequest, UnsafeContinuation<Result<CreateOutcome, ContinuumError>, Never>)
+        case append(AppendRequest, UnsafeContinuation<Result<Void, ContinuumError>, Never>)
+    }
+
+    struct Queue {
+        var pending: [Submission] = []
+        var writerWaiting: CheckedContinuation<Void, Never>?
+        var closed = false
+    }
+
+    private init(configuration: Configuration, client: PostgresClient, logger: Logger) {
+        self.configuration = configuration
+        self.client = client
+        self.logger = logger
+        self.schema = "\"\(configuration.schema)\""
+        self.shard = Int.random(in: 0..<64)
+        self.limits = StoreLimits(
+            maxWorkflowIDBytes: 511, maxNameBytes: 256, maxPayloadBytes: configuration.maxPayloadBytes, leaseDuration: configuration.leaseDuration)
+    }
+
+    /// Connects to the database, creates or migrates the schema, and starts the writer.
+    ///
+    /// While the server cannot be reached it retries with backoff for
+    /// ``Configuration/connectTimeout``.
+    ///
+    /// - Throws: ``ContinuumError/Code/storageFailure`` naming the cause: the server unreachable
+    ///   after the timeout, a refused password, a missing database, a schema newer than this build;
+    ///   ``ContinuumError/Code/invalidArgument`` for a bad configuration.
+    public static func connect(configuration: Configuration, logger: Logger) async throws(ContinuumError) -> PostgresStore {
+        try configuration.validate()
+        var options = PostgresClient.Configuration.Options()
+        options.maximumConnections = configuration.poolSize
+        options.minimumConnections = 1
+        options.connectTimeout = .seconds(10)
+        if let timeout = configuration.statementTimeout {
+            options.additionalStartupParameters = [("statement_timeout", "\(max(1, timeout.milliseconds))")]
+        }
+        var clientConfiguration = PostgresClient.Configuration(
+            host: configuration.host, port: configuration.port, username: configuration.username, password: configuration.password,
+            database: configuration.database, tls: configuration.requireTLS ? .require(.makeClientConfiguration()) : .disable)
+        clientConfiguration.options = options
+
+        // One direct connection first: it reports a bad password or database at once (the pool
+        // would retry those forever), and migrates the schema.
+        try await firstConnection(configuration: configuration, clientConfiguration: clientConfiguration, logger: logger)
+
+        // The pool warns when it is asked for a connection before its `run()` task got going, which
+        // is harmless here (the request waits); its errors reach the store's callers as thrown errors.
+        var poolLogger = logger
+        poolLogger.logLevel = max(logger.logLevel, .error)
+        let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: poolLogger)
+        let store = PostgresStore(configuration: configuration, client: client, logger: logger)
+        // Both tasks are owned by the store: `close()` ends them and waits for them.
+        let clientTask = Task { await client.run() }
+        let writerTask = Task { await store.runWriter() }
+        store.tasks.withLock { $0 = Tasks(client: clientTask, writer: writerTask) }
+        logger.debug("PostgreSQL store open", metadata: ["continuum.store": "\(configuration.displayURL)"])
+        return store
+    }
+
+    private static func firstConnection(
+        configuration: Configuration, clientConfiguration: PostgresClient.Configuration, logger: Logger
+    ) async throws(ContinuumError) {
+        let deadline = ContinuousClock.now + configuration.connectTimeout
+        var delay = Duration.milliseconds(100)
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let connection = try await PostgresConnection.connect(
+                    configuration: PostgresConnection.Configuration(
+                        host: configuration.host, port: configuration.port, username: configuration.username,
+                        password: configuration.password, database: configuration.database,
+                        tls: configuration.requireTLS ? .require(try .init(configuration: .makeClientConfiguration())) : .disable),
+                    id: 0, logger: logger)
+                do {
+                    try await Schema.migrate(connection, schema: configuration.schema, logger: logger)
+                } catch {
+                    try? await connection.close()
+                    throw Self.storeError(error, doing: "migrate the schema '\(configuration.schema)' at \(configuration.displayURL)")
+                }
+                try? await connection.close()
+                return
+            } catch let error as ContinuumError {
+                throw error
+            } catch {
+                let failure = storeError(error, doing: "connect to \(configuration.displayURL)")
+                // Refusals the server made on purpose do not go away by waiting.
+                if let state = (error as? PSQLError)?.serverInfo?[.sqlState], state.hasPrefix("28") || state == "3D000" || state.hasPrefix("42") {
+                    throw failure
+                }
+                guard ContinuousClock.now + delay < deadline else {
+                    throw ContinuumError(
+                        .storageFailure,
+                        "PostgreSQL at \(configuration.displayURL) could not be reached in \(configuration.connectTimeout) (\(attempt) attempts): \(failure.message)",
+                        cause: error)
+                }
+                logger.notice(
+                    "PostgreSQL not reachable yet; retrying",
+                    metadata: ["continuum.store": "\(configuration.displayURL)", "continuum.attempt": "\(attempt)", "continuum.error": "\(failure.message)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(2))
+            }
+        }
+    }
+
+    /// A ``ContinuumError`` for a failure of PostgreSQL or of the connection to it.
+    static func storeError(_ error: any Error, doing what: String, workflowID: String? = nil) -> ContinuumError {
+        if let error = error as? ContinuumError { return error }
+        if let error = error as? PostgresTransactionError {
+            return storeError(error.closureError ?? error.beginError ?? error.commitError ?? error.rollbackError ?? error, doing: what, workflowID: workflowID)
+        }
+        guard let error = error as? PSQLError else {
+            return ContinuumError(.storageFailure, "Could not \(what): \(error)", workflowID: workflowID, cause: error)
+        }
+        if let info = error.serverInfo {
+            let state = info[.sqlState] ?? "?"
+            let message = info[.message] ?? "\(error.code)"
+            let reason: String
+            switch state {
+            case "28P01", "28000": reason = "the server refused the credentials (\(message))"
+            case "3D000": reason = "the database does not exist (\(message))"
+            case "57014": reason = "a statement ran past statement_timeout (\(message))"
+            case "53100": return ContinuumError(.storageFull, "Could not \(what): the database's disk is full (\(message)).", workflowID: workflowID, cause: error)
+            default: reason = "PostgreSQL error \(state): \(message)"
+            }
+            return ContinuumError(.storageFailure, "Could not \(what): \(reason).", workflowID: workflowID, cause: error)
+        }
+        let reason: String
+        switch error.code {
+        case .connectionError: reason = "the connection failed (\(error.underlying.map { "\($0)" } ?? "no detail"))"
+        case .serverClosedConnection, .clientClosedConnection, .uncleanShutdown: reason = "the connection closed"
+        case .poolClosed: return ContinuumError(.storeClosed, "Could not \(what): the store is closed.", workflowID: workflowID, cause: error)
+        default: reason = "\(error.code)"
+        }
+        return ContinuumError(.storageFailure, "Could not \(what): \(reason).", workflowID: workflowID, cause: error)
+    }
+
+    // MARK: Writes
+
+    public nonisolated(nonsending) func create(_ request: CreateRequest) async throws(ContinuumError) -> CreateOutcome {
+        try await withUnsafeContinuation { continuation in
+            submit(.create(request, continuation))
+        }.get()
+    }
+
+    public nonisolated(nonsending) func append(_ request: AppendRequest) async throws(ContinuumError) {
+        try await withUnsafeContinuation { continuation in
+            submit(.append(request, continuation))
+        }.get()
+    }
+
+    private func submit(_ submission: Submission) {
+        let (accepted, writer) = queue.withLock { queue -> (Bool, CheckedContinuation<Void, Never>?) in
+            guard !queue.closed else { return (false, nil) }
+            queue.pending.append(submission)
+            defer { queue.writerWaiting = nil }
+            return (true, queue.writerWaiting)
+        }
+        guard accepted else {
+            submission.fail(ContinuumError(.storeClosed, "The PostgreSQL store is closed; nothing was written."))
+            return
+        }
+        writer?.resume()
+    }
+
+    /// The next batch, waiting for one; `nil` once the store is closed and nothing is left.
+    private func nextBatch() async -> [Submission]? {
+        while true {
+            enum Next { case batch([Submission]), done, wait }
+            let next = queue.withLock { queue -> Next in
+                if !queue.pending.isEmpty {
+                    let count = min(queue.pending.count, configuration.maxBatch)
+                    let batch = Array(queue.pending.prefix(count))
+                    queue.pending.removeFirst(count)
+                    return .batch(batch)
+                }
+                return queue.closed ? .done : .wait
+            }
+            switch next {
+            case .batch(let batch): return batch
+            case .done: return nil
+            case .wait:
+                await withCheckedContinuation { continuation in
+                    let resumeNow = queue.withLock { queue -> Bool in
+                        if !queue.pending.isEmpty || queue.closed { return true }
+                        queue.writerWaiting = continuation
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+            }
+        }
+    }
+
+    private func runWriter() async {
+        while let batch = await nextBatch() {
+            await commit(batch)
+        }
+    }
+
+    // MARK: Ownership
+
+    public func claim(_ id: String, owner: OwnerID) async throws(ContinuumError) -> Claim? {
+        try ensureOpen()
+        var query = PostgresQuery(
+            unsafeSQL: """
+                WITH now AS (SELECT \(nowSQL(1)) AS ns),
+                old AS (SELECT stream, parked FROM \(schema).workflows WHERE id = $2 FOR UPDATE),
+                claimed AS (
+                    UPDATE \(schema).workflows w
+                    SET owner = $3, epoch = w.epoch + 1, lease_expiry = now.ns + $4, parked = false
+                    FROM old, now
+                    WHERE w.stream = old.stream AND (w.owner IS NULL OR w.owner = $3 OR w.lease_expiry <= now.ns)
+                    RETURNING w.stream, w.epoch, old.parked
+                ),
+                counted AS (
+                    INSERT INTO \(schema).counts (status, shard, count)
+                    SELECT 'parked', $5, -1 FROM claimed WHERE claimed.parked
+                    ON CONFLICT (status, shard) DO UPDATE SET count = \(schema).counts.count + excluded.count
+                )
+                SELECT stream, epoch FROM claimed
+                """)
+        query.binds.append(clockNow)
+        query.binds.append(ByteBuffer(bytes: Array(id.utf8)))
+        query.binds.append(owner.rawValue)
+        query.binds.append(configuration.leaseDuration.nanoseconds)
+        query.binds.append(shard)
+        do {
+            for try await (stream, epoch) in try await client.query(query, logger: logger).decode((Int64, Int64).self) {
+                return Claim(stream: StreamID(rawValue: UInt64(stream)), token: FencingToken(owner: owner, epoch: UInt64(epoch)))
+            }
+            return nil
+        } catch {
+            throw Self.storeError(error, doing: "claim workflow '\(id)'", workflowID: id)
+        }
+    }
+
+    public func renew(_ claims: [Claim]) async throws(ContinuumError) -> [Claim] {
+        try ensureOpen()
+        guard !claims.isEmpty else { return [] }
+        var query = PostgresQuery(
+            unsafeSQL: """
+                WITH now AS (SELECT \(nowSQL(1)) AS ns)
+                UPDATE \(schema).workflows w SET lease_expiry = now.ns + $2
+                FROM now, unnest($3::bigint[], $4::text[], $5::bigint[]) AS c(stream, owner, epoch)
+                WHERE w.stream = c.stream AND w.owner = c.owner AND w.epoch = c.epoch AND w.lease_expiry > now.ns
+                RETURNING c.stream, c.owner, c.epoch
+                """)
+        query.binds.append(clockNow)
+        query.binds.append(configuration.leaseDuration.nanoseconds)
+        query.binds.append(claims.map { Int64($0.stream.rawValue) })
+        query.binds.append(claims.map(\.token.owner.rawValue))
+        query.binds.append(claims.map { Int64($0.token.epoch) })
+        do {
+            var renewed = Set<Claim>()
+            for try await (stream, owner, epoch) in try await client.query(query, logger: logger).decode((Int64, String, Int64).self) {
+                renewed.insert(Claim(stream: StreamID(rawValue: UInt64(stream)), token: FencingToken(owner: OwnerID(owner), epoch: UInt64(epoch))))
+            }
+            return claims.filter { !renewed.contains($0) }
+        } catch {
+            throw Self.storeError(error, doing: "renew \(claims.count) claims")
+        }
+    }
+
+    // MARK: Reads
+
+    public func load(id: String) async throws(ContinuumError) -> StoredWorkflow? {
+        try ensureOpen()
+        do {
+            guard let row = try await summaryRow(id: id) else { return nil }
+            var query = PostgresQuery(unsafeSQL: "SELECT sequence, value FROM \(schema).events WHERE stream = $1 ORDER BY sequence")
+            query.binds.append(Int64(row.stream.rawValue))
+            var events: [HistoryEvent] = []
+            for try await (sequence, value) in try await client.query(query, logger: logger).decode((Int32, ByteBuffer).self) {
+                let bytes = Array(value.readableBytesView)
+                events.append(
+                    try BinaryCodec.decodeEvent(
+                        bytes, sequence: UInt32(sequence), location: "workflow '\(id)' event \(sequence) in PostgreSQL \(configuration.displayURL)"))
+            }
+            return StoredWorkflow(stream: row.stream, summary: row.summary, events: events)
+        } catch {
+            throw Self.storeError(error, doing: "load workflow '\(id)'", workflowID: id)
+        }
+    }
+
+    public func summary(id: String) async throws(ContinuumError) -> WorkflowSummary? {
+        try ensureOpen()
+        do {
+            return try await summaryRow(id: id)?.summary
+        } catch {
+            throw Self.storeError(error, doing: "read workflow '\(id)'", workflowID: id)
+        }
+    }
+
+    private static let summaryColumns = "stream, id, type, status, created_at, updated_at"
+
+    private func summaryRow(id: String) async throws -> ListedWorkflow? {
+        var query = PostgresQuery(unsafeSQL: "SELECT \(Self.summaryColumns) FROM \(schema).workflows WHERE id = $1")
+        query.binds.append(ByteBuffer(bytes: Array(id.utf8)))
+        return try await listed(query).first
+    }
+
+    private func listed(_ query: PostgresQuery) async throws -> [ListedWorkflow] {
+        var rows: [ListedWorkflow] = []
+        for try await (stream, id, type, status, created, updated) in try await client.query(query, logger: logger)
+            .decode((Int64, ByteBuffer, ByteBuffer, String, Int64, Int64).self)
+        {
+            guard let status = WorkflowStatus(named: status) else {
+                throw ContinuumError(.corruptedData, "Workflow stream \(stream) has the unknown status '\(status)' in \(configuration.displayURL).")
+            }
+            rows.append(
+                ListedWorkflow(
+                    stream: StreamID(rawValue: UInt64(stream)),
+                    summary: WorkflowSummary(
+                        id: String(decoding: id.readableBytesView, as: UTF8.self), type: String(decoding: type.readableBytesView, as: UTF8.self),
+                        status: status, createdAt: created, updatedAt: updated)))
+        }
+        return rows
+    }
+
+    public func list(status: WorkflowStatus?, after: StreamID?, limit: Int) async throws(ContinuumError) -> [ListedWorkflow] {
+        try ensureOpen()
+        var query = PostgresQuery(
+            unsafeSQL: """
+                SELECT \(Self.summaryColumns) FROM \(schema).workflows
+                WHERE stream > $1 AND ($2::text IS NULL OR status = $2) ORDER BY stream LIMIT $3
+                """)
+        query.binds.append(Int64(after?.rawValue ?? 0))
+        query.binds.append(status?.rawValue)
+        query.binds.append(max(0, limit))
+        do {
+            return try await listed(query)
+        } catch {
+            throw Self.storeError(error, doing: "list workflows")
+        }
+    }
+
+    public func runnable(after: StreamID?, limit: Int) async throws(ContinuumError) -> [ListedWorkflow] {
+        try ensureOpen()
+        var query = PostgresQuery(
+            unsafeSQL: """
+                SELECT \(Self.summaryColumns) FROM \(schema).workflows
+                WHERE status = 'running' AND NOT parked AND stream > $2 AND (owner IS NULL OR lease_expiry <= \(nowSQL(1)))
+                ORDER BY stream LIMIT $3
+                """)
+        query.binds.append(clockNow)
+        query.binds.append(Int64(after?.rawValue ?? 0))
+        query.binds.append(max(0, limit))
+        do {
+            return try await listed(query)
+        } catch {
+            throw Self.storeError(error, doing: "list runnable workflows")
+        }
+    }
+
+    public func timers(after: DueTimer?, limit: Int) async throws(ContinuumError) -> [DueTimer] {
+        try ensureOpen()
+        var query = PostgresQuery(
+            unsafeSQL: "SELECT due, stream, id FROM \(schema).timers WHERE (due, stream) > ($1, $2) ORDER BY due, stream LIMIT $3")
+        query.binds.append(after?.due ?? .min)
+        query.binds.append(after.map { Int64($0.stream.rawValue) } ?? .min)
+        query.binds.append(max(0, limit))
+        do {
+            var timers: [DueTimer] = []
+            for try await (due, stream, id) in try await client.query(query, logger: logger).decode((Int64, Int64, ByteBuffer).self) {
+                timers.append(DueTimer(due: due, stream: StreamID(rawValue: UInt64(stream)), id: String(decoding: id.readableBytesView, as: UTF8.self)))
+            }
+            return timers
+        } catch {
+            throw Self.storeError(error, doing: "read the timer index")
+        }
+    }
+
+    public func counts() async throws(ContinuumError) -> StatusCounts {
+        try ensureOpen()
+        do {
+            var counts = StatusCounts()
+            let query = PostgresQuery(unsafeSQL: "SELECT status, sum(count)::bigint FROM \(schema).counts GROUP BY status")
+            for try await (status, count) in try await client.query(query, logger: logger).decode((String, Int64).self) where count != 0 {
+                if status == "parked" {
+                    counts.parked = Int(count)
+                } else if let status = WorkflowStatus(named: status) {
+                    counts.byStatus[status] = Int(count)
+                }
+            }
+            return counts
+        } catch {
+            throw Self.storeError(error, doing: "count workflows")
+        }
+    }
+
+    public func close() async {
+        queue.withLock { $0.closed = true }
+        let waiting = queue.withLock { queue in
+            defer { queue.writerWaiting = nil }
+            return queue.writerWaiting
+        }
+        waiting?.resume()
+        guard let tasks = tasks.withLock({ tasks in
+            defer { tasks = nil }
+            return tasks
+        }) else { return }
+        await tasks.writer.value
+        tasks.client.cancel()
+        await tasks.client.value
+    }
+
+    private func ensureOpen() throws(ContinuumError) {
+        if queue.withLock({ $0.closed }) {
+            throw ContinuumError(.storeClosed, "The PostgreSQL store is closed; nothing was read or written.")
+        }
+    }
+
+    // MARK: Time
+
+    /// The configured clock's time, or `nil` to use the database's (see ``nowSQL(_:)``).
+    var clockNow: Int64? { configuration.clock?.now() }
+
+    /// SQL for "now" in nanoseconds since 1970: the bound parameter `$index` when the store runs
+    /// on a configured clock, else the database server's clock.
+    func nowSQL(_ index: Int) -> String {
+        "COALESCE($\(index)::bigint, (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint)"
+    }
+
+    // MARK: Test hooks
+
+    /// Damages the stored bytes of event `sequence` of workflow `id` (flips one bit of its last
+    /// byte), as a failing disk would.
+    @_spi(Testing) public func damage(id: String, sequence: UInt32) async throws {
+        var query = PostgresQuery(
+            unsafeSQL: """
+                UPDATE \(schema).events e SET value = set_byte(e.value, length(e.value) - 1, get_byte(e.value, length(e.value) - 1) # 64)
+                FROM \(schema).workflows w WHERE w.id = $1 AND e.stream = w.stream AND e.sequence = $2
+                """)
+        query.binds.append(ByteBuffer(bytes: Array(id.utf8)))
+        query.binds.append(Int32(sequence))
+        try await client.query(query, logger: logger)
+    }
+
+    /// Drops the store's schema and everything in it. For tests and throwaway deployments.
+    @_spi(Testing) public func dropSchema() async throws {
+        try await client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA IF EXISTS \(schema) CASCADE"), logger: logger)
+    }
+}
+
+extension PostgresStore.Submission {
+    func fail(_ error: ContinuumError) {
+        switch self {
+        case .create(_, let continuation): continuation.resume(returning: .failure(error))
+        case .append(_, let continuation): continuation.resume(returning: .failure(error))
+        }
+    }
+}
+
+extension Duration {
+    /// The duration in nanoseconds, saturating.
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? (seconds < 0 ? .min : .max) : scaled &+ attoseconds / 1_000_000_000
+    }
+
+    var milliseconds: Int64 { nanoseconds / 1_000_000 }
+}

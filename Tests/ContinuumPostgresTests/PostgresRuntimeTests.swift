@@ -1,0 +1,144 @@
+@_spi(Testing) import Continuum
+@_spi(Testing) import ContinuumPostgres
+import ContinuumTesting
+import ContinuumTestSupport
+import Foundation
+import Logging
+import Testing
+
+/// Step, a three-day sleep, an approval event, step.
+struct Approval: Workflow {
+    static let name = "approval"
+    let ledger: Ledger
+
+    func run(_ ctx: WorkflowContext, input: String) async throws -> String {
+        try await ctx.step("request") { ledger.record("request") }
+        try await ctx.sleep(for: .seconds(3 * 86_400))
+        let by = try await ctx.waitForEvent("approved", as: String.self) ?? "nobody"
+        try await ctx.step("notify") { ledger.record("notify") }
+        return "\(input) approved by \(by)"
+    }
+}
+
+/// Three steps, as the benchmark runs them.
+struct ThreeSteps: Workflow {
+    static let name = "three-steps"
+
+    func run(_ ctx: WorkflowContext, input: Int) async throws -> Int {
+        let a = try await ctx.step("a") { input + 1 }
+        let b = try await ctx.step("b") { a * 2 }
+        return try await ctx.step("c") { b - 1 }
+    }
+}
+
+/// Opens a store in a new schema of the test server, runs `body`, closes the store and drops the schema.
+func withPostgresStore<R>(
+    clock: (any WorkflowClock)? = nil, configure: (inout PostgresStore.Configuration) -> Void = { _ in },
+    _ body: (PostgresStore) async throws -> R
+) async throws -> R {
+    var configuration = try PostgresStore.Configuration(url: TestPostgres.url())
+    configuration.schema = TestPostgres.uniqueSchema("rt")
+    configuration.clock = clock
+    configure(&configuration)
+    let store = try await PostgresStore.connect(configuration: configuration, logger: testLogger)
+    let result: Result<R, any Error>
+    do {
+        result = .success(try await body(store))
+    } catch {
+        result = .failure(error)
+    }
+    try? await store.dropSchema()
+    await store.close()
+    return try result.get()
+}
+
+@Suite("A runtime on PostgreSQL")
+struct PostgresRuntimeTests {
+    @Test("runs steps, a durable sleep and an event; a second runtime on a new connection finds the result and history")
+    func stepsSleepEvent() async throws {
+        let clock = ManualClock()
+        let ledger = Ledger()
+        // A lease longer than the sleep: the manual clock jumps three days at once.
+        try await withPostgresStore(clock: clock, configure: { $0.leaseDuration = .seconds(30 * 86_400) }) { store in
+            try await WorkflowRuntime.withRuntime(store: store, workflows: [Approval(ledger: ledger)], configuration: .init(clock: clock)) { runtime throws in
+                let handle = try await runtime.start(Approval.self, id: "po-1", input: "po-1")
+                try await runtime.waitForTimers(1)
+                clock.advance(by: .seconds(3 * 86_400))
+                _ = try await runtime.waitForHistory(of: "po-1") { events in
+                    events.contains { if case .waitStarted(_, .event("approved"), _) = $0.kind { true } else { false } }
+                }
+                try await runtime.send("approved", to: "po-1", payload: "ops")
+                #expect(try await handle.result() == "po-1 approved by ops")
+            }
+            var configuration = try PostgresStore.Configuration(url: TestPostgres.url())
+            configuration.schema = store.configuration.schema
+            let second = try await PostgresStore.connect(configuration: configuration, logger: testLogger)
+            try await WorkflowRuntime.withRuntime(store: second, workflows: [Approval(ledger: ledger)], configuration: .init(clock: clock)) { runtime throws in
+                #expect(try await runtime.handle(Approval.self, id: "po-1").result() == "po-1 approved by ops")
+                #expect(try await runtime.counts()[.completed] == 1)
+                #expect(try await runtime.history(of: "po-1").count >= 6)
+            }
+            await second.close()
+        }
+        #expect(ledger.count("request") == 1 && ledger.count("notify") == 1)
+    }
+
+    @Test("a thousand concurrent three-step workflows all complete; the counts are kept, not scanned")
+    func groupCommit() async throws {
+        try await withPostgresStore { store in
+            try await WorkflowRuntime.withRuntime(store: store, workflows: [ThreeSteps()]) { runtime throws in
+                try await withThrowingTaskGroup(of: Int.self) { group in
+                    for index in 0..<1000 {
+                        group.addTask { try await runtime.start(ThreeSteps.self, id: "w\(index)", input: index).result() }
+                    }
+                    var sum = 0
+                    for try await result in group { sum += result }
+                    #expect(sum == (0..<1000).reduce(0) { $0 + ($1 + 1) * 2 - 1 })
+                }
+                let counts = try await store.counts()
+                #expect(counts[.completed] == 1000 && counts[.running] == 0, "\(counts)")
+            }
+        }
+    }
+
+    @Test("a runtime whose lease runs out leaves the workflow; another runtime takes it over by replay, and no committed step runs again")
+    func leaseTakeover() async throws {
+        let clock = ManualClock()
+        let ledger = Ledger()
+        try await withPostgresStore(clock: clock, configure: { $0.leaseDuration = .seconds(30) }) { store in
+            var first = WorkflowRuntime.Configuration(clock: clock, parkAfter: nil)
+            first.owner = OwnerID("first")
+            try await WorkflowRuntime.withRuntime(store: store, workflows: [Approval(ledger: ledger)], configuration: first) { runtime throws in
+                try await runtime.start(Approval.self, id: "po-2", input: "po-2")
+                try await runtime.waitForTimers(1)
+                // The first runtime stops renewing (say it was paused): its claim runs out.
+            }
+            clock.advance(by: .seconds(31))
+            var second = WorkflowRuntime.Configuration(clock: clock, parkAfter: nil)
+            second.owner = OwnerID("second")
+            try await WorkflowRuntime.withRuntime(store: store, workflows: [Approval(ledger: ledger)], configuration: second) { runtime throws in
+                try await runtime.waitForTimers(1)
+                clock.advance(by: .seconds(3 * 86_400))
+                try await withClockRunning(clock, step: .seconds(1)) {
+                    _ = try await runtime.waitForHistory(of: "po-2") { events in
+                        events.contains { if case .waitStarted(_, .event("approved"), _) = $0.kind { true } else { false } }
+                    }
+                    try await runtime.send("approved", to: "po-2", payload: "ops")
+                    #expect(try await runtime.handle(Approval.self, id: "po-2").result() == "po-2 approved by ops")
+                }
+            }
+        }
+        #expect(ledger.count("request") == 1, "the step the first runtime committed ran again")
+    }
+
+    @Test("a payload over the store's limit is refused with payloadTooLarge and nothing is written")
+    func payloadLimit() async throws {
+        try await withPostgresStore(configure: { $0.maxPayloadBytes = 1024 }) { store in
+            try await WorkflowRuntime.withRuntime(store: store, workflows: [Approval(ledger: Ledger())]) { runtime throws in
+                let error = await errorOf { try await runtime.start(Approval.self, id: "big", input: String(repeating: "x", count: 4096)) }
+                #expect((error as? ContinuumError)?.code == .payloadTooLarge, "\(String(describing: error))")
+                #expect(try await store.summary(id: "big") == nil)
+            }
+        }
+    }
+}
