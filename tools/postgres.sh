@@ -4,6 +4,7 @@
 #   tools/postgres.sh [start]   start it (or find the one already running) and print its URL
 #   tools/postgres.sh url       print the URL of the running one; exit 1 if none runs
 #   tools/postgres.sh stop      stop it and delete its folder (nothing running is fine)
+#   tools/postgres.sh restart   restart it in place (same port and data), as a database restart would
 #
 # `start` prints exactly one line on stdout,
 #     postgres://continuum:continuum@127.0.0.1:PORT/continuum
@@ -29,6 +30,14 @@
 # Two runs at once are serialized with flock on ${CONTINUUM_PG_DIR}.lock, next to the folder;
 # the second finds the first's server and prints the same URL.
 set -euo pipefail
+
+# Close every descriptor inherited from the caller beyond 0-2 (a test harness's pipe ends, say):
+# the server started below would hold them for as long as it runs, and a caller reading our
+# output to its end would wait forever.
+for fd in /proc/$$/fd/*; do
+    fd=${fd##*/}
+    if [[ "$fd" =~ ^[0-9]+$ ]] && ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
 
 PGBIN=/usr/lib/postgresql/15/bin
 DIR=${CONTINUUM_PG_DIR:-/tmp/continuum-postgres-$(id -u)}
@@ -217,6 +226,16 @@ stop() {
     remove_folder fast
 }
 
+# Restarts the running cluster in place (same port, same data), as a database restart in
+# production would: for tests that the store reconnects and loses nothing.
+restart() {
+    local port
+    port=$(running_port) || die "no cluster of ours is running (in $DIR)"
+    log "restarting the cluster on 127.0.0.1:$port"
+    as_server_user "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -m fast -t "$TIMEOUT" -w -s restart >&2
+    url_for "$port"
+}
+
 url() {
     local port
     port=$(running_port) || { log "no cluster of ours is running (in $DIR)"; exit 1; }
@@ -225,12 +244,12 @@ url() {
 
 command=${1:-start}
 case "$command" in
-    start | stop)
+    start | stop | restart)
         exec 9>"$LOCK"
         flock -w 300 9 || die "timed out waiting for $LOCK"
         "$command"
         ;;
     url) url ;;
     -h | --help | help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
-    *) die "unknown command '$command' (start, stop or url)" ;;
+    *) die "unknown command '$command' (start, stop, restart or url)" ;;
 esac

@@ -82,7 +82,8 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
         // ownershipLost: another process took the workflow over; nothing was written and a retry
         // reaches its new owner's state.
         // readOnly: this server's store was opened read-only; writes go to the server that owns it.
-        case .notRunning, .storeClosed, .storeLocked, .ownershipLost, .readOnly: .serviceUnavailable
+        // storeUnavailable: the database is out of reach for now; a retry may succeed.
+        case .notRunning, .storeClosed, .storeLocked, .ownershipLost, .readOnly, .storeUnavailable: .serviceUnavailable
         case .storageFull: HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
         case .payloadTooLarge: .contentTooLarge
         // alreadyRunning is the host application's mistake (run() twice), not the client's.

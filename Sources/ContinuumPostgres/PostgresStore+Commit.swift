@@ -19,11 +19,12 @@ extension PostgresStore {
         let requests = batch.map(Request.init)
         let outcomes: [Outcome]
         do {
-            outcomes = try await client.withTransaction(logger: logger) { connection in
-                try await self.apply(requests, on: connection)
+            outcomes = try await client.withConnection { connection in
+                try await self.transaction(requests, on: connection)
             }
         } catch {
-            let failure = Self.storeError(error, doing: "commit \(batch.count) writes; none of them was written")
+            let failure = Self.storeError(error, doing: "commit \(batch.count) writes; none was acknowledged")
+            logger.warning("A commit failed", metadata: ["continuum.error.code": "\(failure.code)", "continuum.error": "\(failure.message)"])
             for submission in batch { submission.fail(failure) }
             return
         }
@@ -34,6 +35,41 @@ extension PostgresStore {
             case (_, .refused(let error)): submission.fail(error)
             default: submission.fail(ContinuumError(.storageFailure, "The PostgreSQL writer mismatched a submission with its outcome."))
             }
+        }
+    }
+
+    /// Applies `requests` in one transaction on `connection`.
+    ///
+    /// On any failure the connection is closed rather than rolled back: it may be dead (the
+    /// server restarted) or in an unknown state, a `ROLLBACK` on it could wait forever, and the
+    /// server rolls back whatever it had not committed when the connection goes. The pool opens
+    /// a new one.
+    private func transaction(_ requests: [Request], on connection: PostgresConnection) async throws -> [Outcome] {
+        do {
+            try await connection.query("BEGIN", logger: logger).drain()
+            let outcomes = try await applyWithin(configuration.commitTimeout, requests, on: connection)
+            try await connection.query("COMMIT", logger: logger).drain()
+            return outcomes
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+    }
+
+    /// Applies `requests` on `connection`, closing the connection when that takes longer than
+    /// `timeout`: a connection the server dropped in the middle of a statement must not hold
+    /// the writer (and every workflow waiting on it) forever.
+    private func applyWithin(_ timeout: Duration, _ requests: [Request], on connection: PostgresConnection) async throws -> [Outcome] {
+        try await withThrowingTaskGroup(of: [Outcome]?.self) { group in
+            group.addTask { try await self.apply(requests, on: connection) }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            if let outcomes = try await group.next() ?? nil { return outcomes }
+            logger.warning("A commit took longer than \(timeout); closing its connection", metadata: ["continuum.batch": "\(requests.count)"])
+            throw ContinuumError(.storeUnavailable, "A commit to PostgreSQL took longer than \(timeout); its connection was closed.")
         }
     }
 
@@ -313,7 +349,7 @@ extension PostgresStore {
         query.binds.append(dirty.map { Int32($0.value.eventCount) })
         query.binds.append(dirty.map(\.value.parked))
         query.binds.append(dirty.map(\.value.released))
-        try await connection.query(query, logger: logger)
+        try await connection.query(query, logger: logger).drain()
     }
 
     private func writeEvents(_ writes: Writes, on connection: PostgresConnection) async throws {
@@ -323,7 +359,7 @@ extension PostgresStore {
         query.binds.append(writes.eventStreams)
         query.binds.append(writes.eventSequences)
         query.binds.append(writes.eventValues)
-        try await connection.query(query, logger: logger)
+        try await connection.query(query, logger: logger).drain()
     }
 
     private func writeTimers(_ writes: Writes, on connection: PostgresConnection) async throws {
@@ -337,7 +373,7 @@ extension PostgresStore {
                     """)
             query.binds.append(removed.map(\.due))
             query.binds.append(removed.map(\.stream))
-            try await connection.query(query, logger: logger)
+            try await connection.query(query, logger: logger).drain()
         }
         if !added.isEmpty {
             var query = PostgresQuery(
@@ -348,7 +384,7 @@ extension PostgresStore {
             query.binds.append(added.map(\.key.due))
             query.binds.append(added.map(\.key.stream))
             query.binds.append(added.map { ByteBuffer(bytes: $0.value.id) })
-            try await connection.query(query, logger: logger)
+            try await connection.query(query, logger: logger).drain()
         }
     }
 
@@ -363,6 +399,6 @@ extension PostgresStore {
         query.binds.append(shard)
         query.binds.append(counts.map(\.key))
         query.binds.append(counts.map(\.value))
-        try await connection.query(query, logger: logger)
+        try await connection.query(query, logger: logger).drain()
     }
 }

@@ -31,6 +31,9 @@ extension PostgresStore {
         public var connectTimeout: Duration = .seconds(30)
         /// The longest a statement may run on the server (`statement_timeout`); `nil`: no limit.
         public var statementTimeout: Duration? = .seconds(60)
+        /// The longest a batch's transaction may take before the store gives up on its
+        /// connection (closing it) and fails the batch with ``ContinuumError/Code/storeUnavailable``.
+        public var commitTimeout: Duration = .seconds(30)
         /// The most submissions committed in one transaction.
         public var maxBatch: Int = 1024
         /// The largest payload, in bytes, the store accepts (PostgreSQL's `bytea` holds 1 GiB).

@@ -171,20 +171,31 @@ public final class PostgresStore: EventStore {
             switch state {
             case "28P01", "28000": reason = "the server refused the credentials (\(message))"
             case "3D000": reason = "the database does not exist (\(message))"
-            case "57014": reason = "a statement ran past statement_timeout (\(message))"
             case "53100": return ContinuumError(.storageFull, "Could not \(what): the database's disk is full (\(message)).", workflowID: workflowID, cause: error)
+            // Passing conditions: the server is shutting down or restarting, refuses connections
+            // for now, ran out of connection slots, timed a statement out, or chose this
+            // transaction as a deadlock or serialization victim. Nothing was committed.
+            case "57014", "57P01", "57P02", "57P03", "53300", "40001", "40P01":
+                let why = state == "57014" ? "a statement ran past statement_timeout" : "PostgreSQL error \(state)"
+                return ContinuumError(.storeUnavailable, "Could not \(what): \(why) (\(message)).", workflowID: workflowID, cause: error)
+            case _ where state.hasPrefix("08"):
+                return ContinuumError(.storeUnavailable, "Could not \(what): connection failure \(state) (\(message)).", workflowID: workflowID, cause: error)
             default: reason = "PostgreSQL error \(state): \(message)"
             }
             return ContinuumError(.storageFailure, "Could not \(what): \(reason).", workflowID: workflowID, cause: error)
         }
-        let reason: String
         switch error.code {
-        case .connectionError: reason = "the connection failed (\(error.underlying.map { "\($0)" } ?? "no detail"))"
-        case .serverClosedConnection, .clientClosedConnection, .uncleanShutdown: reason = "the connection closed"
-        case .poolClosed: return ContinuumError(.storeClosed, "Could not \(what): the store is closed.", workflowID: workflowID, cause: error)
-        default: reason = "\(error.code)"
+        case .connectionError:
+            return ContinuumError(
+                .storeUnavailable, "Could not \(what): the connection failed (\(error.underlying.map { "\($0)" } ?? "no detail")).",
+                workflowID: workflowID, cause: error)
+        case .serverClosedConnection, .clientClosedConnection, .uncleanShutdown:
+            return ContinuumError(.storeUnavailable, "Could not \(what): the connection to PostgreSQL closed.", workflowID: workflowID, cause: error)
+        case .poolClosed:
+            return ContinuumError(.storeClosed, "Could not \(what): the store is closed.", workflowID: workflowID, cause: error)
+        default:
+            return ContinuumError(.storageFailure, "Could not \(what): \(error.code).", workflowID: workflowID, cause: error)
         }
-        return ContinuumError(.storageFailure, "Could not \(what): \(reason).", workflowID: workflowID, cause: error)
     }
 
     // MARK: Writes
@@ -486,12 +497,21 @@ public final class PostgresStore: EventStore {
                 """)
         query.binds.append(ByteBuffer(bytes: Array(id.utf8)))
         query.binds.append(Int32(sequence))
-        try await client.query(query, logger: logger)
+        try await client.query(query, logger: logger).drain()
+    }
+
+    /// Runs `sql` on a pooled connection (tests reach into the tables with it).
+    @_spi(Testing) public func execute(_ sql: String) async throws(ContinuumError) {
+        do {
+            try await client.query(PostgresQuery(unsafeSQL: sql.replacingOccurrences(of: "{schema}", with: schema)), logger: logger).drain()
+        } catch {
+            throw Self.storeError(error, doing: "run \(sql)")
+        }
     }
 
     /// Drops the store's schema and everything in it. For tests and throwaway deployments.
     @_spi(Testing) public func dropSchema() async throws {
-        try await client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA IF EXISTS \(schema) CASCADE"), logger: logger)
+        try await client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA IF EXISTS \(schema) CASCADE"), logger: logger).drain()
     }
 }
 
@@ -501,6 +521,14 @@ extension PostgresStore.Submission {
         case .create(_, let continuation): continuation.resume(returning: .failure(error))
         case .append(_, let continuation): continuation.resume(returning: .failure(error))
         }
+    }
+}
+
+extension PostgresRowSequence {
+    /// Reads the rows to the end, so that an error the server sends after the first row (a
+    /// statement timeout, say) is thrown here rather than lost.
+    func drain() async throws {
+        for try await _ in self {}
     }
 }
 

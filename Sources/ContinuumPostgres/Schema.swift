@@ -73,14 +73,15 @@ enum Schema {
     ///   schema is newer than this code.
     static func migrate(_ connection: PostgresConnection, schema: String, logger: Logger) async throws {
         let s = "\"\(schema)\""
-        try await connection.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(s)"), logger: logger)
+        try await connection.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(s)"), logger: logger).drain()
         try await connection.withTransaction(logger: logger) { connection in
             // One migrator at a time per schema.
-            try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\(schema)))", logger: logger)
+            try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\(schema)))", logger: logger).drain()
             try await connection.query(
                 PostgresQuery(
                     unsafeSQL: "CREATE TABLE IF NOT EXISTS \(s).migrations (version integer PRIMARY KEY, description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"),
-                logger: logger)
+                logger: logger
+            ).drain()
             var current = 0
             for try await version in try await connection.query(PostgresQuery(unsafeSQL: "SELECT COALESCE(max(version), 0) FROM \(s).migrations"), logger: logger)
                 .decode(Int.self) { current = version }
@@ -92,12 +93,12 @@ enum Schema {
             for number in (current + 1)..<(version + 1) {
                 let migration = migrations[number - 1]
                 for statement in migration.sql(s) {
-                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger).drain()
                 }
                 var insert = PostgresQuery(unsafeSQL: "INSERT INTO \(s).migrations (version, description) VALUES ($1, $2)")
                 insert.binds.append(number)
                 insert.binds.append(migration.description)
-                try await connection.query(insert, logger: logger)
+                try await connection.query(insert, logger: logger).drain()
                 logger.info("Migrated the PostgreSQL schema", metadata: ["continuum.schema": "\(schema)", "continuum.schema.version": "\(number)"])
             }
         }

@@ -111,8 +111,13 @@ extension WorkflowRuntime {
     }
 }
 
-/// Runs `operation`, or throws ``ConditionTimeout`` once `timeout` passes first.
-func withTimeout<R: Sendable>(_ timeout: Duration, _ operation: @escaping @Sendable () async throws -> R) async throws -> R {
+/// Runs `operation`, or throws ``ConditionTimeout`` once `timeout` passes first (cancelling it),
+/// so that a test waiting for something that never happens fails instead of hanging.
+///
+/// ```swift
+/// let total = try await withTimeout(.seconds(30)) { try await handle.result() }
+/// ```
+public func withTimeout<R: Sendable>(_ timeout: Duration, _ operation: @escaping @Sendable () async throws -> R) async throws -> R {
     try await withThrowingTaskGroup(of: R?.self) { group in
         group.addTask { try await operation() }
         group.addTask {

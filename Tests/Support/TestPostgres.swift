@@ -40,5 +40,6 @@ public enum TestPostgres {
 /// The throwaway PostgreSQL could not be started.
 public struct TestPostgresError: Error, CustomStringConvertible {
     public var message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }

@@ -66,6 +66,11 @@ public struct ContinuumError: Error, Sendable, CustomStringConvertible {
         /// or its lease ran out and another process took the workflow over); nothing was
         /// written. The runtime drops the workflow from memory; its new owner continues it.
         public static let ownershipLost = Code("ownershipLost")
+        /// The store could not be reached: a store over a network lost its connection, or its
+        /// database restarted or failed over. Nothing of the request was acknowledged (a write
+        /// may still have committed; a replay reads what did). Workflows stopped by it are
+        /// relaunched every ``WorkflowRuntime/Configuration/storageRetryInterval``.
+        public static let storeUnavailable = Code("storeUnavailable")
         /// `run()` was called while the runtime was already running.
         public static let alreadyRunning = Code("alreadyRunning")
         /// A recorded step's code changed since it ran (its fingerprint differs from the code

@@ -168,10 +168,11 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
     /// Every suspension, by workflow id.
     var allSuspensions: [String: ContinuumError] { suspensions }
 
-    /// The workflows a full store stopped and whose drivers have returned: they are no longer
-    /// suspended and are to be launched again.
-    mutating func takeStoppedByFullStore() -> [String] {
-        let ids = suspensions.filter { $0.value.code == .storageFull && slots[$0.key] == nil }.map(\.key)
+    /// The workflows a full or unreachable store stopped (they stop only until the store
+    /// recovers) and whose drivers have returned: they are no longer suspended and are to be
+    /// launched again.
+    mutating func takeStoppedByStore() -> [String] {
+        let ids = suspensions.filter { [.storageFull, .storeUnavailable].contains($0.value.code) && slots[$0.key] == nil }.map(\.key)
         for id in ids { suspensions[id] = nil }
         return ids.sorted()
     }

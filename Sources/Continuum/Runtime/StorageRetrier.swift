@@ -1,13 +1,15 @@
 import Logging
 
 /// Relaunches, every ``WorkflowRuntime/Configuration/storageRetryInterval``, the workflows a
-/// full disk or map stopped; one that fails again is stopped again until the next try, and the
-/// tries slow down (up to every 30 seconds) while the store stays full.
+/// full disk or map, or an unreachable store, stopped; one that fails again is stopped again
+/// until the next try, and the tries slow down (up to every 30 seconds) while the store stays
+/// full or out of reach. A relaunch replays from the store, so a write whose acknowledgement
+/// was lost with the connection is read back, never made twice.
 struct StorageRetrier: Sendable {
     let clock: any WorkflowClock
     let interval: Duration
     let logger: Logger
-    /// The workflows stopped by a full store whose drivers have returned (no longer suspended).
+    /// The workflows stopped by a full or unreachable store whose drivers have returned (no longer suspended).
     let takeStopped: @Sendable () -> [String]
     /// Launches one of them again, woken.
     let relaunch: @Sendable (String) -> Void
@@ -26,7 +28,7 @@ struct StorageRetrier: Sendable {
             delay = stopped.isDisjoint(with: retried) ? interval : min(delay * 2, max(interval, .seconds(30)))
             retried = stopped
             guard !stopped.isEmpty else { continue }
-            logger.notice("Retrying workflows stopped by a full store", metadata: [WorkflowRuntime.LogKey.workflowCount: "\(stopped.count)"])
+            logger.notice("Retrying workflows stopped by a full or unreachable store", metadata: [WorkflowRuntime.LogKey.workflowCount: "\(stopped.count)"])
             for id in stopped.sorted() { relaunch(id) }
         }
     }

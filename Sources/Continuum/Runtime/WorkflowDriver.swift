@@ -353,7 +353,7 @@ struct WorkflowDriver: Sendable {
     /// than kept in memory (the store failed).
     static func isDurable(_ error: ContinuumError) -> Bool {
         switch error.code {
-        case .storageFull, .storeClosed, .storageFailure, .ownershipLost, .notRunning: false
+        case .storageFull, .storeClosed, .storageFailure, .storeUnavailable, .ownershipLost, .notRunning: false
         default: true
         }
     }

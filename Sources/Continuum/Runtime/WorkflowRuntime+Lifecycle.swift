@@ -125,7 +125,7 @@ extension WorkflowRuntime {
             }
             let retrier = StorageRetrier(
                 clock: configuration.clock, interval: configuration.storageRetryInterval, logger: logger,
-                takeStopped: { [state] in state.withLock { $0.takeStoppedByFullStore() } },
+                takeStopped: { [state] in state.withLock { $0.takeStoppedByStore() } },
                 relaunch: { [state] id in state.launch(Launch(id: id, wake: true)) })
             group.addTask { await retrier.run() }
             if let lease = store.limits.leaseDuration {
