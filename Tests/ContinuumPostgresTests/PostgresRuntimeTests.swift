@@ -142,3 +142,109 @@ struct PostgresRuntimeTests {
         }
     }
 }
+
+/// Waits for an event, then a step.
+struct AwaitSignal: Workflow {
+    static let name = "await-signal"
+
+    func run(_ ctx: WorkflowContext, input: String) async throws -> String {
+        let value = try await ctx.waitForEvent("signal", as: String.self) ?? "none"
+        return try await ctx.step("echo") { "\(input):\(value)" }
+    }
+}
+
+/// A step, a short real sleep, a step.
+struct ShortNap: Workflow {
+    static let name = "short-nap"
+    let ledger: Ledger
+
+    func run(_ ctx: WorkflowContext, input: Int) async throws -> Int {
+        let first = try await ctx.step("before") {
+            ledger.record("before")
+            return input
+        }
+        try await ctx.sleep(for: .milliseconds(200))
+        return try await ctx.step("after") {
+            ledger.record("after")
+            return first + 1
+        }
+    }
+}
+
+@Suite("Two runtimes on one PostgreSQL")
+struct PostgresSharedTests {
+    /// A second store on the same schema, as another process would open it.
+    func second(of store: PostgresStore, owner: String) async throws -> PostgresStore {
+        var configuration = store.configuration
+        configuration.schema = store.configuration.schema
+        return try await PostgresStore.connect(configuration: configuration, logger: testLogger)
+    }
+
+    @Test("a send through a process that does not run the workflow is refused with ownershipLost naming why; through its owner it is delivered")
+    func sendThroughOwner() async throws {
+        try await withPostgresStore(configure: { $0.leaseDuration = .seconds(30) }) { store in
+            let other = try await second(of: store, owner: "b")
+            var a = WorkflowRuntime.Configuration(parkAfter: nil)
+            a.owner = OwnerID("a")
+            var b = WorkflowRuntime.Configuration(parkAfter: nil)
+            b.owner = OwnerID("b")
+            try await WorkflowRuntime.withRuntime(store: store, workflows: [AwaitSignal()], configuration: a) { runtimeA in
+                try await WorkflowRuntime.withRuntime(store: other, workflows: [AwaitSignal()], configuration: b) { runtimeB in
+                    let handle = try await runtimeA.start(AwaitSignal.self, id: "s1", input: "x")
+                    _ = try await runtimeA.waitForHistory(of: "s1") { $0.count >= 2 }
+                    let error = await errorOf { try await runtimeB.send("signal", to: "s1", payload: "from b") }
+                    #expect((error as? ContinuumError)?.code == .ownershipLost, "\(String(describing: error))")
+                    #expect((error as? ContinuumError)?.message.contains("another process") == true)
+                    try await runtimeA.send("signal", to: "s1", payload: "from a")
+                    #expect(try await handle.result() == "x:from a")
+                }
+            }
+            await other.close()
+        }
+    }
+
+    @Test("when the process running workflows stops without releasing them, another takes them over within the lease and a second, and no committed step runs again")
+    func takeoverAfterDeath() async throws {
+        let ledger = Ledger()
+        try await withPostgresStore(configure: { $0.leaseDuration = .seconds(1.5) }) { store in
+            var a = WorkflowRuntime.Configuration(parkAfter: nil)
+            a.owner = OwnerID("a")
+            let gate = Gate()
+            struct Held: Workflow {
+                static let name = "held"
+                let gate: Gate
+                let ledger: Ledger
+                func run(_ ctx: WorkflowContext, input: Int) async throws -> Int {
+                    try await ctx.step("first") { ledger.record("first") }
+                    try await ctx.step("blocked") {
+                        ledger.record("blocked")
+                        try await gate.wait()
+                    }
+                    return input
+                }
+            }
+            // Process A commits the first step of 20 workflows and is stuck in the second: then it "dies"
+            // (its runtime stops; nothing is released, as after a SIGKILL).
+            try await WorkflowRuntime.withRuntime(store: store, workflows: [Held(gate: gate, ledger: ledger)], configuration: a) { runtime in
+                for index in 0..<20 { try await runtime.start(Held.self, id: "h\(index)", input: index) }
+                try await gate.waitUntilArrived(20)
+            }
+            gate.open()
+            let died = ContinuousClock.now
+            let other = try await second(of: store, owner: "b")
+            var b = WorkflowRuntime.Configuration(parkAfter: nil)
+            b.owner = OwnerID("b")
+            let took = try await WorkflowRuntime.withRuntime(store: other, workflows: [Held(gate: gate, ledger: ledger)], configuration: b) { runtime in
+                for index in 0..<20 {
+                    let result = try await withTimeout(.seconds(30)) { try await runtime.handle(Held.self, id: "h\(index)").result() }
+                    #expect(result == index)
+                }
+                return ContinuousClock.now - died
+            }
+            await other.close()
+            // Lease 1.5 s, adoption every second: well within lease + 1 s plus CI slack.
+            #expect(took < .seconds(6), "takeover took \(took)")
+            #expect(ledger.count("first") == 20, "a committed step ran again")
+        }
+    }
+}

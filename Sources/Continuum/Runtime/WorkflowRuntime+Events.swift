@@ -18,7 +18,9 @@ extension WorkflowRuntime {
     ///   - dedupKey: When given, a second send with the same key (to the same workflow) appends
     ///     nothing and returns the first receipt, also when both race.
     /// - Throws: ``ContinuumError/Code/unknownWorkflow``, ``ContinuumError/Code/workflowFinished``,
-    ///   the suspension's error for a suspended workflow, ``ContinuumError/Code/notRunning``.
+    ///   the suspension's error for a suspended workflow, ``ContinuumError/Code/notRunning``;
+    ///   ``ContinuumError/Code/ownershipLost`` when another process sharing the store runs the
+    ///   workflow (send through that process).
     @discardableResult
     public func send<P: Encodable & Sendable>(_ name: String, to id: String, payload: P, dedupKey: String? = nil) async throws -> EventReceipt {
         try validate(name: name, what: "An event name")
@@ -149,6 +151,13 @@ extension WorkflowRuntime {
             return ContinuumError(.workflowFinished, "Workflow '\(id)' has \(summary.status); it takes no more events.", workflowID: id)
         }
         if summary.status == .suspended { return try await suspendedError(id) }
+        if store.limits.leaseDuration != nil, state.withLock({ $0.isRunning }) {
+            // A shared store: the driver found the workflow claimed by another live process.
+            return ContinuumError(
+                .ownershipLost,
+                "Workflow '\(id)' is being run by another process sharing the store; send to it through that process, or retry once its lease moves it here.",
+                workflowID: id)
+        }
         return ContinuumError(.notRunning, "Workflow '\(id)' is not being run; send events while the runtime runs.", workflowID: id)
     }
 
