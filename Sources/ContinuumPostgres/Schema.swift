@@ -65,6 +65,33 @@ enum Schema {
                 ]
             }
         ),
+        (
+            "the inbox: events and cancellations for workflows another process runs",
+            { s in
+                [
+                    """
+                    CREATE TABLE \(s).inbox (
+                        number bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                        stream bigint NOT NULL,
+                        id bytea NOT NULL,
+                        kind text NOT NULL CHECK (kind IN ('event', 'cancel')),
+                        name text,
+                        payload bytea,
+                        dedup_key text,
+                        requested_by text,
+                        reason text,
+                        posted_at timestamptz NOT NULL DEFAULT now(),
+                        settled boolean NOT NULL DEFAULT false,
+                        sequence integer,
+                        duplicate boolean,
+                        error_code text,
+                        error_message text
+                    )
+                    """,
+                    "CREATE INDEX inbox_pending ON \(s).inbox (stream, number) WHERE NOT settled",
+                ]
+            }
+        ),
     ]
 
     /// Creates the schema or brings it up to ``version``.

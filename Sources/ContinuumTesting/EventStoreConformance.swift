@@ -77,6 +77,9 @@ public enum EventStoreConformance {
         Check(name: "a finished workflow can be claimed and keeps its status; an unknown one cannot", body: claimNeedsUnfinished),
         Check(name: "a new workflow can be created with a history and timers in the same transaction", body: createWithHistory),
         Check(name: "leases: another owner's live claim stands; once it runs out the workflow is taken and the old owner cannot write", body: leases),
+        Check(
+            name: "a shared store's inbox keeps messages for the workflow's holder, or anyone when nobody holds it, oldest first; the first settlement stands",
+            body: inbox),
         Check(name: "ids of the longest declared length, and ids that differ in any byte, are distinct workflows", body: idLimits),
         Check(name: "a damaged value is reported as corruptedData naming the workflow; others still load", body: corruption),
         Check(name: "what was acknowledged survives closing and reopening the store", body: durability),
@@ -371,6 +374,37 @@ public enum EventStoreConformance {
         try c.expect((stale as? ContinuumError)?.code == .ownershipLost, "the owner whose lease ran out could append")
         try c.expect(try await c.store.renew([held, taken]) == [held], "renew must report the expired claim lost")
         try await c.store.append(AppendRequest(fence: taken, id: "w", events: [c.step(1, "new owner")]))
+    }
+
+    private static func inbox(_ c: Context) async throws {
+        // A store one process owns has no inbox: that process runs every workflow.
+        guard c.store.limits.leaseDuration != nil else { return }
+        _ = try await c.create("held")
+        let parked = try await c.create("parked")
+        try await c.store.release(parked, id: "parked")
+        let first = try await c.store.post(.event(name: "go", payload: Array("1".utf8), dedupKey: nil), to: "held")
+        let second = try await c.store.post(.cancel(by: "ops", reason: "stop"), to: "held")
+        let third = try await c.store.post(.event(name: "go", payload: [], dedupKey: "k"), to: "parked")
+        try c.expect(first < second && second < third, "inbox numbers do not grow in posting order: \(first), \(second), \(third)")
+        let unknown = await c.errorOf { _ = try await c.store.post(.cancel(by: nil, reason: "x"), to: "missing") }
+        try c.expect((unknown as? ContinuumError)?.code == .unknownWorkflow, "posting to an unknown workflow: \(unknown.map { "\($0)" } ?? "accepted")")
+
+        let mine = try await c.store.pendingInbox(for: c.owner, limit: 10)
+        try c.expect(mine.map(\.number) == [first, second, third], "the holder's pending messages: \(mine.map(\.number))")
+        try c.expect(mine[0].kind == .event(name: "go", payload: Array("1".utf8), dedupKey: nil) && mine[0].workflowID == "held", "an event came back as \(mine[0])")
+        try c.expect(mine[0].dedupKey == "continuum.inbox.\(first)" && mine[2].dedupKey == "k", "dedup keys: \(mine.map(\.dedupKey))")
+        try c.expect(mine[1].kind == .cancel(by: "ops", reason: "stop"), "a cancellation came back as \(mine[1])")
+        let others = try await c.store.pendingInbox(for: c.other, limit: 10)
+        try c.expect(others.map(\.number) == [third], "another owner sees \(others.map(\.number)); only the unheld workflow's message is its business")
+        try c.expect(try await c.store.pendingInbox(for: c.owner, limit: 1).count == 1, "pendingInbox(limit:) is not respected")
+
+        try c.expect(try await c.store.outcome(of: first) == nil, "an unsettled message has an outcome")
+        try await c.store.settle(first, with: InboxOutcome(sequence: 3))
+        try await c.store.settle(first, with: InboxOutcome(errorCode: "late", errorMessage: "second settlement"))
+        try c.expect(try await c.store.outcome(of: first) == InboxOutcome(sequence: 3), "the first settlement did not stand")
+        try await c.store.settle(second, with: InboxOutcome(refusal: ContinuumError(.workflowFinished, "done")))
+        try c.expect(try await c.store.outcome(of: second)?.error?.code == .workflowFinished, "a refusal's code is lost")
+        try c.expect(try await c.store.pendingInbox(for: c.owner, limit: 10).map(\.number) == [third], "settled messages are still pending")
     }
 
     private static func idLimits(_ c: Context) async throws {

@@ -56,6 +56,7 @@ public final class InMemoryStore: EventStore {
         var timers: [DueTimer] = []
         var counts = StatusCounts()
         var closed = false
+        var inbox: [(message: InboxMessage, stream: UInt64, outcome: InboxOutcome?)] = []
     }
 
     public let limits: StoreLimits
@@ -187,6 +188,53 @@ public final class InMemoryStore: EventStore {
                 state.records[claim.stream.rawValue] = record
             }
             return lost
+        }
+    }
+
+    // MARK: Inbox
+
+    public func post(_ kind: InboxMessage.Kind, to id: String) async throws(ContinuumError) -> UInt64 {
+        try state.withLock { state throws(ContinuumError) in
+            guard !state.closed else { throw Self.closedError }
+            guard let stream = state.streams[Array(id.utf8)] else {
+                throw ContinuumError(.unknownWorkflow, "No workflow has id '\(id)'.", workflowID: id)
+            }
+            let number = UInt64(state.inbox.count + 1)
+            state.inbox.append((InboxMessage(number: number, workflowID: id, kind: kind), stream, nil))
+            return number
+        }
+    }
+
+    public func pendingInbox(for owner: OwnerID, limit: Int) async throws(ContinuumError) -> [InboxMessage] {
+        let now = clock.now()
+        return try state.withLock { state throws(ContinuumError) in
+            guard !state.closed else { throw Self.closedError }
+            return Array(
+                state.inbox.filter { entry in
+                    guard entry.outcome == nil, let record = state.records[entry.stream] else { return false }
+                    return record.claim == nil || record.claim?.owner == owner || Self.expired(record, now: now)
+                }
+                .prefix(max(0, limit)).map(\.message))
+        }
+    }
+
+    public func settle(_ number: UInt64, with outcome: InboxOutcome) async throws(ContinuumError) {
+        try state.withLock { state throws(ContinuumError) in
+            guard !state.closed else { throw Self.closedError }
+            let index = Int(number) - 1
+            guard state.inbox.indices.contains(index), state.inbox[index].outcome == nil else { return }
+            state.inbox[index].outcome = outcome
+        }
+    }
+
+    public func outcome(of number: UInt64) async throws(ContinuumError) -> InboxOutcome? {
+        try state.withLock { state throws(ContinuumError) in
+            guard !state.closed else { throw Self.closedError }
+            let index = Int(number) - 1
+            guard state.inbox.indices.contains(index) else {
+                throw ContinuumError(.invalidArgument, "No inbox message has number \(number).")
+            }
+            return state.inbox[index].outcome
         }
     }
 

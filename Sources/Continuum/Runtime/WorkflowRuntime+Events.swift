@@ -40,7 +40,13 @@ extension WorkflowRuntime {
         return try await withOptionalSpan(tracer, "send \(name)", ofKind: .producer) { span in
             span?.attributes[TraceAttribute.workflowID] = id
             span?.attributes[TraceAttribute.eventName] = name
-            let receipt = try await deliver(name, to: id, json: payload, dedupKey: dedupKey)
+            let receipt: EventReceipt
+            do {
+                receipt = try await deliver(name, to: id, json: payload, dedupKey: dedupKey)
+            } catch let error as ContinuumError where isHeldElsewhere(error) {
+                // Another process runs the workflow: hand the event over through its inbox.
+                receipt = try await relay(.event(name: name, payload: payload, dedupKey: dedupKey), to: id)
+            }
             logger.trace(
                 "Event \(receipt.duplicate ? "was a duplicate" : "received")",
                 metadata: [LogKey.workflowID: "\(id)", LogKey.eventName: "\(name)"])
@@ -48,7 +54,7 @@ extension WorkflowRuntime {
         }
     }
 
-    private func deliver(_ name: String, to id: String, json payload: [UInt8], dedupKey: String?) async throws -> EventReceipt {
+    func deliver(_ name: String, to id: String, json payload: [UInt8], dedupKey: String?) async throws -> EventReceipt {
         var receipt: EventReceipt
         do {
             receipt = try await withInstance(id) { instance throws(ContinuumError) in
@@ -102,12 +108,22 @@ extension WorkflowRuntime {
     ///   ``ContinuumError/Code/notRunning``.
     public func cancel(_ id: String, by: String? = nil, reason: String = "cancelled by request") async throws {
         do {
+            try await cancelHere(id, by: by, reason: reason)
+        } catch let error as ContinuumError where isHeldElsewhere(error) {
+            _ = try await relay(.cancel(by: by, reason: reason), to: id)
+            logger.info("Cancellation requested: \(reason)", metadata: [LogKey.workflowID: "\(id)"])
+        }
+    }
+
+    /// Cancels `id` in this process (see ``cancel(_:by:reason:)``).
+    func cancelHere(_ id: String, by: String?, reason: String) async throws {
+        do {
             try await withInstance(id) { instance throws(ContinuumError) in try await instance.cancel(reason: reason, by: by) }
         } catch let error as ContinuumError where error.code == .suspended {
             do {
                 try await cancelSuspended(id, by: by, reason: reason)
             } catch let error as ContinuumError where error.code == Self.retry.code && error.message == Self.retry.message {
-                return try await cancel(id, by: by, reason: reason)
+                return try await cancelHere(id, by: by, reason: reason)
             }
         }
         logger.info("Cancellation requested: \(reason)", metadata: [LogKey.workflowID: "\(id)"])
@@ -153,10 +169,7 @@ extension WorkflowRuntime {
         if summary.status == .suspended { return try await suspendedError(id) }
         if store.limits.leaseDuration != nil, state.withLock({ $0.isRunning }) {
             // A shared store: the driver found the workflow claimed by another live process.
-            return ContinuumError(
-                .ownershipLost,
-                "Workflow '\(id)' is being run by another process sharing the store; send to it through that process, or retry once its lease moves it here.",
-                workflowID: id)
+            return ContinuumError(.ownershipLost, Self.heldElsewhere(id), workflowID: id)
         }
         return ContinuumError(.notRunning, "Workflow '\(id)' is not being run; send events while the runtime runs.", workflowID: id)
     }

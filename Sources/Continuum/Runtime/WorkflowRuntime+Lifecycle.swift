@@ -136,6 +136,8 @@ extension WorkflowRuntime {
                         if !state.withLock({ $0.isClaimed(id) }) { state.launch(Launch(id: id)) }
                     })
                 group.addTask { await keeper.run() }
+                // Shared stores carry events and cancellations between processes.
+                group.addTask { await self.runInbox() }
             }
             for await launch in launches {
                 supervisor.assign(launch, lane: lane)

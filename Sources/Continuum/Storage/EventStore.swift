@@ -67,6 +67,23 @@ public protocol EventStore: AnyObject, Sendable {
     /// trip however many there are.
     func renew(_ claims: [Claim]) async throws(ContinuumError) -> [Claim]
 
+    // MARK: Inbox (stores shared by several processes)
+
+    /// Puts `kind` in the inbox of workflow `id`, durably; returns the message's number.
+    ///
+    /// - Throws: ``ContinuumError/Code/unknownWorkflow`` when no workflow has the id.
+    func post(_ kind: InboxMessage.Kind, to id: String) async throws(ContinuumError) -> UInt64
+
+    /// Unsettled messages, oldest first, for the workflows `owner` holds and those nobody holds
+    /// (parked, or whose lease ran out): what `owner` should apply.
+    func pendingInbox(for owner: OwnerID, limit: Int) async throws(ContinuumError) -> [InboxMessage]
+
+    /// Records what became of message `number`; the first settlement stands.
+    func settle(_ number: UInt64, with outcome: InboxOutcome) async throws(ContinuumError)
+
+    /// What became of message `number`, or `nil` while it waits.
+    func outcome(of number: UInt64) async throws(ContinuumError) -> InboxOutcome?
+
     // MARK: Reads
 
     /// The workflow with this id: its stream, summary and every event, or `nil`.

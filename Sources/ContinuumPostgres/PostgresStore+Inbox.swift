@@ -1,0 +1,102 @@
+public import Continuum
+import NIOCore
+import PostgresNIO
+
+/// The inbox: events and cancellations posted by one process for a workflow another runs.
+extension PostgresStore {
+    public func post(_ kind: InboxMessage.Kind, to id: String) async throws(ContinuumError) -> UInt64 {
+        var query = PostgresQuery(
+            unsafeSQL: """
+                INSERT INTO \(schema).inbox (stream, id, kind, name, payload, dedup_key, requested_by, reason)
+                SELECT stream, id, $2, $3, $4, $5, $6, $7 FROM \(schema).workflows WHERE id = $1
+                RETURNING number
+                """)
+        query.binds.append(ByteBuffer(bytes: Array(id.utf8)))
+        switch kind {
+        case .event(let name, let payload, let dedupKey):
+            query.binds.append("event")
+            query.binds.append(name)
+            query.binds.append(ByteBuffer(bytes: payload))
+            query.binds.append(dedupKey)
+            query.binds.append(String?.none)
+            query.binds.append(String?.none)
+        case .cancel(let by, let reason):
+            query.binds.append("cancel")
+            query.binds.append(String?.none)
+            query.binds.append(ByteBuffer?.none)
+            query.binds.append(String?.none)
+            query.binds.append(by)
+            query.binds.append(reason)
+        }
+        do {
+            for try await number in try await client.query(query, logger: logger).decode(Int64.self) { return UInt64(number) }
+        } catch {
+            throw Self.storeError(error, doing: "post to the inbox of workflow '\(id)'", workflowID: id)
+        }
+        throw ContinuumError(.unknownWorkflow, "No workflow has id '\(id)'.", workflowID: id)
+    }
+
+    public func pendingInbox(for owner: OwnerID, limit: Int) async throws(ContinuumError) -> [InboxMessage] {
+        var query = PostgresQuery(
+            unsafeSQL: """
+                SELECT i.number, i.id, i.kind, i.name, i.payload, i.dedup_key, i.requested_by, i.reason
+                FROM \(schema).inbox i JOIN \(schema).workflows w ON w.stream = i.stream
+                WHERE NOT i.settled AND (w.owner IS NULL OR w.owner = $2 OR w.lease_expiry <= \(nowSQL(1)))
+                ORDER BY i.number LIMIT $3
+                """)
+        query.binds.append(clockNow)
+        query.binds.append(owner.rawValue)
+        query.binds.append(max(0, limit))
+        do {
+            var messages: [InboxMessage] = []
+            for try await (number, id, kind, name, payload, dedupKey, by, reason) in try await client.query(query, logger: logger)
+                .decode((Int64, ByteBuffer, String, String?, ByteBuffer?, String?, String?, String?).self)
+            {
+                let workflowID = String(decoding: id.readableBytesView, as: UTF8.self)
+                let message: InboxMessage.Kind =
+                    kind == "cancel"
+                    ? .cancel(by: by, reason: reason ?? "cancelled by request")
+                    : .event(name: name ?? "", payload: payload.map { Array($0.readableBytesView) } ?? [], dedupKey: dedupKey)
+                messages.append(InboxMessage(number: UInt64(number), workflowID: workflowID, kind: message))
+            }
+            return messages
+        } catch {
+            throw Self.storeError(error, doing: "read the inbox")
+        }
+    }
+
+    public func settle(_ number: UInt64, with outcome: InboxOutcome) async throws(ContinuumError) {
+        var query = PostgresQuery(
+            unsafeSQL: """
+                UPDATE \(schema).inbox SET settled = true, sequence = $2, duplicate = $3, error_code = $4, error_message = $5
+                WHERE number = $1 AND NOT settled
+                """)
+        query.binds.append(Int64(number))
+        query.binds.append(outcome.sequence.map { Int32($0) })
+        query.binds.append(outcome.duplicate)
+        query.binds.append(outcome.errorCode)
+        query.binds.append(outcome.errorMessage)
+        do {
+            try await client.query(query, logger: logger).drain()
+        } catch {
+            throw Self.storeError(error, doing: "settle inbox message \(number)")
+        }
+    }
+
+    public func outcome(of number: UInt64) async throws(ContinuumError) -> InboxOutcome? {
+        var query = PostgresQuery(
+            unsafeSQL: "SELECT settled, sequence, duplicate, error_code, error_message FROM \(schema).inbox WHERE number = $1")
+        query.binds.append(Int64(number))
+        do {
+            for try await (settled, sequence, duplicate, code, message) in try await client.query(query, logger: logger)
+                .decode((Bool, Int32?, Bool?, String?, String?).self)
+            {
+                guard settled else { return nil }
+                return InboxOutcome(sequence: sequence.map { UInt32($0) }, duplicate: duplicate ?? false, errorCode: code, errorMessage: message)
+            }
+        } catch {
+            throw Self.storeError(error, doing: "read inbox message \(number)")
+        }
+        throw ContinuumError(.invalidArgument, "No inbox message has number \(number).")
+    }
+}
