@@ -171,7 +171,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ContinuumPostgresTests",
-            dependencies: ["Continuum", "ContinuumPostgres", "ContinuumTesting", "ContinuumTestSupport"],
+            dependencies: ["Continuum", "ContinuumPostgres", "ContinuumTesting", "ContinuumTestSupport", .product(name: "PostgresNIO", package: "postgres-nio")],
             swiftSettings: strict
         ),
         .testTarget(

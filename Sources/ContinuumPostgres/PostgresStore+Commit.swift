@@ -46,30 +46,13 @@ extension PostgresStore {
     /// a new one.
     private func transaction(_ requests: [Request], on connection: PostgresConnection) async throws -> [Outcome] {
         do {
-            try await connection.query("BEGIN", logger: logger).drain()
-            let outcomes = try await applyWithin(configuration.commitTimeout, requests, on: connection)
-            try await connection.query("COMMIT", logger: logger).drain()
+            _ = try await fetch("BEGIN", on: connection)
+            let outcomes = try await apply(requests, on: connection)
+            _ = try await fetch("COMMIT", on: connection)
             return outcomes
         } catch {
             try? await connection.close()
             throw error
-        }
-    }
-
-    /// Applies `requests` on `connection`, closing the connection when that takes longer than
-    /// `timeout`: a connection the server dropped in the middle of a statement must not hold
-    /// the writer (and every workflow waiting on it) forever.
-    private func applyWithin(_ timeout: Duration, _ requests: [Request], on connection: PostgresConnection) async throws -> [Outcome] {
-        try await withThrowingTaskGroup(of: [Outcome]?.self) { group in
-            group.addTask { try await self.apply(requests, on: connection) }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
-            }
-            defer { group.cancelAll() }
-            if let outcomes = try await group.next() ?? nil { return outcomes }
-            logger.warning("A commit took longer than \(timeout); closing its connection", metadata: ["continuum.batch": "\(requests.count)"])
-            throw ContinuumError(.storeUnavailable, "A commit to PostgreSQL took longer than \(timeout); its connection was closed.")
         }
     }
 
@@ -195,7 +178,7 @@ extension PostgresStore {
     private func databaseNow(_ connection: PostgresConnection) async throws -> Int64 {
         var query = PostgresQuery(unsafeSQL: "SELECT \(nowSQL(1))")
         query.binds.append(clockNow)
-        for try await now in try await connection.query(query, logger: logger).decode(Int64.self) { return now }
+        for now in try await fetch(query, on: connection).decode(Int64.self) { return now }
         throw ContinuumError(.storageFailure, "PostgreSQL returned no time.")
     }
 
@@ -219,7 +202,7 @@ extension PostgresStore {
         insert.binds.append(creates.map { Int32(1 + $0.request.history.count) })
         insert.binds.append(creates.map(\.request.owner.rawValue))
         var created: [[UInt8]: Int64] = [:]
-        for try await (id, stream) in try await connection.query(insert, logger: logger).decode((ByteBuffer, Int64).self) {
+        for (id, stream) in try await fetch(insert, on: connection).decode((ByteBuffer, Int64).self) {
             created[Array(id.readableBytesView)] = stream
         }
         var existing: [ByteBuffer] = []
@@ -240,7 +223,7 @@ extension PostgresStore {
             unsafeSQL: "SELECT stream, id, type, status, created_at, updated_at FROM \(schema).workflows WHERE id = ANY($1::bytea[])")
         select.binds.append(existing)
         var found: [[UInt8]: (StreamID, WorkflowSummary)] = [:]
-        for try await (stream, id, type, status, createdAt, updatedAt) in try await connection.query(select, logger: logger)
+        for (stream, id, type, status, createdAt, updatedAt) in try await fetch(select, on: connection)
             .decode((Int64, ByteBuffer, ByteBuffer, String, Int64, Int64).self)
         {
             let idString = String(decoding: id.readableBytesView, as: UTF8.self)
@@ -273,7 +256,7 @@ extension PostgresStore {
                 """)
         query.binds.append(streams)
         var rows: [Int64: Row] = [:]
-        for try await (stream, status, parked, owner, epoch, lease, count, updated) in try await connection.query(query, logger: logger)
+        for (stream, status, parked, owner, epoch, lease, count, updated) in try await fetch(query, on: connection)
             .decode((Int64, String, Bool, String?, Int64, Int64?, Int32, Int64).self)
         {
             guard let status = WorkflowStatus(named: status) else {
@@ -349,7 +332,7 @@ extension PostgresStore {
         query.binds.append(dirty.map { Int32($0.value.eventCount) })
         query.binds.append(dirty.map(\.value.parked))
         query.binds.append(dirty.map(\.value.released))
-        try await connection.query(query, logger: logger).drain()
+        _ = try await fetch(query, on: connection)
     }
 
     private func writeEvents(_ writes: Writes, on connection: PostgresConnection) async throws {
@@ -359,7 +342,7 @@ extension PostgresStore {
         query.binds.append(writes.eventStreams)
         query.binds.append(writes.eventSequences)
         query.binds.append(writes.eventValues)
-        try await connection.query(query, logger: logger).drain()
+        _ = try await fetch(query, on: connection)
     }
 
     private func writeTimers(_ writes: Writes, on connection: PostgresConnection) async throws {
@@ -373,7 +356,7 @@ extension PostgresStore {
                     """)
             query.binds.append(removed.map(\.due))
             query.binds.append(removed.map(\.stream))
-            try await connection.query(query, logger: logger).drain()
+            _ = try await fetch(query, on: connection)
         }
         if !added.isEmpty {
             var query = PostgresQuery(
@@ -384,7 +367,7 @@ extension PostgresStore {
             query.binds.append(added.map(\.key.due))
             query.binds.append(added.map(\.key.stream))
             query.binds.append(added.map { ByteBuffer(bytes: $0.value.id) })
-            try await connection.query(query, logger: logger).drain()
+            _ = try await fetch(query, on: connection)
         }
     }
 
@@ -399,6 +382,6 @@ extension PostgresStore {
         query.binds.append(shard)
         query.binds.append(counts.map(\.key))
         query.binds.append(counts.map(\.value))
-        try await connection.query(query, logger: logger).drain()
+        _ = try await fetch(query, on: connection)
     }
 }

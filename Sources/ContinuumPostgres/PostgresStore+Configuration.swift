@@ -31,8 +31,9 @@ extension PostgresStore {
         public var connectTimeout: Duration = .seconds(30)
         /// The longest a statement may run on the server (`statement_timeout`); `nil`: no limit.
         public var statementTimeout: Duration? = .seconds(60)
-        /// The longest a batch's transaction may take before the store gives up on its
-        /// connection (closing it) and fails the batch with ``ContinuumError/Code/storeUnavailable``.
+        /// With no `statementTimeout`: the longest a statement may wait for PostgreSQL's answer
+        /// (plus 5 seconds) before the store closes its connection and fails it with
+        /// ``ContinuumError/Code/storeUnavailable``. With one, that limit is used instead.
         public var commitTimeout: Duration = .seconds(30)
         /// The most submissions committed in one transaction.
         public var maxBatch: Int = 1024

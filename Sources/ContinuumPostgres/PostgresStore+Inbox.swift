@@ -29,7 +29,7 @@ extension PostgresStore {
             query.binds.append(reason)
         }
         do {
-            for try await number in try await client.query(query, logger: logger).decode(Int64.self) { return UInt64(number) }
+            for number in try await fetch(query).decode(Int64.self) { return UInt64(number) }
         } catch {
             throw Self.storeError(error, doing: "post to the inbox of workflow '\(id)'", workflowID: id)
         }
@@ -49,7 +49,7 @@ extension PostgresStore {
         query.binds.append(max(0, limit))
         do {
             var messages: [InboxMessage] = []
-            for try await (number, id, kind, name, payload, dedupKey, by, reason) in try await client.query(query, logger: logger)
+            for (number, id, kind, name, payload, dedupKey, by, reason) in try await fetch(query)
                 .decode((Int64, ByteBuffer, String, String?, ByteBuffer?, String?, String?, String?).self)
             {
                 let workflowID = String(decoding: id.readableBytesView, as: UTF8.self)
@@ -77,7 +77,7 @@ extension PostgresStore {
         query.binds.append(outcome.errorCode)
         query.binds.append(outcome.errorMessage)
         do {
-            try await client.query(query, logger: logger).drain()
+            _ = try await fetch(query)
         } catch {
             throw Self.storeError(error, doing: "settle inbox message \(number)")
         }
@@ -88,7 +88,7 @@ extension PostgresStore {
             unsafeSQL: "SELECT settled, sequence, duplicate, error_code, error_message FROM \(schema).inbox WHERE number = $1")
         query.binds.append(Int64(number))
         do {
-            for try await (settled, sequence, duplicate, code, message) in try await client.query(query, logger: logger)
+            for (settled, sequence, duplicate, code, message) in try await fetch(query)
                 .decode((Bool, Int32?, Bool?, String?, String?).self)
             {
                 guard settled else { return nil }

@@ -161,6 +161,9 @@ public final class PostgresStore: EventStore {
         if let error = error as? PostgresTransactionError {
             return storeError(error.closureError ?? error.beginError ?? error.commitError ?? error.rollbackError ?? error, doing: what, workflowID: workflowID)
         }
+        if let error = error as? ConnectionGone {
+            return ContinuumError(.storeUnavailable, "Could not \(what): \(error.description).", workflowID: workflowID, cause: error)
+        }
         guard let error = error as? PSQLError else {
             return ContinuumError(.storageFailure, "Could not \(what): \(error)", workflowID: workflowID, cause: error)
         }
@@ -289,7 +292,7 @@ public final class PostgresStore: EventStore {
         query.binds.append(configuration.leaseDuration.nanoseconds)
         query.binds.append(shard)
         do {
-            for try await (stream, epoch) in try await client.query(query, logger: logger).decode((Int64, Int64).self) {
+            for (stream, epoch) in try await fetch(query).decode((Int64, Int64).self) {
                 return Claim(stream: StreamID(rawValue: UInt64(stream)), token: FencingToken(owner: owner, epoch: UInt64(epoch)))
             }
             return nil
@@ -316,7 +319,7 @@ public final class PostgresStore: EventStore {
         query.binds.append(claims.map { Int64($0.token.epoch) })
         do {
             var renewed = Set<Claim>()
-            for try await (stream, owner, epoch) in try await client.query(query, logger: logger).decode((Int64, String, Int64).self) {
+            for (stream, owner, epoch) in try await fetch(query).decode((Int64, String, Int64).self) {
                 renewed.insert(Claim(stream: StreamID(rawValue: UInt64(stream)), token: FencingToken(owner: OwnerID(owner), epoch: UInt64(epoch))))
             }
             return claims.filter { !renewed.contains($0) }
@@ -334,7 +337,7 @@ public final class PostgresStore: EventStore {
             var query = PostgresQuery(unsafeSQL: "SELECT sequence, value FROM \(schema).events WHERE stream = $1 ORDER BY sequence")
             query.binds.append(Int64(row.stream.rawValue))
             var events: [HistoryEvent] = []
-            for try await (sequence, value) in try await client.query(query, logger: logger).decode((Int32, ByteBuffer).self) {
+            for (sequence, value) in try await fetch(query).decode((Int32, ByteBuffer).self) {
                 let bytes = Array(value.readableBytesView)
                 events.append(
                     try BinaryCodec.decodeEvent(
@@ -365,7 +368,7 @@ public final class PostgresStore: EventStore {
 
     private func listed(_ query: PostgresQuery) async throws -> [ListedWorkflow] {
         var rows: [ListedWorkflow] = []
-        for try await (stream, id, type, status, created, updated) in try await client.query(query, logger: logger)
+        for (stream, id, type, status, created, updated) in try await fetch(query)
             .decode((Int64, ByteBuffer, ByteBuffer, String, Int64, Int64).self)
         {
             guard let status = WorkflowStatus(named: status) else {
@@ -425,7 +428,7 @@ public final class PostgresStore: EventStore {
         query.binds.append(max(0, limit))
         do {
             var timers: [DueTimer] = []
-            for try await (due, stream, id) in try await client.query(query, logger: logger).decode((Int64, Int64, ByteBuffer).self) {
+            for (due, stream, id) in try await fetch(query).decode((Int64, Int64, ByteBuffer).self) {
                 timers.append(DueTimer(due: due, stream: StreamID(rawValue: UInt64(stream)), id: String(decoding: id.readableBytesView, as: UTF8.self)))
             }
             return timers
@@ -439,7 +442,7 @@ public final class PostgresStore: EventStore {
         do {
             var counts = StatusCounts()
             let query = PostgresQuery(unsafeSQL: "SELECT status, sum(count)::bigint FROM \(schema).counts GROUP BY status")
-            for try await (status, count) in try await client.query(query, logger: logger).decode((String, Int64).self) where count != 0 {
+            for (status, count) in try await fetch(query).decode((String, Int64).self) where count != 0 {
                 if status == "parked" {
                     counts.parked = Int(count)
                 } else if let status = WorkflowStatus(named: status) {
@@ -497,13 +500,13 @@ public final class PostgresStore: EventStore {
                 """)
         query.binds.append(ByteBuffer(bytes: Array(id.utf8)))
         query.binds.append(Int32(sequence))
-        try await client.query(query, logger: logger).drain()
+        _ = try await fetch(query)
     }
 
     /// Runs `sql` on a pooled connection (tests reach into the tables with it).
     @_spi(Testing) public func execute(_ sql: String) async throws(ContinuumError) {
         do {
-            try await client.query(PostgresQuery(unsafeSQL: sql.replacingOccurrences(of: "{schema}", with: schema)), logger: logger).drain()
+            _ = try await fetch(PostgresQuery(unsafeSQL: sql.replacingOccurrences(of: "{schema}", with: schema)))
         } catch {
             throw Self.storeError(error, doing: "run \(sql)")
         }
@@ -511,7 +514,7 @@ public final class PostgresStore: EventStore {
 
     /// Drops the store's schema and everything in it. For tests and throwaway deployments.
     @_spi(Testing) public func dropSchema() async throws {
-        try await client.query(PostgresQuery(unsafeSQL: "DROP SCHEMA IF EXISTS \(schema) CASCADE"), logger: logger).drain()
+        _ = try await fetch(PostgresQuery(unsafeSQL: "DROP SCHEMA IF EXISTS \(schema) CASCADE"))
     }
 }
 
@@ -521,14 +524,6 @@ extension PostgresStore.Submission {
         case .create(_, let continuation): continuation.resume(returning: .failure(error))
         case .append(_, let continuation): continuation.resume(returning: .failure(error))
         }
-    }
-}
-
-extension PostgresRowSequence {
-    /// Reads the rows to the end, so that an error the server sends after the first row (a
-    /// statement timeout, say) is thrown here rather than lost.
-    func drain() async throws {
-        for try await _ in self {}
     }
 }
 

@@ -131,3 +131,11 @@ enum Schema {
         }
     }
 }
+
+extension PostgresRowSequence {
+    /// Reads the rows to the end, so that an error the server sends after the first row is
+    /// thrown here rather than lost.
+    func drain() async throws {
+        for try await _ in self {}
+    }
+}
