@@ -7,9 +7,12 @@ extension PostgresStore {
     public func post(_ kind: InboxMessage.Kind, to id: String) async throws(ContinuumError) -> UInt64 {
         var query = PostgresQuery(
             unsafeSQL: """
-                INSERT INTO \(schema).inbox (stream, id, kind, name, payload, dedup_key, requested_by, reason)
-                SELECT stream, id, $2, $3, $4, $5, $6, $7 FROM \(schema).workflows WHERE id = $1
-                RETURNING number
+                WITH posted AS (
+                    INSERT INTO \(schema).inbox (stream, id, kind, name, payload, dedup_key, requested_by, reason)
+                    SELECT stream, id, $2, $3, $4, $5, $6, $7 FROM \(schema).workflows WHERE id = $1
+                    RETURNING number
+                )
+                SELECT number, pg_notify($8, '')::text FROM posted
                 """)
         query.binds.append(ByteBuffer(bytes: Array(id.utf8)))
         switch kind {
@@ -28,8 +31,9 @@ extension PostgresStore {
             query.binds.append(by)
             query.binds.append(reason)
         }
+        query.binds.append(noticeChannel)
         do {
-            for number in try await fetch(query).decode(Int64.self) { return UInt64(number) }
+            for (number, _) in try await fetch(query).decode((Int64, String).self) { return UInt64(number) }
         } catch {
             throw Self.storeError(error, doing: "post to the inbox of workflow '\(id)'", workflowID: id)
         }
@@ -98,5 +102,43 @@ extension PostgresStore {
             throw Self.storeError(error, doing: "read inbox message \(number)")
         }
         throw ContinuumError(.invalidArgument, "No inbox message has number \(number).")
+    }
+
+    // MARK: Notices
+
+    /// The `LISTEN` channel of this store's schema.
+    var noticeChannel: String { "continuum_\(configuration.schema)" }
+
+    public func inboxNotices() -> AsyncStream<Void> {
+        let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let key = nextSubscriber.withLock { next in
+            next += 1
+            return next
+        }
+        noticeSubscribers.withLock { $0[key] = continuation }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.noticeSubscribers.withLock { $0.removeValue(forKey: key) }
+        }
+        return stream
+    }
+
+    /// Holds a connection listening on ``noticeChannel`` and passes each notice on, until
+    /// cancelled; after a dropped connection it listens again a second later.
+    func listen() async {
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { connection in
+                    try await connection.listen(on: self.noticeChannel) { notices in
+                        for try await _ in notices {
+                            for subscriber in self.noticeSubscribers.withLock({ Array($0.values) }) { subscriber.yield() }
+                        }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.debug("Listening for inbox notices failed; listening again in a second", metadata: ["continuum.error": "\(error)"])
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
     }
 }

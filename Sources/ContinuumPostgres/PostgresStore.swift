@@ -41,11 +41,17 @@ public final class PostgresStore: EventStore {
     /// The writer's batches go through this while the store runs; `close` waits for it.
     private let tasks = Mutex<Tasks?>(nil)
 
+    /// Streams handed out by ``inboxNotices()``, fed by the listener.
+    let noticeSubscribers = Mutex<[UInt64: AsyncStream<Void>.Continuation]>([:])
+    let nextSubscriber = Mutex<UInt64>(0)
+
     private struct Tasks {
         /// Runs the connection pool (`PostgresClient.run()`), which must run while it is used.
         var client: Task<Void, Never>
         /// Commits the queued requests.
         var writer: Task<Void, Never>
+        /// Listens for inbox notices (`LISTEN`), reconnecting when its connection drops.
+        var listener: Task<Void, Never>
     }
 
     enum Submission {
@@ -101,10 +107,11 @@ public final class PostgresStore: EventStore {
         poolLogger.logLevel = max(logger.logLevel, .error)
         let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: poolLogger)
         let store = PostgresStore(configuration: configuration, client: client, logger: logger)
-        // Both tasks are owned by the store: `close()` ends them and waits for them.
+        // The tasks are owned by the store: `close()` ends them and waits for them.
         let clientTask = Task { await client.run() }
         let writerTask = Task { await store.runWriter() }
-        store.tasks.withLock { $0 = Tasks(client: clientTask, writer: writerTask) }
+        let listenerTask = Task { await store.listen() }
+        store.tasks.withLock { $0 = Tasks(client: clientTask, writer: writerTask, listener: listenerTask) }
         logger.debug("PostgreSQL store open", metadata: ["continuum.store": "\(configuration.displayURL)"])
         return store
     }
@@ -467,6 +474,12 @@ public final class PostgresStore: EventStore {
             return tasks
         }) else { return }
         await tasks.writer.value
+        tasks.listener.cancel()
+        await tasks.listener.value
+        for subscriber in noticeSubscribers.withLock({ subscribers in
+            defer { subscribers = [:] }
+            return Array(subscribers.values)
+        }) { subscriber.finish() }
         tasks.client.cancel()
         await tasks.client.value
     }

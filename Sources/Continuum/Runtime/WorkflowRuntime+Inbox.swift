@@ -3,13 +3,14 @@ import Logging
 /// Events and cancellations for workflows another process runs, carried by the store's inbox
 /// (stores shared by several processes only).
 ///
-/// The sender posts the message durably and waits for its outcome; every runtime applies, a few
-/// times a second, the messages for the workflows it holds and for those nobody holds (which it
-/// claims to apply them), then settles each. Events carry a dedup key, so a message applied
+/// The sender posts the message durably and waits for its outcome; every runtime applies the
+/// messages for the workflows it holds and for those nobody holds (which it claims to apply
+/// them), then settles each — at once when the store sends a notice (PostgreSQL: `NOTIFY`),
+/// and twice a second in any case, since a notice can be lost. Events carry a dedup key, so a message applied
 /// twice — its applier died before settling it — is recorded once.
 extension WorkflowRuntime {
-    /// How often a runtime looks for inbox messages to apply.
-    static let inboxInterval: Duration = .milliseconds(100)
+    /// How often a runtime looks for inbox messages to apply when no notice wakes it sooner.
+    static let inboxInterval: Duration = .milliseconds(500)
 
     static func heldElsewhere(_ id: String) -> String {
         "Workflow '\(id)' is being run by another process sharing the store."
@@ -50,12 +51,21 @@ extension WorkflowRuntime {
     /// Applies, until cancelled, the inbox messages this runtime should: those for workflows it
     /// holds or nobody holds.
     func runInbox() async {
-        while !Task.isCancelled {
-            do {
-                try await Task.sleep(for: Self.inboxInterval)
-            } catch {
-                return  // the runtime is stopping
+        let doorbell = Doorbell()
+        await withDiscardingTaskGroup { group in
+            // The store's notices ring the doorbell; without them the loop looks every interval.
+            group.addTask {
+                for await _ in self.store.inboxNotices() { doorbell.ring() }
             }
+            await applyInbox(waking: doorbell)
+            group.cancelAll()
+        }
+    }
+
+    private func applyInbox(waking doorbell: Doorbell) async {
+        while !Task.isCancelled {
+            await doorbell.wait(upTo: Self.inboxInterval)
+            if Task.isCancelled { return }  // the runtime is stopping
             let messages: [InboxMessage]
             do {
                 messages = try await store.pendingInbox(for: configuration.owner, limit: 256)

@@ -84,6 +84,11 @@ public protocol EventStore: AnyObject, Sendable {
     /// What became of message `number`, or `nil` while it waits.
     func outcome(of number: UInt64) async throws(ContinuumError) -> InboxOutcome?
 
+    /// A signal each time any process posts to an inbox, so that runtimes look at once rather
+    /// than at their next round. A hint, not a guarantee (a notice can be lost while the store
+    /// reconnects): runtimes also look on their own. The stream ends when the store closes.
+    func inboxNotices() -> AsyncStream<Void>
+
     // MARK: Reads
 
     /// The workflow with this id: its stream, summary and every event, or `nil`.

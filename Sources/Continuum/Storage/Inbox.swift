@@ -84,4 +84,9 @@ extension EventStore {
     public func outcome(of number: UInt64) async throws(ContinuumError) -> InboxOutcome? {
         throw ContinuumError(.invalidArgument, "This store is owned by one process and has no inbox.")
     }
+
+    /// No notices: a stream that ends at once (runtimes then look on their own schedule).
+    public func inboxNotices() -> AsyncStream<Void> {
+        AsyncStream { $0.finish() }
+    }
 }
