@@ -126,8 +126,7 @@ extension PostgresStore {
         var duplicates: [(index: Int, of: Int)] = []
         for (index, request) in requests.enumerated() {
             guard case .create(let create) = request else { continue }
-            if let (offset, event) = create.history.enumerated().first(where: { Int($0.element.sequence) != $0.offset + 1 }) {
-                _ = event
+            if let offset = create.history.indices.first(where: { Int(create.history[$0].sequence) != $0 + 1 }) {
                 outcomes[index] = .refused(ContinuumError(.invalidArgument, "The history of new workflow '\(create.id)' is not numbered from 1 (event \(offset + 1)).", workflowID: create.id))
                 continue
             }
