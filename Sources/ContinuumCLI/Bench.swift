@@ -21,7 +21,8 @@ struct Bench: AsyncParsableCommand {
             Every report has cpu_us_per_workflow: the process's user+system CPU time (getrusage) per workflow,
             which a noisy machine moves far less than wall time.
             On PostgreSQL (--postgres URL, or CONTINUUM_POSTGRES_URL) every scenario runs in a new schema
-            bench_<random>, dropped afterwards unless --keep, or in the schema the URL names (?schema=name), kept.
+            bench_<random>, dropped afterwards unless --keep, or in the schema a --postgres URL names
+            (?schema=name), kept. The schema CONTINUUM_POSTGRES_URL names is never written to.
             Build with -c release for meaningful figures.
             """)
 
@@ -99,18 +100,21 @@ struct Bench: AsyncParsableCommand {
         var made: Bool
     }
 
-    /// The store the options name; on PostgreSQL a new schema `bench_<random>`, unless the URL
-    /// names one.
+    /// The store the options name; on PostgreSQL a new schema `bench_<random>`, unless a
+    /// `--postgres` URL names one. The schema of `CONTINUUM_POSTGRES_URL` is never used: the
+    /// variable usually names a deployment's store, which a bench must not fill with its workflows.
     func target() throws -> Target {
         switch try storage.location() {
         case .lmdb(let directory):
             return Target(location: .lmdb(directory), made: storage.path == nil)
         case .postgres(var configuration, let url):
-            guard var components = URLComponents(string: url), !(components.queryItems ?? []).contains(where: { $0.name == "schema" }) else {
+            guard var components = URLComponents(string: url) else { throw ValidationError("'\(configuration.displayURL)' is not a URL.") }
+            let queryItems = components.queryItems ?? []
+            if storage.postgres != nil, queryItems.contains(where: { $0.name == "schema" }) {
                 return Target(location: .postgres(configuration, url: url), made: false)
             }
             configuration.schema = "bench_\(String(UInt64.random(in: 0 ... .max), radix: 16))"
-            components.queryItems = (components.queryItems ?? []) + [URLQueryItem(name: "schema", value: configuration.schema)]
+            components.queryItems = queryItems.filter { $0.name != "schema" } + [URLQueryItem(name: "schema", value: configuration.schema)]
             return Target(location: .postgres(configuration, url: components.string ?? url), made: true)
         }
     }

@@ -262,6 +262,13 @@ struct PostgresCLITests {
                 #expect(both.output.contains("Give either --path (an LMDB directory) or --postgres (a PostgreSQL URL), not both."), "\(both.output)")
                 #expect(!FileManager.default.fileExists(atPath: refused), "it opened the store before refusing")
             }
+            // bench never writes into the schema the variable names: it makes its own beside it.
+            let bench = try await continuum(["bench", "--workflows", "20", "--json"], environment: ["CONTINUUM_POSTGRES_URL": url])
+            #expect(bench.exit == .exited(0), "\(bench.output)")
+            #expect(bench.output.contains("schema=bench_") && !bench.output.contains(schema), "\(bench.output)")
+            let untouched = try await continuum(["list"], environment: ["CONTINUUM_POSTGRES_URL": url])
+            #expect(untouched.output.split(separator: "\n").count == 1, "the bench wrote into the variable's schema: \(untouched.output)")
+
             let bad = try await continuum(["verify", "--postgres", "mysql://db/app"], errors: true)
             #expect(bad.exit == .exited(64) && bad.output.contains("--postgres: 'mysql://db/app' is not a PostgreSQL URL"), "\(bad.output)")
             let badVariable = try await continuum(["gc", "--finished-before", "1d"], environment: ["CONTINUUM_POSTGRES_URL": "postgres://nobody"], errors: true)
@@ -306,5 +313,23 @@ struct PostgresCLITests {
             #expect(kept.output.split(separator: "\n").count == 50, "\(kept.output)")
             try await dropSchema(schema)
         }
+    }
+
+    @Test("bench --postgres with a URL that names a schema measures in that schema and keeps it")
+    func benchInNamedSchema() async throws {
+        let schema = TestPostgres.uniqueSchema("named")
+        let url = try postgresURL(schema: schema)
+        do {
+            let run = try await continuum(["bench", "--postgres", url, "--workflows", "30", "--json"])
+            #expect(run.exit == .exited(0), "\(run.output)")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any], "\(run.output)")
+            #expect(report["store"] as? String == (try PostgresStore.Configuration(url: url).displayURL), "\(run.output)")
+            let listed = try await continuum(["list", "--postgres", url, "--status", "completed"])
+            #expect(listed.output.split(separator: "\n").count == 30, "\(listed.output)")
+        } catch {
+            try? await dropSchema(schema)
+            throw error
+        }
+        try await dropSchema(schema)
     }
 }
