@@ -107,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "ContinuumCLI",
             dependencies: [
-                "Continuum", "ContinuumLMDB", "ContinuumHTTP", "ContinuumExamples",
+                "Continuum", "ContinuumLMDB", "ContinuumPostgres", "ContinuumHTTP", "ContinuumExamples",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,6 +1,7 @@
 import ArgumentParser
 @_spi(Testing) import Continuum
 import ContinuumLMDB
+@_spi(Testing) import ContinuumPostgres
 import Foundation
 import Logging
 import Synchronization
@@ -19,6 +20,9 @@ struct Bench: AsyncParsableCommand {
                                against the same code (read-only) and reports how long it took.
             Every report has cpu_us_per_workflow: the process's user+system CPU time (getrusage) per workflow,
             which a noisy machine moves far less than wall time.
+            On PostgreSQL (--postgres URL, or CONTINUUM_POSTGRES_URL) every scenario runs in a new schema
+            bench_<random>, dropped afterwards unless --keep, or in the schema a --postgres URL names
+            (?schema=name), kept. The schema CONTINUUM_POSTGRES_URL names is never written to.
             Build with -c release for meaningful figures.
             """)
 
@@ -38,8 +42,10 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "How many workflows (or senders) may be in flight at once.")
     var concurrency = 1_000
 
-    @Option(help: "The LMDB directory (default: a new temporary directory, removed afterwards).")
-    var path: String?
+    @OptionGroup var storage: StoreOptions<TemporaryDirectory>
+
+    @Flag(help: "Keep the store the bench made (its temporary LMDB directory or PostgreSQL schema), and print where it is.")
+    var keep = false
 
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
@@ -55,26 +61,28 @@ struct Bench: AsyncParsableCommand {
     }
 
     func run() async throws {
-        if measureRestart, let path {
-            try await Self.measureRestart(path: path)
+        if measureRestart {
+            try await Self.measureRestart(storage.location())
             return
         }
-        let directory = path ?? FileManager.default.temporaryDirectory.appendingPathComponent("continuum-bench-\(UUID().uuidString)").path
-        defer { if path == nil { try? FileManager.default.removeItem(atPath: directory) } }
-        // The restart scenario parks its sleepers quickly.
-        let (store, runtime) = try Self.open(directory, parkAfter: scenario == .restart ? .seconds(1) : .seconds(10))
-        let prefix = "bench-\(UInt32.random(in: 0 ... .max))-"
-        var report: Report
-        let cpuBefore = Self.cpuSeconds()
-        switch scenario {
-        case .steps: report = try await stepsScenario(runtime, prefix: prefix)
-        case .timers: report = try await timersScenario(runtime, prefix: prefix)
-        case .events: report = try await eventsScenario(runtime, prefix: prefix)
-        case .restart: report = try await restartScenario(runtime, store: store, directory: directory, prefix: prefix)
-        case .check: report = try await checkScenario(runtime, store: store, prefix: prefix)
+        let target = try self.target()
+        if target.made, case .postgres = target.location {
+            FileHandle.standardError.write(Data("Measuring in the new schema \(target.location); it is dropped afterwards unless --keep.\n".utf8))
         }
-        report.cpuMicrosecondsPerWorkflow = (Self.cpuSeconds() - cpuBefore) / Double(workflows) * 1e6
-        await store.close()
+        let result: Result<Report, any Error>
+        do {
+            result = .success(try await measure(target))
+        } catch {
+            result = .failure(error)
+        }
+        if target.made {
+            if keep {
+                FileHandle.standardError.write(Data("Kept the store: \(target.location)\n".utf8))
+            } else {
+                await Self.remove(target.location)
+            }
+        }
+        let report = try result.get()
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
@@ -84,15 +92,96 @@ struct Bench: AsyncParsableCommand {
         }
     }
 
+    /// The store a run measures.
+    struct Target {
+        /// Where it is; a PostgreSQL URL always names the schema.
+        var location: StoreLocation
+        /// Whether the run made it (a temporary directory, a new schema), and so removes it.
+        var made: Bool
+    }
+
+    /// The store the options name; on PostgreSQL a new schema `bench_<random>`, unless a
+    /// `--postgres` URL names one. The schema of `CONTINUUM_POSTGRES_URL` is never used: the
+    /// variable usually names a deployment's store, which a bench must not fill with its workflows.
+    func target() throws -> Target {
+        switch try storage.location() {
+        case .lmdb(let directory):
+            return Target(location: .lmdb(directory), made: storage.path == nil)
+        case .postgres(var configuration, let url):
+            guard var components = URLComponents(string: url) else { throw ValidationError("'\(configuration.displayURL)' is not a URL.") }
+            let queryItems = components.queryItems ?? []
+            if storage.postgres != nil, queryItems.contains(where: { $0.name == "schema" }) {
+                return Target(location: .postgres(configuration, url: url), made: false)
+            }
+            configuration.schema = "bench_\(String(UInt64.random(in: 0 ... .max), radix: 16))"
+            components.queryItems = queryItems.filter { $0.name != "schema" } + [URLQueryItem(name: "schema", value: configuration.schema)]
+            return Target(location: .postgres(configuration, url: components.string ?? url), made: true)
+        }
+    }
+
+    /// Runs the scenario on the target's store, then closes the store.
+    private func measure(_ target: Target) async throws -> Report {
+        // The restart scenario parks its sleepers quickly.
+        let (store, runtime) = try await Self.open(target.location, parkAfter: scenario == .restart ? .seconds(1) : .seconds(10))
+        let prefix = "bench-\(UInt32.random(in: 0 ... .max))-"
+        do {
+            var report: Report
+            let cpuBefore = Self.cpuSeconds()
+            switch scenario {
+            case .steps: report = try await stepsScenario(runtime, prefix: prefix)
+            case .timers: report = try await timersScenario(runtime, prefix: prefix)
+            case .events: report = try await eventsScenario(runtime, prefix: prefix)
+            case .restart: report = try await restartScenario(runtime, store: store, location: target.location, prefix: prefix)
+            case .check: report = try await checkScenario(runtime, store: store, prefix: prefix)
+            }
+            report.cpuMicrosecondsPerWorkflow = (Self.cpuSeconds() - cpuBefore) / Double(workflows) * 1e6
+            if case .postgres(let configuration, _) = target.location { report.store = configuration.displayURL }
+            await store.close()
+            return report
+        } catch {
+            await store.close()
+            throw error
+        }
+    }
+
+    /// Removes a store the run made: the temporary directory, or the schema and everything in it.
+    private static func remove(_ location: StoreLocation) async {
+        switch location {
+        case .lmdb(let directory):
+            try? FileManager.default.removeItem(atPath: directory)
+        case .postgres(let configuration, _):
+            do {
+                // The run's store is closed (the restart scenario's child had one too): a new one drops it.
+                let store = try await PostgresStore.connect(configuration: configuration, logger: commandLogger)
+                do {
+                    try await store.dropSchema()
+                } catch {
+                    await store.close()
+                    throw error
+                }
+                await store.close()
+            } catch {
+                FileHandle.standardError.write(Data("Could not drop the schema of \(location): \(error)\n".utf8))
+            }
+        }
+    }
+
     /// The workflows the scenarios run (`continuum check` registers them too, so that it can
     /// gate a store the bench wrote).
     static let workflows: [any Workflow] = [BenchWorkflow(), SleepWorkflow(), EventWorkflow(), CheckWorkflow()]
 
-    /// Opens the store at `directory` and a runtime with the bench's workflows, both silent.
-    static func open(_ directory: String, parkAfter: Duration = .seconds(10)) throws -> (LMDBStore, WorkflowRuntime) {
-        var storeConfiguration = LMDBStore.Configuration()
-        storeConfiguration.logger = Logger(label: "continuum.lmdb", factory: { _ in SwiftLogNoOpLogHandler() })
-        let store = try LMDBStore(path: directory, configuration: storeConfiguration)
+    /// Opens the store at `location` and a runtime with the bench's workflows, both silent.
+    static func open(_ location: StoreLocation, parkAfter: Duration = .seconds(10)) async throws -> (any EventStore, WorkflowRuntime) {
+        let store: any EventStore
+        switch location {
+        case .lmdb(let directory):
+            var storeConfiguration = LMDBStore.Configuration()
+            storeConfiguration.logger = Logger(label: "continuum.lmdb", factory: { _ in SwiftLogNoOpLogHandler() })
+            store = try LMDBStore(path: directory, configuration: storeConfiguration)
+        case .postgres(let configuration, _):
+            // Warnings only (a failed commit, say): they go to standard error.
+            store = try await PostgresStore.connect(configuration: configuration, logger: commandLogger)
+        }
         let runtime = WorkflowRuntime(
             store: store, workflows: workflows,
             configuration: .init(logger: Logger(label: "continuum", factory: { _ in SwiftLogNoOpLogHandler() }), parkAfter: parkAfter))
@@ -209,6 +298,8 @@ struct Bench: AsyncParsableCommand {
 
     struct Report: Encodable {
         var scenario: String
+        /// The PostgreSQL database measured (without its password); `nil` for LMDB.
+        var store: String?
         var workflows: Int
         var concurrency: Int
         var seconds: Double
@@ -247,7 +338,7 @@ struct Bench: AsyncParsableCommand {
         }
 
         enum CodingKeys: String, CodingKey {
-            case scenario, workflows, steps, concurrency, seconds, fired, early
+            case scenario, store, workflows, steps, concurrency, seconds, fired, early
             case workflowsPerSecond = "workflows_per_second"
             case stepsPerSecond = "steps_per_second"
             case timersPerSecond = "timers_per_second"
@@ -268,6 +359,7 @@ struct Bench: AsyncParsableCommand {
 
         var text: String {
             var lines = ["\(workflows) workflows, scenario \(scenario), concurrency \(concurrency), in \(format(seconds)) s"]
+            if let store { lines.append("  store        PostgreSQL \(store)") }
             if let workflowsPerSecond, let stepsPerSecond, let steps {
                 lines.append("  \(steps) durable steps each")
                 lines.append("  workflows/s  \(format(workflowsPerSecond))")
@@ -346,7 +438,7 @@ struct CheckWorkflow: Workflow {
 
 extension Bench {
     /// Starts N workflows that sleep after three steps, then times the deploy gate over them.
-    func checkScenario(_ runtime: WorkflowRuntime, store: LMDBStore, prefix: String) async throws -> Report {
+    func checkScenario(_ runtime: WorkflowRuntime, store: any EventStore, prefix: String) async throws -> Report {
         let total = workflows
         let (elapsed, _) = try await runtime.withRunning { runtime in
             let started = try await fanOut(total: total) { index in

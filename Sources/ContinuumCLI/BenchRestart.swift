@@ -1,13 +1,12 @@
 import ArgumentParser
 @_spi(Testing) import Continuum
-import ContinuumLMDB
 import Foundation
 import Logging
 
 extension Bench {
     /// Starts `workflows` sleepers of a day, waits until every one is parked, stops, and has a
     /// new process open the store: the figures are that process's time to ready and memory.
-    func restartScenario(_ runtime: WorkflowRuntime, store: LMDBStore, directory: String, prefix: String) async throws -> Report {
+    func restartScenario(_ runtime: WorkflowRuntime, store: any EventStore, location: StoreLocation, prefix: String) async throws -> Report {
         let total = workflows
         let (elapsed, _) = try await runtime.withRunning { runtime in
             let populated = try await withThrowingTaskGroup(of: Void.self) { group in
@@ -32,7 +31,16 @@ extension Bench {
         let spawned = ContinuousClock.now
         let child = Process()
         child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
-        child.arguments = ["bench", "--measure-restart", "--path", directory]
+        switch location {
+        case .lmdb(let directory):
+            child.arguments = ["bench", "--measure-restart", "--path", directory]
+        case .postgres(_, let url):
+            // The URL (it names the schema) goes through the environment, out of the process list.
+            child.arguments = ["bench", "--measure-restart"]
+            var environment = ProcessInfo.processInfo.environment
+            environment[StoreOptions<TemporaryDirectory>.environmentVariable] = url
+            child.environment = environment
+        }
         let output = Pipe()
         child.standardOutput = output
         try child.run()
@@ -52,9 +60,9 @@ extension Bench {
 
     /// The child of the restart scenario: opens the store, runs the runtime until it is ready,
     /// prints what that took and the memory it holds, and stops.
-    static func measureRestart(path: String) async throws {
+    static func measureRestart(_ location: StoreLocation) async throws {
         let started = ContinuousClock.now
-        let (store, runtime) = try open(path)
+        let (store, runtime) = try await open(location)
         let measurement = try await runtime.withRunning { runtime in
             while !runtime.isReady { try await Task.sleep(for: .milliseconds(1)) }
             let ready = ContinuousClock.now - started

@@ -1,7 +1,6 @@
 public import ArgumentParser
 public import Continuum
 import ContinuumExamples
-import ContinuumLMDB
 import Foundation
 
 /// `continuum check`: the deploy gate.
@@ -9,8 +8,9 @@ struct Check: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Replay every unfinished workflow of a store against this build's workflows, as a dry run (the deploy gate).",
         discussion: """
-            No step runs, nothing is written, no timer waits: the store is opened read-only, so it can run beside a \
-            server using the same directory (or on a copy of it). Prints each workflow that would break — it would be \
+            No step runs, nothing is written, no timer waits: an LMDB store is opened read-only, so it can run beside a \
+            server using the same directory (or on a copy of it); a PostgreSQL database is only read, beside the servers \
+            using it. Prints each workflow that would break — it would be \
             suspended (with the difference), a step's code changed (with what the code-change policy would do), its \
             type is unknown — and, for each version marker, how many workflows still take its old branch. Exits 1 when \
             any workflow would break.
@@ -19,8 +19,7 @@ struct Check: AsyncParsableCommand {
             WorkflowReplayer(workflows:).check(store:) or runtime.check().
             """)
 
-    @Option(help: "The LMDB directory.")
-    var path = "./state"
+    @OptionGroup var storage: StoreOptions<StateDirectory>
 
     @Flag(help: "Print the report as JSON.")
     var json = false
@@ -35,9 +34,7 @@ struct Check: AsyncParsableCommand {
     var concurrency = 64
 
     func run() async throws {
-        var configuration = LMDBStore.Configuration()
-        configuration.readOnly = true
-        let report = try await LMDBStore.withStore(path: path, configuration: configuration) { store in
+        let report = try await storage.withStore(readOnly: true) { store in
             try await WorkflowReplayer(workflows: exampleWorkflows + Bench.workflows, codeChange: codeChange).check(store: store, concurrency: concurrency)
         }
         if json {

@@ -1,17 +1,15 @@
 public import ArgumentParser
 public import Continuum
 import ContinuumHTTP
-import ContinuumLMDB
 import Foundation
 
 /// `continuum list`: the workflows in a store.
 struct List: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List the workflows in an LMDB store.",
+        abstract: "List the workflows in a store (an LMDB directory or a PostgreSQL database).",
         discussion: "One line each: id, type, status, start time, and for a suspended workflow the suspension's code.")
 
-    @Option(help: "The LMDB directory.")
-    var path = "./state"
+    @OptionGroup var storage: StoreOptions<StateDirectory>
 
     @Option(help: "Only workflows with this status: \(WorkflowStatus.names).")
     var status: WorkflowStatus?
@@ -21,7 +19,7 @@ struct List: AsyncParsableCommand {
 
     func run() async throws {
         // A suspended row also gets the suspension's code, read from its history.
-        let rows = try await LMDBStore.withStore(path: path) { store in
+        let rows = try await storage.withStore { store in
             var rows: [(WorkflowSummary, String?)] = []
             for row in try await store.list(status: status, after: nil, limit: limit) {
                 guard row.summary.status == .suspended else {
@@ -45,15 +43,14 @@ struct Show: AsyncParsableCommand {
         abstract: "Print a workflow's history.",
         discussion: "Every stored event; those a reset superseded are marked with ~ and the reset that superseded them.")
 
-    @Option(help: "The LMDB directory.")
-    var path = "./state"
+    @OptionGroup var storage: StoreOptions<StateDirectory>
 
     @Argument(help: "The workflow's id.")
     var id: String
 
     func run() async throws {
-        guard let stored = try await LMDBStore.withStore(path: path, { store in try await store.load(id: id) }) else {
-            throw ValidationError("No workflow has id '\(id)' in \(path).")
+        guard let stored = try await storage.withStore({ store in try await store.load(id: id) }) else {
+            throw ValidationError("No workflow has id '\(id)' in \(try storage.location()).")
         }
         print("\(stored.summary.id)  type \(stored.summary.type)  \(stored.summary.status)")
         if stored.summary.status == .suspended, let record = suspension(in: stored.events) {

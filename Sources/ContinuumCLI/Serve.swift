@@ -2,7 +2,6 @@ import ArgumentParser
 import Continuum
 import ContinuumExamples
 import ContinuumHTTP
-import ContinuumLMDB
 import Foundation
 import Hummingbird
 import Logging
@@ -10,19 +9,21 @@ import Metrics
 import Prometheus
 import ServiceLifecycle
 
-/// `continuum serve`: the HTTP API over an LMDB store, with the example workflows registered.
+/// `continuum serve`: the HTTP API over an LMDB store or a PostgreSQL database, with the example
+/// workflows registered.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Serve the HTTP API (and run workflows) on an LMDB store.",
+        abstract: "Serve the HTTP API (and run workflows) on an LMDB store or a PostgreSQL database.",
         discussion: """
             Registers the example workflows (purchase-approval, reminder). Binds 127.0.0.1 unless
             --host says otherwise; a non-loopback address needs --token or --webhook-secret.
             Tokens and secrets can also come from CONTINUUM_TOKENS and CONTINUUM_WEBHOOK_SECRETS
-            (comma-separated), which keeps them out of the process list.
+            (comma-separated), which keeps them out of the process list. Several servers can serve
+            one PostgreSQL database (--postgres, or CONTINUUM_POSTGRES_URL); an LMDB directory
+            has one.
             """)
 
-    @Option(help: "The LMDB directory.")
-    var path = "./state"
+    @OptionGroup var storage: StoreOptions<StateDirectory>
 
     @Option(help: "The address to bind.")
     var host = "127.0.0.1"
@@ -54,12 +55,22 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError(
                 "Refusing to serve on \(host) without authentication: pass --token (or CONTINUUM_TOKENS), or bind 127.0.0.1.")
         }
+        let location = try storage.location()
         var logger = Logger(label: "continuum")
         logger.logLevel = .info
         // One registry for the process: the runtime, the store and Hummingbird report into it.
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let store = try LMDBStore(path: path)
+        // The runtime closes the store when it shuts down gracefully; withStore closes it (again,
+        // which is harmless) when serving ends otherwise.
+        try await storage.withStore(logger: logger) { store in
+            try await serve(store, location: location, tokens: tokens, secrets: secrets, registry: registry, logger: logger)
+        }
+    }
+
+    private func serve(
+        _ store: any EventStore, location: StoreLocation, tokens: [String], secrets: [String], registry: PrometheusCollectorRegistry, logger: Logger
+    ) async throws {
         var configuration = dev ? WorkflowRuntime.Configuration.development : WorkflowRuntime.Configuration()
         configuration.logger = logger
         let runtime = WorkflowRuntime(store: store, workflows: exampleWorkflows, configuration: configuration)
@@ -80,7 +91,7 @@ struct Serve: AsyncParsableCommand {
                 FileHandle.standardOutput.write(Data(
                     """
 
-                    Continuum is serving \(path) at \(base)
+                    Continuum is serving \(location) at \(base)
                       dashboard: \(base)/
                       health:  \(base)/healthz
                       metrics: \(base)/metrics

@@ -1,31 +1,6 @@
 import CLMDB
 public import Continuum
 
-/// What ``LMDBStore/verify()`` found.
-public struct VerificationReport: Sendable {
-    /// One value that failed its check.
-    public struct Problem: Sendable, Hashable, CustomStringConvertible {
-        /// The database (`workflows`, `events`, `timers`, `ids`).
-        public var database: String
-        /// Where: the workflow's id when known, and the stream and sequence.
-        public var location: String
-        /// What is wrong.
-        public var message: String
-
-        public var description: String { "\(database) \(location): \(message)" }
-    }
-
-    /// How many values were checked, per database.
-    public var checked: [String: Int] = [:]
-    /// Every value that failed.
-    public var problems: [Problem] = []
-    /// The workflows whose history holds a damaged value.
-    public var damagedWorkflows: Set<String> = []
-
-    /// Whether every value passed.
-    public var isClean: Bool { problems.isEmpty }
-}
-
 extension LMDBStore {
     /// Reads every stored value and checks its format byte and CRC-32C, and that it decodes:
     /// workflow records, every history event, timer index entries and ids. Runs in one read
