@@ -67,7 +67,7 @@ extension PostgresStore {
         query.binds.append(shard)
         do {
             var deleted: Int64 = 0
-            for try await count in try await client.query(query, logger: logger).decode(Int64.self) { deleted = count }
+            for count in try await fetch(query).decode(Int64.self) { deleted = count }
             return Int(deleted)
         } catch {
             throw Self.storeError(error, doing: "delete workflows that finished before \(cutoff) from \(configuration.displayURL)")

@@ -25,10 +25,10 @@ extension PostgresStore {
     public func verify() async throws(ContinuumError) -> VerificationReport {
         do {
             return try await client.withConnection { connection in
-                try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", logger: self.logger).drain()
+                _ = try await self.fetch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", on: connection)
                 do {
                     let report = try await self.verify(on: connection)
-                    try await connection.query("COMMIT", logger: self.logger).drain()
+                    _ = try await self.fetch("COMMIT", on: connection)
                     return report
                 } catch {
                     // As the writer does: the server rolls back what a closed connection began,
@@ -53,7 +53,7 @@ extension PostgresStore {
             records.binds.append(after)
             records.binds.append(Self.verificationPage)
             var page: [(stream: Int64, id: String, eventCount: Int)] = []
-            for try await (stream, id, eventCount) in try await connection.query(records, logger: logger).decode((Int64, ByteBuffer, Int32).self) {
+            for (stream, id, eventCount) in try await fetch(records, on: connection).decode((Int64, ByteBuffer, Int32).self) {
                 page.append((stream, String(decoding: id.readableBytesView, as: UTF8.self), Int(eventCount)))
             }
             report.checked["workflows", default: 0] += page.count
@@ -65,7 +65,7 @@ extension PostgresStore {
             events.binds.append(after)
             events.binds.append(through)
             var held: [Int64: Int] = [:]
-            for try await (stream, sequence, value) in try await connection.query(events, logger: logger).decode((Int64, Int32, ByteBuffer).self) {
+            for (stream, sequence, value) in try await fetch(events, on: connection).decode((Int64, Int32, ByteBuffer).self) {
                 report.checked["events", default: 0] += 1
                 held[stream, default: 0] += 1
                 let id = ids[stream] ?? "?"
@@ -95,7 +95,7 @@ extension PostgresStore {
         // The kept counts (summed over their shards) must match the records they count.
         var kept: [String: Int64] = [:]
         let keptQuery = PostgresQuery(unsafeSQL: "SELECT status, sum(count)::bigint FROM \(schema).counts GROUP BY status")
-        for try await (status, count) in try await connection.query(keptQuery, logger: logger).decode((String, Int64).self) where count != 0 {
+        for (status, count) in try await fetch(keptQuery, on: connection).decode((String, Int64).self) where count != 0 {
             kept[status] = count
         }
         var counted: [String: Int64] = [:]
@@ -104,7 +104,7 @@ extension PostgresStore {
                 SELECT status, count(*) FROM \(schema).workflows GROUP BY status
                 UNION ALL SELECT 'parked', count(*) FROM \(schema).workflows WHERE parked
                 """)
-        for try await (status, count) in try await connection.query(countedQuery, logger: logger).decode((String, Int64).self) where count != 0 {
+        for (status, count) in try await fetch(countedQuery, on: connection).decode((String, Int64).self) where count != 0 {
             counted[status] = count
         }
         report.checked["counts", default: 0] += 1
