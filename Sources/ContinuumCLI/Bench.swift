@@ -85,7 +85,8 @@ struct Bench: AsyncParsableCommand {
         let report = try result.get()
         if json {
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
+            // Unescaped slashes: the PostgreSQL URL in "store" reads as it is written.
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
             print(report.text)

@@ -33,12 +33,37 @@ public final class ChildProcess: Sendable {
     private struct State {
         var output = ""
         var lineWaiters: [(String, CheckedContinuation<Void, any Error>)] = []
+        /// How the child ended, published once its output is read to the end too.
         var exit: Exit?
         var exitWaiters: [CheckedContinuation<Exit, Never>] = []
+        /// How the child ended, as soon as it did.
+        var terminated: Exit?
+        /// Whether the reader reached the end of the child's output.
+        var outputEnded = false
     }
 
     private final class Shared: Sendable {
         let state = Mutex(State())
+
+        /// Publishes the child's exit once it ended and its output was read to the end (or,
+        /// with `force`, once it ended): resumes those waiting for the exit, fails those waiting
+        /// for a line. The termination handler can run before the reader has read the last of
+        /// the output, and a caller reading ``ChildProcess/output`` after ``ChildProcess/exit()``
+        /// must see all of it.
+        func publishExit(force: Bool) {
+            let published = state.withLock { state -> (Exit, [CheckedContinuation<Exit, Never>], [(String, CheckedContinuation<Void, any Error>)])? in
+                guard state.exit == nil, let terminated = state.terminated, state.outputEnded || force else { return nil }
+                state.exit = terminated
+                defer {
+                    state.exitWaiters = []
+                    state.lineWaiters = []
+                }
+                return (terminated, state.exitWaiters, state.lineWaiters)
+            }
+            guard case let (exit, exitWaiters, lineWaiters)? = published else { return }
+            for waiter in exitWaiters { waiter.resume(returning: exit) }
+            for (line, waiter) in lineWaiters { waiter.resume(throwing: ChildProcessError(message: "the child \(exit) before printing '\(line)'")) }
+        }
     }
 
     private let process: Process
@@ -74,21 +99,18 @@ public final class ChildProcess: Sendable {
                 for waiter in ready { waiter.resume() }
             }
             try? reader.close()
+            shared.state.withLock { $0.outputEnded = true }
+            shared.publishExit(force: false)
         }
         thread.name = "child-process-reader"
         thread.start()
         process.terminationHandler = { [shared] process in
-                        let exit: Exit = process.terminationReason == .uncaughtSignal ? .signalled(process.terminationStatus) : .exited(process.terminationStatus)
-            let (exitWaiters, lineWaiters) = shared.state.withLock { state in
-                state.exit = exit
-                defer {
-                    state.exitWaiters = []
-                    state.lineWaiters = []
-                }
-                return (state.exitWaiters, state.lineWaiters)
-            }
-            for waiter in exitWaiters { waiter.resume(returning: exit) }
-            for (line, waiter) in lineWaiters { waiter.resume(throwing: ChildProcessError(message: "the child \(exit) before printing '\(line)'")) }
+            let exit: Exit = process.terminationReason == .uncaughtSignal ? .signalled(process.terminationStatus) : .exited(process.terminationStatus)
+            shared.state.withLock { $0.terminated = exit }
+            shared.publishExit(force: false)
+            // A grandchild that inherited the pipe can hold it open after the child ended: the
+            // exit is published after a grace period even if the output has not ended.
+            DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(5)) { shared.publishExit(force: true) }
         }
         try process.run()
     }
@@ -129,7 +151,8 @@ public final class ChildProcess: Sendable {
         signal(SIGKILL)
     }
 
-    /// Waits for the child to end.
+    /// Waits for the child to end and for everything it printed to be read, so that
+    /// ``output`` is complete afterwards.
     public func exit() async -> Exit {
         await withCheckedContinuation { continuation in
             let exit = shared.state.withLock { state in
