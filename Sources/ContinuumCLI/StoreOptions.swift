@@ -76,14 +76,7 @@ struct StoreOptions<DefaultPath: DefaultStorePath>: ParsableArguments {
         case .postgres(let configuration, _):
             store = try await PostgresStore.connect(configuration: configuration, logger: logger)
         }
-        let result: Result<R, any Error>
-        do {
-            result = .success(try await body(store))
-        } catch {
-            result = .failure(error)
-        }
-        await store.close()
-        return try result.get()
+        return try await store.closing(body)
     }
 }
 

@@ -394,14 +394,6 @@ extension LMDBStore {
         path: String, configuration: Configuration = .init(), isolation: isolated (any Actor)? = #isolation,
         _ body: (LMDBStore) async throws -> R
     ) async throws -> R {
-        let store = try LMDBStore(path: path, configuration: configuration)
-        let result: Result<R, any Error>
-        do {
-            result = .success(try await body(store))
-        } catch {
-            result = .failure(error)
-        }
-        await store.close()
-        return try result.get()
+        try await LMDBStore(path: path, configuration: configuration).closing(body)
     }
 }

@@ -58,15 +58,7 @@ private struct OldPurchase: Workflow {
 private func withStore<R>(schema: String, _ body: (PostgresStore) async throws -> R) async throws -> R {
     var configuration = try PostgresStore.Configuration(url: TestPostgres.url())
     configuration.schema = schema
-    let store = try await PostgresStore.connect(configuration: configuration, logger: testLogger)
-    let result: Result<R, any Error>
-    do {
-        result = .success(try await body(store))
-    } catch {
-        result = .failure(error)
-    }
-    await store.close()
-    return try result.get()
+    return try await PostgresStore.connect(configuration: configuration, logger: testLogger).closing(body)
 }
 
 /// Drops `schema` of the test server and everything in it.

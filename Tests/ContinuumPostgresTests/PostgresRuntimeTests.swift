@@ -40,16 +40,16 @@ func withPostgresStore<R>(
     configuration.schema = TestPostgres.uniqueSchema("rt")
     configuration.clock = clock
     configure(&configuration)
-    let store = try await PostgresStore.connect(configuration: configuration, logger: testLogger)
-    let result: Result<R, any Error>
-    do {
-        result = .success(try await body(store))
-    } catch {
-        result = .failure(error)
+    return try await PostgresStore.connect(configuration: configuration, logger: testLogger).closing { store in
+        let result: Result<R, any Error>
+        do {
+            result = .success(try await body(store))
+        } catch {
+            result = .failure(error)
+        }
+        try? await store.dropSchema()
+        return try result.get()
     }
-    try? await store.dropSchema()
-    await store.close()
-    return try result.get()
 }
 
 @Suite("A runtime on PostgreSQL")

@@ -120,6 +120,22 @@ public protocol EventStore: AnyObject, Sendable {
 }
 
 extension EventStore {
+    /// Runs `body` with this store, then closes the store, whether `body` returned or threw.
+    ///
+    /// ```swift
+    /// let report = try await store.closing { store in try await store.counts() }
+    /// ```
+    public func closing<R>(isolation: isolated (any Actor)? = #isolation, _ body: (Self) async throws -> R) async throws -> R {
+        let result: Result<R, any Error>
+        do {
+            result = .success(try await body(self))
+        } catch {
+            result = .failure(error)
+        }
+        await close()
+        return try result.get()
+    }
+
     /// Gives up `claim` without appending anything: the workflow parks (when it is running) and
     /// recovery leaves it until a timer or an event wakes it.
     public func release(_ claim: Claim, id: String) async throws(ContinuumError) {
