@@ -311,13 +311,24 @@ public final class PostgresStore: EventStore {
     public func renew(_ claims: [Claim]) async throws(ContinuumError) -> [Claim] {
         try ensureOpen()
         guard !claims.isEmpty else { return [] }
+        // The rows are locked in stream order first, as the writer locks them: an UPDATE joined
+        // with the claims locks them in whatever order its plan reads them, and deadlocked with
+        // the writer's batches (PostgreSQL aborted one after a second; a batch of 1,024 appends
+        // failed with it).
         var query = PostgresQuery(
             unsafeSQL: """
-                WITH now AS (SELECT \(nowSQL(1)) AS ns)
+                WITH now AS (SELECT \(nowSQL(1)) AS ns),
+                c AS (SELECT * FROM unnest($3::bigint[], $4::text[], $5::bigint[]) AS c(stream, owner, epoch)),
+                held AS (
+                    SELECT c.stream, c.owner, c.epoch FROM \(schema).workflows w JOIN c ON w.stream = c.stream, now
+                    WHERE w.owner = c.owner AND w.epoch = c.epoch AND w.lease_expiry > now.ns
+                    ORDER BY w.stream
+                    FOR UPDATE OF w
+                )
                 UPDATE \(schema).workflows w SET lease_expiry = now.ns + $2
-                FROM now, unnest($3::bigint[], $4::text[], $5::bigint[]) AS c(stream, owner, epoch)
-                WHERE w.stream = c.stream AND w.owner = c.owner AND w.epoch = c.epoch AND w.lease_expiry > now.ns
-                RETURNING c.stream, c.owner, c.epoch
+                FROM now, held
+                WHERE w.stream = held.stream
+                RETURNING held.stream, held.owner, held.epoch
                 """)
         query.binds.append(clockNow)
         query.binds.append(configuration.leaseDuration.nanoseconds)
