@@ -737,6 +737,10 @@ actor WorkflowInstance {
 
     /// The claim was found lost without an append (a lease renewal said so): leave memory.
     func ownershipLost() {
+        // The body's end released the claim itself (a renewal that ran after it committed finds
+        // the claim gone): the workflow is finished, not lost to another owner. Had another owner
+        // taken it, the append of the end is refused and says so.
+        guard state.outcome == nil else { return }
         _ = failAppend(ContinuumError(.ownershipLost, "The lease on the workflow was lost."))
     }
 
