@@ -92,6 +92,14 @@ public final class PostgresStore: EventStore {
         if let timeout = configuration.statementTimeout {
             options.additionalStartupParameters = [("statement_timeout", "\(max(1, timeout.milliseconds))")]
         }
+        // A process paused in the middle of a write transaction (SIGSTOP, a long GC pause, a
+        // partition) would hold its batch's row locks until it resumes, and every other process's
+        // claim of those workflows waits on them, holding a pooled connection: the takeover
+        // waited for the paused process, and enough waiting claims stalled the taker's whole
+        // pool. The server ends such a session once it idled inside its transaction for a lease
+        // (at least a second); nothing of it was committed or acknowledged.
+        let idle = min(max(configuration.leaseDuration.milliseconds, 1000), Int64(Int32.max))
+        options.additionalStartupParameters.append(("idle_in_transaction_session_timeout", "\(idle)"))
         var clientConfiguration = PostgresClient.Configuration(
             host: configuration.host, port: configuration.port, username: configuration.username, password: configuration.password,
             database: configuration.database, tls: configuration.requireTLS ? .require(.makeClientConfiguration()) : .disable)
