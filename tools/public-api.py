@@ -14,7 +14,7 @@ import os
 import re
 import sys
 
-MODULES = ["Continuum", "ContinuumLMDB", "ContinuumTesting", "ContinuumHTTP", "ContinuumMacros"]
+MODULES = ["Continuum", "ContinuumLMDB", "ContinuumPostgres", "ContinuumTesting", "ContinuumHTTP", "ContinuumMacros"]
 
 
 def declaration(symbol: dict) -> str:
