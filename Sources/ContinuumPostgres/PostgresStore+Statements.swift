@@ -10,8 +10,9 @@ import PostgresNIO
 /// after the server ended the connection — PostgreSQL restarting sends `FATAL 57P01` to idle
 /// connections, which then close — is dropped, and its result never comes: the store's writer,
 /// and every workflow waiting on it, would wait forever (seen in the restart test, 1 run in 10).
-/// So a statement on a closed connection fails at once, and one without an answer within
-/// `answerTimeout` fails too; both are ``ContinuumError/Code/storeUnavailable``.
+/// So a statement on a closed connection fails at once, one whose connection closes while it
+/// waits fails within a second, and one without an answer within `answerTimeout` fails too; all
+/// are ``ContinuumError/Code/storeUnavailable``.
 extension PostgresStore {
     /// A statement could not be answered: its connection was closed, or no answer came in time.
     struct ConnectionGone: Error, CustomStringConvertible {
@@ -31,8 +32,14 @@ extension PostgresStore {
         let timer = connection.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
             promise.fail(ConnectionGone(description: "no answer from PostgreSQL within \(timeout)"))
         }
+        // The connection may close between the check above and the write: look again every
+        // second while the statement waits, so such a statement fails within a second.
+        let watch = connection.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            if connection.isClosed { promise.fail(ConnectionGone(description: "the connection to PostgreSQL closed")) }
+        }
         connection.query(query, logger: logger).whenComplete { result in
             timer.cancel()
+            watch.cancel()
             // The first completion stands: a late answer after the timeout is ignored.
             promise.completeWith(result.map(\.rows))
         }

@@ -2,7 +2,7 @@ import Logging
 
 /// Relaunches, every ``WorkflowRuntime/Configuration/storageRetryInterval``, the workflows a
 /// full disk or map, or an unreachable store, stopped; one that fails again is stopped again
-/// until the next try, and the tries slow down (up to every 30 seconds) while the store stays
+/// until the next try, and the tries slow down (up to every 5 seconds) while the store stays
 /// full or out of reach. A relaunch replays from the store, so a write whose acknowledgement
 /// was lost with the connection is read back, never made twice.
 struct StorageRetrier: Sendable {
@@ -13,6 +13,10 @@ struct StorageRetrier: Sendable {
     let takeStopped: @Sendable () -> [String]
     /// Launches one of them again, woken.
     let relaunch: @Sendable (String) -> Void
+
+    /// The longest pause between tries: a database back from a restart, or a disk with room
+    /// again, should not wait long for the workflows it stopped.
+    static let slowest: Duration = .seconds(5)
 
     func run() async {
         var delay = interval
@@ -25,7 +29,7 @@ struct StorageRetrier: Sendable {
             }
             let stopped = Set(takeStopped())
             // Stopped again after the last try: the store is still full, so try less often.
-            delay = stopped.isDisjoint(with: retried) ? interval : min(delay * 2, max(interval, .seconds(30)))
+            delay = stopped.isDisjoint(with: retried) ? interval : min(delay * 2, max(interval, Self.slowest))
             retried = stopped
             guard !stopped.isEmpty else { continue }
             logger.notice("Retrying workflows stopped by a full or unreachable store", metadata: [WorkflowRuntime.LogKey.workflowCount: "\(stopped.count)"])

@@ -42,8 +42,10 @@ extension WorkflowRuntime {
         /// workflow once. Default 2 MiB; never more than the store's ``StoreLimits/maxPayloadBytes``.
         public var maxPayloadSize: Int
         /// How often workflows stopped by a full disk or map (``ContinuumError/Code/storageFull``)
-        /// are tried again. The write that failed was never acknowledged, so a retry continues
-        /// from what is committed; once space is freed they go on by themselves.
+        /// or an unreachable store (``ContinuumError/Code/storeUnavailable``) are tried again,
+        /// slowing down to every 5 seconds while the store stays full or out of reach. The write
+        /// that failed was never acknowledged, so a retry continues from what is committed; once
+        /// space is freed, or the database is back, they go on by themselves.
         public var storageRetryInterval: Duration
         /// Where the runtime reports its spans; `nil` uses the process's `InstrumentationSystem`
         /// tracer. The spans and their attributes are listed in ``TraceAttribute``. With the
