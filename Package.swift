@@ -143,7 +143,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "CrashWorker",
-            dependencies: ["Continuum", "ContinuumLMDB", "ContinuumTesting", "ContinuumTestSupport", "CLMDB"],
+            dependencies: ["Continuum", "ContinuumLMDB", "ContinuumPostgres", "ContinuumTesting", "ContinuumTestSupport", "CLMDB"],
             path: "Tests/CrashWorker",
             swiftSettings: strict
         ),

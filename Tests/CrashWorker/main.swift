@@ -4,6 +4,8 @@
 //
 //   CrashWorker --state DIR --ledger FILE --prefix P --workflows N --steps K [--parallel C]
 //               [--sleep-ms MS | --mixed EVENTS]
+//   CrashWorker --postgres URL --schema NAME --ledger FILE … (several processes on one
+//               PostgreSQL: see Postgres.swift)
 //
 // Prints "ready" once the runtime is running; exits 0 once every workflow has ended. On
 // SIGUSR1 it prints what each unfinished workflow's task is doing and what the runtime holds
@@ -100,15 +102,18 @@ struct MixedWorkflow: Workflow {
         var sleepMilliseconds: Int
         /// `cancel`: waits for an event that never comes until it is cancelled; `fail`: a step always throws.
         var variant: String
+        /// About how long each step's body takes (half to one and a half times this); `nil`: 1–6 ms.
+        var stepMilliseconds: Int? = nil
     }
 
     struct Flaky: Error {}
 
     func run(_ ctx: WorkflowContext, input: Input) async throws -> String {
         let id = ctx.workflowID
+        let stepDuration = input.stepMilliseconds.map { max(1, $0 / 2)...max(1, $0 * 3 / 2) } ?? 1...6
         func step(_ name: String) async throws -> String {
             let value = try await ctx.step(name) { () -> String in
-                try await Task.sleep(for: .milliseconds(Int.random(in: 1...6)))
+                try await Task.sleep(for: .milliseconds(Int.random(in: stepDuration)))
                 let value = "\(id):\(name):\(getpid()):\(UInt32.random(in: 0 ... .max))"
                 ledger.append("run \(id) \(name) \(value)")
                 return value
@@ -150,6 +155,8 @@ struct MixedWorkflow: Workflow {
             ledger.append("got \(id) \(event)")
             parts.append(event)
         }
+        // What the body returns, in every run that gets this far (replays included).
+        ledger.append("return \(id) \(parts.joined(separator: "|"))")
         return parts.joined(separator: "|")
     }
 
@@ -195,6 +202,10 @@ while let key = arguments.next() {
 // `--evolve prepare|ways`: code change and the ways out (see Evolution.swift).
 if let phase = options["evolve"] {
     exit(await Evolution.main(phase: phase, options: options))
+}
+// `--postgres URL`: several processes on one PostgreSQL (see Postgres.swift).
+if options["postgres"] != nil {
+    exit(await PostgresWorker.main(options: options))
 }
 guard let state = options["state"], let ledgerPath = options["ledger"], let prefix = options["prefix"],
     let count = options["workflows"].flatMap(Int.init), let steps = options["steps"].flatMap(Int.init)
