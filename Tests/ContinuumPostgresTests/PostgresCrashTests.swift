@@ -1,0 +1,567 @@
+@_spi(Testing) import Continuum
+@_spi(Testing) import ContinuumPostgres
+import ContinuumTesting
+import ContinuumTestSupport
+import Foundation
+import Logging
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Three runtime processes on one PostgreSQL: the CrashWorker in its PostgreSQL mode, killed
+/// with SIGKILL, paused with SIGSTOP past its lease, and timed while another process takes its
+/// workflows over. Checked against the ledger every process shares (one fsynced `write` per
+/// line, so its order is the order things happened in) and the store's histories.
+///
+/// CI runs at least 10 kills (`CONTINUUM_PG_CRASH_KILLS` to change it; the schedule is seeded,
+/// `CONTINUUM_CRASH_SEED` replays one):
+///
+/// ```
+/// CONTINUUM_PG_CRASH_KILLS=50 swift test --filter PostgresCrashTests
+/// ```
+@Suite("Three processes on one PostgreSQL", .serialized)
+struct PostgresCrashTests {
+    /// The lease every worker runs with: short, so takeovers are quick.
+    static let leaseMilliseconds = 1500
+
+    @Test("three processes, one SIGKILLed every 0.5–2 s and replaced: one terminal state each with the right result, no step after its commit, every sleep ended once")
+    func threeProcessesUnderSIGKILL() async throws {
+        guard let worker = builtExecutable(named: "CrashWorker") else {
+            Issue.record("CrashWorker is not built beside the test bundle; run `swift build --build-tests` first")
+            return
+        }
+        let environment = ProcessInfo.processInfo.environment
+        let seed = environment["CONTINUUM_CRASH_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 0 ... .max)
+        let requiredKills = environment["CONTINUUM_PG_CRASH_KILLS"].flatMap(Int.init) ?? 10
+        let reproduce = "reproduce the kill schedule with CONTINUUM_CRASH_SEED=\(seed) swift test --filter PostgresCrashTests"
+        let workflowsPerRound = 60
+        let steps = 8
+        try await withWorkers(worker: worker, prefix: "pgcrash") { run in
+            var random = SeededGenerator(seed: seed)
+            var kills = 0
+            var rounds: [String] = []
+            // Killing stops once enough kills are done; the round then runs to its end.
+            while kills < requiredKills {
+                guard rounds.count < 2 * requiredKills + 5 else {
+                    await run.fail("\(rounds.count) rounds ended with only \(kills) kills: the rounds end too soon; \(reproduce)")
+                    return
+                }
+                let prefix = "r\(rounds.count)-m"
+                rounds.append(prefix)
+                let total = rounds.count * workflowsPerRound
+                // Every process of a round runs the same load; a replacement starts the workflows
+                // again (a no-op for those that exist) until one process has started them all.
+                func launch(starter: Bool) throws -> ChildProcess {
+                    try run.launch([
+                        "--prefix", prefix, "--workflows", starter ? "\(workflowsPerRound)" : "0", "--total", "\(total)",
+                        "--steps", "\(steps)", "--step-ms", "150", "--long-sleep-ms", "2000", "--park-ms", "250", "--horizon-ms", "3000",
+                    ])
+                }
+                var workers = [try launch(starter: true), try launch(starter: false), try launch(starter: false)]
+                var started = false
+                let roundDeadline = ContinuousClock.now + .seconds(240)
+                roundLoop: while true {
+                    let pause = Duration.milliseconds(Int.random(in: 500...2000, using: &random))
+                    let slot = Int.random(in: 0..<workers.count, using: &random)
+                    _ = await poll(until: .now + pause) { workers.contains { $0.hasExited } }
+                    started = started || workers.contains { $0.output.contains("started ") }
+                    if let ended = workers.first(where: \.hasExited) {
+                        let exit = await ended.exit()
+                        guard exit == .exited(0) else {
+                            await run.fail("worker pid \(ended.pid) \(exit) in round \(rounds.count) after \(kills) kills; \(reproduce)")
+                            return
+                        }
+                        break roundLoop  // the round is done: the others end by themselves
+                    }
+                    guard ContinuousClock.now < roundDeadline else {
+                        await run.fail("round \(rounds.count) did not finish in 240 s (\(kills) kills so far); \(reproduce)")
+                        return
+                    }
+                    guard kills < requiredKills else { continue }
+                    let victim = workers[slot]
+                    victim.kill()
+                    switch await victim.exit() {
+                    case .signalled(SIGKILL): kills += 1
+                    case .exited(0): break roundLoop
+                    case let other:
+                        await run.fail("worker pid \(victim.pid) \(other) before it was killed; \(reproduce)")
+                        return
+                    }
+                    workers[slot] = try launch(starter: !started)
+                }
+                for worker in workers {
+                    let exit = await run.exit(of: worker, within: .seconds(120))
+                    guard exit == .exited(0) else {
+                        await run.fail("worker pid \(worker.pid) \(exit.map { "\($0)" } ?? "still runs 120 s") after its round ended; \(reproduce)")
+                        return
+                    }
+                }
+            }
+            #expect(kills >= requiredKills)
+
+            let ids = rounds.flatMap { prefix in (0..<workflowsPerRound).map { ("\(prefix)\($0)", $0) } }
+            let report = try await run.check(ids, steps: steps, context: reproduce)
+            // Nobody was paused here: a claim lost by a live process means its renewals came later
+            // than the lease (a starved machine). Safe — the oracles above hold — but worth seeing.
+            print(
+                "three processes under SIGKILL: seed \(seed), \(kills) kills over \(run.launches) launches, \(ids.count) workflows in \(rounds.count) rounds "
+                    + "(\(report.completed) completed, \(report.failed) failed), \(report.sleeps) durable sleeps each ended once "
+                    + "(\(report.movedAcrossSleep) workflows continued in another process after theirs), "
+                    + "\(report.rerun) step bodies re-run before their completion was committed; by live processes: \(report.refused) appends "
+                    + "refused (fenced), \(report.lost) claims found lost, \(report.zombieRuns) bodies run after losing the claim, "
+                    + "\(report.stopped) workflows stopped by a store failure")
+        }
+    }
+
+    @Test("a process SIGSTOPped past its lease: another takes its workflows over and finishes them; its late appends are refused, nothing is doubled")
+    func stoppedPastTheLease() async throws {
+        guard let worker = builtExecutable(named: "CrashWorker") else {
+            Issue.record("CrashWorker is not built beside the test bundle; run `swift build --build-tests` first")
+            return
+        }
+        let count = 24
+        let steps = 30
+        try await withWorkers(worker: worker, prefix: "pgstop") { run in
+            let arguments = ["--prefix", "stop-", "--total", "\(count)", "--steps", "\(steps)", "--step-ms", "100"]
+            let stopped = try run.launch(arguments + ["--workflows", "\(count)", "--owner", "stopped"])
+            guard await run.line("started \(count)", from: stopped, within: .seconds(60)) else {
+                await run.fail("the first process did not start its workflows in 60 s")
+                return
+            }
+            let taker = try run.launch(arguments + ["--workflows", "0", "--owner", "taker"])
+            guard await run.line("ready", from: taker, within: .seconds(60)) else {
+                await run.fail("the second process did not get ready in 60 s")
+                return
+            }
+            // Mid-run: a few steps of each workflow done, far from the end.
+            guard await poll(until: .now + .seconds(60), { run.ledgerLines().count { $0.hasPrefix("done ") } >= 3 * count }) else {
+                await run.fail("the workflows made no progress in 60 s")
+                return
+            }
+            stopped.signal(SIGSTOP)
+            let stoppedAt = ContinuousClock.now
+            // Whatever the paused process had sent before the signal has reached the server by then.
+            try await Task.sleep(for: .milliseconds(200))
+            let held = Set(try await run.store.list(status: .running, after: nil, limit: 1000).map(\.summary.id))
+            #expect(!held.isEmpty, "every workflow finished before the pause")
+            // Past the lease (three of them), and until the other process finished everything.
+            try await Task.sleep(until: stoppedAt + .milliseconds(3 * Self.leaseMilliseconds))
+            let finished = await poll(until: .now + .seconds(120)) {
+                let counts = try await run.store.counts()
+                return counts[.running] == 0 && counts[.completed] + counts[.failed] == count
+            }
+            let pausedFor = ContinuousClock.now - stoppedAt
+            stopped.signal(SIGCONT)
+            guard finished else {
+                await run.fail("the other process did not finish the paused one's workflows within 120 s past the lease")
+                return
+            }
+            for child in [stopped, taker] {
+                let exit = await run.exit(of: child, within: .seconds(60))
+                guard exit == .exited(0) else {
+                    await run.fail("worker pid \(child.pid) \(exit.map { "\($0)" } ?? "still runs after 60 s") after the pause")
+                    return
+                }
+            }
+
+            let report = try await run.check((0..<count).map { ("stop-\($0)", $0) }, steps: steps, context: "SIGSTOP test")
+            let pid = stopped.pid
+            let refused = report.refusedBy[pid, default: 0]
+            let lost = Set(report.lostBy[pid, default: []])
+            let stoppedByFailure = Set(report.stoppedBy[pid, default: []])
+            // The paused process learned, for each workflow it held, that its claim was lost —
+            // or stopped it when the commit it was in the middle of failed (the server had ended
+            // its session after a lease idle in the transaction).
+            let unnoticed = held.subtracting(lost).subtracting(report.refusedWorkflowsBy[pid, default: []]).subtracting(stoppedByFailure)
+            #expect(unnoticed.isEmpty, "the paused process never noticed it lost \(unnoticed.sorted())")
+            #expect(report.stoppedBy.keys.allSatisfy { $0 == pid }, "a process never paused stopped workflows after a store failure: \(report.stoppedBy)")
+            // The other process was never paused, but on a starved machine its own renewals can
+            // come later than the lease: then its appends are refused too (and it takes the
+            // workflows back by replay). Safe, and reported rather than failed.
+            let others = report.refused - refused
+            print(
+                "SIGSTOP past the lease: paused \(milliseconds(pausedFor)) "
+                    + "holding \(held.count) of \(count) workflows; the other process finished them; on SIGCONT \(refused) appends were "
+                    + "refused (ownershipLost), \(lost.count) claims found lost, \(stoppedByFailure.count) workflows stopped by the failed commit "
+                    + "it was paused in, \(report.zombieRunsBy[pid, default: 0]) step bodies ran late (their results never committed); "
+                    + "every step completed once in history"
+                    + (others > 0 ? "; the other process had \(others) appends refused (its renewals came late)" : ""))
+        }
+    }
+
+    @Test("after a SIGKILL another process takes the dead one's workflows over within lease + 1 s (lease + 3 s on CI)")
+    func takeoverTime() async throws {
+        guard let worker = builtExecutable(named: "CrashWorker") else {
+            Issue.record("CrashWorker is not built beside the test bundle; run `swift build --build-tests` first")
+            return
+        }
+        let rounds = ProcessInfo.processInfo.environment["CONTINUUM_PG_TAKEOVER_ROUNDS"].flatMap(Int.init) ?? 3
+        let count = 20
+        let steps = 30
+        let lease = Duration.milliseconds(Self.leaseMilliseconds)
+        try await withWorkers(worker: worker, prefix: "pgtakeover") { run in
+            var firsts: [Duration] = []
+            var lasts: [Duration] = []
+            var ids: [(String, Int)] = []
+            for round in 0..<rounds {
+                let prefix = "t\(round)-"
+                let arguments = ["--prefix", prefix, "--total", "\((round + 1) * count)", "--steps", "\(steps)", "--step-ms", "100"]
+                let holder = try run.launch(arguments + ["--workflows", "\(count)"])
+                let joiner = try run.launch(arguments + ["--workflows", "0"])
+                guard await run.line("started \(count)", from: holder, within: .seconds(60)), await run.line("ready", from: joiner, within: .seconds(60))
+                else {
+                    await run.fail("round \(round): the processes did not get going in 60 s")
+                    return
+                }
+                guard
+                    await poll(until: .now + .seconds(60), {
+                        run.ledgerLines().count { $0.hasPrefix("done \(prefix)") } >= 2 * count
+                    })
+                else {
+                    await run.fail("round \(round): the workflows made no progress in 60 s")
+                    return
+                }
+                holder.kill()
+                let killedAt = Int64(Date().timeIntervalSince1970 * 1e9)
+                #expect(await holder.exit() == .signalled(SIGKILL))
+                let exit = await run.exit(of: joiner, within: .seconds(120))
+                guard exit == .exited(0) else {
+                    await run.fail("round \(round): the joining process \(exit.map { "\($0)" } ?? "still runs after 120 s")")
+                    return
+                }
+                // For each workflow the dead process held: the first event committed after the kill.
+                var adopted: [Int64] = []
+                for index in 0..<count {
+                    let events = try #require(try await run.store.load(id: "\(prefix)\(index)")).events
+                    if let first = events.first(where: { $0.timestamp > killedAt }) { adopted.append(first.timestamp - killedAt) }
+                }
+                guard let first = adopted.min(), let last = adopted.max() else {
+                    Issue.record("round \(round): no workflow was left to take over")
+                    continue
+                }
+                firsts.append(.nanoseconds(first))
+                lasts.append(.nanoseconds(last))
+                #expect(.nanoseconds(first) <= lease + .seconds(3), "round \(round): the first workflow was taken over \(Duration.nanoseconds(first)) after the kill")
+                ids += (0..<count).map { ("\(prefix)\($0)", $0) }
+            }
+            _ = try await run.check(ids, steps: steps, context: "takeover test")
+            func ms(_ durations: [Duration]) -> String { durations.map(milliseconds).joined(separator: ", ") }
+            print(
+                "takeover after SIGKILL (lease \(Self.leaseMilliseconds) ms, renewals every \(Self.leaseMilliseconds / 3) ms): first workflow "
+                    + "continued by the other process after \(ms(firsts)); all \(count) after \(ms(lasts))")
+        }
+    }
+
+    /// Runs `body` with a fresh schema, a shared ledger and a store the test reads through;
+    /// afterwards kills whatever worker still runs, closes the store and drops the schema.
+    private func withWorkers(worker: String, prefix: String, _ body: (WorkerRun) async throws -> Void) async throws {
+        let url = try TestPostgres.url()
+        let schema = TestPostgres.uniqueSchema(prefix)
+        var configuration = try PostgresStore.Configuration(url: url)
+        configuration.schema = schema
+        configuration.poolSize = 2
+        let store = try await PostgresStore.connect(configuration: configuration, logger: testLogger)
+        try await withTemporaryDirectory(prefix: "continuum-\(prefix)") { directory in
+            let run = WorkerRun(worker: worker, url: url, schema: schema, ledger: directory + "/ledger.txt", store: store)
+            let result: Result<Void, any Error>
+            do {
+                result = .success(try await body(run))
+            } catch {
+                result = .failure(error)
+            }
+            await run.killAll()
+            // CONTINUUM_PG_CRASH_KEEP=DIR keeps the shared ledger and every process's output there.
+            if let keep = ProcessInfo.processInfo.environment["CONTINUUM_PG_CRASH_KEEP"] {
+                try? FileManager.default.createDirectory(atPath: keep, withIntermediateDirectories: true)
+                try? FileManager.default.copyItem(atPath: run.ledger, toPath: "\(keep)/\(schema)-ledger.txt")
+                let outputs = run.children.map { "--- pid \($0.pid)\n\($0.output)" }.joined(separator: "\n")
+                try? outputs.write(toFile: "\(keep)/\(schema)-output.txt", atomically: true, encoding: .utf8)
+            }
+            try? await store.dropSchema()
+            await store.close()
+            try result.get()
+        }
+    }
+}
+
+/// A duration in whole milliseconds, for reports.
+private func milliseconds(_ duration: Duration) -> String {
+    "\(Int((duration / .milliseconds(1)).rounded())) ms"
+}
+
+/// Polls `condition` every 20 ms until it holds (true) or `deadline` passes (false).
+private func poll(until deadline: ContinuousClock.Instant, _ condition: () async throws -> Bool) async -> Bool {
+    while true {
+        if (try? await condition()) == true { return true }
+        if ContinuousClock.now >= deadline { return false }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+}
+
+/// The worker processes of one test, on one schema, with one ledger.
+private final class WorkerRun: @unchecked Sendable {
+    let worker: String
+    let url: String
+    let schema: String
+    let ledger: String
+    let store: PostgresStore
+    /// Every process launched, in order (for the watchdog's report).
+    private(set) var children: [ChildProcess] = []
+    var launches: Int { children.count }
+
+    init(worker: String, url: String, schema: String, ledger: String, store: PostgresStore) {
+        self.worker = worker
+        self.url = url
+        self.schema = schema
+        self.ledger = ledger
+        self.store = store
+    }
+
+    /// Starts a worker on the schema with the test's lease and an owner name of its own.
+    func launch(_ arguments: [String]) throws -> ChildProcess {
+        let owner = arguments.contains("--owner") ? [] : ["--owner", "p\(children.count + 1)"]
+        let child = try ChildProcess(
+            executable: worker,
+            arguments: [
+                "--postgres", url, "--schema", schema, "--ledger", ledger, "--lease-ms", "\(PostgresCrashTests.leaseMilliseconds)",
+            ] + owner + arguments)
+        children.append(child)
+        return child
+    }
+
+    /// Whether `child` printed `line` (a line starting with it) within `timeout`.
+    func line(_ line: String, from child: ChildProcess, within timeout: Duration) async -> Bool {
+        await poll(until: .now + timeout) { child.output.split(separator: "\n").contains { $0.hasPrefix(line) } }
+    }
+
+    /// How `child` exited, or `nil` when it still runs after `timeout`.
+    func exit(of child: ChildProcess, within timeout: Duration) async -> ChildProcess.Exit? {
+        guard await poll(until: .now + timeout, { child.hasExited }) else { return nil }
+        return await child.exit()
+    }
+
+    func ledgerLines() -> [Substring] {
+        ((try? String(contentsOfFile: ledger, encoding: .utf8)) ?? "").split(separator: "\n")
+    }
+
+    /// The watchdog: asks every live worker what it holds (SIGUSR1), records the failure with
+    /// each process's output and the store's counts, and kills them all.
+    func fail(_ message: String) async {
+        let live = children.filter { !$0.hasExited }
+        for child in live { child.signal(SIGCONT); child.signal(SIGUSR1) }
+        try? await Task.sleep(for: .seconds(3))
+        let counts = (try? await store.counts()).map { "\($0)" } ?? "unreadable"
+        var report = "\(message)\nstore counts: \(counts)\n"
+        for (index, child) in children.enumerated() {
+            report += "--- launch \(index + 1), pid \(child.pid), \(child.hasExited ? "exited" : "running"):\n\(child.output.suffix(6_000))\n"
+        }
+        Issue.record(Comment(rawValue: report))
+        await killAll()
+    }
+
+    func killAll() async {
+        for child in children where !child.hasExited {
+            child.signal(SIGCONT)
+            child.kill()
+            _ = await child.exit()
+        }
+    }
+
+    /// What ``check(_:steps:context:)`` found.
+    struct Report {
+        var completed = 0
+        var failed = 0
+        var sleeps = 0
+        /// Workflows whose step after the durable sleep was committed by another process than
+        /// the step before it (the first process died, or parked it and another's timer fired first).
+        var movedAcrossSleep = 0
+        /// Step bodies that ran again before their completion was committed (the cost of a crash).
+        var rerun = 0
+        /// Step bodies that ran after their completion was committed, in processes that had lost
+        /// the claim (fenced: their results were refused), per process.
+        var zombieRunsBy: [Int32: Int] = [:]
+        var zombieRuns: Int { zombieRunsBy.values.reduce(0, +) }
+        /// Per process, how many of its appends the store refused (ownershipLost), and for which workflows.
+        var refusedBy: [Int32: Int] = [:]
+        var refusedWorkflowsBy: [Int32: Set<String>] = [:]
+        var refused: Int { refusedBy.values.reduce(0, +) }
+        var lostBy: [Int32: [String]] = [:]
+        var lost: Int { lostBy.values.reduce(0) { $0 + $1.count } }
+        /// Per process, the workflows it stopped in memory after a store failure.
+        var stoppedBy: [Int32: [String]] = [:]
+        var stopped: Int { stoppedBy.values.reduce(0) { $0 + $1.count } }
+    }
+
+    /// Checks the oracles over the ledger and the store for workflows `ids` (id, index): every
+    /// step ran and completed once in history with the value the workflow saw, no step body ran
+    /// after its completion was committed (but in a process that had lost the claim, whose
+    /// results were refused), every durable sleep ended once, one terminal state each with the
+    /// right result, and the store's counts match its rows with nothing left running.
+    func check(_ ids: [(String, Int)], steps: Int, context: String) async throws -> Report {
+        let ledger = SharedLedger(lines: ledgerLines())
+        var report = Report()
+        report.refusedBy = ledger.refused.mapValues(\.count)
+        report.refusedWorkflowsBy = ledger.refused.mapValues(Set.init)
+        report.lostBy = ledger.lost.mapValues { Array($0) }
+        report.stoppedBy = ledger.stopped.mapValues { Array($0) }
+        for (id, index) in ids {
+            let plain = index % 7 != 3
+            let names = (0..<steps).map { "s\($0)" } + ["flaky"]
+            guard let stored = try await store.load(id: id) else {
+                Issue.record("\(id) is not in the store; \(context)")
+                continue
+            }
+            let history = StoredHistory(stored.events)
+            var committed: [String] = []
+            for name in names {
+                let key = SharedLedger.Key(workflow: id, step: name)
+                guard let value = ledger.committedValue(key, report: &report, context: context) else { continue }
+                committed.append(value)
+                #expect(history.completed[name] == [value], "\(id) \(name): history holds \(history.completed[name] ?? []), the workflow saw \(value); \(context)")
+            }
+            let pids = committed.map { $0.split(separator: ":").dropFirst(2).first.map(String.init) ?? "?" }
+            if pids.count > 1, pids[0] != pids[1] { report.movedAcrossSleep += 1 }
+            #expect(Set(history.completed.keys) == Set(names), "\(id) completed steps \(history.completed.keys.sorted()); \(context)")
+            #expect(ledger.failedAttempts[id, default: 0] >= 1, "\(id): the flaky step's first attempt never failed; \(context)")
+            #expect(history.retrying == ["flaky": 1], "\(id): retries \(history.retrying); \(context)")
+            // Every durable sleep (and nothing else waited) ended once, when its timer fired.
+            #expect(history.waitsStarted.count == 1 && history.waitsStarted.allSatisfy { history.waitsEnded[$0] == 1 }, "\(id): waits started \(history.waitsStarted), ended \(history.waitsEnded); \(context)")
+            #expect(history.waitsEnded.values.allSatisfy { $0 == 1 } && Set(history.waitsEnded.keys) == Set(history.waitsStarted), "\(id): waits ended \(history.waitsEnded); \(context)")
+            report.sleeps += history.waitsStarted.count
+            #expect(history.terminal.count == 1, "\(id) ended \(history.terminal.count) times: \(history.terminal); \(context)")
+            let returned = Set(ledger.returns[id] ?? [])
+            if plain {
+                let expected = committed.joined(separator: "|")
+                #expect(history.terminal == [.completed(expected)], "\(id) ended with \(history.terminal), expected its steps \(expected); \(context)")
+                #expect(returned == [expected], "\(id): the body returned \(returned); \(context)")
+                #expect(stored.summary.status == .completed, "\(id) is \(stored.summary.status); \(context)")
+                report.completed += 1
+            } else {
+                #expect(history.terminal == [.failed], "\(id) ended with \(history.terminal), expected a failure; \(context)")
+                #expect(history.failedSteps == ["doomed": 1], "\(id): failed steps \(history.failedSteps); \(context)")
+                #expect(returned.isEmpty, "\(id) failed but its body returned \(returned); \(context)")
+                #expect(stored.summary.status == .failed, "\(id) is \(stored.summary.status); \(context)")
+                report.failed += 1
+            }
+        }
+        // The counts the store keeps in its transactions match its rows; nothing is left running.
+        let counts = try await store.counts()
+        for status in WorkflowStatus.allCases {
+            var rows = 0
+            var after: StreamID?
+            while true {
+                let page = try await store.list(status: status, after: after, limit: 1000)
+                rows += page.count
+                guard let last = page.last, page.count == 1000 else { break }
+                after = last.stream
+            }
+            #expect(counts[status] == rows, "the store counts \(counts[status]) \(status) workflows and holds \(rows); \(context)")
+        }
+        #expect(counts[.running] == 0 && counts.parked == 0, "left running: \(counts); \(context)")
+        #expect(counts[.completed] == report.completed && counts[.failed] == report.failed, "counts \(counts); \(context)")
+        return report
+    }
+}
+
+/// What one workflow's stored history says.
+private struct StoredHistory {
+    enum Terminal: Equatable { case completed(String), failed, other(String) }
+    /// The values of each completed step, by name, in history order.
+    var completed: [String: [String]] = [:]
+    var failedSteps: [String: Int] = [:]
+    var retrying: [String: Int] = [:]
+    var waitsStarted: [StepKey] = []
+    var waitsEnded: [StepKey: Int] = [:]
+    var terminal: [Terminal] = []
+
+    init(_ events: [HistoryEvent]) {
+        for event in events {
+            switch event.kind {
+            case .stepCompleted(let step, let result):
+                completed[step.name, default: []].append((try? JSONDecoder().decode(String.self, from: Data(result))) ?? "undecodable")
+            case .stepFailed(let step, _): failedSteps[step.name, default: 0] += 1
+            case .stepRetrying(let step, _, _, _): retrying[step.name, default: 0] += 1
+            case .waitStarted(let step, _, _): waitsStarted.append(step.key)
+            case .waitEnded(let key, .fired): waitsEnded[key, default: 0] += 1
+            case .waitEnded(let key, let outcome): terminal.append(.other("wait \(key) ended \(outcome)"))
+            case .workflowCompleted(let output): terminal.append(.completed((try? JSONDecoder().decode(String.self, from: Data(output))) ?? "undecodable"))
+            case .workflowFailed: terminal.append(.failed)
+            case .workflowStarted: continue
+            default: terminal.append(.other("\(event.kind)"))
+            }
+        }
+    }
+}
+
+/// The ledger every worker process appends to, parsed. Step values are
+/// `<workflow>:<step>:<pid>:<random>`, so each run names the process that ran it.
+private struct SharedLedger {
+    struct Key: Hashable { var workflow: String; var step: String }
+    struct Run { var value: String; var pid: Int32; var line: Int }
+
+    var runs: [Key: [Run]] = [:]
+    var seen: [Key: [String]] = [:]
+    var firstSeenLine: [Key: Int] = [:]
+    var returns: [String: [String]] = [:]
+    var failedAttempts: [String: Int] = [:]
+    /// Per process, the workflows whose appends the store refused (one entry per refusal).
+    var refused: [Int32: [String]] = [:]
+    /// Per process, the workflows it found it had lost.
+    var lost: [Int32: Set<String>] = [:]
+    /// Per process, the workflows it stopped in memory after a store failure.
+    var stopped: [Int32: Set<String>] = [:]
+
+    init(lines: [Substring]) {
+        for (number, line) in lines.enumerated() {
+            let fields = line.split(separator: " ").map(String.init)
+            switch (fields.first, fields.count) {
+            case ("run", 4):
+                let pid = fields[3].split(separator: ":").dropFirst(2).first.flatMap { Int32($0) } ?? -1
+                runs[Key(workflow: fields[1], step: fields[2]), default: []].append(Run(value: fields[3], pid: pid, line: number))
+            case ("done", 4):
+                let key = Key(workflow: fields[1], step: fields[2])
+                seen[key, default: []].append(fields[3])
+                if firstSeenLine[key] == nil { firstSeenLine[key] = number }
+            case ("return", 3): returns[fields[1], default: []].append(fields[2])
+            case ("fail", 4): failedAttempts[fields[1], default: 0] += 1
+            case ("refused", 4): refused[Int32(fields[2]) ?? -1, default: []].append(fields[1])
+            case ("lost", 3): lost[Int32(fields[2]) ?? -1, default: []].insert(fields[1])
+            case ("stopped", 4): stopped[Int32(fields[2]) ?? -1, default: []].insert(fields[1])
+            default: continue  // a line cut short by SIGKILL
+            }
+        }
+    }
+
+    /// Whether process `pid` knew it had lost workflow `id` (a refused append, a lost claim),
+    /// or stopped it after a failed commit: either way nothing more of it was committed there.
+    func fenced(_ id: String, _ pid: Int32) -> Bool {
+        lost[pid]?.contains(id) == true || refused[pid]?.contains(id) == true || stopped[pid]?.contains(id) == true
+    }
+
+    /// Checks the step oracle and returns the step's committed value: the step ran, the workflow
+    /// saw one result across all runs and processes, and no body ran after the run whose result
+    /// was committed, except in a process that had lost the claim (a paused process waking up:
+    /// its result is refused, which the history check confirms).
+    func committedValue(_ key: Key, report: inout WorkerRun.Report, context: String) -> String? {
+        let runs = runs[key] ?? []
+        let seen = Set(seen[key] ?? [])
+        #expect(!runs.isEmpty, "\(key.workflow) \(key.step) never ran; \(context)")
+        #expect(seen.count == 1, "\(key.workflow) \(key.step) returned different results across runs: \(seen); \(context)")
+        guard let value = seen.first else { return nil }
+        guard let commit = runs.firstIndex(where: { $0.value == value }) else {
+            Issue.record("\(key.workflow) \(key.step): the committed value \(value) was never produced by a run; \(context)")
+            return value
+        }
+        report.rerun += commit
+        for late in runs[(commit + 1)...] {
+            if fenced(key.workflow, late.pid) {
+                report.zombieRunsBy[late.pid, default: 0] += 1
+            } else {
+                Issue.record("\(key.workflow) \(key.step) ran again (pid \(late.pid)) after its result \(value) was committed; runs \(runs.map(\.value)); \(context)")
+            }
+        }
+        return value
+    }
+}
