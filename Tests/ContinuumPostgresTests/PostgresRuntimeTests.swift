@@ -271,3 +271,45 @@ struct PostgresSharedTests {
         }
     }
 }
+
+/// Sleeps two seconds, then a step.
+struct Doze: Workflow {
+    static let name = "doze"
+
+    func run(_ ctx: WorkflowContext, input: Int) async throws -> Int {
+        try await ctx.sleep(for: .seconds(2))
+        return try await ctx.step("after") { input + 1 }
+    }
+}
+
+@Suite("A parked workflow whose process died")
+struct PostgresParkedOrphanTests {
+    @Test("is woken by another runtime soon after its timer is due, though that runtime's horizon had passed its place in the due index")
+    func orphanedTimer() async throws {
+        try await withPostgresStore(configure: { $0.leaseDuration = .seconds(30) }) { store in
+            var configuration = store.configuration
+            configuration.schema = store.configuration.schema
+            let other = try await PostgresStore.connect(configuration: configuration, logger: testLogger)
+            // B reads the due index again only after 5 minutes (half its horizon).
+            var b = WorkflowRuntime.Configuration(parkAfter: nil, timerHorizon: .seconds(600))
+            b.owner = OwnerID("b")
+            // B runs first: its horizon has read the (empty) index before A parks anything.
+            try await WorkflowRuntime.withRuntime(store: other, workflows: [Doze()], configuration: b) { runtimeB in
+                var a = WorkflowRuntime.Configuration(parkAfter: .milliseconds(50))
+                a.owner = OwnerID("a")
+                try await WorkflowRuntime.withRuntime(store: store, workflows: [Doze()], configuration: a) { runtimeA in
+                    try await runtimeA.start(Doze.self, id: "d1", input: 41)
+                    // Parked (released) by A, then A is gone before the timer is due.
+                    _ = try await withTimeout(.seconds(40)) {
+                        while try await store.counts().parked < 1 { try await Task.sleep(for: .milliseconds(20)) }
+                    }
+                }
+                // B's horizon reload is minutes away; the overdue-timer sweep finds it a second
+                // after it is due (40 s: slack for a loaded CI machine).
+                let result = try await withTimeout(.seconds(40)) { try await runtimeB.handle(Doze.self, id: "d1").result() }
+                #expect(result == 42)
+            }
+            await other.close()
+        }
+    }
+}
