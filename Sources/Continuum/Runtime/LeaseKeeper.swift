@@ -34,23 +34,6 @@ struct LeaseKeeper: Sendable {
                 await renewClaims()
             }
             await adoptRunnable()
-            await wakeOverdue()
-        }
-    }
-
-    /// Wakes the workflows whose timers are overdue by more than a second. A workflow parked by
-    /// a process that then died is in no runtime's timer wheel: the others read the due index
-    /// only forward from where their horizon reached, so a timer added behind that point would
-    /// wait until a runtime restarts. The first page of the index holds the most overdue ones.
-    private func wakeOverdue() async {
-        let cutoff = clock.now() - 1_000_000_000
-        do {
-            for timer in try await store.timers(after: nil, limit: 256) {
-                guard timer.due <= cutoff else { return }
-                adopt(timer.id)
-            }
-        } catch {
-            logger.warning("Could not read the timer index: \(error.message)", metadata: [WorkflowRuntime.LogKey.errorCode: "\(error.code)"])
         }
     }
 
