@@ -163,7 +163,7 @@ extension PostgresStore {
             var rows = try await lockRows(Array(appendStreams).sorted(), on: connection)
             for (index, request) in requests.enumerated() {
                 guard case .append(let append) = request else { continue }
-                outcomes[index] = decide(append, rows: &rows, now: now, writes: &writes)
+                outcomes[index] = decide(append, rows: &rows, writes: &writes)
             }
             try await updateRows(rows, on: connection)
         }
@@ -267,13 +267,15 @@ extension PostgresStore {
     }
 
     /// Whether `request` may be appended to its (locked) row, and its effects when it may.
-    private func decide(_ request: AppendRequest, rows: inout [Int64: Row], now: Int64, writes: inout Writes) -> Outcome {
+    private func decide(_ request: AppendRequest, rows: inout [Int64: Row], writes: inout Writes) -> Outcome {
         let stream = Int64(request.stream.rawValue)
         guard var row = rows[stream] else {
             return .refused(ContinuumError(.unknownWorkflow, "Workflow '\(request.id)' has no record.", workflowID: request.id))
         }
         let token = request.fence.token
-        guard row.owner == token.owner.rawValue, row.epoch == Int64(token.epoch), row.leaseExpiry.map({ $0 > now }) ?? true else {
+        // The token alone decides: a lease that ran out lets another owner claim the workflow,
+        // and that claim (under this row's lock) is what ends this one.
+        guard row.owner == token.owner.rawValue, row.epoch == Int64(token.epoch) else {
             return .refused(
                 ContinuumError(
                     .ownershipLost, "Workflow '\(request.id)' is no longer claimed by \(token); nothing was appended.", workflowID: request.id))

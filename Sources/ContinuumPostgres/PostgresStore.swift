@@ -329,7 +329,7 @@ public final class PostgresStore: EventStore {
                 c AS (SELECT * FROM unnest($3::bigint[], $4::text[], $5::bigint[]) AS c(stream, owner, epoch)),
                 held AS (
                     SELECT c.stream, c.owner, c.epoch FROM \(schema).workflows w JOIN c ON w.stream = c.stream, now
-                    WHERE w.owner = c.owner AND w.epoch = c.epoch AND w.lease_expiry > now.ns
+                    WHERE w.owner = c.owner AND w.epoch = c.epoch
                     ORDER BY w.stream
                     FOR UPDATE OF w
                 )
@@ -351,6 +351,73 @@ public final class PostgresStore: EventStore {
             return claims.filter { !renewed.contains($0) }
         } catch {
             throw Self.storeError(error, doing: "renew \(claims.count) claims")
+        }
+    }
+
+    public func claimAvailable(owner: OwnerID, overdue: Duration, limit: Int) async throws(ContinuumError) -> [ClaimedWorkflow] {
+        try ensureOpen()
+        guard limit > 0 else { return [] }
+        // Two kinds of rows, each locked with SKIP LOCKED so that runtimes claiming at once share
+        // them out instead of queueing behind each other: running rows whose lease ran out (by
+        // the index on lease expiry), and parked rows with an overdue timer (by the due index).
+        // A row this owner holds under a lapsed lease keeps its token (its lease is extended):
+        // a new epoch would fence off the run this runtime may still be making of it.
+        var query = PostgresQuery(
+            unsafeSQL: """
+                WITH now AS (SELECT \(nowSQL(1)) AS ns),
+                expired AS (
+                    SELECT w.stream, false AS parked FROM \(schema).workflows w, now
+                    WHERE w.status = 'running' AND NOT w.parked
+                      AND (w.lease_expiry <= now.ns OR w.lease_expiry IS NULL)
+                    ORDER BY w.lease_expiry NULLS FIRST
+                    LIMIT $5
+                    FOR UPDATE OF w SKIP LOCKED
+                ),
+                due AS (
+                    SELECT w.stream, true AS parked FROM \(schema).workflows w, now
+                    WHERE w.stream IN (
+                          SELECT t.stream FROM \(schema).timers t, now WHERE t.due <= now.ns - $4 ORDER BY t.due LIMIT $5 * 4)
+                      AND w.status = 'running' AND w.parked AND w.owner IS NULL
+                    LIMIT $5
+                    FOR UPDATE OF w SKIP LOCKED
+                ),
+                picked AS (
+                    SELECT * FROM expired
+                    UNION ALL
+                    SELECT * FROM due WHERE (SELECT count(*) FROM expired) < $5
+                ),
+                claimed AS (
+                    UPDATE \(schema).workflows w
+                    SET owner = $2, epoch = CASE WHEN w.owner = $2 THEN w.epoch ELSE w.epoch + 1 END,
+                        lease_expiry = now.ns + $3, parked = false
+                    FROM picked, now
+                    WHERE w.stream = picked.stream
+                    RETURNING w.stream, w.id, w.epoch, picked.parked
+                ),
+                counted AS (
+                    INSERT INTO \(schema).counts (status, shard, count)
+                    SELECT 'parked', $6, -count(*) FROM claimed WHERE claimed.parked HAVING count(*) > 0
+                    ON CONFLICT (status, shard) DO UPDATE SET count = \(schema).counts.count + excluded.count
+                )
+                SELECT stream, id, epoch FROM claimed
+                """)
+        query.binds.append(clockNow)
+        query.binds.append(owner.rawValue)
+        query.binds.append(configuration.leaseDuration.nanoseconds)
+        query.binds.append(overdue.nanoseconds)
+        query.binds.append(limit)
+        query.binds.append(shard)
+        do {
+            var claimed: [ClaimedWorkflow] = []
+            for (stream, id, epoch) in try await fetch(query).decode((Int64, ByteBuffer, Int64).self) {
+                claimed.append(
+                    ClaimedWorkflow(
+                        id: String(decoding: id.readableBytesView, as: UTF8.self),
+                        claim: Claim(stream: StreamID(rawValue: UInt64(stream)), token: FencingToken(owner: owner, epoch: UInt64(epoch)))))
+            }
+            return claimed
+        } catch {
+            throw Self.storeError(error, doing: "claim available workflows")
         }
     }
 

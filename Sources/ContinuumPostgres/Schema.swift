@@ -92,6 +92,12 @@ enum Schema {
                 ]
             }
         ),
+        (
+            "runnable workflows by lease expiry, for claims of work nobody does",
+            { s in
+                ["CREATE INDEX workflows_lease ON \(s).workflows (lease_expiry) WHERE status = 'running' AND NOT parked"]
+            }
+        ),
     ]
 
     /// Creates the schema or brings it up to ``version``.

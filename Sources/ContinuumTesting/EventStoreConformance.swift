@@ -77,6 +77,11 @@ public enum EventStoreConformance {
         Check(name: "a finished workflow can be claimed and keeps its status; an unknown one cannot", body: claimNeedsUnfinished),
         Check(name: "a new workflow can be created with a history and timers in the same transaction", body: createWithHistory),
         Check(name: "leases: another owner's live claim stands; once it runs out the workflow is taken and the old owner cannot write", body: leases),
+        Check(name: "a lapsed lease nobody took is still the claim: its owner appends and renews; only another's claim ends it", body: lapsedLease),
+        Check(
+            name: "claimAvailable takes lapsed claims and parked workflows with overdue timers, nothing live, finished or not yet due; keeps the caller's own token",
+            body: claimAvailable),
+        Check(name: "two runtimes claiming available work at once get disjoint shares of it", body: claimAvailableShares),
         Check(
             name: "a shared store's inbox keeps messages for the workflow's holder, or anyone when nobody holds it, oldest first; the first settlement stands",
             body: inbox),
@@ -374,6 +379,95 @@ public enum EventStoreConformance {
         try c.expect((stale as? ContinuumError)?.code == .ownershipLost, "the owner whose lease ran out could append")
         try c.expect(try await c.store.renew([held, taken]) == [held], "renew must report the expired claim lost")
         try await c.store.append(AppendRequest(fence: taken, id: "w", events: [c.step(1, "new owner")]))
+    }
+
+    private static func lapsedLease(_ c: Context) async throws {
+        guard let lease = c.store.limits.leaseDuration else { return }
+        let held = try await c.create("w")
+        c.clock.advance(by: lease * 1.5)
+        // Nobody took it: the token is current, so it writes and renews.
+        try await c.store.append(AppendRequest(fence: held, id: "w", events: [c.step(1, "late but current")]))
+        try c.expect(try await c.store.renew([held]).isEmpty, "a lapsed claim nobody took could not be renewed")
+        try c.expect(try await c.store.claim("w", owner: c.other) == nil, "a renewed lease could be taken")
+        // Lapsed again and taken: now the old token is refused.
+        c.clock.advance(by: lease * 1.5)
+        let taken = try c.require(try await c.store.claim("w", owner: c.other), "a lapsed lease could not be taken")
+        let stale = await c.errorOf { try await c.store.append(AppendRequest(fence: held, id: "w", events: [c.step(2, "stale")])) }
+        try c.expect((stale as? ContinuumError)?.code == .ownershipLost, "the owner whose workflow was taken could append: \(stale.map { "\($0)" } ?? "no error")")
+        try c.expect(try await c.store.renew([held]) == [held], "renew must report a taken claim lost")
+        try await c.store.append(AppendRequest(fence: taken, id: "w", events: [c.step(2, "new owner")]))
+    }
+
+    private static func claimAvailable(_ c: Context) async throws {
+        guard let lease = c.store.limits.leaseDuration else {
+            // One process owns the store: what it has to run is what recovery would run.
+            _ = try await c.create("a")
+            let parked = try await c.create("b")
+            try await c.store.release(parked, id: "b")
+            let claimed = try await c.store.claimAvailable(owner: c.other, overdue: .zero, limit: 10)
+            try c.expect(claimed.map(\.id) == ["a"], "claimAvailable without leases: \(claimed.map(\.id))")
+            try await c.store.append(AppendRequest(fence: claimed[0].claim, id: "a", events: [c.step(1, "claimed")]))
+            return
+        }
+        let start = c.clock.now()
+        let lapsed = try await c.create("lapsed")
+        let sleeper = try await c.create("sleeper")
+        let early = try await c.create("early")
+        let done = try await c.create("done")
+        try await c.store.append(AppendRequest(fence: sleeper, id: "sleeper", events: [], timers: [.add(start + lease.nanoseconds / 2)], release: true))
+        try await c.store.append(AppendRequest(fence: early, id: "early", events: [], timers: [.add(start + lease.nanoseconds * 10)], release: true))
+        try await c.store.append(
+            AppendRequest(
+                fence: done, id: "done", events: [HistoryEvent(sequence: 1, timestamp: 3, kind: .workflowCompleted(output: []))], status: .completed,
+                release: true))
+        c.clock.advance(by: lease * 1.5)
+        _ = try await c.create("live")
+        let first = try await c.store.claimAvailable(owner: c.other, overdue: lease / 4, limit: 10)
+        try c.expect(Set(first.map(\.id)) == ["lapsed", "sleeper"], "claimed \(first.map(\.id)), not the lapsed and the overdue one")
+        try c.expect(first.allSatisfy { $0.claim.token.owner == c.other }, "claims for another owner: \(first)")
+        let counts = try await c.store.counts()
+        try c.expect(counts.parked == 1, "a claimed parked workflow is still counted parked: \(counts)")
+        let stale = await c.errorOf { try await c.store.append(AppendRequest(fence: lapsed, id: "lapsed", events: [c.step(1, "stale")])) }
+        try c.expect((stale as? ContinuumError)?.code == .ownershipLost, "the lapsed owner could append after the workflow was claimed")
+        let claim = try c.require(first.first { $0.id == "lapsed" }?.claim, "no claim for 'lapsed'")
+        try await c.store.append(AppendRequest(fence: claim, id: "lapsed", events: [c.step(1, "claimed")]))
+        try c.expect(try await c.store.claimAvailable(owner: c.owner, overdue: lease / 4, limit: 10).isEmpty, "live claims were taken")
+        // All lapse: the caller's own come back with their tokens; the others' get new epochs.
+        c.clock.advance(by: lease * 1.5)
+        let one = try await c.store.claimAvailable(owner: c.other, overdue: lease / 4, limit: 1)
+        try c.expect(one.count == 1, "limit 1 claimed \(one.count)")
+        let rest = try await c.store.claimAvailable(owner: c.other, overdue: lease / 4, limit: 10)
+        let second = one + rest
+        try c.expect(Set(second.map(\.id)) == ["lapsed", "sleeper", "live"], "claimed \(second.map(\.id)) after all lapsed")
+        for workflow in first {
+            let again = second.first { $0.id == workflow.id }
+            try c.expect(again?.claim == workflow.claim, "the caller's own lapsed claim on '\(workflow.id)' changed: \(workflow.claim) then \(String(describing: again))")
+        }
+        try await c.store.append(AppendRequest(fence: claim, id: "lapsed", events: [c.step(2, "same token")]))
+    }
+
+    private static func claimAvailableShares(_ c: Context) async throws {
+        guard let lease = c.store.limits.leaseDuration else { return }
+        let ids = (0..<60).map { "w\($0)" }
+        for id in ids { _ = try await c.create(id) }
+        c.clock.advance(by: lease * 1.5)
+        let store = c.store
+        let owners = (0..<3).map { OwnerID("sharer-\($0)") }
+        let shares = try await withThrowingTaskGroup(of: [ClaimedWorkflow].self) { group in
+            for owner in owners {
+                group.addTask {
+                    var mine: [ClaimedWorkflow] = []
+                    while true {
+                        let page = try await store.claimAvailable(owner: owner, overdue: .zero, limit: 7)
+                        if page.isEmpty { return mine }
+                        mine += page
+                    }
+                }
+            }
+            return try await group.reduce(into: [[ClaimedWorkflow]]()) { $0.append($1) }
+        }
+        let all = shares.flatMap { $0.map(\.id) }
+        try c.expect(all.count == ids.count && Set(all) == Set(ids), "shares overlap or miss: \(shares.map { $0.map(\.id) })")
     }
 
     private static func inbox(_ c: Context) async throws {

@@ -109,7 +109,9 @@ public final class InMemoryStore: EventStore {
             guard var record = state.records[stream] else {
                 throw ContinuumError(.unknownWorkflow, "Workflow '\(request.id)' has no record.", workflowID: request.id)
             }
-            guard record.claim == request.fence.token, !Self.expired(record, now: now) else {
+            // The token alone decides: a lease that ran out lets another owner claim the
+            // workflow, and that claim is what ends this one.
+            guard record.claim == request.fence.token else {
                 throw ContinuumError(
                     .ownershipLost,
                     "Workflow '\(request.id)' is no longer claimed by \(request.fence.token); nothing was appended.", workflowID: request.id)
@@ -180,7 +182,7 @@ public final class InMemoryStore: EventStore {
             guard !state.closed else { throw Self.closedError }
             var lost: [Claim] = []
             for claim in claims {
-                guard var record = state.records[claim.stream.rawValue], record.claim == claim.token, !Self.expired(record, now: now) else {
+                guard var record = state.records[claim.stream.rawValue], record.claim == claim.token else {
                     lost.append(claim)
                     continue
                 }
@@ -188,6 +190,51 @@ public final class InMemoryStore: EventStore {
                 state.records[claim.stream.rawValue] = record
             }
             return lost
+        }
+    }
+
+    public func claimAvailable(owner: OwnerID, overdue: Duration, limit: Int) async throws(ContinuumError) -> [ClaimedWorkflow] {
+        let now = clock.now()
+        let overdue = overdue.nanoseconds
+        return try state.withLock { state throws(ContinuumError) in
+            guard !state.closed else { throw Self.closedError }
+            func available(_ record: Record) -> Bool {
+                guard record.summary.status == .running else { return false }
+                if record.parked { return record.claim == nil }
+                return limits.leaseDuration == nil || record.claim == nil || Self.expired(record, now: now)
+            }
+            var picked: [UInt64] = []
+            for stream in state.records.keys.sorted() where picked.count < limit {
+                if let record = state.records[stream], !record.parked, available(record) { picked.append(stream) }
+            }
+            var seen = Set(picked)
+            for timer in state.timers where picked.count < limit && timer.due <= now - overdue {
+                let stream = timer.stream.rawValue
+                if !seen.contains(stream), let record = state.records[stream], record.parked, available(record) {
+                    picked.append(stream)
+                    seen.insert(stream)
+                }
+            }
+            return picked.map { stream in
+                var record = state.records[stream]!
+                // This owner's own lapsed claim keeps its token: a new epoch would fence off the
+                // run its runtime may still be making.
+                let token: FencingToken
+                if let held = record.claim, held.owner == owner {
+                    token = held
+                } else {
+                    state.nextEpoch += 1
+                    token = FencingToken(owner: owner, epoch: state.nextEpoch)
+                }
+                record.claim = token
+                record.leaseExpiry = limits.leaseDuration.map { now + $0.nanoseconds }
+                if record.parked {
+                    record.parked = false
+                    state.counts.parked -= 1
+                }
+                state.records[stream] = record
+                return ClaimedWorkflow(id: record.id, claim: Claim(stream: StreamID(rawValue: stream), token: token))
+            }
         }
     }
 

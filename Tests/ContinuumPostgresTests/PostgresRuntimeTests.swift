@@ -271,3 +271,75 @@ struct PostgresSharedTests {
         }
     }
 }
+
+/// Sleeps six seconds (long enough to be parked first on a loaded machine), then a step.
+struct Doze: Workflow {
+    static let name = "doze"
+
+    func run(_ ctx: WorkflowContext, input: Int) async throws -> Int {
+        try await ctx.sleep(for: .seconds(6))
+        return try await ctx.step("after") { input + 1 }
+    }
+}
+
+@Suite("Work whose process is gone, on PostgreSQL")
+struct PostgresOrphanTests {
+    @Test("a workflow parked by a process that stopped is claimed by another runtime a second after its timer is due, though that runtime's horizon had passed its place in the due index")
+    func orphanedTimer() async throws {
+        try await withPostgresStore(configure: { $0.leaseDuration = .seconds(30) }) { store in
+            let other = try await PostgresStore.connect(configuration: store.configuration, logger: testLogger)
+            // B reads the due index again only after 5 minutes (half its horizon), and runs
+            // before A parks anything: its timer wheel never hears of d1.
+            var b = WorkflowRuntime.Configuration(parkAfter: nil, timerHorizon: .seconds(600))
+            b.owner = OwnerID("b")
+            try await WorkflowRuntime.withRuntime(store: other, workflows: [Doze()], configuration: b) { runtimeB in
+                var a = WorkflowRuntime.Configuration(parkAfter: .zero)
+                a.owner = OwnerID("a")
+                try await WorkflowRuntime.withRuntime(store: store, workflows: [Doze()], configuration: a) { runtimeA in
+                    try await runtimeA.start(Doze.self, id: "d1", input: 41)
+                    // Parked (released) by A, which then stops before the timer is due. (Had A
+                    // not parked it before the timer fired, it would finish it: the test fails.)
+                    try await withTimeout(.seconds(60)) {
+                        while try await store.counts().parked < 1 {
+                            try #require(try await store.summary(id: "d1")?.status == .running, "A finished d1 before it parked it")
+                            try await Task.sleep(for: .milliseconds(20))
+                        }
+                    }
+                }
+                // B's lease keeper claims it once the timer is a second overdue (60 s: slack
+                // for a loaded CI machine; it takes about 3 s).
+                let result = try await withTimeout(.seconds(60)) { try await runtimeB.handle(Doze.self, id: "d1").result() }
+                #expect(result == 42)
+                let history = try await runtimeB.history(of: "d1")
+                #expect(history.filter { if case .waitEnded(_, outcome: .fired) = $0.kind { true } else { false } }.count == 1)
+            }
+            await other.close()
+        }
+    }
+
+    @Test("a process waiting for the result of a workflow another process runs gets it when that process finishes it")
+    func resultFromAnotherProcess() async throws {
+        try await withPostgresStore(configure: { $0.leaseDuration = .seconds(30) }) { store in
+            let other = try await PostgresStore.connect(configuration: store.configuration, logger: testLogger)
+            var a = WorkflowRuntime.Configuration(parkAfter: nil)
+            a.owner = OwnerID("a")
+            var b = WorkflowRuntime.Configuration(parkAfter: nil)
+            b.owner = OwnerID("b")
+            try await WorkflowRuntime.withRuntime(store: store, workflows: [Doze(), AwaitSignal()], configuration: a) { runtimeA in
+                try await WorkflowRuntime.withRuntime(store: other, workflows: [Doze(), AwaitSignal()], configuration: b) { runtimeB in
+                    // A runs both; B only waits.
+                    try await runtimeA.start(Doze.self, id: "r1", input: 1)
+                    try await runtimeA.start(AwaitSignal.self, id: "r2", input: "z")
+                    let waited = try await withTimeout(.seconds(60)) { try await runtimeB.handle(Doze.self, id: "r1").result() }
+                    #expect(waited == 2)
+                    // The failure of a cancellation reaches B's waiter too.
+                    _ = try await runtimeA.waitForHistory(of: "r2") { $0.count >= 2 }
+                    try await runtimeA.cancel("r2", by: "ops", reason: "test")
+                    let cancelled = await errorOf { _ = try await withTimeout(.seconds(60)) { try await runtimeB.handle(AwaitSignal.self, id: "r2").result() } }
+                    #expect((cancelled as? ContinuumError)?.code == .cancelled, "\(String(describing: cancelled))")
+                }
+            }
+            await other.close()
+        }
+    }
+}

@@ -88,6 +88,9 @@ final class FenceWatchingStore: EventStore {
 
     func claim(_ id: String, owner: OwnerID) async throws(ContinuumError) -> Claim? { try await inner.claim(id, owner: owner) }
     func renew(_ claims: [Claim]) async throws(ContinuumError) -> [Claim] { try await inner.renew(claims) }
+    func claimAvailable(owner: OwnerID, overdue: Duration, limit: Int) async throws(ContinuumError) -> [ClaimedWorkflow] {
+        try await inner.claimAvailable(owner: owner, overdue: overdue, limit: limit)
+    }
     func post(_ kind: InboxMessage.Kind, to id: String) async throws(ContinuumError) -> UInt64 { try await inner.post(kind, to: id) }
     func pendingInbox(for owner: OwnerID, limit: Int) async throws(ContinuumError) -> [InboxMessage] {
         try await inner.pendingInbox(for: owner, limit: limit)

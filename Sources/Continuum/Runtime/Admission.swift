@@ -47,6 +47,9 @@ final class Admission: Sendable {
     /// How many are in memory (admitted and not yet left).
     var inside: Int { state.withLock { $0.inside } }
 
+    /// How many more would be admitted at once: the limit less those inside and those waiting.
+    var room: Int { state.withLock { max(0, limit - $0.inside - $0.waiting.count) } }
+
     /// How many wait for room.
     var queued: Int { state.withLock { $0.waiting.count } }
 }

@@ -3,21 +3,30 @@ import Logging
 /// Renews the claims of the workflows in memory, all in one call, three times per lease, for
 /// stores whose claims expire (``StoreLimits/leaseDuration``). A claim the store reports lost
 /// makes its instance leave memory: another process owns the workflow now. Every
-/// ``adoptionInterval`` (or more often, with a short lease) it takes over the runnable workflows
-/// nobody holds — their owner died, or lost its lease — so they move to a live process within
-/// about a lease and a second of their owner's death.
+/// ``adoptionInterval`` (or more often, with a short lease) it claims the work nobody does —
+/// running workflows whose owner died or lost its lease, and parked ones whose timer is overdue
+/// by ``overdue`` (their process died before it came due) — so that they move to a live process
+/// within about a lease and a second of their owner's death.
 struct LeaseKeeper: Sendable {
     let store: any EventStore
     let clock: any WorkflowClock
     let lease: Duration
+    let owner: OwnerID
     let logger: Logger
     /// The instances in memory.
     let residents: @Sendable () -> [WorkflowInstance]
-    /// Launches a workflow found runnable, unless this runtime drives it already.
-    let adopt: @Sendable (String) -> Void
+    /// How many more workflows memory has room for now; a round claims no more than that.
+    let room: @Sendable () -> Int
+    /// Launches a workflow claimed for this runtime.
+    let adopt: @Sendable (ClaimedWorkflow) -> Void
 
-    /// How often runnable workflows are looked for, at most.
+    /// How often work nobody does is looked for, at most.
     static let adoptionInterval: Int64 = 1_000_000_000
+    /// How late a parked workflow's timer must be before another process than the one that
+    /// parked it claims it: that process fires it on time while it lives.
+    static let overdue: Duration = .seconds(1)
+    /// The most workflows claimed in one statement.
+    static let claimBatch = 256
 
     func run() async {
         let renewal = max(lease.wholeNanoseconds / 3, 1_000_000)
@@ -50,18 +59,21 @@ struct LeaseKeeper: Sendable {
         }
     }
 
-    /// Launches every runnable workflow: running, not parked, and held by no live claim.
+    /// Claims and launches the work nobody does, a batch at a time, while memory has room.
     private func adoptRunnable() async {
-        var after: StreamID?
+        // Launches take a moment to reach admission: this round's claims count against the
+        // room it started with.
+        var budget = room()
         do {
-            while true {
-                let page = try await store.runnable(after: after, limit: 500)
-                for row in page { adopt(row.summary.id) }
-                guard page.count == 500, let last = page.last else { return }
-                after = last.stream
+            while budget > 0 {
+                let limit = min(Self.claimBatch, budget)
+                let claimed = try await store.claimAvailable(owner: owner, overdue: Self.overdue, limit: limit)
+                for workflow in claimed { adopt(workflow) }
+                budget -= claimed.count
+                guard claimed.count == limit else { return }
             }
         } catch {
-            logger.warning("Could not list runnable workflows: \(error.message)", metadata: [WorkflowRuntime.LogKey.errorCode: "\(error.code)"])
+            logger.warning("Could not claim available workflows: \(error.message)", metadata: [WorkflowRuntime.LogKey.errorCode: "\(error.code)"])
         }
     }
 }

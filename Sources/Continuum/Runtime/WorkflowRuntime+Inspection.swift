@@ -18,7 +18,25 @@ extension WorkflowRuntime {
                 promise.fulfill(.failure(error))
             }
         }
-        return try await promise.value
+        guard store.limits.leaseDuration != nil else { return try await promise.value }
+        // A shared store: another process may finish the workflow (or take it from this one), and
+        // only its own waiters hear of it. Look at the store now and then too.
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { [self] in
+                var pause = Duration.milliseconds(50)
+                while true {
+                    try await Task.sleep(for: pause)
+                    pause = min(pause * 2, .seconds(1))
+                    // A failed read (a restarting database) is looked at again next time.
+                    if let settled = try? await settledResult(of: id) {
+                        promise.fulfill(settled.mapError { $0 })
+                        return
+                    }
+                }
+            }
+            defer { group.cancelAll() }
+            return try await promise.value
+        }
     }
 
     /// The workflow's outcome when it has one (or cannot get one in this run), `nil` while it runs.

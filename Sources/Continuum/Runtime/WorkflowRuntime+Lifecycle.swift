@@ -130,10 +130,20 @@ extension WorkflowRuntime {
             group.addTask { await retrier.run() }
             if let lease = store.limits.leaseDuration {
                 let keeper = LeaseKeeper(
-                    store: store, clock: configuration.clock, lease: lease, logger: logger,
+                    store: store, clock: configuration.clock, lease: lease, owner: configuration.owner, logger: logger,
                     residents: { [state] in state.withLock { $0.instances } },
-                    adopt: { [state] id in
-                        if !state.withLock({ $0.isClaimed(id) }) { state.launch(Launch(id: id)) }
+                    room: { [admission] in admission.room },
+                    adopt: { [state, logger] workflow in
+                        // Driven here already: under the same token (a lapsed lease of this
+                        // runtime's, now extended), or under an older one this claim superseded
+                        // (another process took it and died meanwhile), whose run finds its appends
+                        // refused and leaves; the store hands the claim back to this runtime, token
+                        // kept, once it lapses.
+                        if state.withLock({ $0.isClaimed(workflow.id) }) {
+                            logger.debug("Claimed a workflow this runtime drives", metadata: [LogKey.workflowID: "\(workflow.id)"])
+                        } else {
+                            state.launch(Launch(id: workflow.id, wake: true, claim: workflow.claim))
+                        }
                     })
                 group.addTask { await keeper.run() }
                 // Shared stores carry events and cancellations between processes.

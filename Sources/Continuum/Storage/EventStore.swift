@@ -23,9 +23,12 @@
 /// claim of that workflow; every append carries the token it was made under, and the store
 /// refuses (``ContinuumError/Code/ownershipLost``) one whose token is no longer current, in the
 /// same transaction that would have written it. A process that lost its claim — paused past its
-/// lease, partitioned, or superseded by a newer claim — therefore cannot write. Stores shared by
-/// several processes give claims a lease (``StoreLimits/leaseDuration``) that the owner renews
-/// with ``renew(_:)``; a store that one process owns (LMDB) declares no lease.
+/// lease and taken over, partitioned, or superseded by a newer claim — therefore cannot write.
+/// Stores shared by several processes give claims a lease (``StoreLimits/leaseDuration``) that
+/// the owner renews with ``renew(_:)``: a lease that ran out lets another owner take the
+/// workflow (``claim(_:owner:)``, ``claimAvailable(owner:overdue:limit:)``), and only that
+/// taking ends the old claim. Safety rests on the token, liveness on the lease. A store that one
+/// process owns (LMDB) declares no lease.
 ///
 /// ## Reads
 /// Reads are `async`: a store over a network answers them without blocking a thread. A store
@@ -63,9 +66,27 @@ public protocol EventStore: AnyObject, Sendable {
     func claim(_ id: String, owner: OwnerID) async throws(ContinuumError) -> Claim?
 
     /// Extends the leases of `claims` by ``StoreLimits/leaseDuration`` and returns those that
-    /// were lost (superseded, released, or expired and taken by another owner), in one round
-    /// trip however many there are.
+    /// were lost (superseded, released, or taken by another owner), in one round trip however
+    /// many there are. A claim whose lease ran out but that nobody took since is still current:
+    /// it is renewed.
     func renew(_ claims: [Claim]) async throws(ContinuumError) -> [Claim]
+
+    /// Claims for `owner`, in one round trip, up to `limit` workflows that need a process and
+    /// have none:
+    ///
+    /// - running workflows that are not parked and whose claim's lease ran out (their owner died,
+    ///   or paused past its lease), or that nobody holds;
+    /// - parked workflows with a timer that came due at least `overdue` ago, by the store's
+    ///   clock: the process that parked them would have woken them, had it lived.
+    ///
+    /// A workflow `owner` holds under a lapsed lease is returned with the token it has, its lease
+    /// extended: a new epoch would fence off the run `owner`'s runtime may still be making of it.
+    /// Several runtimes may call this at once; each workflow goes to one of them (a shared store
+    /// skips rows another caller is claiming instead of waiting for them).
+    ///
+    /// The default lists ``runnable(after:limit:)`` and claims each in turn, without the parked
+    /// ones; a store with leases should answer it in one statement.
+    func claimAvailable(owner: OwnerID, overdue: Duration, limit: Int) async throws(ContinuumError) -> [ClaimedWorkflow]
 
     // MARK: Inbox (stores shared by several processes)
 
@@ -134,6 +155,14 @@ extension EventStore {
         }
         await close()
         return try result.get()
+    }
+
+    public func claimAvailable(owner: OwnerID, overdue: Duration, limit: Int) async throws(ContinuumError) -> [ClaimedWorkflow] {
+        var claimed: [ClaimedWorkflow] = []
+        for row in try await runnable(after: nil, limit: limit) {
+            if let claim = try await claim(row.summary.id, owner: owner) { claimed.append(ClaimedWorkflow(id: row.summary.id, claim: claim)) }
+        }
+        return claimed
     }
 
     /// Gives up `claim` without appending anything: the workflow parks (when it is running) and

@@ -65,6 +65,21 @@ public struct Claim: Hashable, Sendable {
     }
 }
 
+/// A workflow a store claimed for a runtime that asked for work nobody does
+/// (``EventStore/claimAvailable(owner:overdue:limit:)``).
+public struct ClaimedWorkflow: Hashable, Sendable {
+    /// The workflow's id.
+    public var id: String
+    /// The claim taken for the runtime; the workflow is no longer parked.
+    public var claim: Claim
+
+    /// Creates a claimed workflow.
+    public init(id: String, claim: Claim) {
+        self.id = id
+        self.claim = claim
+    }
+}
+
 /// What a store accepts, and how it shares workflows between processes. The runtime checks ids,
 /// names and payloads against these before it submits anything.
 public struct StoreLimits: Hashable, Sendable {
