@@ -18,6 +18,10 @@ struct Bench: AsyncParsableCommand {
                                reports the time until it is ready to serve and its resident memory.
             --scenario check   N workflows asleep after three steps; then the deploy gate replays all of them
                                against the same code (read-only) and reports how long it took.
+            --scenario recovery N workflows (a step, a 5 s sleep, two steps) started by a child process that is
+                               SIGKILLed once all are started, all in flight; once their sleeps are over this
+                               process opens the store and reports the time until every one completed and its
+                               peak memory (seconds_to_complete, peak_rss_mb, completed).
             Every report has cpu_us_per_workflow: the process's user+system CPU time (getrusage) per workflow,
             which a noisy machine moves far less than wall time.
             On PostgreSQL (--postgres URL, or CONTINUUM_POSTGRES_URL) every scenario runs in a new schema
@@ -27,10 +31,10 @@ struct Bench: AsyncParsableCommand {
             """)
 
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
-        case steps, timers, events, restart, check
+        case steps, timers, events, restart, check, recovery
     }
 
-    @Option(help: "What to measure: steps, timers, events, restart or check.")
+    @Option(help: "What to measure: steps, timers, events, restart, check or recovery.")
     var scenario = Scenario.steps
 
     @Option(help: "How many workflows to run.")
@@ -54,6 +58,10 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: .hidden)
     var measureRestart = false
 
+    /// Set on the child process of the recovery scenario.
+    @Flag(help: .hidden)
+    var recoveryLoad = false
+
     func validate() throws {
         guard workflows > 0, steps >= 0, concurrency > 0 else {
             throw ValidationError("--workflows and --concurrency must be positive and --steps not negative.")
@@ -63,6 +71,10 @@ struct Bench: AsyncParsableCommand {
     func run() async throws {
         if measureRestart {
             try await Self.measureRestart(storage.location())
+            return
+        }
+        if recoveryLoad {
+            try await Self.loadForRecovery(storage.location(), workflows: workflows, concurrency: concurrency)
             return
         }
         let target = try self.target()
@@ -134,6 +146,10 @@ struct Bench: AsyncParsableCommand {
             case .events: report = try await eventsScenario(runtime, prefix: prefix)
             case .restart: report = try await restartScenario(runtime, store: store, location: target.location, prefix: prefix)
             case .check: report = try await checkScenario(runtime, store: store, prefix: prefix)
+            case .recovery:
+                // Its processes open the store themselves (LMDB admits one at a time).
+                await store.close()
+                report = try await recoveryScenario(location: target.location)
             }
             report.cpuMicrosecondsPerWorkflow = (Self.cpuSeconds() - cpuBefore) / Double(workflows) * 1e6
             if case .postgres(let configuration, _) = target.location { report.store = configuration.displayURL }
@@ -169,17 +185,18 @@ struct Bench: AsyncParsableCommand {
 
     /// The workflows the scenarios run (`continuum check` registers them too, so that it can
     /// gate a store the bench wrote).
-    static let workflows: [any Workflow] = [BenchWorkflow(), SleepWorkflow(), EventWorkflow(), CheckWorkflow()]
+    static let workflows: [any Workflow] = [BenchWorkflow(), SleepWorkflow(), EventWorkflow(), CheckWorkflow(), RecoveryWorkflow()]
 
     /// Opens the store at `location` and a runtime with the bench's workflows, both silent.
-    static func open(_ location: StoreLocation, parkAfter: Duration = .seconds(10)) async throws -> (any EventStore, WorkflowRuntime) {
+    static func open(_ location: StoreLocation, parkAfter: Duration? = .seconds(10), lease: Duration? = nil) async throws -> (any EventStore, WorkflowRuntime) {
         let store: any EventStore
         switch location {
         case .lmdb(let directory):
             var storeConfiguration = LMDBStore.Configuration()
             storeConfiguration.logger = Logger(label: "continuum.lmdb", factory: { _ in SwiftLogNoOpLogHandler() })
             store = try LMDBStore(path: directory, configuration: storeConfiguration)
-        case .postgres(let configuration, _):
+        case .postgres(var configuration, _):
+            if let lease { configuration.leaseDuration = lease }
             // Warnings only (a failed commit, say): they go to standard error.
             store = try await PostgresStore.connect(configuration: configuration, logger: commandLogger)
         }
@@ -310,6 +327,12 @@ struct Bench: AsyncParsableCommand {
         var timersPerSecond: Double?
         var eventsPerSecond: Double?
         var fired: Int?
+        /// Recovery: from opening the store to every workflow completed; how many were unfinished
+        /// when the loading process was killed; the recovery's CPU per workflow it finished.
+        var secondsToComplete: Double?
+        var completed: Int?
+        var unfinishedAtKill: Int?
+        var recoveryCPUMicroseconds: Double?
         /// Restart: from spawning the process to ready, and the new process's memory.
         var restartSeconds: Double?
         var readySeconds: Double?
@@ -345,6 +368,10 @@ struct Bench: AsyncParsableCommand {
             case timersPerSecond = "timers_per_second"
             case eventsPerSecond = "events_per_second"
             case restartSeconds = "restart_seconds"
+            case secondsToComplete = "seconds_to_complete"
+            case completed
+            case unfinishedAtKill = "unfinished_at_kill"
+            case recoveryCPUMicroseconds = "recovery_cpu_us_per_workflow"
             case cpuMicrosecondsPerWorkflow = "cpu_us_per_workflow"
             case checkSeconds = "check_seconds"
             case checkMicrosecondsPerWorkflow = "check_us_per_workflow"
@@ -378,7 +405,10 @@ struct Bench: AsyncParsableCommand {
                 lines.append("  restart      \(format(restartSeconds)) s from spawning the process to ready (\(format(readySeconds)) s inside it)")
                 lines.append("  memory       RSS \(format(residentMegabytes)) MB when ready, peak \(format(peakResidentMegabytes)) MB")
             }
-            if let eventsPerSecond {
+            if let secondsToComplete, let readySeconds, let unfinishedAtKill, let peakResidentMegabytes, let recoveryCPUMicroseconds {
+                lines.append("  recovery     \(unfinishedAtKill) in flight at SIGKILL; all \(workflows) completed \(format(secondsToComplete)) s after opening the store (ready in \(format(readySeconds)) s)")
+                lines.append("  memory       peak RSS \(format(peakResidentMegabytes)) MB; CPU \(format(recoveryCPUMicroseconds)) µs per recovered workflow")
+            } else if let eventsPerSecond {
                 lines.append("  events/s     \(format(eventsPerSecond))")
                 lines.append("  delivery     p50 \(format(p50)) ms   p99 \(format(p99)) ms   max \(format(max)) ms (send → workflow finished)")
             }

@@ -76,7 +76,7 @@ extension Bench {
     }
 
     /// A `/proc/self/status` figure in megabytes (10^6 bytes).
-    private static func memory(_ field: String) -> Double {
+    static func memory(_ field: String) -> Double {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
             let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }),
             let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "")
