@@ -217,13 +217,17 @@ enum PostgresWorker {
         }
     }
 
-    /// Polls the stored history of `id` until `ready` holds for it or the workflow ended.
+    /// Polls the stored history of `id` until `ready` holds for it or the workflow ended, every
+    /// 250 ms: a whole history load per waiting workflow, so not much more often on a 2-core
+    /// machine. With the tests' `--park-ms 250`, some sends then reach a workflow still held by
+    /// the process running it (relayed through its inbox), others one that parked (claimed and
+    /// continued here).
     static func waitUntil(_ id: String, _ runtime: WorkflowRuntime, _ ready: ([HistoryEvent]) -> Bool) async throws {
         while true {
             let history = try await retrying { try await runtime.history(of: id) }
             if ready(history) { return }
             if history.contains(where: Self.ends) { return }
-            try await Task.sleep(for: .milliseconds(100))
+            try await Task.sleep(for: .milliseconds(250))
         }
     }
 
