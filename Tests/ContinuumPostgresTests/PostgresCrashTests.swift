@@ -11,9 +11,11 @@ import Glibc
 #endif
 
 /// Three runtime processes on one PostgreSQL: the CrashWorker in its PostgreSQL mode, killed
-/// with SIGKILL, paused with SIGSTOP past its lease, and timed while another process takes its
-/// workflows over. Checked against the ledger every process shares (one fsynced `write` per
-/// line, so its order is the order things happened in) and the store's histories.
+/// with SIGKILL, run through PostgreSQL restarts, paused with SIGSTOP past its lease, and timed
+/// while another process takes its workflows over; events and cancels are sent through other
+/// processes than the one that started the workflows. Checked against the ledger every process
+/// shares (one fsynced `write` per line, so its order is the order things happened in) and the
+/// store's histories.
 ///
 /// CI runs at least 10 kills (`CONTINUUM_PG_CRASH_KILLS` to change it; the schedule is seeded,
 /// `CONTINUUM_CRASH_SEED` replays one):
