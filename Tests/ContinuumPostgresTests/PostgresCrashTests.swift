@@ -11,9 +11,11 @@ import Glibc
 #endif
 
 /// Three runtime processes on one PostgreSQL: the CrashWorker in its PostgreSQL mode, killed
-/// with SIGKILL, paused with SIGSTOP past its lease, and timed while another process takes its
-/// workflows over. Checked against the ledger every process shares (one fsynced `write` per
-/// line, so its order is the order things happened in) and the store's histories.
+/// with SIGKILL, run through PostgreSQL restarts, paused with SIGSTOP past its lease, and timed
+/// while another process takes its workflows over; events and cancels are sent through other
+/// processes than the one that started the workflows. Checked against the ledger every process
+/// shares (one fsynced `write` per line, so its order is the order things happened in) and the
+/// store's histories.
 ///
 /// CI runs at least 10 kills (`CONTINUUM_PG_CRASH_KILLS` to change it; the schedule is seeded,
 /// `CONTINUUM_CRASH_SEED` replays one):
@@ -26,7 +28,7 @@ struct PostgresCrashTests {
     /// The lease every worker runs with: short, so takeovers are quick.
     static let leaseMilliseconds = 1500
 
-    @Test("three processes, one SIGKILLed every 0.5–2 s and replaced: one terminal state each with the right result, no step after its commit, every sleep ended once")
+    @Test("three processes, one SIGKILLed every 0.5–2 s and replaced, events and cancels sent through the others: one terminal state each with the right result, no step after its commit, no event consumed twice, every sleep ended once")
     func threeProcessesUnderSIGKILL() async throws {
         guard let worker = builtExecutable(named: "CrashWorker") else {
             Issue.record("CrashWorker is not built beside the test bundle; run `swift build --build-tests` first")
@@ -38,6 +40,7 @@ struct PostgresCrashTests {
         let reproduce = "reproduce the kill schedule with CONTINUUM_CRASH_SEED=\(seed) swift test --filter PostgresCrashTests"
         let workflowsPerRound = 60
         let steps = 8
+        let events = 2
         try await withWorkers(worker: worker, prefix: "pgcrash") { run in
             var random = SeededGenerator(seed: seed)
             var kills = 0
@@ -53,13 +56,18 @@ struct PostgresCrashTests {
                 let total = rounds.count * workflowsPerRound
                 // Every process of a round runs the same load; a replacement starts the workflows
                 // again (a no-op for those that exist) until one process has started them all.
-                func launch(starter: Bool) throws -> ChildProcess {
-                    try run.launch([
-                        "--prefix", prefix, "--workflows", starter ? "\(workflowsPerRound)" : "0", "--total", "\(total)",
-                        "--steps", "\(steps)", "--step-ms", "150", "--long-sleep-ms", "2000", "--park-ms", "250", "--horizon-ms", "3000",
-                    ])
+                // The processes in slots 1 and 2 send the events and cancels, each for half the
+                // workflows, which the process in slot 0 started (and holds until it dies or they
+                // park); a replacement sends its slot's part again.
+                func launch(slot: Int, starter: Bool) throws -> ChildProcess {
+                    try run.launch(
+                        [
+                            "--prefix", prefix, "--workflows", starter ? "\(workflowsPerRound)" : "0", "--total", "\(total)",
+                            "--steps", "\(steps)", "--step-ms", "150", "--long-sleep-ms", "2000", "--park-ms", "250", "--horizon-ms", "3000",
+                            "--events", "\(events)",
+                        ] + (slot == 0 ? [] : ["--send-share", "\(slot - 1)/2", "--round-size", "\(workflowsPerRound)"]))
                 }
-                var workers = [try launch(starter: true), try launch(starter: false), try launch(starter: false)]
+                var workers = [try launch(slot: 0, starter: true), try launch(slot: 1, starter: false), try launch(slot: 2, starter: false)]
                 var started = false
                 let roundDeadline = ContinuousClock.now + .seconds(240)
                 roundLoop: while true {
@@ -89,7 +97,7 @@ struct PostgresCrashTests {
                         await run.fail("worker pid \(victim.pid) \(other) before it was killed; \(reproduce)")
                         return
                     }
-                    workers[slot] = try launch(starter: !started)
+                    workers[slot] = try launch(slot: slot, starter: !started)
                 }
                 for worker in workers {
                     let exit = await run.exit(of: worker, within: .seconds(120))
@@ -102,16 +110,88 @@ struct PostgresCrashTests {
             #expect(kills >= requiredKills)
 
             let ids = rounds.flatMap { prefix in (0..<workflowsPerRound).map { ("\(prefix)\($0)", $0) } }
-            let report = try await run.check(ids, steps: steps, context: reproduce)
+            let report = try await run.check(ids, steps: steps, events: events, context: reproduce)
+            // The sends and cancels went through the inbox to another live process at least sometimes
+            // (the starter holds every workflow until it parks or dies).
+            #expect(report.postedEvents > 0 && report.postedCancels > 0, "no send or no cancel was relayed through the inbox: \(report.inbox); \(reproduce)")
             // Nobody was paused here: a claim lost by a live process means its renewals came later
             // than the lease (a starved machine). Safe — the oracles above hold — but worth seeing.
             print(
                 "three processes under SIGKILL: seed \(seed), \(kills) kills over \(run.launches) launches, \(ids.count) workflows in \(rounds.count) rounds "
-                    + "(\(report.completed) completed, \(report.failed) failed), \(report.sleeps) durable sleeps each ended once "
-                    + "(\(report.movedAcrossSleep) workflows continued in another process after theirs), "
+                    + "(\(report.completed) completed, \(report.failed) failed, \(report.cancelled) cancelled), \(report.sleeps) durable sleeps each ended once "
+                    + "(\(report.movedAcrossSleep) workflows continued in another process after theirs), \(report.inbox), "
                     + "\(report.rerun) step bodies re-run before their completion was committed; by live processes: \(report.refused) appends "
                     + "refused (fenced), \(report.lost) claims found lost, \(report.zombieRuns) bodies run after losing the claim, "
                     + "\(report.stopped) workflows stopped by a store failure")
+        }
+    }
+
+    @Test("three processes through two PostgreSQL restarts, events and cancels sent through the others: every workflow ends once with the right result, no step after its commit, no event consumed twice, every sleep ended once")
+    func threeProcessesThroughARestart() async throws {
+        guard let worker = builtExecutable(named: "CrashWorker") else {
+            Issue.record("CrashWorker is not built beside the test bundle; run `swift build --build-tests` first")
+            return
+        }
+        // A cluster of its own: restarting the shared one would fail the other suites' queries.
+        let folder = NSTemporaryDirectory() + "continuum-pg-crash-restart-\(UUID().uuidString.prefix(8))"
+        defer { _ = try? postgresScript("stop", folder: folder) }
+        let url = try await postgresScriptOffThePool("start", folder: folder)
+        let count = 60
+        let steps = 12
+        let events = 2
+        let restarts = 2
+        try await withWorkers(worker: worker, prefix: "pgrestart", url: url) { run in
+            // Slot 0 starts the workflows (and holds them until they park, or until the restart
+            // lets its leases run out); slots 1 and 2 send the events and cancels, half each.
+            func launch(slot: Int) throws -> ChildProcess {
+                try run.launch(
+                    [
+                        "--prefix", "rs-", "--workflows", slot == 0 ? "\(count)" : "0", "--total", "\(count)", "--steps", "\(steps)",
+                        "--step-ms", "150", "--long-sleep-ms", "2000", "--park-ms", "250", "--horizon-ms", "3000", "--retry-ms", "200",
+                        "--events", "\(events)",
+                    ] + (slot == 0 ? [] : ["--send-share", "\(slot - 1)/2", "--round-size", "\(count)"]))
+            }
+            let workers = [try launch(slot: 0), try launch(slot: 1), try launch(slot: 2)]
+            guard await run.line("started \(count)", from: workers[0], within: .seconds(60)) else {
+                await run.fail("the workflows were not started in 60 s")
+                return
+            }
+            let begun = ContinuousClock.now
+            var restartTimes: [(at: Duration, took: Duration, ran: Int)] = []
+            for restart in 1...restarts {
+                // Mid-load: the first restart once a third of the step bodies ran, the second at two thirds.
+                let target = count * steps * restart / (restarts + 1)
+                guard await poll(until: .now + .seconds(60), { run.ledgerLines().count { $0.hasPrefix("run ") } >= target }) else {
+                    await run.fail("restart \(restart): the workflows did not get to \(target) step runs in 60 s")
+                    return
+                }
+                let ran = run.ledgerLines().count { $0.hasPrefix("run ") }
+                let start = ContinuousClock.now
+                _ = try await postgresScriptOffThePool("restart", folder: folder)
+                restartTimes.append((start - begun, ContinuousClock.now - start, ran))
+            }
+            for child in workers {
+                let exit = await run.exit(of: child, within: .seconds(120))
+                guard exit == .exited(0) else {
+                    await run.fail("worker pid \(child.pid) \(exit.map { "\($0)" } ?? "still runs 120 s after the restarts")")
+                    return
+                }
+            }
+            let took = ContinuousClock.now - begun
+            // The test's own connections were cut by the restarts too: read once they are back.
+            _ = await poll(until: .now + .seconds(30)) { _ = try await run.store.counts(); return true }
+            let report = try await run.check((0..<count).map { ("rs-\($0)", $0) }, steps: steps, events: events, context: "restart test")
+            // A restart ends every session at once: commits in flight fail, and a process whose
+            // renewals could not reach the server for a lease loses its claims to the others. The
+            // oracles hold through both; what it cost is reported.
+            let restartsText = restartTimes.map { "at \(milliseconds($0.at)) (\($0.ran) step runs in), down \(milliseconds($0.took))" }.joined(separator: "; ")
+            print(
+                "three processes through \(restarts) PostgreSQL restarts (\(restartsText)): all \(count) workflows ended in \(milliseconds(took)) "
+                    + "(\(report.completed) completed, \(report.failed) failed, \(report.cancelled) cancelled), \(report.sleeps) durable sleeps each ended once, "
+                    + "\(report.inbox); \(report.stopped) workflows stopped by a store failure and relaunched, "
+                    + "\(report.rerun) step bodies re-run before their completion was committed, \(report.refused) appends refused (fenced), "
+                    + "\(report.lost) claims found lost, \(report.zombieRuns) bodies run after their completion was committed in a process that had "
+                    + "lost the claim or stopped the workflow (\(report.excusedByStoreFailure) of them stopped by a store failure only)")
         }
     }
 
@@ -254,10 +334,11 @@ struct PostgresCrashTests {
         }
     }
 
-    /// Runs `body` with a fresh schema, a shared ledger and a store the test reads through;
-    /// afterwards kills whatever worker still runs, closes the store and drops the schema.
-    private func withWorkers(worker: String, prefix: String, _ body: (WorkerRun) async throws -> Void) async throws {
-        let url = try TestPostgres.url()
+    /// Runs `body` with a fresh schema (on the server at `url`; by default the tests' server), a
+    /// shared ledger and a store the test reads through; afterwards kills whatever worker still
+    /// runs, closes the store and drops the schema.
+    private func withWorkers(worker: String, prefix: String, url: String? = nil, _ body: (WorkerRun) async throws -> Void) async throws {
+        let url = try url ?? TestPostgres.url()
         let schema = TestPostgres.uniqueSchema(prefix)
         var configuration = try PostgresStore.Configuration(url: url)
         configuration.schema = schema
@@ -283,6 +364,14 @@ struct PostgresCrashTests {
             await store.close()
             try result.get()
         }
+    }
+}
+
+/// Runs `tools/postgres.sh command` for the cluster in `folder` on a thread of its own (it waits
+/// for the server for seconds), not on the tests' cooperative pool.
+private func postgresScriptOffThePool(_ command: String, folder: String) async throws -> String {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try postgresScript(command, folder: folder) }) }
     }
 }
 
@@ -392,6 +481,34 @@ private final class WorkerRun: @unchecked Sendable {
         /// Per process, the workflows it stopped in memory after a store failure.
         var stoppedBy: [Int32: [String]] = [:]
         var stopped: Int { stoppedBy.values.reduce(0) { $0 + $1.count } }
+        var cancelled = 0
+        /// Distinct events acknowledged (each consumed once), and acknowledgements that were
+        /// duplicates (a replacement sender's resend, deduplicated by its key).
+        var acknowledged = 0
+        var duplicateAcks = 0
+        /// Sends and cancels relayed through the store's inbox (another live process held the
+        /// workflow), and inbox messages applied and settled by a process other than the poster.
+        var postedEvents = 0
+        var postedCancels = 0
+        var settledElsewhere = 0
+        var settled = 0
+        /// Inbox messages posted but never settled, as the store holds them once every process
+        /// has exited (a sender that died waiting for one resent it, and the resend was applied).
+        var unsettled = 0
+        /// Late step runs excused only because their process had stopped the workflow after a
+        /// store failure (no refused append, no lost claim for it).
+        var excusedByStoreFailure = 0
+
+        var inbox: String {
+            "\(acknowledged) events acknowledged (\(duplicateAcks) duplicate acknowledgements of resends), each consumed once; "
+                + "\(postedEvents) sends and \(postedCancels) cancels relayed through the inbox, \(settled) inbox messages settled "
+                + "(\(settledElsewhere) by another process than the sender's), \(unsettled) left unsettled"
+        }
+    }
+
+    /// Which variant workflow `index` runs: the worker's rule (`PostgresWorker.variant`).
+    static func variant(_ index: Int, mixed: Bool) -> String {
+        mixed ? (index % 5 == 4 ? "cancel" : index % 7 == 3 ? "fail" : "plain") : index % 7 == 3 ? "fail" : "plain"
     }
 
     /// Checks the oracles over the ledger and the store for workflows `ids` (id, index): every
@@ -399,16 +516,28 @@ private final class WorkerRun: @unchecked Sendable {
     /// after its completion was committed (but in a process that had lost the claim, whose
     /// results were refused), every durable sleep ended once, one terminal state each with the
     /// right result, and the store's counts match its rows with nothing left running.
-    func check(_ ids: [(String, Int)], steps: Int, context: String) async throws -> Report {
+    ///
+    /// With `events` (the worker's `--events`), also the campaign's oracles for events and
+    /// cancellations: every event sent was acknowledged, received once (one `eventReceived` per
+    /// dedup key, however often it was resent) and consumed once (each wait got a different
+    /// one), every acknowledgement names the event's place in the stream, and the result holds
+    /// the events in order; a cancelled workflow was cancelled once, its wait ended cancelled,
+    /// its compensating step ran, and it ended cancelled.
+    func check(_ ids: [(String, Int)], steps: Int, events: Int = 0, context: String) async throws -> Report {
         let ledger = SharedLedger(lines: ledgerLines())
         var report = Report()
         report.refusedBy = ledger.refused.mapValues(\.count)
         report.refusedWorkflowsBy = ledger.refused.mapValues(Set.init)
         report.lostBy = ledger.lost.mapValues { Array($0) }
         report.stoppedBy = ledger.stopped.mapValues { Array($0) }
+        report.postedEvents = ledger.posted.values.count { $0.kind == "event" }
+        report.postedCancels = ledger.posted.values.count { $0.kind == "cancel" }
+        report.settled = ledger.settled.count
+        report.settledElsewhere = ledger.settled.count { number, pid in ledger.posted[number].map { $0.pid != pid } ?? false }
         for (id, index) in ids {
-            let plain = index % 7 != 3
-            let names = (0..<steps).map { "s\($0)" } + ["flaky"]
+            let variant = Self.variant(index, mixed: events > 0)
+            var names = (0..<steps).map { "s\($0)" } + ["flaky"]
+            if variant == "cancel" { names.append("undo") }
             guard let stored = try await store.load(id: id) else {
                 Issue.record("\(id) is not in the store; \(context)")
                 continue
@@ -426,25 +555,68 @@ private final class WorkerRun: @unchecked Sendable {
             #expect(Set(history.completed.keys) == Set(names), "\(id) completed steps \(history.completed.keys.sorted()); \(context)")
             #expect(ledger.failedAttempts[id, default: 0] >= 1, "\(id): the flaky step's first attempt never failed; \(context)")
             #expect(history.retrying == ["flaky": 1], "\(id): retries \(history.retrying); \(context)")
-            // Every durable sleep (and nothing else waited) ended once, when its timer fired.
-            #expect(history.waitsStarted.count == 1 && history.waitsStarted.allSatisfy { history.waitsEnded[$0] == 1 }, "\(id): waits started \(history.waitsStarted), ended \(history.waitsEnded); \(context)")
-            #expect(history.waitsEnded.values.allSatisfy { $0 == 1 } && Set(history.waitsEnded.keys) == Set(history.waitsStarted), "\(id): waits ended \(history.waitsEnded); \(context)")
-            report.sleeps += history.waitsStarted.count
+            // Every durable sleep ended once, when its timer fired.
+            let timers = history.waits.filter { $0.wait == .timer }.map(\.key)
+            #expect(timers.count == 1 && timers.allSatisfy { history.waitsEnded[$0] == [.fired] }, "\(id): sleeps \(timers), ended \(history.waitsEnded); \(context)")
+            #expect(Set(history.waitsEnded.keys) == Set(history.waits.map(\.key)), "\(id): waits started \(history.waits), ended \(history.waitsEnded); \(context)")
+            report.sleeps += timers.count
+            // Events: what each event wait got, and what the store received.
+            let pings = history.waits.filter { $0.wait == .event("ping") }.map(\.key)
+            let nevers = history.waits.filter { $0.wait == .event("never") }.map(\.key)
+            let consumed = pings.flatMap { history.waitsEnded[$0] ?? [] }
+            let sent = variant == "plain" ? (0..<events).map { "\(id)-e\($0)" } : []
+            #expect(pings.count == sent.count, "\(id): \(pings.count) waits for 'ping', \(sent.count) events sent; \(context)")
+            #expect(history.received.map(\.dedupKey) == sent, "\(id): received \(history.received.map(\.dedupKey)), sent \(sent); \(context)")
+            #expect(history.received.allSatisfy { $0.value == $0.dedupKey }, "\(id): received \(history.received); \(context)")
+            // No event consumed twice: each wait got a different one, in the order received.
+            #expect(consumed == history.received.map { StoredHistory.Ended.received($0.sequence) }, "\(id): the waits got \(consumed), the store received \(history.received); \(context)")
+            if events > 0 {
+                let acks = ledger.acks[id] ?? []
+                #expect(Set(acks.map(\.value)) == Set(sent), "\(id): acknowledged \(Set(acks.map(\.value)).sorted()) of \(sent); \(context)")
+                for ack in acks {
+                    let received = history.received.first { $0.dedupKey == ack.value }
+                    let at = received.map { String($0.sequence) } ?? "none"
+                    #expect(received?.sequence == ack.sequence, "\(id): \(ack.value) acknowledged at \(ack.sequence), received at \(at); \(context)")
+                }
+                report.acknowledged += Set(acks.map(\.value)).count
+                report.duplicateAcks += acks.count { $0.duplicate }
+                // The workflow's own ledger saw every event it consumed (replays see them again).
+                #expect(Set(ledger.got[id] ?? []) == Set(sent), "\(id): the workflow got \(Set(ledger.got[id] ?? []).sorted()), sent \(sent); \(context)")
+            }
             #expect(history.terminal.count == 1, "\(id) ended \(history.terminal.count) times: \(history.terminal); \(context)")
             let returned = Set(ledger.returns[id] ?? [])
-            if plain {
-                let expected = committed.joined(separator: "|")
-                #expect(history.terminal == [.completed(expected)], "\(id) ended with \(history.terminal), expected its steps \(expected); \(context)")
+            switch variant {
+            case "plain":
+                let expected = (committed + sent).joined(separator: "|")
+                #expect(history.terminal == [.completed(expected)], "\(id) ended with \(history.terminal), expected its steps and events \(expected); \(context)")
                 #expect(returned == [expected], "\(id): the body returned \(returned); \(context)")
                 #expect(stored.summary.status == .completed, "\(id) is \(stored.summary.status); \(context)")
+                #expect(history.cancelRequests == 0 && nevers.isEmpty, "\(id): \(history.cancelRequests) cancel requests, waits \(nevers); \(context)")
                 report.completed += 1
-            } else {
+            case "cancel":
+                // Cancelled once (however often the request was resent), while it waited; the
+                // compensating step ran (its value is among the committed ones checked above).
+                #expect(ledger.cancels.contains(id), "\(id): no cancel was acknowledged; \(context)")
+                #expect(history.cancelRequests == 1, "\(id): \(history.cancelRequests) cancel requests in history; \(context)")
+                #expect(nevers.count == 1 && nevers.allSatisfy { history.waitsEnded[$0] == [.cancelled] }, "\(id): waits \(nevers), ended \(history.waitsEnded); \(context)")
+                #expect(history.terminal == [.cancelled], "\(id) ended with \(history.terminal), expected cancelled; \(context)")
+                #expect(returned.isEmpty, "\(id) was cancelled but its body returned \(returned); \(context)")
+                #expect(stored.summary.status == .cancelled, "\(id) is \(stored.summary.status); \(context)")
+                report.cancelled += 1
+            default:
                 #expect(history.terminal == [.failed], "\(id) ended with \(history.terminal), expected a failure; \(context)")
                 #expect(history.failedSteps == ["doomed": 1], "\(id): failed steps \(history.failedSteps); \(context)")
                 #expect(returned.isEmpty, "\(id) failed but its body returned \(returned); \(context)")
                 #expect(stored.summary.status == .failed, "\(id) is \(stored.summary.status); \(context)")
+                #expect(history.cancelRequests == 0 && nevers.isEmpty, "\(id): \(history.cancelRequests) cancel requests, waits \(nevers); \(context)")
                 report.failed += 1
             }
+        }
+        if !ledger.posted.isEmpty {
+            // Every process has exited: once the leases they held ran out, the store lists every
+            // message nobody settled.
+            try await Task.sleep(for: .milliseconds(PostgresCrashTests.leaseMilliseconds + 500))
+            report.unsettled = try await store.pendingInbox(for: OwnerID("checker"), limit: 10_000).count
         }
         // The counts the store keeps in its transactions match its rows; nothing is left running.
         let counts = try await store.counts()
@@ -460,20 +632,45 @@ private final class WorkerRun: @unchecked Sendable {
             #expect(counts[status] == rows, "the store counts \(counts[status]) \(status) workflows and holds \(rows); \(context)")
         }
         #expect(counts[.running] == 0 && counts.parked == 0, "left running: \(counts); \(context)")
-        #expect(counts[.completed] == report.completed && counts[.failed] == report.failed, "counts \(counts); \(context)")
+        #expect(
+            counts[.completed] == report.completed && counts[.failed] == report.failed && counts[.cancelled] == report.cancelled,
+            "counts \(counts); \(context)")
         return report
     }
 }
 
 /// What one workflow's stored history says.
 private struct StoredHistory {
-    enum Terminal: Equatable { case completed(String), failed, other(String) }
+    enum Terminal: Equatable { case completed(String), failed, cancelled, other(String) }
+    /// How a wait ended, in short.
+    enum Ended: Equatable, CustomStringConvertible {
+        case fired, received(UInt32), cancelled, timedOut
+
+        var description: String {
+            switch self {
+            case .fired: "fired"
+            case .received(let sequence): "received \(sequence)"
+            case .cancelled: "cancelled"
+            case .timedOut: "timed out"
+            }
+        }
+    }
+    struct Received: CustomStringConvertible {
+        var sequence: UInt32
+        var dedupKey: String
+        var value: String
+        var description: String { "\(sequence): \(dedupKey)=\(value)" }
+    }
     /// The values of each completed step, by name, in history order.
     var completed: [String: [String]] = [:]
     var failedSteps: [String: Int] = [:]
     var retrying: [String: Int] = [:]
-    var waitsStarted: [StepKey] = []
-    var waitsEnded: [StepKey: Int] = [:]
+    /// Every wait started, in history order, with what it waited for.
+    var waits: [(key: StepKey, wait: WaitKind)] = []
+    var waitsEnded: [StepKey: [Ended]] = [:]
+    /// The external events received, in history order.
+    var received: [Received] = []
+    var cancelRequests = 0
     var terminal: [Terminal] = []
 
     init(_ events: [HistoryEvent]) {
@@ -483,11 +680,23 @@ private struct StoredHistory {
                 completed[step.name, default: []].append((try? JSONDecoder().decode(String.self, from: Data(result))) ?? "undecodable")
             case .stepFailed(let step, _): failedSteps[step.name, default: 0] += 1
             case .stepRetrying(let step, _, _, _): retrying[step.name, default: 0] += 1
-            case .waitStarted(let step, _, _): waitsStarted.append(step.key)
-            case .waitEnded(let key, .fired): waitsEnded[key, default: 0] += 1
-            case .waitEnded(let key, let outcome): terminal.append(.other("wait \(key) ended \(outcome)"))
+            case .waitStarted(let step, let wait, _): waits.append((step.key, wait))
+            case .waitEnded(let key, let outcome):
+                let ended: Ended =
+                    switch outcome {
+                    case .fired: .fired
+                    case .received(let sequence): .received(sequence)
+                    case .cancelled: .cancelled
+                    case .timedOut: .timedOut
+                    }
+                waitsEnded[key, default: []].append(ended)
+            case .eventReceived(_, let payload, let dedupKey):
+                let value = (try? JSONDecoder().decode(String.self, from: Data(payload))) ?? "undecodable"
+                received.append(Received(sequence: event.sequence, dedupKey: dedupKey ?? "none", value: value))
+            case .cancelRequested: cancelRequests += 1
             case .workflowCompleted(let output): terminal.append(.completed((try? JSONDecoder().decode(String.self, from: Data(output))) ?? "undecodable"))
             case .workflowFailed: terminal.append(.failed)
+            case .workflowCancelled: terminal.append(.cancelled)
             case .workflowStarted: continue
             default: terminal.append(.other("\(event.kind)"))
             }
@@ -512,6 +721,17 @@ private struct SharedLedger {
     var lost: [Int32: Set<String>] = [:]
     /// Per process, the workflows it stopped in memory after a store failure.
     var stopped: [Int32: Set<String>] = [:]
+    struct Ack { var value: String; var sequence: UInt32; var duplicate: Bool }
+    /// Per workflow, every acknowledged send (resends included).
+    var acks: [String: [Ack]] = [:]
+    /// Per workflow, the events its body saw (once per run that got that far, replays included).
+    var got: [String: [String]] = [:]
+    /// The workflows whose cancel was acknowledged.
+    var cancels: Set<String> = []
+    /// Inbox messages by number: what was posted, by which process.
+    var posted: [UInt64: (kind: String, pid: Int32)] = [:]
+    /// Inbox messages settled, by number: the process that applied each (the last one to settle it).
+    var settled: [UInt64: Int32] = [:]
 
     init(lines: [Substring]) {
         for (number, line) in lines.enumerated() {
@@ -529,6 +749,12 @@ private struct SharedLedger {
             case ("refused", 4): refused[Int32(fields[2]) ?? -1, default: []].append(fields[1])
             case ("lost", 3): lost[Int32(fields[2]) ?? -1, default: []].insert(fields[1])
             case ("stopped", 4): stopped[Int32(fields[2]) ?? -1, default: []].insert(fields[1])
+            case ("ack", 6):
+                acks[fields[1], default: []].append(Ack(value: fields[2], sequence: UInt32(fields[3]) ?? .max, duplicate: fields[4] == "duplicate"))
+            case ("got", 3): got[fields[1], default: []].append(fields[2])
+            case ("cancelled", 3): cancels.insert(fields[1])
+            case ("posted", 5): if let number = UInt64(fields[3]) { posted[number] = (fields[2], Int32(fields[4]) ?? -1) }
+            case ("settled", 4): if let number = UInt64(fields[1]) { settled[number] = Int32(fields[2]) ?? -1 }
             default: continue  // a line cut short by SIGKILL
             }
         }
@@ -558,6 +784,10 @@ private struct SharedLedger {
         for late in runs[(commit + 1)...] {
             if fenced(key.workflow, late.pid) {
                 report.zombieRunsBy[late.pid, default: 0] += 1
+                if lost[late.pid]?.contains(key.workflow) != true && refused[late.pid]?.contains(key.workflow) != true {
+                    report.excusedByStoreFailure += 1
+                    print("\(key.workflow) \(key.step) ran again (pid \(late.pid)) after its result \(value) was committed, in a process that had stopped it after a store failure; runs \(runs.map(\.value)); \(context)")
+                }
             } else {
                 Issue.record("\(key.workflow) \(key.step) ran again (pid \(late.pid)) after its result \(value) was committed; runs \(runs.map(\.value)); \(context)")
             }

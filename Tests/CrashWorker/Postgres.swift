@@ -3,34 +3,56 @@
 //
 //   CrashWorker --postgres URL --schema NAME --ledger FILE --prefix P --workflows N --steps K
 //               [--total T] [--lease-ms MS] [--owner NAME] [--step-ms MS] [--long-sleep-ms MS]
-//               [--park-ms MS] [--horizon-ms MS] [--pool N]
+//               [--park-ms MS] [--horizon-ms MS] [--pool N] [--retry-ms MS]
+//               [--events E [--send-share I/M --round-size R]]
 //
 // A worker started with `--workflows N` starts workflows P0 … P(N-1) of ``MixedWorkflow``
 // (starting one that exists is a no-op, so a replacement starter repeats them all) and prints
 // "started"; one started with `--workflows 0` joins: it starts nothing and only runs the
 // runtime, whose lease keeper takes over the workflows of processes that died. Either exits 0
-// once the store counts no running workflow and `T` finished ones (default N): the whole run is
-// done, whoever ran it.
+// once the store counts no running workflow and `T` finished ones (default N), and its sends
+// (below) are acknowledged: the whole run is done, whoever ran it.
 //
 // Prints "ready <pid> <owner>", "started <N>" (a starter, once its starts are committed),
-// "done: …" and "finished"; on SIGUSR1, what the runtime holds and what the store counts.
+// "sent" (a sender, once every send and cancel of its share was acknowledged), "done: …" and
+// "finished"; on SIGUSR1, what the runtime holds and what the store counts.
 //
-// The load is the campaign's mixed workflow without external events or cancellations (their
-// delivery across processes has tests of its own): steps, a durable sleep after the first, a
-// step that fails once and is retried after a durable backoff; every seventh workflow has a step
-// that always fails. Steps
-// take about `--step-ms` (default 1–6 ms); every third workflow sleeps `--long-sleep-ms` more
-// (long enough, with a short `--park-ms`, to be parked and woken by whichever runtime's timer
-// fires first).
+// The load is the campaign's mixed workflow: steps, a durable sleep after the first, a step
+// that fails once and is retried after a durable backoff; every seventh workflow has a step that
+// always fails. Steps take about `--step-ms` (default 1–6 ms); every third workflow sleeps
+// `--long-sleep-ms` more (long enough, with a short `--park-ms`, to be parked and woken by
+// whichever runtime's timer fires first). `--retry-ms` sets how often workflows stopped by an
+// unreachable store are relaunched (a database restart).
 //
-// Ledger lines, beyond the workflow's own (`run`, `done`, `fail`, `return`):
+// Without `--events` there are no external events or cancellations. With `--events E` (the
+// same in every process of a run: it is part of the input) the variants are the campaign's
+// (``MixedWorkflow/variant(_:)``): every fifth workflow waits for an event that never comes
+// until it is cancelled and then runs a compensating step `undo`, the others that do not fail
+// wait for E events `ping`. A process with `--send-share I/M` is their outside sender for
+// workflows P<i> (i < R, i % M == I), through its own runtime, so that a send or cancel reaches
+// a workflow another process holds through the store's inbox: the first event at once (it
+// waits in the workflow's inbox), each next once the workflow waits for it, a cancel once the
+// workflow waits for the event that never comes. A replacement sender sends everything again
+// with the same dedup keys (a cancel again too). Sends that fail for a passing reason (not
+// started yet, the store out of reach, the claim moving, nobody took the relayed message in
+// time) are repeated; any other failure ends the process with status 1.
+//
+// Ledger lines, beyond the workflow's own (`run`, `done`, `fail`, `got`, `return`):
 //
 //   refused <id> <pid> <events>   the store refused an append of this process: ownershipLost
 //   lost <id> <pid>               the runtime noticed it lost the claim ("Lost the claim …")
 //   stopped <id> <pid> <code>     the runtime stopped the workflow in memory after a store
 //                                 failure ("Workflow stopped: …"), to retry it later
+//   ack <id> <value> <seq> <new|duplicate> <pid>
+//                                 the runtime acknowledged a send of event `value`
+//   cancelled <id> <pid>          the runtime acknowledged a cancel (or said the workflow had ended)
+//   posted <id> <event|cancel> <number> <pid>
+//                                 a send or cancel went to the store's inbox (another live
+//                                 process held the workflow), as message `number`
+//   settled <number> <pid> <ok|duplicate|code>
+//                                 this process applied inbox message `number` and committed its outcome
 //
-// and the same lines on standard output, with a summary line at the end:
+// and the fencing lines on standard output, with a summary line at the end:
 // "fenced: <refused> refused appends, <lost> lost claims".
 @_spi(Diagnostics) import Continuum
 import ContinuumPostgres
@@ -91,11 +113,23 @@ final class FenceWatchingStore: EventStore {
     func claimAvailable(owner: OwnerID, overdue: Duration, limit: Int) async throws(ContinuumError) -> [ClaimedWorkflow] {
         try await inner.claimAvailable(owner: owner, overdue: overdue, limit: limit)
     }
-    func post(_ kind: InboxMessage.Kind, to id: String) async throws(ContinuumError) -> UInt64 { try await inner.post(kind, to: id) }
+    /// A send or cancel relayed to the process running the workflow: written to the ledger
+    /// once the store took it (`posted <id> <event|cancel> <number> <pid>`).
+    func post(_ kind: InboxMessage.Kind, to id: String) async throws(ContinuumError) -> UInt64 {
+        let number = try await inner.post(kind, to: id)
+        let what = if case .cancel = kind { "cancel" } else { "event" }
+        ledger.append("posted \(id) \(what) \(number) \(getpid())")
+        return number
+    }
     func pendingInbox(for owner: OwnerID, limit: Int) async throws(ContinuumError) -> [InboxMessage] {
         try await inner.pendingInbox(for: owner, limit: limit)
     }
-    func settle(_ number: UInt64, with outcome: InboxOutcome) async throws(ContinuumError) { try await inner.settle(number, with: outcome) }
+    /// An inbox message this process applied: written once its outcome is committed
+    /// (`settled <number> <pid> <ok|duplicate|code>`).
+    func settle(_ number: UInt64, with outcome: InboxOutcome) async throws(ContinuumError) {
+        try await inner.settle(number, with: outcome)
+        ledger.append("settled \(number) \(getpid()) \(outcome.errorCode ?? (outcome.duplicate ? "duplicate" : "ok"))")
+    }
     func outcome(of number: UInt64) async throws(ContinuumError) -> InboxOutcome? { try await inner.outcome(of: number) }
     func inboxNotices() -> AsyncStream<Void> { inner.inboxNotices() }
     func load(id: String) async throws(ContinuumError) -> StoredWorkflow? { try await inner.load(id: id) }
@@ -146,15 +180,99 @@ struct FenceLogHandler: LogHandler {
 }
 
 enum PostgresWorker {
-    /// Which variant workflow `index` runs: no cancellations here (they need cross-process delivery).
-    static func variant(_ index: Int) -> String {
-        index % 7 == 3 ? "fail" : "plain"
+    /// Which variant workflow `index` runs. Without events (`mixed` false), no cancellations;
+    /// with them, the campaign's rule (``MixedWorkflow/variant(_:)``): every fifth is cancelled
+    /// while it waits, every seventh fails.
+    static func variant(_ index: Int, mixed: Bool) -> String {
+        mixed ? MixedWorkflow.variant(index) : index % 7 == 3 ? "fail" : "plain"
     }
 
     /// The input of workflow `index`: the same in every process, or a repeated start would conflict.
-    static func input(_ index: Int, steps: Int, stepMilliseconds: Int?, longSleep: Int) -> MixedWorkflow.Input {
+    static func input(_ index: Int, steps: Int, events: Int, stepMilliseconds: Int?, longSleep: Int) -> MixedWorkflow.Input {
         let sleep = index * 13 % 41 + (index % 3 == 1 ? longSleep : 0)
-        return MixedWorkflow.Input(steps: steps, events: 0, sleepMilliseconds: sleep, variant: variant(index), stepMilliseconds: stepMilliseconds)
+        return MixedWorkflow.Input(
+            steps: steps, events: events, sleepMilliseconds: sleep, variant: variant(index, mixed: events > 0), stepMilliseconds: stepMilliseconds)
+    }
+
+    /// Whether a send or cancel failed for a passing reason: the workflow is not started yet, the
+    /// store is out of reach (a restart), the claim moved while it was being reached, or nobody
+    /// took the relayed message in time (it stays queued; the resend is deduplicated).
+    static func transient(_ error: ContinuumError) -> Bool {
+        [.unknownWorkflow, .storeUnavailable, .ownershipLost, .notRunning].contains(error.code)
+    }
+
+    /// Runs `body` until it does not fail for a passing reason.
+    static func retrying<R>(_ body: () async throws -> R) async throws -> R {
+        while true {
+            do {
+                return try await body()
+            } catch let error as ContinuumError where transient(error) {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+    }
+
+    /// Whether `event` ends the workflow (or stops it: a suspension, which the test reports).
+    static func ends(_ event: HistoryEvent) -> Bool {
+        switch event.kind {
+        case .workflowCompleted, .workflowFailed, .workflowCancelled, .workflowSuspended: true
+        default: false
+        }
+    }
+
+    /// Polls the stored history of `id` until `ready` holds for it or the workflow ended, every
+    /// 250 ms: a whole history load per waiting workflow, so not much more often on a 2-core
+    /// machine. With the tests' `--park-ms 250`, some sends then reach a workflow still held by
+    /// the process running it (relayed through its inbox), others one that parked (claimed and
+    /// continued here).
+    static func waitUntil(_ id: String, _ runtime: WorkflowRuntime, _ ready: ([HistoryEvent]) -> Bool) async throws {
+        while true {
+            let history = try await retrying { try await runtime.history(of: id) }
+            if ready(history) { return }
+            if history.contains(where: Self.ends) { return }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+    }
+
+    /// The outside sender's part for workflow `id` (the campaign's `runMixed`, from another
+    /// process than the one that started it): a cancel once it waits for the event that never
+    /// comes, or its events — the first at once (it waits in the workflow's inbox), each next
+    /// once the workflow waits for it (held by a live process, or parked and claimed by this
+    /// one). Everything is sent again by a replacement sender, with the same dedup keys.
+    static func sendOrCancel(_ id: String, index: Int, events: Int, runtime: WorkflowRuntime, ledger: LedgerFile) async throws {
+        switch MixedWorkflow.variant(index) {
+        case "cancel":
+            try await waitUntil(id, runtime) { $0.contains { if case .waitStarted(_, .event("never"), _) = $0.kind { true } else { false } } }
+            do {
+                try await retrying { try await runtime.cancel(id, by: "crash-worker \(getpid())", reason: "campaign") }
+            } catch let error as ContinuumError where error.code == .workflowFinished {}
+            ledger.append("cancelled \(id) \(getpid())")
+        case "plain":
+            for k in 0..<events {
+                if k > 0 {
+                    try await waitUntil(id, runtime) { history in
+                        history.count { if case .waitStarted(_, .event("ping"), _) = $0.kind { true } else { false } } > k
+                    }
+                }
+                let value = "\(id)-e\(k)"
+                let receipt = try await retrying { try await runtime.send("ping", to: id, payload: value, dedupKey: value) }
+                ledger.append("ack \(id) \(value) \(receipt.sequence) \(receipt.duplicate ? "duplicate" : "new") \(getpid())")
+            }
+        default:
+            break
+        }
+    }
+
+    /// Sends the events and cancels of the workflows whose index % `parts` == `part`, side by side.
+    static func sendPart(_ share: (Int, Int)?, of roundSize: Int, prefix: String, events: Int, runtime: WorkflowRuntime, ledger: LedgerFile) async throws {
+        guard let (part, parts) = share, events > 0 else { return }
+        try await withThrowingTaskGroup(of: Void.self) { sends in
+            for index in 0..<roundSize where index % parts == part {
+                sends.addTask { try await Self.sendOrCancel("\(prefix)\(index)", index: index, events: events, runtime: runtime, ledger: ledger) }
+            }
+            try await sends.waitForAll()
+        }
+        say("sent")
     }
 
     static func main(options: [String: String]) async -> Int32 {
@@ -169,6 +287,10 @@ enum PostgresWorker {
         let lease = options["lease-ms"].flatMap(Int.init) ?? 1500
         let stepMilliseconds = options["step-ms"].flatMap(Int.init)
         let longSleep = options["long-sleep-ms"].flatMap(Int.init) ?? 0
+        let events = options["events"].flatMap(Int.init) ?? 0
+        let roundSize = options["round-size"].flatMap(Int.init) ?? count
+        // `--send-share I/M`: this process sends for the workflows whose index % M == I.
+        let share = options["send-share"].map { $0.split(separator: "/").compactMap { Int($0) } }.flatMap { $0.count == 2 ? ($0[0], $0[1]) : nil }
         let ledger = LedgerFile(path: ledgerPath)
         let counters = FenceCounters()
         let logger = Logger(label: "crash-worker") { _ in FenceLogHandler(ledger: ledger, counters: counters) }
@@ -185,6 +307,7 @@ enum PostgresWorker {
             if let owner = options["owner"] { runtimeConfiguration.owner = OwnerID(owner) }
             if let park = options["park-ms"].flatMap(Int.init) { runtimeConfiguration.parkAfter = .milliseconds(park) }
             if let horizon = options["horizon-ms"].flatMap(Int.init) { runtimeConfiguration.timerHorizon = .milliseconds(horizon) }
+            if let retry = options["retry-ms"].flatMap(Int.init) { runtimeConfiguration.storageRetryInterval = .milliseconds(retry) }
             let runtime = WorkflowRuntime(store: store, workflows: [MixedWorkflow(ledger: ledger)], configuration: runtimeConfiguration)
 
             let (dumpRequests, requestDump) = AsyncStream.makeStream(of: Void.self)
@@ -199,23 +322,32 @@ enum PostgresWorker {
                         for await _ in dumpRequests { await Self.dump(runtime, store: store) }
                     }
                     defer { group.cancelAll() }
+                    // The sender's part runs beside the starts and to its end, whenever the run ends:
+                    // every send is acknowledged (again, for a replacement) before this process exits.
+                    async let sending: Void = Self.sendPart(share, of: roundSize, prefix: prefix, events: events, runtime: runtime, ledger: ledger)
                     if count > 0 {
                         try await withThrowingTaskGroup(of: Void.self) { starts in
                             for index in 0..<count {
                                 starts.addTask {
-                                    let workflowInput = Self.input(index, steps: steps, stepMilliseconds: stepMilliseconds, longSleep: longSleep)
-                                    try await runtime.start(MixedWorkflow.self, id: "\(prefix)\(index)", input: workflowInput)
+                                    let workflowInput = Self.input(
+                                        index, steps: steps, events: events, stepMilliseconds: stepMilliseconds, longSleep: longSleep)
+                                    _ = try await Self.retrying {
+                                        try await runtime.start(MixedWorkflow.self, id: "\(prefix)\(index)", input: workflowInput)
+                                    }
                                 }
                             }
                             try await starts.waitForAll()
                         }
                         say("started \(count)")
                     }
-                    // Done once nothing runs and every workflow of the run has ended, in whichever process.
+                    try await sending
+                    // Done once nothing runs and every workflow of the run has ended, in whichever
+                    // process (a store out of reach is asked again).
                     while true {
-                        let counts = try await store.counts()
-                        if counts[.running] == 0 && counts[.completed] + counts[.failed] + counts[.cancelled] + counts[.suspended] >= total {
-                            say("done: \(counts[.completed]) completed, \(counts[.failed]) failed, \(counts[.suspended]) suspended")
+                        if let counts = try? await store.counts(),
+                            counts[.running] == 0 && counts[.completed] + counts[.failed] + counts[.cancelled] + counts[.suspended] >= total
+                        {
+                            say("done: \(counts[.completed]) completed, \(counts[.failed]) failed, \(counts[.cancelled]) cancelled, \(counts[.suspended]) suspended")
                             break
                         }
                         try await Task.sleep(for: .milliseconds(100))
