@@ -188,7 +188,9 @@ struct Bench: AsyncParsableCommand {
     static let workflows: [any Workflow] = [BenchWorkflow(), SleepWorkflow(), EventWorkflow(), CheckWorkflow(), RecoveryWorkflow()]
 
     /// Opens the store at `location` and a runtime with the bench's workflows, both silent.
-    static func open(_ location: StoreLocation, parkAfter: Duration? = .seconds(10), lease: Duration? = nil) async throws -> (any EventStore, WorkflowRuntime) {
+    static func open(
+        _ location: StoreLocation, parkAfter: Duration? = .seconds(10), lease: Duration? = nil, recoveryGate: RecoveryGate? = nil
+    ) async throws -> (any EventStore, WorkflowRuntime) {
         let store: any EventStore
         switch location {
         case .lmdb(let directory):
@@ -200,6 +202,8 @@ struct Bench: AsyncParsableCommand {
             // Warnings only (a failed commit, say): they go to standard error.
             store = try await PostgresStore.connect(configuration: configuration, logger: commandLogger)
         }
+        var workflows = workflows
+        if let recoveryGate { workflows.append(RecoveryWorkflow(gate: recoveryGate)) }
         let runtime = WorkflowRuntime(
             store: store, workflows: workflows,
             configuration: .init(logger: Logger(label: "continuum", factory: { _ in SwiftLogNoOpLogHandler() }), parkAfter: parkAfter))

@@ -2,23 +2,24 @@ import ArgumentParser
 @_spi(Testing) import Continuum
 import Foundation
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 extension Bench {
-    /// How long each recovery workflow sleeps between its first step and its last two.
-    static let recoverySleep: Duration = .seconds(5)
     /// The lease of the recovery scenario's PostgreSQL claims: the killed process's claims run
-    /// out while its workflows' sleeps do, so the lease is not what the figure measures.
+    /// out while its workflows sleep, so the lease is not what the figure measures.
     static let recoveryLease: Duration = .seconds(4)
 
-    /// A child process starts `workflows` workflows (a step, a five-second sleep, two steps),
-    /// nothing parked, and is SIGKILLed as soon as every one is asleep in memory: all of them
-    /// are in flight. Once their sleeps are over, this process opens the store and runs them to the
-    /// end; the figures are its time from opening the store until every workflow completed, its
-    /// peak memory and CPU.
+    /// A child process starts `workflows` workflows (a step, a sleep, two steps), nothing
+    /// parked, and is SIGKILLed as soon as every one is asleep in memory: all of them are in
+    /// flight. Their first step waits until every workflow is started and returns the time they
+    /// all wake, late enough for every one to be asleep before (four times the time the starts took,
+    /// and five seconds). Once that time is past, this process opens the store and runs them to
+    /// the end; the figures are its time from opening the store until every workflow completed,
+    /// its peak memory and CPU.
     func recoveryScenario(location: StoreLocation) async throws -> Report {
         let total = workflows
         let child = Process()
@@ -38,15 +39,19 @@ extension Bench {
         child.standardOutput = output
         let loading = ContinuousClock.now
         try child.run()
-        // "started": every start is committed, and the workflows run.
-        let line = output.fileHandleForReading.availableLine()
+        // "asleep <wake time, ms since 1970>": every workflow is asleep in memory.
+        let line = output.fileHandleForReading.availableLine() ?? ""
         kill(child.processIdentifier, SIGKILL)
         let killed = ContinuousClock.now
         child.waitUntilExit()
-        guard line == "started" else { throw ValidationError("the loading process ended before it started every workflow (it said '\(line ?? "")')") }
-        FileHandle.standardError.write(Data("recovery: \(total) workflows started in \(format((killed - loading).seconds)) s; SIGKILLed\n".utf8))
-        // Every sleep is over by now: what follows is the runtime's work, not the workflows' wait.
-        try await Task.sleep(until: killed + Self.recoverySleep + .milliseconds(500))
+        let words = line.split(separator: " ")
+        guard words.count == 2, words[0] == "asleep", let wake = Int64(words[1]) else {
+            throw ValidationError("the loading process ended before every workflow was asleep (it said '\(line)')")
+        }
+        FileHandle.standardError.write(Data("recovery: \(total) workflows asleep \(format((killed - loading).seconds)) s after spawning the loader; SIGKILLed\n".utf8))
+        // Every sleep is over then: what follows is the runtime's work, not the workflows' wait.
+        let remaining = Double(wake) / 1000 - Date().timeIntervalSince1970
+        if remaining > 0 { try await Task.sleep(for: .seconds(remaining + 0.5)) }
 
         let cpuBefore = Self.cpuSeconds()
         let opened = ContinuousClock.now
@@ -80,11 +85,13 @@ extension Bench {
         return report
     }
 
-    /// The recovery scenario's child: starts every workflow, says "started" once all are asleep,
-    /// and runs them until it is killed.
+    /// The recovery scenario's child: starts every workflow, says "asleep <wake time>" once
+    /// all are asleep, and runs them until it is killed.
     static func loadForRecovery(_ location: StoreLocation, workflows total: Int, concurrency: Int) async throws {
-        let (store, runtime) = try await open(location, parkAfter: nil, lease: recoveryLease)
+        let gate = RecoveryGate()
+        let (store, runtime) = try await open(location, parkAfter: nil, lease: recoveryLease, recoveryGate: gate)
         _ = store
+        let began = Date()
         try await runtime.withRunning { runtime in
             let next = Counter()
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -93,15 +100,23 @@ extension Bench {
                         while true {
                             let index = next.value.add(1, ordering: .relaxed).oldValue
                             guard index < total else { return }
-                            try await runtime.start(RecoveryWorkflow.self, id: recoveryID(index), input: Int(recoverySleep.milliseconds))
+                            try await runtime.start(RecoveryWorkflow.self, id: recoveryID(index), input: index)
                         }
                     }
                 }
                 try await group.waitForAll()
             }
+            let startup = Date().timeIntervalSince(began)
+            let wake = Int64((Date().timeIntervalSince1970 + 5 + 4 * startup) * 1000)
+            gate.open(wake: wake)
             // Every one asleep in memory (its first step and its sleep's start committed): in flight.
-            while runtime.pendingTimers < total { try await Task.sleep(for: .milliseconds(5)) }
-            FileHandle.standardOutput.write(Data("started\n".utf8))
+            while runtime.pendingTimers < total {
+                guard Date().timeIntervalSince1970 * 1000 < Double(wake) else {
+                    throw ValidationError("the workflows did not all fall asleep before their wake time")
+                }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            FileHandle.standardOutput.write(Data("asleep \(wake)\n".utf8))
             // Runs them until SIGKILL.
             try await Task.sleep(for: .seconds(3_600))
         }
@@ -110,15 +125,45 @@ extension Bench {
     static func recoveryID(_ index: Int) -> String { "recovery-\(index)" }
 }
 
-/// A step, a sleep of `input` milliseconds, two steps; returns 3.
+/// A step that returns when to wake (once every workflow of the run is started), a sleep until
+/// then, two steps; returns 3.
 struct RecoveryWorkflow: Workflow {
     static let name = "continuum.bench.recovery"
+    /// Opened by the loading process once every workflow is started; open elsewhere (there the
+    /// step is replayed, never run).
+    var gate = RecoveryGate(wake: 0)
 
-    func run(_ ctx: WorkflowContext, input milliseconds: Int) async throws -> Int {
-        let a = try await ctx.step("before") { 1 }
-        try await ctx.sleep(for: .milliseconds(milliseconds))
+    func run(_ ctx: WorkflowContext, input: Int) async throws -> Int {
+        let wake = try await ctx.step("before") { try await gate.wake() }
+        try await ctx.sleep(until: Date(timeIntervalSince1970: Double(wake) / 1000))
         let b = try await ctx.step("after") { 1 }
-        return try await ctx.step("last") { a + b + 1 }
+        return try await ctx.step("last") { b + 2 }
+    }
+}
+
+/// The time the recovery scenario's workflows wake, once the loading process knows it.
+final class RecoveryGate: Sendable {
+    private let state: Mutex<(wake: Int64?, waiting: [CheckedContinuation<Int64, Never>])>
+
+    init(wake: Int64? = nil) { state = Mutex((wake, [])) }
+
+    func open(wake: Int64) {
+        let waiting = state.withLock { state in
+            state.wake = wake
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        for waiter in waiting { waiter.resume(returning: wake) }
+    }
+
+    func wake() async -> Int64 {
+        await withCheckedContinuation { continuation in
+            let wake = state.withLock { state -> Int64? in
+                if state.wake == nil { state.waiting.append(continuation) }
+                return state.wake
+            }
+            if let wake { continuation.resume(returning: wake) }
+        }
     }
 }
 

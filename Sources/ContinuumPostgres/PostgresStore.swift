@@ -191,9 +191,10 @@ public final class PostgresStore: EventStore {
             case "3D000": reason = "the database does not exist (\(message))"
             case "53100": return ContinuumError(.storageFull, "Could not \(what): the database's disk is full (\(message)).", workflowID: workflowID, cause: error)
             // Passing conditions: the server is shutting down or restarting, refuses connections
-            // for now, ran out of connection slots, timed a statement out, or chose this
-            // transaction as a deadlock or serialization victim. Nothing was committed.
-            case "57014", "57P01", "57P02", "57P03", "53300", "40001", "40P01":
+            // for now, ran out of connection slots, timed a statement out, ended a session that
+            // idled in a transaction (25P03: this process was paused), or chose this transaction
+            // as a deadlock or serialization victim. Nothing was committed.
+            case "57014", "57P01", "57P02", "57P03", "53300", "40001", "40P01", "25P03":
                 let why = state == "57014" ? "a statement ran past statement_timeout" : "PostgreSQL error \(state)"
                 return ContinuumError(.storeUnavailable, "Could not \(what): \(why) (\(message)).", workflowID: workflowID, cause: error)
             case _ where state.hasPrefix("08"):

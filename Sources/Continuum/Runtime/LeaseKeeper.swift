@@ -1,4 +1,20 @@
 import Logging
+import Synchronization
+
+/// Claims taken in batches (recovery, adoption) for workflows not driven yet: the lease keeper
+/// renews them with the instances' own until their drivers end, so that a long queue of
+/// launches does not let them lapse (another process would take them, and the work done here
+/// would be refused).
+final class PendingClaims: Sendable {
+    private let claims = Mutex<[String: Claim]>([:])
+
+    func insert(_ claim: Claim, for id: String) { claims.withLock { $0[id] = claim } }
+
+    /// The driver of `id` ended (or never started): its instance renewed the claim meanwhile.
+    func remove(_ id: String) { _ = claims.withLock { $0.removeValue(forKey: id) } }
+
+    var all: [Claim] { claims.withLock { Array($0.values) } }
+}
 
 /// Renews the claims of the workflows in memory, all in one call, three times per lease, for
 /// stores whose claims expire (``StoreLimits/leaseDuration``). A claim the store reports lost
@@ -15,6 +31,8 @@ struct LeaseKeeper: Sendable {
     let logger: Logger
     /// The instances in memory.
     let residents: @Sendable () -> [WorkflowInstance]
+    /// Claims of launches not driven yet.
+    let pending: PendingClaims
     /// How many more workflows memory has room for now; a round claims no more than that.
     let room: @Sendable () -> Int
     /// Launches a workflow claimed for this runtime.
@@ -49,11 +67,15 @@ struct LeaseKeeper: Sendable {
     /// Renews every claim held in memory; instances whose claim was lost leave memory.
     private func renewClaims() async {
         let instances = residents().filter { $0.claim != nil }
+        let claims = Set(instances.compactMap(\.claim)).union(pending.all)
+        guard !claims.isEmpty else { return }
         do {
-            let lost = Set(try await store.renew(instances.compactMap(\.claim)))
+            let lost = Set(try await store.renew(Array(claims)))
             for instance in instances where instance.claim.map(lost.contains) == true {
                 await instance.ownershipLost()
             }
+        } catch where Task.isCancelled {
+            return  // the runtime is stopping
         } catch {
             logger.warning("Could not renew claims: \(error.message)", metadata: [WorkflowRuntime.LogKey.errorCode: "\(error.code)"])
         }
@@ -72,6 +94,8 @@ struct LeaseKeeper: Sendable {
                 budget -= claimed.count
                 guard claimed.count == limit else { return }
             }
+        } catch where Task.isCancelled {
+            return  // the runtime is stopping
         } catch {
             logger.warning("Could not claim available workflows: \(error.message)", metadata: [WorkflowRuntime.LogKey.errorCode: "\(error.code)"])
         }

@@ -132,8 +132,9 @@ extension WorkflowRuntime {
                 let keeper = LeaseKeeper(
                     store: store, clock: configuration.clock, lease: lease, owner: configuration.owner, logger: logger,
                     residents: { [state] in state.withLock { $0.instances } },
+                    pending: pendingClaims,
                     room: { [admission] in admission.room },
-                    adopt: { [state, logger] workflow in
+                    adopt: { [state, logger, pendingClaims] workflow in
                         // Driven here already: under the same token (a lapsed lease of this
                         // runtime's, now extended), or under an older one this claim superseded
                         // (another process took it and died meanwhile), whose run finds its appends
@@ -142,6 +143,7 @@ extension WorkflowRuntime {
                         if state.withLock({ $0.isClaimed(workflow.id) }) {
                             logger.debug("Claimed a workflow this runtime drives", metadata: [LogKey.workflowID: "\(workflow.id)"])
                         } else {
+                            pendingClaims.insert(workflow.claim, for: workflow.id)
                             state.launch(Launch(id: workflow.id, wake: true, claim: workflow.claim))
                         }
                     })
@@ -157,10 +159,29 @@ extension WorkflowRuntime {
     }
 
     /// Hands every runnable workflow to `assign`, page by page; returns how many.
+    ///
+    /// On a shared store it claims them a page at a time (``EventStore/claimAvailable(owner:overdue:limit:)``:
+    /// one statement per page, rather than one claim per workflow), with the parked ones whose
+    /// timer is due, as much as memory has room for; the lease keeper takes the rest later.
     private func recover(_ assign: (Launch) -> Void) async throws(ContinuumError) -> Int {
         var after: StreamID?
         var recovered = 0
         let pageSize = max(1, configuration.recoveryPageSize)
+        if store.limits.leaseDuration != nil {
+            var budget = admission.room
+            while budget > 0 {
+                let limit = min(pageSize, budget)
+                let page = try await store.claimAvailable(owner: configuration.owner, overdue: .zero, limit: limit)
+                for workflow in page {
+                    pendingClaims.insert(workflow.claim, for: workflow.id)
+                    assign(Launch(id: workflow.id, wake: true, claim: workflow.claim))
+                }
+                recovered += page.count
+                budget -= page.count
+                guard page.count == limit else { break }
+            }
+            return recovered
+        }
         while true {
             let page = try await store.runnable(after: after, limit: pageSize)
             for row in page { assign(Launch(id: row.summary.id)) }

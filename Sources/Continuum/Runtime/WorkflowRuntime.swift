@@ -43,6 +43,8 @@ public final class WorkflowRuntime: Service, Sendable {
     let parking = ParkingQueue()
     /// Room in memory for `maxResidentWorkflows`.
     let admission: Admission
+    /// Claims taken in batches for workflows not driven yet (shared stores).
+    let pendingClaims = PendingClaims()
     /// Where committed changes go to ``changes(of:)``.
     let feed = ChangeFeed()
     let metrics: RuntimeMetrics
@@ -80,7 +82,7 @@ public final class WorkflowRuntime: Service, Sendable {
         WorkflowDriver(
             store: store, workflows: workflows, state: state, timers: timers, metrics: metrics, tracer: tracer, logger: logger,
             owner: configuration.owner, maxPayloadSize: maxPayloadSize, parking: configuration.parkAfter == nil ? nil : parking,
-            feed: feed, codeChange: configuration.codeChange, build: configuration.build)
+            feed: feed, codeChange: configuration.codeChange, build: configuration.build, pendingClaims: pendingClaims)
     }
 
     /// The names of the workflow types this runtime runs.
