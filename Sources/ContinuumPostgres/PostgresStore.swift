@@ -359,48 +359,58 @@ public final class PostgresStore: EventStore {
         try ensureOpen()
         guard limit > 0 else { return [] }
         // Two kinds of rows, each locked with SKIP LOCKED so that runtimes claiming at once share
-        // them out instead of queueing behind each other: running rows whose lease ran out (by
-        // the index on lease expiry), and parked rows with an overdue timer (by the due index).
+        // them out instead of queueing behind each other: running rows whose lease ran out (an
+        // ordered range of the index on lease expiry: no sort, however many there are), and
+        // parked rows with an overdue timer (by the due index). The update finds its rows by
+        // primary key (`= ANY`): joined, the planner hashed the whole table for each page.
         // A row this owner holds under a lapsed lease keeps its token (its lease is extended):
         // a new epoch would fence off the run this runtime may still be making of it.
         var query = PostgresQuery(
             unsafeSQL: """
                 WITH now AS (SELECT \(nowSQL(1)) AS ns),
                 expired AS (
-                    SELECT w.stream, false AS parked FROM \(schema).workflows w, now
-                    WHERE w.status = 'running' AND NOT w.parked
-                      AND (w.lease_expiry <= now.ns OR w.lease_expiry IS NULL)
-                    ORDER BY w.lease_expiry NULLS FIRST
+                    SELECT w.stream, false AS parked FROM \(schema).workflows w
+                    WHERE w.status = 'running' AND NOT w.parked AND w.lease_expiry <= (SELECT ns FROM now)
+                    ORDER BY w.lease_expiry
+                    LIMIT $5
+                    FOR UPDATE OF w SKIP LOCKED
+                ),
+                unowned AS (
+                    SELECT w.stream, false AS parked FROM \(schema).workflows w
+                    WHERE w.status = 'running' AND NOT w.parked AND w.lease_expiry IS NULL
                     LIMIT $5
                     FOR UPDATE OF w SKIP LOCKED
                 ),
                 due AS (
-                    SELECT w.stream, true AS parked FROM \(schema).workflows w, now
+                    SELECT w.stream, true AS parked FROM \(schema).workflows w
                     WHERE w.stream IN (
-                          SELECT t.stream FROM \(schema).timers t, now WHERE t.due <= now.ns - $4 ORDER BY t.due LIMIT $5 * 4)
+                          SELECT t.stream FROM \(schema).timers t WHERE t.due <= (SELECT ns FROM now) - $4 ORDER BY t.due LIMIT $5 * 4)
                       AND w.status = 'running' AND w.parked AND w.owner IS NULL
                     LIMIT $5
                     FOR UPDATE OF w SKIP LOCKED
                 ),
                 picked AS (
-                    SELECT * FROM expired
-                    UNION ALL
-                    SELECT * FROM due WHERE (SELECT count(*) FROM expired) < $5
+                    SELECT * FROM (
+                        SELECT * FROM expired
+                        UNION ALL SELECT * FROM unowned
+                        UNION ALL SELECT * FROM due WHERE (SELECT count(*) FROM expired) < $5
+                    ) p
+                    LIMIT $5
                 ),
                 claimed AS (
                     UPDATE \(schema).workflows w
                     SET owner = $2, epoch = CASE WHEN w.owner = $2 THEN w.epoch ELSE w.epoch + 1 END,
-                        lease_expiry = now.ns + $3, parked = false
-                    FROM picked, now
-                    WHERE w.stream = picked.stream
-                    RETURNING w.stream, w.id, w.epoch, picked.parked
+                        lease_expiry = (SELECT ns FROM now) + $3, parked = false
+                    WHERE w.stream = ANY(ARRAY(SELECT stream FROM picked))
+                    RETURNING w.stream, w.id, w.epoch
                 ),
+                result AS (SELECT c.stream, c.id, c.epoch, p.parked FROM claimed c JOIN picked p USING (stream)),
                 counted AS (
                     INSERT INTO \(schema).counts (status, shard, count)
-                    SELECT 'parked', $6, -count(*) FROM claimed WHERE claimed.parked HAVING count(*) > 0
+                    SELECT 'parked', $6, -count(*) FROM result WHERE result.parked HAVING count(*) > 0
                     ON CONFLICT (status, shard) DO UPDATE SET count = \(schema).counts.count + excluded.count
                 )
-                SELECT stream, id, epoch FROM claimed
+                SELECT stream, id, epoch FROM result
                 """)
         query.binds.append(clockNow)
         query.binds.append(owner.rawValue)
@@ -426,18 +436,30 @@ public final class PostgresStore: EventStore {
 
     public func load(id: String) async throws(ContinuumError) -> StoredWorkflow? {
         try ensureOpen()
+        // One round trip: the summary on every row, beside each event (a recovery loads
+        // every workflow it resumes, so a second statement per workflow was half its reads).
+        var query = PostgresQuery(
+            unsafeSQL: """
+                SELECT w.stream, w.id, w.type, w.status, w.created_at, w.updated_at, e.sequence, e.value
+                FROM \(schema).workflows w LEFT JOIN \(schema).events e ON e.stream = w.stream
+                WHERE w.id = $1 ORDER BY e.sequence
+                """)
+        query.binds.append(ByteBuffer(bytes: Array(id.utf8)))
         do {
-            guard let row = try await summaryRow(id: id) else { return nil }
-            var query = PostgresQuery(unsafeSQL: "SELECT sequence, value FROM \(schema).events WHERE stream = $1 ORDER BY sequence")
-            query.binds.append(Int64(row.stream.rawValue))
+            var summary: ListedWorkflow?
             var events: [HistoryEvent] = []
-            for (sequence, value) in try await fetch(query).decode((Int32, ByteBuffer).self) {
-                let bytes = Array(value.readableBytesView)
+            for (stream, rowID, type, status, created, updated, sequence, value) in try await fetch(query)
+                .decode((Int64, ByteBuffer, ByteBuffer, String, Int64, Int64, Int32?, ByteBuffer?).self)
+            {
+                if summary == nil { summary = try listedWorkflow(stream, rowID, type, status, created, updated) }
+                guard let sequence, let value else { continue }
                 events.append(
                     try BinaryCodec.decodeEvent(
-                        bytes, sequence: UInt32(sequence), location: "workflow '\(id)' event \(sequence) in PostgreSQL \(configuration.displayURL)"))
+                        Array(value.readableBytesView), sequence: UInt32(sequence),
+                        location: "workflow '\(id)' event \(sequence) in PostgreSQL \(configuration.displayURL)"))
             }
-            return StoredWorkflow(stream: row.stream, summary: row.summary, events: events)
+            guard let summary else { return nil }
+            return StoredWorkflow(stream: summary.stream, summary: summary.summary, events: events)
         } catch {
             throw Self.storeError(error, doing: "load workflow '\(id)'", workflowID: id)
         }
@@ -461,21 +483,20 @@ public final class PostgresStore: EventStore {
     }
 
     private func listed(_ query: PostgresQuery) async throws -> [ListedWorkflow] {
-        var rows: [ListedWorkflow] = []
-        for (stream, id, type, status, created, updated) in try await fetch(query)
-            .decode((Int64, ByteBuffer, ByteBuffer, String, Int64, Int64).self)
-        {
-            guard let status = WorkflowStatus(named: status) else {
-                throw ContinuumError(.corruptedData, "Workflow stream \(stream) has the unknown status '\(status)' in \(configuration.displayURL).")
-            }
-            rows.append(
-                ListedWorkflow(
-                    stream: StreamID(rawValue: UInt64(stream)),
-                    summary: WorkflowSummary(
-                        id: String(decoding: id.readableBytesView, as: UTF8.self), type: String(decoding: type.readableBytesView, as: UTF8.self),
-                        status: status, createdAt: created, updatedAt: updated)))
+        try await fetch(query).decode((Int64, ByteBuffer, ByteBuffer, String, Int64, Int64).self).map(listedWorkflow)
+    }
+
+    private func listedWorkflow(
+        _ stream: Int64, _ id: ByteBuffer, _ type: ByteBuffer, _ status: String, _ created: Int64, _ updated: Int64
+    ) throws -> ListedWorkflow {
+        guard let status = WorkflowStatus(named: status) else {
+            throw ContinuumError(.corruptedData, "Workflow stream \(stream) has the unknown status '\(status)' in \(configuration.displayURL).")
         }
-        return rows
+        return ListedWorkflow(
+            stream: StreamID(rawValue: UInt64(stream)),
+            summary: WorkflowSummary(
+                id: String(decoding: id.readableBytesView, as: UTF8.self), type: String(decoding: type.readableBytesView, as: UTF8.self),
+                status: status, createdAt: created, updatedAt: updated))
     }
 
     public func list(status: WorkflowStatus?, after: StreamID?, limit: Int) async throws(ContinuumError) -> [ListedWorkflow] {
