@@ -20,10 +20,12 @@ extension WorkflowRuntime {
         }
         guard store.limits.leaseDuration != nil else { return try await promise.value }
         // A shared store: another process may finish the workflow (or take it from this one), and
-        // only its own waiters hear of it. Look at the store now and then too.
+        // only its own waiters hear of it. Look at the store now and then too: soon when another
+        // process runs it, after a second when this one does (its driver answers, unless the
+        // workflow is taken from it).
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { [self] in
-                var pause = Duration.milliseconds(50)
+                var pause = live ? Duration.seconds(1) : .milliseconds(50)
                 while true {
                     try await Task.sleep(for: pause)
                     pause = min(pause * 2, .seconds(1))
