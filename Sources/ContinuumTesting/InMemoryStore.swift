@@ -158,22 +158,27 @@ public final class InMemoryStore: EventStore {
         let now = clock.now()
         return try state.withLock { state throws(ContinuumError) in
             guard !state.closed else { throw Self.closedError }
-            guard let stream = state.streams[Array(id.utf8)], var record = state.records[stream] else { return nil }
+            guard let stream = state.streams[Array(id.utf8)], let record = state.records[stream] else { return nil }
             // With leases, another owner's live claim stands; without, any claim supersedes.
             if limits.leaseDuration != nil, let holder = record.claim, holder.owner != owner, !Self.expired(record, now: now) {
                 return nil
             }
             state.nextEpoch += 1
-            let token = FencingToken(owner: owner, epoch: state.nextEpoch)
-            record.claim = token
-            record.leaseExpiry = limits.leaseDuration.map { now + $0.nanoseconds }
-            if record.parked {
-                record.parked = false
-                state.counts.parked -= 1
-            }
-            state.records[stream] = record
-            return Claim(stream: StreamID(rawValue: stream), token: token)
+            return hand(stream, to: FencingToken(owner: owner, epoch: state.nextEpoch), now: now, in: &state)
         }
+    }
+
+    /// Gives workflow `stream` to `token` with a new lease, out of the parked set.
+    private func hand(_ stream: UInt64, to token: FencingToken, now: Int64, in state: inout State) -> Claim {
+        guard var record = state.records[stream] else { preconditionFailure("stream \(stream) has no record") }
+        record.claim = token
+        record.leaseExpiry = limits.leaseDuration.map { now + $0.nanoseconds }
+        if record.parked {
+            record.parked = false
+            state.counts.parked -= 1
+        }
+        state.records[stream] = record
+        return Claim(stream: StreamID(rawValue: stream), token: token)
     }
 
     public func renew(_ claims: [Claim]) async throws(ContinuumError) -> [Claim] {
@@ -215,8 +220,8 @@ public final class InMemoryStore: EventStore {
                     seen.insert(stream)
                 }
             }
-            return picked.map { stream in
-                var record = state.records[stream]!
+            return picked.compactMap { stream in
+                guard let record = state.records[stream] else { return nil }
                 // This owner's own lapsed claim keeps its token: a new epoch would fence off the
                 // run its runtime may still be making.
                 let token: FencingToken
@@ -226,14 +231,7 @@ public final class InMemoryStore: EventStore {
                     state.nextEpoch += 1
                     token = FencingToken(owner: owner, epoch: state.nextEpoch)
                 }
-                record.claim = token
-                record.leaseExpiry = limits.leaseDuration.map { now + $0.nanoseconds }
-                if record.parked {
-                    record.parked = false
-                    state.counts.parked -= 1
-                }
-                state.records[stream] = record
-                return ClaimedWorkflow(id: record.id, claim: Claim(stream: StreamID(rawValue: stream), token: token))
+                return ClaimedWorkflow(id: record.id, claim: hand(stream, to: token, now: now, in: &state))
             }
         }
     }
