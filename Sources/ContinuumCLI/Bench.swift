@@ -18,6 +18,9 @@ struct Bench: AsyncParsableCommand {
                                reports the time until it is ready to serve and its resident memory.
             --scenario check   N workflows asleep after three steps; then the deploy gate replays all of them
                                against the same code (read-only) and reports how long it took.
+            --scenario raw     The same events as --scenario steps (a create, K appends each awaited, a completion per
+                               workflow, C at a time) written straight to the store, with no runtime: the limit
+                               the steps scenario is measured against (events_per_second).
             --scenario recovery N workflows (a step, a 5 s sleep, two steps) started by a child process that is
                                SIGKILLed once all are started, all in flight; once their sleeps are over this
                                process opens the store and reports the time until every one completed and its
@@ -31,10 +34,10 @@ struct Bench: AsyncParsableCommand {
             """)
 
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
-        case steps, timers, events, restart, check, recovery
+        case steps, timers, events, restart, check, recovery, raw
     }
 
-    @Option(help: "What to measure: steps, timers, events, restart, check or recovery.")
+    @Option(help: "What to measure: steps, timers, events, restart, check, recovery or raw.")
     var scenario = Scenario.steps
 
     @Option(help: "How many workflows to run.")
@@ -146,6 +149,7 @@ struct Bench: AsyncParsableCommand {
             case .events: report = try await eventsScenario(runtime, prefix: prefix)
             case .restart: report = try await restartScenario(runtime, store: store, location: target.location, prefix: prefix)
             case .check: report = try await checkScenario(runtime, store: store, prefix: prefix)
+            case .raw: report = try await rawScenario(store: store, prefix: prefix)
             case .recovery:
                 // Its processes open the store themselves (LMDB admits one at a time).
                 await store.close()
@@ -412,6 +416,8 @@ struct Bench: AsyncParsableCommand {
             if let secondsToComplete, let readySeconds, let unfinishedAtKill, let peakResidentMegabytes, let recoveryCPUMicroseconds {
                 lines.append("  recovery     \(unfinishedAtKill) in flight at SIGKILL; all \(workflows) completed \(format(secondsToComplete)) s after opening the store (ready in \(format(readySeconds)) s)")
                 lines.append("  memory       peak RSS \(format(peakResidentMegabytes)) MB; CPU \(format(recoveryCPUMicroseconds)) µs per recovered workflow")
+            } else if let eventsPerSecond, scenario == "raw" {
+                lines.append("  events/s     \(format(eventsPerSecond)) written straight to the store, no runtime (the limit for --scenario steps)")
             } else if let eventsPerSecond {
                 lines.append("  events/s     \(format(eventsPerSecond))")
                 lines.append("  delivery     p50 \(format(p50)) ms   p99 \(format(p99)) ms   max \(format(max)) ms (send → workflow finished)")

@@ -272,7 +272,7 @@ struct PostgresCLITests {
         try await dropSchema(schema)
     }
 
-    @Test("bench --postgres measures in a new schema and drops it; --keep keeps it", arguments: ["steps", "events", "timers", "check", "restart"])
+    @Test("bench --postgres measures in a new schema and drops it; --keep keeps it", arguments: ["steps", "events", "timers", "check", "restart", "raw", "recovery"])
     func bench(_ scenario: String) async throws {
         let url = try postgresURL(schema: nil)
         let keep = scenario == "events"
@@ -286,6 +286,14 @@ struct PostgresCLITests {
         }
         if scenario == "steps" {
             #expect(report["workflows"] as? Int == 200 && (report["workflows_per_second"] as? Double ?? 0) > 0, "\(run.output)")
+        }
+        if scenario == "raw" {
+            #expect((report["events_per_second"] as? Double ?? 0) > 0, "\(run.output)")
+        }
+        if scenario == "recovery" {
+            // All 50 were asleep in the killed process, and all completed in the recovering one.
+            #expect(report["unfinished_at_kill"] as? Int == 50 && report["completed"] as? Int == 50, "\(run.output)")
+            #expect((report["seconds_to_complete"] as? Double ?? 0) > 0 && (report["peak_rss_mb"] as? Double ?? 0) > 0, "\(run.output)")
         }
         let store = try #require(report["store"] as? String, "\(run.output)")
         let schema = String(try #require(store.split(separator: "schema=").last))
