@@ -123,6 +123,19 @@ let package = Package(
             path: "Examples/Workflows",
             swiftSettings: strict
         ),
+        // The README's code, compiled (ReadmeTests checks that README.md shows exactly this).
+        .target(
+            name: "ReadmeSnippets",
+            dependencies: [
+                "Continuum", "ContinuumLMDB", "ContinuumPostgres", "ContinuumHTTP", "ContinuumMacros", "ContinuumExamples",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ],
+            path: "Examples/Readme",
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "Onboarding",
             dependencies: ["Continuum", "ContinuumLMDB", .product(name: "Logging", package: "swift-log")],
@@ -161,7 +174,7 @@ let package = Package(
         .testTarget(
             name: "ContinuumHTTPTests",
             dependencies: [
-                "Continuum", "ContinuumLMDB", "ContinuumHTTP", "ContinuumTesting", "ContinuumTestSupport",
+                "Continuum", "ContinuumLMDB", "ContinuumHTTP", "ContinuumTesting", "ContinuumTestSupport", "ReadmeSnippets",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
