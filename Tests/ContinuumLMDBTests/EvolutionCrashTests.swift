@@ -302,19 +302,6 @@ struct EvolutionCrashTests {
 
     /// How `child` exited, or `nil` (after killing it) when it runs for over 60 seconds.
     private static func exit(of child: ChildProcess) async throws -> ChildProcess.Exit? {
-        try await withThrowingTaskGroup(of: ChildProcess.Exit?.self) { group in
-            group.addTask { await child.exit() }
-            group.addTask {
-                try await Task.sleep(for: .seconds(60))
-                return nil
-            }
-            defer { group.cancelAll() }
-            let first = try await group.next() ?? nil
-            if first == nil {
-                child.kill()
-                _ = await child.exit()
-            }
-            return first
-        }
+        try await child.exit(within: .seconds(60))
     }
 }

@@ -12,20 +12,7 @@ struct EvolutionExampleTests {
         let executable = try #require(builtExecutable(named: "Evolution"), "build the Evolution example first (swift build)")
         try await withTemporaryDirectory(prefix: "continuum-evolution-example") { directory in
             let child = try ChildProcess(executable: executable, arguments: ["story", "--state", directory + "/state"])
-            let exit = try await withThrowingTaskGroup(of: ChildProcess.Exit?.self) { group in
-                group.addTask { await child.exit() }
-                group.addTask {
-                    try await Task.sleep(for: .seconds(120))
-                    return nil
-                }
-                defer { group.cancelAll() }
-                let first = try await group.next() ?? nil
-                if first == nil {
-                    child.kill()
-                    _ = await child.exit()
-                }
-                return first
-            }
+            let exit = try await child.exit(within: .seconds(120))
             let output = child.output
             #expect(exit == .exited(0), "the story ended with \(exit?.description ?? "no exit within 120 s"):\n\(output)")
             let lines = output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }

@@ -163,6 +163,25 @@ public final class ChildProcess: Sendable {
         }
     }
 
+    /// How the child exited, or `nil` — after killing it — when it runs longer than `timeout`:
+    /// a hang fails the test instead of blocking CI.
+    public func exit(within timeout: Duration) async throws -> Exit? {
+        try await withThrowingTaskGroup(of: Exit?.self) { group in
+            group.addTask { await self.exit() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            let first = try await group.next() ?? nil
+            if first == nil {
+                kill()
+                _ = await exit()
+            }
+            return first
+        }
+    }
+
     /// Whether the child has ended.
     public var hasExited: Bool { shared.state.withLock { $0.exit != nil } }
 }
