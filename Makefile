@@ -2,7 +2,7 @@
 SWIFT ?= swift
 STATE ?= ./state
 
-.PHONY: run demo evolution test bench deps browser postgres stop-postgres
+.PHONY: run demo evolution follow-up test bench deps browser postgres stop-postgres
 
 deps:
 	@if ! pkg-config --exists lmdb 2>/dev/null && [ ! -f /usr/include/lmdb.h ]; then \
@@ -33,6 +33,12 @@ demo: deps
 evolution: deps
 	$(SWIFT) build --product Evolution
 	./.build/debug/Evolution story --state ./evolution-state
+
+# The three-day follow-up: a thank-you when feedback comes, a reminder after three days without;
+# on the manual clock (three days pass at once). `FollowUp --real --day-ms 1000` uses the system clock.
+follow-up: deps
+	$(SWIFT) build --product FollowUp
+	./.build/debug/FollowUp
 
 # The tests get a throwaway PostgreSQL (tools/postgres.sh) through CONTINUUM_POSTGRES_URL.
 test: deps browser

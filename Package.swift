@@ -143,6 +143,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "FollowUp",
+            dependencies: ["Continuum", "ContinuumLMDB", "ContinuumTesting"],
+            path: "Examples/FollowUp",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "Evolution",
             dependencies: ["Continuum", "ContinuumLMDB", "ContinuumMacros", .product(name: "Logging", package: "swift-log")],
             path: "Examples/Evolution",
