@@ -2,7 +2,7 @@
 SWIFT ?= swift
 STATE ?= ./state
 
-.PHONY: run demo evolution follow-up test bench deps browser postgres stop-postgres
+.PHONY: run demo evolution follow-up determinism test bench deps browser postgres stop-postgres
 
 deps:
 	@if ! pkg-config --exists lmdb 2>/dev/null && [ ! -f /usr/include/lmdb.h ]; then \
@@ -39,6 +39,11 @@ evolution: deps
 follow-up: deps
 	$(SWIFT) build --product FollowUp
 	./.build/debug/FollowUp
+
+# Recorded time, UUID and random number: the same after a SIGKILL and a replay; Date() is not.
+determinism: deps
+	$(SWIFT) build --product Determinism
+	./.build/debug/Determinism
 
 # The tests get a throwaway PostgreSQL (tools/postgres.sh) through CONTINUUM_POSTGRES_URL.
 test: deps browser

@@ -149,6 +149,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "Determinism",
+            dependencies: ["Continuum", "ContinuumLMDB", .product(name: "Logging", package: "swift-log")],
+            path: "Examples/Determinism",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "Evolution",
             dependencies: ["Continuum", "ContinuumLMDB", "ContinuumMacros", .product(name: "Logging", package: "swift-log")],
             path: "Examples/Evolution",
