@@ -2,7 +2,7 @@
 SWIFT ?= swift
 STATE ?= ./state
 
-.PHONY: run demo evolution follow-up determinism test bench deps browser postgres stop-postgres
+.PHONY: run demo evolution follow-up determinism flaky-bank test bench deps browser postgres stop-postgres
 
 deps:
 	@if ! pkg-config --exists lmdb 2>/dev/null && [ ! -f /usr/include/lmdb.h ]; then \
@@ -44,6 +44,11 @@ follow-up: deps
 determinism: deps
 	$(SWIFT) build --product Determinism
 	./.build/debug/Determinism
+
+# A step that calls a flaky bank (a local server failing three times) retries 1 s, 2 s, 4 s apart.
+flaky-bank: deps
+	$(SWIFT) build --product FlakyBank
+	./.build/debug/FlakyBank
 
 # The tests get a throwaway PostgreSQL (tools/postgres.sh) through CONTINUUM_POSTGRES_URL.
 test: deps browser

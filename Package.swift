@@ -34,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.1.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.30.0"),
     ],
     targets: [
         .systemLibrary(
@@ -152,6 +153,18 @@ let package = Package(
             name: "Determinism",
             dependencies: ["Continuum", "ContinuumLMDB", .product(name: "Logging", package: "swift-log")],
             path: "Examples/Determinism",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "FlakyBank",
+            dependencies: [
+                "Continuum", "ContinuumLMDB",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/FlakyBank",
             swiftSettings: strict
         ),
         .executableTarget(
