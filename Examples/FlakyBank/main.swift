@@ -52,12 +52,13 @@ struct PayInvoice: Workflow {
 
     func run(_ ctx: WorkflowContext, input invoice: String) async throws -> String {
         try await ctx.step("transfer", retry: .exponential(maxAttempts: 5, initial: .seconds(1), factor: 2, jitter: 0)) { step in
+            let at = elapsed()  // when the attempt began: the waits run from one attempt's end to the next's start
             var request = HTTPClientRequest(url: "\(bank)/transfers")
             request.method = .POST
             request.headers.add(name: "Idempotency-Key", value: step.idempotencyKey)
             let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
             let body = try await response.body.collect(upTo: 1024)
-            say("attempt \(step.attempt) at \(elapsed()): \(response.status.code)")
+            say("attempt \(step.attempt) at \(at): \(response.status.code)")
             guard response.status == .ok else { throw BankUnavailable(status: response.status.code) }
             return String(buffer: body)
         }
