@@ -343,3 +343,57 @@ struct PostgresOrphanTests {
         }
     }
 }
+
+@Suite("Loads on PostgreSQL")
+struct PostgresLoadTests {
+    @Test("300 loads at once, batched into shared statements: each gets its own history, an unknown id nil, a damaged one corruptedData alone")
+    func concurrentLoads() async throws {
+        try await withPostgresStore { store in
+            let owner = OwnerID("loader")
+            for index in 0..<300 {
+                let id = "w\(index)"
+                let start = HistoryEvent(sequence: 0, timestamp: 1, kind: .workflowStarted(type: "t", input: Array("\(index)".utf8)))
+                guard case .created(let claim) = try await store.create(CreateRequest(id: id, type: "t", started: start, owner: owner)) else {
+                    Issue.record("\(id) existed")
+                    return
+                }
+                // Workflow i holds i % 5 step events beside its start.
+                let steps = (0..<(index % 5)).map { step in
+                    HistoryEvent(
+                        sequence: UInt32(step + 1), timestamp: 2,
+                        kind: .stepCompleted(StepRecord(name: "s\(step)", occurrence: 0, index: UInt32(step), concurrent: false), result: Array("\(index)".utf8)))
+                }
+                if !steps.isEmpty { try await store.append(AppendRequest(fence: claim, id: id, events: steps)) }
+            }
+            try await store.damage(id: "w13", sequence: 2)
+            let ids = (0..<300).map { "w\($0)" } + ["nobody", "w7", "w7"]
+            let results = await withTaskGroup(of: (String, Result<StoredWorkflow?, ContinuumError>).self) { group in
+                for id in ids {
+                    group.addTask {
+                        do throws(ContinuumError) {
+                            return (id, .success(try await store.load(id: id)))
+                        } catch {
+                            return (id, .failure(error))
+                        }
+                    }
+                }
+                return await group.reduce(into: [(String, Result<StoredWorkflow?, ContinuumError>)]()) { $0.append($1) }
+            }
+            #expect(results.count == ids.count)
+            for (id, result) in results {
+                switch (id, result) {
+                case ("nobody", .success(let stored)):
+                    #expect(stored == nil)
+                case ("w13", .failure(let error)):
+                    #expect(error.code == .corruptedData && error.message.contains("w13"), "\(error)")
+                case (_, .success(let stored?)):
+                    let index = Int(id.dropFirst())!
+                    #expect(stored.summary.id == id && stored.events.count == 1 + index % 5, "\(id): \(stored.events.count) events")
+                    #expect(stored.events.dropFirst().allSatisfy { if case .stepCompleted(_, let value) = $0.kind { value == Array("\(index)".utf8) } else { false } })
+                default:
+                    Issue.record("\(id): \(result)")
+                }
+            }
+        }
+    }
+}
