@@ -41,9 +41,6 @@ public final class PostgresStore: EventStore {
     /// The writer's batches go through this while the store runs; `close` waits for it.
     private let tasks = Mutex<Tasks?>(nil)
 
-    /// Loads waiting for a batch (``coalescedLoad(id:)``).
-    let loads = Mutex(LoadQueue())
-
     /// Streams handed out by ``inboxNotices()``, fed by the listener.
     let noticeSubscribers = Mutex<[UInt64: AsyncStream<Void>.Continuation]>([:])
     let nextSubscriber = Mutex<UInt64>(0)
@@ -439,7 +436,33 @@ public final class PostgresStore: EventStore {
 
     public func load(id: String) async throws(ContinuumError) -> StoredWorkflow? {
         try ensureOpen()
-        return try await coalescedLoad(id: id)
+        // One round trip: the summary on every row, beside each event (a recovery loads
+        // every workflow it resumes, so a second statement per workflow was half its reads).
+        var query = PostgresQuery(
+            unsafeSQL: """
+                SELECT w.stream, w.id, w.type, w.status, w.created_at, w.updated_at, e.sequence, e.value
+                FROM \(schema).workflows w LEFT JOIN \(schema).events e ON e.stream = w.stream
+                WHERE w.id = $1 ORDER BY e.sequence
+                """)
+        query.binds.append(ByteBuffer(bytes: Array(id.utf8)))
+        do {
+            var summary: ListedWorkflow?
+            var events: [HistoryEvent] = []
+            for (stream, rowID, type, status, created, updated, sequence, value) in try await fetch(query)
+                .decode((Int64, ByteBuffer, ByteBuffer, String, Int64, Int64, Int32?, ByteBuffer?).self)
+            {
+                if summary == nil { summary = try listedWorkflow(stream, rowID, type, status, created, updated) }
+                guard let sequence, let value else { continue }
+                events.append(
+                    try BinaryCodec.decodeEvent(
+                        Array(value.readableBytesView), sequence: UInt32(sequence),
+                        location: "workflow '\(id)' event \(sequence) in PostgreSQL \(configuration.displayURL)"))
+            }
+            guard let summary else { return nil }
+            return StoredWorkflow(stream: summary.stream, summary: summary.summary, events: events)
+        } catch {
+            throw Self.storeError(error, doing: "load workflow '\(id)'", workflowID: id)
+        }
     }
 
     public func summary(id: String) async throws(ContinuumError) -> WorkflowSummary? {
@@ -463,7 +486,7 @@ public final class PostgresStore: EventStore {
         try await fetch(query).decode((Int64, ByteBuffer, ByteBuffer, String, Int64, Int64).self).map(listedWorkflow)
     }
 
-    func listedWorkflow(
+    private func listedWorkflow(
         _ stream: Int64, _ id: ByteBuffer, _ type: ByteBuffer, _ status: String, _ created: Int64, _ updated: Int64
     ) throws -> ListedWorkflow {
         guard let status = WorkflowStatus(named: status) else {
