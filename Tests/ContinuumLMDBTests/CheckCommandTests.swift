@@ -5,18 +5,6 @@ import ContinuumTestSupport
 import Foundation
 import Testing
 
-/// What an earlier build deployed as `purchase-approval`: its first step had another name.
-private struct OldApproval: Workflow {
-    static let name = "purchase-approval"
-    struct Input: Codable, Sendable { var item: String; var amount: Int }
-    struct Decision: Codable, Sendable { var approved: Bool; var by: String }
-
-    func run(_ ctx: WorkflowContext, input: Input) async throws -> String {
-        _ = try await ctx.step("file-ticket") { "T-1" }
-        _ = try await ctx.waitForEvent("approve", as: Decision.self, timeout: .seconds(7 * 86_400))
-        return "done"
-    }
-}
 
 /// The same code as the `reminder` example: it replays.
 private struct SameReminder: Workflow {
@@ -35,8 +23,8 @@ struct CheckCommandTests {
     func gate() async throws {
         let executable = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")
         try await withTemporaryDirectory { path in
-            try await WorkflowRuntime.withLMDB(path: path, workflows: [OldApproval(), SameReminder()]) { runtime throws in
-                try await runtime.start(OldApproval.self, id: "po-old", input: .init(item: "desk", amount: 300))
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [OldPurchaseApproval(), SameReminder()]) { runtime throws in
+                try await runtime.start(OldPurchaseApproval.self, id: "po-old", input: .init(item: "desk", amount: 300))
                 try await runtime.start(SameReminder.self, id: "r-1", input: .init(to: "ada", about: "tea", afterSeconds: 3600))
                 try await runtime.waitForHistory(of: "po-old") { $0.contains { $0.kindName == "waitStarted" } }
                 try await runtime.waitForHistory(of: "r-1") { $0.contains { $0.kindName == "waitStarted" } }

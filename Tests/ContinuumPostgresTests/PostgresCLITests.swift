@@ -40,19 +40,6 @@ private func request(_ method: String, _ url: String, headers: [String: String] 
     return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
 }
 
-/// What an earlier build deployed as `purchase-approval` (the example `continuum serve` runs):
-/// its first step had another name, so the example's code would suspend its workflows.
-private struct OldPurchase: Workflow {
-    static let name = "purchase-approval"
-    struct Input: Codable, Sendable { var item: String; var amount: Int }
-    struct Decision: Codable, Sendable { var approved: Bool; var by: String }
-
-    func run(_ ctx: WorkflowContext, input: Input) async throws -> String {
-        _ = try await ctx.step("file-ticket") { "T-1" }
-        _ = try await ctx.waitForEvent("approve", as: Decision.self, timeout: .seconds(7 * 86_400))
-        return "done"
-    }
-}
 
 /// Connects to `schema` of the test server, runs `body`, and closes the store (the schema stays).
 private func withStore<R>(schema: String, _ body: (PostgresStore) async throws -> R) async throws -> R {
@@ -77,8 +64,8 @@ struct PostgresCLITests {
         do {
             // An older build started po-old; the example's code no longer matches it (serve may suspend it).
             try await withStore(schema: schema) { store in
-                try await WorkflowRuntime.withRuntime(store: store, workflows: [OldPurchase()]) { runtime throws in
-                    try await runtime.start(OldPurchase.self, id: "po-old", input: .init(item: "desk", amount: 300))
+                try await WorkflowRuntime.withRuntime(store: store, workflows: [OldPurchaseApproval()]) { runtime throws in
+                    try await runtime.start(OldPurchaseApproval.self, id: "po-old", input: .init(item: "desk", amount: 300))
                     try await runtime.waitForHistory(of: "po-old") { $0.contains { $0.kindName == "waitStarted" } }
                 }
             }

@@ -12,6 +12,8 @@ struct Launch: Sendable {
     /// Whether the launcher already took the workflow's slot (a resume or reset does, so that
     /// no other driver starts in between).
     var reserved = false
+    /// Whether `claim` was taken in a batch and waits in ``PendingClaims`` for this driver.
+    var pending = false
 }
 
 /// Drives launched workflows in many task groups, each admitted into memory first.

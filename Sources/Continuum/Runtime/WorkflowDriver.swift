@@ -51,7 +51,7 @@ struct WorkflowDriver: Sendable {
     /// Drives the launched workflow until its body finishes, parks, suspends or is stopped.
     func drive(_ launch: Launch) async {
         let id = launch.id
-        defer { if launch.claim != nil { pendingClaims.remove(id) } }
+        defer { if launch.pending { pendingClaims.remove(id) } }
         // Claimed once; the workflow is then loaded fresh, so a second launch finds what the first did.
         guard launch.reserved || state.withLock({ $0.claimDrive(id) }) else { return }
         /// The deadlines a parked workflow left with.

@@ -144,7 +144,7 @@ extension WorkflowRuntime {
                             logger.debug("Claimed a workflow this runtime drives", metadata: [LogKey.workflowID: "\(workflow.id)"])
                         } else {
                             pendingClaims.insert(workflow.claim, for: workflow.id)
-                            state.launch(Launch(id: workflow.id, wake: true, claim: workflow.claim))
+                            state.launch(Launch(id: workflow.id, wake: true, claim: workflow.claim, pending: true))
                         }
                     })
                 group.addTask { await keeper.run() }
@@ -174,7 +174,7 @@ extension WorkflowRuntime {
                 let page = try await store.claimAvailable(owner: configuration.owner, overdue: .zero, limit: limit)
                 for workflow in page {
                     pendingClaims.insert(workflow.claim, for: workflow.id)
-                    assign(Launch(id: workflow.id, wake: true, claim: workflow.claim))
+                    assign(Launch(id: workflow.id, wake: true, claim: workflow.claim, pending: true))
                 }
                 recovered += page.count
                 budget -= page.count
