@@ -24,10 +24,7 @@ struct CrashCampaignTests {
 
     @Test("mixed load under SIGKILL: one terminal state each with the right result, no step after its commit, every acknowledged event consumed once")
     func campaign() async throws {
-        guard let worker = builtExecutable(named: "CrashWorker") else {
-            Issue.record("CrashWorker is not built beside the test bundle; run `swift build --build-tests` first")
-            return
-        }
+        let worker = try #require(builtExecutable(named: "CrashWorker"), "CrashWorker is not built beside the test bundle; run `swift build --build-tests` first")
         let environment = ProcessInfo.processInfo.environment
         let seed = environment["CONTINUUM_CRASH_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 0 ... .max)
         let requiredKills = environment["CONTINUUM_CAMPAIGN_KILLS"].flatMap(Int.init) ?? 50

@@ -71,10 +71,7 @@ struct CrashLedger {
 struct CrashTests {
     @Test("SIGKILL at random moments: every workflow completes, no step runs again after its completion was committed")
     func killAtRandomMoments() async throws {
-        guard let worker = builtExecutable(named: "CrashWorker") else {
-            Issue.record("CrashWorker is not built beside the test bundle; run `swift build --build-tests` first")
-            return
-        }
+        let worker = try #require(builtExecutable(named: "CrashWorker"), "CrashWorker is not built beside the test bundle; run `swift build --build-tests` first")
         let seed = ProcessInfo.processInfo.environment["CONTINUUM_CRASH_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 0 ... .max)
         let requiredKills = ProcessInfo.processInfo.environment["CONTINUUM_CRASH_KILLS"].flatMap(Int.init) ?? 30
         var random = SeededGenerator(seed: seed)
@@ -152,10 +149,7 @@ struct CrashTests {
 
     @Test("sleeping workflows survive SIGKILL: not woken early, overdue timers fire once at restart", arguments: [false, true])
     func sleepAcrossKill(overdue: Bool) async throws {
-        guard let worker = builtExecutable(named: "CrashWorker") else {
-            Issue.record("CrashWorker is not built beside the test bundle")
-            return
-        }
+        let worker = try #require(builtExecutable(named: "CrashWorker"), "CrashWorker is not built beside the test bundle")
         try await withTemporaryDirectory(prefix: "continuum-sleep") { directory in
             // Long enough that a loaded CI machine never lets the first launch finish before the kill.
             let sleep = 3_000
@@ -208,10 +202,7 @@ struct CrashTests {
 
     @Test("the reader slot of a process killed mid-read is cleared when the store opens, while another reader lives")
     func staleReaderCleared() async throws {
-        guard let worker = builtExecutable(named: "CrashWorker") else {
-            Issue.record("CrashWorker is not built beside the test bundle")
-            return
-        }
+        let worker = try #require(builtExecutable(named: "CrashWorker"), "CrashWorker is not built beside the test bundle")
         try await withTemporaryDirectory(prefix: "continuum-readers") { directory in
             await (try LMDBStore(path: directory)).close()
             // A live reader (a backup tool, say) keeps the environment open, so LMDB does not
@@ -234,10 +225,7 @@ struct CrashTests {
 
     @Test("a second process on the same directory is refused with a named error")
     func secondProcessRefused() async throws {
-        guard let worker = builtExecutable(named: "CrashWorker") else {
-            Issue.record("CrashWorker is not built beside the test bundle")
-            return
-        }
+        let worker = try #require(builtExecutable(named: "CrashWorker"), "CrashWorker is not built beside the test bundle")
         try await withTemporaryDirectory(prefix: "continuum-lock") { directory in
             let state = directory + "/state"
             let child = try ChildProcess(

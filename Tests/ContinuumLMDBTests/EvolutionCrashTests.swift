@@ -68,10 +68,7 @@ struct EvolutionCrashTests {
 
     @Test("SIGKILL during resume, reset, fork and cancel: one terminal state each with the result the way out calls for, each way out recorded once, no event lost")
     func waysOutUnderKill() async throws {
-        guard let worker = builtExecutable(named: "CrashWorker") else {
-            Issue.record("CrashWorker is not built beside the test bundle; run `swift build --build-tests` first")
-            return
-        }
+        let worker = try #require(builtExecutable(named: "CrashWorker"), "CrashWorker is not built beside the test bundle; run `swift build --build-tests` first")
         let environment = ProcessInfo.processInfo.environment
         let seed = environment["CONTINUUM_CRASH_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 0 ... .max)
         let requiredKills = environment["CONTINUUM_EVOLUTION_KILLS"].flatMap(Int.init) ?? 24

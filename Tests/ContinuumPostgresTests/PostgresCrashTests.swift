@@ -30,10 +30,7 @@ struct PostgresCrashTests {
 
     @Test("three processes, one SIGKILLed every 0.5–2 s and replaced, events and cancels sent through the others: one terminal state each with the right result, no step after its commit, no event consumed twice, every sleep ended once")
     func threeProcessesUnderSIGKILL() async throws {
-        guard let worker = builtExecutable(named: "CrashWorker") else {
-            Issue.record("CrashWorker is not built beside the test bundle; run `swift build --build-tests` first")
-            return
-        }
+        let worker = try #require(builtExecutable(named: "CrashWorker"), "CrashWorker is not built beside the test bundle; run `swift build --build-tests` first")
         let environment = ProcessInfo.processInfo.environment
         let seed = environment["CONTINUUM_CRASH_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 0 ... .max)
         let requiredKills = environment["CONTINUUM_PG_CRASH_KILLS"].flatMap(Int.init) ?? 10
@@ -128,10 +125,7 @@ struct PostgresCrashTests {
 
     @Test("three processes through two PostgreSQL restarts, events and cancels sent through the others: every workflow ends once with the right result, no step after its commit, no event consumed twice, every sleep ended once")
     func threeProcessesThroughARestart() async throws {
-        guard let worker = builtExecutable(named: "CrashWorker") else {
-            Issue.record("CrashWorker is not built beside the test bundle; run `swift build --build-tests` first")
-            return
-        }
+        let worker = try #require(builtExecutable(named: "CrashWorker"), "CrashWorker is not built beside the test bundle; run `swift build --build-tests` first")
         // A cluster of its own: restarting the shared one would fail the other suites' queries.
         let folder = NSTemporaryDirectory() + "continuum-pg-crash-restart-\(UUID().uuidString.prefix(8))"
         defer { _ = try? postgresScript("stop", folder: folder) }
@@ -197,10 +191,7 @@ struct PostgresCrashTests {
 
     @Test("a process SIGSTOPped past its lease: another takes its workflows over and finishes them; its late appends are refused, nothing is doubled")
     func stoppedPastTheLease() async throws {
-        guard let worker = builtExecutable(named: "CrashWorker") else {
-            Issue.record("CrashWorker is not built beside the test bundle; run `swift build --build-tests` first")
-            return
-        }
+        let worker = try #require(builtExecutable(named: "CrashWorker"), "CrashWorker is not built beside the test bundle; run `swift build --build-tests` first")
         let count = 24
         let steps = 30
         try await withWorkers(worker: worker, prefix: "pgstop") { run in
@@ -273,10 +264,7 @@ struct PostgresCrashTests {
 
     @Test("after a SIGKILL another process takes the dead one's workflows over within lease + 1 s (lease + 3 s on CI)")
     func takeoverTime() async throws {
-        guard let worker = builtExecutable(named: "CrashWorker") else {
-            Issue.record("CrashWorker is not built beside the test bundle; run `swift build --build-tests` first")
-            return
-        }
+        let worker = try #require(builtExecutable(named: "CrashWorker"), "CrashWorker is not built beside the test bundle; run `swift build --build-tests` first")
         let rounds = ProcessInfo.processInfo.environment["CONTINUUM_PG_TAKEOVER_ROUNDS"].flatMap(Int.init) ?? 3
         let count = 20
         let steps = 30
