@@ -22,7 +22,8 @@ final class PendingClaims: Sendable {
 /// ``adoptionInterval`` (or more often, with a short lease) it claims the work nobody does —
 /// running workflows whose owner died or lost its lease, and parked ones whose timer is overdue
 /// by ``overdue`` (their process died before it came due) — so that they move to a live process
-/// within about a lease and a second of their owner's death.
+/// within about a lease and a second of their owner's death. The same round answers those
+/// waiting for workflows this process does not drive, once another process finished them.
 struct LeaseKeeper: Sendable {
     let store: any EventStore
     let clock: any WorkflowClock
@@ -37,6 +38,8 @@ struct LeaseKeeper: Sendable {
     let room: @Sendable () -> Int
     /// Launches a workflow claimed for this runtime.
     let adopt: @Sendable (ClaimedWorkflow) -> Void
+    /// Answers those waiting for workflows another process runs, once the store has their outcome.
+    let settleAwaited: @Sendable () async -> Void
 
     /// How often work nobody does is looked for, at most.
     static let adoptionInterval: Int64 = 1_000_000_000
@@ -61,6 +64,7 @@ struct LeaseKeeper: Sendable {
                 await renewClaims()
             }
             await adoptRunnable()
+            await settleAwaited()
         }
     }
 

@@ -31,6 +31,10 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
     private var slots: [String: Slot] = [:]
     private var suspensions: [String: ContinuumError] = [:]
     private var resultWaiters: [String: [UInt64: ResultWaiter]] = [:]
+
+    /// Workflows someone waits for that this runtime does not drive: on a shared store another
+    /// process may finish them, and only the store says when.
+    var awaitedElsewhere: [String] { resultWaiters.keys.filter { slots[$0] == nil } }
     private var nextWaiterID: UInt64 = 0
 
     init() {}

@@ -18,26 +18,17 @@ extension WorkflowRuntime {
                 promise.fulfill(.failure(error))
             }
         }
-        guard store.limits.leaseDuration != nil else { return try await promise.value }
-        // A shared store: another process may finish the workflow (or take it from this one), and
-        // only its own waiters hear of it. Look at the store now and then too: soon when another
-        // process runs it, after a second when this one does (its driver answers, unless the
-        // workflow is taken from it).
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { [self] in
-                var pause = live ? Duration.seconds(1) : .milliseconds(50)
-                while true {
-                    try await Task.sleep(for: pause)
-                    pause = min(pause * 2, .seconds(1))
-                    // A failed read (a restarting database) is looked at again next time.
-                    if let settled = try? await settledResult(of: id) {
-                        promise.fulfill(settled.mapError { $0 })
-                        return
-                    }
-                }
-            }
-            defer { group.cancelAll() }
-            return try await promise.value
+        // On a shared store another process may finish it: the lease keeper's round looks
+        // (settleAwaitedElsewhere).
+        return try await promise.value
+    }
+
+    /// Answers the waiters of workflows this runtime does not drive whose outcome the store
+    /// has: another process finished them. Called every round of the lease keeper (shared stores).
+    func settleAwaitedElsewhere() async {
+        for id in state.withLock({ $0.awaitedElsewhere }) {
+            // A failed read (a restarting database) is looked at again next round.
+            if let settled = try? await settledResult(of: id) { state.resolve(id, with: settled) }
         }
     }
 

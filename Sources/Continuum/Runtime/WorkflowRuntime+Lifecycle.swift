@@ -146,7 +146,8 @@ extension WorkflowRuntime {
                             pendingClaims.insert(workflow.claim, for: workflow.id)
                             state.launch(Launch(id: workflow.id, wake: true, claim: workflow.claim, pending: true))
                         }
-                    })
+                    },
+                    settleAwaited: { await self.settleAwaitedElsewhere() })
                 group.addTask { await keeper.run() }
                 // Shared stores carry events and cancellations between processes.
                 group.addTask { await self.runInbox() }
