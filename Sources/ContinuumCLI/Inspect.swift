@@ -107,6 +107,8 @@ struct Show: AsyncParsableCommand {
                 text = "forked from '\(from)' at event #\(sequence) by \(action.by): \(action.reason)"
             case .markerRecorded(let marker):
                 text = "version marker '\(marker)' recorded"
+            case .startedAsChild(let parent, let key):
+                text = "child '\(key)' of workflow '\(parent)'"
             }
             let mark = superseded[event.sequence].map { "  [superseded by reset #\($0.generation) at event #\($0.sequence)]" } ?? ""
             print("\(mark.isEmpty ? " " : "~") \(String(format: "%4d", event.sequence))  \(event.date)  \(text)\(mark)")

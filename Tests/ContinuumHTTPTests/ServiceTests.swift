@@ -30,7 +30,7 @@ struct ServiceTests {
                 try await eventually { runtime.isReady }
                 for index in 0..<20 { try await runtime.start(Approval.self, id: "a\(index)", input: .init(amount: index)) }
                 // Long enough to be in flight however slowly a loaded machine starts the 40.
-                for index in 0..<20 { try await runtime.start(Nap.self, id: "n\(index)", input: 2_000 + index) }
+                for index in 0..<20 { try await runtime.start(Nap.self, id: "n\(index)", input: 4_000 + index) }
                 try await eventually { try await runtime.list(status: .running, limit: 100).count == 40 }
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
@@ -42,7 +42,7 @@ struct ServiceTests {
                 for index in 0..<20 {
                     try await runtime.send("approve", to: "a\(index)", payload: Approval.Decision(by: "restart"))
                     #expect(try await runtime.handle(Approval.self, id: "a\(index)").result() == "\(index) approved by restart")
-                    #expect(try await runtime.handle(Nap.self, id: "n\(index)").result() == 2_000 + index)
+                    #expect(try await runtime.handle(Nap.self, id: "n\(index)").result() == 4_000 + index)
                 }
             }
             }

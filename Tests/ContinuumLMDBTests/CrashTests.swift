@@ -147,6 +147,83 @@ struct CrashTests {
         }
     }
 
+    @Test("SIGKILL while parents wait for children: each child starts once, runs each step once, and its parent gets its output once")
+    func childrenAcrossKills() async throws {
+        let worker = try #require(builtExecutable(named: "CrashWorker"), "CrashWorker is not built beside the test bundle")
+        let seed = ProcessInfo.processInfo.environment["CONTINUUM_CRASH_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 0 ... .max)
+        var random = SeededGenerator(seed: seed)
+        let reproduce = "reproduce with CONTINUUM_CRASH_SEED=\(seed) swift test --filter childrenAcrossKills"
+        let (parents, children, steps, requiredKills) = (12, 4, 3, 12)
+        try await withTemporaryDirectory(prefix: "continuum-children") { directory in
+            let ledgerPath = directory + "/ledger.txt"
+            var kills = 0
+            var launches = 0
+            var rounds: [String] = []
+            var roundFinished = true
+            // Rounds of `parents` families, each launch killed at a random moment, until enough kills.
+            while true {
+                if roundFinished {
+                    if kills >= requiredKills { break }
+                    rounds.append("f\(rounds.count)-")
+                    roundFinished = false
+                }
+                let child = try ChildProcess(
+                    executable: worker,
+                    arguments: [
+                        "--state", directory + "/state", "--ledger", ledgerPath, "--prefix", rounds.last!,
+                        "--workflows", "\(parents)", "--steps", "\(steps)", "--parallel", "\(parents)", "--children", "\(children)",
+                    ])
+                launches += 1
+                try await child.waitForLine("ready")
+                if kills < requiredKills {
+                    try await Task.sleep(for: .milliseconds(Int.random(in: 0...60, using: &random)))
+                    child.kill()
+                }
+                switch await child.exit() {
+                case .signalled(SIGKILL): kills += 1
+                case .exited(0): roundFinished = true
+                case let other:
+                    Issue.record("worker \(other) (launch \(launches)); \(reproduce)")
+                    return
+                }
+                #expect(launches < 200, "the workload does not finish; \(reproduce)")
+                if launches >= 200 { return }
+            }
+            let families = rounds.flatMap { round in (0..<parents).map { "\(round)\($0)" } }
+
+            let ledger = try CrashLedger(path: ledgerPath)
+            let text = try String(contentsOfFile: ledgerPath, encoding: .utf8)
+            var gathered: [String: Set<String>] = [:]
+            for line in text.split(separator: "\n") {
+                let fields = line.split(separator: " ").map(String.init)
+                if fields.count == 3, fields[0] == "children" { gathered[fields[1], default: []].insert(fields[2]) }
+            }
+            for parent in families {
+                var outputs: [String] = []
+                for index in 0..<children {
+                    let id = "\(parent)/c\(index)"
+                    let values = (0..<steps).compactMap { ledger.committedValue(workflow: id, step: "s\($0)", reproduce: reproduce) }
+                    outputs.append(values.joined(separator: "|"))
+                }
+                // Every run of the parent saw the same outputs: the ones its children committed.
+                #expect(gathered[parent] == [outputs.joined(separator: ",")], "\(parent) saw \(gathered[parent] ?? []); \(reproduce)")
+                let gather = ledger.committedValue(workflow: parent, step: "gather", reproduce: reproduce)
+                #expect(Set(ledger.results[parent] ?? []) == Set(gather.map { [$0] } ?? []), "\(parent); \(reproduce)")
+            }
+            try await LMDBStore.withStore(path: directory + "/state") { store throws in
+                let all = families.count * (children + 1)
+                #expect(try await store.list(status: .completed, after: nil, limit: 10_000).count == all)
+                #expect(try await store.list(status: nil, after: nil, limit: 10_000).count == all, "a child was started twice")
+                for parent in families {
+                    let events = try #require(try await store.load(id: parent)).events
+                    let notices = events.filter { if case .eventReceived(let name, _, _) = $0.kind { name.hasPrefix("continuum.child:") } else { false } }
+                    #expect(notices.count == children, "\(parent) recorded \(notices.count) child outcomes; \(reproduce)")
+                }
+            }
+            print("children crash test: seed \(seed), \(kills) kills over \(launches) launches, \(families.count) families")
+        }
+    }
+
     @Test("sleeping workflows survive SIGKILL: not woken early, overdue timers fire once at restart", arguments: [false, true])
     func sleepAcrossKill(overdue: Bool) async throws {
         let worker = try #require(builtExecutable(named: "CrashWorker"), "CrashWorker is not built beside the test bundle")

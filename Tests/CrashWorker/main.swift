@@ -166,6 +166,39 @@ struct MixedWorkflow: Workflow {
     }
 }
 
+/// `--children K`: a parent that starts K children side by side (each a ``CrashWorkflow`` of
+/// `--steps` steps), waits for them durably, and runs one step of its own with their results.
+struct FamilyWorkflow: Workflow {
+    static let name = "crash-family"
+    let ledger: LedgerFile
+
+    struct Input: Codable, Sendable {
+        var children: Int
+        var steps: Int
+    }
+
+    func run(_ ctx: WorkflowContext, input: Input) async throws -> String {
+        let outputs = try await withThrowingTaskGroup(of: (Int, String).self) { group in
+            for index in 0..<input.children {
+                group.addTask { (index, try await ctx.child(CrashWorkflow.self, name: "c\(index)", input: input.steps)) }
+            }
+            var outputs = [String](repeating: "", count: input.children)
+            for try await (index, output) in group { outputs[index] = output }
+            return outputs
+        }
+        let id = ctx.workflowID
+        // The children's outputs, each the '|'-joined values of its steps.
+        ledger.append("children \(id) \(outputs.joined(separator: ","))")
+        let value = try await ctx.step("gather") { () -> String in
+            let value = "\(id):gather:\(getpid()):\(UInt32.random(in: 0 ... .max))"
+            ledger.append("run \(id) gather \(value)")
+            return value
+        }
+        ledger.append("done \(id) gather \(value)")
+        return value
+    }
+}
+
 /// `CrashWorker --hold-reader DIR`: opens the LMDB environment in DIR as a plain reader, begins
 /// a read transaction, prints "holding" and waits to be killed, leaving a stale reader slot.
 func holdReader(at path: String) -> Never {
@@ -221,8 +254,10 @@ var logger = Logger(label: "crash-worker")
 logger.logLevel = .warning
 let sleepMilliseconds = options["sleep-ms"].flatMap(Int.init)
 let mixedEvents = options["mixed"].flatMap(Int.init)
+let children = options["children"].flatMap(Int.init)
 let runtime = WorkflowRuntime(
-    store: store, workflows: [CrashWorkflow(ledger: ledger), SleepyWorkflow(ledger: ledger), MixedWorkflow(ledger: ledger)],
+    store: store,
+    workflows: [CrashWorkflow(ledger: ledger), SleepyWorkflow(ledger: ledger), MixedWorkflow(ledger: ledger), FamilyWorkflow(ledger: ledger)],
     configuration: .init(logger: logger))
 
 /// What each workflow's task in this process is doing, for the SIGUSR1 dump.
@@ -315,6 +350,8 @@ try await runtime.withRunning { runtime in
                 let output =
                     if let mixedEvents {
                         try await runMixed(id, index: index, events: mixedEvents)
+                    } else if let children {
+                        try await runtime.start(FamilyWorkflow.self, id: id, input: .init(children: children, steps: steps)).result()
                     } else if let sleepMilliseconds {
                         try await runtime.start(SleepyWorkflow.self, id: id, input: sleepMilliseconds).result()
                     } else {

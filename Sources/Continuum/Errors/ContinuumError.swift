@@ -82,6 +82,11 @@ public struct ContinuumError: Error, Sendable, CustomStringConvertible {
         public static let notSuspended = Code("notSuspended")
         /// The workflow is suspended; resume, reset or cancel it (``WorkflowRuntime/resume(_:by:reason:)``).
         public static let suspended = Code("suspended")
+        /// A child workflow's body threw (``ChildWorkflow/result(isolation:)``); the error's
+        /// `workflowID` is the child's and its `cause` the child's ``FailureRecord``.
+        public static let childFailed = Code("childFailed")
+        /// A child workflow was cancelled (``ChildWorkflow/result(isolation:)``).
+        public static let childCancelled = Code("childCancelled")
     }
 
     /// What kind of failure this is.

@@ -59,7 +59,7 @@ package enum HistoryEdits {
         let reset = try self.reset(events, to: target, action: action, timestamp: timestamp)
         let effective = try WorkflowState.effective(events + [reset.event]).filter { event in
             switch event.kind {
-            case .workflowReset, .workflowSuspended, .workflowResumed, .workflowForked: false
+            case .workflowReset, .workflowSuspended, .workflowResumed, .workflowForked, .startedAsChild: false
             default: true
             }
         }

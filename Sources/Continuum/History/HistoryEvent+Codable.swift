@@ -21,14 +21,14 @@ extension HistoryEvent: Codable {
         case type, input, traceContext, step, result, error, output
         case waitsFor, event, due, until, outcome, latenessNanoseconds, eventSequence
         case attempt, nextAttemptAt, reason, payload, dedupKey
-        case suspension, action, toSequence, generation, from, marker, by
+        case suspension, action, toSequence, generation, from, marker, by, parent, childKey
     }
 
     /// The names of the event kinds, as `kind` holds them.
     enum KindName: String, Codable {
         case workflowStarted, stepCompleted, stepFailed, workflowCompleted, workflowFailed, waitStarted, waitEnded
         case stepRetrying, cancelRequested, workflowCancelled, eventReceived
-        case workflowSuspended, workflowResumed, workflowReset, workflowForked, markerRecorded
+        case workflowSuspended, workflowResumed, workflowReset, workflowForked, markerRecorded, startedAsChild
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -121,6 +121,10 @@ extension HistoryEvent: Codable {
         case .markerRecorded(let id):
             try container.encode(KindName.markerRecorded, forKey: .kind)
             try container.encode(id, forKey: .marker)
+        case .startedAsChild(let parent, let key):
+            try container.encode(KindName.startedAsChild, forKey: .kind)
+            try container.encode(parent, forKey: .parent)
+            try container.encode(key, forKey: .childKey)
         }
     }
 
@@ -190,6 +194,8 @@ extension HistoryEvent: Codable {
                 try container.decode(ActionRecord.self, forKey: .action))
         case .markerRecorded:
             kind = .markerRecorded(try container.decode(String.self, forKey: .marker))
+        case .startedAsChild:
+            kind = .startedAsChild(parent: try container.decode(String.self, forKey: .parent), key: try container.decode(String.self, forKey: .childKey))
         }
         self.init(sequence: sequence, timestamp: timestamp, kind: kind)
     }
@@ -218,6 +224,7 @@ extension HistoryEvent: Codable {
         case .workflowReset: KindName.workflowReset.rawValue
         case .workflowForked: KindName.workflowForked.rawValue
         case .markerRecorded: KindName.markerRecorded.rawValue
+        case .startedAsChild: KindName.startedAsChild.rawValue
         }
     }
 }

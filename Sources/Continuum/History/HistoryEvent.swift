@@ -71,6 +71,10 @@ public struct HistoryEvent: Sendable, Equatable {
         case workflowForked(from: String, sequence: UInt32, ActionRecord)
         /// The workflow took the new branch of the version marker `id` (`ctx.patched(id)`).
         case markerRecorded(String)
+        /// The workflow is child `key` of workflow `parent`, which started it with
+        /// ``WorkflowContext/startChild(_:name:input:onParentClose:isolation:)``: when it ends,
+        /// its outcome is delivered to the parent. It follows `workflowStarted` in the same commit.
+        case startedAsChild(parent: String, key: String)
     }
 }
 

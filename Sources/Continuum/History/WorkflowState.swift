@@ -138,6 +138,8 @@ package struct WorkflowState: Sendable {
     package private(set) var forkedFrom: (id: String, sequence: UInt32)?
     /// How many stored events a reset superseded (kept in the stream, no longer folded).
     package private(set) var supersededEvents = 0
+    /// The workflow that started this one as its child, if one did.
+    package private(set) var parent: ParentLink?
 
     /// The workflow's registered type name (`nil` until `workflowStarted` is applied).
     package private(set) var type: String?
@@ -352,6 +354,9 @@ package struct WorkflowState: Sendable {
         case .markerRecorded(let id):
             try requireStarted(event.sequence)
             markers.insert(id)
+        case .startedAsChild(let parent, let key):
+            try requireStarted(event.sequence)
+            self.parent = ParentLink(id: parent, key: key)
         }
     }
 
@@ -582,6 +587,37 @@ package struct WorkflowState: Sendable {
     /// The oldest received event with this name that no wait consumed yet.
     package func oldestUnconsumed(named name: String) -> (sequence: UInt32, event: ReceivedEvent)? {
         inbox.filter { $0.value.name == name && !consumed.contains($0.key) }.min { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    /// The payload of the event named `name` that a wait this run already asked for received,
+    /// if one did: a second look at a delivered event (a child's result read twice).
+    package func receivedByClaimedWait(eventName name: String) -> [UInt8]? {
+        for wait in recordedWaits.values where wait.wait == .event(name) && claimed.contains(wait.record.key) {
+            if case .received(let sequence)? = wait.outcome { return inbox[sequence]?.payload }
+        }
+        return nil
+    }
+
+    /// The children this workflow started whose outcome it has not received yet.
+    package var openChildren: [ChildRecord] {
+        let starts = recordedSteps.values.filter { $0.record.name.hasPrefix(ChildRecord.stepPrefix) }
+        if starts.isEmpty { return [] }
+        let received = Set(inbox.values.map(\.name))
+        return starts.sorted { $0.record.index < $1.record.index }.compactMap { step in
+            guard case .success(let bytes) = step.outcome,
+                let child = try? PayloadCoder.decode(ChildRecord.self, from: bytes, what: "child record")
+            else { return nil }
+            return received.contains(child.noticeName) ? nil : child
+        }
+    }
+
+    /// How the workflow would end if its body ended with `outcome` now, without recording it:
+    /// `nil` when history holds steps the body did not ask for (``finish(_:timestamp:)`` then
+    /// finds a divergence).
+    package func finalOutcome(_ outcome: Outcome) -> Outcome? {
+        let records = recordedSteps.values.map(\.record) + recordedWaits.values.map(\.record) + retryingSteps.values.map(\.record)
+        guard records.allSatisfy({ claimed.contains($0.key) }) else { return nil }
+        return cancellation.map { Outcome.cancelled(reason: $0) } ?? outcome
     }
 
     private mutating func next(_ timestamp: Int64, _ kind: HistoryEvent.Kind) -> HistoryEvent {

@@ -22,6 +22,8 @@ struct WorkflowDriver: Sendable {
     let build: String?
     /// Batch-taken claims the lease keeper renews until their drivers end.
     let pendingClaims: PendingClaims
+    /// The runtime, which workflows start their children through.
+    let runtime: WorkflowRuntime
 
     /// How one run of a workflow body in this process ended.
     enum RunEnd {
@@ -209,7 +211,7 @@ struct WorkflowDriver: Sendable {
         let instance = WorkflowInstance(
             id: id, stream: stored.stream, mode: .live(store: store, claim: claim), timers: timers, metrics: metrics, tracer: tracer,
             logger: logger, maxPayloadSize: maxPayloadSize, parking: parking, feed: feed, codeChange: codeChange, build: build,
-            state: history)
+            runtime: runtime, state: history)
         return .ready(Loaded(instance: instance, workflow: workflow, type: type, input: input, replayedEvents: stored.events.count, parent: parent))
     }
 

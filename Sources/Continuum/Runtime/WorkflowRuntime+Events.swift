@@ -35,9 +35,19 @@ extension WorkflowRuntime {
     @discardableResult
     public func send(_ name: String, to id: String, json payload: [UInt8], dedupKey: String? = nil) async throws -> EventReceipt {
         try validate(name: name, what: "An event name")
+        guard !name.hasPrefix(ChildRecord.stepPrefix) else {
+            throw ContinuumError(
+                .invalidArgument, "Event names beginning with '\(ChildRecord.stepPrefix)' are reserved for the outcomes of child workflows.",
+                workflowID: id)
+        }
         if let dedupKey { try validate(name: dedupKey, what: "A dedup key") }
         try PayloadCoder.check(payload, limit: maxPayloadSize, what: "Event '\(name)' for workflow '\(id)'")
-        return try await withOptionalSpan(tracer, "send \(name)", ofKind: .producer) { span in
+        return try await deliverOrRelay(name, to: id, json: payload, dedupKey: dedupKey)
+    }
+
+    /// Delivers an event here, or through the inbox when another process runs the workflow.
+    func deliverOrRelay(_ name: String, to id: String, json payload: [UInt8], dedupKey: String?) async throws -> EventReceipt {
+        try await withOptionalSpan(tracer, "send \(name)", ofKind: .producer) { span in
             span?.attributes[TraceAttribute.workflowID] = id
             span?.attributes[TraceAttribute.eventName] = name
             let receipt: EventReceipt

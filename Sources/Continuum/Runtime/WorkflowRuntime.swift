@@ -82,7 +82,7 @@ public final class WorkflowRuntime: Service, Sendable {
         WorkflowDriver(
             store: store, workflows: workflows, state: state, timers: timers, metrics: metrics, tracer: tracer, logger: logger,
             owner: configuration.owner, maxPayloadSize: maxPayloadSize, parking: configuration.parkAfter == nil ? nil : parking,
-            feed: feed, codeChange: configuration.codeChange, build: configuration.build, pendingClaims: pendingClaims)
+            feed: feed, codeChange: configuration.codeChange, build: configuration.build, pendingClaims: pendingClaims, runtime: self)
     }
 
     /// The names of the workflow types this runtime runs.
@@ -155,7 +155,7 @@ public final class WorkflowRuntime: Service, Sendable {
         return StartReceipt(id: id, type: type, created: created)
     }
 
-    private static func unregistered(_ type: String, id: String) -> ContinuumError {
+    static func unregistered(_ type: String, id: String) -> ContinuumError {
         ContinuumError(
             .unknownWorkflowType,
             "Workflow type '\(type)' is not registered; pass an instance of it in `workflows:` when creating the runtime.",
@@ -163,11 +163,14 @@ public final class WorkflowRuntime: Service, Sendable {
     }
 
     /// Stores the start (unless the id exists) and hands the workflow to `run()`; returns
-    /// whether it was created.
-    private func create(type: String, id: String, input: [UInt8]) async throws -> Bool {
+    /// whether it was created. `link` makes it a child (``HistoryEvent/Kind/startedAsChild(parent:key:)``).
+    func create(type: String, id: String, input: [UInt8], link: ParentLink? = nil) async throws -> Bool {
         try await withOptionalSpan(tracer, "start \(type)", ofKind: .producer) { span in
             // Made and handled in synchronous functions: this frame only holds the request.
-            let request = createRequest(type: type, id: id, input: input, span: span)
+            var request = createRequest(type: type, id: id, input: input, span: span)
+            if let link {
+                request.history = [HistoryEvent(sequence: 1, timestamp: request.started.timestamp, kind: .startedAsChild(parent: link.id, key: link.key))]
+            }
             return try created(try await store.create(request), request, span: span)
         }
     }
@@ -194,7 +197,8 @@ public final class WorkflowRuntime: Service, Sendable {
             logger.debug("Workflow started", metadata: [LogKey.workflowID: "\(id)", LogKey.workflowType: "\(type)"])
             metrics.started.increment()
             let summary = WorkflowSummary(id: id, type: type, status: .running, createdAt: started.timestamp, updatedAt: started.timestamp)
-            state.launchCreated(id, claim: claim, created: StoredWorkflow(stream: claim.stream, summary: summary, events: [started]))
+            let events = request.history.isEmpty ? [started] : [started] + request.history
+            state.launchCreated(id, claim: claim, created: StoredWorkflow(stream: claim.stream, summary: summary, events: events))
             return true
         case .existing(_, let summary):
             span?.attributes[TraceAttribute.created] = false

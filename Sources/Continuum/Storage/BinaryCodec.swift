@@ -171,6 +171,11 @@ package enum BinaryCodec {
                 writer.write(UInt8(16))
                 writer.write(event.timestamp)
                 writer.write(string: id)
+            case .startedAsChild(let parent, let key):
+                writer.write(UInt8(17))
+                writer.write(event.timestamp)
+                writer.write(string: parent)
+                writer.write(string: key)
             }
         }
     }
@@ -244,6 +249,7 @@ package enum BinaryCodec {
         case 14: kind = .workflowReset(toSequence: try reader.read(), generation: try reader.read(), try reader.readAction())
         case 15: kind = .workflowForked(from: try reader.readString(), sequence: try reader.read(), try reader.readAction())
         case 16: kind = .markerRecorded(try reader.readString())
+        case 17: kind = .startedAsChild(parent: try reader.readString(), key: try reader.readString())
         default: throw corrupted("unknown event tag \(tag)", reader.location)
         }
         try reader.expectEnd()

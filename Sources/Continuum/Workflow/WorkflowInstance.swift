@@ -74,12 +74,19 @@ actor WorkflowInstance {
     nonisolated let build: String?
     /// How many times the workflow was reset: steps that run in this run carry it in their keys.
     nonisolated let resetGeneration: UInt32
+    /// The runtime driving the workflow, which starts its children; `nil` in a replay.
+    nonisolated let runtime: WorkflowRuntime?
+    /// The workflow that started this one, told of its outcome before it is committed.
+    nonisolated let parent: ParentLink?
 
     init(
         id: String, stream: StreamID, mode: Mode, timers: TimerService, metrics: RuntimeMetrics, tracer: (any Tracer)?,
         logger: Logger, maxPayloadSize: Int, parking: ParkingQueue?, feed: ChangeFeed? = nil,
-        codeChange: WorkflowRuntime.CodeChangePolicy = .suspend, build: String? = nil, state: WorkflowState
+        codeChange: WorkflowRuntime.CodeChangePolicy = .suspend, build: String? = nil, runtime: WorkflowRuntime? = nil,
+        state: WorkflowState
     ) {
+        self.runtime = runtime
+        self.parent = state.parent
         self.feed = feed
         self.codeChange = codeChange
         self.build = build
@@ -336,7 +343,19 @@ actor WorkflowInstance {
     }
 
     /// Records how the body ended. Returns the outcome as stored, or the error that suspended the workflow.
+    ///
+    /// A child first tells its parent how it ends, and a parent first cancels the children it
+    /// leaves behind (``ParentClosePolicy/cancel``); only then is the end committed. A crash in
+    /// between repeats both on the next run, which the dedup key and cancellation's idempotence
+    /// make harmless; the other order could lose the parent's wake-up for good.
     func finish(_ outcome: WorkflowState.Outcome) async -> Result<WorkflowState.Outcome, ContinuumError> {
+        if let runtime, let family = family(ending: outcome) {
+            do {
+                try await runtime.settle(family)
+            } catch {
+                return .failure(ContinuumError.wrap(error))
+            }
+        }
         let finishing = finishing(outcome)
         guard case .commit(let store, let request, let stored) = finishing else {
             guard case .ended(let result) = finishing else { preconditionFailure("finishing ends or commits") }
@@ -349,6 +368,19 @@ actor WorkflowInstance {
         } catch {
             return .failure(failAppend(error))
         }
+    }
+
+    /// What the end of this workflow owes its parent and children, when it owes anything.
+    private func family(ending outcome: WorkflowState.Outcome) -> WorkflowRuntime.FamilySettlement? {
+        guard suspension == nil, departure == nil, case .live = mode else { return nil }
+        let children = state.openChildren.filter { $0.onParentClose == .cancel }
+        guard parent != nil || !children.isEmpty, let final = state.finalOutcome(outcome) else { return nil }
+        return WorkflowRuntime.FamilySettlement(id: id, outcome: final, parent: parent, children: children)
+    }
+
+    /// The payload of the event named `name` that a wait of this run already received.
+    func receivedByClaimedWait(eventName name: String) -> [UInt8]? {
+        state.receivedByClaimedWait(eventName: name)
     }
 
     /// How finishing the body goes on: it ended already (replay, suspension, divergence), or

@@ -273,6 +273,9 @@ struct TimelineEntry {
             add("reason", action.reason)
         case .markerRecorded(let marker):
             add("marker", marker)
+        case .startedAsChild(let parent, let key):
+            add("parent", parent)
+            add("child", key)
         }
         self.step = step.map { $0.occurrence == 0 ? $0.name : "\($0.name) #\($0.occurrence)" } ?? ""
         self.attempt = attempt.map(String.init) ?? ""

@@ -1,0 +1,243 @@
+@_spi(Testing) import Continuum
+import ContinuumLMDB
+import ContinuumTesting
+import ContinuumTestSupport
+import Foundation
+import Testing
+
+/// A child: fetches a page, after an optional durable sleep and an optional "go" event; fails when told.
+struct Scrape: Workflow {
+    static let name = "scrape"
+    let ledger: Ledger
+
+    struct Input: Codable, Sendable {
+        var source: Int
+        var sleepSeconds: Int? = nil
+        var waitForGo = false
+        var fail = false
+    }
+
+    func run(_ ctx: WorkflowContext, input: Input) async throws -> String {
+        if let seconds = input.sleepSeconds { try await ctx.sleep(for: .seconds(seconds)) }
+        if input.waitForGo {
+            do {
+                _ = try await ctx.waitForEvent("go", as: Int.self)
+            } catch let error as ContinuumError where error.code == .cancelled {
+                try await ctx.step("compensate") { ledger.record("compensate-\(input.source)") }
+                throw error
+            }
+        }
+        return try await ctx.step("fetch") { () throws -> String in
+            ledger.record("fetch-\(input.source)")
+            if input.fail { throw ScrapeError(source: input.source) }
+            return "page-\(input.source)"
+        }
+    }
+}
+
+struct ScrapeError: Error, CustomStringConvertible {
+    var source: Int
+    var description: String { "source \(source) is down" }
+}
+
+/// A parent: one child per source, side by side; a child's failure is caught and reported.
+struct Research: Workflow {
+    static let name = "research"
+    let ledger: Ledger
+
+    struct Input: Codable, Sendable {
+        var sources: [Scrape.Input]
+        var readTwice = false
+    }
+
+    func run(_ ctx: WorkflowContext, input: Input) async throws -> [String] {
+        try await withThrowingTaskGroup(of: String.self) { group in
+            for source in input.sources {
+                group.addTask {
+                    do {
+                        let child = try await ctx.startChild(Scrape.self, name: "scrape-\(source.source)", input: source)
+                        let page = try await child.result()
+                        if input.readTwice {
+                            let again = try await child.result()
+                            return again == page ? page : "differs"
+                        }
+                        return page
+                    } catch let error as ContinuumError where error.code == .childFailed {
+                        let cause = (error.cause as? FailureRecord)?.message ?? "?"
+                        return "failed \(error.workflowID ?? "?"): \(cause.contains("source 1 is down") ? "source 1 is down" : cause)"
+                    }
+                }
+            }
+            var pages: [String] = []
+            for try await page in group { pages.append(page) }
+            try await ctx.step("report") { ledger.record("report") }
+            return pages.sorted()
+        }
+    }
+}
+
+/// A parent that starts one child and ends without waiting for it.
+struct Launcher: Workflow {
+    static let name = "launcher"
+
+    struct Input: Codable, Sendable {
+        var policy: ParentClosePolicy
+    }
+
+    func run(_ ctx: WorkflowContext, input: Input) async throws -> String {
+        let child = try await ctx.startChild(Scrape.self, name: "worker", input: .init(source: 9, waitForGo: true), onParentClose: input.policy)
+        return child.id
+    }
+}
+
+/// A parent that waits for a child that waits for "go".
+struct Patient: Workflow {
+    static let name = "patient"
+
+    func run(_ ctx: WorkflowContext, input: Int) async throws -> String {
+        try await ctx.child(Scrape.self, name: "slow", input: .init(source: input, waitForGo: true))
+    }
+}
+
+@Suite("Child workflows")
+struct ChildWorkflowTests {
+    private func workflows(_ ledger: Ledger) -> [any Workflow] {
+        [Scrape(ledger: ledger), Research(ledger: ledger), Launcher(), Patient()]
+    }
+
+    @Test("a parent fans out children, each runs once under a derived id, and their outputs come back")
+    func fanOut() async throws {
+        try await withTemporaryDirectory { path in
+            let ledger = Ledger()
+            try await WorkflowRuntime.withLMDB(path: path, workflows: workflows(ledger)) { runtime throws in
+                let sources = (0..<3).map { Scrape.Input(source: $0) }
+                let pages = try await runtime.start(Research.self, id: "r", input: .init(sources: sources, readTwice: true)).result()
+                #expect(pages == ["page-0", "page-1", "page-2"])
+                let child = try await runtime.history(of: "r/scrape-1")
+                #expect(child.count > 1 && child[1].kind == .startedAsChild(parent: "r", key: "scrape-1"))
+                #expect(try await runtime.status(of: "r/scrape-1")?.status == .completed)
+                let parent = try await runtime.history(of: "r")
+                let notices = parent.filter { if case .eventReceived(let name, _, _) = $0.kind { name.hasPrefix("continuum.child:") } else { false } }
+                #expect(notices.count == 3)
+            }
+            #expect((0..<3).allSatisfy { ledger.count("fetch-\($0)") == 1 } && ledger.count("report") == 1)
+        }
+    }
+
+    @Test("a parent parked while its children sleep is woken by their ends, not by polling")
+    func parkedParentWoken() async throws {
+        try await withTemporaryDirectory { path in
+            let clock = ManualClock()
+            let ledger = Ledger()
+            let configuration = WorkflowRuntime.Configuration(clock: clock, parkAfter: .milliseconds(50), timerHorizon: .seconds(1))
+            try await WorkflowRuntime.withLMDB(path: path, workflows: workflows(ledger), runtime: configuration) { runtime throws in
+                let sources = (0..<2).map { Scrape.Input(source: $0, sleepSeconds: 86_400) }
+                let handle = try await runtime.start(Research.self, id: "p", input: .init(sources: sources))
+                try await runtime.waitForIndexedTimers(2)
+                try await parkAll(runtime, clock: clock)
+                #expect(runtime.residentWorkflows == 0 && runtime.pendingTimers == 0)
+                #expect(try await runtime.status(of: "p")?.status == .running)
+                clock.advance(by: .seconds(86_400))
+                let pages = try await withTimeout(.seconds(20)) { try await handle.result() }
+                #expect(pages == ["page-0", "page-1"])
+            }
+        }
+    }
+
+    @Test("a child's failure reaches the parent as childFailed with the child's id and failure")
+    func childFailure() async throws {
+        try await withTemporaryDirectory { path in
+            let ledger = Ledger()
+            try await WorkflowRuntime.withLMDB(path: path, workflows: workflows(ledger)) { runtime throws in
+                let sources = [Scrape.Input(source: 0), Scrape.Input(source: 1, fail: true)]
+                let pages = try await runtime.start(Research.self, id: "f", input: .init(sources: sources)).result()
+                #expect(pages == ["failed f/scrape-1: source 1 is down", "page-0"])
+                #expect(try await runtime.status(of: "f/scrape-1")?.status == .failed)
+            }
+        }
+    }
+
+    @Test("cancelling a parent cancels the child it waits for, which compensates; the parent ends cancelled")
+    func cancelPropagates() async throws {
+        try await withTemporaryDirectory { path in
+            let ledger = Ledger()
+            try await WorkflowRuntime.withLMDB(path: path, workflows: workflows(ledger)) { runtime throws in
+                let handle = try await runtime.start(Patient.self, id: "w", input: 5)
+                try await runtime.waitForHistory(of: "w/slow") { $0.contains { $0.kindName == "waitStarted" } }
+                try await runtime.cancel("w", reason: "no longer needed")
+                let error = await errorOf { _ = try await handle.result() }
+                #expect((error as? ContinuumError)?.code == .cancelled)
+                try await runtime.waitForStatus(of: "w/slow", .cancelled)
+                let child = try await runtime.history(of: "w/slow")
+                #expect(child.contains { $0.kind == .cancelRequested(reason: "its parent 'w' ended (cancelled)", by: "w") })
+            }
+            #expect(ledger.count("compensate-5") == 1 && ledger.count("fetch-5") == 0)
+        }
+    }
+
+    @Test("a parent that ends first cancels its children by default, and leaves them running with .abandon")
+    func parentClosePolicy() async throws {
+        try await withTemporaryDirectory { path in
+            let ledger = Ledger()
+            try await WorkflowRuntime.withLMDB(path: path, workflows: workflows(ledger)) { runtime throws in
+                #expect(try await runtime.start(Launcher.self, id: "c", input: .init(policy: .cancel)).result() == "c/worker")
+                try await runtime.waitForStatus(of: "c/worker", .cancelled)
+
+                #expect(try await runtime.start(Launcher.self, id: "a", input: .init(policy: .abandon)).result() == "a/worker")
+                #expect(try await runtime.status(of: "a/worker")?.status == .running)
+                try await runtime.send("go", to: "a/worker", payload: 1)
+                let page = try await runtime.handle(Scrape.self, id: "a/worker").result()
+                #expect(page == "page-9")
+                // The parent had ended: the child's notice is not taken, and nothing breaks.
+                #expect(try await runtime.status(of: "a")?.status == .completed)
+            }
+        }
+    }
+
+    @Test("children started before a restart are not started again; the parent finishes after it")
+    func acrossRestart() async throws {
+        try await withTemporaryDirectory { path in
+            let ledger = Ledger()
+            let sources = (0..<3).map { Scrape.Input(source: $0, waitForGo: true) }
+            try await WorkflowRuntime.withLMDB(path: path, workflows: workflows(ledger)) { runtime throws in
+                try await runtime.start(Research.self, id: "x", input: .init(sources: sources))
+                for source in 0..<3 {
+                    try await runtime.waitForHistory(of: "x/scrape-\(source)") { $0.contains { $0.kindName == "waitStarted" } }
+                }
+                try await runtime.send("go", to: "x/scrape-0", payload: 1)
+                try await runtime.waitForStatus(of: "x/scrape-0", .completed)
+            }
+            try await WorkflowRuntime.withLMDB(path: path, workflows: workflows(ledger)) { runtime throws in
+                for source in 1..<3 { try await runtime.send("go", to: "x/scrape-\(source)", payload: 1) }
+                #expect(try await runtime.handle(Research.self, id: "x").result() == ["page-0", "page-1", "page-2"])
+                let parent = try await runtime.history(of: "x")
+                let starts = parent.filter { if case .stepCompleted(let step, _) = $0.kind { step.name.hasPrefix("continuum.child:") } else { false } }
+                #expect(starts.count == 3)
+            }
+            #expect((0..<3).allSatisfy { ledger.count("fetch-\($0)") == 1 })
+        }
+    }
+
+    @Test("a parent's history replays without running anything, and names reserved for children are refused")
+    func replayAndReservedNames() async throws {
+        try await withTemporaryDirectory { path in
+            let ledger = Ledger()
+            try await WorkflowRuntime.withLMDB(path: path, workflows: workflows(ledger)) { runtime throws in
+                let sources = (0..<2).map { Scrape.Input(source: $0) }
+                _ = try await runtime.start(Research.self, id: "h", input: .init(sources: sources)).result()
+                let history = WorkflowHistory(id: "h", type: Research.name, events: try await runtime.history(of: "h"))
+                let before = ledger.total
+                let result = await WorkflowReplayer(workflows: workflows(ledger)).replay(history)
+                #expect(result.isCompatible, "\(result)")
+                #expect(ledger.total == before, "a step ran during the replay")
+                // The JSON form keeps the link.
+                let child = WorkflowHistory(id: "h/scrape-0", type: Scrape.name, events: try await runtime.history(of: "h/scrape-0"))
+                #expect(try WorkflowHistory(json: try child.json()) == child)
+
+                try await runtime.start(Patient.self, id: "q", input: 1)
+                let refused = await errorOf { try await runtime.send("continuum.child:slow", to: "q", payload: ["status": "completed"]) }
+                #expect((refused as? ContinuumError)?.code == .invalidArgument)
+            }
+        }
+    }
+}
