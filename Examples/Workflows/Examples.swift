@@ -28,6 +28,8 @@ public struct PurchaseApproval: Workflow {
             // A real system would open a ticket here, passing `step.idempotencyKey` along.
             "REQ-\(step.idempotencyKey.utf8.reduce(7) { ($0 &* 31 &+ Int($1)) % 100_000 })"
         }
+        // Read with `continuum query <id> stage` or GET /v1/workflows/<id>/queries/stage; appends nothing.
+        try await ctx.publish("stage", "\(requestID) waits for approval")
         guard let decision = try await ctx.waitForEvent("approve", as: Decision.self, timeout: .seconds(7 * 86_400)) else {
             return "\(requestID): \(input.item) expired unapproved after a week"
         }

@@ -91,6 +91,21 @@ struct Cancel: AsyncParsableCommand {
     }
 }
 
+/// `continuum query <id> <name>`: the latest value a workflow published under a name.
+struct Query: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the value a workflow published (ctx.publish) under a name, through a running server; appends nothing.")
+
+    @Argument(help: "The workflow's id.") var id: String
+    @Argument(help: "The published value's name.") var name: String
+    @OptionGroup var server: ServerOptions
+
+    func run() async throws {
+        let answer = try await server.call("GET", "/v1/workflows/\(ServerOptions.segment(id))/queries/\(ServerOptions.segment(name))")
+        print(String(decoding: answer, as: UTF8.self))
+    }
+}
+
 /// `continuum export <id>`: a workflow's history as JSON, for replay tests and bug reports: the
 /// file `WorkflowHistory(contentsOf:)` reads and `WorkflowReplayer` replays.
 struct Export: AsyncParsableCommand {

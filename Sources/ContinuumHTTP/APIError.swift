@@ -42,6 +42,8 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
         public static let unknownWorkflow = Code(ContinuumError.Code.unknownWorkflow)
         /// No workflow type has the name (`404`).
         public static let unknownWorkflowType = Code(ContinuumError.Code.unknownWorkflowType)
+        /// The workflow published no value under the queried name (`404`).
+        public static let unknownQuery = Code(ContinuumError.Code.unknownQuery)
     }
 
     /// The JSON body of an error answer, for clients to decode.
@@ -73,7 +75,7 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
     static func status(for code: ContinuumError.Code) -> HTTPResponse.Status {
         switch code {
         case .invalidArgument, .payloadCoding: .badRequest
-        case .unknownWorkflowType, .unknownWorkflow: .notFound
+        case .unknownWorkflowType, .unknownWorkflow, .unknownQuery: .notFound
         // The workflow is not in a state that allows the request: finished, suspended (resume,
         // reset or cancel it first), its id taken, its history at odds with the code.
         case .workflowFinished, .workflowIDConflict, .dedupKeyConflict, .nondeterminism, .ambiguousStep, .corruptedData, .suspended,

@@ -150,6 +150,16 @@ struct JSONAnswer<Value: Encodable & Sendable>: ResponseEncodable {
     func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
 }
 
+/// JSON that is already encoded: a value a workflow published, answered as it was published.
+struct RawJSONAnswer: ResponseGenerator {
+    var bytes: [UInt8]
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        Response(
+            status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+}
+
 /// A workflow's history as its export file (`WorkflowHistory.json()`): what `continuum export`
 /// prints and `WorkflowHistory(contentsOf:)` reads back for the replayer.
 struct HistoryAnswer: ResponseGenerator {

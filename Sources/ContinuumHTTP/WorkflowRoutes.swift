@@ -35,6 +35,7 @@ extension ContinuumAPI {
         workflows.post(":id") { request, context in try await self.start(request, context) }
         workflows.get(":id") { _, context in try await self.workflow(context.pathParameter("id")) }
         workflows.get(":id/history") { request, context in try await self.history(request, context) }
+        workflows.get(":id/queries/:name") { _, context in try await self.query(context.pathParameter("id"), context.pathParameter("name")) }
         workflows.get { request, _ in try await self.list(request) }
         workflows.post(":id/cancel") { request, context in try await self.cancel(request, context) }
         workflows.post(":id/resume") { request, context in try await self.resume(request, context) }
@@ -93,6 +94,12 @@ extension ContinuumAPI {
         guard let summary = try await runtime.status(of: id) else { throw APIError.unknownWorkflow(id) }
         let last = summary.status.isFinished ? try await runtime.history(of: id).last : nil
         return WorkflowInfo(summary, last: last, suspension: try await runtime.suspension(of: id))
+    }
+
+    func query(_ id: String, _ name: String) async throws -> RawJSONAnswer {
+        try validate(id: id)
+        try validate(name: name, what: "query name")
+        return RawJSONAnswer(bytes: try await runtime.query(id, name))
     }
 
     func history(_ request: Request, _ context: some RequestContext) async throws -> HistoryAnswer {

@@ -21,6 +21,17 @@ struct Approval: Workflow {
     }
 }
 
+/// Publishes its input, then waits for "go".
+struct Publisher: Workflow {
+    static let name = "publisher"
+
+    func run(_ ctx: WorkflowContext, input: Int) async throws -> Int {
+        try await ctx.publish("state", ["seen": input])
+        _ = try await ctx.waitForEvent("go", as: Int.self)
+        return input
+    }
+}
+
 /// Throws at once: a workflow that fails.
 struct Refusal: Workflow {
     static let name = "refusal"
@@ -70,6 +81,21 @@ func json(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
 
 @Suite("HTTP API")
 struct HTTPTests {
+    @Test("GET /v1/workflows/{id}/queries/{name} answers the published JSON, 404 unknownQuery for a name never published")
+    func queryRoute() async throws {
+        try await withAPI(workflows: [Approval(), Publisher()]) { client, runtime in
+            try await runtime.start(Publisher.self, id: "pub-1", input: 7)
+            try await runtime.waitForHistory(of: "pub-1") { $0.contains { $0.kindName == "waitStarted" } }
+            let answer = try await client.execute(uri: "/v1/workflows/pub-1/queries/state", method: .get)
+            #expect(answer.status == .ok)
+            #expect(try answer.decode([String: Int].self) == ["seen": 7])
+            let missing = try await client.execute(uri: "/v1/workflows/pub-1/queries/other", method: .get)
+            #expect(missing.status == .notFound && missing.errorCode == "unknownQuery")
+            let nobody = try await client.execute(uri: "/v1/workflows/nobody/queries/state", method: .get)
+            #expect(nobody.status == .notFound && nobody.errorCode == "unknownWorkflow")
+        }
+    }
+
     @Test("start → wait for an event → send it → completed, over a real server")
     func endToEnd() async throws {
         try await withAPI { client, runtime in

@@ -53,7 +53,7 @@ struct ServeTests {
         }
     }
 
-    @Test("continuum send, cancel and export talk to a running server, with its token")
+    @Test("continuum query, send, cancel and export talk to a running server, with its token")
     func remoteCommands() async throws {
         let executable = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")
         try await withTemporaryDirectory { path in
@@ -71,6 +71,12 @@ struct ServeTests {
                 let command = try ChildProcess(executable: executable, arguments: arguments + ["--url", base, "--token", "cli-token"])
                 return (await command.exit(), command.output)
             }
+            var queried = try await run(["query", "po-1", "stage"])
+            for _ in 0..<200 where queried.0 != .exited(0) {
+                try await Task.sleep(for: .milliseconds(10))
+                queried = try await run(["query", "po-1", "stage"])
+            }
+            #expect(queried.0 == .exited(0) && queried.1.contains("waits for approval"), "\(queried)")
             let sent = try await run(["send", "po-1", "approve", "--data", #"{"approved": true, "by": "cli"}"#, "--idempotency-key", "k1"])
             #expect(sent.0 == .exited(0) && sent.1.contains(#""duplicate":false"#), "\(sent)")
             let cancelled = try await run(["cancel", "po-2", "--reason", "not needed"])

@@ -153,6 +153,18 @@ struct AwaitSignal: Workflow {
     }
 }
 
+/// Publishes what it waits for, then waits for "signal".
+struct PublishingSignal: Workflow {
+    static let name = "publishing-signal"
+
+    func run(_ ctx: WorkflowContext, input: String) async throws -> String {
+        try await ctx.publish("waitingFor", "signal for \(input)")
+        let value = try await ctx.waitForEvent("signal", as: String.self) ?? "none"
+        try await ctx.publish("waitingFor", "nothing")
+        return value
+    }
+}
+
 /// A step, a short real sleep, a step.
 struct ShortNap: Workflow {
     static let name = "short-nap"
@@ -178,6 +190,29 @@ struct PostgresSharedTests {
         var configuration = store.configuration
         configuration.schema = store.configuration.schema
         return try await PostgresStore.connect(configuration: configuration, logger: testLogger)
+    }
+
+    @Test("a query through a process that does not run the workflow replays its stored history and appends nothing")
+    func queryThroughOtherProcess() async throws {
+        try await withPostgresStore(configure: { $0.leaseDuration = .seconds(30) }) { store in
+            let other = try await second(of: store, owner: "b")
+            var a = WorkflowRuntime.Configuration(parkAfter: nil)
+            a.owner = OwnerID("a")
+            var b = WorkflowRuntime.Configuration(parkAfter: nil)
+            b.owner = OwnerID("b")
+            try await WorkflowRuntime.withRuntime(store: store, workflows: [PublishingSignal()], configuration: a) { runtimeA in
+                try await WorkflowRuntime.withRuntime(store: other, workflows: [PublishingSignal()], configuration: b) { runtimeB in
+                    let handle = try await runtimeA.start(PublishingSignal.self, id: "q1", input: "x")
+                    let history = try await runtimeA.waitForHistory(of: "q1") { $0.count >= 2 }
+                    #expect(try await runtimeB.query("q1", "waitingFor", as: String.self) == "signal for x")
+                    #expect(try await store.load(id: "q1")?.events.count == history.count)
+                    try await runtimeB.send("signal", to: "q1", payload: "go")
+                    #expect(try await handle.result() == "go")
+                    #expect(try await runtimeB.query("q1", "waitingFor", as: String.self) == "nothing")
+                }
+            }
+            await other.close()
+        }
     }
 
     @Test("events and cancellations sent through a process that does not run the workflow reach it through the inbox, once each")

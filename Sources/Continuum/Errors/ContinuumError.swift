@@ -87,6 +87,8 @@ public struct ContinuumError: Error, Sendable, CustomStringConvertible {
         public static let childFailed = Code("childFailed")
         /// A child workflow was cancelled (``ChildWorkflow/result(isolation:)``).
         public static let childCancelled = Code("childCancelled")
+        /// The workflow has published no value under the queried name (``WorkflowRuntime/query(_:_:)``).
+        public static let unknownQuery = Code("unknownQuery")
     }
 
     /// What kind of failure this is.

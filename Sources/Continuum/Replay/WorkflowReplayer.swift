@@ -141,6 +141,7 @@ public struct WorkflowReplayer: Sendable {
         }
         replayed.changedSteps = await instance.changedSteps
         replayed.patches = await instance.patchesTaken
+        replayed.published = await instance.published
         return replayed
     }
 
@@ -186,6 +187,9 @@ public struct ReplayResult: Sendable, CustomStringConvertible {
     /// The version markers the replay met, with the branch each took (`false`: the old branch,
     /// still needed for this workflow).
     public var patches: [String: Bool] = [:]
+    /// The values the body published (``WorkflowContext/publish(_:_:)``) by where the replay
+    /// stopped, latest per name, as JSON.
+    public var published: [String: [UInt8]] = [:]
 
     /// Whether the code still matches the history.
     public var isCompatible: Bool {

@@ -247,6 +247,23 @@ public struct WorkflowContext: Sendable {
         try await instance.patched(id)
     }
 
+    /// Publishes `value` under `name`, for ``WorkflowRuntime/query(_:_:)`` (and
+    /// `GET /v1/workflows/{id}/queries/{name}`) to read while the workflow runs and after it ended.
+    ///
+    /// ```swift
+    /// try await ctx.publish("progress", Progress(done: i, of: sources.count))
+    /// ```
+    ///
+    /// Nothing is appended: the value is kept in memory, and a replay of the workflow publishes
+    /// it again, since the body computes it from what history recorded. Publish only what the
+    /// body derives from its input, steps and events, as for everything else in a workflow.
+    ///
+    /// - Throws: ``ContinuumError/Code/payloadCoding`` when `value` does not encode.
+    public func publish<T: Encodable & Sendable>(_ name: String, _ value: T) async throws {
+        let bytes = try PayloadCoder.encode(value, what: "the value published as '\(name)' by workflow '\(workflowID)'")
+        await instance.publish(name, bytes)
+    }
+
     // MARK: Time and events
 
     /// Sleeps durably for `duration`: the deadline is committed first, so the sleep survives a

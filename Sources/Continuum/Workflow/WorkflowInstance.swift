@@ -815,6 +815,28 @@ actor WorkflowInstance {
     /// The recorded steps whose code changed, in the order the replay met them.
     private(set) var changedSteps: [StepKey] = []
 
+    // MARK: Queries
+
+    /// The values the body published (``WorkflowContext/publish(_:_:)``), latest per name: kept
+    /// in memory only, and published again by every replay.
+    private(set) var published: [String: [UInt8]] = [:]
+
+    func publish(_ name: String, _ value: [UInt8]) {
+        published[name] = value
+    }
+
+    /// What a query of a live instance finds.
+    enum LiveQuery: Sendable {
+        /// The value published under the name (`nil`: none).
+        case value([UInt8]?)
+        /// The body is still replaying history: its values lag behind what is recorded.
+        case catchingUp
+    }
+
+    func query(_ name: String) -> LiveQuery {
+        state.isReplaying ? .catchingUp : .value(published[name])
+    }
+
     /// How the replay ended; `nil` while it runs, and for a live instance.
     private(set) var replayEnd: ReplayEnd?
 
