@@ -109,6 +109,10 @@ struct Show: AsyncParsableCommand {
                 text = "version marker '\(marker)' recorded"
             case .startedAsChild(let parent, let key):
                 text = "child '\(key)' of workflow '\(parent)'"
+            case .deadlineSet(let due):
+                text = "must end by \(Date(nanoseconds: due))"
+            case .deadlinePassed:
+                text = "deadline passed"
             }
             let mark = superseded[event.sequence].map { "  [superseded by reset #\($0.generation) at event #\($0.sequence)]" } ?? ""
             print("\(mark.isEmpty ? " " : "~") \(String(format: "%4d", event.sequence))  \(event.date)  \(text)\(mark)")

@@ -65,8 +65,14 @@ extension ContinuumAPI {
                 status: .notFound, code: .unknownWorkflowType,
                 message: "No workflow type '\(type)' is registered here; the types are: \(runtime.workflowTypes.joined(separator: ", ")).")
         }
+        let timeout = try request.uri.queryParameters.get("timeout").map { text throws(APIError) -> Duration in
+            guard let seconds = Double(text), seconds > 0, seconds < 1e9 else {
+                throw APIError.invalidArgument("timeout must be a positive number of seconds; got '\(text)'.")
+            }
+            return .nanoseconds(Int64(seconds * 1e9))
+        }
         let input = try await jsonBody(request, what: "The body (the workflow's input)")
-        let receipt = try await runtime.start(type: type, id: id, json: input)
+        let receipt = try await runtime.start(type: type, id: id, json: input, timeout: timeout)
         return EditedResponse(status: receipt.created ? .created : .ok, response: JSONAnswer(receipt))
     }
 

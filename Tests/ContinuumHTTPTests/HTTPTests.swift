@@ -81,6 +81,25 @@ func json(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
 
 @Suite("HTTP API")
 struct HTTPTests {
+    @Test("POST /v1/workflows/{type}?timeout=… records the deadline; a bad timeout is refused before anything is stored")
+    func startWithTimeout() async throws {
+        try await withAPI { client, runtime in
+            let started = try await client.execute(uri: "/v1/workflows/approval?id=t-1&timeout=3600", method: .post, body: json(#"{"amount": 1}"#))
+            #expect(started.status == .created)
+            let history = try await runtime.history(of: "t-1")
+            guard history.count > 1, case .deadlineSet(let due) = history[1].kind else {
+                Issue.record("no deadline recorded: \(history.map(\.kindName))")
+                return
+            }
+            #expect(due == history[0].timestamp + 3_600_000_000_000)
+            for bad in ["0", "-5", "soon"] {
+                let refused = try await client.execute(uri: "/v1/workflows/approval?id=t-2&timeout=\(bad)", method: .post, body: json(#"{"amount": 1}"#))
+                #expect(refused.status == .badRequest && refused.errorCode == "invalidArgument", "timeout=\(bad)")
+            }
+            #expect(try await runtime.status(of: "t-2") == nil)
+        }
+    }
+
     @Test("GET /v1/workflows/{id}/queries/{name} answers the published JSON, 404 unknownQuery for a name never published")
     func queryRoute() async throws {
         try await withAPI(workflows: [Approval(), Publisher()]) { client, runtime in

@@ -87,6 +87,10 @@ public struct ContinuumError: Error, Sendable, CustomStringConvertible {
         public static let childFailed = Code("childFailed")
         /// A child workflow was cancelled (``ChildWorkflow/result(isolation:)``).
         public static let childCancelled = Code("childCancelled")
+        /// A deadline passed: the workflow's own (``WorkflowRuntime/start(_:id:input:timeout:)``),
+        /// which ends it ``WorkflowStatus/failed`` with this code, or a step attempt's
+        /// (`ctx.step(_:timeout:…)`), which its retry policy may try again.
+        public static let timedOut = Code("timedOut")
         /// The workflow has published no value under the queried name (``WorkflowRuntime/query(_:_:)``).
         public static let unknownQuery = Code("unknownQuery")
     }

@@ -29,6 +29,7 @@ extension HistoryEvent: Codable {
         case workflowStarted, stepCompleted, stepFailed, workflowCompleted, workflowFailed, waitStarted, waitEnded
         case stepRetrying, cancelRequested, workflowCancelled, eventReceived
         case workflowSuspended, workflowResumed, workflowReset, workflowForked, markerRecorded, startedAsChild
+        case deadlineSet, deadlinePassed
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -125,6 +126,12 @@ extension HistoryEvent: Codable {
             try container.encode(KindName.startedAsChild, forKey: .kind)
             try container.encode(parent, forKey: .parent)
             try container.encode(key, forKey: .childKey)
+        case .deadlineSet(let due):
+            try container.encode(KindName.deadlineSet, forKey: .kind)
+            try container.encode(due, forKey: .due)
+            try container.encode(Self.iso(due), forKey: .until)
+        case .deadlinePassed:
+            try container.encode(KindName.deadlinePassed, forKey: .kind)
         }
     }
 
@@ -196,6 +203,10 @@ extension HistoryEvent: Codable {
             kind = .markerRecorded(try container.decode(String.self, forKey: .marker))
         case .startedAsChild:
             kind = .startedAsChild(parent: try container.decode(String.self, forKey: .parent), key: try container.decode(String.self, forKey: .childKey))
+        case .deadlineSet:
+            kind = .deadlineSet(due: try container.decode(Int64.self, forKey: .due))
+        case .deadlinePassed:
+            kind = .deadlinePassed
         }
         self.init(sequence: sequence, timestamp: timestamp, kind: kind)
     }
@@ -225,6 +236,8 @@ extension HistoryEvent: Codable {
         case .workflowForked: KindName.workflowForked.rawValue
         case .markerRecorded: KindName.markerRecorded.rawValue
         case .startedAsChild: KindName.startedAsChild.rawValue
+        case .deadlineSet: KindName.deadlineSet.rawValue
+        case .deadlinePassed: KindName.deadlinePassed.rawValue
         }
     }
 }

@@ -72,9 +72,15 @@ public struct HistoryEvent: Sendable, Equatable {
         /// The workflow took the new branch of the version marker `id` (`ctx.patched(id)`).
         case markerRecorded(String)
         /// The workflow is child `key` of workflow `parent`, which started it with
-        /// ``WorkflowContext/startChild(_:name:input:onParentClose:isolation:)``: when it ends,
+        /// ``WorkflowContext/startChild(_:name:input:onParentClose:timeout:isolation:)``: when it ends,
         /// its outcome is delivered to the parent. It follows `workflowStarted` in the same commit.
         case startedAsChild(parent: String, key: String)
+        /// The workflow must end by `due` (nanoseconds since 1970): when the deadline passes
+        /// first, its waits throw ``ContinuumError/Code/timedOut`` (it may compensate) and it
+        /// ends ``WorkflowStatus/failed`` with that code. Recorded with the start.
+        case deadlineSet(due: Int64)
+        /// The workflow's deadline passed before it ended (see ``deadlineSet(due:)``).
+        case deadlinePassed
     }
 }
 

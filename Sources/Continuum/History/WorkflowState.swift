@@ -140,6 +140,20 @@ package struct WorkflowState: Sendable {
     package private(set) var supersededEvents = 0
     /// The workflow that started this one as its child, if one did.
     package private(set) var parent: ParentLink?
+    /// When the workflow must have ended (``HistoryEvent/Kind/deadlineSet(due:)``), if ever.
+    package private(set) var deadline: Int64?
+    /// Whether the deadline passed first: the cancellation it started ends the workflow failed
+    /// with ``ContinuumError/Code/timedOut`` rather than cancelled.
+    package private(set) var timedOut = false
+
+    /// The deadline while it can still pass: set, not passed, the workflow unfinished.
+    package var pendingDeadline: Int64? {
+        guard let deadline, !timedOut, cancellation == nil, outcome == nil else { return nil }
+        return deadline
+    }
+
+    /// What a deadline that passed says, in the error the workflow's waits throw and in its failure.
+    package static let deadlineReason = "its deadline passed"
 
     /// The workflow's registered type name (`nil` until `workflowStarted` is applied).
     package private(set) var type: String?
@@ -236,7 +250,9 @@ package struct WorkflowState: Sendable {
 
     /// The deadlines of the waits still waiting, each once: what the store's due-time index holds.
     package var pendingDues: Set<Int64> {
-        Set(recordedWaits.values.filter { $0.outcome == nil }.compactMap(\.due))
+        var dues = Set(recordedWaits.values.filter { $0.outcome == nil }.compactMap(\.due))
+        if let pendingDeadline { dues.insert(pendingDeadline) }
+        return dues
     }
 
     /// What a version-marker call (`ctx.patched(id)`) does.
@@ -357,6 +373,15 @@ package struct WorkflowState: Sendable {
         case .startedAsChild(let parent, let key):
             try requireStarted(event.sequence)
             self.parent = ParentLink(id: parent, key: key)
+        case .deadlineSet(let due):
+            try requireStarted(event.sequence)
+            deadline = due
+        case .deadlinePassed:
+            try requireStarted(event.sequence)
+            if cancellation == nil {
+                cancellation = Self.deadlineReason
+                timedOut = true
+            }
         }
     }
 
@@ -555,6 +580,27 @@ package struct WorkflowState: Sendable {
         return events
     }
 
+    /// Records that the deadline passed and returns what to append: the record, and the end of
+    /// every wait still waiting. Empty when the workflow was cancelled, or the deadline passed, already.
+    package mutating func passDeadline(timestamp: Int64) -> [HistoryEvent] {
+        guard pendingDeadline != nil else { return [] }
+        cancellation = Self.deadlineReason
+        timedOut = true
+        var events = [next(timestamp, .deadlinePassed)]
+        for (key, wait) in recordedWaits.sorted(by: { $0.value.record.index < $1.value.record.index }) where wait.outcome == nil {
+            if let ended = endWait(key, outcome: .cancelled, timestamp: timestamp) { events.append(ended) }
+        }
+        return events
+    }
+
+    /// How a request to stop ends the workflow whatever its body does: cancelled, or failed
+    /// with `timedOut` when the deadline passed first.
+    private var stopOutcome: Outcome? {
+        guard let cancellation else { return nil }
+        guard timedOut else { return .cancelled(reason: cancellation) }
+        return .failed(FailureRecord(type: "ContinuumError.\(ContinuumError.Code.timedOut)", message: "The workflow's deadline passed."))
+    }
+
     /// Ends the workflow cancelled at once, without running its body (a suspended workflow, whose
     /// code cannot replay), and returns the event to append.
     package mutating func endCancelled(reason: String, timestamp: Int64) -> HistoryEvent {
@@ -617,7 +663,7 @@ package struct WorkflowState: Sendable {
     package func finalOutcome(_ outcome: Outcome) -> Outcome? {
         let records = recordedSteps.values.map(\.record) + recordedWaits.values.map(\.record) + retryingSteps.values.map(\.record)
         guard records.allSatisfy({ claimed.contains($0.key) }) else { return nil }
-        return cancellation.map { Outcome.cancelled(reason: $0) } ?? outcome
+        return stopOutcome ?? outcome
     }
 
     private mutating func next(_ timestamp: Int64, _ kind: HistoryEvent.Kind) -> HistoryEvent {
@@ -633,7 +679,7 @@ package struct WorkflowState: Sendable {
             return .failure(Divergence(index: missing.index, recorded: missing.key, requested: nil))
         }
         // Once cancellation was requested, the workflow ends cancelled however its body ends.
-        let outcome = cancellation.map { Outcome.cancelled(reason: $0) } ?? outcome
+        let outcome = stopOutcome ?? outcome
         let kind: HistoryEvent.Kind =
             switch outcome {
             case .completed(let output): .workflowCompleted(output: output)

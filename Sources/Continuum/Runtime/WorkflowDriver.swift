@@ -220,12 +220,36 @@ struct WorkflowDriver: Sendable {
         // Only the call stays in this frame, which lives as long as the body runs; how the run
         // ended is worked out in a frame of its own.
         let ended: Result<[UInt8], any Error>
-        do {
-            ended = .success(try await workflow.execute(WorkflowContext(instance: instance), input))
-        } catch {
-            ended = .failure(error)
+        if let deadline = instance.deadline {
+            ended = await run(workflow, in: instance, input: input, until: deadline)
+        } else {
+            do {
+                ended = .success(try await workflow.execute(WorkflowContext(instance: instance), input))
+            } catch {
+                ended = .failure(error)
+            }
         }
         return await finish(instance, ended, logger: logger)
+    }
+
+    /// Runs the body beside a timer for the workflow's deadline, which stops it (as a
+    /// cancellation does) if it passes first.
+    @inline(never)
+    private func run(_ workflow: AnyWorkflow, in instance: WorkflowInstance, input: [UInt8], until deadline: Int64) async -> Result<[UInt8], any Error> {
+        let timers = self.timers
+        return await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                let timer = timers.arm(until: deadline)
+                guard (try? await timers.wait(for: timer)) != nil else { return }  // the body ended first
+                await instance.passDeadline()
+            }
+            defer { group.cancelAll() }
+            do {
+                return .success(try await workflow.execute(WorkflowContext(instance: instance), input))
+            } catch {
+                return .failure(error)
+            }
+        }
     }
 
     /// Commits how the body ended.
@@ -395,6 +419,8 @@ struct WorkflowDriver: Sendable {
         switch outcome {
         case .completed(let output):
             return .success(output)
+        case .failed(let failure) where failure.type == "ContinuumError.\(ContinuumError.Code.timedOut)":
+            return .failure(ContinuumError(.timedOut, "Workflow '\(id)' timed out: \(failure.message)", workflowID: id, cause: failure))
         case .failed(let failure):
             return .failure(
                 ContinuumError(.workflowFailed, "Workflow '\(id)' failed: \(failure.type): \(failure.message)", workflowID: id))

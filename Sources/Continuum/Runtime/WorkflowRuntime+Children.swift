@@ -25,7 +25,7 @@ extension WorkflowRuntime {
     /// Starts child `key` of workflow `parent`, or finds it started; refuses an id that belongs
     /// to another workflow.
     func startChild<W: Workflow>(
-        _ type: W.Type, parent: String, key: String, input: W.Input, onParentClose: ParentClosePolicy
+        _ type: W.Type, parent: String, key: String, input: W.Input, onParentClose: ParentClosePolicy, timeout: Duration?
     ) async throws -> ChildRecord {
         let id = "\(parent)/\(key)"
         try validate(id: id)
@@ -33,7 +33,7 @@ extension WorkflowRuntime {
         let inputBytes = try PayloadCoder.encode(input, what: "the input of child workflow '\(id)'")
         try PayloadCoder.check(inputBytes, limit: maxPayloadSize, what: "The input of child workflow '\(id)'")
         let link = ParentLink(id: parent, key: key)
-        if try await !create(type: W.name, id: id, input: inputBytes, link: link) {
+        if try await !create(type: W.name, id: id, input: inputBytes, link: link, timeout: timeout) {
             // Started before: by this parent's earlier run (a crash before the step committed),
             // or by someone else, whose workflow would never tell this parent anything.
             let events = try await store.load(id: id)?.events ?? []

@@ -108,16 +108,20 @@ public final class WorkflowRuntime: Service, Sendable {
     ///   - id: The workflow's id, unique in the store (1 to ``StoreLimits/maxWorkflowIDBytes``
     ///     bytes of UTF-8 — 511 for LMDB — in Unicode NFC).
     ///   - input: The workflow's input.
+    ///   - timeout: How long the workflow may take, from now: when it has not ended by then, its
+    ///     waits and backoffs throw ``ContinuumError/Code/timedOut`` (it may run compensating
+    ///     steps), and it ends ``WorkflowStatus/failed`` with that code. The deadline is recorded
+    ///     with the start, so it holds across restarts. `nil`: no deadline.
     /// - Throws: ``ContinuumError/Code/unknownWorkflowType``, ``ContinuumError/Code/workflowIDConflict``
     ///   when the id belongs to a workflow of another type or was started with another input,
     ///   ``ContinuumError/Code/invalidArgument``, or a storage error.
     @discardableResult
-    public func start<W: Workflow>(_ type: W.Type, id: String, input: W.Input) async throws -> WorkflowHandle<W> {
+    public func start<W: Workflow>(_ type: W.Type, id: String, input: W.Input, timeout: Duration? = nil) async throws -> WorkflowHandle<W> {
         try validate(id: id)
         guard let workflow = workflows[W.name] else { throw Self.unregistered(W.name, id: id) }
         let inputBytes = try PayloadCoder.encode(input, what: "the input of workflow '\(id)'")
         try PayloadCoder.check(inputBytes, limit: maxPayloadSize, what: "The input of workflow '\(id)'")
-        if try await !create(type: W.name, id: id, input: inputBytes) {
+        if try await !create(type: W.name, id: id, input: inputBytes, timeout: timeout) {
             try await refuseOtherInput(id: id, input: inputBytes, workflow: workflow)
         }
         return WorkflowHandle(runtime: self, id: id)
@@ -145,12 +149,12 @@ public final class WorkflowRuntime: Service, Sendable {
     ///   when the JSON does not decode as the type's input; ``ContinuumError/Code/workflowIDConflict``
     ///   when the id exists with another type or another input; ``ContinuumError/Code/invalidArgument``.
     ///   Nothing is stored when it throws.
-    public func start(type: String, id: String, json input: [UInt8]) async throws -> StartReceipt {
+    public func start(type: String, id: String, json input: [UInt8], timeout: Duration? = nil) async throws -> StartReceipt {
         try validate(id: id)
         guard let workflow = workflows[type] else { throw Self.unregistered(type, id: id) }
         try PayloadCoder.check(input, limit: maxPayloadSize, what: "The input of workflow '\(id)'")
         try workflow.checkInput(input)
-        let created = try await create(type: type, id: id, input: input)
+        let created = try await create(type: type, id: id, input: input, timeout: timeout)
         if !created { try await refuseOtherInput(id: id, input: input, workflow: workflow) }
         return StartReceipt(id: id, type: type, created: created)
     }
@@ -164,14 +168,27 @@ public final class WorkflowRuntime: Service, Sendable {
 
     /// Stores the start (unless the id exists) and hands the workflow to `run()`; returns
     /// whether it was created. `link` makes it a child (``HistoryEvent/Kind/startedAsChild(parent:key:)``).
-    func create(type: String, id: String, input: [UInt8], link: ParentLink? = nil) async throws -> Bool {
-        try await withOptionalSpan(tracer, "start \(type)", ofKind: .producer) { span in
+    func create(type: String, id: String, input: [UInt8], link: ParentLink? = nil, timeout: Duration? = nil) async throws -> Bool {
+        if let timeout, timeout <= .zero { throw ContinuumError(.invalidArgument, "A workflow's timeout must be positive; got \(timeout).", workflowID: id) }
+        return try await withOptionalSpan(tracer, "start \(type)", ofKind: .producer) { span in
             // Made and handled in synchronous functions: this frame only holds the request.
             var request = createRequest(type: type, id: id, input: input, span: span)
-            if let link {
-                request.history = [HistoryEvent(sequence: 1, timestamp: request.started.timestamp, kind: .startedAsChild(parent: link.id, key: link.key))]
-            }
+            if link != nil || timeout != nil { Self.addStartEvents(to: &request, link: link, timeout: timeout) }
             return try created(try await store.create(request), request, span: span)
+        }
+    }
+
+    /// The events a start records after `workflowStarted`: the child's link, the deadline.
+    @inline(never)
+    private static func addStartEvents(to request: inout CreateRequest, link: ParentLink?, timeout: Duration?) {
+        let now = request.started.timestamp
+        if let link {
+            request.history.append(HistoryEvent(sequence: 1, timestamp: now, kind: .startedAsChild(parent: link.id, key: link.key)))
+        }
+        if let timeout {
+            let due = now + timeout.wholeNanoseconds
+            request.history.append(HistoryEvent(sequence: UInt32(request.history.count + 1), timestamp: now, kind: .deadlineSet(due: due)))
+            request.timers.append(.add(due))
         }
     }
 

@@ -176,6 +176,13 @@ package enum BinaryCodec {
                 writer.write(event.timestamp)
                 writer.write(string: parent)
                 writer.write(string: key)
+            case .deadlineSet(let due):
+                writer.write(UInt8(18))
+                writer.write(event.timestamp)
+                writer.write(due)
+            case .deadlinePassed:
+                writer.write(UInt8(19))
+                writer.write(event.timestamp)
             }
         }
     }
@@ -250,6 +257,8 @@ package enum BinaryCodec {
         case 15: kind = .workflowForked(from: try reader.readString(), sequence: try reader.read(), try reader.readAction())
         case 16: kind = .markerRecorded(try reader.readString())
         case 17: kind = .startedAsChild(parent: try reader.readString(), key: try reader.readString())
+        case 18: kind = .deadlineSet(due: try reader.read())
+        case 19: kind = .deadlinePassed
         default: throw corrupted("unknown event tag \(tag)", reader.location)
         }
         try reader.expectEnd()

@@ -8,7 +8,7 @@ public enum ParentClosePolicy: String, Sendable, Hashable, Codable {
     case abandon
 }
 
-/// A child workflow started by ``WorkflowContext/startChild(_:name:input:onParentClose:isolation:)``:
+/// A child workflow started by ``WorkflowContext/startChild(_:name:input:onParentClose:timeout:isolation:)``:
 /// its id, and a durable way to wait for its result.
 ///
 /// ```swift
@@ -48,6 +48,27 @@ public struct ChildWorkflow<W: Workflow>: Sendable {
             }
             outcome = notice
         }
+        return try decode(outcome)
+    }
+
+    /// Waits durably for the child's output, at most `timeout`: `nil` when the timeout passes
+    /// first. The child goes on; a later call waits again.
+    ///
+    /// ```swift
+    /// guard let page = try await child.result(timeout: .seconds(600)) else { return .tooSlow }
+    /// ```
+    ///
+    /// - Throws: as ``result(isolation:)``.
+    public func result(timeout: Duration, isolation: isolated (any Actor)? = #isolation) async throws -> W.Output? {
+        let name = ChildRecord.noticeName(key)
+        if let seen = await context.instance.receivedByClaimedWait(eventName: name) {
+            return try decode(try PayloadCoder.decode(ChildOutcome.self, from: seen, what: "the outcome of child workflow '\(id)'"))
+        }
+        guard let notice = try await context.waitForEvent(name, as: ChildOutcome.self, timeout: timeout, isolation: isolation) else { return nil }
+        return try decode(notice)
+    }
+
+    private func decode(_ outcome: ChildOutcome) throws -> W.Output {
         switch outcome.status {
         case .completed:
             return try PayloadCoder.decode(W.Output.self, from: Array((outcome.output ?? "null").utf8), what: "the output of child workflow '\(id)'")
@@ -78,10 +99,12 @@ extension WorkflowContext {
     ///   - input: The child's input.
     ///   - onParentClose: What happens to the child if this workflow ends first (default: it is
     ///     cancelled).
+    ///   - timeout: How long the child may take (``WorkflowRuntime/start(_:id:input:timeout:)``);
+    ///     past it, the child ends failed with `timedOut` and the parent gets ``ContinuumError/Code/childFailed``.
     /// - Throws: ``ContinuumError/Code/stepFailed`` when the child could not be started (its type
     ///   is not registered, its id is too long, or the id belongs to another workflow).
     public func startChild<W: Workflow>(
-        _ type: W.Type, name: String, input: W.Input, onParentClose: ParentClosePolicy = .cancel,
+        _ type: W.Type, name: String, input: W.Input, onParentClose: ParentClosePolicy = .cancel, timeout: Duration? = nil,
         isolation: isolated (any Actor)? = #isolation
     ) async throws -> ChildWorkflow<W> {
         let instance = self.instance
@@ -90,22 +113,23 @@ extension WorkflowContext {
             guard let runtime = instance.runtime else {
                 throw ContinuumError(.notRunning, "A child workflow can only be started while the runtime runs.", workflowID: instance.id)
             }
-            return try await runtime.startChild(W.self, parent: instance.id, key: key, input: input, onParentClose: onParentClose)
+            return try await runtime.startChild(W.self, parent: instance.id, key: key, input: input, onParentClose: onParentClose, timeout: timeout)
         }
         return ChildWorkflow(id: record.id, key: record.key, context: self)
     }
 
-    /// Starts a child workflow and waits durably for its output: ``startChild(_:name:input:onParentClose:isolation:)``
+    /// Starts a child workflow and waits durably for its output: ``startChild(_:name:input:onParentClose:timeout:isolation:)``
     /// followed by ``ChildWorkflow/result(isolation:)``.
     ///
     /// ```swift
     /// let receipt = try await ctx.child(Charge.self, name: "charge", input: .init(order: input.order, cents: total))
     /// ```
     public func child<W: Workflow>(
-        _ type: W.Type, name: String, input: W.Input, onParentClose: ParentClosePolicy = .cancel,
+        _ type: W.Type, name: String, input: W.Input, onParentClose: ParentClosePolicy = .cancel, timeout: Duration? = nil,
         isolation: isolated (any Actor)? = #isolation
     ) async throws -> W.Output {
-        try await startChild(type, name: name, input: input, onParentClose: onParentClose, isolation: isolation).result(isolation: isolation)
+        try await startChild(type, name: name, input: input, onParentClose: onParentClose, timeout: timeout, isolation: isolation)
+            .result(isolation: isolation)
     }
 }
 

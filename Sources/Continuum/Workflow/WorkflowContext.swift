@@ -310,7 +310,7 @@ public struct WorkflowContext: Sendable {
                 }
             }
         }
-        if case .cancelled = outcome { throw instance.cancelled(try await cancellationReason()) }
+        if case .cancelled = outcome { throw await instance.stopError() }
     }
 
     /// Runs `wait` counted as waiting, so the instance can leave memory while every call waits.
@@ -324,10 +324,6 @@ public struct WorkflowContext: Sendable {
         }
         await instance.exitWait(key)
         return try result.get()
-    }
-
-    private func cancellationReason() async throws -> String {
-        await instance.cancellationReason ?? "cancelled"
     }
 
     /// Waits for the next external event named `name` sent to this workflow with
@@ -368,7 +364,7 @@ public struct WorkflowContext: Sendable {
                 }
             }
         }
-        if case .cancelled = outcome { throw instance.cancelled(try await cancellationReason()) }
+        if case .cancelled = outcome { throw await instance.stopError() }
         guard case .received = outcome, let payload else { return nil }
         // The payload is in history, so a decoding failure is the same on replay: the code may handle it.
         return try PayloadCoder.decode(T.self, from: payload, what: "event '\(name)' of workflow '\(workflowID)'")
@@ -378,6 +374,10 @@ public struct WorkflowContext: Sendable {
         if failure.type == "ContinuumError.\(ContinuumError.Code.cancelled)" {
             // A step stopped by cancellation (during its backoff) reads as the cancellation, live and on replay.
             return ContinuumError(.cancelled, failure.message, workflowID: workflowID)
+        }
+        if failure.type == "ContinuumError.\(ContinuumError.Code.timedOut)", failure.message == instance.timedOut().message {
+            // Likewise a step stopped by the workflow's deadline reads as the deadline.
+            return instance.timedOut()
         }
         return ContinuumError(
             .stepFailed, "Step \(key) of workflow '\(workflowID)' failed: \(failure.type): \(failure.message)",

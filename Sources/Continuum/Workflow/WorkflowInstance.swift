@@ -78,6 +78,8 @@ actor WorkflowInstance {
     nonisolated let runtime: WorkflowRuntime?
     /// The workflow that started this one, told of its outcome before it is committed.
     nonisolated let parent: ParentLink?
+    /// The workflow's deadline when it had not passed at load, for the driver to arm.
+    nonisolated let deadline: Int64?
 
     init(
         id: String, stream: StreamID, mode: Mode, timers: TimerService, metrics: RuntimeMetrics, tracer: (any Tracer)?,
@@ -87,6 +89,7 @@ actor WorkflowInstance {
     ) {
         self.runtime = runtime
         self.parent = state.parent
+        self.deadline = state.pendingDeadline
         self.feed = feed
         self.codeChange = codeChange
         self.build = build
@@ -297,7 +300,8 @@ actor WorkflowInstance {
         // resumed, would leave nothing to wake the parked workflow), and none may be due soon.
         let waits = waitingKeys.compactMap { state.recordedWaits[$0] }
         let now = clock.now()
-        guard waits.count == waitingKeys.count, waits.allSatisfy({ $0.outcome == nil }), !waits.contains(where: { ($0.due ?? .max) <= now + margin })
+        guard waits.count == waitingKeys.count, waits.allSatisfy({ $0.outcome == nil }), !waits.contains(where: { ($0.due ?? .max) <= now + margin }),
+            (state.pendingDeadline ?? .max) > now + margin
         else {
             // Still waiting, but not to be parked now: look again after another delay.
             parking?.add(self, since: now)
@@ -310,7 +314,7 @@ actor WorkflowInstance {
         } catch {
             // Not released: recovery finds it runnable, which is safe.
         }
-        parkedDues = waits.compactMap(\.due)
+        parkedDues = waits.compactMap(\.due) + (state.pendingDeadline.map { [$0] } ?? [])
         eventWaiters.failAll(Self.departedError(.parked))
     }
 
@@ -412,9 +416,10 @@ actor WorkflowInstance {
                 return .ended(.success(stored))
             }
             // Waits the body left behind have nothing more to wake.
-            let timers =
-                state.recordedWaits.isEmpty
-                ? [] : Set(state.recordedWaits.values.filter { $0.outcome == nil }.compactMap(\.due)).map(TimerChange.remove)
+            var dues = state.recordedWaits.isEmpty ? [] : Set(state.recordedWaits.values.filter { $0.outcome == nil }.compactMap(\.due))
+            // A deadline's entry may outlive a cancellation; removing one already gone is harmless.
+            if let deadline = state.deadline, !state.timedOut { dues.insert(deadline) }
+            let timers = dues.map(TimerChange.remove)
             return .commit(store, AppendRequest(fence: claim, id: id, events: [event], status: status, timers: timers, release: true), stored: stored)
         }
     }
@@ -506,9 +511,9 @@ actor WorkflowInstance {
             if let outcome = recorded.outcome { return .ended(outcome, payload: payload(of: outcome)) }
             return try waiting(recorded.record.key, events: [], due: recorded.due, named: name, wait: wait)
         case .execute(let call):
-            if let reason = state.cancellation {
+            if state.cancellation != nil {
                 state.abandonStep(call)
-                throw cancelled(reason)
+                throw stopError()
             }
             if state.isReplaying { return .settle(call) }
             return try startingNewWait(call, named: name, wait: wait, due: due)
@@ -548,7 +553,7 @@ actor WorkflowInstance {
     /// suspended first (either disarms the timer, under the timer service's lock, so neither
     /// can slip in before the wait begins).
     func backoff(_ key: StepKey, until deadline: Int64) async throws {
-        if let reason = state.cancellation { throw cancelled(reason) }
+        if state.cancellation != nil { throw stopError() }
         try checkUsable()
         let timer = timers.arm(until: deadline)
         backoffs[key] = timer
@@ -556,7 +561,7 @@ actor WorkflowInstance {
         do {
             _ = try await timers.wait(for: timer)
         } catch {
-            if let reason = state.cancellation { throw cancelled(reason) }
+            if state.cancellation != nil { throw stopError() }
             try checkUsable()
             throw error  // the task was cancelled: the runtime is stopping
         }
@@ -569,9 +574,6 @@ actor WorkflowInstance {
     private func stopBackoffs() {
         for timer in backoffs.values { timers.disarm(timer) }
     }
-
-    /// Why cancellation was requested, if it was.
-    var cancellationReason: String? { state.cancellation }
 
     /// Whether cancellation was requested.
     var isCancellationRequested: Bool { state.cancellation != nil }
@@ -598,6 +600,38 @@ actor WorkflowInstance {
 
     nonisolated func cancelled(_ reason: String) -> ContinuumError {
         ContinuumError(.cancelled, "Workflow '\(id)' was cancelled: \(reason)", workflowID: id)
+    }
+
+    /// What a wait or backoff that the workflow's stopping ended throws: `timedOut` when its
+    /// deadline passed, `cancelled` when someone cancelled it.
+    func stopError() -> ContinuumError {
+        if state.timedOut { return timedOut() }
+        return cancelled(state.cancellation ?? "cancelled")
+    }
+
+    nonisolated func timedOut() -> ContinuumError {
+        ContinuumError(.timedOut, "Workflow '\(id)' timed out: \(WorkflowState.deadlineReason)", workflowID: id)
+    }
+
+    /// Records that the deadline passed, ends every pending wait and wakes the tasks waiting,
+    /// as a cancellation does; the workflow then ends failed with `timedOut`.
+    func passDeadline() async {
+        guard suspension == nil, departure == nil, case .live = mode else { return }
+        let events = state.passDeadline(timestamp: clock.now())
+        guard !events.isEmpty else { return }
+        do {
+            try await appendOrSuspend(events)
+        } catch {
+            return  // suspended or departed: every waiter was woken with that
+        }
+        logger.notice("The workflow's deadline passed")
+        var stopped = Set<StepKey>()
+        for event in events { if case .waitEnded(let key, .cancelled) = event.kind { stopped.insert(key) } }
+        let error = timedOut()
+        for key in eventWaiters.keys where stopped.contains(key) {
+            eventWaiters.resume(key, with: .failure(error))
+        }
+        stopBackoffs()
     }
 
     /// Ends an event wait whose timeout passed, unless an event ended it first.
@@ -734,8 +768,15 @@ actor WorkflowInstance {
             switch event.kind {
             case .waitStarted(_, _, let due?): timers.append(.add(due))
             case .waitEnded(let key, _):
-                // The index holds one entry per (due time, workflow): keep it while another wait shares it.
-                if let due = state.recordedWaits[key]?.due, !state.recordedWaits.values.contains(where: { $0.outcome == nil && $0.due == due }) {
+                // The index holds one entry per (due time, workflow): keep it while another wait,
+                // or the deadline, shares it.
+                if let due = state.recordedWaits[key]?.due, !state.recordedWaits.values.contains(where: { $0.outcome == nil && $0.due == due }),
+                    state.pendingDeadline != due
+                {
+                    timers.append(.remove(due))
+                }
+            case .deadlinePassed:
+                if let due = state.deadline, !state.recordedWaits.values.contains(where: { $0.outcome == nil && $0.due == due }) {
                     timers.append(.remove(due))
                 }
             default: continue

@@ -276,6 +276,10 @@ struct TimelineEntry {
         case .startedAsChild(let parent, let key):
             add("parent", parent)
             add("child", key)
+        case .deadlineSet(let due):
+            add("until", Timestamp.string(nanoseconds: due))
+        case .deadlinePassed:
+            break
         }
         self.step = step.map { $0.occurrence == 0 ? $0.name : "\($0.name) #\($0.occurrence)" } ?? ""
         self.attempt = attempt.map(String.init) ?? ""
