@@ -91,6 +91,27 @@ struct Cancel: AsyncParsableCommand {
     }
 }
 
+/// `continuum update <id> <name> --data JSON`: sends an update and prints the workflow's reply.
+struct Update: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Send an update to a workflow through a running server and print its reply.")
+
+    @Argument(help: "The workflow's id.") var id: String
+    @Argument(help: "The update's name.") var name: String
+    @Option(help: "The payload, as JSON.") var data = "null"
+    @Option(help: "The update's id: sending again with the same key records once and gets the same reply.") var idempotencyKey: String?
+    @OptionGroup var server: ServerOptions
+
+    func run() async throws {
+        guard (try? JSONSerialization.jsonObject(with: Data(data.utf8), options: [.fragmentsAllowed])) != nil else {
+            throw ValidationError("--data is not valid JSON: \(data)")
+        }
+        let answer = try await server.call(
+            "POST", "/v1/workflows/\(ServerOptions.segment(id))/updates/\(ServerOptions.segment(name))", body: Data(data.utf8),
+            headers: idempotencyKey.map { ["Idempotency-Key": $0] } ?? [:])
+        print(String(decoding: answer, as: UTF8.self))
+    }
+}
+
 /// `continuum query <id> <name>`: the latest value a workflow published under a name.
 struct Query: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

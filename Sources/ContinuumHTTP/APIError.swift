@@ -42,6 +42,8 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
         public static let unknownWorkflow = Code(ContinuumError.Code.unknownWorkflow)
         /// No workflow type has the name (`404`).
         public static let unknownWorkflowType = Code(ContinuumError.Code.unknownWorkflowType)
+        /// The workflow refused an update (`422`).
+        public static let updateRejected = Code(ContinuumError.Code.updateRejected)
         /// The workflow published no value under the queried name (`404`).
         public static let unknownQuery = Code(ContinuumError.Code.unknownQuery)
     }
@@ -87,6 +89,10 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
         // storeUnavailable: the database is out of reach for now; a retry may succeed.
         case .notRunning, .storeClosed, .storeLocked, .ownershipLost, .readOnly, .storeUnavailable: .serviceUnavailable
         case .storageFull: HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
+        // The workflow understood the update and refused it.
+        case .updateRejected: .unprocessableContent
+        // No reply in time; the update is recorded, and the same Idempotency-Key gets its reply later.
+        case .timedOut: .gatewayTimeout
         case .payloadTooLarge: .contentTooLarge
         // alreadyRunning is the host application's mistake (run() twice), not the client's.
         default: .internalServerError

@@ -23,6 +23,7 @@ public import Prometheus
 /// | `POST /v1/workflows/{id}/events/{name}` | delivers an event; the body is its payload; `Idempotency-Key` (or `webhook-id`) deduplicates |
 /// | `GET /v1/workflows/{id}` | status, and the result once finished, the suspension while suspended (``WorkflowInfo``) |
 /// | `GET /v1/workflows/{id}/history?includeSuperseded=…` | every event of the workflow, as `continuum export` writes it (`WorkflowHistory`); `false` leaves out what a reset superseded |
+/// | `POST /v1/workflows/{id}/updates/{name}?timeout=…` | sends an update and answers the workflow's reply (JSON); `Idempotency-Key` is the update's id; `422 updateRejected` when refused, `504 timedOut` when no reply came in time (the update stays recorded) |
 /// | `GET /v1/workflows/{id}/queries/{name}` | the latest value the workflow published under `name` (`ctx.publish`), as JSON; appends nothing |
 /// | `GET /v1/workflows?status=…&after=…&limit=…` | a page of workflows (``WorkflowList``) |
 /// | `POST /v1/workflows/{id}/cancel` | asks the workflow to stop (a suspended one ends at once) |

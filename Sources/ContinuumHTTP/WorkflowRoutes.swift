@@ -35,6 +35,7 @@ extension ContinuumAPI {
         workflows.post(":id") { request, context in try await self.start(request, context) }
         workflows.get(":id") { _, context in try await self.workflow(context.pathParameter("id")) }
         workflows.get(":id/history") { request, context in try await self.history(request, context) }
+        workflows.post(":id/updates/:name") { request, context in try await self.update(request, context) }
         workflows.get(":id/queries/:name") { _, context in try await self.query(context.pathParameter("id"), context.pathParameter("name")) }
         workflows.get { request, _ in try await self.list(request) }
         workflows.post(":id/cancel") { request, context in try await self.cancel(request, context) }
@@ -100,6 +101,23 @@ extension ContinuumAPI {
         guard let summary = try await runtime.status(of: id) else { throw APIError.unknownWorkflow(id) }
         let last = summary.status.isFinished ? try await runtime.history(of: id).last : nil
         return WorkflowInfo(summary, last: last, suspension: try await runtime.suspension(of: id))
+    }
+
+    func update(_ request: Request, _ context: some RequestContext) async throws -> RawJSONAnswer {
+        let id = context.pathParameter("id")
+        let name = context.pathParameter("name")
+        try validate(id: id)
+        try validate(name: name, what: "update name")
+        let key = request.headers[Self.idempotencyKey]
+        if let key { try validate(name: key, what: "Idempotency-Key") }
+        let timeout = try request.uri.queryParameters.get("timeout").map { text throws(APIError) -> Duration in
+            guard let seconds = Double(text), seconds > 0, seconds <= 300 else {
+                throw APIError.invalidArgument("timeout must be a number of seconds above 0 and at most 300; got '\(text)'.")
+            }
+            return .nanoseconds(Int64(seconds * 1e9))
+        }
+        let payload = try await jsonBody(request, what: "The body (the update's payload)")
+        return RawJSONAnswer(bytes: try await runtime.update(id, name, json: payload, dedupKey: key, timeout: timeout ?? .seconds(30)))
     }
 
     func query(_ id: String, _ name: String) async throws -> RawJSONAnswer {

@@ -539,3 +539,43 @@ struct MetricsTests {
         }
     }
 }
+
+/// Answers "double" updates with twice their payload, until one doubles 0.
+struct Doubler: Workflow {
+    static let name = "doubler"
+
+    func validateUpdate(named name: String, payload: [UInt8]) throws {
+        guard name == "double" else { throw ContinuumError(.invalidArgument, "only 'double' is understood") }
+    }
+
+    func run(_ ctx: WorkflowContext, input: Int) async throws -> Int {
+        var last = input
+        while last != 0 {
+            last = try await ctx.handleUpdate("double", as: Int.self) { $0 * 2 } ?? 0
+        }
+        return input
+    }
+}
+
+@Suite("HTTP updates")
+struct HTTPUpdateTests {
+    @Test("POST /v1/workflows/{id}/updates/{name} answers the reply; Idempotency-Key repeats it; a refusal is 422 updateRejected")
+    func updateRoute() async throws {
+        try await withAPI(workflows: [Approval(), Doubler()]) { client, runtime in
+            try await runtime.start(Doubler.self, id: "d-1", input: 1)
+            let first = try await client.execute(
+                uri: "/v1/workflows/d-1/updates/double", method: .post, headers: [.init("Idempotency-Key")!: "u-1"], body: json("21"))
+            #expect(first.status == .ok, "\(String(buffer: first.body))")
+            #expect((try? first.decode(Int.self)) == 42)
+            let again = try await client.execute(
+                uri: "/v1/workflows/d-1/updates/double", method: .post, headers: [.init("Idempotency-Key")!: "u-1"], body: json("21"))
+            #expect(try again.decode(Int.self) == 42)
+            let refused = try await client.execute(uri: "/v1/workflows/d-1/updates/triple", method: .post, body: json("1"))
+            #expect(refused.status == .unprocessableContent && refused.errorCode == "updateRejected")
+            let badJSON = try await client.execute(uri: "/v1/workflows/d-1/updates/double", method: .post, body: json("{"))
+            #expect(badJSON.status == .badRequest)
+            let unknown = try await client.execute(uri: "/v1/workflows/nobody/updates/double", method: .post, body: json("1"))
+            #expect(unknown.status == .notFound)
+        }
+    }
+}

@@ -165,6 +165,20 @@ struct PublishingSignal: Workflow {
     }
 }
 
+/// Answers "add" updates with the running total until the total passes 10.
+struct Adder: Workflow {
+    static let name = "adder"
+
+    func run(_ ctx: WorkflowContext, input: Int) async throws -> Int {
+        var total = input
+        while total <= 10 {
+            guard let sum = try await ctx.handleUpdate("add", as: Int.self, { total + $0 }) else { continue }
+            total = sum
+        }
+        return total
+    }
+}
+
 /// A step, a short real sleep, a step.
 struct ShortNap: Workflow {
     static let name = "short-nap"
@@ -190,6 +204,28 @@ struct PostgresSharedTests {
         var configuration = store.configuration
         configuration.schema = store.configuration.schema
         return try await PostgresStore.connect(configuration: configuration, logger: testLogger)
+    }
+
+    @Test("an update through a process that does not run the workflow is relayed by the inbox, and its reply read from the store")
+    func updateThroughOtherProcess() async throws {
+        try await withPostgresStore(configure: { $0.leaseDuration = .seconds(30) }) { store in
+            let other = try await second(of: store, owner: "b")
+            var a = WorkflowRuntime.Configuration(parkAfter: nil)
+            a.owner = OwnerID("a")
+            var b = WorkflowRuntime.Configuration(parkAfter: nil)
+            b.owner = OwnerID("b")
+            try await WorkflowRuntime.withRuntime(store: store, workflows: [Adder()], configuration: a) { runtimeA in
+                try await WorkflowRuntime.withRuntime(store: other, workflows: [Adder()], configuration: b) { runtimeB in
+                    let handle = try await runtimeA.start(Adder.self, id: "u1", input: 1)
+                    _ = try await runtimeA.waitForHistory(of: "u1") { $0.count >= 2 }
+                    #expect(try await runtimeB.update("u1", "add", payload: 4, dedupKey: "k1", as: Int.self) == 5)
+                    #expect(try await runtimeB.update("u1", "add", payload: 4, dedupKey: "k1", as: Int.self) == 5)
+                    #expect(try await runtimeA.update("u1", "add", payload: 10, as: Int.self) == 15)
+                    #expect(try await handle.result() == 15)
+                }
+            }
+            await other.close()
+        }
     }
 
     @Test("a query through a process that does not run the workflow replays its stored history and appends nothing")

@@ -91,6 +91,9 @@ public struct ContinuumError: Error, Sendable, CustomStringConvertible {
         /// which ends it ``WorkflowStatus/failed`` with this code, or a step attempt's
         /// (`ctx.step(_:timeout:…)`), which its retry policy may try again.
         public static let timedOut = Code("timedOut")
+        /// The workflow refused an update: its type's `validateUpdate` threw (nothing was
+        /// recorded), or its body rejected it (``UpdateRequest/reject(_:isolation:)``).
+        public static let updateRejected = Code("updateRejected")
         /// The workflow has published no value under the queried name (``WorkflowRuntime/query(_:_:)``).
         public static let unknownQuery = Code("unknownQuery")
     }

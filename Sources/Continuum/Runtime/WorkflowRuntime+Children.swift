@@ -63,12 +63,12 @@ extension WorkflowRuntime {
         }
         guard let parent = family.parent else { return }
         let name = ChildRecord.noticeName(parent.key)
-        var payload = try PayloadCoder.encode(ChildOutcome(family.outcome), what: "the outcome of child workflow '\(family.id)'")
+        var payload = try PayloadCoder.encode(ChildOutcome(family.outcome), what: "the outcome of child workflow '\(family.id)'", sortedKeys: true)
         if payload.count > maxPayloadSize {
             let failure = FailureRecord(
                 type: "ContinuumError.\(ContinuumError.Code.payloadTooLarge)",
                 message: "The output of child workflow '\(family.id)' is too large to deliver to its parent (\(payload.count) bytes).")
-            payload = try PayloadCoder.encode(ChildOutcome(.failed(failure)), what: "the outcome of child workflow '\(family.id)'")
+            payload = try PayloadCoder.encode(ChildOutcome(.failed(failure)), what: "the outcome of child workflow '\(family.id)'", sortedKeys: true)
         }
         do {
             _ = try await deliverOrRelay(name, to: parent.id, json: payload, dedupKey: name)

@@ -24,7 +24,9 @@ extension WorkflowRuntime {
     @discardableResult
     public func send<P: Encodable & Sendable>(_ name: String, to id: String, payload: P, dedupKey: String? = nil) async throws -> EventReceipt {
         try validate(name: name, what: "An event name")
-        return try await send(name, to: id, json: try PayloadCoder.encode(payload, what: "event '\(name)' for workflow '\(id)'"), dedupKey: dedupKey)
+        // With a dedup key, a resend must encode byte for byte as the first send did: keys sorted.
+        let json = try PayloadCoder.encode(payload, what: "event '\(name)' for workflow '\(id)'", sortedKeys: dedupKey != nil)
+        return try await send(name, to: id, json: json, dedupKey: dedupKey)
     }
 
     /// Sends an event whose payload is already JSON, as an HTTP edge receives it; otherwise
@@ -35,9 +37,10 @@ extension WorkflowRuntime {
     @discardableResult
     public func send(_ name: String, to id: String, json payload: [UInt8], dedupKey: String? = nil) async throws -> EventReceipt {
         try validate(name: name, what: "An event name")
-        guard !name.hasPrefix(ChildRecord.stepPrefix) else {
+        for reserved in [ChildRecord.stepPrefix, UpdateEnvelope.prefix] where name.hasPrefix(reserved) {
             throw ContinuumError(
-                .invalidArgument, "Event names beginning with '\(ChildRecord.stepPrefix)' are reserved for the outcomes of child workflows.",
+                .invalidArgument,
+                "Event names beginning with '\(reserved)' are reserved for \(reserved == UpdateEnvelope.prefix ? "updates (send them with update(_:_:…))" : "the outcomes of child workflows").",
                 workflowID: id)
         }
         if let dedupKey { try validate(name: dedupKey, what: "A dedup key") }

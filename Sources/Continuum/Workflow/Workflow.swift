@@ -36,10 +36,25 @@ public protocol Workflow: Sendable {
 
     /// The workflow's body.
     func run(_ ctx: WorkflowContext, input: Input) async throws -> Output
+
+    /// Checks an update (``WorkflowRuntime/update(_:_:payload:dedupKey:timeout:as:)``) before
+    /// anything is recorded: throw to refuse it, and the caller gets
+    /// ``ContinuumError/Code/updateRejected`` with the error's description while the workflow's
+    /// history stays as it was. The default accepts every update.
+    ///
+    /// ```swift
+    /// func validateUpdate(named name: String, payload: [UInt8]) throws {
+    ///     guard name == "approve" else { throw UnknownUpdate(name: name) }
+    ///     _ = try JSONDecoder().decode(Approval.self, from: Data(payload))
+    /// }
+    /// ```
+    func validateUpdate(named name: String, payload: [UInt8]) throws
 }
 
 extension Workflow {
     public static var name: String { String(describing: Self.self) }
+
+    public func validateUpdate(named name: String, payload: [UInt8]) throws {}
 }
 
 /// A registered workflow with its types erased, as the runtime stores it.
@@ -50,9 +65,12 @@ struct AnyWorkflow: Sendable {
     let checkInput: @Sendable ([UInt8]) throws(ContinuumError) -> Void
     /// The input decoded and encoded again with sorted keys: two spellings of one input compare equal.
     let canonicalInput: @Sendable ([UInt8]) throws(ContinuumError) -> [UInt8]
+    /// The type's check of an update before it is recorded.
+    let validateUpdate: @Sendable (String, [UInt8]) throws -> Void
 
     init<W: Workflow>(_ workflow: W) {
         name = W.name
+        validateUpdate = { name, payload in try workflow.validateUpdate(named: name, payload: payload) }
         checkInput = { bytes throws(ContinuumError) in
             _ = try PayloadCoder.decode(W.Input.self, from: bytes, what: "the input of a '\(W.name)' workflow")
         }
