@@ -2,7 +2,7 @@
 SWIFT ?= swift
 STATE ?= ./state
 
-.PHONY: run demo evolution follow-up determinism flaky-bank test bench deps browser postgres stop-postgres
+.PHONY: run demo evolution follow-up determinism flaky-bank test docs bench deps browser postgres stop-postgres
 
 deps:
 	@if ! pkg-config --exists lmdb 2>/dev/null && [ ! -f /usr/include/lmdb.h ]; then \
@@ -54,6 +54,17 @@ flaky-bank: deps
 test: deps browser
 	$(SWIFT) build --build-tests
 	url=$$(tools/postgres.sh start) && CONTINUUM_POSTGRES_URL=$$url $(SWIFT) test --skip-build
+
+# The DocC documentation of Continuum, ContinuumHTTP and ContinuumTesting (swift-docc-plugin),
+# combined into one static site in $(DOCS): serve the folder with any web server and open
+# /documentation/continuum. Every DocC warning is an error, so a broken ``symbol`` link in an
+# article or a /// comment fails the build.
+DOCS ?= .build/docs
+docs: deps
+	$(SWIFT) package --allow-writing-to-directory $(DOCS) generate-documentation \
+		--target Continuum --target ContinuumHTTP --target ContinuumTesting \
+		--enable-experimental-combined-documentation --warnings-as-errors \
+		--transform-for-static-hosting --output-path $(DOCS)
 
 bench: deps
 	$(SWIFT) build -c release --product continuum

@@ -7,7 +7,7 @@ import Logging
 /// An error the API answers with: an HTTP status, a stable ``Code`` and a message that says what
 /// to do, sent as `{"error": {"code": "…", "message": "…"}}`.
 ///
-/// The runtime's ``ContinuumError``s become API errors with the same code name and a status
+/// The runtime's ``/Continuum/ContinuumError``s become API errors with the same code name and a status
 /// chosen by ``init(_:)``; the codes below are the HTTP edge's own.
 public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConvertible {
     /// A stable error code: clients branch on it, never on the message.

@@ -21,7 +21,7 @@ extension EventStoreFixture {
     public func dispose(_ store: any EventStore) async {}
 }
 
-/// A behaviour every ``EventStore`` must have, checked against a store from an ``EventStoreFixture``.
+/// A behaviour every ``/Continuum/EventStore`` must have, checked against a store from an ``EventStoreFixture``.
 ///
 /// Run every check as a parameterized test, one test case per check:
 ///

@@ -1,11 +1,11 @@
 public import Continuum
 import Synchronization
 
-/// An ``EventStore`` in memory: the same semantics as the LMDB store, nothing on disk.
+/// An ``/Continuum/EventStore`` in memory: the same semantics as the LMDB store, nothing on disk.
 ///
 /// For fast unit tests of workflows: every write is "durable" at once, values are kept in the
 /// same checked binary form LMDB stores (so a damaged value is reported the same way), claims
-/// and fencing work as in a shared store, and with a ``Configuration/leaseDuration`` claims
+/// and fencing work as in a shared store, and with a lease duration (``Configuration/init(leaseDuration:clock:)``) claims
 /// expire by the configured clock, as they do in a store shared by several processes.
 ///
 /// ```swift
@@ -365,7 +365,7 @@ public final class InMemoryStore: EventStore {
     // MARK: Test hooks
 
     /// Damages the stored bytes of event `sequence` of workflow `id` (flips one bit of its body),
-    /// as a failing disk would; the next load reports ``ContinuumError/Code/corruptedData``.
+    /// as a failing disk would; the next load reports ``/Continuum/ContinuumError/Code/corruptedData``.
     public func corrupt(id: String, sequence: UInt32) {
         state.withLock { state in
             guard let stream = state.streams[Array(id.utf8)], var record = state.records[stream], Int(sequence) < record.events.count else { return }

@@ -6,7 +6,7 @@ public import Foundation
 
 /// One entry of a workflow's event stream: everything that happened to the workflow, in order.
 ///
-/// A workflow's state is a fold of these events (see ``WorkflowState``); recovery replays them.
+/// A workflow's state is a fold of these events (see `WorkflowState`); recovery replays them.
 public struct HistoryEvent: Sendable, Equatable {
     /// The event's position in its workflow's stream, from 0 (always ``Kind/workflowStarted(type:input:traceContext:)``).
     public var sequence: UInt32
@@ -146,7 +146,7 @@ public enum WaitOutcome: Sendable, Hashable {
 
 /// Which step (or wait) an event is about, and how it was called.
 public struct StepRecord: Sendable, Hashable, Codable {
-    /// The step's name, as passed to ``WorkflowContext/step(_:_:)``.
+    /// The step's name, as passed to ``WorkflowContext/step(_:version:fingerprint:retry:isolation:_:)-(_,_,_,_,_,(StepContext)->T)``.
     public var name: String
     /// How many steps of the same name the workflow called before this one (0 for the first).
     public var occurrence: UInt32

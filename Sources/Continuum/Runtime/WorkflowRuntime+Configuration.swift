@@ -34,7 +34,7 @@ extension WorkflowRuntime {
         /// say) keeps its own place meanwhile: keep the limit well above how many do that at once.
         public var maxResidentWorkflows: Int
         /// Where the runtime reports its metrics; `nil` uses the process's `MetricsSystem`
-        /// factory. The metrics are listed in ``RuntimeMetrics``.
+        /// factory. The metrics are listed in `RuntimeMetrics`.
         public var metricsFactory: (any MetricsFactory)?
         /// The largest workflow input, step result, event payload or workflow output, in bytes
         /// of JSON. Larger ones fail with ``ContinuumError/Code/payloadTooLarge``: a start or

@@ -41,6 +41,7 @@ extension WorkflowRuntime {
     /// - Parameters:
     ///   - id: The workflow's id.
     ///   - step: The step (or wait) to run again, by name; `occurrence` picks a repeated one.
+    ///   - occurrence: Which call of a repeated step (0 for the first).
     ///   - by: Who asks (recorded in history).
     ///   - reason: Why (recorded in history).
     /// - Returns: The `workflowReset` event, as appended (the event it reset to, the generation).

@@ -97,8 +97,10 @@ extension WorkflowRuntime {
 
     /// Every event of the workflow's history, in order.
     ///
-    /// - Parameter includingSuperseded: Whether to include the events a reset superseded (they
-    ///   stay in the stream; with `false` the history is what the workflow now folds).
+    /// - Parameters:
+    ///   - id: The workflow's id.
+    ///   - includingSuperseded: Whether to include the events a reset superseded (they
+    ///     stay in the stream; with `false` the history is what the workflow now folds).
     /// - Throws: ``ContinuumError/Code/unknownWorkflow`` when no workflow has this id.
     public func history(of id: String, includingSuperseded: Bool = true) async throws(ContinuumError) -> [HistoryEvent] {
         guard let stored = try await store.load(id: id) else {

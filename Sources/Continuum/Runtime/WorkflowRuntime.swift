@@ -28,7 +28,7 @@ import Foundation
 /// continues the workflows.
 ///
 /// The runtime is a façade over small parts, each in a file of its own: the decisions live in
-/// ``RuntimeStateMachine`` (a value type), one workflow is driven by a `WorkflowDriver`, and the
+/// `RuntimeStateMachine` (a value type), one workflow is driven by a `WorkflowDriver`, and the
 /// loops run as services of ``run()``: the `Supervisor` (lanes and admission), the
 /// `TimerHorizonLoader`, the `ParkingService`, the `StorageRetrier` and the `LeaseKeeper`.
 public final class WorkflowRuntime: Service, Sendable {

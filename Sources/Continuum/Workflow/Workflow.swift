@@ -22,7 +22,7 @@
 ///
 /// The body must be deterministic apart from its steps: given the same step results it must
 /// call the same steps in the same order. Read the time, make ids and draw random numbers
-/// through ``WorkflowContext/now()``, ``WorkflowContext/uuid()`` and ``WorkflowContext/random()``,
+/// through ``WorkflowContext/now(name:isolation:)``, ``WorkflowContext/uuid(name:isolation:)`` and ``WorkflowContext/random(name:isolation:)``,
 /// and do every side effect inside a step.
 public protocol Workflow: Sendable {
     /// The workflow's input, stored with its start.

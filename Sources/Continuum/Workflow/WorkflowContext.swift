@@ -35,6 +35,7 @@ public struct WorkflowContext: Sendable {
     ///     `#step` macro of `ContinuumMacros` computes a fingerprint from the body's source instead.
     ///   - fingerprint: The fingerprint of the step's code, as `#step` writes it.
     ///   - policy: How to try again when the body throws (default: ``RetryPolicy/none``).
+    ///   - isolation: The actor the call runs on; leave the default, the caller's (`#isolation`).
     ///   - body: The step's work; it may run more than once if the process dies before its
     ///     result is committed, so make its effects idempotent with ``StepContext/idempotencyKey``.
     /// - Returns: The body's result, from this run or from history.
@@ -205,8 +206,10 @@ public struct WorkflowContext: Sendable {
 
     /// The current time by the runtime's clock, recorded on first run and returned unchanged on replay.
     ///
-    /// - Parameter name: Needed when child tasks (`async let`, task groups) read the time, so
-    ///   that each reading is its own recorded value (`ctx.now(name: "branch-\(i)")`).
+    /// - Parameters:
+    ///   - name: Needed when child tasks (`async let`, task groups) read the time, so
+    ///     that each reading is its own recorded value (`ctx.now(name: "branch-\(i)")`).
+    ///   - isolation: The actor the call runs on; leave the default, the caller's (`#isolation`).
     public func now(name: String? = nil, isolation: isolated (any Actor)? = #isolation) async throws -> Date {
         let clock = instance.clock
         return try await step(Self.valueStepName("now", name), isolation: isolation) { () -> Date in
@@ -216,14 +219,18 @@ public struct WorkflowContext: Sendable {
 
     /// A new random UUID, recorded on first run and returned unchanged on replay.
     ///
-    /// - Parameter name: Needed in child tasks, as for ``now(name:isolation:)``.
+    /// - Parameters:
+    ///   - name: Needed in child tasks, as for ``now(name:isolation:)``.
+    ///   - isolation: The actor the call runs on; leave the default, the caller's (`#isolation`).
     public func uuid(name: String? = nil, isolation: isolated (any Actor)? = #isolation) async throws -> UUID {
         try await step(Self.valueStepName("uuid", name), isolation: isolation) { () -> UUID in UUID() }
     }
 
     /// A random number, recorded on first run and returned unchanged on replay.
     ///
-    /// - Parameter name: Needed in child tasks, as for ``now(name:isolation:)``.
+    /// - Parameters:
+    ///   - name: Needed in child tasks, as for ``now(name:isolation:)``.
+    ///   - isolation: The actor the call runs on; leave the default, the caller's (`#isolation`).
     public func random(name: String? = nil, isolation: isolated (any Actor)? = #isolation) async throws -> UInt64 {
         try await step(Self.valueStepName("random", name), isolation: isolation) { () -> UInt64 in UInt64.random(in: .min ... .max) }
     }
@@ -277,6 +284,7 @@ public struct WorkflowContext: Sendable {
     /// - Parameters:
     ///   - duration: How long to sleep, from the first time this call runs (not from a replay).
     ///   - name: Identifies the sleep in history, like a step's name.
+    ///   - isolation: The actor the call runs on; leave the default, the caller's (`#isolation`).
     /// - Throws: `CancellationError` when the runtime stops (the sleep continues at the next run).
     public func sleep(for duration: Duration, name: String = "sleep", isolation: isolated (any Actor)? = #isolation) async throws {
         // Armed here, where the deadline is taken, before any hop.
