@@ -21,10 +21,14 @@ extension WorkflowRuntime {
     /// ```
     ///
     /// - Parameters:
+    ///   - id: The workflow's id.
+    ///   - name: The update's name, as the workflow takes it (``WorkflowContext/nextUpdate(_:as:timeout:isolation:)``).
+    ///   - payload: What to send, stored as JSON.
     ///   - dedupKey: The update's id: sending again with the same key records nothing new and
     ///     returns the same reply (when it has come). Default: a new id.
     ///   - timeout: How long to wait for the reply. The update stays recorded when it passes;
     ///     send it again with the same `dedupKey` to get the reply later.
+    ///   - reply: The type the reply decodes as.
     /// - Throws: ``ContinuumError/Code/updateRejected`` when the type's validation or the body
     ///   refused it; ``ContinuumError/Code/timedOut`` when no reply came within `timeout`;
     ///   ``ContinuumError/Code/workflowFinished`` when the workflow ended without replying;

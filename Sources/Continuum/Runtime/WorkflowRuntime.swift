@@ -21,7 +21,7 @@ import Foundation
 ///
 /// Work happens only while ``run()`` runs (directly, in a task group, or through
 /// ``withRunning(_:)``): it first resumes every unfinished workflow from its history, then
-/// drives each workflow started with ``start(_:id:input:)``. A workflow started while the
+/// drives each workflow started with ``start(_:id:input:timeout:)``. A workflow started while the
 /// runtime is not running is stored and begins at the next `run()`. Cancelling `run()` stops
 /// every workflow where it is; nothing that was not committed is acknowledged, handles still
 /// waiting for a result get ``ContinuumError/Code/storeClosed``, and the next `run()`
@@ -142,7 +142,7 @@ public final class WorkflowRuntime: Service, Sendable {
     }
 
     /// Starts a workflow by its registered type name with input that is already JSON, as an
-    /// HTTP edge receives it; otherwise like ``start(_:id:input:)``.
+    /// HTTP edge receives it; otherwise like ``start(_:id:input:timeout:)``.
     ///
     /// - Returns: Whether this call created the workflow (`false`: it existed with this input).
     /// - Throws: ``ContinuumError/Code/unknownWorkflowType``; ``ContinuumError/Code/payloadCoding``
@@ -254,7 +254,7 @@ public final class WorkflowRuntime: Service, Sendable {
     }
 }
 
-/// What ``WorkflowRuntime/start(type:id:json:)`` did.
+/// What ``WorkflowRuntime/start(type:id:json:timeout:)`` did.
 public struct StartReceipt: Sendable, Hashable, Codable {
     /// The workflow's id.
     public var id: String

@@ -101,6 +101,7 @@ extension WorkflowContext {
     ///     cancelled).
     ///   - timeout: How long the child may take (``WorkflowRuntime/start(_:id:input:timeout:)``);
     ///     past it, the child ends failed with `timedOut` and the parent gets ``ContinuumError/Code/childFailed``.
+    ///   - isolation: The actor the caller runs on.
     /// - Throws: ``ContinuumError/Code/stepFailed`` when the child could not be started (its type
     ///   is not registered, its id is too long, or the id belongs to another workflow).
     public func startChild<W: Workflow>(

@@ -16,7 +16,12 @@ extension WorkflowContext {
     /// ```
     ///
     /// - Parameters:
+    ///   - name: The step's name, stable across releases of the workflow.
+    ///   - version: Bump it when you change what the step does.
+    ///   - fingerprint: The fingerprint of the step's code, as `#step` writes it.
     ///   - timeout: The longest an attempt may run (by the runtime's clock).
+    ///   - policy: How to try again when an attempt throws or runs out of time (default: ``RetryPolicy/none``).
+    ///   - isolation: The actor the caller runs on.
     ///   - body: The step's work, `@Sendable` because it runs in a child task that the timeout cancels.
     /// - Throws: as the `step` without a timeout does; an attempt past its limit fails with
     ///   ``ContinuumError/Code/timedOut``.
