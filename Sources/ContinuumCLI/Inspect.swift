@@ -113,6 +113,8 @@ struct Show: AsyncParsableCommand {
                 text = "must end by \(Date(nanoseconds: due))"
             case .deadlinePassed:
                 text = "deadline passed"
+            case .continuedAsNew(let input):
+                text = "continued as new with \(String(decoding: input, as: UTF8.self))"
             }
             let mark = superseded[event.sequence].map { "  [superseded by reset #\($0.generation) at event #\($0.sequence)]" } ?? ""
             print("\(mark.isEmpty ? " " : "~") \(String(format: "%4d", event.sequence))  \(event.date)  \(text)\(mark)")

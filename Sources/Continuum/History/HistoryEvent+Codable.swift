@@ -29,7 +29,7 @@ extension HistoryEvent: Codable {
         case workflowStarted, stepCompleted, stepFailed, workflowCompleted, workflowFailed, waitStarted, waitEnded
         case stepRetrying, cancelRequested, workflowCancelled, eventReceived
         case workflowSuspended, workflowResumed, workflowReset, workflowForked, markerRecorded, startedAsChild
-        case deadlineSet, deadlinePassed
+        case deadlineSet, deadlinePassed, continuedAsNew
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -132,6 +132,9 @@ extension HistoryEvent: Codable {
             try container.encode(Self.iso(due), forKey: .until)
         case .deadlinePassed:
             try container.encode(KindName.deadlinePassed, forKey: .kind)
+        case .continuedAsNew(let input):
+            try container.encode(KindName.continuedAsNew, forKey: .kind)
+            try text(input, .input)
         }
     }
 
@@ -207,6 +210,8 @@ extension HistoryEvent: Codable {
             kind = .deadlineSet(due: try container.decode(Int64.self, forKey: .due))
         case .deadlinePassed:
             kind = .deadlinePassed
+        case .continuedAsNew:
+            kind = .continuedAsNew(input: try bytes(.input))
         }
         self.init(sequence: sequence, timestamp: timestamp, kind: kind)
     }
@@ -238,6 +243,7 @@ extension HistoryEvent: Codable {
         case .startedAsChild: KindName.startedAsChild.rawValue
         case .deadlineSet: KindName.deadlineSet.rawValue
         case .deadlinePassed: KindName.deadlinePassed.rawValue
+        case .continuedAsNew: KindName.continuedAsNew.rawValue
         }
     }
 }

@@ -81,6 +81,11 @@ public struct HistoryEvent: Sendable, Equatable {
         case deadlineSet(due: Int64)
         /// The workflow's deadline passed before it ended (see ``deadlineSet(due:)``).
         case deadlinePassed
+        /// The workflow's run ended and a new run began with `input`
+        /// (``WorkflowContext/continueAsNew(with:)``): the events before this one stay stored
+        /// and readable, but the new run replays only what follows, keeping from before it the
+        /// events not yet consumed, the dedup keys, a cancellation and the deadline.
+        case continuedAsNew(input: [UInt8])
     }
 }
 

@@ -382,6 +382,9 @@ package struct WorkflowState: Sendable {
                 cancellation = Self.deadlineReason
                 timedOut = true
             }
+        case .continuedAsNew(let input):
+            try requireStarted(event.sequence)
+            startNewRun(input: input)
         }
     }
 
@@ -566,6 +569,37 @@ package struct WorkflowState: Sendable {
         wait.outcome = outcome
         recordedWaits[key] = wait
         return next(timestamp, .waitEnded(key, outcome: outcome))
+    }
+
+    /// Ends this run and begins a new one with `input`, and returns the event to append, or the
+    /// divergence when history holds steps this run did not ask for.
+    package mutating func continueAsNew(input: [UInt8], timestamp: Int64) -> Result<HistoryEvent, Divergence> {
+        let records = recordedSteps.values.map(\.record) + recordedWaits.values.map(\.record) + retryingSteps.values.map(\.record)
+        if let missing = records.filter({ !claimed.contains($0.key) }).min(by: { $0.index < $1.index }) {
+            return .failure(Divergence(index: missing.index, recorded: missing.key, requested: nil))
+        }
+        let event = next(timestamp, .continuedAsNew(input: input))
+        startNewRun(input: input)
+        return .success(event)
+    }
+
+    /// Forgets the run that ended: its steps, waits and markers. What outlives a run stays: the
+    /// inbox and what was consumed from it, the dedup keys, a cancellation, the deadline, the
+    /// parent. Steps of the new run get new idempotency keys (the generation grows).
+    private mutating func startNewRun(input: [UInt8]) {
+        self.input = input
+        recordedSteps = [:]
+        retryingSteps = [:]
+        recordedWaits = [:]
+        recordedBodyCalls = [:]
+        firstSequence = [:]
+        markers = []
+        resetGeneration += 1
+        claimed = []
+        occurrences = [:]
+        bodyCallCount = 0
+        callCount = 0
+        inFlight = []
     }
 
     /// Records a cancellation request and returns what to append: the request, and the end of

@@ -123,6 +123,10 @@ public struct WorkflowReplayer: Sendable {
         let outcome: WorkflowState.Outcome
         do {
             outcome = .completed(try await workflow.execute(WorkflowContext(instance: instance), state.input))
+        } catch let next as ContinueAsNew {
+            // The body asked for a new run where history ends: what came before matched.
+            _ = await instance.continueAsNew(input: next.input)
+            outcome = .completed([])
         } catch {
             outcome = .failed(FailureRecord(error))
         }

@@ -37,6 +37,8 @@ struct WorkflowDriver: Sendable {
         case left
         /// A recorded step's code changed: reset to it and run again (with the reason).
         case rerun(StepKey, String)
+        /// The body continued as new: run it again from the new run, under the same claim.
+        case continued
 
         var name: String {
             switch self {
@@ -46,6 +48,7 @@ struct WorkflowDriver: Sendable {
             case .stopped: "stopped"
             case .left: "left"
             case .rerun: "rerun"
+            case .continued: "continued"
             }
         }
     }
@@ -93,6 +96,8 @@ struct WorkflowDriver: Sendable {
             case .rerun(let key, let reason):
                 // Reset to the changed step under the same claim, then run again from there.
                 guard await resetForRerun(id, claim: claim, to: key, reason: reason, logger: logger) else { return }
+                held = claim
+            case .continued:
                 held = claim
             default:
                 return
@@ -229,6 +234,9 @@ struct WorkflowDriver: Sendable {
                 ended = .failure(error)
             }
         }
+        if case .failure(let error) = ended, let next = error as? ContinueAsNew, await !instance.isCancellationRequested {
+            return await continueAsNew(instance, workflow, next, logger: logger)
+        }
         return await finish(instance, ended, logger: logger)
     }
 
@@ -299,6 +307,27 @@ struct WorkflowDriver: Sendable {
         }
     }
 
+    /// Records a new run of the body (its input checked first: one that does not decode fails the workflow).
+    @inline(never)
+    private func continueAsNew(_ instance: WorkflowInstance, _ workflow: AnyWorkflow, _ next: ContinueAsNew, logger: Logger) async -> RunEnd {
+        if let end = await departed(instance, logger: logger) { return end }
+        let stopped: ContinuumError?
+        do {
+            try workflow.checkInput(next.input)
+            stopped = await instance.continueAsNew(input: next.input)
+        } catch {
+            return await finish(instance, .failure(error), logger: logger)
+        }
+        guard let stopped else {
+            logger.debug("Workflow continued as new")
+            return .continued
+        }
+        if Task.isCancelled && stopped.code == .storeClosed { return .stopped }
+        if let end = await departed(instance, logger: logger) { return end }
+        await suspend(instance, stopped, logger: logger)
+        return .suspended
+    }
+
     /// How the run ended when the instance left memory while its body ran.
     private func departed(_ instance: WorkflowInstance, logger: Logger) async -> RunEnd? {
         switch await instance.departure {
@@ -307,7 +336,7 @@ struct WorkflowDriver: Sendable {
             return .parked(await instance.parkedDues)
         case .rerun(let key, let reason)?:
             return .rerun(key, reason)
-        case .ownershipLost?, .replayEnded?, .superseded?:
+        case .ownershipLost?, .replayEnded?, .superseded?, .continued?:
             return .left
         case nil:
             return nil

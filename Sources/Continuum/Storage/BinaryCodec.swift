@@ -183,6 +183,10 @@ package enum BinaryCodec {
             case .deadlinePassed:
                 writer.write(UInt8(19))
                 writer.write(event.timestamp)
+            case .continuedAsNew(let input):
+                writer.write(UInt8(20))
+                writer.write(event.timestamp)
+                writer.write(bytes: input)
             }
         }
     }
@@ -259,6 +263,7 @@ package enum BinaryCodec {
         case 17: kind = .startedAsChild(parent: try reader.readString(), key: try reader.readString())
         case 18: kind = .deadlineSet(due: try reader.read())
         case 19: kind = .deadlinePassed
+        case 20: kind = .continuedAsNew(input: try reader.readBytes())
         default: throw corrupted("unknown event tag \(tag)", reader.location)
         }
         try reader.expectEnd()

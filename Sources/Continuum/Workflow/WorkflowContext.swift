@@ -271,6 +271,25 @@ public struct WorkflowContext: Sendable {
         await instance.publish(name, bytes)
     }
 
+    /// Ends this run of the workflow and starts a new one with `input`, under the same id:
+    /// for a workflow that loops for ever (a schedule, an agent, a poller), so that its history
+    /// to replay stays short.
+    ///
+    /// ```swift
+    /// if iteration % 1_000 == 999 { try await ctx.continueAsNew(with: State(cursor: cursor)) }
+    /// ```
+    ///
+    /// A `continuedAsNew` event is committed; the events before it stay stored and readable,
+    /// and the new run replays only what follows. Events sent but not consumed yet, dedup keys,
+    /// a cancellation and the deadline carry over; children of the ended run go on. The new
+    /// run's steps get new idempotency keys. It never returns: the body unwinds, so call it
+    /// outside `catch` blocks that would swallow its error.
+    ///
+    /// - Throws: always; ``ContinuumError/Code/payloadCoding`` when `input` does not encode.
+    public func continueAsNew<Input: Encodable & Sendable>(with input: Input) async throws -> Never {
+        throw ContinueAsNew(input: try PayloadCoder.encode(input, what: "the input of the next run of workflow '\(workflowID)'"))
+    }
+
     // MARK: Time and events
 
     /// Sleeps durably for `duration`: the deadline is committed first, so the sleep survives a
@@ -395,3 +414,9 @@ public struct WorkflowContext: Sendable {
 
 /// The recorded result of a step that returns nothing.
 private struct Nothing: Codable, Sendable {}
+
+/// What ``WorkflowContext/continueAsNew(with:)`` throws to unwind the body.
+struct ContinueAsNew: Error {
+    /// The next run's input, as JSON.
+    var input: [UInt8]
+}

@@ -36,6 +36,8 @@ actor WorkflowInstance {
         /// Someone took the workflow over (a reset, a cancellation of a suspended workflow):
         /// this run stops where it is.
         case superseded
+        /// The body continued as new: a new instance runs the next run.
+        case continued
     }
 
     nonisolated let id: String
@@ -249,6 +251,8 @@ actor WorkflowInstance {
             ContinuumError(.notRunning, "The workflow runs again from step \(key), whose code changed.")
         case .superseded:
             ContinuumError(.notRunning, "The workflow was taken over (reset or cancelled) while it ran.")
+        case .continued:
+            ContinuumError(.notRunning, "The workflow continued as new; its next run takes over.")
         }
     }
 
@@ -371,6 +375,37 @@ actor WorkflowInstance {
             return .success(stored)
         } catch {
             return .failure(failAppend(error))
+        }
+    }
+
+    /// Ends this run and records the start of a new one with `input` (``WorkflowContext/continueAsNew(with:)``),
+    /// keeping the claim; the driver then runs the body again from the new run. Returns the
+    /// error that stopped it instead (a suspension, a divergence, a failed append).
+    func continueAsNew(input: [UInt8]) async -> ContinuumError? {
+        if let suspension { return suspension }
+        if let departure { return Self.departedError(departure) }
+        // The deadlines of the run's pending waits leave the index with it; the workflow's own stays.
+        let dues = Set(state.recordedWaits.values.filter { $0.outcome == nil }.compactMap(\.due)).subtracting(state.pendingDeadline.map { [$0] } ?? [])
+        switch state.continueAsNew(input: input, timestamp: clock.now()) {
+        case .failure(let divergence):
+            return suspend(nondeterminism(divergence))
+        case .success(let event):
+            guard case .live(let store, let claim) = mode else {
+                departure = .replayEnded
+                replayEnd = .reachedEnd("continueAsNew")
+                return Self.departedError(.replayEnded)
+            }
+            // From here on this instance takes nothing: an event sent meanwhile waits for the
+            // next run's instance, which loads after this commit.
+            departure = .continued
+            do {
+                try await store.append(AppendRequest(fence: claim, id: id, events: [event], timers: dues.map(TimerChange.remove)))
+            } catch {
+                departure = nil  // not continued: suspended, or left to the owner that took it
+                return failAppend(error)
+            }
+            feed?.publish(WorkflowChange(workflowID: id, events: [event]))
+            return nil
         }
     }
 

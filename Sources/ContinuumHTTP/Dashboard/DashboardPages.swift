@@ -280,6 +280,8 @@ struct TimelineEntry {
             add("until", Timestamp.string(nanoseconds: due))
         case .deadlinePassed:
             break
+        case .continuedAsNew(let input):
+            add("input", json(input))
         }
         self.step = step.map { $0.occurrence == 0 ? $0.name : "\($0.name) #\($0.occurrence)" } ?? ""
         self.attempt = attempt.map(String.init) ?? ""
