@@ -1,0 +1,131 @@
+@_spi(Testing) import Continuum
+import ContinuumHTTP
+import ContinuumTesting
+import ContinuumTestSupport
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Prometheus
+import Testing
+
+/// The OpenAPI description (`ContinuumAPI.openAPIDescription`) parsed.
+private func openAPIDocument() throws -> [String: Any] {
+    try #require(try JSONSerialization.jsonObject(with: Data(ContinuumAPI.openAPIDescription.utf8)) as? [String: Any])
+}
+
+/// One operation of the description: `GET /v1/workflows/{id}`, as Hummingbird's
+/// `Router.routes` writes a route, with the statuses it is described to answer with.
+private struct DescribedOperation: CustomStringConvertible {
+    var method: String
+    var path: String
+    var statuses: Set<Int>
+    var description: String { "\(method) \(path)" }
+}
+
+private func describedOperations() throws -> [DescribedOperation] {
+    let paths = try #require(try openAPIDocument()["paths"] as? [String: [String: Any]])
+    let methods = ["get", "put", "post", "delete", "options", "head", "patch", "trace"]
+    return paths.flatMap { path, item in
+        item.compactMap { method, operation -> DescribedOperation? in
+            guard methods.contains(method), let responses = (operation as? [String: Any])?["responses"] as? [String: Any] else { return nil }
+            return DescribedOperation(method: method.uppercased(), path: path, statuses: Set(responses.keys.compactMap(Int.init)))
+        }
+    }.sorted { $0.description < $1.description }
+}
+
+/// Every `$ref` in `value`, wherever it is nested.
+private func references(in value: Any) -> [String] {
+    if let object = value as? [String: Any] {
+        let own = (object["$ref"] as? String).map { [$0] } ?? []
+        return own + object.values.flatMap(references(in:))
+    }
+    if let array = value as? [Any] { return array.flatMap(references(in:)) }
+    return []
+}
+
+@Suite("OpenAPI description")
+struct OpenAPITests {
+    @Test("the description has exactly the routes the API registers, the dashboard's pages aside")
+    func describesEveryRoute() async throws {
+        let described = Set(try describedOperations().map(\.description))
+        try await withTemporaryDirectory { path in
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [Approval()]) { runtime throws in
+                // Every route there is: with tokens, webhook secrets and a metrics registry.
+                let api = ContinuumAPI(
+                    runtime: runtime,
+                    configuration: .init(tokens: ["t"], webhookSecrets: ["whsec_c2VjcmV0"], metrics: PrometheusCollectorRegistry()))
+                let router = Router()
+                api.register(on: router)
+                let registered = Set(router.routes.map(\.description))
+                // The dashboard's HTML pages, as a router holding only them lists them.
+                let dashboardRouter = Router()
+                dashboardRouter.group(context: ContinuumRequestContext<BasicRequestContext>.self).addRoutes(api.dashboardRoutes())
+                let dashboard = Set(dashboardRouter.routes.map(\.description))
+                #expect(!dashboard.isEmpty && dashboard.isSubset(of: registered))
+
+                let undescribed = registered.subtracting(dashboard).subtracting(described)
+                #expect(undescribed.isEmpty, "routes the API registers that openAPIDescription does not describe: \(undescribed.sorted())")
+                let unregistered = described.subtracting(registered)
+                #expect(unregistered.isEmpty, "operations openAPIDescription describes that the API does not register: \(unregistered.sorted())")
+                #expect(described.isDisjoint(with: dashboard))
+            }
+        }
+    }
+
+    @Test("every described operation answers on a live server with a status it is described with, never the router's 404")
+    func everyOperationAnswers() async throws {
+        let operations = try describedOperations()
+        let configuration = ContinuumAPI.Configuration(tokens: ["op-token"], metrics: PrometheusCollectorRegistry())
+        try await withAPI(configuration) { client, runtime in
+            try await eventually { runtime.isReady }
+            for operation in operations {
+                // Path parameters filled with a name nothing has: the handler answers, not the router.
+                let uri = operation.path.replacing(/\{[^}]+\}/, with: "nothing-here")
+                let response = try await client.execute(
+                    uri: uri, method: .init(rawValue: operation.method)!, headers: [.authorization: "Bearer op-token"],
+                    body: operation.method == "POST" ? json("{}") : nil)
+                let status = Int(response.status.code)
+                #expect(operation.statuses.contains(status), "\(operation) answered \(status), which it is not described with: \(operation.statuses.sorted())")
+                if response.status == .notFound {
+                    #expect(response.errorCode != nil, "\(operation) answered the router's 404 (no such route), not the API's")
+                }
+                if status >= 400 {
+                    #expect(response.headers[.contentType]?.hasPrefix("application/json") == true && response.errorCode != nil, "\(operation): \(status)")
+                }
+            }
+        }
+    }
+
+    @Test("GET /openapi.json serves the description, byte for byte, without a token")
+    func servesTheDescription() async throws {
+        try await withAPI(.init(tokens: ["secret"])) { client, _ in
+            let response = try await client.execute(uri: "/openapi.json", method: .get)
+            #expect(response.status == .ok)
+            #expect(response.headers[.contentType] == "application/json; charset=utf-8")
+            #expect(String(buffer: response.body) == ContinuumAPI.openAPIDescription)
+            let document = try #require(try JSONSerialization.jsonObject(with: Data(Array(buffer: response.body))) as? [String: Any])
+            #expect(document["openapi"] as? String == "3.1.0")
+        }
+    }
+
+    @Test("the description is consistent: every $ref resolves, operation ids are unique, links name operations that exist")
+    func consistent() throws {
+        let document = try openAPIDocument()
+        for reference in Set(references(in: document)) {
+            var node: Any? = document
+            #expect(reference.hasPrefix("#/"), "\(reference) is not local")
+            for key in reference.dropFirst(2).split(separator: "/") { node = (node as? [String: Any])?[String(key)] }
+            #expect(node != nil, "\(reference) does not resolve")
+        }
+        let paths = try #require(document["paths"] as? [String: [String: Any]])
+        let operations = paths.values.flatMap { $0.values.compactMap { $0 as? [String: Any] } }
+        let ids = operations.compactMap { $0["operationId"] as? String }
+        #expect(ids.count == operations.count && Set(ids).count == ids.count, "\(ids)")
+        let links = operations.flatMap { operation in
+            ((operation["responses"] as? [String: Any]) ?? [:]).values.flatMap { response in
+                (((response as? [String: Any])?["links"] as? [String: Any]) ?? [:]).values.compactMap { ($0 as? [String: Any])?["operationId"] as? String }
+            }
+        }
+        #expect(!links.isEmpty && Set(links).isSubset(of: Set(ids)), "\(links)")
+    }
+}
