@@ -129,3 +129,53 @@ struct OpenAPITests {
         #expect(!links.isEmpty && Set(links).isSubset(of: Set(ids)), "\(links)")
     }
 }
+
+/// schemathesis, as `make schemathesis` (tools/schemathesis.sh) installs it into `.build/venv`,
+/// or as `SCHEMATHESIS` names it.
+private func schemathesisExecutable() -> String? {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let path = ProcessInfo.processInfo.environment["SCHEMATHESIS"] ?? root.appendingPathComponent(".build/venv/bin/schemathesis").path
+    return FileManager.default.isExecutableFile(atPath: path) ? path : nil
+}
+
+extension OpenAPITests {
+    /// schemathesis reads the description from the server, generates requests for every
+    /// operation (the description's examples, then boundary values, then random ones, then
+    /// sequences that follow its links) and checks every answer: no 5xx, and only statuses,
+    /// content types, headers and bodies the description allows.
+    @Test("schemathesis against a live `continuum serve`: no server error, no answer outside the description")
+    func schemathesis() async throws {
+        let continuum = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")
+        let schemathesis = try #require(schemathesisExecutable(), "schemathesis is missing: run `make schemathesis` (tools/schemathesis.sh)")
+        try await withTemporaryDirectory { path in
+            let port = Int.random(in: 20_000..<60_000)
+            let base = "http://127.0.0.1:\(port)"
+            let server = try ChildProcess(executable: continuum, arguments: ["serve", "--path", path, "--port", "\(port)", "--token", "fuzz-token"])
+            defer { if !server.hasExited { server.kill() } }
+            try await server.waitForLine("Continuum is serving \(path) at \(base)")
+            let auth = ["Authorization": "Bearer fuzz-token"]
+            // The workflow the description's examples name, so they reach a workflow that exists.
+            let (started, body) = try await request(
+                "POST", "\(base)/v1/workflows/purchase-approval?id=po-1", headers: auth, body: #"{"item": "laptop", "amount": 1200}"#)
+            #expect(started == 201, "\(body)")
+
+            let seed = ProcessInfo.processInfo.environment["CONTINUUM_SCHEMATHESIS_SEED"] ?? "20261130"
+            let arguments = [
+                "run", "\(base)/openapi.json", "--url", base, "--header", "Authorization: Bearer fuzz-token",
+                // No 5xx; only described statuses, content types, headers and bodies; a route that
+                // needs a token refuses a request without one; a workflow started is there to get.
+                "--checks",
+                "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,"
+                    + "ignored_auth,ensure_resource_availability",
+                "--max-examples", "50", "--seed", seed, "--generation-database", "none", "--request-timeout", "10", "--no-color",
+            ]
+            // In the temporary directory, so nothing it writes lands in the work tree; errors with the report.
+            let run = try ChildProcess(
+                executable: "/bin/sh", arguments: ["-c", #"cd "$0" && program="$1" && shift && exec "$program" "$@" 2>&1"#, path, schemathesis] + arguments)
+            let exit = try await run.exit(within: .seconds(300))
+            #expect(exit == .exited(0), "schemathesis \(exit.map(\.description) ?? "ran over 300 s and was killed"):\n\(run.output)")
+            server.terminate()
+            #expect(await server.exit() == .exited(0))
+        }
+    }
+}
