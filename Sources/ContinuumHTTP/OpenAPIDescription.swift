@@ -55,6 +55,7 @@ extension ContinuumAPI {
           },
           "400": { "$ref": "#/components/responses/BadRequest" },
           "401": { "$ref": "#/components/responses/Unauthorized" },
+          "409": { "$ref": "#/components/responses/Conflict" },
           "413": { "$ref": "#/components/responses/ContentTooLarge" },
           "500": { "$ref": "#/components/responses/ServerError" },
           "503": { "$ref": "#/components/responses/ServiceUnavailable" }
