@@ -150,7 +150,10 @@ extension OpenAPITests {
         try await withTemporaryDirectory { path in
             let port = Int.random(in: 20_000..<60_000)
             let base = "http://127.0.0.1:\(port)"
-            let server = try ChildProcess(executable: continuum, arguments: ["serve", "--path", path, "--port", "\(port)", "--token", "fuzz-token"])
+            // With a webhook secret too, so that requests without the token meet the signature check.
+            let server = try ChildProcess(
+                executable: continuum,
+                arguments: ["serve", "--path", path, "--port", "\(port)", "--token", "fuzz-token", "--webhook-secret", "whsec_c2NoZW1hdGhlc2lz"])
             defer { if !server.hasExited { server.kill() } }
             try await server.waitForLine("Continuum is serving \(path) at \(base)")
             let auth = ["Authorization": "Bearer fuzz-token"]
