@@ -80,7 +80,7 @@ extension ContinuumAPI {
           {
             "name": "id",
             "in": "query",
-            "description": "The new workflow's id (default: a random UUID). 1 to the store's limit of bytes (511 on LMDB), without control characters.",
+            "description": "The new workflow's id (default: a random UUID).",
             "schema": { "$ref": "#/components/schemas/Name" },
             "example": "po-1"
           }
@@ -477,7 +477,7 @@ extension ContinuumAPI {
         "type": "string",
         "minLength": 1,
         "pattern": "^[^\\x00-\\x1F\\x7F-\\x9F]+$",
-        "description": "An id or name: 1 to the store's limit of bytes of UTF-8 (ids 511 and names 256 on LMDB), without control characters; else `400 invalidArgument`."
+        "description": "An id or name: UTF-8 without control characters, of 1 to the store's limit of bytes (on LMDB and PostgreSQL 511 for a workflow id, 256 for any other name or key); else `400 invalidArgument`."
       },
       "Error": {
         "type": "object",
