@@ -2,7 +2,7 @@
 SWIFT ?= swift
 STATE ?= ./state
 
-.PHONY: run demo evolution follow-up determinism flaky-bank test docs bench deps browser postgres stop-postgres
+.PHONY: run demo evolution follow-up determinism flaky-bank test docs bench deps browser schemathesis postgres stop-postgres
 
 deps:
 	@if ! pkg-config --exists lmdb 2>/dev/null && [ ! -f /usr/include/lmdb.h ]; then \
@@ -16,6 +16,10 @@ browser:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
 		(echo "Installing chromium (headless browser for the dashboard test)…"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+# schemathesis (PyPI, pinned) in .build/venv, for the OpenAPI conformance test.
+schemathesis:
+	@tools/schemathesis.sh
 
 # The main job: the HTTP API on the embedded LMDB store in ./state, with the example workflows.
 # It prints the URL and the curl lines that start a workflow and send it its event.
@@ -51,7 +55,7 @@ flaky-bank: deps
 	./.build/debug/FlakyBank
 
 # The tests get a throwaway PostgreSQL (tools/postgres.sh) through CONTINUUM_POSTGRES_URL.
-test: deps browser
+test: deps browser schemathesis
 	$(SWIFT) build --build-tests
 	url=$$(tools/postgres.sh start) && CONTINUUM_POSTGRES_URL=$$url $(SWIFT) test --skip-build
 

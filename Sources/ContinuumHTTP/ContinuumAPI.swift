@@ -15,7 +15,7 @@ public import Prometheus
 ///
 /// `register(on:atPath:)` mounts three collections, each of which can also be mounted on its
 /// own with `addRoutes(_:atPath:)`: ``workflowRoutes(context:)`` (the JSON API),
-/// ``healthRoutes(context:)`` (probes and metrics) and ``dashboardRoutes(context:)`` (HTML).
+/// ``healthRoutes(context:)`` (probes, metrics and the OpenAPI description) and ``dashboardRoutes(context:)`` (HTML).
 ///
 /// | Route | Does |
 /// |---|---|
@@ -32,6 +32,7 @@ public import Prometheus
 /// | `POST /v1/workflows/{id}/fork` | a new workflow from a copy of the history up to a step (``ForkRequest``, `StartReceipt`) |
 /// | `GET /healthz` | `200` once the runtime is ready, `503` before (no token needed) |
 /// | `GET /metrics` | Prometheus metrics, when a registry is configured (no token needed) |
+/// | `GET /openapi.json` | this API described in OpenAPI 3.1 (``openAPIDescription``; no token needed) |
 /// | `GET /`, `GET /ui/workflows/{id}` | the dashboard |
 ///
 /// Every request to the API passes the same checks in the same order, each a middleware: the

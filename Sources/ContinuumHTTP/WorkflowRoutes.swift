@@ -81,18 +81,20 @@ extension ContinuumAPI {
         let id = context.pathParameter("id")
         let name = context.pathParameter("name")
         // A signed delivery is deduplicated by its signed webhook-id, never by an unsigned
-        // header a replayer could change.
-        let key: String?
+        // header a replayer could change. A refused key is named by the header it came from.
+        let key: (value: String, header: String)?
         if case .webhook(let signedID)? = context.identity {
-            key = signedID
+            key = (signedID, "webhook-id")
+        } else if let value = request.headers[Self.idempotencyKey] {
+            key = (value, "Idempotency-Key")
         } else {
-            key = request.headers[Self.idempotencyKey] ?? request.headers[WebhookHeader.id]
+            key = request.headers[WebhookHeader.id].map { ($0, "webhook-id") }
         }
         try validate(id: id)
         try validate(name: name, what: "event name")
-        if let key { try validate(name: key, what: "Idempotency-Key") }
+        if let key { try validate(name: key.value, what: key.header) }
         let payload = try await jsonBody(request, what: "The body (the event's payload)")
-        let receipt = try await runtime.send(name, to: id, json: payload, dedupKey: key)
+        let receipt = try await runtime.send(name, to: id, json: payload, dedupKey: key?.value)
         return EditedResponse(status: receipt.duplicate ? .ok : .accepted, response: JSONAnswer(receipt))
     }
 

@@ -178,6 +178,21 @@ struct HTTPTests {
         }
     }
 
+    @Test("a refused dedup key is named by the header it came from: Idempotency-Key, else webhook-id")
+    func refusedKeyNamesItsHeader() async throws {
+        try await withAPI { client, _ in
+            _ = try await client.execute(uri: "/v1/workflows/approval?id=po-k", method: .post, body: json(#"{"amount": 1}"#))
+            for header in ["Idempotency-Key", "webhook-id"] {
+                let response = try await client.execute(
+                    uri: "/v1/workflows/po-k/events/approve", method: .post, headers: [.init(header)!: String(repeating: "k", count: 300)],
+                    body: json("{}"))
+                #expect(response.status == .badRequest && response.errorCode == "invalidArgument")
+                let message = try response.decode(APIError.Body.self).error.message
+                #expect(message.contains(header), "\(message)")
+            }
+        }
+    }
+
     @Test("every refused request gets its status and code, and appends nothing")
     func errors() async throws {
         try await withAPI(.init(maxBodySize: 1024)) { client, runtime in
