@@ -65,6 +65,20 @@ struct Hurried: Workflow {
     }
 }
 
+/// Sleeps or waits for a time past what nanoseconds since 1970 can hold.
+struct FarFuture: Workflow {
+    static let name = "far-future"
+
+    func run(_ ctx: WorkflowContext, input: Int) async throws -> String {
+        switch input {
+        case 0: try await ctx.sleep(for: .seconds(9_223_372_036))
+        case 1: _ = try await ctx.waitForEvent("never", as: Int.self, timeout: .seconds(Int64.max))
+        default: try await ctx.sleep(until: Date(timeIntervalSince1970: 1e300))
+        }
+        return "woke"
+    }
+}
+
 @Suite("Timeouts")
 struct TimeoutTests {
     @Test("a workflow past its deadline: its wait throws timedOut, it compensates, and it ends failed with timedOut")
@@ -124,6 +138,24 @@ struct TimeoutTests {
                 try await runtime.waitForStatus(of: "h/slow", .completed)
                 try await runtime.send("again", to: "h", payload: 1)
                 #expect(try await handle.result() == "late: page-4")
+            }
+        }
+    }
+
+    @Test("a sleep, a timeout or a deadline past the end of time waits for ever instead of overflowing and crashing the process")
+    func farFuture() async throws {
+        try await withTemporaryDirectory { path in
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [FarFuture()]) { runtime throws in
+                for input in 0..<3 {
+                    try await runtime.start(FarFuture.self, id: "f\(input)", input: input, timeout: .seconds(Int64.max))
+                    let history = try await runtime.waitForHistory(of: "f\(input)") { $0.contains { $0.kindName == "waitStarted" } }
+                    #expect(history.contains { $0.kind == .deadlineSet(due: .max) })
+                    #expect(history.contains { if case .waitStarted(_, _, .max?) = $0.kind { true } else { false } }, "\(history.map(\.kind))")
+                }
+            }
+            // And again after a restart, which replays them.
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [FarFuture()]) { runtime throws in
+                #expect(try await runtime.status(of: "f2")?.status == .running)
             }
         }
     }

@@ -23,7 +23,7 @@ struct StorageRetrier: Sendable {
         var retried: Set<String> = []
         while !Task.isCancelled {
             do {
-                try await clock.sleep(until: clock.now() + delay.wholeNanoseconds)
+                try await clock.sleep(until: clock.now().adding(delay))
             } catch {
                 return  // the runtime is stopping
             }

@@ -186,7 +186,7 @@ public final class WorkflowRuntime: Service, Sendable {
             request.history.append(HistoryEvent(sequence: 1, timestamp: now, kind: .startedAsChild(parent: link.id, key: link.key)))
         }
         if let timeout {
-            let due = now + timeout.wholeNanoseconds
+            let due = now.adding(timeout)
             request.history.append(HistoryEvent(sequence: UInt32(request.history.count + 1), timestamp: now, kind: .deadlineSet(due: due)))
             request.timers.append(.add(due))
         }

@@ -48,3 +48,23 @@ extension Duration {
         return sum
     }
 }
+
+extension Int64 {
+    /// This time (nanoseconds since 1970) plus `duration`, held at the ends of the range rather
+    /// than overflowing: a sleep of a billion years from a request ends "never", it does not
+    /// crash the process (and every restart that replays it).
+    func adding(_ duration: Duration) -> Int64 {
+        let (sum, overflowed) = addingReportingOverflow(duration.wholeNanoseconds)
+        if overflowed { return duration < .zero ? .min : .max }
+        return sum
+    }
+
+    /// `date` in nanoseconds since 1970, held at the ends of the range.
+    static func nanoseconds(since1970 date: Date) -> Int64 {
+        let value = date.timeIntervalSince1970 * 1_000_000_000
+        guard value.isFinite else { return value < 0 ? .min : .max }
+        if value >= 9.2e18 { return .max }
+        if value <= -9.2e18 { return .min }
+        return Int64(value)
+    }
+}

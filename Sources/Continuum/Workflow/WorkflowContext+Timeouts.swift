@@ -78,7 +78,7 @@ extension WorkflowContext {
         try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await body(context) }
             group.addTask {
-                let timer = timers.arm(until: timers.clock.now() + limit.wholeNanoseconds)
+                let timer = timers.arm(until: timers.clock.now().adding(limit))
                 _ = try await timers.wait(for: timer)
                 return nil
             }

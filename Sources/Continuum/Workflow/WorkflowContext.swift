@@ -133,7 +133,7 @@ public struct WorkflowContext: Sendable {
         let failure = FailureRecord(error)
         let name = call.key.name
         if Int(call.attempt) < policy.maxAttempts, policy.isRetryable(error), await !instance.isCancellationRequested {
-            let next = instance.clock.now() + policy.delay(afterAttempt: call.attempt).wholeNanoseconds
+            let next = instance.clock.now().adding(policy.delay(afterAttempt: call.attempt))
             instance.metrics.retries.increment()
             instance.logger.notice(
                 "Step attempt failed; it runs again at the recorded time: \(failure.message)",
@@ -307,13 +307,13 @@ public struct WorkflowContext: Sendable {
     /// - Throws: `CancellationError` when the runtime stops (the sleep continues at the next run).
     public func sleep(for duration: Duration, name: String = "sleep", isolation: isolated (any Actor)? = #isolation) async throws {
         // Armed here, where the deadline is taken, before any hop.
-        let due = instance.clock.now() + duration.wholeNanoseconds
+        let due = instance.clock.now().adding(duration)
         try await sleep(untilNanoseconds: due, armed: instance.timers.arm(until: due), name: name)
     }
 
     /// Sleeps durably until `deadline`.
     public func sleep(until deadline: Date, name: String = "sleep", isolation: isolated (any Actor)? = #isolation) async throws {
-        let due = Int64(deadline.timeIntervalSince1970 * 1_000_000_000)
+        let due = Int64.nanoseconds(since1970: deadline)
         try await sleep(untilNanoseconds: due, armed: instance.timers.arm(until: due), name: name)
     }
 
@@ -367,7 +367,7 @@ public struct WorkflowContext: Sendable {
     public func waitForEvent<T: Decodable & Sendable>(
         _ name: String, as type: T.Type = T.self, timeout: Duration? = nil, isolation: isolated (any Actor)? = #isolation
     ) async throws -> T? {
-        let due = timeout.map { instance.clock.now() + $0.wholeNanoseconds }
+        let due = timeout.map { instance.clock.now().adding($0) }
         let plan = try await instance.beginWait(
             named: "event:\(name)", concurrent: instance.isChildTask(), wait: .event(name), due: due,
             armed: due.map { instance.timers.arm(until: $0) })
