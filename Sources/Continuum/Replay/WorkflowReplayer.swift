@@ -49,7 +49,7 @@ public struct WorkflowReplayer: Sendable {
     ///   - logger: Where replays log; `nil` uses `Logger.current`.
     public init(workflows: [any Workflow], codeChange: WorkflowRuntime.CodeChangePolicy = .suspend, logger: Logger? = nil) {
         self.codeChange = codeChange
-        var registry: [String: AnyWorkflow] = [:]
+        var registry: [String: AnyWorkflow] = [ScheduleWorkflow.name: AnyWorkflow(ScheduleWorkflow())]
         for workflow in workflows {
             let erased = AnyWorkflow(workflow)
             registry[erased.name] = erased

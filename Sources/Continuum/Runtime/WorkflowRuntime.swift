@@ -69,8 +69,9 @@ public final class WorkflowRuntime: Service, Sendable {
         self.metrics = RuntimeMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
         self.tracer = activeTracer(configuration.tracer)
         self.maxPayloadSize = min(configuration.maxPayloadSize, store.limits.maxPayloadBytes)
-        var registry: [String: AnyWorkflow] = [:]
-        for workflow in workflows {
+        // The runtime's own workflows (schedules) first, so that none of the user's can stand in for them.
+        var registry: [String: AnyWorkflow] = [ScheduleWorkflow.name: AnyWorkflow(ScheduleWorkflow())]
+        for workflow in workflows where !type(of: workflow).name.hasPrefix("continuum.") {
             let erased = AnyWorkflow(workflow)
             registry[erased.name] = erased
         }
@@ -86,7 +87,7 @@ public final class WorkflowRuntime: Service, Sendable {
     }
 
     /// The names of the workflow types this runtime runs.
-    public var workflowTypes: [String] { workflows.keys.sorted() }
+    public var workflowTypes: [String] { workflows.keys.filter { !$0.hasPrefix("continuum.") }.sorted() }
 
     /// What the store accepts: the longest id and name, the largest payload.
     public var limits: StoreLimits {
