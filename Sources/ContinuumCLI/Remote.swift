@@ -112,6 +112,57 @@ struct Update: AsyncParsableCommand {
     }
 }
 
+/// `continuum schedule <name> --cron … --workflow … --data JSON`: creates or replaces a schedule.
+struct ScheduleCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "schedule", abstract: "Create or replace a durable schedule through a running server, and print it with its next fire times.")
+
+    @Argument(help: "The schedule's name.") var name: String
+    @Option(help: "The cron expression (5 fields, or 6 with seconds first).") var cron: String
+    @Option(help: "The workflow type each slot starts.") var workflow: String
+    @Option(help: "The workflow's input, as JSON.") var data = "null"
+    @Option(help: "The time zone of the cron's wall-clock times.") var timeZone = "UTC"
+    @Option(help: "Missed slots after downtime: skip, latest or all.") var catchUp = "latest"
+    @Option(help: "With --catch-up all: the most missed slots that run.") var catchUpMax: Int?
+    @Option(help: "While the previous slot's workflow runs: skip or allow.") var overlap = "skip"
+    @OptionGroup var server: ServerOptions
+
+    func run() async throws {
+        guard let input = try? JSONSerialization.jsonObject(with: Data(data.utf8), options: [.fragmentsAllowed]) else {
+            throw ValidationError("--data is not valid JSON: \(data)")
+        }
+        var body: [String: Any] = ["cron": cron, "workflow": workflow, "input": input, "timeZone": timeZone, "catchUp": catchUp, "overlap": overlap]
+        if let catchUpMax { body["catchUpMax"] = catchUpMax }
+        let answer = try await server.call(
+            "PUT", "/v1/schedules/\(ServerOptions.segment(name))", body: try JSONSerialization.data(withJSONObject: body, options: [.fragmentsAllowed]))
+        print(String(decoding: answer, as: UTF8.self))
+    }
+}
+
+/// `continuum unschedule <name>`: deletes a schedule.
+struct Unschedule: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Delete a schedule through a running server; the workflows it started go on.")
+
+    @Argument(help: "The schedule's name.") var name: String
+    @OptionGroup var server: ServerOptions
+
+    func run() async throws {
+        _ = try await server.call("DELETE", "/v1/schedules/\(ServerOptions.segment(name))")
+        print("deleted \(name)")
+    }
+}
+
+/// `continuum schedules`: every schedule with its next fire times.
+struct Schedules: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the schedules of a running server with their next fire times.")
+
+    @OptionGroup var server: ServerOptions
+
+    func run() async throws {
+        print(String(decoding: try await server.call("GET", "/v1/schedules"), as: UTF8.self))
+    }
+}
+
 /// `continuum query <id> <name>`: the latest value a workflow published under a name.
 struct Query: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

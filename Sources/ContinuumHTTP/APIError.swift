@@ -42,6 +42,8 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
         public static let unknownWorkflow = Code(ContinuumError.Code.unknownWorkflow)
         /// No workflow type has the name (`404`).
         public static let unknownWorkflowType = Code(ContinuumError.Code.unknownWorkflowType)
+        /// No schedule has the name (`404`).
+        public static let unknownSchedule = Code("unknownSchedule")
         /// The workflow refused an update (`422`).
         public static let updateRejected = Code(ContinuumError.Code.updateRejected)
         /// The workflow published no value under the queried name (`404`).

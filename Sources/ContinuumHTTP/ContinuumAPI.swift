@@ -13,9 +13,10 @@ public import Prometheus
 /// try await group.run()
 /// ```
 ///
-/// `register(on:atPath:)` mounts three collections, each of which can also be mounted on its
+/// `register(on:atPath:)` mounts four collections, each of which can also be mounted on its
 /// own with `addRoutes(_:atPath:)`: ``workflowRoutes(context:)`` (the JSON API),
-/// ``healthRoutes(context:)`` (probes, metrics and the OpenAPI description) and ``dashboardRoutes(context:)`` (HTML).
+/// ``scheduleRoutes(context:)`` (schedules), ``healthRoutes(context:)`` (probes, metrics and the
+/// OpenAPI description) and ``dashboardRoutes(context:)`` (HTML).
 ///
 /// | Route | Does |
 /// |---|---|
@@ -30,6 +31,7 @@ public import Prometheus
 /// | `POST /v1/workflows/{id}/resume` | a suspended workflow runs again with the code deployed now (``ResumeRequest``, ``ActionReceipt``) |
 /// | `POST /v1/workflows/{id}/reset` | reruns it from a step or event; the tail is superseded (``ResetRequest``, ``ActionReceipt``) |
 /// | `POST /v1/workflows/{id}/fork` | a new workflow from a copy of the history up to a step (``ForkRequest``, `StartReceipt`) |
+/// | `GET /v1/schedules`, `GET/PUT/DELETE /v1/schedules/{name}` | durable schedules: list them with their next fire times, create or replace one, delete one (``scheduleRoutes(context:)``) |
 /// | `GET /healthz` | `200` once the runtime is ready, `503` before (no token needed) |
 /// | `GET /metrics` | Prometheus metrics, when a registry is configured (no token needed) |
 /// | `GET /openapi.json` | this API described in OpenAPI 3.1 (``openAPIDescription``; no token needed) |
@@ -109,6 +111,7 @@ public struct ContinuumAPI: Sendable {
         router.addRoutes(healthRoutes(context: Context.self), atPath: path)
         router.group(context: ContinuumRequestContext<Context>.self)
             .addRoutes(workflowRoutes(), atPath: path)
+            .addRoutes(scheduleRoutes(), atPath: path)
             .addRoutes(dashboardRoutes(), atPath: path)
     }
 }

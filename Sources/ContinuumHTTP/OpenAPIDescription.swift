@@ -23,6 +23,73 @@ extension ContinuumAPI {
   ],
   "security": [{ "bearerAuth": [] }],
   "paths": {
+    "/v1/schedules": {
+      "get": {
+        "operationId": "listSchedules",
+        "tags": ["schedules"],
+        "summary": "Every schedule, with its next fire times",
+        "responses": {
+          "200": { "description": "The schedules, by name.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ScheduleList" } } } },
+          "401": { "$ref": "#/components/responses/Unauthorized" },
+          "409": { "$ref": "#/components/responses/Conflict" },
+          "500": { "$ref": "#/components/responses/ServerError" },
+          "503": { "$ref": "#/components/responses/ServiceUnavailable" }
+        }
+      }
+    },
+    "/v1/schedules/{name}": {
+      "parameters": [
+        { "name": "name", "in": "path", "required": true, "description": "The schedule's name.", "schema": { "$ref": "#/components/schemas/Name" } }
+      ],
+      "get": {
+        "operationId": "getSchedule",
+        "tags": ["schedules"],
+        "summary": "One schedule",
+        "responses": {
+          "200": { "description": "The schedule.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Schedule" } } } },
+          "400": { "$ref": "#/components/responses/BadRequest" },
+          "401": { "$ref": "#/components/responses/Unauthorized" },
+          "404": { "$ref": "#/components/responses/NotFound" },
+          "409": { "$ref": "#/components/responses/Conflict" },
+          "500": { "$ref": "#/components/responses/ServerError" },
+          "503": { "$ref": "#/components/responses/ServiceUnavailable" }
+        }
+      },
+      "put": {
+        "operationId": "putSchedule",
+        "tags": ["schedules"],
+        "summary": "Create or replace a schedule",
+        "description": "Checked before anything is stored: the cron expression, the time zone, the workflow type, and that the input decodes as its input. Each slot starts its workflow once, under the id `<name>@<slot time>`, across restarts.",
+        "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ScheduleRequest" } } } },
+        "responses": {
+          "200": { "description": "The schedule as it stands.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Schedule" } } } },
+          "400": { "$ref": "#/components/responses/BadRequest" },
+          "401": { "$ref": "#/components/responses/Unauthorized" },
+          "403": { "$ref": "#/components/responses/Forbidden" },
+          "404": { "$ref": "#/components/responses/NotFound" },
+          "409": { "$ref": "#/components/responses/Conflict" },
+          "413": { "$ref": "#/components/responses/ContentTooLarge" },
+          "500": { "$ref": "#/components/responses/ServerError" },
+          "503": { "$ref": "#/components/responses/ServiceUnavailable" }
+        }
+      },
+      "delete": {
+        "operationId": "deleteSchedule",
+        "tags": ["schedules"],
+        "summary": "Delete a schedule",
+        "description": "No slot starts a workflow any more; the workflows it started go on.",
+        "responses": {
+          "204": { "description": "Deleted." },
+          "400": { "$ref": "#/components/responses/BadRequest" },
+          "401": { "$ref": "#/components/responses/Unauthorized" },
+          "403": { "$ref": "#/components/responses/Forbidden" },
+          "404": { "$ref": "#/components/responses/NotFound" },
+          "409": { "$ref": "#/components/responses/Conflict" },
+          "500": { "$ref": "#/components/responses/ServerError" },
+          "503": { "$ref": "#/components/responses/ServiceUnavailable" }
+        }
+      }
+    },
     "/v1/workflows": {
       "get": {
         "operationId": "listWorkflows",
@@ -770,7 +837,7 @@ extension ContinuumAPI {
             "enum": [
               "workflowStarted", "stepCompleted", "stepFailed", "workflowCompleted", "workflowFailed", "waitStarted", "waitEnded",
               "stepRetrying", "cancelRequested", "workflowCancelled", "eventReceived", "workflowSuspended", "workflowResumed",
-              "workflowReset", "workflowForked", "markerRecorded", "startedAsChild", "deadlineSet", "deadlinePassed"
+              "workflowReset", "workflowForked", "markerRecorded", "startedAsChild", "deadlineSet", "deadlinePassed", "continuedAsNew"
             ]
           }
         },
@@ -926,8 +993,53 @@ extension ContinuumAPI {
           {
             "title": "deadlinePassed",
             "properties": { "kind": { "const": "deadlinePassed" } }
+          },
+          {
+            "title": "continuedAsNew",
+            "properties": {
+              "kind": { "const": "continuedAsNew" },
+              "input": { "type": "string", "description": "The next run's input, as its JSON text." }
+            },
+            "required": ["input"]
           }
         ]
+      },
+      "ScheduleRequest": {
+        "type": "object",
+        "required": ["cron", "workflow"],
+        "properties": {
+          "cron": { "type": "string", "description": "5 fields (minute hour day-of-month month day-of-week), or 6 with seconds first; ranges, steps, lists, names and @daily-style macros.", "examples": ["0 6 * * *"] },
+          "timeZone": { "type": "string", "description": "An IANA time zone for the cron's wall-clock times (default `UTC`).", "examples": ["Europe/Paris"] },
+          "workflow": { "type": "string", "description": "The registered workflow type each slot starts." },
+          "input": { "description": "The workflow's input (any JSON; default null)." },
+          "catchUp": { "type": "string", "enum": ["skip", "latest", "all"], "description": "Which slots missed during downtime run (default `latest`)." },
+          "catchUpMax": { "type": "integer", "minimum": 1, "description": "With `all`: the most missed slots that run (default 10)." },
+          "overlap": { "type": "string", "enum": ["skip", "allow"], "description": "Whether a slot starts while the previous slot's workflow still runs (default `skip`)." }
+        }
+      },
+      "Schedule": {
+        "type": "object",
+        "required": ["name", "cron", "timeZone", "workflow", "input", "catchUp", "overlap", "next", "started", "skipped", "workflowID"],
+        "properties": {
+          "name": { "type": "string" },
+          "cron": { "type": "string" },
+          "timeZone": { "type": "string" },
+          "workflow": { "type": "string" },
+          "input": { "type": "string", "description": "The input, as its JSON text." },
+          "catchUp": { "type": "string", "enum": ["skip", "latest", "all"] },
+          "catchUpMax": { "type": "integer" },
+          "overlap": { "type": "string", "enum": ["skip", "allow"] },
+          "next": { "type": "array", "items": { "type": "string", "format": "date-time" }, "description": "The next fire times (up to five)." },
+          "lastSlot": { "type": "string", "format": "date-time", "description": "The latest slot handled." },
+          "started": { "type": "integer", "minimum": 0, "description": "Slots that started a workflow (its id is `<name>@<slot time>`)." },
+          "skipped": { "type": "integer", "minimum": 0, "description": "Slots skipped (overlap, or missed past the catch-up policy)." },
+          "workflowID": { "type": "string", "description": "The workflow that runs the schedule." }
+        }
+      },
+      "ScheduleList": {
+        "type": "object",
+        "required": ["schedules"],
+        "properties": { "schedules": { "type": "array", "items": { "$ref": "#/components/schemas/Schedule" } } }
       }
     }
   }

@@ -594,3 +594,35 @@ struct HTTPUpdateTests {
         }
     }
 }
+
+@Suite("HTTP schedules")
+struct HTTPScheduleTests {
+    @Test("PUT, GET and DELETE /v1/schedules/{name}: checked before storing, listed with next fire times")
+    func scheduleRoutes() async throws {
+        try await withAPI { client, runtime in
+            let put = try await client.execute(
+                uri: "/v1/schedules/nightly", method: .put,
+                body: json(#"{"cron": "0 6 * * *", "timeZone": "Europe/Paris", "workflow": "approval", "input": {"amount": 3}, "catchUp": "all", "catchUpMax": 2}"#))
+            #expect(put.status == .ok, "\(String(buffer: put.body))")
+            let answer = try put.decode(ScheduleAnswer.self)
+            #expect(answer.cron == "0 6 * * *" && answer.catchUp == "all" && answer.catchUpMax == 2 && answer.input == #"{"amount":3}"#)
+            #expect(answer.next.count == 5 && answer.next.allSatisfy { $0.hasSuffix(":00:00Z") })
+            let list = try await client.execute(uri: "/v1/schedules", method: .get)
+            #expect(try list.decode(ScheduleList.self).schedules.map(\.name) == ["nightly"])
+            for (body, code) in [
+                (#"{"cron": "61 * * * *", "workflow": "approval", "input": {"amount": 1}}"#, "invalidArgument"),
+                (#"{"cron": "* * * * *", "workflow": "nope"}"#, "unknownWorkflowType"),
+                (#"{"cron": "* * * * *", "workflow": "approval", "input": {"wrong": 1}}"#, "payloadCoding"),
+                (#"{"cron": "* * * * *", "workflow": "approval", "input": {"amount": 1}, "overlap": "sometimes"}"#, "invalidArgument"),
+                (#"{"nothing": true}"#, "invalidArgument"),
+            ] {
+                let refused = try await client.execute(uri: "/v1/schedules/bad", method: .put, body: json(body))
+                #expect(refused.errorCode == code, "\(body): \(String(buffer: refused.body))")
+            }
+            #expect(try await client.execute(uri: "/v1/schedules/bad", method: .get).status == .notFound)
+            #expect(try await client.execute(uri: "/v1/schedules/nightly", method: .delete).status == .noContent)
+            #expect(try await client.execute(uri: "/v1/schedules/nightly", method: .delete).status == .notFound)
+            #expect(try await runtime.schedules().isEmpty)
+        }
+    }
+}

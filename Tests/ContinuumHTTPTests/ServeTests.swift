@@ -53,7 +53,7 @@ struct ServeTests {
         }
     }
 
-    @Test("continuum query, send, cancel and export talk to a running server, with its token")
+    @Test("continuum query, send, cancel, export and the schedule commands talk to a running server, with its token")
     func remoteCommands() async throws {
         let executable = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")
         try await withTemporaryDirectory { path in
@@ -95,6 +95,12 @@ struct ServeTests {
             // What export prints is a history file, as the replayer reads it.
             let history = try WorkflowHistory(json: Data(exported.1.utf8))
             #expect(history.id == "po-2" && history.type == "purchase-approval" && history.status == .cancelled)
+            let scheduled = try await run(["schedule", "daily", "--cron", "0 6 * * *", "--workflow", "purchase-approval", "--data", #"{"item": "pen", "amount": 1}"#])
+            #expect(scheduled.0 == .exited(0) && scheduled.1.contains(#""next":["#), "\(scheduled)")
+            let listed = try await run(["schedules"])
+            #expect(listed.0 == .exited(0) && listed.1.contains(#""name":"daily""#), "\(listed)")
+            let unscheduled = try await run(["unschedule", "daily"])
+            #expect(unscheduled.0 == .exited(0), "\(unscheduled)")
             let unknown = try await run(["send", "nobody", "approve"])
             #expect(unknown.0 != .exited(0), "sending to an unknown workflow succeeded")
             server.terminate()
