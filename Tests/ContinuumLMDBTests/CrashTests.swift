@@ -224,6 +224,57 @@ struct CrashTests {
         }
     }
 
+    @Test("SIGKILL while a schedule fires every second: every slot from the first to the last starts its workflow exactly once")
+    func scheduleAcrossKills() async throws {
+        let worker = try #require(builtExecutable(named: "CrashWorker"), "CrashWorker is not built beside the test bundle")
+        let seed = ProcessInfo.processInfo.environment["CONTINUUM_CRASH_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 0 ... .max)
+        var random = SeededGenerator(seed: seed)
+        let reproduce = "reproduce with CONTINUUM_CRASH_SEED=\(seed) swift test --filter scheduleAcrossKills"
+        try await withTemporaryDirectory(prefix: "continuum-schedule") { directory in
+            let ledgerPath = directory + "/ledger.txt"
+            let arguments = ["--state", directory + "/state", "--ledger", ledgerPath, "--prefix", "unused", "--workflows", "0", "--steps", "0"]
+            var kills = 0
+            // Killed at random moments, with pauses between launches so that slots are missed too.
+            while kills < 8 {
+                let child = try ChildProcess(executable: worker, arguments: arguments + ["--schedule", "60"])
+                try await child.waitForLine("ready")
+                try await Task.sleep(for: .milliseconds(Int.random(in: 200...1_500, using: &random)))
+                child.kill()
+                let exit = await child.exit()
+                #expect(exit == .signalled(SIGKILL), "worker \(exit); \(reproduce)")
+                kills += 1
+                try await Task.sleep(for: .milliseconds(Int.random(in: 0...1_200, using: &random)))
+            }
+            // A last launch catches up and runs on for a while, then ends on its own.
+            let last = try ChildProcess(executable: worker, arguments: arguments + ["--schedule", "3"])
+            #expect(await last.exit() == .exited(0), "\(reproduce)")
+
+            let ledger = try CrashLedger(path: ledgerPath)
+            try await LMDBStore.withStore(path: directory + "/state") { store throws in
+                var ids: [String] = []
+                var after: StreamID?
+                while true {
+                    let page = try await store.list(status: nil, after: after, limit: 1_000)
+                    ids += page.map(\.summary.id).filter { $0.hasPrefix("tick@") }
+                    guard page.count == 1_000, let next = page.last?.stream else { break }
+                    after = next
+                }
+                #expect(Set(ids).count == ids.count)
+                let slots = ids.compactMap { try? Date(String($0.dropFirst("tick@".count)), strategy: .iso8601) }.sorted()
+                let first = try #require(slots.first, "no slot started; \(reproduce)")
+                let lastSlot = try #require(slots.last)
+                let span = Int(lastSlot.timeIntervalSince(first)) + 1
+                #expect(slots.count == span, "\(span - slots.count) of \(span) slots between the first and the last started no workflow; \(reproduce)")
+                for id in ids {
+                    let status = try await store.summary(id: id)?.status
+                    #expect(status == .completed, "\(id) is \(String(describing: status)); \(reproduce)")
+                    _ = ledger.committedValue(workflow: id, step: "stamp", reproduce: reproduce)
+                }
+                print("schedule crash test: seed \(seed), \(kills) kills, \(slots.count) slots over \(span) s, each started once")
+            }
+        }
+    }
+
     @Test("sleeping workflows survive SIGKILL: not woken early, overdue timers fire once at restart", arguments: [false, true])
     func sleepAcrossKill(overdue: Bool) async throws {
         let worker = try #require(builtExecutable(named: "CrashWorker"), "CrashWorker is not built beside the test bundle")

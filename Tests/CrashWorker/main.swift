@@ -199,6 +199,24 @@ struct FamilyWorkflow: Workflow {
     }
 }
 
+/// `--schedule SECONDS`: a schedule firing every second (catch-up all, overlap allowed) whose
+/// workflow stamps its slot in a recorded step; the process runs SECONDS, then exits 0.
+struct StampWorkflow: Workflow {
+    static let name = "crash-stamp"
+    let ledger: LedgerFile
+
+    func run(_ ctx: WorkflowContext, input: Int) async throws -> String {
+        let id = ctx.workflowID
+        let value = try await ctx.step("stamp") { () -> String in
+            let value = "\(id):\(getpid()):\(UInt32.random(in: 0 ... .max))"
+            ledger.append("run \(id) stamp \(value)")
+            return value
+        }
+        ledger.append("done \(id) stamp \(value)")
+        return value
+    }
+}
+
 /// `CrashWorker --hold-reader DIR`: opens the LMDB environment in DIR as a plain reader, begins
 /// a read transaction, prints "holding" and waits to be killed, leaving a stale reader slot.
 func holdReader(at path: String) -> Never {
@@ -257,7 +275,10 @@ let mixedEvents = options["mixed"].flatMap(Int.init)
 let children = options["children"].flatMap(Int.init)
 let runtime = WorkflowRuntime(
     store: store,
-    workflows: [CrashWorkflow(ledger: ledger), SleepyWorkflow(ledger: ledger), MixedWorkflow(ledger: ledger), FamilyWorkflow(ledger: ledger)],
+    workflows: [
+        CrashWorkflow(ledger: ledger), SleepyWorkflow(ledger: ledger), MixedWorkflow(ledger: ledger), FamilyWorkflow(ledger: ledger),
+        StampWorkflow(ledger: ledger),
+    ],
     configuration: .init(logger: logger))
 
 /// What each workflow's task in this process is doing, for the SIGUSR1 dump.
@@ -332,6 +353,20 @@ let (dumpRequests, requestDump) = AsyncStream.makeStream(of: Void.self)
 let dumpSignal = DispatchSource.makeSignalSource(signal: SIGUSR1)
 dumpSignal.setEventHandler { requestDump.yield() }
 dumpSignal.resume()
+
+if let seconds = options["schedule"].flatMap(Int.init) {
+    try await runtime.withRunning { runtime in
+        if try await runtime.schedule(named: "tick") == nil {
+            try await runtime.schedule(
+                "tick", cron: "* * * * * *", workflow: StampWorkflow.self, input: 0, catchUp: .all(max: 1_000), overlap: .allow)
+        }
+        FileHandle.standardOutput.write(Data("ready\n".utf8))
+        try await Task.sleep(for: .seconds(seconds))
+    }
+    await store.close()
+    FileHandle.standardOutput.write(Data("finished\n".utf8))
+    exit(0)
+}
 
 try await runtime.withRunning { runtime in
     FileHandle.standardOutput.write(Data("ready\n".utf8))
