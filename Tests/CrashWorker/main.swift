@@ -362,6 +362,11 @@ if let seconds = options["schedule"].flatMap(Int.init) {
         }
         FileHandle.standardOutput.write(Data("ready\n".utf8))
         try await Task.sleep(for: .seconds(seconds))
+        // Done: no slot after this one, and every slot's workflow ends before the process does.
+        try await runtime.unschedule("tick")
+        while try await runtime.list(status: .running, limit: 1_000).contains(where: { $0.id.hasPrefix("tick@") }) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
     }
     await store.close()
     FileHandle.standardOutput.write(Data("finished\n".utf8))

@@ -49,11 +49,13 @@ public struct WorkflowReplayer: Sendable {
     ///   - logger: Where replays log; `nil` uses `Logger.current`.
     public init(workflows: [any Workflow], codeChange: WorkflowRuntime.CodeChangePolicy = .suspend, logger: Logger? = nil) {
         self.codeChange = codeChange
-        var registry: [String: AnyWorkflow] = [ScheduleWorkflow.name: AnyWorkflow(ScheduleWorkflow())]
+        var registry: [String: AnyWorkflow] = [:]
         for workflow in workflows {
             let erased = AnyWorkflow(workflow)
             registry[erased.name] = erased
         }
+        // The runtime's own workflows, as the runtime registers them.
+        for builtIn in WorkflowRuntime.builtIns { registry[builtIn.name] = builtIn }
         self.workflows = registry
         self.logger = logger ?? Logger.current
     }

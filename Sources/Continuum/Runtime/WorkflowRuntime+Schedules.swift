@@ -42,7 +42,7 @@ extension WorkflowRuntime {
         guard TimeZone(identifier: schedule.timeZone) != nil else {
             throw ContinuumError(.invalidArgument, "Schedule '\(schedule.name)': '\(schedule.timeZone)' is not a time zone identifier (such as Europe/Paris).")
         }
-        guard let workflow = workflows[schedule.workflow], !schedule.workflow.hasPrefix("continuum.") else {
+        guard let workflow = workflows[schedule.workflow], !Self.isBuiltIn(schedule.workflow) else {
             throw Self.unregistered(schedule.workflow, id: schedule.name)
         }
         try workflow.checkInput(Array(schedule.input.utf8))

@@ -69,12 +69,13 @@ public final class WorkflowRuntime: Service, Sendable {
         self.metrics = RuntimeMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
         self.tracer = activeTracer(configuration.tracer)
         self.maxPayloadSize = min(configuration.maxPayloadSize, store.limits.maxPayloadBytes)
-        // The runtime's own workflows (schedules) first, so that none of the user's can stand in for them.
-        var registry: [String: AnyWorkflow] = [ScheduleWorkflow.name: AnyWorkflow(ScheduleWorkflow())]
-        for workflow in workflows where !type(of: workflow).name.hasPrefix("continuum.") {
+        // The runtime's own workflows (schedules), which none of the user's can stand in for.
+        var registry: [String: AnyWorkflow] = [:]
+        for workflow in workflows {
             let erased = AnyWorkflow(workflow)
             registry[erased.name] = erased
         }
+        for builtIn in Self.builtIns { registry[builtIn.name] = builtIn }
         self.workflows = registry
     }
 
@@ -87,7 +88,13 @@ public final class WorkflowRuntime: Service, Sendable {
     }
 
     /// The names of the workflow types this runtime runs.
-    public var workflowTypes: [String] { workflows.keys.filter { !$0.hasPrefix("continuum.") }.sorted() }
+    public var workflowTypes: [String] { workflows.keys.filter { !Self.isBuiltIn($0) }.sorted() }
+
+    /// The workflows every runtime runs for its own features.
+    static let builtIns = [AnyWorkflow(ScheduleWorkflow())]
+
+    /// Whether `type` names one of the runtime's own workflows.
+    static func isBuiltIn(_ type: String) -> Bool { type == ScheduleWorkflow.name }
 
     /// What the store accepts: the longest id and name, the largest payload.
     public var limits: StoreLimits {
