@@ -115,6 +115,8 @@ struct Show: AsyncParsableCommand {
                 text = "deadline passed"
             case .continuedAsNew(let input):
                 text = "continued as new with \(String(decoding: input, as: UTF8.self))"
+            case .enqueued(let entry):
+                text = "runs on queue '\(entry.name)'" + (entry.partition.map { ", partition '\($0)'" } ?? "") + ", priority \(entry.priority)"
             }
             let mark = superseded[event.sequence].map { "  [superseded by reset #\($0.generation) at event #\($0.sequence)]" } ?? ""
             print("\(mark.isEmpty ? " " : "~") \(String(format: "%4d", event.sequence))  \(event.date)  \(text)\(mark)")

@@ -224,6 +224,73 @@ struct CrashTests {
         }
     }
 
+    @Test("SIGKILL while workflows and steps wait on queues: no process ever ran more bodies or steps than the queues allow, and every workflow completes")
+    func queuesAcrossKills() async throws {
+        let worker = try #require(builtExecutable(named: "CrashWorker"), "CrashWorker is not built beside the test bundle")
+        let seed = ProcessInfo.processInfo.environment["CONTINUUM_CRASH_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 0 ... .max)
+        var random = SeededGenerator(seed: seed)
+        let reproduce = "reproduce with CONTINUUM_CRASH_SEED=\(seed) swift test --filter queuesAcrossKills"
+        let (workflows, steps, requiredKills) = (24, 4, 10)
+        try await withTemporaryDirectory(prefix: "continuum-queues") { directory in
+            let ledgerPath = directory + "/ledger.txt"
+            var kills = 0
+            var launches = 0
+            var rounds: [String] = []
+            var roundFinished = true
+            while true {
+                if roundFinished {
+                    if kills >= requiredKills { break }
+                    rounds.append("q\(rounds.count)-")
+                    roundFinished = false
+                }
+                let child = try ChildProcess(
+                    executable: worker,
+                    arguments: [
+                        "--state", directory + "/state", "--ledger", ledgerPath, "--prefix", rounds.last!, "--workflows", "\(workflows)",
+                        "--steps", "\(steps)", "--parallel", "\(workflows)", "--queue", "1",
+                    ])
+                launches += 1
+                try await child.waitForLine("ready")
+                if kills < requiredKills {
+                    try await Task.sleep(for: .milliseconds(Int.random(in: 0...80, using: &random)))
+                    child.kill()
+                }
+                switch await child.exit() {
+                case .signalled(SIGKILL): kills += 1
+                case .exited(0): roundFinished = true
+                case let other:
+                    Issue.record("worker \(other) (launch \(launches)); \(reproduce)")
+                    return
+                }
+                #expect(launches < 200, "the workload does not finish; \(reproduce)")
+                if launches >= 200 { return }
+            }
+            // Per process (a killed one's open intervals end with it): the most inside at once.
+            let text = try String(contentsOfFile: ledgerPath, encoding: .utf8)
+            var inside: [String: [String: Int]] = [:]
+            var most: [String: Int] = ["body": 0, "step": 0]
+            for line in text.split(separator: "\n") {
+                let fields = line.split(separator: " ").map(String.init)
+                guard fields.count == 4, fields[0] == "enter" || fields[0] == "leave" else { continue }
+                let (pid, kind) = (fields[1], fields[3])
+                inside[pid, default: [:]][kind, default: 0] += fields[0] == "enter" ? 1 : -1
+                most[kind] = max(most[kind] ?? 0, inside[pid]?[kind] ?? 0)
+            }
+            #expect(most["body"] ?? 0 <= 3, "\(most["body"] ?? 0) workflow bodies ran at once on a queue of 3; \(reproduce)")
+            #expect(most["step"] ?? 0 <= 2, "\(most["step"] ?? 0) steps ran at once on a queue of 2; \(reproduce)")
+            #expect(most["body"] == 3 && most["step"] == 2, "the queues were never full, so the test proves little: \(most)")
+            let ledger = try CrashLedger(path: ledgerPath)
+            for round in rounds {
+                for index in 0..<workflows {
+                    let id = "\(round)\(index)"
+                    let values = (0..<steps).compactMap { ledger.committedValue(workflow: id, step: "s\($0)", reproduce: reproduce) }
+                    #expect(Set(ledger.results[id] ?? []) == [values.joined(separator: "|")], "\(id); \(reproduce)")
+                }
+            }
+            print("queue crash test: seed \(seed), \(kills) kills over \(launches) launches, most at once \(most)")
+        }
+    }
+
     @Test("SIGKILL while a schedule fires every second: every slot from the first to the last starts its workflow exactly once")
     func scheduleAcrossKills() async throws {
         let worker = try #require(builtExecutable(named: "CrashWorker"), "CrashWorker is not built beside the test bundle")

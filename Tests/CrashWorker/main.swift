@@ -217,6 +217,34 @@ struct StampWorkflow: Workflow {
     }
 }
 
+/// `--queue`: workflows on queue "jobs" (3 at once), each running `--steps` steps on queue "api"
+/// (2 at once); every body and step writes when it enters and leaves, with this process's id.
+struct QueueJobWorkflow: Workflow {
+    static let name = "crash-queue-job"
+    let ledger: LedgerFile
+
+    func run(_ ctx: WorkflowContext, input steps: Int) async throws -> String {
+        let id = ctx.workflowID
+        ledger.append("enter \(getpid()) \(id) body")
+        var values: [String] = []
+        for index in 0..<steps {
+            let name = "s\(index)"
+            let value = try await ctx.step(name, queue: QueueEntry("api")) { () -> String in
+                ledger.append("enter \(getpid()) \(id) step")
+                try await Task.sleep(for: .milliseconds(Int.random(in: 2...10)))
+                let value = "\(id):\(name):\(getpid()):\(UInt32.random(in: 0 ... .max))"
+                ledger.append("run \(id) \(name) \(value)")
+                ledger.append("leave \(getpid()) \(id) step")
+                return value
+            }
+            ledger.append("done \(id) \(name) \(value)")
+            values.append(value)
+        }
+        ledger.append("leave \(getpid()) \(id) body")
+        return values.joined(separator: "|")
+    }
+}
+
 /// `CrashWorker --hold-reader DIR`: opens the LMDB environment in DIR as a plain reader, begins
 /// a read transaction, prints "holding" and waits to be killed, leaving a stale reader slot.
 func holdReader(at path: String) -> Never {
@@ -273,13 +301,18 @@ logger.logLevel = .warning
 let sleepMilliseconds = options["sleep-ms"].flatMap(Int.init)
 let mixedEvents = options["mixed"].flatMap(Int.init)
 let children = options["children"].flatMap(Int.init)
+let queued = options["queue"] != nil
 let runtime = WorkflowRuntime(
     store: store,
     workflows: [
         CrashWorkflow(ledger: ledger), SleepyWorkflow(ledger: ledger), MixedWorkflow(ledger: ledger), FamilyWorkflow(ledger: ledger),
-        StampWorkflow(ledger: ledger),
+        StampWorkflow(ledger: ledger), QueueJobWorkflow(ledger: ledger),
     ],
-    configuration: .init(logger: logger))
+    configuration: {
+        var configuration = WorkflowRuntime.Configuration(logger: logger)
+        configuration.queues = ["jobs": QueueLimits(concurrency: 3), "api": QueueLimits(concurrency: 2)]
+        return configuration
+    }())
 
 /// What each workflow's task in this process is doing, for the SIGUSR1 dump.
 let phases = Mutex<[String: String]>([:])
@@ -390,6 +423,8 @@ try await runtime.withRunning { runtime in
                 let output =
                     if let mixedEvents {
                         try await runMixed(id, index: index, events: mixedEvents)
+                    } else if queued {
+                        try await runtime.start(QueueJobWorkflow.self, id: id, input: steps, queue: QueueEntry("jobs")).result()
                     } else if let children {
                         try await runtime.start(FamilyWorkflow.self, id: id, input: .init(children: children, steps: steps)).result()
                     } else if let sleepMilliseconds {

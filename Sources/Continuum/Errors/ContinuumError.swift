@@ -87,7 +87,7 @@ public struct ContinuumError: Error, Sendable, CustomStringConvertible {
         public static let childFailed = Code("childFailed")
         /// A child workflow was cancelled (``ChildWorkflow/result(isolation:)``).
         public static let childCancelled = Code("childCancelled")
-        /// A deadline passed: the workflow's own (``WorkflowRuntime/start(_:id:input:timeout:)``),
+        /// A deadline passed: the workflow's own (``WorkflowRuntime/start(_:id:input:timeout:queue:)``),
         /// which ends it ``WorkflowStatus/failed`` with this code, or a step attempt's
         /// (`ctx.step(_:timeout:…)`), which its retry policy may try again.
         public static let timedOut = Code("timedOut")

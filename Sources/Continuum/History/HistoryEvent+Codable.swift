@@ -21,7 +21,7 @@ extension HistoryEvent: Codable {
         case type, input, traceContext, step, result, error, output
         case waitsFor, event, due, until, outcome, latenessNanoseconds, eventSequence
         case attempt, nextAttemptAt, reason, payload, dedupKey
-        case suspension, action, toSequence, generation, from, marker, by, parent, childKey
+        case suspension, action, toSequence, generation, from, marker, by, parent, childKey, queue
     }
 
     /// The names of the event kinds, as `kind` holds them.
@@ -29,7 +29,7 @@ extension HistoryEvent: Codable {
         case workflowStarted, stepCompleted, stepFailed, workflowCompleted, workflowFailed, waitStarted, waitEnded
         case stepRetrying, cancelRequested, workflowCancelled, eventReceived
         case workflowSuspended, workflowResumed, workflowReset, workflowForked, markerRecorded, startedAsChild
-        case deadlineSet, deadlinePassed, continuedAsNew
+        case deadlineSet, deadlinePassed, continuedAsNew, enqueued
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -135,6 +135,9 @@ extension HistoryEvent: Codable {
         case .continuedAsNew(let input):
             try container.encode(KindName.continuedAsNew, forKey: .kind)
             try text(input, .input)
+        case .enqueued(let entry):
+            try container.encode(KindName.enqueued, forKey: .kind)
+            try container.encode(entry, forKey: .queue)
         }
     }
 
@@ -212,6 +215,8 @@ extension HistoryEvent: Codable {
             kind = .deadlinePassed
         case .continuedAsNew:
             kind = .continuedAsNew(input: try bytes(.input))
+        case .enqueued:
+            kind = .enqueued(try container.decode(QueueEntry.self, forKey: .queue))
         }
         self.init(sequence: sequence, timestamp: timestamp, kind: kind)
     }
@@ -244,6 +249,7 @@ extension HistoryEvent: Codable {
         case .deadlineSet: KindName.deadlineSet.rawValue
         case .deadlinePassed: KindName.deadlinePassed.rawValue
         case .continuedAsNew: KindName.continuedAsNew.rawValue
+        case .enqueued: KindName.enqueued.rawValue
         }
     }
 }

@@ -86,6 +86,9 @@ public struct HistoryEvent: Sendable, Equatable {
         /// and readable, but the new run replays only what follows, keeping from before it the
         /// events not yet consumed, the dedup keys, a cancellation and the deadline.
         case continuedAsNew(input: [UInt8])
+        /// The workflow runs on a queue (``WorkflowRuntime/start(_:id:input:timeout:queue:)``):
+        /// its body runs only while it holds one of the queue's slots. Recorded with the start.
+        case enqueued(QueueEntry)
     }
 }
 

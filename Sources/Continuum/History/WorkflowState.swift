@@ -140,6 +140,10 @@ package struct WorkflowState: Sendable {
     package private(set) var supersededEvents = 0
     /// The workflow that started this one as its child, if one did.
     package private(set) var parent: ParentLink?
+    /// The queue the workflow runs on, if any.
+    package private(set) var queue: QueueEntry?
+    /// When it was put on that queue (its start's time), which orders it among the waiting.
+    package private(set) var queuedAt: Int64 = 0
     /// When the workflow must have ended (``HistoryEvent/Kind/deadlineSet(due:)``), if ever.
     package private(set) var deadline: Int64?
     /// Whether the deadline passed first: the cancellation it started ends the workflow failed
@@ -385,6 +389,10 @@ package struct WorkflowState: Sendable {
         case .continuedAsNew(let input):
             try requireStarted(event.sequence)
             startNewRun(input: input)
+        case .enqueued(let entry):
+            try requireStarted(event.sequence)
+            queue = entry
+            queuedAt = event.timestamp
         }
     }
 

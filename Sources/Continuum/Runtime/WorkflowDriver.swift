@@ -125,6 +125,16 @@ struct WorkflowDriver: Sendable {
         guard case .ready(let loaded) = result else { return await notRun(result, id: id, claim: claim, logger: logger) }
         for sender in state.withLock({ $0.loaded(id, loaded.instance) }) { sender.resume(returning: loaded.instance) }
         let logger = logger
+        // A workflow on a queue runs its body only while it holds one of the queue's slots.
+        var permit: QueueGate.Permit?
+        if let entry = loaded.queue {
+            do {
+                permit = try await runtime.queueGate.acquire(entry, since: loaded.queuedAt)
+            } catch {
+                return .stopped  // the runtime is stopping
+            }
+        }
+        defer { runtime.queueGate.release(permit) }
         return await withOptionalSpan(tracer, "workflow \(loaded.type)", context: loaded.parent, ofKind: .consumer) { span in
             span?.attributes[TraceAttribute.workflowID] = id
             span?.attributes[TraceAttribute.workflowType] = loaded.type
@@ -147,6 +157,9 @@ struct WorkflowDriver: Sendable {
         var input: [UInt8]
         var replayedEvents: Int
         var parent: InstrumentationContext
+        /// The queue whose slot the body needs, if any, and when the workflow was put on it.
+        var queue: QueueEntry?
+        var queuedAt: Int64
     }
 
     /// What loading a stored workflow came to.
@@ -212,12 +225,16 @@ struct WorkflowDriver: Sendable {
         var parent = InstrumentationContext.topLevel
         tracer?.extract(history.traceContext, into: &parent, using: TraceCarrier())
         let input = history.input
+        let (queue, queuedAt) = (history.queue, history.queuedAt)
         // The history's last use: it moves into the instance.
         let instance = WorkflowInstance(
             id: id, stream: stored.stream, mode: .live(store: store, claim: claim), timers: timers, metrics: metrics, tracer: tracer,
             logger: logger, maxPayloadSize: maxPayloadSize, parking: parking, feed: feed, codeChange: codeChange, build: build,
             runtime: runtime, state: history)
-        return .ready(Loaded(instance: instance, workflow: workflow, type: type, input: input, replayedEvents: stored.events.count, parent: parent))
+        return .ready(
+            Loaded(
+                instance: instance, workflow: workflow, type: type, input: input, replayedEvents: stored.events.count, parent: parent,
+                queue: queue, queuedAt: queuedAt))
     }
 
     /// Runs the body of a loaded workflow and commits how it ended.

@@ -61,6 +61,10 @@ extension WorkflowRuntime {
         /// A name for the code this runtime runs (a version, a commit), recorded when a workflow
         /// is suspended so that the diff says which build could not run it.
         public var build: String?
+        /// The limits of named queues (``QueueLimits``), which steps (`ctx.step(_:queue:…)`)
+        /// and workflows (``WorkflowRuntime/start(_:id:input:timeout:queue:)``) name. A queue
+        /// not listed here lets everything through.
+        public var queues: [String: QueueLimits] = [:]
 
         /// The defaults, with ``codeChange`` set to ``CodeChangePolicy/rerun``: while you edit a
         /// workflow, a changed step runs again instead of serving its old recorded result.

@@ -21,7 +21,7 @@ import Foundation
 ///
 /// Work happens only while ``run()`` runs (directly, in a task group, or through
 /// ``withRunning(_:)``): it first resumes every unfinished workflow from its history, then
-/// drives each workflow started with ``start(_:id:input:timeout:)``. A workflow started while the
+/// drives each workflow started with ``start(_:id:input:timeout:queue:)``. A workflow started while the
 /// runtime is not running is stored and begins at the next `run()`. Cancelling `run()` stops
 /// every workflow where it is; nothing that was not committed is acknowledged, handles still
 /// waiting for a result get ``ContinuumError/Code/storeClosed``, and the next `run()`
@@ -53,6 +53,8 @@ public final class WorkflowRuntime: Service, Sendable {
     let logger: Logger
     /// The largest payload accepted: the configured size, within the store's limit.
     let maxPayloadSize: Int
+    /// Admission to the named queues.
+    let queueGate: QueueGate
 
     /// Creates a runtime. Nothing runs until ``run()``.
     ///
@@ -69,6 +71,8 @@ public final class WorkflowRuntime: Service, Sendable {
         self.metrics = RuntimeMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
         self.tracer = activeTracer(configuration.tracer)
         self.maxPayloadSize = min(configuration.maxPayloadSize, store.limits.maxPayloadBytes)
+        self.queueGate = QueueGate(
+            limits: configuration.queues, clock: configuration.clock, factory: configuration.metricsFactory ?? MetricsSystem.factory)
         // The runtime's own workflows (schedules), which none of the user's can stand in for.
         var registry: [String: AnyWorkflow] = [:]
         for workflow in workflows {
@@ -120,16 +124,20 @@ public final class WorkflowRuntime: Service, Sendable {
     ///     waits and backoffs throw ``ContinuumError/Code/timedOut`` (it may run compensating
     ///     steps), and it ends ``WorkflowStatus/failed`` with that code. The deadline is recorded
     ///     with the start, so it holds across restarts. `nil`: no deadline.
+    ///   - queue: The queue the workflow runs on (``QueueEntry``): its body runs only while it
+    ///     holds one of the queue's slots (``Configuration/queues``). Recorded with the start.
     /// - Throws: ``ContinuumError/Code/unknownWorkflowType``, ``ContinuumError/Code/workflowIDConflict``
     ///   when the id belongs to a workflow of another type or was started with another input,
     ///   ``ContinuumError/Code/invalidArgument``, or a storage error.
     @discardableResult
-    public func start<W: Workflow>(_ type: W.Type, id: String, input: W.Input, timeout: Duration? = nil) async throws -> WorkflowHandle<W> {
+    public func start<W: Workflow>(
+        _ type: W.Type, id: String, input: W.Input, timeout: Duration? = nil, queue: QueueEntry? = nil
+    ) async throws -> WorkflowHandle<W> {
         try validate(id: id)
         guard let workflow = workflows[W.name] else { throw Self.unregistered(W.name, id: id) }
         let inputBytes = try PayloadCoder.encode(input, what: "the input of workflow '\(id)'")
         try PayloadCoder.check(inputBytes, limit: maxPayloadSize, what: "The input of workflow '\(id)'")
-        if try await !create(type: W.name, id: id, input: inputBytes, timeout: timeout) {
+        if try await !create(type: W.name, id: id, input: inputBytes, timeout: timeout, queue: queue) {
             try await refuseOtherInput(id: id, input: inputBytes, workflow: workflow)
         }
         return WorkflowHandle(runtime: self, id: id)
@@ -150,7 +158,7 @@ public final class WorkflowRuntime: Service, Sendable {
     }
 
     /// Starts a workflow by its registered type name with input that is already JSON, as an
-    /// HTTP edge receives it; otherwise like ``start(_:id:input:timeout:)``.
+    /// HTTP edge receives it; otherwise like ``start(_:id:input:timeout:queue:)``.
     ///
     /// - Returns: Whether this call created the workflow (`false`: it existed with this input).
     /// - Throws: ``ContinuumError/Code/unknownWorkflowType``; ``ContinuumError/Code/payloadCoding``
@@ -176,19 +184,19 @@ public final class WorkflowRuntime: Service, Sendable {
 
     /// Stores the start (unless the id exists) and hands the workflow to `run()`; returns
     /// whether it was created. `link` makes it a child (``HistoryEvent/Kind/startedAsChild(parent:key:)``).
-    func create(type: String, id: String, input: [UInt8], link: ParentLink? = nil, timeout: Duration? = nil) async throws -> Bool {
+    func create(type: String, id: String, input: [UInt8], link: ParentLink? = nil, timeout: Duration? = nil, queue: QueueEntry? = nil) async throws -> Bool {
         if let timeout, timeout <= .zero { throw ContinuumError(.invalidArgument, "A workflow's timeout must be positive; got \(timeout).", workflowID: id) }
         return try await withOptionalSpan(tracer, "start \(type)", ofKind: .producer) { span in
             // Made and handled in synchronous functions: this frame only holds the request.
             var request = createRequest(type: type, id: id, input: input, span: span)
-            if link != nil || timeout != nil { Self.addStartEvents(to: &request, link: link, timeout: timeout) }
+            if link != nil || timeout != nil || queue != nil { Self.addStartEvents(to: &request, link: link, timeout: timeout, queue: queue) }
             return try created(try await store.create(request), request, span: span)
         }
     }
 
     /// The events a start records after `workflowStarted`: the child's link, the deadline.
     @inline(never)
-    private static func addStartEvents(to request: inout CreateRequest, link: ParentLink?, timeout: Duration?) {
+    private static func addStartEvents(to request: inout CreateRequest, link: ParentLink?, timeout: Duration?, queue: QueueEntry?) {
         let now = request.started.timestamp
         if let link {
             request.history.append(HistoryEvent(sequence: 1, timestamp: now, kind: .startedAsChild(parent: link.id, key: link.key)))
@@ -197,6 +205,9 @@ public final class WorkflowRuntime: Service, Sendable {
             let due = now.adding(timeout)
             request.history.append(HistoryEvent(sequence: UInt32(request.history.count + 1), timestamp: now, kind: .deadlineSet(due: due)))
             request.timers.append(.add(due))
+        }
+        if let queue {
+            request.history.append(HistoryEvent(sequence: UInt32(request.history.count + 1), timestamp: now, kind: .enqueued(queue)))
         }
     }
 

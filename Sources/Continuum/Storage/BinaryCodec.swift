@@ -187,6 +187,12 @@ package enum BinaryCodec {
                 writer.write(UInt8(20))
                 writer.write(event.timestamp)
                 writer.write(bytes: input)
+            case .enqueued(let entry):
+                writer.write(UInt8(21))
+                writer.write(event.timestamp)
+                writer.write(string: entry.name)
+                writer.write(optional: entry.partition)
+                writer.write(Int64(entry.priority))
             }
         }
     }
@@ -264,6 +270,9 @@ package enum BinaryCodec {
         case 18: kind = .deadlineSet(due: try reader.read())
         case 19: kind = .deadlinePassed
         case 20: kind = .continuedAsNew(input: try reader.readBytes())
+        case 21:
+            kind = .enqueued(
+                QueueEntry(try reader.readString(), partition: try reader.readOptionalString(), priority: Int(try reader.read() as Int64)))
         default: throw corrupted("unknown event tag \(tag)", reader.location)
         }
         try reader.expectEnd()

@@ -99,7 +99,7 @@ extension WorkflowContext {
     ///   - input: The child's input.
     ///   - onParentClose: What happens to the child if this workflow ends first (default: it is
     ///     cancelled).
-    ///   - timeout: How long the child may take (``WorkflowRuntime/start(_:id:input:timeout:)``);
+    ///   - timeout: How long the child may take (``WorkflowRuntime/start(_:id:input:timeout:queue:)``);
     ///     past it, the child ends failed with `timedOut` and the parent gets ``ContinuumError/Code/childFailed``.
     ///   - isolation: The actor the caller runs on.
     /// - Throws: ``ContinuumError/Code/stepFailed`` when the child could not be started (its type

@@ -21,6 +21,7 @@ extension WorkflowContext {
     ///   - fingerprint: The fingerprint of the step's code, as `#step` writes it.
     ///   - timeout: The longest an attempt may run (by the runtime's clock).
     ///   - policy: How to try again when an attempt throws or runs out of time (default: ``RetryPolicy/none``).
+    ///   - queue: A queue each attempt takes a slot of (``QueueLimits``); the limit runs from when it has one.
     ///   - isolation: The actor the caller runs on.
     ///   - body: The step's work, `@Sendable` because it runs in a child task that the timeout cancels.
     /// - Throws: as the `step` without a timeout does; an attempt past its limit fails with
@@ -31,11 +32,12 @@ extension WorkflowContext {
         fingerprint: String? = nil,
         timeout: Duration,
         retry policy: RetryPolicy = .none,
+        queue: QueueEntry? = nil,
         isolation: isolated (any Actor)? = #isolation,
         _ body: @escaping @Sendable (StepContext) async throws -> T
     ) async throws -> T {
         let timers = instance.timers
-        return try await step(name, version: version, fingerprint: fingerprint, retry: policy, isolation: isolation) { context in
+        return try await step(name, version: version, fingerprint: fingerprint, retry: policy, queue: queue, isolation: isolation) { context in
             try await Self.attempt(context, limit: timeout, timers: timers, body)
         }
     }
@@ -47,10 +49,11 @@ extension WorkflowContext {
         fingerprint: String? = nil,
         timeout: Duration,
         retry policy: RetryPolicy = .none,
+        queue: QueueEntry? = nil,
         isolation: isolated (any Actor)? = #isolation,
         _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
-        try await step(name, version: version, fingerprint: fingerprint, timeout: timeout, retry: policy, isolation: isolation) { _ in
+        try await step(name, version: version, fingerprint: fingerprint, timeout: timeout, retry: policy, queue: queue, isolation: isolation) { _ in
             try await body()
         }
     }
@@ -62,10 +65,11 @@ extension WorkflowContext {
         fingerprint: String? = nil,
         timeout: Duration,
         retry policy: RetryPolicy = .none,
+        queue: QueueEntry? = nil,
         isolation: isolated (any Actor)? = #isolation,
         _ body: @escaping @Sendable () async throws -> Void
     ) async throws {
-        _ = try await step(name, version: version, fingerprint: fingerprint, timeout: timeout, retry: policy, isolation: isolation) { _ -> Done in
+        _ = try await step(name, version: version, fingerprint: fingerprint, timeout: timeout, retry: policy, queue: queue, isolation: isolation) { _ -> Done in
             try await body()
             return Done()
         }

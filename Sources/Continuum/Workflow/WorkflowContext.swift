@@ -35,6 +35,8 @@ public struct WorkflowContext: Sendable {
     ///     `#step` macro of `ContinuumMacros` computes a fingerprint from the body's source instead.
     ///   - fingerprint: The fingerprint of the step's code, as `#step` writes it.
     ///   - policy: How to try again when the body throws (default: ``RetryPolicy/none``).
+    ///   - queue: A named queue whose slot each attempt of the body holds (``QueueLimits``: how
+    ///     many run at once, per partition, per time window); `nil` for none.
     ///   - isolation: The actor the call runs on; leave the default, the caller's (`#isolation`).
     ///   - body: The step's work; it may run more than once if the process dies before its
     ///     result is committed, so make its effects idempotent with ``StepContext/idempotencyKey``.
@@ -49,6 +51,7 @@ public struct WorkflowContext: Sendable {
         version: Int? = nil,
         fingerprint: String? = nil,
         retry policy: RetryPolicy = .none,
+        queue: QueueEntry? = nil,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (StepContext) async throws -> T
     ) async throws -> T {
@@ -66,7 +69,7 @@ public struct WorkflowContext: Sendable {
                     // A durable backoff: its end was committed with the failed attempt.
                     try await instance.backoff(call.key, until: notBefore)
                 }
-                value = try await run(name, call, isolation: isolation, body)
+                value = try await run(name, call, queue: queue, isolation: isolation, body)
             } catch {
                 call = try await failed(call, error, policy: policy)
                 continue
@@ -78,8 +81,9 @@ public struct WorkflowContext: Sendable {
 
     /// Runs a step's body once, timed and traced.
     private func run<T: Sendable>(
-        _ name: String, _ call: WorkflowState.StepCall, isolation: isolated (any Actor)?, _ body: (StepContext) async throws -> T
+        _ name: String, _ call: WorkflowState.StepCall, queue: QueueEntry?, isolation: isolated (any Actor)?, _ body: (StepContext) async throws -> T
     ) async throws -> T {
+        if let queue { return try await runQueued(name, call, queue: queue, isolation: isolation, body) }
         let started = ContinuousClock.now
         defer { instance.metrics.stepDuration.recordNanoseconds((ContinuousClock.now - started).wholeNanoseconds) }
         return try await withOptionalSpan(instance.tracer, "step \(name)", isolation: isolation) { span in
@@ -88,6 +92,18 @@ public struct WorkflowContext: Sendable {
             return try await body(
                 StepContext(workflowID: workflowID, key: call.key, attempt: call.attempt, resetGeneration: instance.resetGeneration))
         }
+    }
+
+    /// Runs one attempt while holding a slot of `queue` (``QueueLimits``); waiting for the slot
+    /// is not part of the attempt's time.
+    @inline(never)
+    private func runQueued<T: Sendable>(
+        _ name: String, _ call: WorkflowState.StepCall, queue: QueueEntry, isolation: isolated (any Actor)?, _ body: (StepContext) async throws -> T
+    ) async throws -> T {
+        let gate = instance.runtime?.queueGate
+        let permit = try await gate?.acquire(queue)
+        defer { gate?.release(permit) }
+        return try await run(name, call, queue: nil, isolation: isolation, body)
     }
 
     /// Commits a step's result: its JSON, or the failure to encode it (recorded as the step's
@@ -153,10 +169,11 @@ public struct WorkflowContext: Sendable {
         version: Int? = nil,
         fingerprint: String? = nil,
         retry policy: RetryPolicy = .none,
+        queue: QueueEntry? = nil,
         isolation: isolated (any Actor)? = #isolation,
         _ body: () async throws -> T
     ) async throws -> T {
-        try await step(name, version: version, fingerprint: fingerprint, retry: policy, isolation: isolation) { (_: StepContext) in try await body() }
+        try await step(name, version: version, fingerprint: fingerprint, retry: policy, queue: queue, isolation: isolation) { (_: StepContext) in try await body() }
     }
 
     /// Runs a step that returns nothing.
@@ -165,10 +182,11 @@ public struct WorkflowContext: Sendable {
         version: Int? = nil,
         fingerprint: String? = nil,
         retry policy: RetryPolicy = .none,
+        queue: QueueEntry? = nil,
         isolation: isolated (any Actor)? = #isolation,
         _ body: (StepContext) async throws -> Void
     ) async throws {
-        _ = try await step(name, version: version, fingerprint: fingerprint, retry: policy, isolation: isolation) { (context: StepContext) -> Nothing in
+        _ = try await step(name, version: version, fingerprint: fingerprint, retry: policy, queue: queue, isolation: isolation) { (context: StepContext) -> Nothing in
             try await body(context)
             return Nothing()
         }
@@ -180,10 +198,11 @@ public struct WorkflowContext: Sendable {
         version: Int? = nil,
         fingerprint: String? = nil,
         retry policy: RetryPolicy = .none,
+        queue: QueueEntry? = nil,
         isolation: isolated (any Actor)? = #isolation,
         _ body: () async throws -> Void
     ) async throws {
-        _ = try await step(name, version: version, fingerprint: fingerprint, retry: policy, isolation: isolation) { (_: StepContext) -> Nothing in
+        _ = try await step(name, version: version, fingerprint: fingerprint, retry: policy, queue: queue, isolation: isolation) { (_: StepContext) -> Nothing in
             try await body()
             return Nothing()
         }

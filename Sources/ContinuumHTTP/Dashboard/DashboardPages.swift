@@ -282,6 +282,8 @@ struct TimelineEntry {
             break
         case .continuedAsNew(let input):
             add("input", json(input))
+        case .enqueued(let entry):
+            add("queue", entry.name + (entry.partition.map { " (\($0))" } ?? "") + (entry.priority == 0 ? "" : ", priority \(entry.priority)"))
         }
         self.step = step.map { $0.occurrence == 0 ? $0.name : "\($0.name) #\($0.occurrence)" } ?? ""
         self.attempt = attempt.map(String.init) ?? ""

@@ -1,0 +1,163 @@
+@_spi(Testing) import Continuum
+import ContinuumLMDB
+import ContinuumTesting
+import ContinuumTestSupport
+import Foundation
+import Synchronization
+import Testing
+
+/// Counts how many run at once, and the most that ever did.
+final class Overlap: Sendable {
+    private let state = Mutex<(now: Int, most: Int, order: [String])>((0, 0, []))
+    func enter(_ name: String) { state.withLock { $0.now += 1; $0.most = max($0.most, $0.now); $0.order.append(name) } }
+    func exit() { state.withLock { $0.now -= 1 } }
+    var most: Int { state.withLock { $0.most } }
+    var order: [String] { state.withLock { $0.order } }
+}
+
+/// One step on queue "api" (partition and priority from the input) that takes `millis`.
+struct CallsAPI: Workflow {
+    static let name = "calls-api"
+    let overlap: Overlap
+
+    struct Input: Codable, Sendable {
+        var millis: Int
+        var partition: String? = nil
+        var priority = 0
+    }
+
+    func run(_ ctx: WorkflowContext, input: Input) async throws -> String {
+        let overlap = self.overlap
+        let id = ctx.workflowID
+        return try await ctx.step("call", queue: QueueEntry("api", partition: input.partition, priority: input.priority)) { () async throws -> String in
+            overlap.enter(id)
+            defer { overlap.exit() }
+            try await Task.sleep(for: .milliseconds(input.millis))
+            return id
+        }
+    }
+}
+
+/// Whose body runs on a queue of workflows: records while it runs until "go".
+struct QueuedJob: Workflow {
+    static let name = "queued-job"
+    let overlap: Overlap
+
+    func run(_ ctx: WorkflowContext, input: Int) async throws -> Int {
+        overlap.enter(ctx.workflowID)
+        defer { overlap.exit() }
+        _ = try await ctx.waitForEvent("go", as: Int.self)
+        return input
+    }
+}
+
+private func runtime(_ path: String, queues: [String: QueueLimits], clock: ManualClock? = nil, workflows: [any Workflow]) -> WorkflowRuntime.Configuration {
+    var configuration = WorkflowRuntime.Configuration(parkAfter: nil)
+    if let clock { configuration.clock = clock }
+    configuration.queues = queues
+    return configuration
+}
+
+@Suite("Queues")
+struct QueueTests {
+    @Test("a queue's concurrency limit holds for steps of many workflows, and every one runs")
+    func stepConcurrency() async throws {
+        try await withTemporaryDirectory { path in
+            let overlap = Overlap()
+            let configuration = runtime(path, queues: ["api": QueueLimits(concurrency: 3)], workflows: [])
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [CallsAPI(overlap: overlap)], runtime: configuration) { runtime throws in
+                let handles = try await (0..<20).asyncMap { try await runtime.start(CallsAPI.self, id: "c\($0)", input: .init(millis: 20)) }
+                for handle in handles { _ = try await handle.result() }
+            }
+            #expect(overlap.most == 3, "at most 3 at once, and 3 did run together: \(overlap.most)")
+            #expect(overlap.order.count == 20)
+        }
+    }
+
+    @Test("per-partition limits: one at a time per customer, customers side by side")
+    func partitions() async throws {
+        try await withTemporaryDirectory { path in
+            let overlap = Overlap()
+            let configuration = runtime(path, queues: ["api": QueueLimits(perPartition: 1)], workflows: [])
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [CallsAPI(overlap: overlap)], runtime: configuration) { runtime throws in
+                var handles: [WorkflowHandle<CallsAPI>] = []
+                for index in 0..<8 {
+                    handles.append(try await runtime.start(CallsAPI.self, id: "p\(index)", input: .init(millis: 30, partition: "customer-\(index % 2)")))
+                }
+                for handle in handles { _ = try await handle.result() }
+            }
+            #expect(overlap.most == 2, "two customers at once, one call each: \(overlap.most)")
+        }
+    }
+
+    @Test("waiting work is served by priority, then in the order it asked")
+    func priority() async throws {
+        try await withTemporaryDirectory { path in
+            let overlap = Overlap()
+            let configuration = runtime(path, queues: ["api": QueueLimits(concurrency: 1)], workflows: [])
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [CallsAPI(overlap: overlap)], runtime: configuration) { runtime throws in
+                let first = try await runtime.start(CallsAPI.self, id: "first", input: .init(millis: 300))
+                try await eventually { overlap.order == ["first"] }
+                let low = try await runtime.start(CallsAPI.self, id: "low", input: .init(millis: 1))
+                try await Task.sleep(for: .milliseconds(30))
+                let high = try await runtime.start(CallsAPI.self, id: "high", input: .init(millis: 1, priority: 10))
+                try await Task.sleep(for: .milliseconds(30))
+                let later = try await runtime.start(CallsAPI.self, id: "later", input: .init(millis: 1))
+                for handle in [first, low, high, later] { _ = try await handle.result() }
+            }
+            #expect(overlap.order == ["first", "high", "low", "later"])
+        }
+    }
+
+    @Test("a rate limit lets so many start per window, by the runtime's clock")
+    func rate() async throws {
+        try await withTemporaryDirectory { path in
+            let clock = ManualClock()
+            let overlap = Overlap()
+            let configuration = runtime(path, queues: ["api": QueueLimits(rate: .init(4, per: .seconds(60)))], clock: clock, workflows: [])
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [CallsAPI(overlap: overlap)], runtime: configuration) { runtime throws in
+                var handles: [WorkflowHandle<CallsAPI>] = []
+                for index in 0..<10 { handles.append(try await runtime.start(CallsAPI.self, id: "r\(index)", input: .init(millis: 0))) }
+                try await eventually { overlap.order.count == 4 }
+                try await Task.sleep(for: .milliseconds(50))
+                #expect(overlap.order.count == 4, "more than 4 started within a minute")
+                clock.advance(by: .seconds(61))
+                try await eventually { overlap.order.count == 8 }
+                clock.advance(by: .seconds(61))
+                for handle in handles { _ = try await handle.result() }
+            }
+            #expect(overlap.order.count == 10)
+        }
+    }
+
+    @Test("workflows on a queue: only as many bodies run as it allows; the rest start as slots free, in order")
+    func workflowQueue() async throws {
+        try await withTemporaryDirectory { path in
+            let overlap = Overlap()
+            let configuration = runtime(path, queues: ["jobs": QueueLimits(concurrency: 2)], workflows: [])
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [QueuedJob(overlap: overlap)], runtime: configuration) { runtime throws in
+                for index in 0..<5 {
+                    try await runtime.start(QueuedJob.self, id: "j\(index)", input: index, queue: QueueEntry("jobs"))
+                    try await Task.sleep(for: .milliseconds(5))  // each driver asks in start order
+                }
+                try await eventually { overlap.order.count == 2 }
+                try await Task.sleep(for: .milliseconds(50))
+                #expect(overlap.order == ["j0", "j1"])
+                #expect(try await runtime.history(of: "j4").contains { $0.kind == .enqueued(QueueEntry("jobs")) })
+                for index in 0..<5 {
+                    try await runtime.send("go", to: "j\(index)", payload: 1)
+                    #expect(try await runtime.handle(QueuedJob.self, id: "j\(index)").result() == index)
+                }
+            }
+            #expect(overlap.most == 2 && overlap.order == ["j0", "j1", "j2", "j3", "j4"])
+        }
+    }
+}
+
+extension Sequence {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var results: [T] = []
+        for element in self { results.append(try await transform(element)) }
+        return results
+    }
+}
