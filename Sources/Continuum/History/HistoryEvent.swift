@@ -154,7 +154,7 @@ public enum WaitOutcome: Sendable, Hashable {
 
 /// Which step (or wait) an event is about, and how it was called.
 public struct StepRecord: Sendable, Hashable, Codable {
-    /// The step's name, as passed to ``WorkflowContext/step(_:version:fingerprint:retry:isolation:_:)-(_,_,_,_,_,(StepContext)->T)``.
+    /// The step's name, as passed to ``WorkflowContext/step(_:version:fingerprint:retry:queue:isolation:_:)-(_,_,_,_,_,_,(StepContext)->T)``.
     public var name: String
     /// How many steps of the same name the workflow called before this one (0 for the first).
     public var occurrence: UInt32
