@@ -80,6 +80,21 @@ struct DashboardTests {
         }
     }
 
+    @Test("a parent's timeline links its children, and a child's its parent")
+    func familyLinks() async throws {
+        try await withAPI(workflows: [Approval(), Fanout()]) { client, runtime in
+            let parent = try await runtime.start(Fanout.self, id: "fam", input: 2)
+            try await runtime.waitForHistory(of: "fam/a-1") { $0.contains { $0.kindName == "waitStarted" } }
+            let page = String(buffer: try await client.execute(uri: "/ui/workflows/fam", method: .get).body)
+            #expect(page.contains(#"<a class=child href="/ui/workflows/fam%2Fa-0">fam/a-0</a>"#), "\(page.prefix(3000))")
+            #expect(page.contains(#"<a class=child href="/ui/workflows/fam%2Fa-1">fam/a-1</a>"#))
+            let child = String(buffer: try await client.execute(uri: "/ui/workflows/fam%2Fa-0", method: .get).body)
+            #expect(child.contains(#"<p id=parent>Child of <a href="/ui/workflows/fam">fam</a></p>"#), "\(child.prefix(3000))")
+            for index in 0..<2 { try await runtime.send("approve", to: "fam/a-\(index)", payload: Approval.Decision(by: "ops")) }
+            #expect(try await parent.result() == 2)
+        }
+    }
+
     @Test("the counts come from the store, not from the page of the list; the list pages on")
     func countsAndPages() async throws {
         try await withAPI { client, runtime in
@@ -334,5 +349,19 @@ extension DashboardTests {
                 #expect(actions(try await runtime.history(of: "p1")) == ["resumed by dashboard: resumed from the dashboard"])
             }
         }
+    }
+}
+
+/// Starts `input` approvals as children and waits for all of them.
+struct Fanout: Workflow {
+    static let name = "fanout"
+
+    func run(_ ctx: WorkflowContext, input: Int) async throws -> Int {
+        var children: [ChildWorkflow<Approval>] = []
+        for index in 0..<input {
+            children.append(try await ctx.startChild(Approval.self, name: "a-\(index)", input: .init(amount: index)))
+        }
+        for child in children { _ = try await child.result() }
+        return children.count
     }
 }

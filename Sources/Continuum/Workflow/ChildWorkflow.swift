@@ -109,6 +109,7 @@ extension WorkflowContext {
         isolation: isolated (any Actor)? = #isolation
     ) async throws -> ChildWorkflow<W> {
         let instance = self.instance
+        await instance.noteChildStart()
         let key = instance.resetGeneration == 0 ? name : "\(name)@\(instance.resetGeneration)"
         let record = try await step(ChildRecord.stepPrefix + name, retry: ChildRecord.startRetry, isolation: isolation) { () async throws -> ChildRecord in
             guard let runtime = instance.runtime else {

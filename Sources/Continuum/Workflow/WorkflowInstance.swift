@@ -409,10 +409,19 @@ actor WorkflowInstance {
         }
     }
 
+    /// Whether this run's body started (or replayed the start of) a child: only then does its
+    /// end look for children to cancel, which keeps that search off every other workflow's end.
+    private var startsChildren = false
+
+    /// Notes that the body starts a child (``WorkflowContext/startChild(_:name:input:onParentClose:timeout:isolation:)``).
+    func noteChildStart() {
+        startsChildren = true
+    }
+
     /// What the end of this workflow owes its parent and children, when it owes anything.
     private func family(ending outcome: WorkflowState.Outcome) -> WorkflowRuntime.FamilySettlement? {
-        guard suspension == nil, departure == nil, case .live = mode else { return nil }
-        let children = state.openChildren.filter { $0.onParentClose == .cancel }
+        guard parent != nil || startsChildren, suspension == nil, departure == nil, case .live = mode else { return nil }
+        let children = startsChildren ? state.openChildren.filter { $0.onParentClose == .cancel } : []
         guard parent != nil || !children.isEmpty, let final = state.finalOutcome(outcome) else { return nil }
         return WorkflowRuntime.FamilySettlement(id: id, outcome: final, parent: parent, children: children)
     }

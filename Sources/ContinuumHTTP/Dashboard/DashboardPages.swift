@@ -122,11 +122,26 @@ struct TimelinePage {
         let steps: [StepOption]
     }
 
+    /// A workflow this one links to.
+    struct Link {
+        let id: String
+        let href: String
+    }
+
+    /// The children the workflow started, in order.
+    struct Children {
+        let items: [Link]
+    }
+
     let title: String
     let home: String
     let id: String
     let type: String
     let status: String
+    /// The workflow that started this one, when one did.
+    let parent: Link?
+    /// The workflows this one started as children, when it started any.
+    let children: Children?
     let suspension: Suspension?
     let entries: [TimelineEntry]
     /// How many events a reset superseded (shown dimmed), when any.
@@ -139,6 +154,22 @@ struct TimelinePage {
         id = summary.id
         type = summary.type
         status = summary.status.rawValue
+        var parent: Link?
+        var children: [Link] = []
+        for event in events {
+            switch event.kind {
+            case .startedAsChild(let id, _):
+                parent = Link(id: id, href: links.workflow(id))
+            case .stepCompleted(let step, let result) where step.name.hasPrefix(ChildRecord.stepPrefix):
+                if let child = try? JSONDecoder().decode(ChildRecord.self, from: Data(result)) {
+                    children.append(Link(id: child.id, href: links.workflow(child.id)))
+                }
+            default:
+                continue
+            }
+        }
+        self.parent = parent
+        self.children = children.isEmpty ? nil : Children(items: children)
         self.suspension = suspension.map { record in
             Suspension(
                 code: record.code, message: record.message, index: record.index.map(String.init),

@@ -103,6 +103,8 @@ enum DashboardTemplates {
         {{<layout}}{{$body}}
         <p><a href="{{home}}">← all workflows</a></p>
         <h2>{{id}} <small>{{type}}</small> <span id=status class="status {{status}}">{{status}}</span></h2>
+        {{#parent}}<p id=parent>Child of <a href="{{href}}">{{id}}</a></p>{{/parent}}
+        {{#children}}<p id=children>Children: {{#items}}<a class=child href="{{href}}">{{id}}</a> {{/items}}</p>{{/children}}
         {{#suspension}}
         <section id=suspension class=suspension>
         <h3>Suspended: <span id=suspension-code>{{code}}</span></h3>
