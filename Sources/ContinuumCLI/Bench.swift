@@ -25,6 +25,8 @@ struct Bench: AsyncParsableCommand {
                                SIGKILLed once all are started, all in flight; once their sleeps are over this
                                process opens the store and reports the time until every one completed and its
                                peak memory (seconds_to_complete, peak_rss_mb, completed).
+            --scenario queue   As --scenario steps, each workflow started on a queue that lets --queue-limit bodies
+                               run at once: the cost of queueing, against the steps scenario at the same concurrency.
             Every report has cpu_us_per_workflow: the process's user+system CPU time (getrusage) per workflow,
             which a noisy machine moves far less than wall time.
             On PostgreSQL (--postgres URL, or CONTINUUM_POSTGRES_URL) every scenario runs in a new schema
@@ -34,10 +36,10 @@ struct Bench: AsyncParsableCommand {
             """)
 
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
-        case steps, timers, events, restart, check, recovery, raw
+        case steps, timers, events, restart, check, recovery, raw, queue
     }
 
-    @Option(help: "What to measure: steps, timers, events, restart, check, recovery or raw.")
+    @Option(help: "What to measure: steps, timers, events, restart, check, recovery, raw or queue.")
     var scenario = Scenario.steps
 
     @Option(help: "How many workflows to run.")
@@ -48,6 +50,9 @@ struct Bench: AsyncParsableCommand {
 
     @Option(help: "How many workflows (or senders) may be in flight at once.")
     var concurrency = 1_000
+
+    @Option(help: "How many workflow bodies the queue lets run at once (queue scenario).")
+    var queueLimit = 100
 
     @OptionGroup var storage: StoreOptions<TemporaryDirectory>
 
@@ -138,13 +143,16 @@ struct Bench: AsyncParsableCommand {
     /// Runs the scenario on the target's store, then closes the store.
     private func measure(_ target: Target) async throws -> Report {
         // The restart scenario parks its sleepers quickly.
-        let (store, runtime) = try await Self.open(target.location, parkAfter: scenario == .restart ? .seconds(1) : .seconds(10))
+        let (store, runtime) = try await Self.open(
+            target.location, parkAfter: scenario == .restart ? .seconds(1) : .seconds(10),
+            queues: scenario == .queue ? ["bench": QueueLimits(concurrency: queueLimit)] : [:])
         let prefix = "bench-\(UInt32.random(in: 0 ... .max))-"
         do {
             var report: Report
             let cpuBefore = Self.cpuSeconds()
             switch scenario {
             case .steps: report = try await stepsScenario(runtime, prefix: prefix)
+            case .queue: report = try await stepsScenario(runtime, prefix: prefix, queue: QueueEntry("bench"))
             case .timers: report = try await timersScenario(runtime, prefix: prefix)
             case .events: report = try await eventsScenario(runtime, prefix: prefix)
             case .restart: report = try await restartScenario(runtime, store: store, location: target.location, prefix: prefix)
@@ -193,7 +201,8 @@ struct Bench: AsyncParsableCommand {
 
     /// Opens the store at `location` and a runtime with the bench's workflows, both silent.
     static func open(
-        _ location: StoreLocation, parkAfter: Duration? = .seconds(10), lease: Duration? = nil, recoveryGate: RecoveryGate? = nil
+        _ location: StoreLocation, parkAfter: Duration? = .seconds(10), lease: Duration? = nil, recoveryGate: RecoveryGate? = nil,
+        queues: [String: QueueLimits] = [:]
     ) async throws -> (any EventStore, WorkflowRuntime) {
         let store: any EventStore
         switch location {
@@ -208,9 +217,9 @@ struct Bench: AsyncParsableCommand {
         }
         var workflows = workflows
         if let recoveryGate { workflows.append(RecoveryWorkflow(gate: recoveryGate)) }
-        let runtime = WorkflowRuntime(
-            store: store, workflows: workflows,
-            configuration: .init(logger: Logger(label: "continuum", factory: { _ in SwiftLogNoOpLogHandler() }), parkAfter: parkAfter))
+        var configuration = WorkflowRuntime.Configuration(logger: Logger(label: "continuum", factory: { _ in SwiftLogNoOpLogHandler() }), parkAfter: parkAfter)
+        configuration.queues = queues
+        let runtime = WorkflowRuntime(store: store, workflows: workflows, configuration: configuration)
         return (store, runtime)
     }
 
@@ -238,18 +247,18 @@ struct Bench: AsyncParsableCommand {
         return (clock.now - started, latencies.sorted())
     }
 
-    private func stepsScenario(_ runtime: WorkflowRuntime, prefix: String) async throws -> Report {
+    private func stepsScenario(_ runtime: WorkflowRuntime, prefix: String, queue: QueueEntry? = nil) async throws -> Report {
         let stepCount = steps
         let (elapsed, latencies) = try await runtime.withRunning { runtime in
             try await fanOut(total: workflows) { index in
-                let output = try await runtime.start(BenchWorkflow.self, id: prefix + String(index), input: stepCount).result()
+                let output = try await runtime.start(BenchWorkflow.self, id: prefix + String(index), input: stepCount, queue: queue).result()
                 guard output == stepCount * (stepCount - 1) / 2 else {
                     throw ValidationError("workflow \(index) returned \(output), expected \(stepCount * (stepCount - 1) / 2)")
                 }
             }
         }
         let seconds = elapsed.seconds
-        var report = Report(scenario: "steps", workflows: workflows, concurrency: concurrency, seconds: seconds, latencies: latencies)
+        var report = Report(scenario: queue == nil ? "steps" : "queue", workflows: workflows, concurrency: concurrency, seconds: seconds, latencies: latencies)
         report.steps = steps
         report.workflowsPerSecond = Double(workflows) / seconds
         report.stepsPerSecond = Double(workflows * steps) / seconds

@@ -17,11 +17,17 @@ final class QueueGate: Sendable {
     }
 
     private struct Waiter {
+        var ticket: UInt64
         var priority: Int
         /// When the work was put on the queue (by the runtime's clock): earlier goes first.
         var since: Int64
         var partition: String?
         var continuation: CheckedContinuation<Void, any Error>?
+
+        /// Whether this waiter goes before `other`: higher priority, then queued earlier, then asked earlier.
+        func precedes(_ other: Waiter) -> Bool {
+            (-priority, since, ticket) < (-other.priority, other.since, other.ticket)
+        }
     }
 
     private struct Queue {
@@ -29,7 +35,29 @@ final class QueueGate: Sendable {
         var perPartition: [String: Int] = [:]
         /// When the starts inside the current rate window happened, oldest first.
         var starts = Deque<Int64>()
-        var waiting: [UInt64: Waiter] = [:]
+        /// The waiters, in the order they go (kept sorted, so the next is found from the front).
+        var waiting: [Waiter] = []
+
+        func index(of ticket: UInt64) -> Int? { waiting.firstIndex { $0.ticket == ticket } }
+
+        mutating func insert(_ waiter: Waiter) {
+            // Binary search for the place: after every waiter that precedes it.
+            var low = 0
+            var high = waiting.count
+            while low < high {
+                let middle = (low + high) / 2
+                if waiting[middle].precedes(waiter) { low = middle + 1 } else { high = middle }
+            }
+            waiting.insert(waiter, at: low)
+        }
+    }
+
+    /// Runs `body` on queue `name` in place (taken out of the dictionary, so that mutating it
+    /// copies nothing), under the lock the caller holds.
+    private static func withQueue<R>(_ name: String, in queues: inout [String: Queue], _ body: (inout Queue) -> R) -> R {
+        var queue = queues.removeValue(forKey: name) ?? Queue()
+        defer { queues[name] = queue }
+        return body(&queue)
     }
 
     /// What a waiter does next.
@@ -61,17 +89,20 @@ final class QueueGate: Sendable {
         guard let limits = limits[entry.name] else { return nil }
         let queue = entry.name
         let since = since ?? clock.now()
-        let ticket = state.withLock { state -> UInt64 in
+        let (ticket, counts) = state.withLock { state -> (UInt64, (Int, Int)) in
             state.next += 1
-            state.queues[queue, default: Queue()].waiting[state.next] = Waiter(priority: entry.priority, since: since, partition: entry.partition)
-            return state.next
+            let ticket = state.next
+            return (ticket, Self.withQueue(queue, in: &state.queues) { queue in
+                queue.insert(Waiter(ticket: ticket, priority: entry.priority, since: since, partition: entry.partition))
+                return (queue.running, queue.waiting.count)
+            })
         }
-        report(queue)
+        report(queue, counts)
         do {
             while true {
                 switch try await next(ticket, queue, limits) {
                 case .admitted:
-                    report(queue)
+                    report(queue, state.withLock { ($0.queues[queue]?.running ?? 0, $0.queues[queue]?.waiting.count ?? 0) })
                     return Permit(queue: queue, partition: entry.partition)
                 case .sleep(let until):
                     try await clock.sleep(until: until)
@@ -80,12 +111,14 @@ final class QueueGate: Sendable {
                 }
             }
         } catch {
-            let woken = state.withLock { state -> CheckedContinuation<Void, any Error>? in
-                state.queues[queue]?.waiting[ticket] = nil
-                return Self.bestParked(&state.queues[queue, default: Queue()], limits, now: clock.now())
+            let (woken, counts) = state.withLock { state in
+                Self.withQueue(queue, in: &state.queues) { queue in
+                    if let index = queue.index(of: ticket) { queue.waiting.remove(at: index) }
+                    return (Self.bestParked(&queue, limits), (queue.running, queue.waiting.count))
+                }
             }
             woken?.resume()
-            report(queue)
+            report(queue, counts)
             throw error
         }
     }
@@ -93,19 +126,18 @@ final class QueueGate: Sendable {
     /// Hands a slot back and wakes the best waiter that can now go.
     func release(_ permit: Permit?) {
         guard let permit, let limits = limits[permit.queue] else { return }
-        let woken = state.withLock { state -> CheckedContinuation<Void, any Error>? in
-            guard var queue = state.queues[permit.queue] else { return nil }
-            queue.running -= 1
-            if let partition = permit.partition {
-                queue.perPartition[partition, default: 1] -= 1
-                if queue.perPartition[partition] == 0 { queue.perPartition[partition] = nil }
+        let (woken, counts) = state.withLock { state in
+            Self.withQueue(permit.queue, in: &state.queues) { queue in
+                queue.running -= 1
+                if let partition = permit.partition {
+                    queue.perPartition[partition, default: 1] -= 1
+                    if queue.perPartition[partition] == 0 { queue.perPartition[partition] = nil }
+                }
+                return (Self.bestParked(&queue, limits), (queue.running, queue.waiting.count))
             }
-            let woken = Self.bestParked(&queue, limits, now: clock.now())
-            state.queues[permit.queue] = queue
-            return woken
         }
         woken?.resume()
-        report(permit.queue)
+        report(permit.queue, counts)
     }
 
     /// Decides for waiter `ticket`: admitted, or how to wait. A park happens inside the
@@ -116,35 +148,38 @@ final class QueueGate: Sendable {
         let cancelled = ManagedAtomicFlag()
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let (step, wake) = state.withLock { state -> (Step?, CheckedContinuation<Void, any Error>?) in
-                    guard var queue = state.queues[name], queue.waiting[ticket] != nil else { return (nil, nil) }
-                    defer { state.queues[name] = queue }
-                    if cancelled.isSet { return (nil, nil) }
-                    let step = Self.decide(ticket, &queue, limits, now: now)
-                    switch step {
-                    case .admitted:
-                        // Room may be left for the next waiter.
-                        return (.admitted, Self.bestParked(&queue, limits, now: now))
-                    case .sleep:
-                        return (step, nil)
-                    case .park:
-                        queue.waiting[ticket]?.continuation = continuation
-                        return (nil, nil)
+                let (step, wake, gone) = state.withLock { state -> (Step?, CheckedContinuation<Void, any Error>?, Bool) in
+                    Self.withQueue(name, in: &state.queues) { queue in
+                        guard let index = queue.index(of: ticket), !cancelled.isSet else { return (nil, nil, true) }
+                        let step = Self.decide(index, &queue, limits, now: now)
+                        switch step {
+                        case .admitted:
+                            // Room may be left for the next waiter.
+                            return (.admitted, Self.bestParked(&queue, limits), false)
+                        case .sleep:
+                            return (step, nil, false)
+                        case .park:
+                            queue.waiting[index].continuation = continuation
+                            return (nil, nil, false)
+                        }
                     }
                 }
                 if let step {
                     decided = step
                     wake?.resume()
                     continuation.resume()
-                } else if cancelled.isSet || state.withLock({ $0.queues[name]?.waiting[ticket] == nil }) {
+                } else if gone {
                     continuation.resume(throwing: CancellationError())
                 }
             }
         } onCancel: {
             cancelled.set()
             let parked = state.withLock { state -> CheckedContinuation<Void, any Error>? in
-                defer { state.queues[name]?.waiting[ticket]?.continuation = nil }
-                return state.queues[name]?.waiting[ticket]?.continuation
+                Self.withQueue(name, in: &state.queues) { queue in
+                    guard let index = queue.index(of: ticket) else { return nil }
+                    defer { queue.waiting[index].continuation = nil }
+                    return queue.waiting[index].continuation
+                }
             }
             parked?.resume(throwing: CancellationError())
         }
@@ -152,48 +187,42 @@ final class QueueGate: Sendable {
         return decided
     }
 
-    /// Whether waiter `ticket` goes now (then it is counted as running), sleeps for the rate, or parks.
-    private static func decide(_ ticket: UInt64, _ queue: inout Queue, _ limits: QueueLimits, now: Int64) -> Step {
+    /// Whether the waiter at `index` goes now (then it is counted as running), sleeps for the
+    /// rate, or parks.
+    private static func decide(_ index: Int, _ queue: inout Queue, _ limits: QueueLimits, now: Int64) -> Step {
         if let rate = limits.rate {
             let windowStart = now - rate.window.wholeNanoseconds
             while let first = queue.starts.first, first <= windowStart { queue.starts.removeFirst() }
         }
-        guard let best = best(queue, limits), best == ticket else { return .park }
+        guard best(queue, limits) == index else { return .park }
         if let concurrency = limits.concurrency, queue.running >= concurrency { return .park }
         if let rate = limits.rate, queue.starts.count >= rate.count, let oldest = queue.starts.first {
             return .sleep(until: oldest.adding(rate.window) + 1)
         }
-        let waiter = queue.waiting.removeValue(forKey: ticket)
+        let waiter = queue.waiting.remove(at: index)
         queue.running += 1
-        if let partition = waiter?.partition { queue.perPartition[partition, default: 0] += 1 }
+        if let partition = waiter.partition { queue.perPartition[partition, default: 0] += 1 }
         if limits.rate != nil { queue.starts.append(now) }
         return .admitted
     }
 
-    /// The waiter that goes next: the highest priority, then the earliest put on the queue, then
-    /// the first to ask, among those whose partition has room.
-    private static func best(_ queue: Queue, _ limits: QueueLimits) -> UInt64? {
-        var best: (ticket: UInt64, waiter: Waiter)?
-        for (ticket, waiter) in queue.waiting {
-            if let cap = limits.perPartition, let partition = waiter.partition, queue.perPartition[partition, default: 0] >= cap { continue }
-            if let current = best, (-current.waiter.priority, current.waiter.since, current.ticket) < (-waiter.priority, waiter.since, ticket) { continue }
-            best = (ticket, waiter)
-        }
-        return best?.ticket
+    /// The index of the waiter that goes next: the first in order whose partition has room.
+    private static func best(_ queue: Queue, _ limits: QueueLimits) -> Int? {
+        guard let cap = limits.perPartition else { return queue.waiting.isEmpty ? nil : 0 }
+        return queue.waiting.firstIndex { waiter in waiter.partition.map { queue.perPartition[$0, default: 0] < cap } ?? true }
     }
 
     /// Takes the continuation of the best waiter when it is parked and could go now, to wake it.
-    private static func bestParked(_ queue: inout Queue, _ limits: QueueLimits, now: Int64) -> CheckedContinuation<Void, any Error>? {
-        guard let ticket = best(queue, limits), let continuation = queue.waiting[ticket]?.continuation else { return nil }
+    private static func bestParked(_ queue: inout Queue, _ limits: QueueLimits) -> CheckedContinuation<Void, any Error>? {
+        guard let index = best(queue, limits), let continuation = queue.waiting[index].continuation else { return nil }
         if let concurrency = limits.concurrency, queue.running >= concurrency { return nil }
-        queue.waiting[ticket]?.continuation = nil
+        queue.waiting[index].continuation = nil
         return continuation
     }
 
-    private func report(_ queue: String) {
-        let (running, waiting) = state.withLock { ($0.queues[queue]?.running ?? 0, $0.queues[queue]?.waiting.count ?? 0) }
-        self.running[queue]?.record(running)
-        self.waiting[queue]?.record(waiting)
+    private func report(_ queue: String, _ counts: (running: Int, waiting: Int)) {
+        running[queue]?.record(counts.running)
+        waiting[queue]?.record(counts.waiting)
     }
 }
 
