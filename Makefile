@@ -2,7 +2,7 @@
 SWIFT ?= swift
 STATE ?= ./state
 
-.PHONY: run demo evolution follow-up determinism flaky-bank test docs bench deps browser schemathesis postgres stop-postgres
+.PHONY: run demo evolution follow-up determinism flaky-bank research-agent test docs bench deps browser schemathesis postgres stop-postgres
 
 deps:
 	@if ! pkg-config --exists lmdb 2>/dev/null && [ ! -f /usr/include/lmdb.h ]; then \
@@ -48,6 +48,12 @@ follow-up: deps
 determinism: deps
 	$(SWIFT) build --product Determinism
 	./.build/debug/Determinism
+
+# The research agent: a child per source, scrapes as webhooks, a model queue of 4 at once and
+# 60 a minute, progress as a query, one source timing out.
+research-agent: deps
+	$(SWIFT) build --product ResearchAgent
+	./.build/debug/ResearchAgent
 
 # A step that calls a flaky bank (a local server failing three times) retries 1 s, 2 s, 4 s apart.
 flaky-bank: deps

@@ -152,6 +152,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "ResearchAgent",
+            dependencies: ["Continuum", "ContinuumLMDB", "ContinuumExamples", .product(name: "Logging", package: "swift-log")],
+            path: "Examples/ResearchAgent",
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "Determinism",
             dependencies: ["Continuum", "ContinuumLMDB", .product(name: "Logging", package: "swift-log")],
             path: "Examples/Determinism",

@@ -59,4 +59,7 @@ public struct Reminder: Workflow {
 }
 
 /// Every example workflow, to register with a runtime.
-public let exampleWorkflows: [any Workflow] = [PurchaseApproval(), Reminder()]
+public let exampleWorkflows: [any Workflow] = [PurchaseApproval(), Reminder(), ResearchAgent(), ResearchSource()]
+
+/// The queues the examples use: the research agent's model allows 4 requests at once and 60 a minute.
+public let exampleQueues: [String: QueueLimits] = [ResearchAgent.modelQueue: QueueLimits(concurrency: 4, rate: .init(60, per: .seconds(60)))]

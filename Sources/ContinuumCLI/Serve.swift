@@ -73,6 +73,7 @@ struct Serve: AsyncParsableCommand {
     ) async throws {
         var configuration = dev ? WorkflowRuntime.Configuration.development : WorkflowRuntime.Configuration()
         configuration.logger = logger
+        configuration.queues = exampleQueues
         let runtime = WorkflowRuntime(store: store, workflows: exampleWorkflows, configuration: configuration)
         let router = Router()
         router.add(middleware: MetricsMiddleware())

@@ -21,6 +21,72 @@ func request(_ method: String, _ url: String, headers: [String: String] = [:], b
 
 @Suite("continuum serve", .serialized)
 struct ServeTests {
+    @Test("the research agent over HTTP: a child per source, scrapes arriving as webhooks, progress as a query, a SIGKILL in the middle")
+    func researchAgent() async throws {
+        let executable = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")
+        try await withTemporaryDirectory { path in
+            let port = Int.random(in: 20_000..<60_000)
+            let base = "http://127.0.0.1:\(port)"
+            func serve() async throws -> ChildProcess {
+                let server = try ChildProcess(executable: executable, arguments: ["serve", "--path", path, "--port", "\(port)"])
+                try await server.waitForLine("Continuum is serving \(path) at \(base)")
+                return server
+            }
+            /// Asks `url` until its answer satisfies `done`.
+            func until(_ url: String, _ done: @escaping (Int, String) -> Bool) async throws -> String {
+                var last = (0, "")
+                for _ in 0..<1_000 {
+                    last = try await request("GET", url)
+                    if done(last.0, last.1) { return last.1 }
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                Issue.record("\(url) never answered as expected; last \(last)")
+                return last.1
+            }
+            let sources = ["https://a.example/durable", "https://b.example/replay", "https://c.example/leases"]
+            var server = try await serve()
+            defer { if !server.hasExited { server.kill() } }
+            let (started, body) = try await request(
+                "POST", "\(base)/v1/workflows/research-agent?id=r-1&timeout=600",
+                body: #"{"topic": "durable execution", "sources": ["\#(sources[0])", "\#(sources[1])", "\#(sources[2])"], "scrapeTimeoutSeconds": 300}"#)
+            #expect(started == 201, "\(body)")
+            for index in 0..<3 {
+                _ = try await until("\(base)/v1/workflows/r-1%2Fsource-\(index)/history") { $1.contains(#""kind":"waitStarted""#) }
+            }
+            let (sent, sentBody) = try await request(
+                "POST", "\(base)/v1/workflows/r-1%2Fsource-0/events/scraped", headers: ["Idempotency-Key": "scrape-0"],
+                body: #"{"text": "Durable execution resumes a workflow where it stopped."}"#)
+            #expect(sent == 202, "\(sentBody)")
+            let progress = try await until("\(base)/v1/workflows/r-1/queries/progress") { $0 == 200 && $1.contains(#""done":1"#) }
+            #expect(progress.contains(#""stage":"scraping""#) && progress.contains(#""of":3"#), "\(progress)")
+
+            // Killed in the middle: one source summarized, two waiting for their scrape.
+            server.kill()
+            _ = await server.exit()
+            server = try await serve()
+            let afterRestart = try await until("\(base)/v1/workflows/r-1/queries/progress") { status, _ in status == 200 }
+            #expect(afterRestart.contains(#""done":1"#), "the progress is what the history says: \(afterRestart)")
+            for index in 1..<3 {
+                let (status, answer) = try await request(
+                    "POST", "\(base)/v1/workflows/r-1%2Fsource-\(index)/events/scraped", headers: ["Idempotency-Key": "scrape-\(index)"],
+                    body: #"{"text": "Page \#(index) about replays and leases."}"#)
+                #expect(status == 202, "\(answer)")
+            }
+            let info = try await until("\(base)/v1/workflows/r-1") { $1.contains(#""status":"completed""#) }
+            let workflow = try JSONSerialization.jsonObject(with: Data(info.utf8)) as? [String: Any]
+            let result = try #require(workflow?["result"] as? String, "\(info)")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(result.utf8)) as? [String: Any])
+            let summaries = report["summaries"] as? [String] ?? []
+            #expect(summaries.count == 3 && (report["missing"] as? [String])?.isEmpty == true, "\(report)")
+            #expect((report["conclusion"] as? String)?.isEmpty == false, "\(report)")
+            #expect(summaries.first?.contains("Durable execution") == true, "\(summaries)")
+            let (_, final) = try await request("GET", "\(base)/v1/workflows/r-1/queries/progress")
+            #expect(final.contains(#""stage":"done""#), "\(final)")
+            server.terminate()
+            #expect(await server.exit() == .exited(0))
+        }
+    }
+
     @Test("the README's two curl lines start a workflow and complete it; SIGTERM shuts down cleanly")
     func readmeFlow() async throws {
         let executable = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")
