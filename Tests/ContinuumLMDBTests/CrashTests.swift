@@ -67,6 +67,45 @@ struct CrashLedger {
     }
 }
 
+/// Launches the crash worker in rounds, each launch SIGKILLed at a random moment (up to
+/// `jitter`) until `requiredKills`, a round ending when a launch finishes its workflows; returns
+/// the rounds' prefixes (named `prefix` and the round's number) and the counts, or `nil` after
+/// recording why it could not finish.
+func killInRounds(
+    worker: String, prefix: String, requiredKills: Int, jitter: ClosedRange<Int>, random: inout SeededGenerator, reproduce: String,
+    arguments: (String) -> [String]
+) async throws -> (rounds: [String], kills: Int, launches: Int)? {
+    var kills = 0
+    var launches = 0
+    var rounds: [String] = []
+    var roundFinished = true
+    while true {
+        if roundFinished {
+            if kills >= requiredKills { return (rounds, kills, launches) }
+            rounds.append("\(prefix)\(rounds.count)-")
+            roundFinished = false
+        }
+        let child = try ChildProcess(executable: worker, arguments: arguments(rounds[rounds.count - 1]))
+        launches += 1
+        try await child.waitForLine("ready")
+        if kills < requiredKills {
+            try await Task.sleep(for: .milliseconds(Int.random(in: jitter, using: &random)))
+            child.kill()
+        }
+        switch await child.exit() {
+        case .signalled(SIGKILL): kills += 1
+        case .exited(0): roundFinished = true
+        case let other:
+            Issue.record("worker \(other) (launch \(launches)); \(reproduce)")
+            return nil
+        }
+        guard launches < 200 else {
+            Issue.record("the workload does not finish; \(reproduce)")
+            return nil
+        }
+    }
+}
+
 @Suite("Crash recovery", .serialized)
 struct CrashTests {
     @Test("SIGKILL at random moments: every workflow completes, no step runs again after its completion was committed")
@@ -156,39 +195,17 @@ struct CrashTests {
         let (parents, children, steps, requiredKills) = (12, 4, 3, 12)
         try await withTemporaryDirectory(prefix: "continuum-children") { directory in
             let ledgerPath = directory + "/ledger.txt"
-            var kills = 0
-            var launches = 0
-            var rounds: [String] = []
-            var roundFinished = true
             // Rounds of `parents` families, each launch killed at a random moment, until enough kills.
-            while true {
-                if roundFinished {
-                    if kills >= requiredKills { break }
-                    rounds.append("f\(rounds.count)-")
-                    roundFinished = false
-                }
-                let child = try ChildProcess(
-                    executable: worker,
-                    arguments: [
-                        "--state", directory + "/state", "--ledger", ledgerPath, "--prefix", rounds.last!,
-                        "--workflows", "\(parents)", "--steps", "\(steps)", "--parallel", "\(parents)", "--children", "\(children)",
-                    ])
-                launches += 1
-                try await child.waitForLine("ready")
-                if kills < requiredKills {
-                    try await Task.sleep(for: .milliseconds(Int.random(in: 0...60, using: &random)))
-                    child.kill()
-                }
-                switch await child.exit() {
-                case .signalled(SIGKILL): kills += 1
-                case .exited(0): roundFinished = true
-                case let other:
-                    Issue.record("worker \(other) (launch \(launches)); \(reproduce)")
-                    return
-                }
-                #expect(launches < 200, "the workload does not finish; \(reproduce)")
-                if launches >= 200 { return }
-            }
+            guard
+                let (rounds, kills, launches) = try await killInRounds(
+                    worker: worker, prefix: "f", requiredKills: requiredKills, jitter: 0...60, random: &random, reproduce: reproduce,
+                    arguments: { round in
+                        [
+                            "--state", directory + "/state", "--ledger", ledgerPath, "--prefix", round,
+                            "--workflows", "\(parents)", "--steps", "\(steps)", "--parallel", "\(parents)", "--children", "\(children)",
+                        ]
+                    })
+            else { return }
             let families = rounds.flatMap { round in (0..<parents).map { "\(round)\($0)" } }
 
             let ledger = try CrashLedger(path: ledgerPath)
@@ -233,38 +250,16 @@ struct CrashTests {
         let (workflows, steps, requiredKills) = (24, 4, 10)
         try await withTemporaryDirectory(prefix: "continuum-queues") { directory in
             let ledgerPath = directory + "/ledger.txt"
-            var kills = 0
-            var launches = 0
-            var rounds: [String] = []
-            var roundFinished = true
-            while true {
-                if roundFinished {
-                    if kills >= requiredKills { break }
-                    rounds.append("q\(rounds.count)-")
-                    roundFinished = false
-                }
-                let child = try ChildProcess(
-                    executable: worker,
-                    arguments: [
-                        "--state", directory + "/state", "--ledger", ledgerPath, "--prefix", rounds.last!, "--workflows", "\(workflows)",
-                        "--steps", "\(steps)", "--parallel", "\(workflows)", "--queue", "1",
-                    ])
-                launches += 1
-                try await child.waitForLine("ready")
-                if kills < requiredKills {
-                    try await Task.sleep(for: .milliseconds(Int.random(in: 0...80, using: &random)))
-                    child.kill()
-                }
-                switch await child.exit() {
-                case .signalled(SIGKILL): kills += 1
-                case .exited(0): roundFinished = true
-                case let other:
-                    Issue.record("worker \(other) (launch \(launches)); \(reproduce)")
-                    return
-                }
-                #expect(launches < 200, "the workload does not finish; \(reproduce)")
-                if launches >= 200 { return }
-            }
+            guard
+                let (rounds, kills, launches) = try await killInRounds(
+                    worker: worker, prefix: "q", requiredKills: requiredKills, jitter: 0...80, random: &random, reproduce: reproduce,
+                    arguments: { round in
+                        [
+                            "--state", directory + "/state", "--ledger", ledgerPath, "--prefix", round, "--workflows", "\(workflows)",
+                            "--steps", "\(steps)", "--parallel", "\(workflows)", "--queue", "1",
+                        ]
+                    })
+            else { return }
             // Per process (a killed one's open intervals end with it): the most inside at once.
             let text = try String(contentsOfFile: ledgerPath, encoding: .utf8)
             var inside: [String: [String: Int]] = [:]

@@ -206,48 +206,54 @@ struct PostgresSharedTests {
         return try await PostgresStore.connect(configuration: configuration, logger: testLogger)
     }
 
+    /// Two runtimes on one schema, owners "a" and "b", each on a connection of its own, neither parking.
+    func withTwoRuntimes(
+        _ store: PostgresStore, workflows: [any Workflow], _ body: (WorkflowRuntime, WorkflowRuntime) async throws -> Void
+    ) async throws {
+        let other = try await second(of: store, owner: "b")
+        var a = WorkflowRuntime.Configuration(parkAfter: nil)
+        a.owner = OwnerID("a")
+        var b = WorkflowRuntime.Configuration(parkAfter: nil)
+        b.owner = OwnerID("b")
+        do {
+            try await WorkflowRuntime.withRuntime(store: store, workflows: workflows, configuration: a) { runtimeA in
+                try await WorkflowRuntime.withRuntime(store: other, workflows: workflows, configuration: b) { runtimeB in
+                    try await body(runtimeA, runtimeB)
+                }
+            }
+        } catch {
+            await other.close()
+            throw error
+        }
+        await other.close()
+    }
+
     @Test("an update through a process that does not run the workflow is relayed by the inbox, and its reply read from the store")
     func updateThroughOtherProcess() async throws {
         try await withPostgresStore(configure: { $0.leaseDuration = .seconds(30) }) { store in
-            let other = try await second(of: store, owner: "b")
-            var a = WorkflowRuntime.Configuration(parkAfter: nil)
-            a.owner = OwnerID("a")
-            var b = WorkflowRuntime.Configuration(parkAfter: nil)
-            b.owner = OwnerID("b")
-            try await WorkflowRuntime.withRuntime(store: store, workflows: [Adder()], configuration: a) { runtimeA in
-                try await WorkflowRuntime.withRuntime(store: other, workflows: [Adder()], configuration: b) { runtimeB in
-                    let handle = try await runtimeA.start(Adder.self, id: "u1", input: 1)
-                    _ = try await runtimeA.waitForHistory(of: "u1") { $0.count >= 2 }
-                    #expect(try await runtimeB.update("u1", "add", payload: 4, dedupKey: "k1", as: Int.self) == 5)
-                    #expect(try await runtimeB.update("u1", "add", payload: 4, dedupKey: "k1", as: Int.self) == 5)
-                    #expect(try await runtimeA.update("u1", "add", payload: 10, as: Int.self) == 15)
-                    #expect(try await handle.result() == 15)
-                }
+            try await withTwoRuntimes(store, workflows: [Adder()]) { runtimeA, runtimeB in
+                let handle = try await runtimeA.start(Adder.self, id: "u1", input: 1)
+                _ = try await runtimeA.waitForHistory(of: "u1") { $0.count >= 2 }
+                #expect(try await runtimeB.update("u1", "add", payload: 4, dedupKey: "k1", as: Int.self) == 5)
+                #expect(try await runtimeB.update("u1", "add", payload: 4, dedupKey: "k1", as: Int.self) == 5)
+                #expect(try await runtimeA.update("u1", "add", payload: 10, as: Int.self) == 15)
+                #expect(try await handle.result() == 15)
             }
-            await other.close()
         }
     }
 
     @Test("a query through a process that does not run the workflow replays its stored history and appends nothing")
     func queryThroughOtherProcess() async throws {
         try await withPostgresStore(configure: { $0.leaseDuration = .seconds(30) }) { store in
-            let other = try await second(of: store, owner: "b")
-            var a = WorkflowRuntime.Configuration(parkAfter: nil)
-            a.owner = OwnerID("a")
-            var b = WorkflowRuntime.Configuration(parkAfter: nil)
-            b.owner = OwnerID("b")
-            try await WorkflowRuntime.withRuntime(store: store, workflows: [PublishingSignal()], configuration: a) { runtimeA in
-                try await WorkflowRuntime.withRuntime(store: other, workflows: [PublishingSignal()], configuration: b) { runtimeB in
-                    let handle = try await runtimeA.start(PublishingSignal.self, id: "q1", input: "x")
-                    let history = try await runtimeA.waitForHistory(of: "q1") { $0.count >= 2 }
-                    #expect(try await runtimeB.query("q1", "waitingFor", as: String.self) == "signal for x")
-                    #expect(try await store.load(id: "q1")?.events.count == history.count)
-                    try await runtimeB.send("signal", to: "q1", payload: "go")
-                    #expect(try await handle.result() == "go")
-                    #expect(try await runtimeB.query("q1", "waitingFor", as: String.self) == "nothing")
-                }
+            try await withTwoRuntimes(store, workflows: [PublishingSignal()]) { runtimeA, runtimeB in
+                let handle = try await runtimeA.start(PublishingSignal.self, id: "q1", input: "x")
+                let history = try await runtimeA.waitForHistory(of: "q1") { $0.count >= 2 }
+                #expect(try await runtimeB.query("q1", "waitingFor", as: String.self) == "signal for x")
+                #expect(try await store.load(id: "q1")?.events.count == history.count)
+                try await runtimeB.send("signal", to: "q1", payload: "go")
+                #expect(try await handle.result() == "go")
+                #expect(try await runtimeB.query("q1", "waitingFor", as: String.self) == "nothing")
             }
-            await other.close()
         }
     }
 
