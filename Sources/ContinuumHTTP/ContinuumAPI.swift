@@ -20,7 +20,7 @@ public import Prometheus
 ///
 /// | Route | Does |
 /// |---|---|
-/// | `POST /v1/workflows/{type}?id=…&timeout=…` | starts a workflow; the body is its input (JSON); the same id and input again give the same run; `timeout` (seconds) sets its deadline |
+/// | `POST /v1/workflows/{type}?id=…&timeout=…&queue=…&partition=…&priority=…` | starts a workflow; the body is its input (JSON); the same id and input again give the same run; `timeout` (seconds) sets its deadline; `queue` runs it on a named queue |
 /// | `POST /v1/workflows/{id}/events/{name}` | delivers an event; the body is its payload; `Idempotency-Key` (or `webhook-id`) deduplicates |
 /// | `GET /v1/workflows/{id}` | status, and the result once finished, the suspension while suspended (``WorkflowInfo``) |
 /// | `GET /v1/workflows/{id}/history?includeSuperseded=…` | every event of the workflow, as `continuum export` writes it (`WorkflowHistory`); `false` leaves out what a reset superseded |

@@ -156,6 +156,24 @@ extension ContinuumAPI {
             "in": "query",
             "description": "The workflow's deadline, in seconds from now: when it passes first, the workflow's waits throw `timedOut` (it may compensate) and it ends `failed` with that code. Default: none.",
             "schema": { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1000000000 }
+          },
+          {
+            "name": "queue",
+            "in": "query",
+            "description": "A named queue to run the workflow on: its body runs only while it holds one of the queue's slots (the server's configured limits). Recorded with the start.",
+            "schema": { "$ref": "#/components/schemas/Name" }
+          },
+          {
+            "name": "partition",
+            "in": "query",
+            "description": "With `queue`: the partition key the queue's per-partition limit counts by.",
+            "schema": { "$ref": "#/components/schemas/Name" }
+          },
+          {
+            "name": "priority",
+            "in": "query",
+            "description": "With `queue`: higher runs first (default 0).",
+            "schema": { "type": "integer", "minimum": -1000000, "maximum": 1000000 }
           }
         ],
         "requestBody": {

@@ -72,8 +72,10 @@ extension ContinuumAPI {
             }
             return .nanoseconds(Int64(seconds * 1e9))
         }
+        let parameters = request.uri.queryParameters
+        let queue = try Self.queueEntry({ parameters.get($0) }, limit: runtime.limits.maxNameBytes)
         let input = try await jsonBody(request, what: "The body (the workflow's input)")
-        let receipt = try await runtime.start(type: type, id: id, json: input, timeout: timeout)
+        let receipt = try await runtime.start(type: type, id: id, json: input, timeout: timeout, queue: queue)
         return EditedResponse(status: receipt.created ? .created : .ok, response: JSONAnswer(receipt))
     }
 
@@ -103,6 +105,26 @@ extension ContinuumAPI {
         guard let summary = try await runtime.status(of: id) else { throw APIError.unknownWorkflow(id) }
         let last = summary.status.isFinished ? try await runtime.history(of: id).last : nil
         return WorkflowInfo(summary, last: last, suspension: try await runtime.suspension(of: id))
+    }
+
+    /// The queue a start names with `queue`, `partition` and `priority`, if it names one.
+    static func queueEntry(_ query: (String) -> String?, limit: Int) throws(APIError) -> QueueEntry? {
+        guard let name = query("queue") else {
+            if query("partition") != nil || query("priority") != nil {
+                throw APIError.invalidArgument("partition and priority go with a queue: add queue=<name>.")
+            }
+            return nil
+        }
+        try validate(name: name, what: "queue name", limit: limit)
+        let partition = query("partition")
+        if let partition { try validate(name: partition, what: "partition key", limit: limit) }
+        let priority = try query("priority").map { text throws(APIError) -> Int in
+            guard let value = Int(text), abs(value) <= 1_000_000 else {
+                throw APIError.invalidArgument("priority must be a whole number from -1000000 to 1000000; got '\(text)'.")
+            }
+            return value
+        }
+        return QueueEntry(name, partition: partition, priority: priority ?? 0)
     }
 
     func update(_ request: Request, _ context: some RequestContext) async throws -> RawJSONAnswer {

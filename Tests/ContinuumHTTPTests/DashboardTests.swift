@@ -80,6 +80,19 @@ struct DashboardTests {
         }
     }
 
+    @Test("the schedules page lists each schedule with its cron, workflow and next fire times; the overview links it")
+    func schedulesPage() async throws {
+        try await withAPI { client, runtime in
+            try await runtime.schedule(Schedule(name: "nightly", cron: "0 6 * * *", timeZone: "Europe/Paris", workflow: "approval", input: #"{"amount": 1}"#))
+            let overview = String(buffer: try await client.execute(uri: "/", method: .get).body)
+            #expect(overview.contains(#"<a id=schedules-link href="/ui/schedules">"#))
+            let page = String(buffer: try await client.execute(uri: "/ui/schedules", method: .get).body)
+            #expect(page.contains(#"<tr data-name="nightly">"#) && page.contains("<code>0 6 * * *</code> <small>Europe/Paris</small>"), "\(page.prefix(3000))")
+            #expect(page.components(separatedBy: ":00:00.000Z<br>").count - 1 == 5, "five next fire times: \(page.prefix(3000))")
+            #expect(page.contains(#"href="/ui/workflows/continuum.schedule%3Anightly""#), "\(page.prefix(3000))")
+        }
+    }
+
     @Test("a parent's timeline links its children, and a child's its parent")
     func familyLinks() async throws {
         try await withAPI(workflows: [Approval(), Fanout()]) { client, runtime in

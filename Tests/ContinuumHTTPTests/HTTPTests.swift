@@ -100,6 +100,22 @@ struct HTTPTests {
         }
     }
 
+    @Test("POST /v1/workflows/{type}?queue=…&partition=…&priority=… records the queue with the start; partition alone is refused")
+    func startOnQueue() async throws {
+        try await withAPI { client, runtime in
+            let started = try await client.execute(
+                uri: "/v1/workflows/approval?id=q-1&queue=jobs&partition=acme&priority=5", method: .post, body: json(#"{"amount": 1}"#))
+            #expect(started.status == .created)
+            #expect(try await runtime.history(of: "q-1").contains { $0.kind == .enqueued(QueueEntry("jobs", partition: "acme", priority: 5)) })
+            let refused = try await client.execute(uri: "/v1/workflows/approval?id=q-2&partition=acme", method: .post, body: json(#"{"amount": 1}"#))
+            #expect(refused.status == .badRequest && refused.errorCode == "invalidArgument")
+            let badPriority = try await client.execute(uri: "/v1/workflows/approval?id=q-3&queue=jobs&priority=high", method: .post, body: json(#"{"amount": 1}"#))
+            #expect(badPriority.status == .badRequest)
+            let (second, third) = (try await runtime.status(of: "q-2"), try await runtime.status(of: "q-3"))
+            #expect(second == nil && third == nil)
+        }
+    }
+
     @Test("GET /v1/workflows/{id}/queries/{name} answers the published JSON, 404 unknownQuery for a name never published")
     func queryRoute() async throws {
         try await withAPI(workflows: [Approval(), Publisher()]) { client, runtime in

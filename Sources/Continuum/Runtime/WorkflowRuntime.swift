@@ -165,12 +165,12 @@ public final class WorkflowRuntime: Service, Sendable {
     ///   when the JSON does not decode as the type's input; ``ContinuumError/Code/workflowIDConflict``
     ///   when the id exists with another type or another input; ``ContinuumError/Code/invalidArgument``.
     ///   Nothing is stored when it throws.
-    public func start(type: String, id: String, json input: [UInt8], timeout: Duration? = nil) async throws -> StartReceipt {
+    public func start(type: String, id: String, json input: [UInt8], timeout: Duration? = nil, queue: QueueEntry? = nil) async throws -> StartReceipt {
         try validate(id: id)
         guard let workflow = workflows[type] else { throw Self.unregistered(type, id: id) }
         try PayloadCoder.check(input, limit: maxPayloadSize, what: "The input of workflow '\(id)'")
         try workflow.checkInput(input)
-        let created = try await create(type: type, id: id, input: input, timeout: timeout)
+        let created = try await create(type: type, id: id, input: input, timeout: timeout, queue: queue)
         if !created { try await refuseOtherInput(id: id, input: input, workflow: workflow) }
         return StartReceipt(id: id, type: type, created: created)
     }
@@ -273,7 +273,7 @@ public final class WorkflowRuntime: Service, Sendable {
     }
 }
 
-/// What ``WorkflowRuntime/start(type:id:json:timeout:)`` did.
+/// What ``WorkflowRuntime/start(type:id:json:timeout:queue:)`` did.
 public struct StartReceipt: Sendable, Hashable, Codable {
     /// The workflow's id.
     public var id: String

@@ -33,10 +33,41 @@ struct DashboardLinks: Sendable {
     }
 
     func workflow(_ id: String) -> String { base + "/ui/workflows/" + Self.percentEncoded(id) }
+    var schedules: String { base + "/ui/schedules" }
 
     /// A path segment or query value, percent-encoded: nothing but unreserved characters stays.
     static func percentEncoded(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? ""
+    }
+}
+
+/// `GET /ui/schedules`: every schedule with its next fire times.
+struct SchedulesPage {
+    struct Row {
+        let name: String
+        let cron: String
+        let timeZone: String
+        let workflow: String
+        let next: [String]
+        let lastSlot: String
+        let started: Int
+        let skipped: Int
+        let link: String
+    }
+
+    let title = "Schedules"
+    let home: String
+    let rows: [Row]
+
+    init(_ schedules: [ScheduleInfo], links: DashboardLinks) {
+        home = links.home
+        rows = schedules.map { info in
+            Row(
+                name: info.schedule.name, cron: info.schedule.cron, timeZone: info.schedule.timeZone, workflow: info.schedule.workflow,
+                next: info.next.map { Timestamp.string(nanoseconds: Int64($0.timeIntervalSince1970 * 1e9)) },
+                lastSlot: info.lastSlot.map { Timestamp.string(nanoseconds: Int64($0.timeIntervalSince1970 * 1e9)) } ?? "—",
+                started: info.started, skipped: info.skipped, link: links.workflow(info.workflowID))
+        }
     }
 }
 
@@ -61,6 +92,8 @@ struct OverviewPage {
 
     let title = "Workflows"
     let home: String
+    /// The schedules page.
+    let schedules: String
     let total: Int
     let allSelected: Bool
     let counts: [StatusCount]
@@ -70,6 +103,7 @@ struct OverviewPage {
 
     init(counts: StatusCounts, filter: WorkflowStatus?, page: WorkflowPage, suspensions: [String: String] = [:], links: DashboardLinks) {
         home = links.home
+        schedules = links.schedules
         total = counts.total
         allSelected = filter == nil
         self.counts = WorkflowStatus.allCases.map { status in

@@ -15,7 +15,9 @@ extension ContinuumAPI {
     /// superseded dimmed, with the reset), why it is suspended when it is, and its forms: send
     /// an event and cancel (unfinished), resume (suspended), reset to a step and fork (any
     /// workflow with steps). Each form posts, is recorded with who and why (`dashboard` unless
-    /// the form says), and redirects back to the timeline (a fork to the new one's). With tokens
+    /// the form says), and redirects back to the timeline (a fork to the new one's); a parent's
+    /// timeline links its children and a child's its parent. `GET /ui/schedules` lists the
+    /// schedules with their next fire times. With tokens
     /// configured the pages need a token too: an `Authorization: Bearer` header, or the cookie
     /// the login form (`POST /login`) sets (`HttpOnly`, `SameSite=Strict`). Forms pass the same
     /// size and cross-site checks as the API; errors are pages with the API error's status.
@@ -43,6 +45,9 @@ extension ContinuumAPI {
         }
         page("", .get) { request, _, links in try await self.overview(request, links) }
         page("ui/workflows/:id", .get) { _, context, links in try await self.timeline(context.pathParameter("id"), links) }
+        page("ui/schedules", .get) { _, _, links in
+            Dashboard.html(.ok, DashboardTemplates.render(SchedulesPage(try await self.runtime.schedules(), links: links), "schedules"))
+        }
         page("ui/workflows/:id/events", .post) { request, context, links in
             let id = context.pathParameter("id")
             try self.validate(id: id)

@@ -35,7 +35,7 @@ enum DashboardTemplates {
     static let library: MustacheLibrary = {
         MustacheContentTypes.register(ScalarHTMLEscaping(), named: contentType)
         var library = MustacheLibrary()
-        for (name, text) in [("layout", layout), ("overview", overview), ("timeline", timeline), ("login", login), ("error", error)] {
+        for (name, text) in [("layout", layout), ("overview", overview), ("timeline", timeline), ("schedules", schedules), ("login", login), ("error", error)] {
             do {
                 try library.register("{{% CONTENT_TYPE: \(contentType)}}" + text, named: name)
             } catch {
@@ -96,6 +96,22 @@ enum DashboardTemplates {
         {{/rows}}
         </tbody></table>
         {{#next}}<p><a id=next href="{{.}}">Next page →</a></p>{{/next}}
+        <p><a id=schedules-link href="{{schedules}}">Schedules →</a></p>
+        {{/body}}{{/layout}}
+        """
+
+    static let schedules = """
+        {{<layout}}{{$body}}
+        <p><a href="{{home}}">← all workflows</a></p>
+        <h2>Schedules</h2>
+        <table id=schedules><thead><tr><th>Schedule</th><th>Cron</th><th>Workflow</th><th>Next fire times</th><th>Last slot</th><th>Started</th><th>Skipped</th></tr></thead><tbody>
+        {{#rows}}
+        <tr data-name="{{name}}"><td><a href="{{link}}">{{name}}</a></td><td><code>{{cron}}</code> <small>{{timeZone}}</small></td><td>{{workflow}}</td><td class=next>{{#next}}{{.}}<br>{{/next}}</td><td>{{lastSlot}}</td><td>{{started}}</td><td>{{skipped}}</td></tr>
+        {{/rows}}
+        {{^rows}}
+        <tr><td colspan=7 class=empty>No schedules. Create one with PUT /v1/schedules/{name} or continuum schedule.</td></tr>
+        {{/rows}}
+        </tbody></table>
         {{/body}}{{/layout}}
         """
 
