@@ -194,6 +194,26 @@ struct ChildWorkflowTests {
         }
     }
 
+    @Test("cancelling a suspended child (its type not registered here) tells its parent, which gets childCancelled")
+    func suspendedChildCancelled() async throws {
+        try await withTemporaryDirectory { path in
+            let ledger = Ledger()
+            try await WorkflowRuntime.withLMDB(path: path, workflows: workflows(ledger)) { runtime throws in
+                try await runtime.start(Patient.self, id: "s", input: 1)
+                try await runtime.waitForHistory(of: "s/slow") { $0.contains { $0.kindName == "waitStarted" } }
+            }
+            // This runtime does not register the child's type: the child is suspended when recovered.
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [Patient()]) { runtime throws in
+                try await runtime.waitForStatus(of: "s/slow", .suspended)
+                try await runtime.cancel("s/slow", reason: "its code is gone")
+                let error = await errorOf { _ = try await runtime.handle(Patient.self, id: "s").result() }
+                #expect((error as? ContinuumError)?.code == .workflowFailed, "\(String(describing: error))")
+                #expect((error as? ContinuumError)?.message.contains("childCancelled") == true, "\(String(describing: error))")
+                #expect(try await runtime.status(of: "s/slow")?.status == .cancelled)
+            }
+        }
+    }
+
     @Test("children started before a restart are not started again; the parent finishes after it")
     func acrossRestart() async throws {
         try await withTemporaryDirectory { path in

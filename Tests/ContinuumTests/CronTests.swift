@@ -29,6 +29,11 @@ struct CronTests {
         #expect(try utc("@hourly", after: "2026-11-30T10:00:00Z") == "2026-11-30T11:00:00Z")
         #expect(try utc("*/10 * * * * *", after: "2026-11-30T10:00:05Z") == "2026-11-30T10:00:10Z")
         #expect(try utc("0 0 30 2 *", after: "2026-01-01T00:00:00Z") == nil)
+        // Late in a day, the times before the start are passed over, and the day turns.
+        #expect(try utc("* * * * * *", after: "2026-11-30T23:59:58Z") == "2026-11-30T23:59:59Z")
+        #expect(try utc("* * * * * *", after: "2026-11-30T23:59:59Z") == "2026-12-01T00:00:00Z")
+        #expect(try utc("30 10 * * *", after: "2026-11-30T10:30:00Z") == "2026-12-01T10:30:00Z")
+        #expect(try utc("30 10 * * *", after: "2026-11-30T10:29:59Z") == "2026-11-30T10:30:00Z")
         let next = try CronExpression("0 */6 * * *").next(3, after: date("2026-11-30T07:00:00Z"), in: TimeZone(identifier: "UTC")!)
         #expect(next.map { $0.formatted(.iso8601) } == ["2026-11-30T12:00:00Z", "2026-11-30T18:00:00Z", "2026-12-01T00:00:00Z"])
     }

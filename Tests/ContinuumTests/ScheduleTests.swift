@@ -123,6 +123,31 @@ struct ScheduleTests {
         }
     }
 
+    @Test("a slot whose workflow cannot start (its type not registered now) is skipped, and the schedule goes on")
+    func failedSlotSkipped() async throws {
+        try await withTemporaryDirectory { path in
+            let clock = ManualClock()
+            let ledger = Ledger()
+            try await withScheduler(path, clock, ledger) { runtime throws in
+                try await runtime.schedule("s", cron: "* * * * *", workflow: Report.self, input: .init(title: "t"))
+                try await runtime.waitForTimers(1)
+            }
+            // A build without the workflow's type: the next slot cannot start it.
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [], runtime: .init(clock: clock, parkAfter: nil)) { runtime throws in
+                try await runtime.waitForTimers(1)
+                clock.advance(by: .seconds(60))
+                try await eventually { try await runtime.schedule(named: "s")?.skipped == 1 }
+                #expect(try await runtime.status(of: "continuum.schedule:s")?.status == .running)
+            }
+            // The type is back: the next slot starts it.
+            try await withScheduler(path, clock, ledger) { runtime throws in
+                try await runtime.waitForTimers(1)
+                clock.advance(by: .seconds(60))
+                try await runtime.waitForStatus(of: "s@2026-01-01T00:02:00Z", .completed)
+            }
+        }
+    }
+
     @Test("a schedule is checked before anything is stored")
     func refusals() async throws {
         try await withTemporaryDirectory { path in

@@ -79,6 +79,20 @@ struct FarFuture: Workflow {
     }
 }
 
+/// Catches its deadline's timedOut and returns anyway.
+struct Forgiving: Workflow {
+    static let name = "forgiving"
+
+    func run(_ ctx: WorkflowContext, input: Int) async throws -> String {
+        do {
+            _ = try await ctx.waitForEvent("never", as: Int.self)
+        } catch let error as ContinuumError where error.code == .timedOut {
+            return "returned anyway"
+        }
+        return "got it"
+    }
+}
+
 @Suite("Timeouts")
 struct TimeoutTests {
     @Test("a workflow past its deadline: its wait throws timedOut, it compensates, and it ends failed with timedOut")
@@ -156,6 +170,21 @@ struct TimeoutTests {
             // And again after a restart, which replays them.
             try await WorkflowRuntime.withLMDB(path: path, workflows: [FarFuture()]) { runtime throws in
                 #expect(try await runtime.status(of: "f2")?.status == .running)
+            }
+        }
+    }
+
+    @Test("a body that catches its deadline and returns still ends failed with timedOut, here as in the store")
+    func deadlineOverridesReturn() async throws {
+        try await withTemporaryDirectory { path in
+            let clock = ManualClock()
+            try await WorkflowRuntime.withLMDB(path: path, clock: clock, workflows: [Forgiving()]) { runtime throws in
+                let handle = try await runtime.start(Forgiving.self, id: "f", input: 0, timeout: .seconds(10))
+                try await runtime.waitForHistory(of: "f") { $0.contains { $0.kindName == "waitStarted" } }
+                clock.advance(by: .seconds(10))
+                let error = await errorOf { _ = try await handle.result() }
+                #expect((error as? ContinuumError)?.code == .timedOut, "\(String(describing: error))")
+                #expect(try await runtime.status(of: "f")?.status == .failed)
             }
         }
     }

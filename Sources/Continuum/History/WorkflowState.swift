@@ -715,13 +715,16 @@ package struct WorkflowState: Sendable {
 
     /// Records how the workflow ended and returns the event to append, or the divergence
     /// when the code finished without calling a step that history recorded.
-    package mutating func finish(_ outcome: Outcome, timestamp: Int64) -> Result<HistoryEvent, Divergence> {
+    ///
+    /// - Parameter exactly: Record `outcome` as it is, even if a cancellation came meanwhile: the
+    ///   parent was told it already (``finalOutcome(_:)``), and the two must agree.
+    package mutating func finish(_ outcome: Outcome, timestamp: Int64, exactly: Bool = false) -> Result<HistoryEvent, Divergence> {
         let records = recordedSteps.values.map(\.record) + recordedWaits.values.map(\.record) + retryingSteps.values.map(\.record)
         if let missing = records.filter({ !claimed.contains($0.key) }).min(by: { $0.index < $1.index }) {
             return .failure(Divergence(index: missing.index, recorded: missing.key, requested: nil))
         }
         // Once cancellation was requested, the workflow ends cancelled however its body ends.
-        let outcome = stopOutcome ?? outcome
+        let outcome = exactly ? outcome : stopOutcome ?? outcome
         let kind: HistoryEvent.Kind =
             switch outcome {
             case .completed(let output): .workflowCompleted(output: output)

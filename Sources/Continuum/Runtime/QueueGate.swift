@@ -183,6 +183,8 @@ final class QueueGate: Sendable {
             }
             parked?.resume(throwing: CancellationError())
         }
+        // Admitted is final: the slot is counted, and only the permit can give it back.
+        if case .admitted = decided { return .admitted }
         try Task.checkCancellation()
         return decided
     }

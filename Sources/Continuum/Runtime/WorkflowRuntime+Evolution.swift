@@ -118,12 +118,24 @@ extension WorkflowRuntime {
     /// resume or reset it with matching code first, then cancel it.
     func cancelSuspended(_ id: String, by: String?, reason: String) async throws {
         let error = ContinuumError(.cancelled, "Workflow '\(id)' was cancelled: \(reason)", workflowID: id)
+        // As a workflow that ends does, first tell its parent and cancel its children (both
+        // idempotent): its end never passes through a running instance.
+        if let stored = try await store.load(id: id), stored.summary.status == .suspended,
+            let state = try? WorkflowState(replaying: stored.events)
+        {
+            let children = state.openChildren.filter { $0.onParentClose == .cancel }
+            if state.parent != nil || !children.isEmpty {
+                try await settle(FamilySettlement(id: id, outcome: .cancelled(reason: reason), parent: state.parent, children: children))
+            }
+        }
         try await amend(id) { stored, state throws(ContinuumError) in
             guard stored.summary.status == .suspended else { throw Self.retry }
             var state = state
+            // Taken before the cancellation ends the waits, which would leave none to remove.
+            let dues = state.pendingDues
             let now = configuration.clock.now()
             let events = state.requestCancellation(reason: reason, by: by, timestamp: now) + [state.endCancelled(reason: reason, timestamp: now)]
-            let timers = state.pendingDues.sorted().map(TimerChange.remove)
+            let timers = dues.sorted().map(TimerChange.remove)
             return Amendment(events: events, status: .cancelled, timers: timers, run: false)
         }
         metrics.suspended.decrement()

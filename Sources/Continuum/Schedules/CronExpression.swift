@@ -36,6 +36,10 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
     let weekdays: Set<Int>
     let daysRestricted: Bool
     let weekdaysRestricted: Bool
+    /// The hours, minutes and seconds in order, for the search.
+    private let hourList: [Int]
+    private let minuteList: [Int]
+    private let secondList: [Int]
 
     /// Parses `expression`.
     ///
@@ -66,7 +70,13 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
         self.weekdays = Set(weekdays.map { $0 % 7 })
         daysRestricted = !["*", "?"].contains(fields[3])
         weekdaysRestricted = !["*", "?"].contains(fields[5])
+        hourList = hours.sorted()
+        minuteList = minutes.sorted()
+        secondList = seconds.sorted()
     }
+
+    public static func == (lhs: CronExpression, rhs: CronExpression) -> Bool { lhs.description == rhs.description }
+    public func hash(into hasher: inout Hasher) { hasher.combine(description) }
 
     private static func field(
         _ text: String, _ what: String, _ range: ClosedRange<Int>, names: [String] = [], nameBase: Int = 0, expression: String,
@@ -120,15 +130,19 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
         // Whole seconds: a slot is a second of the clock.
         let start = Date(timeIntervalSince1970: (date.timeIntervalSince1970 + 1).rounded(.down))
         let startDay = calendar.startOfDay(for: start)
+        // On the first day, wall-clock times before the start's are passed over without asking
+        // the calendar (which costs microseconds each): `* * * * * *` late in a day has 86,400.
+        let first = calendar.dateComponents([.hour, .minute, .second], from: start)
+        let firstTime = (first.hour ?? 0, first.minute ?? 0, first.second ?? 0)
         for offset in 0..<(366 * 8 + 2) {
             guard let day = calendar.date(byAdding: .day, value: offset, to: startDay) else { return nil }
             let parts = calendar.dateComponents([.year, .month, .day, .weekday], from: day)
             guard let year = parts.year, let month = parts.month, let dayOfMonth = parts.day, let weekday = parts.weekday,
                 months.contains(month), matches(day: dayOfMonth, weekday: weekday - 1)
             else { continue }
-            for hour in hours.sorted() {
-                for minute in minutes.sorted() {
-                    for second in seconds.sorted() {
+            for hour in hourList where offset > 0 || hour >= firstTime.0 {
+                for minute in minuteList where offset > 0 || (hour, minute) >= (firstTime.0, firstTime.1) {
+                    for second in secondList where offset > 0 || (hour, minute, second) >= firstTime {
                         let wanted = DateComponents(year: year, month: month, day: dayOfMonth, hour: hour, minute: minute, second: second)
                         guard let candidate = calendar.date(from: wanted), candidate >= start else { continue }
                         // A time the clocks skip comes back as another wall time: it does not fire.

@@ -1,3 +1,4 @@
+import DequeModule
 #if canImport(FoundationInternationalization)
 public import FoundationEssentials
 import FoundationInternationalization
@@ -149,17 +150,23 @@ struct ScheduleWorkflow: Workflow {
 
     /// Starts the workflows of the slots due by `now`, as the catch-up and overlap policies say.
     private func fire(_ ctx: WorkflowContext, cron: CronExpression, zone: TimeZone, now: Date, state: inout ScheduleState) async throws {
-        var due: [Date] = []
+        var due = Deque<Date>()
+        var passed = 0
         var cursor = Date(timeIntervalSince1970: Double(state.lastSlot ?? 0))
         // Bounded: a long downtime of a frequent schedule keeps the most recent slots only.
         while let slot = cron.next(after: cursor, in: zone), slot <= now {
             due.append(slot)
-            if due.count > 10_000 { due.removeFirst(due.count - 10_000) }
+            if due.count > 10_000 {
+                due.removeFirst()
+                passed += 1
+            }
             cursor = slot
         }
         guard let latest = due.last else { return }
-        let onTime = due.filter { now.timeIntervalSince($0) <= Double(CatchUpPolicy.grace.components.seconds) }
-        let missed = due.filter { !onTime.contains($0) }
+        state.skipped += passed
+        let grace = Double(CatchUpPolicy.grace.components.seconds)
+        let onTime = Array(due.filter { now.timeIntervalSince($0) <= grace })
+        let missed = Array(due.filter { now.timeIntervalSince($0) > grace })
         let chosen: [Date]
         switch state.schedule.catchUp {
         case .skip: chosen = onTime
@@ -172,13 +179,21 @@ struct ScheduleWorkflow: Workflow {
             let schedule = state.schedule
             let previous = state.lastStarted
             let instance = ctx.instance
-            let started = try await ctx.step("start:\(Self.stamp(slot))", retry: ChildRecord.startRetry) { () async throws -> Bool in
+            let started: Bool
+            do {
+                started = try await ctx.step("start:\(Self.stamp(slot))", retry: ChildRecord.startRetry) { () async throws -> Bool in
                 guard let runtime = instance.runtime else {
                     throw ContinuumError(.notRunning, "A schedule starts workflows only while the runtime runs.")
                 }
                 if schedule.overlap == .skip, let previous, try await runtime.status(of: previous)?.status == .running { return false }
                 _ = try await runtime.start(type: schedule.workflow, id: id, json: Array(schedule.input.utf8))
                 return true
+                }
+            } catch let error as ContinuumError where error.code == .stepFailed {
+                // A slot whose workflow could not start (its type gone, its input no longer
+                // decoding, the store failing past the retries) is skipped, recorded as failed
+                // in the schedule's history; the schedule goes on with the next slot.
+                started = false
             }
             if started {
                 state.started += 1

@@ -357,14 +357,18 @@ actor WorkflowInstance {
     /// between repeats both on the next run, which the dedup key and cancellation's idempotence
     /// make harmless; the other order could lose the parent's wake-up for good.
     func finish(_ outcome: WorkflowState.Outcome) async -> Result<WorkflowState.Outcome, ContinuumError> {
+        var told: WorkflowState.Outcome?
         if let runtime, let family = family(ending: outcome) {
             do {
                 try await runtime.settle(family)
             } catch {
                 return .failure(ContinuumError.wrap(error))
             }
+            // A cancellation that came while the family was told must not change what is
+            // committed: the parent holds this outcome.
+            told = family.outcome
         }
-        let finishing = finishing(outcome)
+        let finishing = finishing(told ?? outcome, exactly: told != nil)
         guard case .commit(let store, let request, let stored) = finishing else {
             guard case .ended(let result) = finishing else { preconditionFailure("finishing ends or commits") }
             return result
@@ -439,10 +443,10 @@ actor WorkflowInstance {
     }
 
     @inline(never)
-    private func finishing(_ outcome: WorkflowState.Outcome) -> Finishing {
+    private func finishing(_ outcome: WorkflowState.Outcome, exactly: Bool = false) -> Finishing {
         if let suspension { return .ended(.failure(suspension)) }
         if let departure { return .ended(.failure(Self.departedError(departure))) }
-        switch state.finish(outcome, timestamp: clock.now()) {
+        switch state.finish(outcome, timestamp: clock.now(), exactly: exactly) {
         case .failure(let divergence):
             return .ended(.failure(suspend(nondeterminism(divergence))))
         case .success(let event):
@@ -451,6 +455,8 @@ actor WorkflowInstance {
             switch event.kind {
             case .workflowCompleted(let output): (status, stored) = (.completed, .completed(output))
             case .workflowCancelled(let reason): (status, stored) = (.cancelled, .cancelled(reason: reason))
+            // What was committed, which is not the body's outcome when a deadline passed first.
+            case .workflowFailed(let failure): (status, stored) = (.failed, .failed(failure))
             default: (status, stored) = (.failed, outcome)
             }
             guard case .live(let store, let claim) = mode else {
