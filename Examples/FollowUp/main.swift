@@ -30,7 +30,9 @@ struct FollowUp: Workflow {
 
     func run(_ ctx: WorkflowContext, input email: String) async throws -> String {
         let start = try await ctx.now(name: "signed-up")
-        func dayOf(_ date: Date) -> String { String(format: "day %.0f", date.timeIntervalSince(start) / day.seconds) }
+        // The day it is (whole days since sign-up, rounded down): on the system clock a wait ends
+        // a little after its deadline, never before it.
+        func dayOf(_ date: Date) -> String { "day \(Int((date.timeIntervalSince(start) / day.seconds).rounded(.down)))" }
         try await ctx.step("welcome") { outbox.send("\(dayOf(start)): welcome → \(email)") }
         // Durable: no process needs to run while it waits; a restart resumes the wait.
         let feedback = try await ctx.waitForEvent("feedback", as: Feedback.self, timeout: day * 3)
