@@ -25,6 +25,8 @@ struct CronTests {
         // Both day fields restricted: either matches (the 1st, or a Friday).
         #expect(try utc("0 0 1 * FRI", after: "2026-11-30T00:00:00Z") == "2026-12-01T00:00:00Z")
         #expect(try utc("0 0 1 * FRI", after: "2026-12-01T00:00:00Z") == "2026-12-04T00:00:00Z")
+        // `*/2` in the day of month does not restrict for the either-day rule: every other day that is a Monday.
+        #expect(try utc("0 0 */2 * MON", after: "2026-11-30T00:00:00Z") == "2026-12-07T00:00:00Z")
         #expect(try utc("@daily", after: "2026-11-30T10:00:00Z") == "2026-12-01T00:00:00Z")
         #expect(try utc("@hourly", after: "2026-11-30T10:00:00Z") == "2026-11-30T11:00:00Z")
         #expect(try utc("*/10 * * * * *", after: "2026-11-30T10:00:05Z") == "2026-11-30T10:00:10Z")

@@ -138,6 +138,31 @@ struct QueueTests {
         }
     }
 
+    @Test("a deadline that passes while a workflow waits for its queue slot is recorded on time; the body runs only with a slot, and ends timedOut")
+    func deadlineWhileQueued() async throws {
+        try await withTemporaryDirectory { path in
+            let clock = ManualClock()
+            let overlap = Overlap()
+            let metrics = TestMetrics()
+            var configuration = runtime(path, queues: ["jobs": QueueLimits(concurrency: 1)], clock: clock, workflows: [])
+            configuration.metricsFactory = metrics
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [QueuedJob(overlap: overlap)], runtime: configuration) { runtime throws in
+                try await runtime.start(QueuedJob.self, id: "holder", input: 0, queue: QueueEntry("jobs"))
+                try await eventually { overlap.order == ["holder"] }
+                let late = try await runtime.start(QueuedJob.self, id: "late", input: 1, timeout: .seconds(30), queue: QueueEntry("jobs"))
+                try await eventually { (try? metrics.expectGauge("continuum_queue_waiting", [("queue", "jobs")]))?.lastValue == 1 }
+                clock.advance(by: .seconds(30))
+                try await runtime.waitForHistory(of: "late") { $0.contains { $0.kindName == "deadlinePassed" } }
+                #expect(overlap.order == ["holder"], "the late workflow's body ran without a slot: \(overlap.order)")
+                // The holder ends; the late workflow gets the slot, and its body ends at once, timed out.
+                try await runtime.send("go", to: "holder", payload: 1)
+                let error = await errorOf { _ = try await late.result() }
+                #expect((error as? ContinuumError)?.code == .timedOut, "\(String(describing: error))")
+                #expect(overlap.order == ["holder", "late"] && overlap.most == 1)
+            }
+        }
+    }
+
     @Test("workflows on a queue: only as many bodies run as it allows; the rest start as slots free, in the order they were queued")
     func workflowQueue() async throws {
         try await withTemporaryDirectory { path in

@@ -129,7 +129,7 @@ struct WorkflowDriver: Sendable {
         var permit: QueueGate.Permit?
         if let entry = loaded.queue {
             do {
-                permit = try await runtime.queueGate.acquire(entry, since: loaded.queuedAt)
+                permit = try await slot(on: entry, since: loaded.queuedAt, for: loaded.instance)
             } catch {
                 return .stopped  // the runtime is stopping
             }
@@ -255,6 +255,33 @@ struct WorkflowDriver: Sendable {
             return await continueAsNew(instance, workflow, next, logger: logger)
         }
         return await finish(instance, ended, logger: logger)
+    }
+
+    /// Waits for a slot of the workflow's queue, recording the workflow's deadline if it passes
+    /// meanwhile: the workflow is timed out on time, and its body (compensation included) still
+    /// runs only once it holds a slot, so a queue's limit holds for timed-out work too.
+    @inline(never)
+    private func slot(on entry: QueueEntry, since: Int64, for instance: WorkflowInstance) async throws -> QueueGate.Permit? {
+        let gate = runtime.queueGate
+        guard let deadline = instance.deadline else { return try await gate.acquire(entry, since: since) }
+        let timers = self.timers
+        return try await withThrowingTaskGroup(of: QueueGate.Permit??.self) { group in
+            group.addTask { .some(try await gate.acquire(entry, since: since)) }
+            group.addTask {
+                let timer = timers.arm(until: deadline)
+                _ = try await timers.wait(for: timer)
+                return .none
+            }
+            defer { group.cancelAll() }
+            let first = try await group.next()
+            if case .some(.some(let permit))? = first { return permit }
+            // The deadline came first: it is recorded now, and the slot is still waited for.
+            await instance.passDeadline()
+            while let next = try await group.next() {
+                if case .some(let permit) = next { return permit }
+            }
+            return nil
+        }
     }
 
     /// Runs the body beside a timer for the workflow's deadline, which stops it (as a

@@ -19,7 +19,8 @@ public import Foundation
 /// those separated by commas. Months and days of the week take names (`JAN`–`DEC`,
 /// `SUN`–`SAT`); Sunday is 0 or 7. `?` means `*` in the day fields. `@yearly`, `@monthly`,
 /// `@weekly`, `@daily` (`@midnight`) and `@hourly` stand for their usual expressions. When both
-/// day fields are restricted, a day matches if either does, as in Vixie cron.
+/// day fields are restricted, a day matches if either does, as in Vixie cron; when one starts
+/// with `*` (`*/2`, say), a day must match both.
 ///
 /// Across daylight-saving changes, a wall-clock time that does not exist that day (the hour the
 /// clocks skip) does not fire, and one that happens twice (the hour they repeat) fires once, at
@@ -34,8 +35,9 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
     let months: Set<Int>
     /// Days of the week, 0 (Sunday) to 6.
     let weekdays: Set<Int>
-    let daysRestricted: Bool
-    let weekdaysRestricted: Bool
+    /// Whether a day must match both day fields (one of them starts with `*` or is `?`) rather
+    /// than either (both are restricted), as in Vixie cron.
+    let daysMatchBoth: Bool
     /// The hours, minutes and seconds in order, for the search.
     private let hourList: [Int]
     private let minuteList: [Int]
@@ -68,8 +70,9 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
         months = try Self.field(fields[4], "month", 1...12, names: monthNames, nameBase: 1, expression: expression)
         let weekdays = try Self.field(fields[5], "day of week", 0...7, names: dayNames, nameBase: 0, expression: expression, question: true)
         self.weekdays = Set(weekdays.map { $0 % 7 })
-        daysRestricted = !["*", "?"].contains(fields[3])
-        weekdaysRestricted = !["*", "?"].contains(fields[5])
+        // As in Vixie cron: when either day field starts with `*` (`*`, `*/2`) or is `?`, a day must
+        // match both; when both are restricted, either will do.
+        daysMatchBoth = [fields[3], fields[5]].contains { $0.hasPrefix("*") || $0 == "?" }
         hourList = hours.sorted()
         minuteList = minutes.sorted()
         secondList = seconds.sorted()
@@ -168,11 +171,6 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
     }
 
     private func matches(day: Int, weekday: Int) -> Bool {
-        switch (daysRestricted, weekdaysRestricted) {
-        case (true, true): days.contains(day) || weekdays.contains(weekday)
-        case (true, false): days.contains(day)
-        case (false, true): weekdays.contains(weekday)
-        case (false, false): true
-        }
+        daysMatchBoth ? days.contains(day) && weekdays.contains(weekday) : days.contains(day) || weekdays.contains(weekday)
     }
 }
