@@ -148,7 +148,7 @@ extension OpenAPITests {
         let continuum = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")
         let schemathesis = try #require(schemathesisExecutable(), "schemathesis is missing: run `make schemathesis` (tools/schemathesis.sh)")
         try await withTemporaryDirectory { path in
-            let port = Int.random(in: 20_000..<60_000)
+            let port = randomServerPort()
             let base = "http://127.0.0.1:\(port)"
             // With a webhook secret too, so that requests without the token meet the signature check.
             let server = try ChildProcess(

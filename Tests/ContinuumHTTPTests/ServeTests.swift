@@ -25,7 +25,7 @@ struct ServeTests {
     func researchAgent() async throws {
         let executable = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")
         try await withTemporaryDirectory { path in
-            let port = Int.random(in: 20_000..<60_000)
+            let port = randomServerPort()
             let base = "http://127.0.0.1:\(port)"
             func serve() async throws -> ChildProcess {
                 let server = try ChildProcess(executable: executable, arguments: ["serve", "--path", path, "--port", "\(port)"])
@@ -91,7 +91,7 @@ struct ServeTests {
     func readmeFlow() async throws {
         let executable = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")
         try await withTemporaryDirectory { path in
-            let port = Int.random(in: 20_000..<60_000)
+            let port = randomServerPort()
             let server = try ChildProcess(executable: executable, arguments: ["serve", "--path", path, "--port", "\(port)"])
             defer { if !server.hasExited { server.kill() } }
             let base = "http://127.0.0.1:\(port)"
@@ -123,7 +123,7 @@ struct ServeTests {
     func remoteCommands() async throws {
         let executable = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")
         try await withTemporaryDirectory { path in
-            let port = Int.random(in: 20_000..<60_000)
+            let port = randomServerPort()
             let base = "http://127.0.0.1:\(port)"
             let server = try ChildProcess(executable: executable, arguments: ["serve", "--path", path, "--port", "\(port)", "--token", "cli-token"])
             defer { if !server.hasExited { server.kill() } }
@@ -229,7 +229,7 @@ extension ServeTests {
             #expect(listed.output.hasPrefix("po-resume\tpurchase-approval\tsuspended\t") && listed.output.hasSuffix("\tnondeterminism\n"), "\(listed.output)")
             #expect(!listed.output.contains("po-reset"))
 
-            let port = Int.random(in: 20_000..<60_000)
+            let port = randomServerPort()
             let base = "http://127.0.0.1:\(port)"
             let server = try ChildProcess(executable: executable, arguments: ["serve", "--path", path, "--port", "\(port)", "--token", "cli-token"])
             defer { if !server.hasExited { server.kill() } }

@@ -43,7 +43,7 @@ struct CheckCommandTests {
             #expect(report.entries.first { $0.id == "r-1" }?.verdict == .compatible)
 
             // Beside a server that holds the directory (and suspends po-old meanwhile): the same verdicts.
-            let port = Int.random(in: 20_000..<60_000)
+            let port = randomServerPort()
             let server = try ChildProcess(executable: executable, arguments: ["serve", "--path", path, "--port", "\(port)"])
             defer { if !server.hasExited { server.kill() } }
             try await server.waitForLine("Continuum is serving \(path) at http://127.0.0.1:\(port)")

@@ -71,7 +71,7 @@ struct PostgresCLITests {
             }
 
             // serve: po-1 completes, po-2 waits for its approval.
-            let port = Int.random(in: 20_000..<60_000)
+            let port = randomServerPort()
             let base = "http://127.0.0.1:\(port)"
             let server = try ChildProcess(executable: executable, arguments: ["serve", "--postgres", url, "--port", "\(port)"])
             defer { if !server.hasExited { server.kill() } }

@@ -219,3 +219,10 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
         return z ^ (z >> 31)
     }
 }
+
+/// A port for a test's server: random, and below Linux's ephemeral range (32768–60999), from
+/// which every outgoing connection (to PostgreSQL, to a test's own server) takes its local port,
+/// so that a connection cannot be holding it when the server binds.
+public func randomServerPort() -> Int {
+    Int.random(in: 20_000..<32_000)
+}
