@@ -50,6 +50,28 @@ struct LedgerFile: Sendable {
     }
 }
 
+extension LedgerFile {
+    /// Runs step `name` of the workflow and writes the oracle's two lines: `run` when its body
+    /// makes a value, `done` when the workflow code sees the result. The body first sleeps a
+    /// random `pause` (milliseconds); with `inside`, it also writes `enter`/`leave` lines of that
+    /// kind with this process's id, to count how many bodies run at once.
+    func step(
+        _ ctx: WorkflowContext, _ name: String, queue: QueueEntry? = nil, pause: ClosedRange<Int>? = nil, inside: String? = nil
+    ) async throws -> String {
+        let id = ctx.workflowID
+        let value = try await ctx.step(name, queue: queue) { () -> String in
+            if let inside { append("enter \(getpid()) \(id) \(inside)") }
+            if let pause { try await Task.sleep(for: .milliseconds(Int.random(in: pause))) }
+            let value = "\(id):\(name):\(getpid()):\(UInt32.random(in: 0 ... .max))"
+            append("run \(id) \(name) \(value)")
+            if let inside { append("leave \(getpid()) \(id) \(inside)") }
+            return value
+        }
+        append("done \(id) \(name) \(value)")
+        return value
+    }
+}
+
 struct CrashWorkflow: Workflow {
     static let name = "crash-test"
     let ledger: LedgerFile
@@ -57,15 +79,7 @@ struct CrashWorkflow: Workflow {
     func run(_ ctx: WorkflowContext, input steps: Int) async throws -> String {
         var values: [String] = []
         for index in 0..<steps {
-            let name = "s\(index)"
-            let value = try await ctx.step(name) { () -> String in
-                try await Task.sleep(for: .milliseconds(Int.random(in: 2...12)))
-                let value = "\(ctx.workflowID):\(name):\(getpid()):\(UInt32.random(in: 0 ... .max))"
-                ledger.append("run \(ctx.workflowID) \(name) \(value)")
-                return value
-            }
-            ledger.append("done \(ctx.workflowID) \(name) \(value)")
-            values.append(value)
+            values.append(try await ledger.step(ctx, "s\(index)", pause: 2...12))
         }
         return values.joined(separator: "|")
     }
@@ -112,14 +126,7 @@ struct MixedWorkflow: Workflow {
         let id = ctx.workflowID
         let stepDuration = input.stepMilliseconds.map { max(1, $0 / 2)...max(1, $0 * 3 / 2) } ?? 1...6
         func step(_ name: String) async throws -> String {
-            let value = try await ctx.step(name) { () -> String in
-                try await Task.sleep(for: .milliseconds(Int.random(in: stepDuration)))
-                let value = "\(id):\(name):\(getpid()):\(UInt32.random(in: 0 ... .max))"
-                ledger.append("run \(id) \(name) \(value)")
-                return value
-            }
-            ledger.append("done \(id) \(name) \(value)")
-            return value
+            try await ledger.step(ctx, name, pause: stepDuration)
         }
         var parts: [String] = []
         for index in 0..<input.steps {
@@ -186,16 +193,9 @@ struct FamilyWorkflow: Workflow {
             for try await (index, output) in group { outputs[index] = output }
             return outputs
         }
-        let id = ctx.workflowID
         // The children's outputs, each the '|'-joined values of its steps.
-        ledger.append("children \(id) \(outputs.joined(separator: ","))")
-        let value = try await ctx.step("gather") { () -> String in
-            let value = "\(id):gather:\(getpid()):\(UInt32.random(in: 0 ... .max))"
-            ledger.append("run \(id) gather \(value)")
-            return value
-        }
-        ledger.append("done \(id) gather \(value)")
-        return value
+        ledger.append("children \(ctx.workflowID) \(outputs.joined(separator: ","))")
+        return try await ledger.step(ctx, "gather")
     }
 }
 
@@ -206,14 +206,7 @@ struct StampWorkflow: Workflow {
     let ledger: LedgerFile
 
     func run(_ ctx: WorkflowContext, input: Int) async throws -> String {
-        let id = ctx.workflowID
-        let value = try await ctx.step("stamp") { () -> String in
-            let value = "\(id):\(getpid()):\(UInt32.random(in: 0 ... .max))"
-            ledger.append("run \(id) stamp \(value)")
-            return value
-        }
-        ledger.append("done \(id) stamp \(value)")
-        return value
+        try await ledger.step(ctx, "stamp")
     }
 }
 
@@ -228,17 +221,7 @@ struct QueueJobWorkflow: Workflow {
         ledger.append("enter \(getpid()) \(id) body")
         var values: [String] = []
         for index in 0..<steps {
-            let name = "s\(index)"
-            let value = try await ctx.step(name, queue: QueueEntry("api")) { () -> String in
-                ledger.append("enter \(getpid()) \(id) step")
-                try await Task.sleep(for: .milliseconds(Int.random(in: 2...10)))
-                let value = "\(id):\(name):\(getpid()):\(UInt32.random(in: 0 ... .max))"
-                ledger.append("run \(id) \(name) \(value)")
-                ledger.append("leave \(getpid()) \(id) step")
-                return value
-            }
-            ledger.append("done \(id) \(name) \(value)")
-            values.append(value)
+            values.append(try await ledger.step(ctx, "s\(index)", queue: QueueEntry("api"), pause: 2...10, inside: "step"))
         }
         ledger.append("leave \(getpid()) \(id) body")
         return values.joined(separator: "|")
