@@ -11,7 +11,8 @@
 // "started"; one started with `--workflows 0` joins: it starts nothing and only runs the
 // runtime, whose lease keeper takes over the workflows of processes that died. Either exits 0
 // once the store counts no running workflow and `T` finished ones (default N), and its sends
-// (below) are acknowledged: the whole run is done, whoever ran it.
+// (below) are acknowledged: the whole run is done, whoever ran it; it waits, up to three
+// leases, until its runtime holds no workflow in memory, so that it notices the claims it lost.
 //
 // Prints "ready <pid> <owner>", "started <N>" (a starter, once its starts are committed),
 // "sent" (a sender, once every send and cancel of its share was acknowledged), "done: …" and
@@ -54,7 +55,7 @@
 //
 // and the fencing lines on standard output, with a summary line at the end:
 // "fenced: <refused> refused appends, <lost> lost claims".
-@_spi(Diagnostics) import Continuum
+@_spi(Diagnostics) @_spi(Testing) import Continuum
 import ContinuumPostgres
 import Foundation
 import Logging
@@ -351,6 +352,14 @@ enum PostgresWorker {
                             break
                         }
                         try await Task.sleep(for: .milliseconds(100))
+                    }
+                    // A workflow this process lost while it was paused (SIGSTOP) and that sleeps
+                    // or backs off here has made no append to be refused: the next lease renewal
+                    // tells it. It leaves memory then, so the ledger records what this process
+                    // noticed before it exits (at most three leases later).
+                    let noticeBy = ContinuousClock.now + .milliseconds(3 * lease)
+                    while runtime.residentWorkflows > 0 && ContinuousClock.now < noticeBy {
+                        try await Task.sleep(for: .milliseconds(50))
                     }
                 }
             }
