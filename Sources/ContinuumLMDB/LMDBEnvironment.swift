@@ -32,6 +32,9 @@ final class LMDBEnvironment: @unchecked Sendable {
     /// Store-wide records: `counts` → how many workflows each status-index byte holds (`nil` in
     /// a store from before it existed, opened read-only)
     let meta: MDB_dbi?
+    /// stream number → [through: 4 bytes, big-endian][snapshot]: the latest snapshot of each
+    /// workflow's folded state (`nil` in a store from before snapshots, opened read-only)
+    let snapshots: MDB_dbi?
     /// Whether the environment was opened read-only (`MDB_RDONLY`).
     let readOnly: Bool
     /// Held shared by every read transaction and exclusively to grow the map or close: LMDB
@@ -65,10 +68,10 @@ final class LMDBEnvironment: @unchecked Sendable {
             var txn: OpaquePointer?
             try check(mdb_txn_begin(env, nil, UInt32(readOnly ? MDB_RDONLY : 0), &txn), "beginning the setup transaction", path: path)
             var handles: [MDB_dbi?] = []
-            for name in ["ids", "workflows", "byStatus", "events", "timers", "meta"] {
+            for name in ["ids", "workflows", "byStatus", "events", "timers", "meta", "snapshots"] {
                 var dbi: MDB_dbi = 0
                 let rc = mdb_dbi_open(txn, name, UInt32(readOnly ? 0 : MDB_CREATE), &dbi)
-                if rc == MDB_NOTFOUND && readOnly && name == "meta" {
+                if rc == MDB_NOTFOUND && readOnly && (name == "meta" || name == "snapshots") {
                     handles.append(nil)
                     continue
                 }
@@ -81,7 +84,9 @@ final class LMDBEnvironment: @unchecked Sendable {
                 handles.append(dbi)
             }
             try check(mdb_txn_commit(txn), "committing the setup transaction", path: path)
-            (ids, workflows, byStatus, events, timers, meta) = (handles[0]!, handles[1]!, handles[2]!, handles[3]!, handles[4]!, handles[5])
+            (ids, workflows, byStatus, events, timers, meta, snapshots) = (
+                handles[0]!, handles[1]!, handles[2]!, handles[3]!, handles[4]!, handles[5], handles[6]
+            )
         } catch {
             mdb_env_close(env)
             pthread_rwlock_destroy(mapLock)
@@ -260,6 +265,19 @@ enum Key {
 
     /// The key of the status counts in `meta`.
     static let counts = Array("counts".utf8)
+
+    /// A snapshot's value: how many events it covers, then its bytes.
+    static func snapshot(_ snapshot: WorkflowSnapshot) -> [UInt8] {
+        var value = withUnsafeBytes(of: snapshot.through.bigEndian) { Array($0) }
+        value += snapshot.bytes
+        return value
+    }
+
+    /// Reads a snapshot's value; `nil` when it is shorter than its header.
+    static func readSnapshot(_ bytes: UnsafeRawBufferPointer) -> WorkflowSnapshot? {
+        guard bytes.count >= 4 else { return nil }
+        return WorkflowSnapshot(through: readUInt32(bytes, at: 0), bytes: Array(bytes[4...]))
+    }
 
     /// A due time in an order-preserving form (the sign bit flipped), then the stream.
     static func timer(_ due: Int64, _ stream: UInt64) -> [UInt8] {

@@ -238,6 +238,20 @@ public final class LMDBStore: EventStore {
         }
     }
 
+    public func loadRecent(id: String) async throws(ContinuumError) -> StoredWorkflow? {
+        try named {
+            try environment.read { txn in
+                guard let stream = try streamNumber(id: id, txn: txn) else { return nil }
+                let summary = try summary(stream: stream, txn: txn)
+                // A damaged snapshot header reads as none: the runtime then folds every event.
+                let snapshot = try snapshot(stream: stream, txn: txn)
+                return StoredWorkflow(
+                    stream: StreamID(rawValue: stream), summary: summary,
+                    events: try events(stream: stream, id: id, from: snapshot?.through ?? 0, txn: txn), snapshot: snapshot)
+            }
+        }
+    }
+
     public func summary(id: String) async throws(ContinuumError) -> WorkflowSummary? {
         try named {
             try environment.read { txn in
@@ -363,12 +377,24 @@ public final class LMDBStore: EventStore {
         }
     }
 
-    private func events(stream: UInt64, id: String, txn: OpaquePointer) throws -> [HistoryEvent] {
+    private func snapshot(stream: UInt64, txn: OpaquePointer) throws -> WorkflowSnapshot? {
+        guard let snapshots = environment.snapshots else { return nil }
+        return try withVal(Key.stream(stream)) { key in
+            var value = MDB_val()
+            let rc = mdb_get(txn, snapshots, &key, &value)
+            if rc == MDB_NOTFOUND { return nil }
+            try check(rc, "reading the snapshot of stream \(stream)", path: path)
+            return Key.readSnapshot(value.buffer)
+        }
+    }
+
+    /// The events of `stream` from sequence `first` on, in order.
+    private func events(stream: UInt64, id: String, from first: UInt32 = 0, txn: OpaquePointer) throws -> [HistoryEvent] {
         var cursor: OpaquePointer?
         try check(mdb_cursor_open(txn, environment.events, &cursor), "opening a cursor", path: path)
         defer { mdb_cursor_close(cursor) }
         var events: [HistoryEvent] = []
-        try withVal(Key.event(stream, 0)) { key in
+        try withVal(Key.event(stream, first)) { key in
             var value = MDB_val()
             var rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE)
             while rc == 0 {

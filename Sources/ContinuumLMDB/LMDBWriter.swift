@@ -461,6 +461,18 @@ final class LMDBWriter: @unchecked Sendable {
                 txn, environment.events, Key.event(stream, event.sequence), BinaryCodec.encode(event), flags: MDB_NOOVERWRITE,
                 "appending event \(event.sequence) to '\(request.id)'")
         }
+        if let snapshot = request.snapshot, let snapshots = environment.snapshots {
+            // It stands for the stream's every event: the last is `through - 1`, none follows.
+            guard snapshot.through > 0, try exists(txn, environment.events, Key.event(stream, snapshot.through - 1)) != nil,
+                try exists(txn, environment.events, Key.event(stream, snapshot.through)) == nil
+            else {
+                throw Failure.operation(
+                    ContinuumError(
+                        .invalidArgument, "A snapshot of workflow '\(request.id)' covers \(snapshot.through) events, which is not the stream's length.",
+                        workflowID: request.id))
+            }
+            try put(txn, snapshots, Key.stream(stream), Key.snapshot(snapshot), "writing a snapshot of '\(request.id)'")
+        }
         for change in request.timers {
             switch change {
             case .add(let due):
@@ -511,6 +523,7 @@ final class LMDBWriter: @unchecked Sendable {
         }
         try delete(txn, environment.ids, idKey, "deleting the id of '\(id)'")
         try delete(txn, environment.workflows, Key.stream(stream), "deleting the record of '\(id)'")
+        if let snapshots = environment.snapshots { _ = try delete(txn, snapshots, Key.stream(stream), "deleting the snapshot of '\(id)'") }
         try reindex(txn, stream: stream, from: summary.status.storedByte, to: nil, id: id)
         if claims[stream] != nil { setClaim(stream, nil, undo: &undo) }
         // Every event: keys are (stream, sequence), so they sit together from sequence 0.

@@ -90,6 +90,8 @@ extension PostgresStore {
         /// The net effect on the timer index: `(due, stream)` → added (with the id) or removed.
         var timers: [TimerKey: (add: Bool, id: [UInt8])] = [:]
         var counts: [String: Int64] = [:]
+        /// The latest snapshot of each stream in the batch.
+        var snapshots: [Int64: WorkflowSnapshot] = [:]
 
         mutating func event(_ stream: Int64, _ event: HistoryEvent) {
             eventStreams.append(stream)
@@ -171,6 +173,7 @@ extension PostgresStore {
         try await writeEvents(writes, on: connection)
         try await writeTimers(writes, on: connection)
         try await writeCounts(writes, on: connection)
+        try await writeSnapshots(writes, on: connection)
         return outcomes.map { $0 ?? .refused(ContinuumError(.storageFailure, "The PostgreSQL writer left a submission undecided.")) }
     }
 
@@ -287,8 +290,16 @@ extension PostgresStore {
                     "Cannot append event \(event.sequence) to workflow '\(request.id)': the stream holds \(row.eventCount) events.",
                     workflowID: request.id))
         }
+        if let snapshot = request.snapshot, Int(snapshot.through) != row.eventCount + request.events.count {
+            return .refused(
+                ContinuumError(
+                    .invalidArgument,
+                    "A snapshot of workflow '\(request.id)' covers \(snapshot.through) events, but the stream holds \(row.eventCount + request.events.count).",
+                    workflowID: request.id))
+        }
         for event in request.events { writes.event(stream, event) }
         row.eventCount += request.events.count
+        if let snapshot = request.snapshot { writes.snapshots[stream] = snapshot }
         for timer in request.timers { writes.timer(timer, stream: stream, id: request.id) }
         let oldStatus = row.status
         let wasParked = row.parked
@@ -343,6 +354,21 @@ extension PostgresStore {
         query.binds.append(writes.eventStreams)
         query.binds.append(writes.eventSequences)
         query.binds.append(writes.eventValues)
+        _ = try await fetch(query, on: connection)
+    }
+
+    private func writeSnapshots(_ writes: Writes, on connection: PostgresConnection) async throws {
+        guard !writes.snapshots.isEmpty else { return }
+        let snapshots = writes.snapshots.sorted { $0.key < $1.key }
+        var query = PostgresQuery(
+            unsafeSQL: """
+                INSERT INTO \(schema).snapshots (stream, through, value)
+                SELECT * FROM unnest($1::bigint[], $2::integer[], $3::bytea[])
+                ON CONFLICT (stream) DO UPDATE SET through = excluded.through, value = excluded.value
+                """)
+        query.binds.append(snapshots.map(\.key))
+        query.binds.append(snapshots.map { Int32($0.value.through) })
+        query.binds.append(snapshots.map { ByteBuffer(bytes: $0.value.bytes) })
         _ = try await fetch(query, on: connection)
     }
 

@@ -51,6 +51,7 @@ extension PostgresStore {
                 ),
                 gone_events AS (DELETE FROM \(schema).events e USING doomed d WHERE e.stream = d.stream),
                 gone_timers AS (DELETE FROM \(schema).timers t USING doomed d WHERE t.stream = d.stream),
+                gone_snapshots AS (DELETE FROM \(schema).snapshots s USING doomed d WHERE s.stream = d.stream),
                 gone AS (DELETE FROM \(schema).workflows w USING doomed d WHERE w.stream = d.stream RETURNING w.status, w.parked),
                 counted AS (
                     INSERT INTO \(schema).counts (status, shard, count)

@@ -465,6 +465,47 @@ public final class PostgresStore: EventStore {
         }
     }
 
+    public func loadRecent(id: String) async throws(ContinuumError) -> StoredWorkflow? {
+        try ensureOpen()
+        // One round trip: the snapshot's row (sequence -1) first, then the events after it,
+        // each beside the summary, as in `load(id:)`.
+        var query = PostgresQuery(
+            unsafeSQL: """
+                WITH w AS (SELECT stream, id, type, status, created_at, updated_at FROM \(schema).workflows WHERE id = $1),
+                s AS (SELECT s.through, s.value FROM \(schema).snapshots s JOIN w ON s.stream = w.stream)
+                SELECT w.stream, w.id, w.type, w.status, w.created_at, w.updated_at, -1 AS sequence, s.value, s.through
+                FROM w JOIN s ON true
+                UNION ALL
+                SELECT w.stream, w.id, w.type, w.status, w.created_at, w.updated_at, e.sequence, e.value, NULL
+                FROM w LEFT JOIN \(schema).events e ON e.stream = w.stream AND e.sequence >= COALESCE((SELECT through FROM s), 0)
+                ORDER BY sequence
+                """)
+        query.binds.append(ByteBuffer(bytes: Array(id.utf8)))
+        do {
+            var summary: ListedWorkflow?
+            var snapshot: WorkflowSnapshot?
+            var events: [HistoryEvent] = []
+            for (stream, rowID, type, status, created, updated, sequence, value, through) in try await fetch(query)
+                .decode((Int64, ByteBuffer, ByteBuffer, String, Int64, Int64, Int32?, ByteBuffer?, Int32?).self)
+            {
+                if summary == nil { summary = try listedWorkflow(stream, rowID, type, status, created, updated) }
+                guard let sequence, let value else { continue }
+                if sequence < 0, let through {
+                    snapshot = WorkflowSnapshot(through: UInt32(through), bytes: Array(value.readableBytesView))
+                    continue
+                }
+                events.append(
+                    try BinaryCodec.decodeEvent(
+                        Array(value.readableBytesView), sequence: UInt32(sequence),
+                        location: "workflow '\(id)' event \(sequence) in PostgreSQL \(configuration.displayURL)"))
+            }
+            guard let summary else { return nil }
+            return StoredWorkflow(stream: summary.stream, summary: summary.summary, events: events, snapshot: snapshot)
+        } catch {
+            throw Self.storeError(error, doing: "load workflow '\(id)'", workflowID: id)
+        }
+    }
+
     public func summary(id: String) async throws(ContinuumError) -> WorkflowSummary? {
         try ensureOpen()
         do {

@@ -98,6 +98,12 @@ enum Schema {
                 ["CREATE INDEX workflows_lease ON \(s).workflows (lease_expiry) WHERE status = 'running' AND NOT parked"]
             }
         ),
+        (
+            "snapshots: each workflow's folded state after its first `through` events, which a wake loads instead of them",
+            { s in
+                ["CREATE TABLE \(s).snapshots (stream bigint PRIMARY KEY, through integer NOT NULL, value bytea NOT NULL)"]
+            }
+        ),
     ]
 
     /// Creates the schema or brings it up to ``version``.

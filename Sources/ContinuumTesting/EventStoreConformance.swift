@@ -87,6 +87,9 @@ public enum EventStoreConformance {
             body: inbox),
         Check(name: "ids of the longest declared length, and ids that differ in any byte, are distinct workflows", body: idLimits),
         Check(name: "a damaged value is reported as corruptedData naming the workflow; others still load", body: corruption),
+        Check(
+            name: "a snapshot is written with its append and replaced by the next; loadRecent returns it and the events after it, load every event",
+            body: snapshots),
         Check(name: "what was acknowledged survives closing and reopening the store", body: durability),
         Check(name: "after close, writes and reads fail with storeClosed", body: closing),
     ]
@@ -526,6 +529,43 @@ public enum EventStoreConformance {
         }
         try c.expect(error.message.contains("damaged"), "the error does not name the workflow: \(error.message)")
         try c.expect(try await c.store.load(id: "healthy")?.events.count == 1, "another workflow no longer loads")
+    }
+
+    private static func snapshots(_ c: Context) async throws {
+        let claim = try await c.create("w")
+        try c.expect(try await c.store.loadRecent(id: "missing") == nil, "an unknown id loads")
+        let first = WorkflowSnapshot(through: 4, bytes: [1, 2, 3])
+        try await c.store.append(AppendRequest(fence: claim, id: "w", events: (1...3).map { c.step($0, "s\($0)") }, snapshot: first))
+        var recent = try c.require(try await c.store.loadRecent(id: "w"), "the workflow does not load")
+        try c.expect(recent.snapshot == first && recent.events.isEmpty, "loadRecent after a snapshot of every event: \(recent.snapshot.map { "\($0)" } ?? "none"), \(recent.events.count) events")
+        try await c.store.append(AppendRequest(fence: claim, id: "w", events: [c.step(4, "s4"), c.step(5, "s5")]))
+        recent = try c.require(try await c.store.loadRecent(id: "w"), "the workflow does not load")
+        try c.expect(recent.snapshot == first && recent.events.map(\.sequence) == [4, 5], "loadRecent: \(recent.events.map(\.sequence)) after the snapshot")
+        let full = try c.require(try await c.store.load(id: "w"), "the workflow does not load")
+        try c.expect(full.snapshot == nil && full.events.map(\.sequence) == Array(0...5), "load: \(full.events.map(\.sequence))")
+
+        // A snapshot that does not cover the stream exactly is refused with its events.
+        let wrong = await c.errorOf {
+            try await c.store.append(AppendRequest(fence: claim, id: "w", events: [c.step(6, "s6")], snapshot: WorkflowSnapshot(through: 6, bytes: [9])))
+        }
+        try c.expect(wrong != nil, "a snapshot covering 6 of 7 events was accepted")
+        try c.expect(try await c.store.load(id: "w")?.events.count == 6, "the refused append wrote its events")
+        // Without events, it covers the stream as it is; it replaces the one before.
+        let second = WorkflowSnapshot(through: 6, bytes: Array(repeating: 7, count: 100_000))
+        try await c.store.append(AppendRequest(fence: claim, id: "w", events: [], release: true, snapshot: second))
+        recent = try c.require(try await c.store.loadRecent(id: "w"), "the workflow does not load")
+        try c.expect(recent.snapshot == second && recent.events.isEmpty, "the second snapshot did not replace the first")
+        // A stale claim writes no snapshot.
+        let stale = await c.errorOf {
+            try await c.store.append(AppendRequest(fence: claim, id: "w", events: [], snapshot: WorkflowSnapshot(through: 6, bytes: [0])))
+        }
+        try c.expect((stale as? ContinuumError)?.code == .ownershipLost, "a snapshot under a released claim: \(stale.map { "\($0)" } ?? "no error")")
+        try c.expect(try await c.store.loadRecent(id: "w")?.snapshot == second, "a refused snapshot replaced the stored one")
+
+        guard let store = try await c.fixture.reopen(c.store, clock: c.clock) else { return }
+        c.current = store
+        recent = try c.require(try await store.loadRecent(id: "w"), "the workflow is gone after reopening")
+        try c.expect(recent.snapshot == second && recent.events.isEmpty, "the snapshot came back changed after reopening")
     }
 
     private static func durability(_ c: Context) async throws {

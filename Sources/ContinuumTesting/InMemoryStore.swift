@@ -44,6 +44,8 @@ public final class InMemoryStore: EventStore {
         var claim: FencingToken?
         /// When the claim's lease runs out (nanoseconds since 1970), for stores with leases.
         var leaseExpiry: Int64?
+        /// The latest snapshot of the workflow's folded state.
+        var snapshot: WorkflowSnapshot?
     }
 
     private struct State {
@@ -126,6 +128,15 @@ public final class InMemoryStore: EventStore {
                 throw ContinuumError(.storageFailure, "Event \(event.sequence) of workflow '\(request.id)' is out of sequence.", workflowID: request.id)
             }
             record.events += request.events.map(BinaryCodec.encode)
+            if let snapshot = request.snapshot {
+                guard Int(snapshot.through) == record.events.count else {
+                    throw ContinuumError(
+                        .invalidArgument,
+                        "A snapshot of workflow '\(request.id)' covers \(snapshot.through) events, but the stream holds \(record.events.count).",
+                        workflowID: request.id)
+                }
+                record.snapshot = snapshot
+            }
             for change in request.timers {
                 switch change {
                 case .add(let due): Self.insert(DueTimer(due: due, stream: request.stream, id: request.id), into: &state.timers)
@@ -291,21 +302,31 @@ public final class InMemoryStore: EventStore {
     // MARK: Reads
 
     public func load(id: String) async throws(ContinuumError) -> StoredWorkflow? {
+        try load(id: id, recent: false)
+    }
+
+    public func loadRecent(id: String) async throws(ContinuumError) -> StoredWorkflow? {
+        try load(id: id, recent: true)
+    }
+
+    private func load(id: String, recent: Bool) throws(ContinuumError) -> StoredWorkflow? {
         let record = try state.withLock { state throws(ContinuumError) -> Record? in
             guard !state.closed else { throw Self.closedError }
             return state.streams[Array(id.utf8)].flatMap { state.records[$0] }
         }
         guard let record, let stream = state.withLock({ $0.streams[Array(id.utf8)] }) else { return nil }
+        let snapshot = recent ? record.snapshot : nil
+        let first = Int(snapshot?.through ?? 0)
         var events: [HistoryEvent] = []
-        events.reserveCapacity(record.events.count)
-        for (sequence, value) in record.events.enumerated() {
+        events.reserveCapacity(record.events.count - first)
+        for (sequence, value) in record.events.enumerated().dropFirst(first) {
             do {
                 events.append(try BinaryCodec.decodeEvent(value, sequence: UInt32(sequence), location: "workflow '\(id)' event \(sequence) in memory"))
             } catch {
                 throw ContinuumError.wrap(error)
             }
         }
-        return StoredWorkflow(stream: StreamID(rawValue: stream), summary: record.summary, events: events)
+        return StoredWorkflow(stream: StreamID(rawValue: stream), summary: record.summary, events: events, snapshot: snapshot)
     }
 
     public func summary(id: String) async throws(ContinuumError) -> WorkflowSummary? {

@@ -126,29 +126,32 @@ package struct WorkflowState: Sendable {
         }
     }
 
+    // The fold's fields are set by the fold and by a snapshot's decoding
+    // (WorkflowState+Snapshot.swift), hence `internal(set)`.
+
     /// Why cancellation was requested, once it was.
-    package private(set) var cancellation: String?
+    package internal(set) var cancellation: String?
     /// Why the workflow is suspended, while it is.
-    package private(set) var suspension: SuspensionRecord?
+    package internal(set) var suspension: SuspensionRecord?
     /// How many times the workflow was reset: steps that run after a reset get new idempotency keys.
-    package private(set) var resetGeneration: UInt32 = 0
+    package internal(set) var resetGeneration: UInt32 = 0
     /// The version markers the workflow recorded (``WorkflowContext/patched(_:)``).
-    package private(set) var markers: Set<String> = []
+    package internal(set) var markers: Set<String> = []
     /// The workflow and event this one was forked from, if it was.
-    package private(set) var forkedFrom: (id: String, sequence: UInt32)?
+    package internal(set) var forkedFrom: (id: String, sequence: UInt32)?
     /// How many stored events a reset superseded (kept in the stream, no longer folded).
-    package private(set) var supersededEvents = 0
+    package internal(set) var supersededEvents = 0
     /// The workflow that started this one as its child, if one did.
-    package private(set) var parent: ParentLink?
+    package internal(set) var parent: ParentLink?
     /// The queue the workflow runs on, if any.
-    package private(set) var queue: QueueEntry?
+    package internal(set) var queue: QueueEntry?
     /// When it was put on that queue (its start's time), which orders it among the waiting.
-    package private(set) var queuedAt: Int64 = 0
+    package internal(set) var queuedAt: Int64 = 0
     /// When the workflow must have ended (``HistoryEvent/Kind/deadlineSet(due:)``), if ever.
-    package private(set) var deadline: Int64?
+    package internal(set) var deadline: Int64?
     /// Whether the deadline passed first: the cancellation it started ends the workflow failed
     /// with ``ContinuumError/Code/timedOut`` rather than cancelled.
-    package private(set) var timedOut = false
+    package internal(set) var timedOut = false
 
     /// The deadline while it can still pass: set, not passed, the workflow unfinished.
     package var pendingDeadline: Int64? {
@@ -160,19 +163,19 @@ package struct WorkflowState: Sendable {
     package static let deadlineReason = "its deadline passed"
 
     /// The workflow's registered type name (`nil` until `workflowStarted` is applied).
-    package private(set) var type: String?
+    package internal(set) var type: String?
     /// The workflow's JSON input.
-    package private(set) var input: [UInt8] = []
+    package internal(set) var input: [UInt8] = []
     /// The tracing context its starter left (see ``HistoryEvent/Kind/workflowStarted(type:input:traceContext:)``).
-    package private(set) var traceContext: [String: String] = [:]
+    package internal(set) var traceContext: [String: String] = [:]
     /// The sequence number the next appended event gets.
-    package private(set) var nextSequence: UInt32 = 0
+    package internal(set) var nextSequence: UInt32 = 0
     /// How the workflow ended, once it has.
-    package private(set) var outcome: Outcome?
+    package internal(set) var outcome: Outcome?
     /// Every step whose outcome is in history, by identity.
-    package private(set) var recordedSteps: [StepKey: RecordedStep] = [:]
+    package internal(set) var recordedSteps: [StepKey: RecordedStep] = [:]
     /// Steps with failed attempts and a scheduled retry, by identity.
-    package private(set) var retryingSteps: [StepKey: Retry] = [:]
+    package internal(set) var retryingSteps: [StepKey: Retry] = [:]
 
     /// A step between attempts.
     package struct Retry: Sendable, Equatable {
@@ -185,14 +188,14 @@ package struct WorkflowState: Sendable {
     }
 
     /// Every wait (sleep, event wait) recorded in history, ended or not, by identity.
-    package private(set) var recordedWaits: [StepKey: RecordedWait] = [:]
+    package internal(set) var recordedWaits: [StepKey: RecordedWait] = [:]
     /// The recorded steps and waits the body called itself, by their position among the body's calls.
-    private var recordedBodyCalls: [UInt32: StepKey] = [:]
+    var recordedBodyCalls: [UInt32: StepKey] = [:]
     /// External events received, by sequence number, and which of them a wait consumed.
-    package private(set) var inbox: [UInt32: ReceivedEvent] = [:]
-    private var consumed: Set<UInt32> = []
+    package internal(set) var inbox: [UInt32: ReceivedEvent] = [:]
+    var consumed: Set<UInt32> = []
     /// The sequence number of the event received with each dedup key.
-    package private(set) var dedupKeys: [String: UInt32] = [:]
+    package internal(set) var dedupKeys: [String: UInt32] = [:]
 
     // Bookkeeping of the current run (not part of history).
     private var claimed: Set<StepKey> = []
@@ -249,8 +252,9 @@ package struct WorkflowState: Sendable {
         return records.filter { !claimed.contains($0.key) }.min { $0.index < $1.index }.map { ($0.index, $0.key) }
     }
 
-    /// The first event that recorded step or wait `key` (its first attempt), to reset to.
-    package private(set) var firstSequence: [StepKey: UInt32] = [:]
+    /// The first event that recorded step or wait `key` (its first attempt), to reset to. Only
+    /// a fold of the whole history (``init(replaying:)``) fills it in: history edits fold one.
+    package internal(set) var firstSequence: [StepKey: UInt32] = [:]
 
     /// The deadlines of the waits still waiting, each once: what the store's due-time index holds.
     package var pendingDues: Set<Int64> {

@@ -24,6 +24,7 @@ struct RuntimeMetrics: Sendable {
     let retries: Counter
     let timerLateness: Timer
     let eventsReceived: Counter
+    let snapshotsWritten: Counter
     let resident: Gauge
     let suspended: CountingGauge
 
@@ -36,6 +37,7 @@ struct RuntimeMetrics: Sendable {
         retries = Counter(label: "continuum_step_retries_total", factory: factory)
         timerLateness = Timer(label: "continuum_timer_lateness_seconds", factory: factory)
         eventsReceived = Counter(label: "continuum_events_received_total", factory: factory)
+        snapshotsWritten = Counter(label: "continuum_snapshots_written_total", factory: factory)
         resident = Gauge(label: "continuum_workflows_resident", factory: factory)
         suspended = CountingGauge(Gauge(label: "continuum_workflows_suspended", factory: factory))
     }

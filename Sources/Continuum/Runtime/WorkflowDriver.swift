@@ -24,6 +24,8 @@ struct WorkflowDriver: Sendable {
     let pendingClaims: PendingClaims
     /// The runtime, which workflows start their children through.
     let runtime: WorkflowRuntime
+    /// How many events a workflow's history grows by before its next snapshot; `nil`: never.
+    let snapshotEvery: Int?
 
     /// How one run of a workflow body in this process ended.
     enum RunEnd {
@@ -108,12 +110,13 @@ struct WorkflowDriver: Sendable {
     /// Loads the workflow under `claim` (unless it was just `created`) and runs it once.
     private func run(_ id: String, claim: Claim, created: StoredWorkflow?, logger: inout Logger) async -> RunEnd {
         let stored: StoredWorkflow
+        var folded: WorkflowState?
         do {
             if let created {
                 stored = created
             } else {
-                guard let loaded = try await store.load(id: id) else { return .left }
-                stored = loaded
+                guard let loaded = try await loadRecent(id) else { return .left }
+                (stored, folded) = loaded
             }
         } catch {
             await suspendDamaged(id, claim: claim, error, logger: logger)
@@ -121,7 +124,7 @@ struct WorkflowDriver: Sendable {
         }
         // Folded and handed to the instance in a synchronous step: the history, the instance's
         // state and their temporaries never live in this function's async frame.
-        let result = load(stored, id: id, claim: claim, logger: &logger)
+        let result = load(stored, folded: folded, id: id, claim: claim, logger: &logger)
         guard case .ready(let loaded) = result else { return await notRun(result, id: id, claim: claim, logger: logger) }
         for sender in state.withLock({ $0.loaded(id, loaded.instance) }) { sender.resume(returning: loaded.instance) }
         let logger = logger
@@ -199,12 +202,29 @@ struct WorkflowDriver: Sendable {
         }
     }
 
+    /// The workflow as a wake needs it: its snapshot and the events after it, folded; the whole
+    /// history, unfolded, when the snapshot cannot stand for the
+    /// events before it (damaged, of another release's layout, or a reset reaching back
+    /// before it). A snapshot is a cache of the fold: the events stay the truth.
+    private func loadRecent(_ id: String) async throws(ContinuumError) -> (StoredWorkflow, WorkflowState?)? {
+        guard snapshotEvery != nil, let stored = try await store.loadRecent(id: id) else { return try await store.load(id: id).map { ($0, nil) } }
+        guard let snapshot = stored.snapshot else { return (stored, nil) }
+        do {
+            if let folded = try WorkflowState(snapshot: snapshot, then: stored.events) { return (stored, folded) }
+        } catch {
+            logger.warning(
+                "Ignored the workflow's snapshot and folded its whole history: \(error.message)",
+                metadata: [WorkflowRuntime.LogKey.workflowID: "\(id)", WorkflowRuntime.LogKey.errorCode: "\(error.code)"])
+        }
+        return try await store.load(id: id).map { ($0, nil) }
+    }
+
     /// Folds `stored`'s history and, when the workflow is to run, makes its instance.
     @inline(never)
-    private func load(_ stored: StoredWorkflow, id: String, claim: Claim, logger: inout Logger) -> LoadResult {
+    private func load(_ stored: StoredWorkflow, folded: WorkflowState?, id: String, claim: Claim, logger: inout Logger) -> LoadResult {
         let history: WorkflowState
         do {
-            history = try WorkflowState(replaying: stored.events)
+            history = try folded ?? WorkflowState(replaying: stored.events)
         } catch {
             return .damaged(ContinuumError.wrap(error))
         }
@@ -230,7 +250,7 @@ struct WorkflowDriver: Sendable {
         let instance = WorkflowInstance(
             id: id, stream: stored.stream, mode: .live(store: store, claim: claim), timers: timers, metrics: metrics, tracer: tracer,
             logger: logger, maxPayloadSize: maxPayloadSize, parking: parking, feed: feed, codeChange: codeChange, build: build,
-            runtime: runtime, state: history)
+            runtime: runtime, state: history, snapshots: snapshotEvery.map { (every: $0, through: stored.snapshot?.through ?? 0) })
         return .ready(
             Loaded(
                 instance: instance, workflow: workflow, type: type, input: input, replayedEvents: stored.events.count, parent: parent,

@@ -65,6 +65,13 @@ extension WorkflowRuntime {
         /// and workflows (``WorkflowRuntime/start(_:id:input:timeout:queue:)``) name. A queue
         /// not listed here lets everything through.
         public var queues: [String: QueueLimits] = [:]
+        /// How many events a workflow's history grows by before the runtime writes a snapshot
+        /// of its folded state with the next append (``WorkflowSnapshot``), so that a wake, a
+        /// recovery or a takeover folds the events after the snapshot rather than the whole
+        /// history; a larger state waits for more events (half its size), so that snapshots
+        /// cost each event a bounded amount however long the history. Default 1,000; `nil`
+        /// writes none and folds every event. The events stay stored and readable either way.
+        public var snapshotEvery: Int? = 1000
 
         /// The defaults, with ``codeChange`` set to ``CodeChangePolicy/rerun``: while you edit a
         /// workflow, a changed step runs again instead of serving its old recorded result.

@@ -88,7 +88,8 @@ public final class WorkflowRuntime: Service, Sendable {
         WorkflowDriver(
             store: store, workflows: workflows, state: state, timers: timers, metrics: metrics, tracer: tracer, logger: logger,
             owner: configuration.owner, maxPayloadSize: maxPayloadSize, parking: configuration.parkAfter == nil ? nil : parking,
-            feed: feed, codeChange: configuration.codeChange, build: configuration.build, pendingClaims: pendingClaims, runtime: self)
+            feed: feed, codeChange: configuration.codeChange, build: configuration.build, pendingClaims: pendingClaims, runtime: self,
+            snapshotEvery: configuration.snapshotEvery.map { max($0, 1) })
     }
 
     /// The names of the workflow types this runtime runs.

@@ -117,6 +117,17 @@ public protocol EventStore: AnyObject, Sendable {
     /// - Throws: ``ContinuumError/Code/corruptedData`` when a stored value is damaged.
     func load(id: String) async throws(ContinuumError) -> StoredWorkflow?
 
+    /// The workflow with this id as a wake needs it: its latest snapshot
+    /// (``AppendRequest/snapshot``) and the events after it, or, without a snapshot, every
+    /// event; `nil` when no workflow has the id. One read, however long the history before the
+    /// snapshot.
+    ///
+    /// The default answers ``load(id:)``, without a snapshot: a store that keeps none meets the
+    /// contract, its wakes fold every event.
+    ///
+    /// - Throws: ``ContinuumError/Code/corruptedData`` when a stored event is damaged.
+    func loadRecent(id: String) async throws(ContinuumError) -> StoredWorkflow?
+
     /// The summary of the workflow with this id, without its events, or `nil`.
     func summary(id: String) async throws(ContinuumError) -> WorkflowSummary?
 
@@ -163,6 +174,10 @@ extension EventStore {
             if let claim = try await claim(row.summary.id, owner: owner) { claimed.append(ClaimedWorkflow(id: row.summary.id, claim: claim)) }
         }
         return claimed
+    }
+
+    public func loadRecent(id: String) async throws(ContinuumError) -> StoredWorkflow? {
+        try await load(id: id)
     }
 
     /// Gives up `claim` without appending anything: the workflow parks (when it is running) and

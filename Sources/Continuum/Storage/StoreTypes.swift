@@ -154,13 +154,18 @@ public struct AppendRequest: Sendable {
     /// running workflow is then *parked*: recovery leaves it alone until one of its indexed
     /// timers comes due or an event arrives, and whoever wakes it claims it again.
     public var release: Bool
+    /// The workflow's folded state once these events are applied, which the store keeps in
+    /// place of the previous snapshot, in the same transaction; ``WorkflowSnapshot/through``
+    /// is then the number of events the stream holds. See ``EventStore/loadRecent(id:)``.
+    public var snapshot: WorkflowSnapshot?
 
     /// The workflow's stream.
     public var stream: StreamID { fence.stream }
 
     /// Creates a request.
     public init(
-        fence: Claim, id: String, events: [HistoryEvent], status: WorkflowStatus? = nil, timers: [TimerChange] = [], release: Bool = false
+        fence: Claim, id: String, events: [HistoryEvent], status: WorkflowStatus? = nil, timers: [TimerChange] = [], release: Bool = false,
+        snapshot: WorkflowSnapshot? = nil
     ) {
         self.fence = fence
         self.id = id
@@ -168,6 +173,29 @@ public struct AppendRequest: Sendable {
         self.status = status
         self.timers = timers
         self.release = release
+        self.snapshot = snapshot
+    }
+}
+
+/// A workflow's folded state after its first ``through`` events: what a wake loads instead of
+/// those events (a *compacted history*).
+///
+/// The runtime writes one with an append once a workflow's history has grown enough since the
+/// last (``WorkflowRuntime/Configuration/snapshotEvery``). The events stay stored and readable
+/// (``EventStore/load(id:)``, the history API); a snapshot is a cache of their fold, in a format
+/// of the runtime's own that a store keeps as opaque bytes. A snapshot the runtime cannot read
+/// (damaged, or written by a release with another format) is ignored and the events are folded
+/// instead, so nothing depends on it but speed.
+public struct WorkflowSnapshot: Sendable, Hashable {
+    /// How many events it covers: the fold of events `0..<through`.
+    public var through: UInt32
+    /// The encoded state.
+    public var bytes: [UInt8]
+
+    /// Creates a snapshot.
+    public init(through: UInt32, bytes: [UInt8]) {
+        self.through = through
+        self.bytes = bytes
     }
 }
 
@@ -206,14 +234,18 @@ public struct StoredWorkflow: Sendable {
     public var stream: StreamID
     /// Its summary record.
     public var summary: WorkflowSummary
-    /// Its events, in sequence order.
+    /// Its events, in sequence order: all of them, or, with a ``snapshot``, those after it.
     public var events: [HistoryEvent]
+    /// The snapshot that stands for the events before ``events``, when the store was asked for
+    /// the recent part only (``EventStore/loadRecent(id:)``) and holds one.
+    public var snapshot: WorkflowSnapshot?
 
     /// Creates a stored workflow.
-    public init(stream: StreamID, summary: WorkflowSummary, events: [HistoryEvent]) {
+    public init(stream: StreamID, summary: WorkflowSummary, events: [HistoryEvent], snapshot: WorkflowSnapshot? = nil) {
         self.stream = stream
         self.summary = summary
         self.events = events
+        self.snapshot = snapshot
     }
 }
 

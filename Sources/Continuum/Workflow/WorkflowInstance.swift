@@ -82,13 +82,19 @@ actor WorkflowInstance {
     nonisolated let parent: ParentLink?
     /// The workflow's deadline when it had not passed at load, for the driver to arm.
     nonisolated let deadline: Int64?
+    /// How many events the history grows by before the next snapshot (`nil`: none is written).
+    private let snapshotEvery: Int?
+    /// How many events the last snapshot covers (0: none).
+    private var snapshotThrough: UInt32
 
     init(
         id: String, stream: StreamID, mode: Mode, timers: TimerService, metrics: RuntimeMetrics, tracer: (any Tracer)?,
         logger: Logger, maxPayloadSize: Int, parking: ParkingQueue?, feed: ChangeFeed? = nil,
         codeChange: WorkflowRuntime.CodeChangePolicy = .suspend, build: String? = nil, runtime: WorkflowRuntime? = nil,
-        state: WorkflowState
+        state: WorkflowState, snapshots: (every: Int, through: UInt32)? = nil
     ) {
+        self.snapshotEvery = snapshots?.every
+        self.snapshotThrough = snapshots?.through ?? 0
         self.runtime = runtime
         self.parent = state.parent
         self.deadline = state.pendingDeadline
@@ -313,7 +319,7 @@ actor WorkflowInstance {
         }
         departure = .parked
         do {
-            try await store.append(AppendRequest(fence: claim, id: id, events: [], release: true))
+            try await store.append(AppendRequest(fence: claim, id: id, events: [], release: true, snapshot: snapshotIfDue()))
             feed?.publish(WorkflowChange(workflowID: id, parked: true))
         } catch {
             // Not released: recovery finds it runnable, which is safe.
@@ -833,7 +839,22 @@ actor WorkflowInstance {
             }
         }
         guard case .live(let store, let claim) = mode else { throw endReplay(at: events.first.map { "\($0.kind)" } ?? "an append") }
-        return (store, AppendRequest(fence: claim, id: id, events: events, timers: timers))
+        return (store, AppendRequest(fence: claim, id: id, events: events, timers: timers, snapshot: snapshotIfDue()))
+    }
+
+    /// A snapshot of the state for the append being made, once the history grew by
+    /// ``snapshotEvery`` events since the last one and by half the state's size: written that
+    /// rarely, a snapshot costs each event at most two entries, however long the history.
+    /// The state then holds every event up to the append's last, committed or on its way in
+    /// order, so the snapshot stands for exactly the events before ``WorkflowSnapshot/through``.
+    private func snapshotIfDue() -> WorkflowSnapshot? {
+        guard let snapshotEvery, state.outcome == nil else { return nil }
+        let grown = Int(state.nextSequence) - Int(snapshotThrough)
+        guard grown >= snapshotEvery, grown >= state.snapshotWeight / 2 else { return nil }
+        let snapshot = state.snapshot()
+        snapshotThrough = snapshot.through
+        metrics.snapshotsWritten.increment()
+        return snapshot
     }
 
     /// Turns a failed append into what the workflow does next: another owner's claim makes this
