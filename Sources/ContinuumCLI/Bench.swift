@@ -27,6 +27,10 @@ struct Bench: AsyncParsableCommand {
                                peak memory (seconds_to_complete, peak_rss_mb, completed).
             --scenario queue   As --scenario steps, each workflow started on a queue that lets --queue-limit bodies
                                run at once: the cost of queueing, against the steps scenario at the same concurrency.
+            --scenario wake    N workflows of K steps (try --steps 10000), in one run or continued as new every 100,
+                               park waiting for an event, once without snapshots and once with; a fresh runtime
+                               wakes each, one at a time: time and CPU from the send to the result, how many events
+                               a wake folds, and reading + folding alone.
             Every report has cpu_us_per_workflow: the process's user+system CPU time (getrusage) per workflow,
             which a noisy machine moves far less than wall time.
             On PostgreSQL (--postgres URL, or CONTINUUM_POSTGRES_URL) every scenario runs in a new schema
@@ -36,10 +40,10 @@ struct Bench: AsyncParsableCommand {
             """)
 
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
-        case steps, timers, events, restart, check, recovery, raw, queue
+        case steps, timers, events, restart, check, recovery, raw, queue, wake
     }
 
-    @Option(help: "What to measure: steps, timers, events, restart, check, recovery, raw or queue.")
+    @Option(help: "What to measure: steps, timers, events, restart, check, recovery, raw, queue or wake.")
     var scenario = Scenario.steps
 
     @Option(help: "How many workflows to run.")
@@ -158,6 +162,7 @@ struct Bench: AsyncParsableCommand {
             case .restart: report = try await restartScenario(runtime, store: store, location: target.location, prefix: prefix)
             case .check: report = try await checkScenario(runtime, store: store, prefix: prefix)
             case .raw: report = try await rawScenario(store: store, prefix: prefix)
+            case .wake: report = try await wakeScenario(store: store, prefix: prefix)
             case .recovery:
                 // Its processes open the store themselves (LMDB admits one at a time).
                 await store.close()
@@ -197,7 +202,9 @@ struct Bench: AsyncParsableCommand {
 
     /// The workflows the scenarios run (`continuum check` registers them too, so that it can
     /// gate a store the bench wrote).
-    static let workflows: [any Workflow] = [BenchWorkflow(), SleepWorkflow(), EventWorkflow(), CheckWorkflow(), RecoveryWorkflow()]
+    static let workflows: [any Workflow] = [
+        BenchWorkflow(), SleepWorkflow(), EventWorkflow(), CheckWorkflow(), RecoveryWorkflow(), LongHistoryWorkflow(),
+    ]
 
     /// Opens the store at `location` and a runtime with the bench's workflows, both silent.
     static func open(
@@ -364,6 +371,8 @@ struct Bench: AsyncParsableCommand {
         /// Timers: deadline → the workflow appending the firing.
         var appendedP50: Double?
         var appendedP99: Double?
+        /// Wake: each shape of history, with snapshots and without.
+        var wake: [WakeFigures]?
         var p50: Double
         var p99: Double
         var max: Double
@@ -397,6 +406,7 @@ struct Bench: AsyncParsableCommand {
             case peakResidentMegabytes = "peak_rss_mb"
             case appendedP50 = "appended_p50_ms"
             case appendedP99 = "appended_p99_ms"
+            case wake
             case p50 = "p50_ms"
             case p99 = "p99_ms"
             case max = "max_ms"
@@ -405,6 +415,10 @@ struct Bench: AsyncParsableCommand {
         var text: String {
             var lines = ["\(workflows) workflows, scenario \(scenario), concurrency \(concurrency), in \(format(seconds)) s"]
             if let store { lines.append("  store        PostgreSQL \(store)") }
+            if let wake, let steps {
+                lines.append("  \(steps) durable steps each, then parked; woken one at a time by an event")
+                for shape in wake { lines += shape.lines }
+            }
             if let workflowsPerSecond, let stepsPerSecond, let steps {
                 lines.append("  \(steps) durable steps each")
                 lines.append("  workflows/s  \(format(workflowsPerSecond))")
