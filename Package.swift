@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "ContinuumTesting", targets: ["ContinuumTesting"]),
         .library(name: "ContinuumPostgres", targets: ["ContinuumPostgres"]),
         .library(name: "ContinuumMacros", targets: ["ContinuumMacros"]),
+        .library(name: "ContinuumServer", targets: ["ContinuumServer"]),
         .executable(name: "continuum", targets: ["ContinuumCLI"]),
     ],
     dependencies: [
@@ -107,10 +108,23 @@ let package = Package(
             dependencies: ["Continuum", "ContinuumLMDB"],
             swiftSettings: strict
         ),
+        .target(
+            name: "ContinuumServer",
+            dependencies: [
+                "Continuum", "ContinuumLMDB", "ContinuumPostgres", "ContinuumHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "ContinuumCLI",
             dependencies: [
-                "Continuum", "ContinuumLMDB", "ContinuumPostgres", "ContinuumHTTP", "ContinuumExamples",
+                "Continuum", "ContinuumLMDB", "ContinuumPostgres", "ContinuumHTTP", "ContinuumExamples", "ContinuumServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -173,6 +187,12 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Examples/FlakyBank",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "Billing",
+            dependencies: ["Continuum", "ContinuumServer"],
+            path: "Examples/Billing",
             swiftSettings: strict
         ),
         .executableTarget(

@@ -2,6 +2,7 @@ import ArgumentParser
 @_spi(Testing) import Continuum
 import ContinuumLMDB
 @_spi(Testing) import ContinuumPostgres
+import ContinuumServer
 import Foundation
 import Logging
 import Synchronization

@@ -1,5 +1,6 @@
 import ArgumentParser
 @_spi(Testing) import Continuum
+import ContinuumServer
 import Foundation
 import Logging
 import Synchronization

@@ -1,6 +1,7 @@
 public import ArgumentParser
 public import Continuum
 import ContinuumExamples
+import ContinuumServer
 import Foundation
 
 /// `continuum check`: the deploy gate.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ContinuumServer
 import Foundation
 
 /// `continuum gc --finished-before 30d`: retention for finished workflows.

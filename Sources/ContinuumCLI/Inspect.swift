@@ -1,6 +1,7 @@
 public import ArgumentParser
 public import Continuum
 import ContinuumHTTP
+import ContinuumServer
 import Foundation
 
 /// `continuum list`: the workflows in a store.

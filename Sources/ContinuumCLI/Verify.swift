@@ -1,4 +1,5 @@
 import ArgumentParser
+import ContinuumServer
 import Foundation
 
 /// `continuum verify`: checks every stored value's CRC and format.

@@ -21,6 +21,49 @@ func request(_ method: String, _ url: String, headers: [String: String] = [:], b
 
 @Suite("continuum serve", .serialized)
 struct ServeTests {
+    @Test("a service's own executable (Examples/Billing) serves its workflows with the flags of continuum serve; SIGTERM stops it gracefully and the next start continues")
+    func ownWorkflows() async throws {
+        let executable = try #require(builtExecutable(named: "Billing"), "build the Billing example first (swift build)")
+        try await withTemporaryDirectory { path in
+            let port = randomServerPort()
+            let base = "http://127.0.0.1:\(port)"
+            func serve() async throws -> ChildProcess {
+                let server = try ChildProcess(executable: executable, arguments: ["--path", path, "--port", "\(port)"])
+                try await server.waitForLine("Continuum is serving \(path) at \(base)")
+                return server
+            }
+            var server = try await serve()
+            defer { if !server.hasExited { server.kill() } }
+            #expect(server.output.contains("workflows: invoice"), "\(server.output)")
+            let (started, body) = try await request("POST", "\(base)/v1/workflows/invoice?id=inv-1", body: #"{"customer": "acme", "cents": 4200}"#)
+            #expect(started == 201, "\(body)")
+            var history = ""
+            for _ in 0..<500 where !history.contains(#""kind":"waitStarted""#) {
+                history = try await request("GET", "\(base)/v1/workflows/inv-1/history").1
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(history.contains(#""kind":"waitStarted""#), "\(history)")
+            // SIGTERM: a graceful stop, exit status 0; the workflow waits in the store.
+            server.signal(SIGTERM)
+            #expect(await server.exit() == .exited(0))
+            server = try await serve()
+            let (sent, answer) = try await request(
+                "POST", "\(base)/v1/workflows/inv-1/events/paid", headers: ["Idempotency-Key": "pay-1"], body: #"{"reference": "tx-9"}"#)
+            #expect(sent == 202, "\(answer)")
+            var info = ""
+            for _ in 0..<500 where !info.contains(#""status":"completed""#) {
+                info = try await request("GET", "\(base)/v1/workflows/inv-1").1
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(info.contains("INV-inv-1 for acme: 4200 cents paid (tx-9)"), "\(info)")
+            // Its flags are continuum serve's: a public address without a token is refused.
+            let refused = try ChildProcess(executable: executable, arguments: ["--path", path + "-other", "--host", "0.0.0.0", "--port", "\(port + 1)"])
+            #expect(await refused.exit() == .exited(64), "a usage error, not a crash")
+            server.signal(SIGTERM)
+            #expect(await server.exit() == .exited(0))
+        }
+    }
+
     @Test("the research agent over HTTP: a child per source, scrapes arriving as webhooks, progress as a query, a SIGKILL in the middle")
     func researchAgent() async throws {
         let executable = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")

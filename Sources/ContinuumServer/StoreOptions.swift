@@ -1,9 +1,9 @@
-import ArgumentParser
-import Continuum
-import ContinuumLMDB
-import ContinuumPostgres
+package import ArgumentParser
+package import Continuum
+package import ContinuumLMDB
+package import ContinuumPostgres
 import Foundation
-import Logging
+package import Logging
 
 /// `--path DIR` or `--postgres URL`: the store a command opens, the embedded LMDB store in a
 /// directory or a PostgreSQL database, for every command that opens one.
@@ -11,12 +11,12 @@ import Logging
 /// Without either flag, `CONTINUUM_POSTGRES_URL` names the database when it is set (which keeps
 /// the password out of the process list), else the default directory is used. `--path` wins
 /// over the variable; `--path` with `--postgres` is refused.
-struct StoreOptions<DefaultPath: DefaultStorePath>: ParsableArguments {
+package struct StoreOptions<DefaultPath: DefaultStorePath>: ParsableArguments {
     /// The environment variable read when `--postgres` is absent.
-    static var environmentVariable: String { "CONTINUUM_POSTGRES_URL" }
+    package static var environmentVariable: String { "CONTINUUM_POSTGRES_URL" }
 
     @Option(help: ArgumentHelp("The LMDB directory \(DefaultPath.help).", valueName: "path"))
-    var path: String?
+    package var path: String?
 
     @Option(
         help: ArgumentHelp(
@@ -26,9 +26,11 @@ struct StoreOptions<DefaultPath: DefaultStorePath>: ParsableArguments {
             CONTINUUM_POSTGRES_URL is read instead (it keeps the password out of the process list); --path wins over it.
             """,
             valueName: "url"))
-    var postgres: String?
+    package var postgres: String?
 
-    func validate() throws {
+    package init() {}
+
+    package func validate() throws {
         if path != nil, postgres != nil {
             throw ValidationError("Give either --path (an LMDB directory) or --postgres (a PostgreSQL URL), not both.")
         }
@@ -38,7 +40,7 @@ struct StoreOptions<DefaultPath: DefaultStorePath>: ParsableArguments {
     /// when it is set; else the default directory.
     ///
     /// - Throws: `ValidationError` naming the flag or the variable when the URL is not one.
-    func location(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> StoreLocation {
+    package func location(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> StoreLocation {
         let url: String
         let source: String
         if let postgres {
@@ -63,7 +65,7 @@ struct StoreOptions<DefaultPath: DefaultStorePath>: ParsableArguments {
     ///     store is shared anyway; `body` should then only read).
     ///   - logger: Where a PostgreSQL store logs; by default warnings and errors only, on
     ///     standard error.
-    func withStore<R>(
+    package func withStore<R>(
         readOnly: Bool = false, logger: Logger = commandLogger, isolation: isolated (any Actor)? = #isolation,
         _ body: (any CommandLineStore) async throws -> R
     ) async throws -> R {
@@ -81,7 +83,7 @@ struct StoreOptions<DefaultPath: DefaultStorePath>: ParsableArguments {
 }
 
 /// Where `--path` points when a command is not given one.
-protocol DefaultStorePath {
+package protocol DefaultStorePath {
     /// The directory (a new one each time for a temporary directory).
     static var path: String { get }
     /// How `--help` says it, in parentheses.
@@ -89,26 +91,26 @@ protocol DefaultStorePath {
 }
 
 /// `./state`, where `continuum serve` keeps its store and the inspection commands look.
-enum StateDirectory: DefaultStorePath {
-    static var path: String { "./state" }
-    static var help: String { "(default: ./state)" }
+package enum StateDirectory: DefaultStorePath {
+    package static var path: String { "./state" }
+    package static var help: String { "(default: ./state)" }
 }
 
 /// A new temporary directory, which `continuum bench` removes afterwards.
-enum TemporaryDirectory: DefaultStorePath {
-    static var path: String { FileManager.default.temporaryDirectory.appendingPathComponent("continuum-bench-\(UUID().uuidString)").path }
-    static var help: String { "(default: a new temporary directory, removed afterwards)" }
+package enum TemporaryDirectory: DefaultStorePath {
+    package static var path: String { FileManager.default.temporaryDirectory.appendingPathComponent("continuum-bench-\(UUID().uuidString)").path }
+    package static var help: String { "(default: a new temporary directory, removed afterwards)" }
 }
 
 /// The store a command opens.
-enum StoreLocation: CustomStringConvertible {
+package enum StoreLocation: CustomStringConvertible {
     /// The embedded store in this directory.
     case lmdb(String)
     /// A PostgreSQL database (and schema), and the URL that named it.
     case postgres(PostgresStore.Configuration, url: String)
 
     /// The directory, or the URL without its password.
-    var description: String {
+    package var description: String {
         switch self {
         case .lmdb(let path): path
         case .postgres(let configuration, _): configuration.displayURL
@@ -118,7 +120,7 @@ enum StoreLocation: CustomStringConvertible {
 
 /// What the commands need of a store beyond ``EventStore``: deleting finished workflows
 /// (`continuum gc`) and checking every stored value (`continuum verify`). Both stores have both.
-protocol CommandLineStore: EventStore {
+package protocol CommandLineStore: EventStore {
     /// Deletes the workflows that finished before `cutoff` (nanoseconds since 1970); returns how many.
     func deleteFinished(before cutoff: Int64, progress: (Int) -> Void) async throws(ContinuumError) -> Int
     /// Reads every stored value and reports the damaged ones.
@@ -130,7 +132,7 @@ extension PostgresStore: CommandLineStore {}
 
 /// The logger of commands that print their results: warnings and errors only, on standard error,
 /// so that they never mix with the output (a PostgreSQL store logs each schema migration at info).
-let commandLogger: Logger = {
+package let commandLogger: Logger = {
     var logger = Logger(label: "continuum")
     logger.logLevel = .warning
     return logger
