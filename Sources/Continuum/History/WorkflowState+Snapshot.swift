@@ -219,7 +219,9 @@ extension WorkflowState {
         case let other: throw BinaryCodec.corrupted("unknown outcome \(other)", reader.location)
         }
 
-        for _ in 0..<(try reader.read() as UInt32) {
+        let recordedStepsCount = Int(try reader.read() as UInt32)
+        recordedSteps.reserveCapacity(min(recordedStepsCount, 1 << 20))
+        for _ in 0..<recordedStepsCount {
             let record = try reader.readStep()
             let outcome: Result<[UInt8], StepFailure>
             switch try reader.read() as UInt8 {
@@ -233,7 +235,9 @@ extension WorkflowState {
             let record = try reader.readStep()
             retryingSteps[record.key] = Retry(record: record, attempt: try reader.read(), nextAttemptAt: try reader.read())
         }
-        for _ in 0..<(try reader.read() as UInt32) {
+        let recordedWaitsCount = Int(try reader.read() as UInt32)
+        recordedWaits.reserveCapacity(min(recordedWaitsCount, 1 << 20))
+        for _ in 0..<recordedWaitsCount {
             let record = try reader.readStep()
             let wait: WaitKind
             switch try reader.read() as UInt8 {
@@ -259,7 +263,9 @@ extension WorkflowState {
             guard let key = try reader.readOptionalKey() else { throw BinaryCodec.corrupted("a body call without its step", reader.location) }
             recordedBodyCalls[index] = key
         }
-        for _ in 0..<(try reader.read() as UInt32) {
+        let inboxCount = Int(try reader.read() as UInt32)
+        inbox.reserveCapacity(min(inboxCount, 1 << 20))
+        for _ in 0..<inboxCount {
             let sequence: UInt32 = try reader.read()
             inbox[sequence] = ReceivedEvent(name: try reader.readString(), payload: try reader.readBytes())
         }
