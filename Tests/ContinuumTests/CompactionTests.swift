@@ -184,6 +184,30 @@ struct CompactionTests {
         }
     }
 
+    @Test("a query of a parked workflow replays from its snapshot: the value the body published, nothing appended")
+    func queryFromSnapshot() async throws {
+        try await withTemporaryDirectory { path in
+            let ledger = Ledger()
+            var configuration = WorkflowRuntime.Configuration()
+            configuration.snapshotEvery = 1
+            configuration.parkAfter = .milliseconds(50)
+            let store = try LMDBStore(path: path)
+            try await WorkflowRuntime(store: store, workflows: [Looper(ledger: ledger)], configuration: configuration).withRunning { runtime in
+                try await runtime.start(Looper.self, id: "l", input: .init(every: 2, until: 100))
+                for poke in 0..<7 { try await runtime.send("poke", to: "l", payload: poke, dedupKey: "p\(poke)") }
+                try await runtime.waitForHistory(of: "l") { $0.count { $0.kindName == "continuedAsNew" } == 3 && $0.last?.kindName == "waitStarted" }
+                try await eventually { runtime.residentWorkflows == 0 }  // parked
+                let before = try await runtime.history(of: "l").count
+                let recent = try #require(try await store.loadRecent(id: "l"))
+                #expect(recent.snapshot != nil && recent.events.count < before, "\(recent.events.count) of \(before) events after the snapshot")
+                #expect(try await runtime.query("l", "seen", as: Int.self) == 6)
+                #expect(try await runtime.history(of: "l").count == before, "the query appended")
+                #expect(runtime.residentWorkflows == 0, "the query woke the workflow")
+            }
+            await store.close()
+        }
+    }
+
     @Test("a damaged snapshot, or one of a layout this release does not read, is ignored: the whole history is folded and the workflow continues")
     func unreadableSnapshotIsIgnored() async throws {
         for bad in [[UInt8](repeating: 0xAB, count: 40), BinaryCodec.seal { $0.write(UInt8(99)) }] {

@@ -104,18 +104,24 @@ public struct WorkflowReplayer: Sendable {
 
     /// Replays `events` of workflow `id` of type `type`.
     func replay(id: String, type: String, events: [HistoryEvent]) async -> ReplayResult {
-        func result(_ outcome: ReplayResult.Outcome) -> ReplayResult {
-            ReplayResult(id: id, type: type, events: events.count, outcome: outcome)
-        }
         var state = WorkflowState()
         do {
             for event in events { try state.apply(event) }
         } catch {
-            return result(.unreadable(error))
+            return ReplayResult(id: id, type: type, events: events.count, outcome: .unreadable(error))
+        }
+        return await replay(id: id, type: type, folded: state, events: events.count, at: events.last?.timestamp ?? 0)
+    }
+
+    /// Replays workflow `id` of type `type` from its folded history (`events` events, the last
+    /// at `timestamp`): a fold of the whole history, or a snapshot and the events after it.
+    func replay(id: String, type: String, folded state: WorkflowState, events: Int, at timestamp: Int64) async -> ReplayResult {
+        func result(_ outcome: ReplayResult.Outcome) -> ReplayResult {
+            ReplayResult(id: id, type: type, events: events, outcome: outcome)
         }
         guard let workflow = workflows[type] else { return result(.unknownType) }
         // Time stands still at the last recorded event: a replay never waits.
-        let clock = FrozenClock(instant: events.last?.timestamp ?? 0)
+        let clock = FrozenClock(instant: timestamp)
         var logger = self.logger
         logger[metadataKey: WorkflowRuntime.LogKey.workflowID] = "\(id)"
         let instance = WorkflowInstance(

@@ -23,12 +23,21 @@ extension WorkflowRuntime {
             guard let value else { throw Self.unknownQuery(name, id: id) }
             return value
         }
-        guard let stored = try await store.load(id: id) else {
+        // A dry run from the latest snapshot, when one stands for the events before it.
+        guard let recent = try await store.loadRecent(id: id) else {
             throw ContinuumError(.unknownWorkflow, "No workflow has id '\(id)'; check the id or start the workflow first.", workflowID: id)
         }
-        guard workflows[stored.summary.type] != nil else { throw Self.unregistered(stored.summary.type, id: id) }
+        guard workflows[recent.summary.type] != nil else { throw Self.unregistered(recent.summary.type, id: id) }
         let replayer = WorkflowReplayer(workflows: workflows, codeChange: configuration.codeChange, logger: logger)
-        let replayed = await replayer.replay(id: id, type: stored.summary.type, events: stored.events)
+        let replayed: ReplayResult
+        if let snapshot = recent.snapshot, let folded = try? WorkflowState(snapshot: snapshot, then: recent.events) {
+            replayed = await replayer.replay(
+                id: id, type: recent.summary.type, folded: folded, events: Int(folded.nextSequence),
+                at: recent.events.last?.timestamp ?? recent.summary.updatedAt)
+        } else {
+            let events = recent.snapshot == nil ? recent.events : try await store.load(id: id)?.events ?? []
+            replayed = await replayer.replay(id: id, type: recent.summary.type, events: events)
+        }
         guard let value = replayed.published[name] else { throw Self.unknownQuery(name, id: id) }
         return value
     }
