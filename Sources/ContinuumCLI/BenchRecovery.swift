@@ -135,7 +135,7 @@ struct RecoveryWorkflow: Workflow {
     var gate = RecoveryGate(wake: 0)
 
     func run(_ ctx: WorkflowContext, input: Int) async throws -> Int {
-        let wake = try await ctx.step("before") { try await gate.wake() }
+        let wake = try await ctx.step("before") { await gate.wake() }
         try await ctx.sleep(until: Date(timeIntervalSince1970: Double(wake) / 1000))
         let b = try await ctx.step("after") { 1 }
         return try await ctx.step("last") { b + 2 }
