@@ -126,11 +126,7 @@ let package = Package(
             dependencies: [
                 "Continuum", "ContinuumLMDB", "ContinuumPostgres", "ContinuumHTTP", "ContinuumExamples", "ContinuumServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict
         ),

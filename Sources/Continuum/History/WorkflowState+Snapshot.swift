@@ -75,14 +75,7 @@ extension WorkflowState {
         }
         writer.write(optional: cancellation)
         writer.write(UInt8(suspension == nil ? 0 : 1))
-        if let suspension {
-            writer.write(string: suspension.code)
-            writer.write(string: suspension.message)
-            writer.write(optional: suspension.index)
-            writer.write(optional: suspension.recorded)
-            writer.write(optional: suspension.requested)
-            writer.write(optional: suspension.build)
-        }
+        if let suspension { writer.write(suspension) }
         writer.write(resetGeneration)
         writer.write(UInt32(markers.count))
         for marker in markers.sorted() { writer.write(string: marker) }
@@ -140,25 +133,11 @@ extension WorkflowState {
         writer.write(UInt32(recordedWaits.count))
         for (_, wait) in recordedWaits.sorted(by: { Self.order($0.key, $1.key) }) {
             writer.write(wait.record)
-            switch wait.wait {
-            case .timer: writer.write(UInt8(1))
-            case .event(let name):
-                writer.write(UInt8(2))
-                writer.write(string: name)
-            }
+            writer.write(wait.wait)
             writer.write(UInt8(wait.due == nil ? 0 : 1))
             writer.write(wait.due ?? 0)
-            switch wait.outcome {
-            case nil: writer.write(UInt8(0))
-            case .fired(let lateness):
-                writer.write(UInt8(1))
-                writer.write(lateness)
-            case .received(let sequence):
-                writer.write(UInt8(2))
-                writer.write(sequence)
-            case .timedOut: writer.write(UInt8(3))
-            case .cancelled: writer.write(UInt8(4))
-            }
+            writer.write(UInt8(wait.outcome == nil ? 0 : 1))
+            if let outcome = wait.outcome { writer.write(outcome) }
         }
         writer.write(UInt32(recordedBodyCalls.count))
         for (index, key) in recordedBodyCalls.sorted(by: { $0.key < $1.key }) {
@@ -194,11 +173,7 @@ extension WorkflowState {
             traceContext[key] = try reader.readString()
         }
         cancellation = try reader.readOptionalString()
-        if try reader.read() as UInt8 == 1 {
-            suspension = SuspensionRecord(
-                code: try reader.readString(), message: try reader.readString(), index: try reader.readOptional(),
-                recorded: try reader.readOptionalKey(), requested: try reader.readOptionalKey(), build: try reader.readOptionalString())
-        }
+        if try reader.read() as UInt8 == 1 { suspension = try reader.readSuspension() }
         resetGeneration = try reader.read()
         for _ in 0..<(try reader.read() as UInt32) { markers.insert(try reader.readString()) }
         if try reader.read() as UInt8 == 1 { forkedFrom = (try reader.readString(), try reader.read()) }
@@ -239,23 +214,10 @@ extension WorkflowState {
         recordedWaits.reserveCapacity(min(recordedWaitsCount, 1 << 20))
         for _ in 0..<recordedWaitsCount {
             let record = try reader.readStep()
-            let wait: WaitKind
-            switch try reader.read() as UInt8 {
-            case 1: wait = .timer
-            case 2: wait = .event(try reader.readString())
-            case let other: throw BinaryCodec.corrupted("unknown wait kind \(other)", reader.location)
-            }
+            let wait = try reader.readWaitKind()
             let hasDue: UInt8 = try reader.read()
             let due: Int64 = try reader.read()
-            let outcome: WaitOutcome?
-            switch try reader.read() as UInt8 {
-            case 0: outcome = nil
-            case 1: outcome = .fired(latenessNanoseconds: try reader.read())
-            case 2: outcome = .received(sequence: try reader.read())
-            case 3: outcome = .timedOut
-            case 4: outcome = .cancelled
-            case let other: throw BinaryCodec.corrupted("unknown wait outcome \(other)", reader.location)
-            }
+            let outcome = try reader.read() as UInt8 == 1 ? try reader.readWaitOutcome() : nil
             recordedWaits[record.key] = RecordedWait(record: record, wait: wait, due: hasDue == 1 ? due : nil, outcome: outcome)
         }
         for _ in 0..<(try reader.read() as UInt32) {

@@ -92,13 +92,7 @@ package enum BinaryCodec {
                 writer.write(UInt8(6))
                 writer.write(event.timestamp)
                 writer.write(step)
-                switch wait {
-                case .timer:
-                    writer.write(UInt8(1))
-                case .event(let name):
-                    writer.write(UInt8(2))
-                    writer.write(string: name)
-                }
+                writer.write(wait)
                 writer.write(UInt8(due == nil ? 0 : 1))
                 writer.write(due ?? 0)
             case .waitEnded(let key, let outcome):
@@ -106,18 +100,7 @@ package enum BinaryCodec {
                 writer.write(event.timestamp)
                 writer.write(string: key.name)
                 writer.write(key.occurrence)
-                switch outcome {
-                case .fired(let lateness):
-                    writer.write(UInt8(1))
-                    writer.write(lateness)
-                case .received(let sequence):
-                    writer.write(UInt8(2))
-                    writer.write(sequence)
-                case .timedOut:
-                    writer.write(UInt8(3))
-                case .cancelled:
-                    writer.write(UInt8(4))
-                }
+                writer.write(outcome)
             case .cancelRequested(let reason, let by):
                 writer.write(UInt8(10))
                 writer.write(event.timestamp)
@@ -145,12 +128,7 @@ package enum BinaryCodec {
             case .workflowSuspended(let record):
                 writer.write(UInt8(12))
                 writer.write(event.timestamp)
-                writer.write(string: record.code)
-                writer.write(string: record.message)
-                writer.write(optional: record.index)
-                writer.write(optional: record.recorded)
-                writer.write(optional: record.requested)
-                writer.write(optional: record.build)
+                writer.write(record)
             case .workflowResumed(let action):
                 writer.write(UInt8(13))
                 writer.write(event.timestamp)
@@ -226,26 +204,13 @@ package enum BinaryCodec {
         case 5: kind = .workflowFailed(try reader.readFailure())
         case 6:
             let step = try reader.readStep()
-            let wait: WaitKind
-            switch try reader.read() as UInt8 {
-            case 1: wait = .timer
-            case 2: wait = .event(try reader.readString())
-            case let other: throw corrupted("unknown wait kind \(other)", reader.location)
-            }
+            let wait = try reader.readWaitKind()
             let hasDue: UInt8 = try reader.read()
             let due: Int64 = try reader.read()
             kind = .waitStarted(step, wait: wait, due: hasDue == 1 ? due : nil)
         case 7:
             let key = StepKey(name: try reader.readString(), occurrence: try reader.read())
-            let outcome: WaitOutcome
-            switch try reader.read() as UInt8 {
-            case 1: outcome = .fired(latenessNanoseconds: try reader.read())
-            case 2: outcome = .received(sequence: try reader.read())
-            case 3: outcome = .timedOut
-            case 4: outcome = .cancelled
-            case let other: throw corrupted("unknown wait outcome \(other)", reader.location)
-            }
-            kind = .waitEnded(key, outcome: outcome)
+            kind = .waitEnded(key, outcome: try reader.readWaitOutcome())
         case 10: kind = .cancelRequested(reason: try reader.readString(), by: reader.isAtEnd ? nil : try reader.readString())
         case 11: kind = .workflowCancelled(reason: try reader.readString())
         case 9:
@@ -257,11 +222,7 @@ package enum BinaryCodec {
             let hasKey: UInt8 = try reader.read()
             let key = try reader.readString()
             kind = .eventReceived(name: name, payload: payload, dedupKey: hasKey == 1 ? key : nil)
-        case 12:
-            kind = .workflowSuspended(
-                SuspensionRecord(
-                    code: try reader.readString(), message: try reader.readString(), index: try reader.readOptional(),
-                    recorded: try reader.readOptionalKey(), requested: try reader.readOptionalKey(), build: try reader.readOptionalString()))
+        case 12: kind = .workflowSuspended(try reader.readSuspension())
         case 13: kind = .workflowResumed(try reader.readAction())
         case 14: kind = .workflowReset(toSequence: try reader.read(), generation: try reader.read(), try reader.readAction())
         case 15: kind = .workflowForked(from: try reader.readString(), sequence: try reader.read(), try reader.readAction())
@@ -379,6 +340,40 @@ package struct ByteWriter {
         write(UInt8(string == nil ? 0 : 1))
         if let string { write(string: string) }
     }
+
+    mutating func write(_ wait: WaitKind) {
+        switch wait {
+        case .timer:
+            write(UInt8(1))
+        case .event(let name):
+            write(UInt8(2))
+            write(string: name)
+        }
+    }
+
+    mutating func write(_ outcome: WaitOutcome) {
+        switch outcome {
+        case .fired(let lateness):
+            write(UInt8(1))
+            write(lateness)
+        case .received(let sequence):
+            write(UInt8(2))
+            write(sequence)
+        case .timedOut:
+            write(UInt8(3))
+        case .cancelled:
+            write(UInt8(4))
+        }
+    }
+
+    mutating func write(_ record: SuspensionRecord) {
+        write(string: record.code)
+        write(string: record.message)
+        write(optional: record.index)
+        write(optional: record.recorded)
+        write(optional: record.requested)
+        write(optional: record.build)
+    }
 }
 
 /// Reads what a ``ByteWriter`` wrote, refusing to read past the end.
@@ -457,6 +452,30 @@ package struct ByteReader {
 
     mutating func readFailure() throws -> FailureRecord {
         FailureRecord(type: try readString(), message: try readString())
+    }
+
+    mutating func readWaitKind() throws -> WaitKind {
+        switch try read() as UInt8 {
+        case 1: return .timer
+        case 2: return .event(try readString())
+        case let other: throw BinaryCodec.corrupted("unknown wait kind \(other)", location)
+        }
+    }
+
+    mutating func readWaitOutcome() throws -> WaitOutcome {
+        switch try read() as UInt8 {
+        case 1: return .fired(latenessNanoseconds: try read())
+        case 2: return .received(sequence: try read())
+        case 3: return .timedOut
+        case 4: return .cancelled
+        case let other: throw BinaryCodec.corrupted("unknown wait outcome \(other)", location)
+        }
+    }
+
+    mutating func readSuspension() throws -> SuspensionRecord {
+        SuspensionRecord(
+            code: try readString(), message: try readString(), index: try readOptional(), recorded: try readOptionalKey(),
+            requested: try readOptionalKey(), build: try readOptionalString())
     }
 
     /// Throws unless every byte has been read.
