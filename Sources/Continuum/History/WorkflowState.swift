@@ -441,8 +441,8 @@ package struct WorkflowState: Sendable {
     ///   - concurrent: Whether the call comes from a child task rather than the body itself.
     package mutating func beginStep(named name: String, concurrent: Bool = false, fingerprint: String? = nil) -> StepDecision {
         switch match(name: name, concurrent: concurrent, wait: nil) {
-        case .recorded(let key):
-            let recorded = recordedSteps[key]!
+        case .recordedWait: preconditionFailure("a step call matches only a recorded step")
+        case .recordedStep(let recorded):
             if let fingerprint, let before = recorded.record.fingerprint, before != fingerprint { return .changed(recorded) }
             return .replay(recorded)
         case .new(var call):
@@ -456,7 +456,8 @@ package struct WorkflowState: Sendable {
     /// Decides what a wait call (`sleep`, `waitForEvent`) does, by the same rules as steps.
     package mutating func beginWait(named name: String, concurrent: Bool = false, wait: WaitKind) -> WaitDecision {
         switch match(name: name, concurrent: concurrent, wait: wait) {
-        case .recorded(let key): return .replay(recordedWaits[key]!)
+        case .recordedStep: preconditionFailure("a wait call matches only a recorded wait")
+        case .recordedWait(let recorded): return .replay(recorded)
         case .new(let call): return .execute(call)
         case .diverged(let divergence): return .diverged(divergence)
         case .ambiguous(let key): return .ambiguous(key)
@@ -464,62 +465,75 @@ package struct WorkflowState: Sendable {
     }
 
     private enum Match {
-        case recorded(StepKey)
+        /// History has it, as a step or as a wait (handed over so as not to look it up again).
+        case recordedStep(RecordedStep)
+        case recordedWait(RecordedWait)
         case new(StepCall)
         case diverged(Divergence)
         case ambiguous(StepKey)
     }
 
     /// The matching rules shared by steps (`wait == nil`) and waits.
+    ///
+    /// Replay runs this for every recorded step, so it hashes the name as few times as it can:
+    /// the occurrence is read and counted in one access, and taken back on the rare paths that
+    /// do not advance.
     private mutating func match(name: String, concurrent: Bool, wait: WaitKind?) -> Match {
-        let occurrence = occurrences[name, default: 0]
+        let occurrence = Self.postIncrement(&occurrences[name, default: 0])
         let key = StepKey(name: name, occurrence: occurrence)
         let index = concurrent ? callCount : bodyCallCount
-        let recorded: StepRecord?
-        var sameKind = true
+        let recorded: StepRecord
+        let found: Match
         if let step = recordedSteps[key] {
-            recorded = step.record
-            sameKind = wait == nil
+            guard wait == nil else { return notAdvancing(name, .diverged(Divergence(index: index, recorded: key, requested: key))) }
+            (recorded, found) = (step.record, .recordedStep(step))
         } else if let waiting = recordedWaits[key] {
-            recorded = waiting.record
-            sameKind = waiting.wait == wait
+            guard waiting.wait == wait else { return notAdvancing(name, .diverged(Divergence(index: index, recorded: key, requested: key))) }
+            (recorded, found) = (waiting.record, .recordedWait(waiting))
         } else if let retry = retryingSteps[key] {
             // Between attempts: the position must match, then the step runs its next attempt.
             let moved = !concurrent && (retry.record.concurrent || retry.record.index != index)
             if moved || wait != nil || (concurrent && !retry.record.concurrent) {
-                return .diverged(Divergence(index: index, recorded: concurrent ? key : recordedBodyCalls[index], requested: key))
+                return notAdvancing(name, .diverged(Divergence(index: index, recorded: concurrent ? key : recordedBodyCalls[index], requested: key)))
             }
-            advance(name: name, concurrent: concurrent)
+            advance(concurrent: concurrent)
             claimed.insert(key)
             inFlight.insert(key)
             return .new(StepCall(key: key, index: index, concurrent: concurrent, attempt: retry.attempt + 1, notBefore: retry.nextAttemptAt))
         } else {
-            recorded = nil
-        }
-        if let recorded {
-            let moved = !concurrent && (recorded.concurrent || recorded.index != index)
-            let nowConcurrent = concurrent && !recorded.concurrent
-            if moved || nowConcurrent || !sameKind {
-                return .diverged(
-                    Divergence(index: index, recorded: concurrent || !sameKind ? key : recordedBodyCalls[index], requested: key))
+            if !concurrent, let other = recordedBodyCalls[index], !claimed.contains(other) {
+                return notAdvancing(name, .diverged(Divergence(index: index, recorded: other, requested: key)))
             }
-            advance(name: name, concurrent: concurrent)
-            claimed.insert(key)
-            return .recorded(key)
+            if inFlight.contains(where: { $0.name == name }) {
+                return notAdvancing(name, .ambiguous(key))
+            }
+            advance(concurrent: concurrent)
+            inFlight.insert(key)
+            return .new(StepCall(key: key, index: index, concurrent: concurrent))
         }
-        if !concurrent, let other = recordedBodyCalls[index], !claimed.contains(other) {
-            return .diverged(Divergence(index: index, recorded: other, requested: key))
+        let moved = !concurrent && (recorded.concurrent || recorded.index != index)
+        let nowConcurrent = concurrent && !recorded.concurrent
+        if moved || nowConcurrent {
+            return notAdvancing(name, .diverged(Divergence(index: index, recorded: concurrent ? key : recordedBodyCalls[index], requested: key)))
         }
-        if inFlight.contains(where: { $0.name == name }) {
-            return .ambiguous(key)
-        }
-        advance(name: name, concurrent: concurrent)
-        inFlight.insert(key)
-        return .new(StepCall(key: key, index: index, concurrent: concurrent))
+        advance(concurrent: concurrent)
+        claimed.insert(key)
+        return found
     }
 
-    private mutating func advance(name: String, concurrent: Bool) {
-        occurrences[name, default: 0] += 1
+    /// Returns `value` and adds one to it.
+    private static func postIncrement(_ value: inout UInt32) -> UInt32 {
+        defer { value += 1 }
+        return value
+    }
+
+    /// A call that does not advance: its occurrence is not counted after all.
+    private mutating func notAdvancing(_ name: String, _ match: Match) -> Match {
+        occurrences[name, default: 1] -= 1
+        return match
+    }
+
+    private mutating func advance(concurrent: Bool) {
         callCount += 1
         if !concurrent { bodyCallCount += 1 }
     }
