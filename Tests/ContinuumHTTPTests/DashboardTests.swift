@@ -290,7 +290,7 @@ extension DashboardTests {
                 #expect(reset.html.contains(##"<a class="supersededBy" href="#event-5">superseded by reset #1</a>"##))
                 #expect(!reset.html.contains(#"<tr id="event-1" class="event stepCompleted superseded">"#), "a step before the reset is marked")
                 #expect(actions(try await runtime.history(of: "p2")) == ["reset to 2 (1) by dave: the step is x now"])
-                _ = try await chromium(["--screenshot=\(artifacts)/dashboard-reset.png", "--window-size=1200,1000", base + "/ui/workflows/p2"])
+                _ = try await chromium(["--screenshot=\(artifacts)/dashboard-reset.png", "--window-size=1200,800", base + "/ui/workflows/p2"])
                 try await runtime.send("finish", to: "p2", json: Array(#""now""#.utf8))
                 #expect(try await runtime.handle(Evolving.self, id: "p2").result() == ["a-done", "x-done"])
 
