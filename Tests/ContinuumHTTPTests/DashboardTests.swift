@@ -1,5 +1,5 @@
 @_spi(Testing) import Continuum
-import ContinuumHTTP
+@testable import ContinuumHTTP
 import ContinuumTesting
 import ContinuumTestSupport
 import Foundation
@@ -464,6 +464,40 @@ extension DashboardTests {
             let child1 = try await chromium(["--dump-dom", base + "/ui/workflows/tour-1%2Fsign-off"])
             #expect(child1.contains(#"child &#39;sign-off&#39; of tour-1"#) || child1.contains("child 'sign-off' of tour-1"), "the child's run row says whose child it is")
             _ = try await chromium(["--screenshot=\(artifacts)/dashboard-waterfall.png", "--window-size=1200,800", base + "/ui/workflows/tour-1"])
+        }
+    }
+
+    @Test("the waterfall draws an update from its arrival to its reply, and the waits for it as waits for an update")
+    func updatesInTheWaterfall() async throws {
+        try await withAPI(workflows: [Doubler()]) { client, runtime in
+            try await runtime.start(Doubler.self, id: "d-1", input: 1)
+            let doubled: Int = try await runtime.update("d-1", "double", payload: 21, dedupKey: "u-1")
+            #expect(doubled == 42)
+            let page = String(buffer: try await client.execute(uri: "/ui/workflows/d-1", method: .get).body)
+            let row = try #require(page.range(of: #"data-row="update:u-1""#).map { String(page[$0.lowerBound...].prefix(1500)) }, "\(page.prefix(6000))")
+            #expect(row.contains("update &#39;double&#39;<small>id u-1</small>") && row.contains(#"<div class="bar update" data-kind="update""#), "\(row)")
+            #expect(row.contains("replied: 42") && row.contains(" · replied</span>"), "\(row)")
+            // The next update is not there yet: the body waits for one, and says so.
+            #expect(page.contains("<small>update &#39;double&#39;, no timeout</small>"), "\(page.prefix(6000))")
+            #expect(page.contains(#"<div class="bar wait open" data-kind="wait""#))
+            let _: Int = try await runtime.update("d-1", "double", payload: 0)
+            #expect(try await runtime.handle(Doubler.self, id: "d-1").result() == 1)
+        }
+    }
+
+    @Test("a search that reads its limit of workflows without filling the page ends there, and the next page goes on from there")
+    func searchReadLimit() async throws {
+        try await withAPI(workflows: [Approval(), Publisher()]) { _, runtime in
+            for index in 0..<6 { try await runtime.start(Publisher.self, id: "pub-\(index)", input: index) }
+            try await runtime.start(Approval.self, id: "po-0", input: .init(amount: 1))
+            let api = ContinuumAPI(runtime: runtime)
+            var filter = ListFilter()
+            filter.type = "approval"
+            let first = try await api.filteredPage(filter, scanLimit: 4)
+            #expect(first.workflows.isEmpty && first.searched == 4 && first.next != nil, "\(first)")
+            filter.after = first.next
+            let second = try await api.filteredPage(filter, scanLimit: 4)
+            #expect(second.workflows.map(\.id) == ["po-0"] && second.searched == nil && second.next == nil, "\(second)")
         }
     }
 
