@@ -429,6 +429,12 @@ extension DashboardTests {
             #expect(waiting.contains("event &#39;go&#39;, until "), "the wait's note")
             try await runtime.send("go", to: "tour-1", payload: "now")
             try await runtime.waitForHistory(of: "tour-1/sign-off") { $0.contains { $0.kindName == "waitStarted" } }
+            // The child may wait before its parent has recorded starting it: wait for that too.
+            try await runtime.waitForHistory(of: "tour-1") { events in
+                events.contains { event in
+                    if case .stepCompleted(let step, _) = event.kind { step.name.hasPrefix("continuum.child:") } else { false }
+                }
+            }
             // The child runs: its bar is open, and links to its timeline.
             let parent = String(buffer: try await client.execute(uri: "/ui/workflows/tour-1", method: .get).body)
             #expect(parent.contains(#"<div class="bar child open" data-kind="child""#), "\(parent.prefix(6000))")
@@ -473,6 +479,8 @@ extension DashboardTests {
             try await runtime.start(Doubler.self, id: "d-1", input: 1)
             let doubled: Int = try await runtime.update("d-1", "double", payload: 21, dedupKey: "u-1")
             #expect(doubled == 42)
+            // The reply is back before the body waits for the next update: wait for that wait.
+            try await runtime.waitForHistory(of: "d-1") { $0.filter { $0.kindName == "waitStarted" }.count == 2 }
             let page = String(buffer: try await client.execute(uri: "/ui/workflows/d-1", method: .get).body)
             let row = try #require(page.range(of: #"data-row="update:u-1""#).map { String(page[$0.lowerBound...].prefix(1500)) }, "\(page.prefix(6000))")
             #expect(row.contains("update &#39;double&#39;<small>id u-1</small>") && row.contains(#"<div class="bar update" data-kind="update""#), "\(row)")

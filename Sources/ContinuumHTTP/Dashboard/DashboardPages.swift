@@ -362,8 +362,8 @@ struct TimelinePage {
     let actions: Actions?
 
     init(
-        summary: WorkflowSummary, suspension: SuspensionRecord?, events: [HistoryEvent], refresh: Int? = nil, now: Int64 = Int64(Date().timeIntervalSince1970 * 1e9),
-        links: DashboardLinks
+        summary: WorkflowSummary, suspension: SuspensionRecord?, events: [HistoryEvent], refresh: Int? = nil,
+        now: Int64 = Int64(Date().timeIntervalSince1970 * 1e9), links: DashboardLinks
     ) {
         title = summary.id
         home = links.home

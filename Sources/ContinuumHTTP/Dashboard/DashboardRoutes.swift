@@ -166,7 +166,9 @@ extension ContinuumAPI {
     /// the runtime's pages (by status, oldest first) and keeps the matches. The page's cursor is
     /// that of its last row, so the next page starts right after it; when `scanLimit` workflows
     /// were read without filling the page, it ends there, with how many were read.
-    func filteredPage(_ filter: ListFilter, scanLimit: Int = ContinuumAPI.scanLimit) async throws -> (workflows: [WorkflowSummary], next: String?, searched: Int?) {
+    func filteredPage(
+        _ filter: ListFilter, scanLimit: Int = ContinuumAPI.scanLimit
+    ) async throws -> (workflows: [WorkflowSummary], next: String?, searched: Int?) {
         func matches(_ workflow: WorkflowSummary) -> Bool {
             (filter.type.map { workflow.type == $0 } ?? true) && (filter.idPrefix.map { workflow.id.hasPrefix($0) } ?? true)
         }

@@ -85,7 +85,7 @@ struct Waterfall {
                 var classes = ["bar", bar.kind] + bar.flags
                 if bar.open { classes.append("open") }
                 if bar.superseded { classes.append("superseded") }
-                let ends = bar.open ? "\(Timestamp.string(nanoseconds: bar.from)) – (still going)" : "\(Timestamp.string(nanoseconds: bar.from)) – \(Timestamp.string(nanoseconds: bar.to))"
+                let ends = Timestamp.string(nanoseconds: bar.from) + " – " + (bar.open ? "(still going)" : Timestamp.string(nanoseconds: bar.to))
                 return Bar(
                     classes: classes.joined(separator: " "), kind: bar.kind, style: "left:\(Self.format(left))%;width:\(Self.format(width))%",
                     inside: Self.inside(bar.text, duration, width: width), duration: duration,
@@ -97,7 +97,9 @@ struct Waterfall {
             // right end of a bar that spans the axis.
             let side = percent(last) <= 78 ? "after" : percent(first) >= 25 ? "before" : "over"
             // A mark's summary is when it happened; a bar's, its duration and what became of it.
-            let summary = row.kind == "mark" ? "at +" + Self.duration(first - origin) : [Self.duration(last - first), row.summary].compactMap { $0 }.joined(separator: " · ")
+            let summary =
+                row.kind == "mark"
+                ? "at +" + Self.duration(first - origin) : [Self.duration(last - first), row.summary].compactMap { $0 }.joined(separator: " · ")
             return Row(
                 name: row.name, kind: row.kind, label: row.label, note: row.note, child: row.child, bars: bars, summary: summary,
                 summaryStyle: side == "after"
@@ -191,7 +193,9 @@ struct Waterfall {
         mutating func mark(_ event: HistoryEvent, _ label: String, note: String? = nil, flag: String? = nil) {
             rows.append(Line(name: "mark:\(event.sequence)", kind: "mark", label: label, note: note))
             rows[rows.count - 1].bars.append(
-                Span(kind: "mark", from: event.timestamp, to: event.timestamp, superseded: superseded(event), flags: flag.map { [$0] } ?? [], detail: [label] + (note.map { [$0] } ?? [])))
+                Span(
+                    kind: "mark", from: event.timestamp, to: event.timestamp, superseded: superseded(event), flags: flag.map { [$0] } ?? [],
+                    detail: [label] + (note.map { [$0] } ?? [])))
             if flag == "failed" { rows[rows.count - 1].failed = true }
         }
 
@@ -300,7 +304,9 @@ struct Waterfall {
                     rows[line].summary = open ? "waiting" : nil
                     advance(event, concurrent: record.concurrent)
                 case .waitEnded(let key, let outcome):
-                    if let line = index["wait:\(key.name)#\(key.occurrence)"], let last = rows[line].bars.indices.last, rows[line].bars[last].awaiting {
+                    if let line = index["wait:\(key.name)#\(key.occurrence)"], let last = rows[line].bars.indices.last,
+                        rows[line].bars[last].awaiting
+                    {
                         close(&rows[line].bars[last], at: event)
                         let said = Self.describe(outcome)
                         rows[line].bars[last].detail.append(said)
@@ -345,6 +351,11 @@ struct Waterfall {
                     mark(event, "reset #\(generation) to event #\(target)", note: "by \(action.by): \(action.reason)")
                     nextAttempt = [:]
                     attempts = [:]
+                    // A finished workflow runs again: its run bar waits for the new ending.
+                    rows[run].bars = []
+                    rows[run].summary = nil
+                    rows[run].failed = false
+                    runEnded = false
                     advance(event)
                 case .workflowForked(let from, let sequence, let action):
                     mark(event, "forked from \(from) at event #\(sequence)", note: "by \(action.by): \(action.reason)")
@@ -462,7 +473,8 @@ struct Waterfall {
             // A tick near the right edge hangs its label to the left of its line, inside the axis.
             return Tick(
                 label: offset == 0 ? "0" : "+" + duration(offset),
-                style: percent > 92 ? "right:\(format(100 - percent))%;border-left:0;border-right:1px solid #ccc;padding:0 2px 0 0" : "left:\(format(percent))%")
+                style: percent > 92
+                    ? "right:\(format(100 - percent))%;border-left:0;border-right:1px solid #ccc;padding:0 2px 0 0" : "left:\(format(percent))%")
         }
     }
 }
