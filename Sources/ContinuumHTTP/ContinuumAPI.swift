@@ -35,7 +35,7 @@ public import Prometheus
 /// | `GET /healthz` | `200` once the runtime is ready, `503` before (no token needed) |
 /// | `GET /metrics` | Prometheus metrics, when a registry is configured (no token needed) |
 /// | `GET /openapi.json` | this API described in OpenAPI 3.1 (``openAPIDescription``; no token needed) |
-/// | `GET /`, `GET /ui/workflows/{id}` | the dashboard |
+/// | `GET /`, `GET /ui/workflows/{id}`, `GET /ui/queues`, `GET /ui/schedules` | the dashboard |
 ///
 /// Every request to the API passes the same checks in the same order, each a middleware: the
 /// body size (`413`), then who is asking (a bearer token, or for an event a webhook signature;

@@ -1,5 +1,5 @@
 @_spi(Testing) import Continuum
-import ContinuumHTTP
+@testable import ContinuumHTTP
 import ContinuumTesting
 import ContinuumTestSupport
 import Foundation
@@ -290,7 +290,7 @@ extension DashboardTests {
                 #expect(reset.html.contains(##"<a class="supersededBy" href="#event-5">superseded by reset #1</a>"##))
                 #expect(!reset.html.contains(#"<tr id="event-1" class="event stepCompleted superseded">"#), "a step before the reset is marked")
                 #expect(actions(try await runtime.history(of: "p2")) == ["reset to 2 (1) by dave: the step is x now"])
-                _ = try await chromium(["--screenshot=\(artifacts)/dashboard-reset.png", "--window-size=1200,1000", base + "/ui/workflows/p2"])
+                _ = try await chromium(["--screenshot=\(artifacts)/dashboard-reset.png", "--window-size=1200,800", base + "/ui/workflows/p2"])
                 try await runtime.send("finish", to: "p2", json: Array(#""now""#.utf8))
                 #expect(try await runtime.handle(Evolving.self, id: "p2").result() == ["a-done", "x-done"])
 
@@ -376,5 +376,287 @@ struct Fanout: Workflow {
         }
         for child in children { _ = try await child.result() }
         return children.count
+    }
+}
+
+/// Every kind of bar in one workflow: a step that fails twice before it succeeds, a sleep, a
+/// wait for "go" and a child.
+struct Tour: Workflow {
+    static let name = "tour"
+    struct Flaky: Error, CustomStringConvertible { var description: String { "the card reader hiccuped" } }
+
+    func run(_ ctx: WorkflowContext, input: Int) async throws -> String {
+        let retry = RetryPolicy(maxAttempts: 5, initialInterval: .milliseconds(150), backoffFactor: 1, jitter: 0)
+        let charged = try await ctx.step("charge", retry: retry) { (step: StepContext) -> String in
+            if step.attempt < 3 { throw Flaky() }
+            return "charged"
+        }
+        try await ctx.sleep(for: .milliseconds(300), name: "cool-down")
+        let go = try await ctx.waitForEvent("go", as: String.self, timeout: .seconds(600))
+        let signed = try await ctx.child(Approval.self, name: "sign-off", input: .init(amount: input))
+        return [charged, go ?? "", signed].joined(separator: ", ")
+    }
+}
+
+/// The `href` of the link with id `id` in a page as the server sends it, unescaped as a browser reads it.
+private func link(_ html: String, id: String) -> String? {
+    guard let start = html.range(of: "<a id=\(id) href=\"")?.upperBound, let end = html[start...].firstIndex(of: "\"") else { return nil }
+    return String(html[start..<end]).replacingOccurrences(of: "&amp;", with: "&")
+}
+
+/// Whether `events` hold the start of a wait for event `name`.
+private func waits(_ events: [HistoryEvent], for name: String) -> Bool {
+    events.contains { event in
+        if case .waitStarted(_, .event(name), _) = event.kind { true } else { false }
+    }
+}
+
+/// The ids of the rows an overview page lists, in order.
+private func listed(_ html: String) -> [String] {
+    html.matches(of: #/<tr data-id="(?<id>[^"]+)">/#).map { String($0.output.id) }
+}
+
+extension DashboardTests {
+    @Test("the waterfall draws a retried step's attempts and backoffs, a sleep, an event wait (open, then received) and a child linked to its timeline")
+    func waterfall() async throws {
+        try await withAPI(workflows: [Tour(), Approval()]) { client, runtime in
+            let base = "http://127.0.0.1:\(try #require(client.port))"
+            let tour = try await runtime.start(Tour.self, id: "tour-1", input: 7)
+            try await runtime.waitForHistory(of: "tour-1") { waits($0, for: "go") }
+            // Waiting for "go": the wait's bar is open and says what it waits for, until when.
+            let waiting = String(buffer: try await client.execute(uri: "/ui/workflows/tour-1", method: .get).body)
+            #expect(waiting.contains(#"<div class="bar wait open" data-kind="wait""#), "\(waiting.prefix(6000))")
+            #expect(waiting.contains("event &#39;go&#39;, until "), "the wait's note")
+            try await runtime.send("go", to: "tour-1", payload: "now")
+            try await runtime.waitForHistory(of: "tour-1/sign-off") { $0.contains { $0.kindName == "waitStarted" } }
+            // The child may wait before its parent has recorded starting it: wait for that too.
+            try await runtime.waitForHistory(of: "tour-1") { events in
+                events.contains { event in
+                    if case .stepCompleted(let step, _) = event.kind { step.name.hasPrefix("continuum.child:") } else { false }
+                }
+            }
+            // The child runs: its bar is open, and links to its timeline.
+            let parent = String(buffer: try await client.execute(uri: "/ui/workflows/tour-1", method: .get).body)
+            #expect(parent.contains(#"<div class="bar child open" data-kind="child""#), "\(parent.prefix(6000))")
+            try await runtime.send("approve", to: "tour-1/sign-off", payload: Approval.Decision(by: "ops"))
+            #expect(try await tour.result() == "charged, now, 7 approved by ops")
+
+            let page = try await chromium(["--dump-dom", base + "/ui/workflows/tour-1"])
+            let row = { (name: String) -> String in
+                guard let start = page.range(of: "data-row=\"\(name)\"") else { return "" }
+                let rest = page[start.upperBound...]
+                return String(rest[..<(rest.range(of: "data-row=")?.lowerBound ?? rest.endIndex)])
+            }
+            let charge = row("step:charge#0")
+            #expect(charge.components(separatedBy: #"class="bar attempt failed retried""#).count - 1 == 2, "two failed attempts: \(charge)")
+            #expect(charge.components(separatedBy: #"class="bar backoff""#).count - 1 == 2, "two backoffs: \(charge)")
+            #expect(charge.contains(#"class="bar step retried""#) && charge.contains("3 attempts"), "the attempt that succeeded: \(charge)")
+            #expect(charge.contains("the card reader hiccuped"), "a failed attempt's error, on hover")
+            let backoff = try #require(charge.firstMatch(of: #/class="bar backoff" data-kind="backoff" data-duration="(?<ms>\d+) ms"/#)?.output.ms)
+            #expect((140...1000).contains(Int(backoff) ?? 0), "a backoff of about 150 ms: \(backoff) ms")
+            let sleep = row("wait:cool-down#0")
+            #expect(sleep.contains(#"class="bar sleep""#) && sleep.contains("timer, until "), "\(sleep)")
+            #expect(sleep.contains("fired, "), "how the sleep ended")
+            let go = row("wait:event:go#0")
+            #expect(go.contains(#"class="bar wait""#) && go.contains("event 'go', until ") && go.contains("received event #"), "\(go)")
+            #expect(!go.contains("open"), "the wait ended")
+            let child = row("child:sign-off")
+            #expect(child.contains(#"<a class="child-link" href="/ui/workflows/tour-1%2Fsign-off">child tour-1/sign-off</a>"#), "\(child)")
+            #expect(child.contains(#"class="bar child""#) && child.contains("completed"))
+            #expect(row("mark:\(try await runtime.history(of: "tour-1").first { $0.kindName == "eventReceived" }?.sequence ?? 0)").contains("event 'go' received"))
+            #expect(row("run").contains(#"class="bar run""#) && row("run").contains("completed"))
+            // The table of events is still there, under the waterfall.
+            #expect(page.contains(#"<table id="timeline">"#) && page.contains(#"class="event stepRetrying">"#))
+            let child1 = try await chromium(["--dump-dom", base + "/ui/workflows/tour-1%2Fsign-off"])
+            #expect(child1.contains(#"child &#39;sign-off&#39; of tour-1"#) || child1.contains("child 'sign-off' of tour-1"), "the child's run row says whose child it is")
+            _ = try await chromium(["--screenshot=\(artifacts)/dashboard-waterfall.png", "--window-size=1200,800", base + "/ui/workflows/tour-1"])
+        }
+    }
+
+    @Test("the waterfall draws an update from its arrival to its reply, and the waits for it as waits for an update")
+    func updatesInTheWaterfall() async throws {
+        try await withAPI(workflows: [Doubler()]) { client, runtime in
+            try await runtime.start(Doubler.self, id: "d-1", input: 1)
+            let doubled: Int = try await runtime.update("d-1", "double", payload: 21, dedupKey: "u-1")
+            #expect(doubled == 42)
+            // The reply is back before the body waits for the next update: wait for that wait.
+            try await runtime.waitForHistory(of: "d-1") { $0.filter { $0.kindName == "waitStarted" }.count == 2 }
+            let page = String(buffer: try await client.execute(uri: "/ui/workflows/d-1", method: .get).body)
+            let row = try #require(page.range(of: #"data-row="update:u-1""#).map { String(page[$0.lowerBound...].prefix(1500)) }, "\(page.prefix(6000))")
+            #expect(row.contains("update &#39;double&#39;<small>id u-1</small>") && row.contains(#"<div class="bar update" data-kind="update""#), "\(row)")
+            #expect(row.contains("replied: 42") && row.contains(" · replied</span>"), "\(row)")
+            // The next update is not there yet: the body waits for one, and says so.
+            #expect(page.contains("<small>update &#39;double&#39;, no timeout</small>"), "\(page.prefix(6000))")
+            #expect(page.contains(#"<div class="bar wait open" data-kind="wait""#))
+            let _: Int = try await runtime.update("d-1", "double", payload: 0)
+            #expect(try await runtime.handle(Doubler.self, id: "d-1").result() == 1)
+        }
+    }
+
+    @Test("a search that reads its limit of workflows without filling the page ends there, and the next page goes on from there")
+    func searchReadLimit() async throws {
+        try await withAPI(workflows: [Approval(), Publisher()]) { _, runtime in
+            for index in 0..<6 { try await runtime.start(Publisher.self, id: "pub-\(index)", input: index) }
+            try await runtime.start(Approval.self, id: "po-0", input: .init(amount: 1))
+            let api = ContinuumAPI(runtime: runtime)
+            var filter = ListFilter()
+            filter.type = "approval"
+            let first = try await api.filteredPage(filter, scanLimit: 4)
+            #expect(first.workflows.isEmpty && first.searched == 4 && first.next != nil, "\(first)")
+            filter.after = first.next
+            let second = try await api.filteredPage(filter, scanLimit: 4)
+            #expect(second.workflows.map(\.id) == ["po-0"] && second.searched == nil && second.next == nil, "\(second)")
+        }
+    }
+
+    @Test("the list filters by status and type, searches by id prefix, pages through a filtered list, and reloads itself on request")
+    func listFilters() async throws {
+        try await withAPI(workflows: [Approval(), Publisher()], routes: driverRoute) { client, runtime in
+            let base = "http://127.0.0.1:\(try #require(client.port))"
+            // Interleaved: 10 approvals (7 po-, 3 x-) and 5 publishers.
+            for index in 0..<5 {
+                try await runtime.start(Approval.self, id: "po-\(index)", input: .init(amount: index))
+                try await runtime.start(Publisher.self, id: "pub-\(index)", input: index)
+            }
+            for index in 5..<7 { try await runtime.start(Approval.self, id: "po-\(index)", input: .init(amount: index)) }
+            for index in 0..<3 { try await runtime.start(Approval.self, id: "x-\(index)", input: .init(amount: index)) }
+            try await runtime.cancel("po-1", reason: "enough")
+            try await runtime.cancel("pub-2", reason: "enough")
+            try await eventually { try await runtime.counts()[.cancelled] == 2 }
+            func page(_ uri: String) async throws -> String { String(buffer: try await client.execute(uri: uri, method: .get).body) }
+
+            #expect(listed(try await page("/?type=publisher")) == (0..<5).map { "pub-\($0)" })
+            #expect(listed(try await page("/?id=po-")) == (0..<7).map { "po-\($0)" })
+            #expect(listed(try await page("/?type=approval&id=x-")) == ["x-0", "x-1", "x-2"])
+            #expect(listed(try await page("/?type=approval&id=pub")) == [])
+            #expect(try await page("/?type=approval&id=pub").contains("No workflows match."))
+            #expect(listed(try await page("/?status=cancelled&type=approval")) == ["po-1"])
+            #expect(listed(try await page("/?status=running&id=pub-")) == ["pub-0", "pub-1", "pub-3", "pub-4"])
+            // Empty fields, as the form sends them, count as not given.
+            #expect(listed(try await page("/?status=&type=&id=&refresh=")).count == 15)
+            // Pages of 4 approvals: each page starts after the last one, and the last has no next link.
+            var seen: [String] = []
+            var uri: String? = "/?type=approval&limit=4"
+            var pages = 0
+            while let next = uri, pages < 10 {
+                let html = try await page(next)
+                let rows = listed(html)
+                #expect(!rows.isEmpty && rows.count <= 4, "\(next): \(rows)")
+                seen += rows
+                uri = link(html, id: "next")
+                pages += 1
+            }
+            #expect(seen == (0..<7).map { "po-\($0)" } + ["x-0", "x-1", "x-2"], "\(seen)")
+            #expect(pages == 3)
+            // The counts stay those of every type; a count's link keeps the type.
+            let filtered = try await page("/?type=publisher")
+            #expect(filtered.contains(#"<b>15</b> all"#) && filtered.contains(#"href="/?status=cancelled&amp;type=publisher""#), "\(filtered.prefix(3000))")
+            #expect(filtered.contains(#"<p id=narrowed class=note>Only type publisher. <a href="/">Clear</a></p>"#))
+            // Refused: a bad limit or refresh.
+            #expect(try await client.execute(uri: "/?limit=0", method: .get).status == .badRequest)
+            #expect(try await client.execute(uri: "/?refresh=0", method: .get).status == .badRequest)
+            // What a search reflects is escaped.
+            let hostile = try await page("/?id=%22%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E")
+            #expect(!hostile.contains("<script>alert") && hostile.contains("value=\"&quot;&gt;&lt;script&gt;"), "\(hostile.prefix(3000))")
+
+            // In the browser: the form's search, typed in and submitted.
+            let searched = try await submit(base, page: "/", click: "#filters button", fields: [("#filters [name=id]", "pub-"), ("#filters [name=status]", "running")])
+            #expect(searched.location == "/")
+            #expect(listed(searched.html) == ["pub-0", "pub-1", "pub-3", "pub-4"], "\(searched.html.prefix(3000))")
+            let typed = try await submit(base, page: "/", click: "#filters button", fields: [("#filters [name=type]", "approval"), ("#filters [name=id]", "x")])
+            #expect(listed(typed.html) == ["x-0", "x-1", "x-2"])
+            // Auto-refresh: the page reloads itself (a script, or a meta refresh without scripts), the box ticked.
+            let refreshing = try await page("/?type=approval&refresh=5")
+            #expect(refreshing.contains(#"<noscript><meta http-equiv=refresh content="5"></noscript>"#) && refreshing.contains("}, 5000);"))
+            #expect(refreshing.contains(#"<input type=checkbox name=refresh value="5" checked"#))
+            #expect(try await page("/?refresh=5").contains(#"href="/?status=running&amp;refresh=5""#), "the filters keep refreshing")
+            #expect(!(try await page("/")).contains("location.reload"))
+            _ = try await chromium(["--screenshot=\(artifacts)/dashboard-overview.png", "--window-size=1200,800", base + "/?type=approval"])
+        }
+    }
+
+    @Test("the queues page lists each configured queue's limits with how many run and wait on it; the navigation links it")
+    func queuesPage() async throws {
+        var configuration = WorkflowRuntime.Configuration()
+        configuration.queues = ["review": QueueLimits(concurrency: 2, rate: .init(30, per: .seconds(60))), "idle": QueueLimits(perPartition: 3)]
+        try await withAPI(runtime: configuration) { client, runtime in
+            let base = "http://127.0.0.1:\(try #require(client.port))"
+            // Each approval holds its slot while it waits: two run, the third waits.
+            for (index, partition) in ["acme", "globex", "acme"].enumerated() {
+                try await runtime.start(Approval.self, id: "q-\(index)", input: .init(amount: index), queue: QueueEntry("review", partition: partition))
+                try await runtime.waitForHistory(of: "q-\(index)") { !$0.isEmpty }
+            }
+            try await eventually { runtime.queueSnapshot().first { $0.name == "review" }.map { [$0.running, $0.waiting] } == [2, 1] }
+            let overview = String(buffer: try await client.execute(uri: "/", method: .get).body)
+            #expect(overview.contains(#"<a id=nav-queues href="/ui/queues">Queues</a>"#), "\(overview.prefix(2000))")
+            let page = try await chromium(["--dump-dom", base + "/ui/queues"])
+            #expect(
+                page.contains(
+                    #"<tr data-queue="review"><td>review</td><td class="running">2<div class="meter"><div style="width:100.000%"></div></div></td><td class="waiting">1</td><td>2</td><td>no limit</td><td>30 per 1 min</td>"#),
+                "\(page.prefix(4000))")
+            #expect(page.contains("acme: 1<br>globex: 1<br>"), "running per partition")
+            #expect(page.contains(#"<tr data-queue="idle"><td>idle</td><td class="running">0</td><td class="waiting">0</td><td>no limit</td><td>3</td><td>no limit</td>"#))
+            #expect(page.contains(#"<a id="nav-queues" href="/ui/queues" class="selected">Queues</a>"#))
+            _ = try await chromium(["--screenshot=\(artifacts)/dashboard-queues.png", "--window-size=1200,800", base + "/ui/queues"])
+            // One approved: the waiting one goes.
+            try await runtime.send("approve", to: "q-0", payload: Approval.Decision(by: "ops"))
+            try await eventually { runtime.queueSnapshot().first { $0.name == "review" }.map { [$0.running, $0.waiting] } == [2, 0] }
+            let after = String(buffer: try await client.execute(uri: "/ui/queues?refresh=3", method: .get).body)
+            #expect(after.contains(#"<td class=waiting>0</td>"#) && after.contains("}, 3000);"), "\(after.prefix(4000))")
+        }
+        // No queues configured: the page says how to configure them.
+        try await withAPI { client, _ in
+            let empty = String(buffer: try await client.execute(uri: "/ui/queues", method: .get).body)
+            #expect(empty.contains("No queues configured"))
+        }
+    }
+
+    @Test("in headless Chromium: Reset to an event reruns from it and is recorded; a refused reset answers with an error page that links back")
+    func resetToEvent() async throws {
+        try await withAPI(routes: driverRoute) { client, runtime in
+            let base = "http://127.0.0.1:\(try #require(client.port))"
+            try await runtime.start(Approval.self, id: "po-1", input: .init(amount: 5))
+            try await runtime.waitForHistory(of: "po-1") { $0.count == 2 }
+            try await runtime.send("approve", to: "po-1", payload: Approval.Decision(by: "ops"))
+            _ = try await runtime.handle(Approval.self, id: "po-1").result()
+            let history = try await runtime.history(of: "po-1")
+            let wait = try #require(history.first { $0.kindName == "waitStarted" }?.sequence)
+            let end = try #require(history.last?.sequence)
+            let page = String(buffer: try await client.execute(uri: "/ui/workflows/po-1", method: .get).body)
+            #expect(page.contains(#"<form id=reset-event method=post action="/ui/workflows/po-1/reset">"#), "\(page.prefix(3000))")
+            #expect(page.contains(#"<option value="\#(wait)">#\#(wait) waitStarted event:approve</option>"#))
+
+            // Refused, by the runtime (the start, past the end) or by the form (not a number, or a step too):
+            // an error page with the status, the message, the code and the way back; nothing appended.
+            let formHeaders: HTTPFields = [.contentType: "application/x-www-form-urlencoded"]
+            for (fields, message) in [
+                (["event": "0"], "A reset goes to an event after the start and before the end; got 0 of \(end + 1)."),
+                (["event": "\(end + 1)"], "A reset goes to an event after the start and before the end; got \(end + 1) of \(end + 1)."),
+                (["event": "x"], "Choose one event of the workflow&#39;s history by its number (or a step, not both); got &#39;x&#39;."),
+                (["event": "1", "step": "0:event:approve"], "Choose one event"),
+            ] {
+                let refused = try await client.execute(uri: "/ui/workflows/po-1/reset", method: .post, headers: formHeaders, body: form(fields))
+                let html = String(buffer: refused.body)
+                #expect(refused.status == .badRequest, "\(fields)")
+                #expect(html.contains(#"<h2 class=error>Refused <small id=error-status>400 Bad Request</small></h2>"#), "\(html.prefix(3000))")
+                #expect(html.contains("<p id=error-message class=error>\(message)"), "\(fields): \(html.prefix(3000))")
+                #expect(html.contains("<code id=error-code>invalidArgument</code>") && html.contains(#"<a id=back href="/ui/workflows/po-1">"#))
+            }
+            #expect(try await runtime.history(of: "po-1") == history, "a refused reset appended")
+            // A page, not a form: no way back to a workflow.
+            let missing = String(buffer: try await client.execute(uri: "/ui/workflows/nobody", method: .get).body)
+            #expect(missing.contains("<small id=error-status>404 Not Found</small>") && !missing.contains("id=back"), "\(missing.prefix(3000))")
+
+            // Reset to the wait: the approval, an external event, is delivered again and it completes again.
+            let reset = try await submit(
+                base, page: "/ui/workflows/po-1", click: "#reset-event button",
+                fields: [("#reset-event [name=event]", "\(wait)"), ("#reset-event [name=by]", "erin"), ("#reset-event [name=reason]", "again")])
+            #expect(reset.location == "/ui/workflows/po-1")
+            #expect(actions(try await runtime.history(of: "po-1")) == ["reset to \(wait) (1) by erin: again"])
+            try await eventually { try await runtime.status(of: "po-1")?.status == .completed }
+            let done = String(buffer: try await client.execute(uri: "/ui/workflows/po-1", method: .get).body)
+            #expect(done.contains("reset #1 to event #\(wait)"), "the reset in the waterfall")
+            #expect(done.contains(#"class="bar wait superseded""#), "the superseded wait, dimmed")
+        }
     }
 }

@@ -44,10 +44,12 @@ struct Refusal: Workflow {
 func withAPI(
     _ configuration: ContinuumAPI.Configuration = .init(),
     workflows: [any Workflow] = [Approval()],
+    runtime runtimeConfiguration: WorkflowRuntime.Configuration = .init(),
+    routes: @Sendable (Router<BasicRequestContext>) -> Void = { _ in },
     _ body: @Sendable (any TestClientProtocol, WorkflowRuntime) async throws -> Void
 ) async throws {
     try await withTemporaryDirectory { path in
-        try await withAPI(path: path, configuration, workflows: workflows, body)
+        try await withAPI(path: path, configuration, workflows: workflows, runtime: runtimeConfiguration, routes: routes, body)
     }
 }
 
@@ -55,10 +57,11 @@ func withAPI(
 /// own `routes` beside it.
 func withAPI(
     path: String, _ configuration: ContinuumAPI.Configuration = .init(), workflows: [any Workflow] = [Approval()],
+    runtime runtimeConfiguration: WorkflowRuntime.Configuration = .init(),
     routes: @Sendable (Router<BasicRequestContext>) -> Void = { _ in },
     _ body: @Sendable (any TestClientProtocol, WorkflowRuntime) async throws -> Void
 ) async throws {
-    try await WorkflowRuntime.withLMDB(path: path, workflows: workflows) { runtime throws in
+    try await WorkflowRuntime.withLMDB(path: path, workflows: workflows, runtime: runtimeConfiguration) { runtime throws in
         let router = Router()
         ContinuumAPI(runtime: runtime, configuration: configuration).register(on: router)
         routes(router)

@@ -234,3 +234,12 @@ private final class ManagedAtomicFlag: Sendable {
     var isSet: Bool { value.load(ordering: .acquiring) }
     func set() { value.store(true, ordering: .releasing) }
 }
+
+extension QueueGate {
+    /// How many hold a slot (in all and per partition) and how many wait, per queue that has
+    /// had work, read under the lock. Here because the state is private to this file; the
+    /// runtime's read-only view is `WorkflowRuntime.queueSnapshot()`.
+    func load() -> [String: (running: Int, waiting: Int, partitions: [String: Int])] {
+        state.withLock { state in state.queues.mapValues { ($0.running, $0.waiting.count, $0.perPartition) } }
+    }
+}

@@ -25,15 +25,11 @@ struct DashboardLinks: Sendable {
         return base
     }
 
-    func overview(status: WorkflowStatus?, after: String? = nil) -> String {
-        var query: [String] = []
-        if let status { query.append("status=\(status.rawValue)") }
-        if let after { query.append("after=\(Self.percentEncoded(after))") }
-        return home + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
-    }
+    func overview(_ filter: ListFilter) -> String { home + filter.query }
 
     func workflow(_ id: String) -> String { base + "/ui/workflows/" + Self.percentEncoded(id) }
     var schedules: String { base + "/ui/schedules" }
+    var queues: String { base + "/ui/queues" }
 
     /// A path segment or query value, percent-encoded: nothing but unreserved characters stays.
     static func percentEncoded(_ text: String) -> String {
@@ -57,10 +53,12 @@ struct SchedulesPage {
 
     let title = "Schedules"
     let home: String
+    let nav: Navigation
     let rows: [Row]
 
     init(_ schedules: [ScheduleInfo], links: DashboardLinks) {
         home = links.home
+        nav = Navigation(links, selected: "schedules")
         rows = schedules.map { info in
             Row(
                 name: info.schedule.name, cron: info.schedule.cron, timeZone: info.schedule.timeZone, workflow: info.schedule.workflow,
@@ -68,6 +66,70 @@ struct SchedulesPage {
                 lastSlot: info.lastSlot.map { Timestamp.string(nanoseconds: Int64($0.timeIntervalSince1970 * 1e9)) } ?? "—",
                 started: info.started, skipped: info.skipped, link: links.workflow(info.workflowID))
         }
+    }
+}
+
+/// What the overview lists: the query of `GET /` (`status`, `type`, `id` as a prefix, `limit`,
+/// `after`, `refresh`). The store lists by status; type and id prefix are filtered here.
+struct ListFilter: Sendable, Equatable {
+    var status: WorkflowStatus?
+    var type: String?
+    var idPrefix: String?
+    var limit = ListFilter.defaultLimit
+    var after: String?
+    /// Seconds between reloads, when the page reloads itself.
+    var refresh: Int?
+
+    static let defaultLimit = 100
+
+    /// Whether the list reads more than it shows: the store filters by status only.
+    var scans: Bool { type != nil || idPrefix != nil }
+
+    /// The query for this filter, empty parts left out.
+    var query: String {
+        var items: [String] = []
+        func add(_ name: String, _ value: String?) {
+            if let value { items.append("\(name)=\(DashboardLinks.percentEncoded(value))") }
+        }
+        add("status", status?.rawValue)
+        add("type", type)
+        add("id", idPrefix)
+        add("limit", limit == Self.defaultLimit ? nil : String(limit))
+        add("refresh", refresh.map(String.init))
+        add("after", after)
+        return items.isEmpty ? "" : "?" + items.joined(separator: "&")
+    }
+}
+
+/// What every page but the login form has at its top: the dashboard's sections.
+struct Navigation {
+    let workflows: String
+    let schedules: String
+    let queues: String
+    /// The section shown, to mark its link.
+    let workflowsSelected: Bool
+    let schedulesSelected: Bool
+    let queuesSelected: Bool
+
+    init(_ links: DashboardLinks, selected: String) {
+        workflows = links.home
+        schedules = links.schedules
+        queues = links.queues
+        workflowsSelected = selected == "workflows"
+        schedulesSelected = selected == "schedules"
+        queuesSelected = selected == "queues"
+    }
+}
+
+/// A page that reloads itself every `seconds` (`?refresh=5`), unless someone is typing in a form.
+struct Refresh {
+    let seconds: Int
+    let milliseconds: Int
+
+    init?(_ seconds: Int?) {
+        guard let seconds else { return nil }
+        self.seconds = seconds
+        milliseconds = seconds * 1000
     }
 }
 
@@ -83,6 +145,8 @@ struct OverviewPage {
         let id: String
         let link: String
         let type: String
+        /// The list filtered by this row's type.
+        let typeLink: String
         let status: String
         /// For a suspended workflow, the suspension's code.
         let suspension: String?
@@ -90,8 +154,16 @@ struct OverviewPage {
         let updatedAt: String
     }
 
+    /// A choice in a filter's select.
+    struct Option {
+        let value: String
+        let selected: Bool
+    }
+
     let title = "Workflows"
     let home: String
+    let nav: Navigation
+    let refresh: Refresh?
     /// The schedules page.
     let schedules: String
     let total: Int
@@ -100,22 +172,114 @@ struct OverviewPage {
     let rows: [Row]
     /// The next page's link, when there is one.
     let next: String?
+    /// The filter form's choices and values.
+    let statuses: [Option]
+    let types: [Option]
+    let idPrefix: String
+    let refreshing: Bool
+    /// The auto-refresh checkbox's period: the one in effect, else 5 s.
+    let refreshEvery: Int
+    /// What the list is narrowed to beyond the status, in words, when it is.
+    let narrowed: String?
+    /// When the list stopped reading before it filled a page: how many it read.
+    let searched: String?
+    /// The list without type, id and page, to clear the filter.
+    let clear: String
 
-    init(counts: StatusCounts, filter: WorkflowStatus?, page: WorkflowPage, suspensions: [String: String] = [:], links: DashboardLinks) {
+    init(
+        counts: StatusCounts, filter: ListFilter, workflows: [WorkflowSummary], next cursor: String?, searched: Int? = nil, types: [String],
+        suspensions: [String: String] = [:], links: DashboardLinks
+    ) {
         home = links.home
+        nav = Navigation(links, selected: "workflows")
+        refresh = Refresh(filter.refresh)
         schedules = links.schedules
         total = counts.total
-        allSelected = filter == nil
+        allSelected = filter.status == nil
+        // The counts are by status across every type; a count's link keeps the other filters.
+        var unpaged = filter
+        unpaged.after = nil
         self.counts = WorkflowStatus.allCases.map { status in
-            StatusCount(status: status.rawValue, count: counts[status], selected: filter == status, link: links.overview(status: status))
+            var choice = unpaged
+            choice.status = status
+            return StatusCount(status: status.rawValue, count: counts[status], selected: filter.status == status, link: links.overview(choice))
         }
-        rows = page.workflows.map { workflow in
-            Row(
-                id: workflow.id, link: links.workflow(workflow.id), type: workflow.type, status: workflow.status.rawValue,
-                suspension: suspensions[workflow.id],
+        rows = workflows.map { workflow in
+            var byType = unpaged
+            byType.type = workflow.type
+            return Row(
+                id: workflow.id, link: links.workflow(workflow.id), type: workflow.type, typeLink: links.overview(byType),
+                status: workflow.status.rawValue, suspension: suspensions[workflow.id],
                 createdAt: Timestamp.string(nanoseconds: workflow.createdAt), updatedAt: Timestamp.string(nanoseconds: workflow.updatedAt))
         }
-        next = page.next.map { links.overview(status: filter, after: $0) }
+        next = cursor.map { cursor in
+            var following = filter
+            following.after = cursor
+            return links.overview(following)
+        }
+        statuses = WorkflowStatus.allCases.map { Option(value: $0.rawValue, selected: filter.status == $0) }
+        // A type filtered on that this process does not run (an old one still in the store) stays choosable.
+        self.types = (types + [filter.type].compactMap { $0 }.filter { !types.contains($0) }).map { Option(value: $0, selected: filter.type == $0) }
+        idPrefix = filter.idPrefix ?? ""
+        refreshing = filter.refresh != nil
+        refreshEvery = filter.refresh ?? 5
+        let parts = [filter.type.map { "type \($0)" }, filter.idPrefix.map { "id starting with '\($0)'" }].compactMap { $0 }
+        narrowed = parts.isEmpty ? nil : parts.joined(separator: ", ")
+        self.searched = searched.map(String.init)
+        var cleared = ListFilter(status: filter.status)
+        cleared.refresh = filter.refresh
+        clear = links.overview(cleared)
+    }
+}
+
+extension QueuesPage {
+    /// A duration in whole nanoseconds (a rate's window is far from overflowing).
+    static func nanoseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
+
+/// `GET /ui/queues`: each configured queue's limits, and how many run on it and wait for it
+/// in this process.
+struct QueuesPage {
+    struct Row {
+        let name: String
+        let concurrency: String
+        let perPartition: String
+        let rate: String
+        let running: Int
+        let waiting: Int
+        /// How full the queue is, as a bar's width (`width:40%`), when it has a concurrency limit.
+        let fill: String?
+        /// Running per partition, `key: count`, busiest first.
+        let partitions: [String]
+    }
+
+    let title = "Queues"
+    let home: String
+    let nav: Navigation
+    let refresh: Refresh?
+    let refreshing: Bool
+    let refreshEvery: Int
+    let rows: [Row]
+
+    init(_ queues: [QueueSnapshot], refresh: Int?, links: DashboardLinks) {
+        home = links.home
+        nav = Navigation(links, selected: "queues")
+        self.refresh = Refresh(refresh)
+        refreshing = refresh != nil
+        refreshEvery = refresh ?? 5
+        rows = queues.map { queue in
+            let limits = queue.limits
+            return Row(
+                name: queue.name, concurrency: limits.concurrency.map(String.init) ?? "no limit",
+                perPartition: limits.perPartition.map(String.init) ?? "no limit",
+                rate: limits.rate.map { "\($0.count) per \(Waterfall.duration(Self.nanoseconds($0.window)))" } ?? "no limit",
+                running: queue.running, waiting: queue.waiting,
+                fill: limits.concurrency.map { "width:\(Waterfall.format(min(Double(queue.running) / Double($0) * 100, 100)))%" },
+                partitions: queue.partitions.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { "\($0.key): \($0.value)" })
+        }
     }
 }
 
@@ -131,6 +295,12 @@ struct TimelinePage {
         /// What the code asked for there.
         let requested: String?
         let build: String?
+    }
+
+    /// An event of the history in effect, as the reset-to-an-event form offers it.
+    struct EventOption {
+        let value: UInt32
+        let label: String
     }
 
     /// A step (or wait) of the history in effect, as the reset and fork forms offer it.
@@ -154,6 +324,9 @@ struct TimelinePage {
         let reset: String?
         let fork: String?
         let steps: [StepOption]
+        /// Any workflow with an event after its start: the same reset, to an event's number.
+        let resetEvent: String?
+        let events: [EventOption]
     }
 
     /// A workflow this one links to.
@@ -169,9 +342,15 @@ struct TimelinePage {
 
     let title: String
     let home: String
+    let nav: Navigation
+    let refresh: Refresh?
+    let refreshing: Bool
+    let refreshEvery: Int
     let id: String
     let type: String
     let status: String
+    /// The history as bars on a time axis, above the table of events.
+    let waterfall: Waterfall
     /// The workflow that started this one, when one did.
     let parent: Link?
     /// The workflows this one started as children, when it started any.
@@ -182,9 +361,17 @@ struct TimelinePage {
     let supersededCount: Int?
     let actions: Actions?
 
-    init(summary: WorkflowSummary, suspension: SuspensionRecord?, events: [HistoryEvent], links: DashboardLinks) {
+    init(
+        summary: WorkflowSummary, suspension: SuspensionRecord?, events: [HistoryEvent], refresh: Int? = nil,
+        now: Int64 = Int64(Date().timeIntervalSince1970 * 1e9), links: DashboardLinks
+    ) {
         title = summary.id
         home = links.home
+        nav = Navigation(links, selected: "workflows")
+        self.refresh = Refresh(refresh)
+        refreshing = refresh != nil
+        refreshEvery = refresh ?? 5
+        waterfall = Waterfall(events: events, status: summary.status, now: now, links: links)
         id = summary.id
         type = summary.type
         status = summary.status.rawValue
@@ -222,12 +409,20 @@ struct TimelinePage {
                 label: "\(step.isWait ? "wait" : "step") \(step.key) at event \(step.sequence)",
                 selected: step.key == suspension?.recorded)
         }
+        // Every event in effect after the start; the runtime refuses one a reset cannot go to
+        // (one that would leave the workflow finished), with a page that says so.
+        let effective = (try? WorkflowState.effective(events)) ?? events
+        let targets = effective.filter { $0.sequence >= 1 }.reversed().map { event in
+            let entry = TimelineEntry(event)
+            return EventOption(value: event.sequence, label: "#\(event.sequence) \(entry.kind)" + (entry.step.isEmpty ? "" : " \(entry.step)"))
+        }
         let unfinished = !summary.status.isFinished
         let actions = Actions(
             send: unfinished ? page + "/events" : nil, cancel: unfinished ? page + "/cancel" : nil,
             resume: summary.status == .suspended ? page + "/resume" : nil,
-            reset: steps.isEmpty ? nil : page + "/reset", fork: steps.isEmpty ? nil : page + "/fork", steps: steps)
-        self.actions = unfinished || !steps.isEmpty ? actions : nil
+            reset: steps.isEmpty ? nil : page + "/reset", fork: steps.isEmpty ? nil : page + "/fork", steps: steps,
+            resetEvent: targets.isEmpty ? nil : page + "/reset", events: Array(targets))
+        self.actions = unfinished || !steps.isEmpty || !targets.isEmpty ? actions : nil
     }
 }
 
@@ -370,8 +565,25 @@ struct LoginPage {
     }
 }
 
+/// A refused request: the status, the API error's message, and the way back.
 struct ErrorPage {
-    let title = "Error"
+    let title: String
     let home: String
+    let nav: Navigation
+    /// The status, `409 Conflict`.
+    let status: String
+    let code: String
     let message: String
+    /// The page the refused form was on (a workflow's timeline), when it was one.
+    let back: String?
+
+    init(_ failure: APIError, back: String?, links: DashboardLinks) {
+        title = failure.status.code < 500 ? "Refused" : "Error"
+        home = links.home
+        nav = Navigation(links, selected: "")
+        status = "\(failure.status.code) \(failure.status.reasonPhrase)"
+        code = failure.code.name
+        message = failure.message
+        self.back = back
+    }
 }

@@ -35,7 +35,10 @@ enum DashboardTemplates {
     static let library: MustacheLibrary = {
         MustacheContentTypes.register(ScalarHTMLEscaping(), named: contentType)
         var library = MustacheLibrary()
-        for (name, text) in [("layout", layout), ("overview", overview), ("timeline", timeline), ("schedules", schedules), ("login", login), ("error", error)] {
+        for (name, text) in [
+            ("layout", layout), ("overview", overview), ("timeline", timeline), ("schedules", schedules), ("queues", queues), ("login", login),
+            ("error", error),
+        ] {
             do {
                 try library.register("{{% CONTENT_TYPE: \(contentType)}}" + text, named: name)
             } catch {
@@ -53,7 +56,10 @@ enum DashboardTemplates {
 
     // MARK: Templates
 
-    /// The page around every other: reads `title` and `home` from the page's model.
+    /// The page around every other: reads `title`, `home`, `nav` (the sections' links, absent on
+    /// the login form) and `refresh` (``Refresh``: reload every so many seconds) from the page's
+    /// model. The reload is the only script: it waits while someone types in a form's field, and
+    /// without scripts a `meta` refresh does it.
     static let layout = """
         <!doctype html>
         <html lang=en><head><meta charset=utf-8><meta name=viewport content="width=device-width, initial-scale=1">
@@ -71,9 +77,41 @@ enum DashboardTemplates {
         .suspension{border:2px solid #b85c00;border-radius:6px;padding:.2rem 1rem;background:#fff7ef}.suspension h3{color:#b85c00}
         .suspension dt{font-weight:600;color:#555}.suspension dd{margin:0 0 .4rem 0}.note{color:#666}
         tr.superseded td{opacity:.45}tr.superseded td:last-child{opacity:.6}.supersededBy{color:#8a6d00;font-size:.85em}
-        select{font:inherit;max-width:22rem}
-        </style></head><body>
-        <h1><a href="{{home}}">Continuum</a></h1>
+        select{font:inherit;max-width:22rem}input[type=checkbox]{width:auto}
+        header{display:flex;align-items:baseline;gap:2rem}nav a{margin-right:1rem}nav a.selected{font-weight:600;text-decoration:none;color:inherit}
+        .filters{display:flex;gap:1rem;flex-wrap:wrap;align-items:flex-end}.filters label{margin:0}.filters input[name=id]{width:12rem}
+        form.refresh{float:right;margin:.5rem 0}
+        .waterfall{margin:1rem 0;border:1px solid #e5e5e5;border-radius:6px;padding:.5rem .75rem}.waterfall h3{margin:.2rem 0 .5rem}
+        .wf-row{display:flex;align-items:center;min-height:1.7rem;border-bottom:1px dotted #eee}
+        .lane{flex:0 0 16rem;overflow:hidden;white-space:nowrap;text-overflow:ellipsis;padding-right:.6rem;font-size:.9em}
+        .lane small{display:block;color:#777;font-size:.8em;overflow:hidden;text-overflow:ellipsis}
+        .track{position:relative;flex:1;height:1.5rem}.axis .track{height:1.3rem;border-bottom:1px solid #ccc}
+        .tick{position:absolute;top:0;font-size:.7rem;color:#777;border-left:1px solid #ccc;padding-left:2px;height:1.3rem;white-space:nowrap}
+        .bar{position:absolute;top:.3rem;height:.95rem;min-width:2px;box-sizing:border-box;border-radius:3px;padding:0 3px;
+        font-size:.7rem;line-height:.95rem;white-space:nowrap;overflow:hidden;color:#fff;background:#1a7f37}
+        .bar.run{background:#dfe6ee;color:#333}.bar.attempt,.bar.failed{background:#c62828;color:#fff}
+        .bar.backoff{background:repeating-linear-gradient(45deg,#f2c94c 0 4px,#fff1bf 4px 8px);color:#5c4500}
+        .bar.sleep{background:#8e6ccf}.bar.wait{background:#d9822b}.bar.update{background:#00838f}.bar.child{background:#5a6fd6}
+        .bar.timedOut{background:#b85c00}.bar.retried{box-shadow:inset 0 0 0 2px #f2c94c}
+        .bar.open{border-right:3px dashed #333;border-radius:3px 0 0 3px}.bar.superseded,.wf-row.superseded .lane{opacity:.4}
+        .bar.mark{width:2px!important;min-width:2px;padding:0;border-radius:0;top:.1rem;height:1.3rem;background:#555}.bar.mark.failed{background:#c62828}
+        .dur{position:absolute;top:.25rem;font-size:.72rem;color:#444;white-space:nowrap;padding:0 .35rem}.dur.over{top:.3rem;line-height:.95rem;background:#fffc;border-radius:3px}
+        .legend{font-size:.8rem;color:#555;display:flex;gap:.9rem;flex-wrap:wrap;margin:.6rem 0 0}.legend i{display:inline-block;width:.9rem;height:.7rem;border-radius:2px;margin-right:.25rem;vertical-align:middle}
+        .meter{height:.35rem;background:#eee;border-radius:3px;width:6rem;margin-top:.2rem}.meter div{height:100%;background:#0a66c2;border-radius:3px}
+        </style>
+        {{#refresh}}<noscript><meta http-equiv=refresh content="{{seconds}}"></noscript>
+        <script>
+        setTimeout(function reload() {
+          var field = document.activeElement;
+          if (field && field.form && field.type !== 'checkbox' && field.type !== 'submit') { setTimeout(reload, 1000); return; }
+          location.reload();
+        }, {{milliseconds}});
+        </script>{{/refresh}}
+        </head><body>
+        <header><h1><a href="{{home}}">Continuum</a></h1>
+        {{#nav}}<nav><a id=nav-workflows href="{{workflows}}"{{#workflowsSelected}} class=selected{{/workflowsSelected}}>Workflows</a>
+        <a id=nav-schedules href="{{schedules}}"{{#schedulesSelected}} class=selected{{/schedulesSelected}}>Schedules</a>
+        <a id=nav-queues href="{{queues}}"{{#queuesSelected}} class=selected{{/queuesSelected}}>Queues</a></nav>{{/nav}}</header>
         {{$body}}{{/body}}
         </body></html>
 
@@ -87,14 +125,23 @@ enum DashboardTemplates {
         <a class="count {{status}}{{#selected}} selected{{/selected}}" href="{{link}}" data-status="{{status}}"><b>{{count}}</b> {{status}}</a>
         {{/counts}}
         </section>
+        <form id=filters class=filters method=get action="{{home}}">
+        <label>Status <select name=status><option value="">any</option>{{#statuses}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{value}}</option>{{/statuses}}</select></label>
+        <label>Type <select name=type><option value="">any</option>{{#types}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{value}}</option>{{/types}}</select></label>
+        <label>Id starts with <input name=id value="{{idPrefix}}" placeholder="order-"></label>
+        <label><input type=checkbox name=refresh value="{{refreshEvery}}"{{#refreshing}} checked{{/refreshing}} onchange="this.form.submit()"> auto-refresh every {{refreshEvery}} s</label>
+        <button type=submit>Filter</button>
+        </form>
+        {{#narrowed}}<p id=narrowed class=note>Only {{.}}. <a href="{{clear}}">Clear</a></p>{{/narrowed}}
         <table id=workflows><thead><tr><th>Workflow</th><th>Type</th><th>Status</th><th>Started</th><th>Updated</th></tr></thead><tbody>
         {{#rows}}
-        <tr data-id="{{id}}"><td><a href="{{link}}">{{id}}</a></td><td>{{type}}</td><td class="status {{status}}">{{status}}{{#suspension}} <small class=code>({{.}})</small>{{/suspension}}</td><td>{{createdAt}}</td><td>{{updatedAt}}</td></tr>
+        <tr data-id="{{id}}"><td><a href="{{link}}">{{id}}</a></td><td><a class=type href="{{typeLink}}">{{type}}</a></td><td class="status {{status}}">{{status}}{{#suspension}} <small class=code>({{.}})</small>{{/suspension}}</td><td>{{createdAt}}</td><td>{{updatedAt}}</td></tr>
         {{/rows}}
         {{^rows}}
-        <tr><td colspan=5 class=empty>No workflows yet.</td></tr>
+        <tr><td colspan=5 class=empty>{{#narrowed}}No workflows match.{{/narrowed}}{{^narrowed}}No workflows yet.{{/narrowed}}</td></tr>
         {{/rows}}
         </tbody></table>
+        {{#searched}}<p id=searched class=note>Read {{.}} workflows without filling the page.</p>{{/searched}}
         {{#next}}<p><a id=next href="{{.}}">Next page →</a></p>{{/next}}
         <p><a id=schedules-link href="{{schedules}}">Schedules →</a></p>
         {{/body}}{{/layout}}
@@ -117,6 +164,7 @@ enum DashboardTemplates {
 
     static let timeline = """
         {{<layout}}{{$body}}
+        <form class=refresh method=get><label><input type=checkbox name=refresh value="{{refreshEvery}}"{{#refreshing}} checked{{/refreshing}} onchange="this.form.submit()"> auto-refresh every {{refreshEvery}} s</label><noscript> <button type=submit>Apply</button></noscript></form>
         <p><a href="{{home}}">← all workflows</a></p>
         <h2>{{id}} <small>{{type}}</small> <span id=status class="status {{status}}">{{status}}</span></h2>
         {{#parent}}<p id=parent>Child of <a href="{{href}}">{{id}}</a></p>{{/parent}}
@@ -136,6 +184,22 @@ enum DashboardTemplates {
         new code on a copy; or <a href="#cancel">cancel</a>.</p>
         </section>
         {{/suspension}}
+        {{#waterfall}}
+        <section id=waterfall class=waterfall>
+        <h3>Timeline <small class=note>from {{start}}, {{span}}</small></h3>
+        <div class="wf-row axis"><div class=lane></div><div class=track>{{#ticks}}<span class=tick style="{{style}}">{{label}}</span>{{/ticks}}</div></div>
+        {{#rows}}
+        <div class="wf-row {{kind}}{{#failed}} failed{{/failed}}{{#superseded}} superseded{{/superseded}}" data-row="{{name}}">
+        <div class=lane title="{{label}}">{{#child}}<a class=child-link href="{{href}}">{{label}}</a>{{/child}}{{^child}}{{label}}{{/child}}{{#note}}<small>{{.}}</small>{{/note}}</div>
+        <div class=track>{{#bars}}<div class="{{classes}}" data-kind="{{kind}}" data-duration="{{duration}}" style="{{style}}" title="{{title}}">{{#inside}}{{.}}{{/inside}}</div>{{/bars}}<span class="dur {{summarySide}}" style="{{summaryStyle}}">{{summary}}</span></div>
+        </div>
+        {{/rows}}
+        <p class=legend><span><i style="background:#1a7f37"></i>step</span><span><i style="background:#c62828"></i>failed attempt</span>
+        <span><i style="background:repeating-linear-gradient(45deg,#f2c94c 0 4px,#fff1bf 4px 8px)"></i>retry backoff</span><span><i style="background:#8e6ccf"></i>sleep</span>
+        <span><i style="background:#d9822b"></i>event wait</span><span><i style="background:#00838f"></i>update</span><span><i style="background:#5a6fd6"></i>child</span>
+        <span>dashed end: still going</span><span>A step's bar starts at the workflow's previous recorded moment: history records when a step ends. Hover a bar for its times.</span></p>
+        </section>
+        {{/waterfall}}
         {{#supersededCount}}<p class=note>{{.}} events were superseded by a reset: kept, dimmed, no longer in effect.</p>{{/supersededCount}}
         <table id=timeline><thead><tr><th>#</th><th>Time</th><th>Event</th><th>Step</th><th>Attempt</th><th>Detail</th></tr></thead><tbody>
         {{#entries}}
@@ -182,6 +246,18 @@ enum DashboardTemplates {
         <button type=submit>Fork workflow</button>
         </form>
         {{/fork}}
+        {{#resetEvent}}
+        <form id=reset-event method=post action="{{.}}">
+        <h3>Reset to an event</h3>
+        <p>Run again from an event with the code deployed now: it and the events after it are kept but superseded (external events are delivered again).</p>
+        <label>Event <select name=event required>
+        {{#events}}<option value="{{value}}">{{label}}</option>{{/events}}
+        </select></label>
+        <label>By <input name=by placeholder=dashboard></label>
+        <label>Reason <input name=reason placeholder="rerun from here"></label>
+        <button type=submit class=danger>Reset to event</button>
+        </form>
+        {{/resetEvent}}
         {{#send}}
         <form id=send method=post action="{{.}}">
         <h3>Send an event</h3>
@@ -201,6 +277,22 @@ enum DashboardTemplates {
         {{/body}}{{/layout}}
         """
 
+    static let queues = """
+        {{<layout}}{{$body}}
+        <form class=refresh method=get><label><input type=checkbox name=refresh value="{{refreshEvery}}"{{#refreshing}} checked{{/refreshing}} onchange="this.form.submit()"> auto-refresh every {{refreshEvery}} s</label><noscript> <button type=submit>Apply</button></noscript></form>
+        <h2>Queues</h2>
+        <p class=note>The limits configured for this runtime, and how many hold a slot (running) and wait for one, in this process: each process applies the limits on its own.</p>
+        <table id=queues><thead><tr><th>Queue</th><th>Running</th><th>Waiting</th><th>At once</th><th>Per partition</th><th>Rate</th><th>Partitions running</th></tr></thead><tbody>
+        {{#rows}}
+        <tr data-queue="{{name}}"><td>{{name}}</td><td class=running>{{running}}{{#fill}}<div class=meter><div style="{{.}}"></div></div>{{/fill}}</td><td class=waiting>{{waiting}}</td><td>{{concurrency}}</td><td>{{perPartition}}</td><td>{{rate}}</td><td class=partitions>{{#partitions}}{{.}}<br>{{/partitions}}</td></tr>
+        {{/rows}}
+        {{^rows}}
+        <tr><td colspan=7 class=empty>No queues configured: name them in WorkflowRuntime.Configuration.queues.</td></tr>
+        {{/rows}}
+        </tbody></table>
+        {{/body}}{{/layout}}
+        """
+
     static let login = """
         {{<layout}}{{$body}}
         <form id=login method=post action="{{action}}">
@@ -214,7 +306,11 @@ enum DashboardTemplates {
 
     static let error = """
         {{<layout}}{{$body}}
-        <p class=error>{{message}}</p>
+        <h2 class=error>{{title}} <small id=error-status>{{status}}</small></h2>
+        <p id=error-message class=error>{{message}}</p>
+        <p class=note>Error code <code id=error-code>{{code}}</code>.</p>
+        {{#back}}<p><a id=back href="{{.}}">← back to the workflow</a></p>{{/back}}
+        {{^back}}<p><a href="{{home}}">← all workflows</a></p>{{/back}}
         {{/body}}{{/layout}}
         """
 }
