@@ -40,6 +40,10 @@ public struct ContinuumServer: Sendable {
     /// Lines printed under the banner once the server listens, given its base URL and the
     /// `curl` flags authentication needs (empty without tokens): how to try it.
     public var banner: @Sendable (_ base: String, _ auth: String) -> String
+    /// Whether the server bootstraps swift-metrics with a Prometheus registry, which it serves
+    /// at `/metrics` (once per process: a second server in the process reuses it). Set it to
+    /// `false` when the process bootstraps its own metrics backend; `/metrics` then answers 404.
+    public var bootstrapsMetrics = true
 
     /// A server for `workflows`.
     public init(
@@ -64,7 +68,9 @@ public struct ContinuumServer: Sendable {
         }
         do {
             try await run(options)
-        } catch let error as ValidationError {
+        } catch {
+            // Printed and exited as a command-line tool does (64 for a usage error, 1 otherwise),
+            // rather than raised to the top level of the caller's `main`, which would trap.
             ServeOptions.exit(withError: error)
         }
     }
@@ -88,11 +94,13 @@ public struct ContinuumServer: Sendable {
                 "Refusing to serve on \(host) without authentication: pass --token (or CONTINUUM_TOKENS), or bind 127.0.0.1.")
         }
         let location = try options.storage.location()
-        var logger = Logger(label: "continuum")
-        logger.logLevel = .info
+        let logger = configuration.logger ?? {
+            var logger = Logger(label: "continuum")
+            logger.logLevel = .info
+            return logger
+        }()
         // One registry for the process: the runtime, the store and Hummingbird report into it.
-        let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let registry = bootstrapsMetrics ? Self.registry : nil
         // The runtime closes the store when it shuts down gracefully; withStore closes it (again,
         // which is harmless) when serving ends otherwise.
         try await options.storage.withStore(logger: logger) { store in
@@ -102,7 +110,7 @@ public struct ContinuumServer: Sendable {
 
     private func serve(
         _ store: any EventStore, options: ServeOptions, location: StoreLocation, tokens: [String], secrets: [String],
-        registry: PrometheusCollectorRegistry, logger: Logger
+        registry: PrometheusCollectorRegistry?, logger: Logger
     ) async throws {
         var configuration = self.configuration
         configuration.logger = logger
@@ -147,12 +155,26 @@ public struct ContinuumServer: Sendable {
         try await group.run()
     }
 
+    /// The process's registry, bootstrapped into swift-metrics on first use: swift-metrics
+    /// takes one bootstrap per process.
+    private static let registry: PrometheusCollectorRegistry = {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }()
+
     private static func list(_ value: String?) -> [String] {
         (value ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 }
 
 /// The flags of `continuum serve` and of every ``ContinuumServer``.
+///
+/// The server binds 127.0.0.1 unless `--host` says otherwise; a non-loopback address needs
+/// `--token` or `--webhook-secret`. Tokens and secrets can also come from `CONTINUUM_TOKENS` and
+/// `CONTINUUM_WEBHOOK_SECRETS` (comma-separated), which keeps them out of the process list.
+/// Several servers can serve one PostgreSQL database (`--postgres`, or `CONTINUUM_POSTGRES_URL`);
+/// an LMDB directory has one.
 public struct ServeOptions: ParsableArguments, Sendable {
     /// The store: `--path DIR` (default `./state`) or `--postgres URL` (or `CONTINUUM_POSTGRES_URL`).
     @OptionGroup package var storage: StoreOptions<StateDirectory>
@@ -181,14 +203,7 @@ public struct ServeOptions: ParsableArguments, Sendable {
     @Flag(help: "Development mode: a step whose code changed (its #step fingerprint or version) reruns from there instead of suspending.")
     public var dev = false
 
-    /// The defaults: `./state`, 127.0.0.1:8080, no authentication.
+    /// The defaults: `./state`, 127.0.0.1:8080, no authentication. To name another store in
+    /// code, parse flags: `try ServeOptions.parse(["--path", "./billing-state"])`.
     public init() {}
-
-    public static let configuration = CommandConfiguration(
-        discussion: """
-            Binds 127.0.0.1 unless --host says otherwise; a non-loopback address needs --token or --webhook-secret. \
-            Tokens and secrets can also come from CONTINUUM_TOKENS and CONTINUUM_WEBHOOK_SECRETS (comma-separated), \
-            which keeps them out of the process list. Several servers can serve one PostgreSQL database (--postgres, \
-            or CONTINUUM_POSTGRES_URL); an LMDB directory has one.
-            """)
 }

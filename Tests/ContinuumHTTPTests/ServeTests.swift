@@ -59,6 +59,9 @@ struct ServeTests {
             // Its flags are continuum serve's: a public address without a token is refused.
             let refused = try ChildProcess(executable: executable, arguments: ["--path", path + "-other", "--host", "0.0.0.0", "--port", "\(port + 1)"])
             #expect(await refused.exit() == .exited(64), "a usage error, not a crash")
+            // A store another process holds: an error and status 1, not a trap.
+            let second = try ChildProcess(executable: executable, arguments: ["--path", path, "--port", "\(port + 2)"])
+            #expect(await second.exit() == .exited(1), "a second server on the same directory")
             server.signal(SIGTERM)
             #expect(await server.exit() == .exited(0))
         }

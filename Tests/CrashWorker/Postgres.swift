@@ -362,6 +362,7 @@ enum PostgresWorker {
                     while runtime.residentWorkflows > 0 && ContinuousClock.now < noticeBy {
                         try await Task.sleep(for: .milliseconds(50))
                     }
+                    if runtime.residentWorkflows > 0 { say("still resident after three leases: \(runtime.diagnostics)") }
                 }
             }
             say("fenced: \(counters.refused.load(ordering: .relaxed)) refused appends, \(counters.lost.load(ordering: .relaxed)) lost claims")
