@@ -45,6 +45,21 @@ extension LMDBStore {
                         report.problems.append(.init(database: "timers", location: "due \(Key.readDue(key))", message: "\(error)"))
                     }
                 }
+                // A damaged snapshot costs nothing but speed (a wake folds the events instead),
+                // yet it is damage on disk: reported, without marking the workflow damaged.
+                if let snapshots = environment.snapshots {
+                    try each(snapshots, txn) { key, value in
+                        report.checked["snapshots", default: 0] += 1
+                        let stream = Key.readUInt64(key)
+                        do {
+                            guard let snapshot = Key.readSnapshot(value) else { throw ContinuumError(.corruptedData, "shorter than its header") }
+                            _ = try WorkflowState(snapshot: snapshot)
+                        } catch {
+                            report.problems.append(
+                                .init(database: "snapshots", location: "workflow '\(names[stream] ?? "?")' (stream \(stream))", message: "\(error)"))
+                        }
+                    }
+                }
                 // The kept counts must match the status index they count.
                 var indexed = StatusIndexCounts()
                 try each(environment.byStatus, txn) { key, _ in

@@ -223,6 +223,9 @@ struct CompactionTests {
                 let count = try #require(try await store.load(id: "w")).events.count
                 try await store.append(AppendRequest(fence: claim, id: "w", events: [], release: true, snapshot: WorkflowSnapshot(through: UInt32(count), bytes: bad)))
                 #expect(try await store.loadRecent(id: "w")?.snapshot?.bytes == bad)
+                // `continuum verify` reports damage; another release's layout is not damage.
+                let damaged = bad.first == 0xAB
+                #expect(try store.verify().problems.contains { $0.database == "snapshots" } == damaged)
                 try await WorkflowRuntime(store: store, workflows: [Agent(ledger: ledger)]).withRunning { runtime in
                     try await runtime.send("go", to: "w", payload: 0)
                     try await runtime.send("go", to: "w", payload: 0)
