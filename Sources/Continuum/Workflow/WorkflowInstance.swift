@@ -82,6 +82,9 @@ actor WorkflowInstance {
     nonisolated let parent: ParentLink?
     /// The workflow's deadline when it had not passed at load, for the driver to arm.
     nonisolated let deadline: Int64?
+    /// The queue the workflow runs on: its body runs only while it holds a slot of it, which
+    /// its steps on the same queue run within.
+    nonisolated let queue: QueueEntry?
 
     init(
         id: String, stream: StreamID, mode: Mode, timers: TimerService, metrics: RuntimeMetrics, tracer: (any Tracer)?,
@@ -92,6 +95,7 @@ actor WorkflowInstance {
         self.runtime = runtime
         self.parent = state.parent
         self.deadline = state.pendingDeadline
+        self.queue = state.queue
         self.feed = feed
         self.codeChange = codeChange
         self.build = build
