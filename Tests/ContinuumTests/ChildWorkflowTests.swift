@@ -99,6 +99,82 @@ struct Patient: Workflow {
     }
 }
 
+/// A child that keeps its place in memory for a while: one step that takes `millis`.
+struct Lingers: Workflow {
+    static let name = "lingers"
+
+    struct Input: Codable, Sendable {
+        var value: Int
+        var millis: Int
+    }
+
+    func run(_ ctx: WorkflowContext, input: Input) async throws -> Int {
+        try await ctx.step("work") { () async throws -> Int in
+            try await Task.sleep(for: .milliseconds(input.millis))
+            return input.value
+        }
+    }
+}
+
+/// A parent that starts `count` children side by side and adds up their outputs.
+struct Sums: Workflow {
+    static let name = "sums"
+
+    struct Input: Codable, Sendable {
+        var count: Int
+        var millis: Int
+    }
+
+    func run(_ ctx: WorkflowContext, input: Input) async throws -> Int {
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for index in 0..<input.count {
+                group.addTask { try await ctx.child(Lingers.self, name: "c\(index)", input: .init(value: index, millis: input.millis)) }
+            }
+            return try await group.reduce(0, +)
+        }
+    }
+}
+
+/// A parent that starts `input` children that wait for "go", then waits for "end" and ends,
+/// cancelling them (``ParentClosePolicy/cancel``).
+struct Closes: Workflow {
+    static let name = "closes"
+
+    func run(_ ctx: WorkflowContext, input: Int) async throws -> Int {
+        for index in 0..<input {
+            _ = try await ctx.startChild(Scrape.self, name: "w\(index)", input: .init(source: index, waitForGo: true))
+        }
+        return try await ctx.waitForEvent("end", as: Int.self) ?? -1
+    }
+}
+
+/// Runs `body` in a task of its own and throws ``ConditionTimeout`` once `limit` passes first.
+///
+/// A runtime whose workflows wait for each other does not unwind when cancelled (a driver
+/// waiting for room in memory is not cancellable), so `withTimeout`, which waits for what it
+/// cancels, would hang with it: on timeout this leaves the task behind, and the test fails.
+func finishes(within limit: Duration, _ body: @escaping @Sendable () async throws -> Void) async throws {
+    let (outcomes, continuation) = AsyncStream.makeStream(of: (any Error)?.self)
+    let work = Task {
+        do {
+            try await body()
+            continuation.yield(nil)
+        } catch {
+            continuation.yield(error)
+        }
+    }
+    let timer = Task {
+        try? await Task.sleep(for: limit)
+        continuation.yield(ConditionTimeout(timeout: limit))
+    }
+    defer { timer.cancel() }
+    for await outcome in outcomes {
+        if outcome is ConditionTimeout { work.cancel() }
+        if let outcome { throw outcome }
+        return
+    }
+}
+
 @Suite("Child workflows")
 struct ChildWorkflowTests {
     private func workflows(_ ledger: Ledger) -> [any Workflow] {
@@ -235,6 +311,53 @@ struct ChildWorkflowTests {
                 #expect(starts.count == 3)
             }
             #expect((0..<3).allSatisfy { ledger.count("fetch-\($0)") == 1 })
+        }
+    }
+
+    @Test(
+        "children more than memory has room for tell their parked parent how they ended: the notice needs no room")
+    func fanOutPastResidentLimit() async throws {
+        try await withTemporaryDirectory { path in
+            let configuration = WorkflowRuntime.Configuration(parkAfter: .milliseconds(50), maxResidentWorkflows: 4)
+            try await finishes(within: .seconds(60)) {
+                try await WorkflowRuntime.withLMDB(path: path, workflows: [Sums(), Lingers()], runtime: configuration) { runtime throws in
+                    // The parent parks within 50 ms; each child then holds one of the four places
+                    // for 500 ms, and ends while its parent is out of memory.
+                    let total = try await runtime.start(Sums.self, id: "s", input: .init(count: 10, millis: 500)).result()
+                    #expect(total == 45)
+                    let notices = try await runtime.history(of: "s").filter {
+                        if case .eventReceived(let name, _, _) = $0.kind { name.hasPrefix("continuum.child:") } else { false }
+                    }
+                    #expect(notices.count == 10)
+                    #expect(try await runtime.history(of: "s").contains { $0.kindName == "workflowCompleted" })
+                }
+            }
+        }
+    }
+
+    @Test(
+        "parents that fill memory and end cancel their parked children without loading them first")
+    func closeParkedChildrenPastResidentLimit() async throws {
+        try await withTemporaryDirectory { path in
+            let ledger = Ledger()
+            let configuration = WorkflowRuntime.Configuration(parkAfter: .milliseconds(50), maxResidentWorkflows: 2)
+            try await finishes(within: .seconds(60)) {
+                try await WorkflowRuntime.withLMDB(path: path, workflows: [Closes(), Scrape(ledger: ledger)], runtime: configuration) { runtime throws in
+                    let parents = ["p", "q"]
+                    for id in parents { try await runtime.start(Closes.self, id: id, input: 3) }
+                    for id in parents {
+                        for index in 0..<3 { try await runtime.waitForHistory(of: "\(id)/w\(index)") { $0.contains { $0.kindName == "waitStarted" } } }
+                    }
+                    try await eventually(timeout: .seconds(20)) { runtime.residentWorkflows == 0 }
+                    // Both parents take the two places and end; each cancels its three parked children.
+                    for id in parents { try await runtime.send("end", to: id, payload: 7) }
+                    for id in parents { #expect(try await runtime.handle(Closes.self, id: id).result() == 7) }
+                    for id in parents {
+                        for index in 0..<3 { try await runtime.waitForStatus(of: "\(id)/w\(index)", .cancelled) }
+                    }
+                }
+            }
+            #expect((0..<3).allSatisfy { ledger.count("compensate-\($0)") == 2 }, "each child compensates once")
         }
     }
 

@@ -52,6 +52,59 @@ struct QueuedJob: Workflow {
     }
 }
 
+/// Runs on queue "jobs" and calls steps on it: one on its own partition, one naming none, and
+/// two side by side; then, when told, one on partition "other".
+struct SelfQueued: Workflow {
+    static let name = "self-queued"
+    let bodies: Overlap
+    let steps: Overlap
+
+    struct Input: Codable, Sendable {
+        var partition: String
+        var otherPartition = false
+    }
+
+    func run(_ ctx: WorkflowContext, input: Input) async throws -> String {
+        bodies.enter(ctx.workflowID)
+        defer { bodies.exit() }
+        let steps = self.steps
+        let id = ctx.workflowID
+        @Sendable func work(_ name: String) async throws -> String {
+            steps.enter("\(id) \(name)")
+            defer { steps.exit() }
+            try await Task.sleep(for: .milliseconds(20))
+            return name
+        }
+        var done: [String] = []
+        done.append(try await ctx.step("own", queue: QueueEntry("jobs", partition: input.partition)) { try await work("own") })
+        done.append(try await ctx.step("unnamed", queue: QueueEntry("jobs")) { try await work("unnamed") })
+        async let left = ctx.step("left", queue: QueueEntry("jobs", partition: input.partition)) { try await work("left") }
+        async let right = ctx.step("right", queue: QueueEntry("jobs", partition: input.partition)) { try await work("right") }
+        done += try await [left, right]
+        if input.otherPartition {
+            do {
+                done.append(try await ctx.step("other", queue: QueueEntry("jobs", partition: "other")) { try await work("other") })
+            } catch let error as ContinuumError where error.code == .stepFailed {
+                done.append("\(error)".contains("ContinuumError.invalidArgument") ? "refused" : "\(error)")
+            }
+        }
+        return done.joined(separator: " ")
+    }
+}
+
+/// Runs on queue "metered" and calls three steps on it, one after the other.
+struct Metered: Workflow {
+    static let name = "metered"
+    let steps: Overlap
+
+    func run(_ ctx: WorkflowContext, input: Int) async throws -> Int {
+        for index in 0..<3 {
+            try await ctx.step("call-\(index)", queue: QueueEntry("metered")) { steps.enter("call-\(index)"); steps.exit() }
+        }
+        return input
+    }
+}
+
 private func runtime(_ path: String, queues: [String: QueueLimits], clock: ManualClock? = nil, workflows: [any Workflow]) -> WorkflowRuntime.Configuration {
     var configuration = WorkflowRuntime.Configuration(parkAfter: nil)
     if let clock { configuration.clock = clock }
@@ -160,6 +213,53 @@ struct QueueTests {
                 #expect((error as? ContinuumError)?.code == .timedOut, "\(String(describing: error))")
                 #expect(overlap.order == ["holder", "late"] && overlap.most == 1)
             }
+        }
+    }
+
+    @Test("a step on its workflow's own queue runs within the workflow's slot instead of waiting for it")
+    func stepWithinOwnSlot() async throws {
+        try await withTemporaryDirectory { path in
+            let bodies = Overlap()
+            let steps = Overlap()
+            let configuration = runtime(path, queues: ["jobs": QueueLimits(concurrency: 1, perPartition: 1)], workflows: [])
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [SelfQueued(bodies: bodies, steps: steps)], runtime: configuration) { runtime throws in
+                var handles: [WorkflowHandle<SelfQueued>] = []
+                for index in 0..<3 {
+                    handles.append(try await runtime.start(SelfQueued.self, id: "s\(index)", input: .init(partition: "a"), queue: QueueEntry("jobs", partition: "a")))
+                }
+                for handle in handles {
+                    let done = try await withTimeout(.seconds(30)) { try await handle.result() }
+                    #expect(done == "own unnamed left right")
+                }
+                // The only slot is its workflow's: a step on another partition of the queue could never have one.
+                let other = try await runtime.start(
+                    SelfQueued.self, id: "o", input: .init(partition: "a", otherPartition: true), queue: QueueEntry("jobs", partition: "a"))
+                let refused = try await withTimeout(.seconds(30)) { try await other.result() }
+                #expect(refused == "own unnamed left right refused")
+            }
+            #expect(bodies.most == 1, "one workflow body at a time: \(bodies.most)")
+            #expect(steps.order.count == 16 && !steps.order.contains { $0.hasSuffix(" other") })
+            // Only one workflow's steps ran at a time (the two side by side share its slot).
+            #expect(steps.most <= 2, "\(steps.most)")
+        }
+    }
+
+    @Test("a step within its workflow's slot still counts against the queue's rate")
+    func withinSlotCountsRate() async throws {
+        try await withTemporaryDirectory { path in
+            let clock = ManualClock()
+            let steps = Overlap()
+            let configuration = runtime(path, queues: ["metered": QueueLimits(concurrency: 1, rate: .init(2, per: .seconds(60)))], clock: clock, workflows: [])
+            try await WorkflowRuntime.withLMDB(path: path, workflows: [Metered(steps: steps)], runtime: configuration) { runtime throws in
+                let handle = try await runtime.start(Metered.self, id: "m", input: 5, queue: QueueEntry("metered"))
+                // The workflow's own start and its first step fill the window of two.
+                try await eventually { steps.order.count == 1 }
+                try await Task.sleep(for: .milliseconds(50))
+                #expect(steps.order.count == 1, "a step started past the rate: \(steps.order)")
+                clock.advance(by: .seconds(61))
+                #expect(try await withTimeout(.seconds(30)) { try await handle.result() } == 5)
+            }
+            #expect(steps.order == ["call-0", "call-1", "call-2"])
         }
     }
 

@@ -124,6 +124,51 @@ struct RuntimeStateMachineTests {
         }
     }
 
+    @Test("a delivery to an unloaded workflow takes its slot (no driver, no room in memory); the next waits for it, then asks again")
+    func reachingUnloaded() throws {
+        var machine = Machine()
+        guard case .unavailable = machine.reachInstance("w", wakeable: true) else {
+            Issue.record("a stopped runtime reserved a slot")
+            return
+        }
+        try machine.start("queue")
+        guard case .unavailable = machine.reachInstance("w", wakeable: false) else {
+            Issue.record("a finished workflow's slot was reserved")
+            return
+        }
+        guard case .reserved = machine.reachInstance("w", wakeable: true) else {
+            Issue.record("the slot was not reserved")
+            return
+        }
+        let driven = machine.claimDrive("w")
+        #expect(!driven, "a driver started while a delivery held the slot")
+        guard case .wait = machine.reachInstance("w", wakeable: true) else {
+            Issue.record("a second delivery took the slot too")
+            return
+        }
+        let queued = machine.waitForSlot("w", sender: "s1")
+        #expect(queued)
+        let retrying = machine.driveEnded("w")
+        #expect(retrying == ["s1"])
+        let gone = machine.waitForSlot("w", sender: "s2")
+        #expect(!gone, "a sender was queued on a slot nobody holds")
+        // A loaded instance is used at once, and not waited for.
+        _ = machine.claimDrive("w")
+        let instance = Instance()
+        _ = machine.loaded("w", instance)
+        guard case .use(let found) = machine.reachInstance("w", wakeable: true), found === instance else {
+            Issue.record("the loaded instance was not used")
+            return
+        }
+        let waitedForLoaded = machine.waitForSlot("w", sender: "s3")
+        #expect(!waitedForLoaded)
+        _ = machine.suspend("x", Self.diverged)
+        guard case .unavailable = machine.reachInstance("x", wakeable: true) else {
+            Issue.record("a suspended workflow's slot was reserved")
+            return
+        }
+    }
+
     @Test("a sender waits for a departing instance to go; a gone one is not waited for")
     func waitingUntilGone() throws {
         var machine = Machine()

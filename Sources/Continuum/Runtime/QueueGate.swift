@@ -9,11 +9,17 @@ import Synchronization
 /// cannot go parks on a continuation; the release of a slot, an admission (which may leave room
 /// for the next) or a cancellation wakes the best waiter that could go. A waiter held back only
 /// by the rate sleeps on the runtime's clock until the window lets one more through.
+///
+/// Work that runs inside a slot its workflow already holds (a step on its workflow's own queue)
+/// asks *within* that slot: it takes no other, so it never waits for the one its own workflow
+/// holds, and it is not put behind work waiting for a slot. It still counts against the rate.
 final class QueueGate: Sendable {
     /// A slot held; hand it back with ``release(_:)``.
     struct Permit: Sendable {
         let queue: String
         let partition: String?
+        /// Whether it counts as running (`false`: it was taken within a slot already held).
+        var counted = true
     }
 
     private struct Waiter {
@@ -22,6 +28,8 @@ final class QueueGate: Sendable {
         /// When the work was put on the queue (by the runtime's clock): earlier goes first.
         var since: Int64
         var partition: String?
+        /// Whether it asks within a slot already held: then only the rate holds it back.
+        var within = false
         var continuation: CheckedContinuation<Void, any Error>?
 
         /// Whether this waiter goes before `other`: higher priority, then queued earlier, then asked earlier.
@@ -67,7 +75,7 @@ final class QueueGate: Sendable {
         case sleep(until: Int64)
     }
 
-    private let limits: [String: QueueLimits]
+    let limits: [String: QueueLimits]
     private let clock: any WorkflowClock
     private let state = Mutex<(queues: [String: Queue], next: UInt64)>(([:], 0))
     private let running: [String: Gauge]
@@ -82,10 +90,14 @@ final class QueueGate: Sendable {
 
     /// Waits for a slot on `entry`'s queue; `nil` at once for a queue without limits.
     ///
-    /// - Parameter since: When the work was put on the queue (a workflow's start, recorded, so
-    ///   that the order survives a restart); default now.
+    /// - Parameters:
+    ///   - since: When the work was put on the queue (a workflow's start, recorded, so that the
+    ///     order survives a restart); default now.
+    ///   - within: Whether the caller already holds a slot of this queue and partition (a step
+    ///     of a workflow that runs on the queue): it then waits only for the rate, and takes no
+    ///     slot of the concurrency or of the partition.
     /// - Throws: `CancellationError` when the task is cancelled while it waits.
-    func acquire(_ entry: QueueEntry, since: Int64? = nil) async throws -> Permit? {
+    func acquire(_ entry: QueueEntry, since: Int64? = nil, within: Bool = false) async throws -> Permit? {
         guard let limits = limits[entry.name] else { return nil }
         let queue = entry.name
         let since = since ?? clock.now()
@@ -93,7 +105,7 @@ final class QueueGate: Sendable {
             state.next += 1
             let ticket = state.next
             return (ticket, Self.withQueue(queue, in: &state.queues) { queue in
-                queue.insert(Waiter(ticket: ticket, priority: entry.priority, since: since, partition: entry.partition))
+                queue.insert(Waiter(ticket: ticket, priority: entry.priority, since: since, partition: entry.partition, within: within))
                 return (queue.running, queue.waiting.count)
             })
         }
@@ -103,7 +115,7 @@ final class QueueGate: Sendable {
                 switch try await next(ticket, queue, limits) {
                 case .admitted:
                     report(queue, state.withLock { ($0.queues[queue]?.running ?? 0, $0.queues[queue]?.waiting.count ?? 0) })
-                    return Permit(queue: queue, partition: entry.partition)
+                    return Permit(queue: queue, partition: entry.partition, counted: !within)
                 case .sleep(let until):
                     try await clock.sleep(until: until)
                 case .park:
@@ -125,7 +137,7 @@ final class QueueGate: Sendable {
 
     /// Hands a slot back and wakes the best waiter that can now go.
     func release(_ permit: Permit?) {
-        guard let permit, let limits = limits[permit.queue] else { return }
+        guard let permit, permit.counted, let limits = limits[permit.queue] else { return }
         let (woken, counts) = state.withLock { state in
             Self.withQueue(permit.queue, in: &state.queues) { queue in
                 queue.running -= 1
@@ -196,22 +208,32 @@ final class QueueGate: Sendable {
             let windowStart = now - rate.window.wholeNanoseconds
             while let first = queue.starts.first, first <= windowStart { queue.starts.removeFirst() }
         }
-        guard best(queue, limits) == index else { return .park }
-        if let concurrency = limits.concurrency, queue.running >= concurrency { return .park }
+        // Work within a held slot waits for no slot, so it neither waits in line for one nor
+        // holds up those that do; only the rate can hold it back.
+        let within = queue.waiting[index].within
+        if !within {
+            guard best(queue, limits) == index else { return .park }
+            if let concurrency = limits.concurrency, queue.running >= concurrency { return .park }
+        }
         if let rate = limits.rate, queue.starts.count >= rate.count, let oldest = queue.starts.first {
             return .sleep(until: oldest.adding(rate.window) + 1)
         }
         let waiter = queue.waiting.remove(at: index)
-        queue.running += 1
-        if let partition = waiter.partition { queue.perPartition[partition, default: 0] += 1 }
+        if !within {
+            queue.running += 1
+            if let partition = waiter.partition { queue.perPartition[partition, default: 0] += 1 }
+        }
         if limits.rate != nil { queue.starts.append(now) }
         return .admitted
     }
 
-    /// The index of the waiter that goes next: the first in order whose partition has room.
+    /// The index of the waiter that goes next for a slot: the first in order, not asking within
+    /// a slot it holds, whose partition has room.
     private static func best(_ queue: Queue, _ limits: QueueLimits) -> Int? {
-        guard let cap = limits.perPartition else { return queue.waiting.isEmpty ? nil : 0 }
-        return queue.waiting.firstIndex { waiter in waiter.partition.map { queue.perPartition[$0, default: 0] < cap } ?? true }
+        guard let cap = limits.perPartition else { return queue.waiting.firstIndex { !$0.within } }
+        return queue.waiting.firstIndex { waiter in
+            !waiter.within && (waiter.partition.map { queue.perPartition[$0, default: 0] < cap } ?? true)
+        }
     }
 
     /// Takes the continuation of the best waiter when it is parked and could go now, to wake it.

@@ -128,6 +128,8 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
         case wait
         /// Nobody drives it: the sender was queued in a new slot; launch a driver for it (woken).
         case launch(Launcher)
+        /// Nobody drives it: its slot is the caller's now (``reachInstance(_:wakeable:)``).
+        case reserved
         /// It cannot be had: the runtime is stopped, or the workflow is not one to wake.
         case unavailable
     }
@@ -143,6 +145,27 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
         guard let launcher, wakeable, suspensions[id] == nil else { return .unavailable }
         slots[id] = Slot(waiting: [sender])
         return .launch(launcher)
+    }
+
+    /// How a delivery (an event, a cancellation) reaches `id`: through its instance, after
+    /// whoever holds its slot (``InstanceRequest/wait``: then ``waitForSlot(_:sender:)``), or
+    /// straight to the store, the slot now the caller's (``InstanceRequest/reserved``) until it
+    /// hands it back with ``driveEnded(_:)``. Loading the workflow would wait for room in memory,
+    /// which the caller may be holding itself.
+    mutating func reachInstance(_ id: String, wakeable: Bool) -> InstanceRequest {
+        if let instance = slots[id]?.instance { return .use(instance) }
+        if slots[id] != nil { return .wait }
+        guard launcher != nil, wakeable, suspensions[id] == nil else { return .unavailable }
+        slots[id] = Slot(driving: true)
+        return .reserved
+    }
+
+    /// `sender` waits until whoever holds the slot of `id` loads the workflow or lets the slot
+    /// go; `false` (not queued) when nobody holds it without an instance any more.
+    mutating func waitForSlot(_ id: String, sender: Sender) -> Bool {
+        guard slots[id] != nil, slots[id]?.instance == nil else { return false }
+        slots[id]?.waiting.append(sender)
+        return true
     }
 
     /// `sender` waits until `instance` no longer drives `id`; `false` when it does not already.

@@ -30,6 +30,8 @@ extension WorkflowRuntime {
         /// How many workflows may be in memory at once. A workflow started, recovered or woken
         /// beyond this waits in the store until another finishes or is parked, so a burst of
         /// starts costs disk, not memory (a sleeping workflow in memory takes about 16 KB).
+        /// An event, update or cancellation for a workflow out of memory (a child's notice to its
+        /// parked parent, say) is written to its history in the store without waiting for room.
         /// A step that waits for another workflow (sends it an event and waits for its result,
         /// say) keeps its own place meanwhile: keep the limit well above how many do that at once.
         public var maxResidentWorkflows: Int

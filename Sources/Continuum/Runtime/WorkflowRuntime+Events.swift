@@ -70,9 +70,7 @@ extension WorkflowRuntime {
     func deliver(_ name: String, to id: String, json payload: [UInt8], dedupKey: String?) async throws -> EventReceipt {
         var receipt: EventReceipt
         do {
-            receipt = try await withInstance(id) { instance throws(ContinuumError) in
-                try await instance.receive(name: name, payload: payload, dedupKey: dedupKey)
-            }
+            receipt = try await deliverHere(name, to: id, json: payload, dedupKey: dedupKey)
         } catch let error as ContinuumError where error.code == .suspended {
             // A suspended workflow keeps its events until it runs again.
             do {
@@ -131,7 +129,7 @@ extension WorkflowRuntime {
     /// Cancels `id` in this process (see ``cancel(_:by:reason:)``).
     func cancelHere(_ id: String, by: String?, reason: String) async throws {
         do {
-            try await withInstance(id) { instance throws(ContinuumError) in try await instance.cancel(reason: reason, by: by) }
+            try await cancelInstance(id, by: by, reason: reason)
         } catch let error as ContinuumError where error.code == .suspended {
             do {
                 try await cancelSuspended(id, by: by, reason: reason)
@@ -142,24 +140,167 @@ extension WorkflowRuntime {
         logger.info("Cancellation requested: \(reason)", metadata: [LogKey.workflowID: "\(id)"])
     }
 
-    // MARK: Reaching a workflow's instance
+    // MARK: Reaching a workflow
 
-    /// Runs `body` on the instance driving `id`, loading it first if it is parked; when the
-    /// instance leaves memory meanwhile, waits for it to go and tries again on a fresh one.
-    private func withInstance<R: Sendable>(
-        _ id: String, _ body: (WorkflowInstance) async throws(ContinuumError) -> R
-    ) async throws -> R {
+    // An event or a cancellation goes to the workflow's instance when it is in memory. When it
+    // is not (parked, or its driver not let in yet), it is appended to the workflow's history in
+    // the store and the workflow launched: loading it first would wait for room among
+    // `maxResidentWorkflows`, which the sender may be holding itself. A child telling its parked
+    // parent how it ended keeps its own place until the notice is committed, so children filling
+    // every place would each wait for a parent that none of them lets in.
+
+    /// Delivers an event to the instance of `id`, or to its history in the store.
+    private func deliverHere(_ name: String, to id: String, json payload: [UInt8], dedupKey: String?) async throws -> EventReceipt {
         while true {
-            guard let instance = try await instance(for: id) else { throw try await unavailable(id) }
-            do {
-                return try await body(instance)
-            } catch {
-                // An instance that is leaving memory (parked, suspended, taken over) is not the
-                // workflow any more: wait until it is gone and ask again.
-                guard await instance.isLeaving else { throw error }
-                await released(id, instance)
+            switch try await reach(id) {
+            case .instance(let instance):
+                do {
+                    return try await instance.receive(name: name, payload: payload, dedupKey: dedupKey)
+                } catch {
+                    // An instance that is leaving memory (parked, suspended, taken over) is not the
+                    // workflow any more: wait until it is gone and ask again.
+                    guard await instance.isLeaving else { throw error }
+                    await released(id, instance)
+                }
+            case .reserved:
+                return try await receiveUnloaded(name, to: id, json: payload, dedupKey: dedupKey)
+            case .unavailable:
+                throw try await unavailable(id)
             }
         }
+    }
+
+    /// Cancels the instance of `id`, or records the cancellation in its history in the store.
+    private func cancelInstance(_ id: String, by: String?, reason: String) async throws {
+        while true {
+            switch try await reach(id) {
+            case .instance(let instance):
+                do {
+                    return try await instance.cancel(reason: reason, by: by)
+                } catch {
+                    guard await instance.isLeaving else { throw error }
+                    await released(id, instance)
+                }
+            case .reserved:
+                return try await cancelUnloaded(id, by: by, reason: reason)
+            case .unavailable:
+                throw try await unavailable(id)
+            }
+        }
+    }
+
+    private enum Reached {
+        case instance(WorkflowInstance)
+        /// No instance holds it, and its slot is the caller's now.
+        case reserved
+        case unavailable
+    }
+
+    /// Finds the instance of `id`, waiting for whoever holds its slot; or takes the slot.
+    private func reach(_ id: String) async throws -> Reached {
+        while true {
+            if let instance = state.withLock({ $0.instance(id) }) { return .instance(instance) }
+            let wakeable = try await store.summary(id: id)?.status == .running
+            switch state.withLock({ $0.reachInstance(id, wakeable: wakeable) }) {
+            case .use(let instance): return .instance(instance)
+            case .reserved: return .reserved
+            case .unavailable, .launch: return .unavailable
+            case .wait:
+                let instance = await withCheckedContinuation { (continuation: RuntimeState.Sender) in
+                    if !state.withLock({ $0.waitForSlot(id, sender: continuation) }) { continuation.resume(returning: nil) }
+                }
+                if let instance { return .instance(instance) }
+            // Whoever held the slot let it go without loading the workflow (it had finished, or
+            // another sender wrote to it in the store): look again.
+            }
+        }
+    }
+
+    /// Appends an event to the history of `id`, whose slot the caller took (``reach(_:)``).
+    private func receiveUnloaded(_ name: String, to id: String, json payload: [UInt8], dedupKey: String?) async throws -> EventReceipt {
+        var launch = false
+        defer { handBack(id, launch: launch) }
+        let (claim, folded) = try await openUnloaded(id)
+        var history = folded
+        guard history.outcome == nil else {
+            try? await store.release(claim, id: id)
+            throw ContinuumError(.workflowFinished, "Workflow '\(id)' has finished; it takes no more events.", workflowID: id)
+        }
+        switch history.receive(name: name, payload: payload, dedupKey: dedupKey, timestamp: configuration.clock.now()) {
+        case .failure(let duplicate):
+            // Launched as well: the first delivery's launch may not have run in a process that died since.
+            launch = true
+            return EventReceipt(workflowID: id, sequence: duplicate.sequence, duplicate: true)
+        case .success(let event):
+            try await appendUnloaded(id, claim: claim, [event], timers: [])
+            metrics.eventsReceived.increment()
+            launch = true
+            return EventReceipt(workflowID: id, sequence: event.sequence, duplicate: false)
+        }
+    }
+
+    /// Records a cancellation in the history of `id`, whose slot the caller took (``reach(_:)``):
+    /// the request and the end of every pending wait, as the instance would. The workflow
+    /// replays them when it is loaded, as after a crash, and compensates.
+    private func cancelUnloaded(_ id: String, by: String?, reason: String) async throws {
+        var launch = false
+        defer { handBack(id, launch: launch) }
+        let (claim, folded) = try await openUnloaded(id)
+        var history = folded
+        guard history.outcome == nil else {
+            try? await store.release(claim, id: id)
+            throw ContinuumError(.workflowFinished, "Workflow '\(id)' has finished; there is nothing to cancel.", workflowID: id)
+        }
+        let events = history.requestCancellation(reason: reason, by: by, timestamp: configuration.clock.now())
+        try await appendUnloaded(id, claim: claim, events, timers: history.timerChanges(for: events))
+        launch = true
+    }
+
+    /// Claims `id` and folds its history, for a change made in the store; throws (the claim
+    /// released) the usual refusal when it is not running any more.
+    private func openUnloaded(_ id: String) async throws -> (Claim, WorkflowState) {
+        guard let claim = try await store.claim(id, owner: configuration.owner) else { throw try await unavailable(id) }
+        let loaded: StoredWorkflow?
+        do {
+            loaded = try await store.load(id: id)
+        } catch {
+            try? await store.release(claim, id: id)
+            throw error
+        }
+        guard let stored = loaded, stored.summary.status == .running else {
+            try? await store.release(claim, id: id)
+            throw try await unavailable(id)
+        }
+        do {
+            return (claim, try WorkflowState(replaying: stored.events))
+        } catch {
+            try? await store.release(claim, id: id)  // its driver reports the damage
+            throw error
+        }
+    }
+
+    /// Appends `events` under `claim` and keeps the claim: a claimed workflow is not parked, so
+    /// if the process dies before the launch has run, recovery runs the workflow and the change
+    /// is not left in a parked workflow that nothing wakes. The launch claims it again.
+    private func appendUnloaded(_ id: String, claim: Claim, _ events: [HistoryEvent], timers: [TimerChange]) async throws {
+        guard !events.isEmpty else { return }
+        do {
+            try await store.append(AppendRequest(fence: claim, id: id, events: events, timers: timers))
+        } catch {
+            try? await store.release(claim, id: id)
+            // Another process claimed it meanwhile (a shared store): that process runs it.
+            if error.code == .ownershipLost, store.limits.leaseDuration != nil {
+                throw ContinuumError(.ownershipLost, Self.heldElsewhere(id), workflowID: id)
+            }
+            throw error
+        }
+        feed.publish(WorkflowChange(workflowID: id, events: events))
+    }
+
+    /// Hands back the slot ``reach(_:)`` took, and launches the workflow to take the change.
+    private func handBack(_ id: String, launch: Bool) {
+        for sender in state.withLock({ $0.driveEnded(id) }) { sender.resume(returning: nil) }
+        if launch { state.launch(Launch(id: id, wake: true)) }
     }
 
     /// Returns once `instance` no longer drives `id`.
@@ -181,26 +322,10 @@ extension WorkflowRuntime {
         }
         if summary.status == .suspended { return try await suspendedError(id) }
         if store.limits.leaseDuration != nil, state.withLock({ $0.isRunning }) {
-            // A shared store: the driver found the workflow claimed by another live process.
+            // A shared store: another live process holds the workflow.
             return ContinuumError(.ownershipLost, Self.heldElsewhere(id), workflowID: id)
         }
         return ContinuumError(.notRunning, "Workflow '\(id)' is not being run; send events while the runtime runs.", workflowID: id)
-    }
-
-    /// The instance driving `id`, loading it if the workflow is unfinished and the runtime runs.
-    private func instance(for id: String) async throws -> WorkflowInstance? {
-        if let instance = state.withLock({ $0.instance(id) }) { return instance }
-        let wakeable = try await store.summary(id: id)?.status == .running
-        return await withCheckedContinuation { (continuation: RuntimeState.Sender) in
-            // One decision under one lock: use the instance, wait for the driver loading it, or
-            // create the slot and launch a driver, which takes the slot over with its waiters.
-            switch state.withLock({ $0.requestInstance(id, sender: continuation, wakeable: wakeable) }) {
-            case .use(let instance): continuation.resume(returning: instance)
-            case .wait: break
-            case .launch(let launcher): launcher.yield(Launch(id: id, wake: true))
-            case .unavailable: continuation.resume(returning: nil)
-            }
-        }
     }
 }
 

@@ -244,7 +244,7 @@ extension WorkflowRuntime {
                     switch state.withLock({ $0.requestInstance(id, sender: continuation, wakeable: false) }) {
                     case .use(let instance): continuation.resume(returning: instance)
                     case .wait: break
-                    case .launch, .unavailable: continuation.resume(returning: nil)
+                    case .launch, .reserved, .unavailable: continuation.resume(returning: nil)
                     }
                 }
             }

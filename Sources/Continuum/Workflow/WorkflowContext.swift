@@ -36,7 +36,14 @@ public struct WorkflowContext: Sendable {
     ///   - fingerprint: The fingerprint of the step's code, as `#step` writes it.
     ///   - policy: How to try again when the body throws (default: ``RetryPolicy/none``).
     ///   - queue: A named queue whose slot each attempt of the body holds (``QueueLimits``: how
-    ///     many run at once, per partition, per time window); `nil` for none.
+    ///     many run at once, per partition, per time window); `nil` for none. In a workflow
+    ///     started on the same queue, whose body holds one of its slots, a step naming the
+    ///     workflow's partition or none runs *within* that slot: it takes no other, so it
+    ///     cannot wait for its own workflow's slot, and several such steps of one workflow run
+    ///     side by side in it; each attempt still counts against the queue's rate. A step naming
+    ///     another partition of that queue takes a slot of its own; when the queue's concurrency
+    ///     is 1, which its workflow holds, the attempt fails at once with
+    ///     ``ContinuumError/Code/invalidArgument`` instead of waiting for ever.
     ///   - isolation: The actor the call runs on; leave the default, the caller's (`#isolation`).
     ///   - body: The step's work; it may run more than once if the process dies before its
     ///     result is committed, so make its effects idempotent with ``StepContext/idempotencyKey``.
@@ -96,13 +103,31 @@ public struct WorkflowContext: Sendable {
 
     /// Runs one attempt while holding a slot of `queue` (``QueueLimits``); waiting for the slot
     /// is not part of the attempt's time.
+    ///
+    /// A workflow that runs on `queue` holds one of its slots while its body runs, so a step on
+    /// the same queue and partition (or naming none) runs within that slot: asking for another
+    /// would wait for the one its own workflow holds, for ever when the concurrency is 1. It
+    /// still counts against the queue's rate.
     @inline(never)
     private func runQueued<T: Sendable>(
         _ name: String, _ call: WorkflowState.StepCall, queue: QueueEntry, isolation: isolated (any Actor)?, _ body: (StepContext) async throws -> T
     ) async throws -> T {
-        let gate = instance.runtime?.queueGate
-        let permit = try await gate?.acquire(queue)
-        defer { gate?.release(permit) }
+        guard let gate = instance.runtime?.queueGate else { return try await run(name, call, queue: nil, isolation: isolation, body) }
+        var within = false
+        if let own = instance.queue, own.name == queue.name {
+            if queue.partition == nil || queue.partition == own.partition {
+                within = true
+            } else if gate.limits[queue.name]?.concurrency == 1 {
+                throw ContinuumError(
+                    .invalidArgument,
+                    "Step '\(name)' asks for a slot of queue '\(queue.name)' (partition '\(queue.partition ?? "")'), whose only slot its own workflow holds "
+                        + "(partition '\(own.partition ?? "")') while its body runs: it would wait for ever. Run the step on its workflow's partition, "
+                        + "on another queue, or raise the queue's concurrency.",
+                    workflowID: instance.id)
+            }
+        }
+        let permit = try await gate.acquire(queue, within: within)
+        defer { gate.release(permit) }
         return try await run(name, call, queue: nil, isolation: isolation, body)
     }
 

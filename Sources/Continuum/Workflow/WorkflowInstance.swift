@@ -86,6 +86,9 @@ actor WorkflowInstance {
     private let snapshotEvery: Int?
     /// How many events the last snapshot covers (0: none).
     private var snapshotThrough: UInt32
+    /// The queue the workflow runs on: its body runs only while it holds a slot of it, which
+    /// its steps on the same queue run within.
+    nonisolated let queue: QueueEntry?
 
     init(
         id: String, stream: StreamID, mode: Mode, timers: TimerService, metrics: RuntimeMetrics, tracer: (any Tracer)?,
@@ -98,6 +101,7 @@ actor WorkflowInstance {
         self.runtime = runtime
         self.parent = state.parent
         self.deadline = state.pendingDeadline
+        self.queue = state.queue
         self.feed = feed
         self.codeChange = codeChange
         self.build = build
@@ -818,26 +822,7 @@ actor WorkflowInstance {
     /// The append of `events` under this instance's claim, with the timer-index changes they make.
     @inline(never)
     private func appendRequest(_ events: [HistoryEvent]) throws(ContinuumError) -> (any EventStore, AppendRequest) {
-        // Keep the due-time index in step: a wait with a deadline adds it, its end removes it.
-        var timers: [TimerChange] = []
-        for event in events {
-            switch event.kind {
-            case .waitStarted(_, _, let due?): timers.append(.add(due))
-            case .waitEnded(let key, _):
-                // The index holds one entry per (due time, workflow): keep it while another wait,
-                // or the deadline, shares it.
-                if let due = state.recordedWaits[key]?.due, !state.recordedWaits.values.contains(where: { $0.outcome == nil && $0.due == due }),
-                    state.pendingDeadline != due
-                {
-                    timers.append(.remove(due))
-                }
-            case .deadlinePassed:
-                if let due = state.deadline, !state.recordedWaits.values.contains(where: { $0.outcome == nil && $0.due == due }) {
-                    timers.append(.remove(due))
-                }
-            default: continue
-            }
-        }
+        let timers = state.timerChanges(for: events)
         guard case .live(let store, let claim) = mode else { throw endReplay(at: events.first.map { "\($0.kind)" } ?? "an append") }
         return (store, AppendRequest(fence: claim, id: id, events: events, timers: timers, snapshot: snapshotIfDue()))
     }
@@ -1019,5 +1004,32 @@ actor WorkflowInstance {
                 + "history (keep old steps for workflows already past them, or branch with ctx.patched) and resume it, "
                 + "or reset it to a step to run the new code from there.",
             workflowID: id)
+    }
+}
+
+extension WorkflowState {
+    /// The changes to the due-time index that appending `events` makes, for a state that has
+    /// already applied them: a wait with a deadline adds it, its end removes it.
+    func timerChanges(for events: [HistoryEvent]) -> [TimerChange] {
+        var timers: [TimerChange] = []
+        for event in events {
+            switch event.kind {
+            case .waitStarted(_, _, let due?): timers.append(.add(due))
+            case .waitEnded(let key, _):
+                // The index holds one entry per (due time, workflow): keep it while another wait,
+                // or the deadline, shares it.
+                if let due = recordedWaits[key]?.due, !recordedWaits.values.contains(where: { $0.outcome == nil && $0.due == due }),
+                    pendingDeadline != due
+                {
+                    timers.append(.remove(due))
+                }
+            case .deadlinePassed:
+                if let due = deadline, !recordedWaits.values.contains(where: { $0.outcome == nil && $0.due == due }) {
+                    timers.append(.remove(due))
+                }
+            default: continue
+            }
+        }
+        return timers
     }
 }
