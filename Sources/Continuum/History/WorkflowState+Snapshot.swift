@@ -1,3 +1,5 @@
+package import Logging
+
 /// A workflow's folded state as bytes: what an append leaves in the store
 /// (``AppendRequest/snapshot``) so that a wake folds the events after it, not the whole history.
 ///
@@ -236,5 +238,25 @@ extension WorkflowState {
             let key = try reader.readString()
             dedupKeys[key] = try reader.read()
         }
+    }
+}
+
+extension EventStore {
+    /// Workflow `id` as a wake needs it: its snapshot and the events after it, folded; or, when
+    /// there is no snapshot (or `snapshots` is off), its events unfolded (`nil` state); or the
+    /// whole history, unfolded, when the snapshot cannot stand for the events before it
+    /// (damaged, of another release's layout, or a reset reaching back before it), which is
+    /// logged. A snapshot is a cache of the fold: the events stay the truth.
+    package func loadForWake(id: String, snapshots: Bool, logger: Logger) async throws(ContinuumError) -> (StoredWorkflow, WorkflowState?)? {
+        guard snapshots, let stored = try await loadRecent(id: id) else { return try await load(id: id).map { ($0, nil) } }
+        guard let snapshot = stored.snapshot else { return (stored, nil) }
+        do {
+            if let folded = try WorkflowState(snapshot: snapshot, then: stored.events) { return (stored, folded) }
+        } catch {
+            logger.warning(
+                "Ignored the workflow's snapshot and folded its whole history: \(error.message)",
+                metadata: [WorkflowRuntime.LogKey.workflowID: "\(id)", WorkflowRuntime.LogKey.errorCode: "\(error.code)"])
+        }
+        return try await load(id: id).map { ($0, nil) }
     }
 }

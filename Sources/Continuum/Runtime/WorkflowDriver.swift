@@ -202,21 +202,9 @@ struct WorkflowDriver: Sendable {
         }
     }
 
-    /// The workflow as a wake needs it: its snapshot and the events after it, folded; the whole
-    /// history, unfolded, when the snapshot cannot stand for the
-    /// events before it (damaged, of another release's layout, or a reset reaching back
-    /// before it). A snapshot is a cache of the fold: the events stay the truth.
+    /// The workflow as a wake needs it (``EventStore/loadForWake(id:snapshots:logger:)``).
     private func loadRecent(_ id: String) async throws(ContinuumError) -> (StoredWorkflow, WorkflowState?)? {
-        guard snapshotEvery != nil, let stored = try await store.loadRecent(id: id) else { return try await store.load(id: id).map { ($0, nil) } }
-        guard let snapshot = stored.snapshot else { return (stored, nil) }
-        do {
-            if let folded = try WorkflowState(snapshot: snapshot, then: stored.events) { return (stored, folded) }
-        } catch {
-            logger.warning(
-                "Ignored the workflow's snapshot and folded its whole history: \(error.message)",
-                metadata: [WorkflowRuntime.LogKey.workflowID: "\(id)", WorkflowRuntime.LogKey.errorCode: "\(error.code)"])
-        }
-        return try await store.load(id: id).map { ($0, nil) }
+        try await store.loadForWake(id: id, snapshots: snapshotEvery != nil, logger: logger)
     }
 
     /// Folds `stored`'s history and, when the workflow is to run, makes its instance.

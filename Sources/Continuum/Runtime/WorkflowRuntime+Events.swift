@@ -260,19 +260,20 @@ extension WorkflowRuntime {
     /// released) the usual refusal when it is not running any more.
     private func openUnloaded(_ id: String) async throws -> (Claim, WorkflowState) {
         guard let claim = try await store.claim(id, owner: configuration.owner) else { throw try await unavailable(id) }
-        let loaded: StoredWorkflow?
+        let loaded: (StoredWorkflow, WorkflowState?)?
         do {
-            loaded = try await store.load(id: id)
+            // From its snapshot, as a wake loads it: a long history is not folded on every delivery.
+            loaded = try await store.loadForWake(id: id, snapshots: configuration.snapshotEvery != nil, logger: logger)
         } catch {
             try? await store.release(claim, id: id)
             throw error
         }
-        guard let stored = loaded, stored.summary.status == .running else {
+        guard let (stored, folded) = loaded, stored.summary.status == .running else {
             try? await store.release(claim, id: id)
             throw try await unavailable(id)
         }
         do {
-            return (claim, try WorkflowState(replaying: stored.events))
+            return (claim, try folded ?? WorkflowState(replaying: stored.events))
         } catch {
             try? await store.release(claim, id: id)  // its driver reports the damage
             throw error
