@@ -14,7 +14,7 @@ import os
 import re
 import sys
 
-MODULES = ["Continuum", "ContinuumLMDB", "ContinuumPostgres", "ContinuumTesting", "ContinuumHTTP", "ContinuumMacros"]
+MODULES = ["Continuum", "ContinuumLMDB", "ContinuumPostgres", "ContinuumTesting", "ContinuumHTTP", "ContinuumMacros", "ContinuumServer"]
 
 
 def declaration(symbol: dict) -> str:
