@@ -115,7 +115,7 @@ struct WorkflowDriver: Sendable {
             if let created {
                 stored = created
             } else {
-                guard let loaded = try await loadRecent(id) else { return .left }
+                guard let loaded = try await store.loadForWake(id: id, snapshots: snapshotEvery != nil, logger: logger) else { return .left }
                 (stored, folded) = loaded
             }
         } catch {
@@ -200,11 +200,6 @@ struct WorkflowDriver: Sendable {
                 logger: logger)
             return .suspended
         }
-    }
-
-    /// The workflow as a wake needs it (``EventStore/loadForWake(id:snapshots:logger:)``).
-    private func loadRecent(_ id: String) async throws(ContinuumError) -> (StoredWorkflow, WorkflowState?)? {
-        try await store.loadForWake(id: id, snapshots: snapshotEvery != nil, logger: logger)
     }
 
     /// Folds `stored`'s history and, when the workflow is to run, makes its instance.

@@ -220,12 +220,7 @@ extension WorkflowRuntime {
     private func receiveUnloaded(_ name: String, to id: String, json payload: [UInt8], dedupKey: String?) async throws -> EventReceipt {
         var launch = false
         defer { handBack(id, launch: launch) }
-        let (claim, folded) = try await openUnloaded(id)
-        var history = folded
-        guard history.outcome == nil else {
-            try? await store.release(claim, id: id)
-            throw ContinuumError(.workflowFinished, "Workflow '\(id)' has finished; it takes no more events.", workflowID: id)
-        }
+        var (claim, history) = try await openUnloaded(id, finished: "it takes no more events")
         switch history.receive(name: name, payload: payload, dedupKey: dedupKey, timestamp: configuration.clock.now()) {
         case .failure(let duplicate):
             // Launched as well: the first delivery's launch may not have run in a process that died since.
@@ -245,20 +240,16 @@ extension WorkflowRuntime {
     private func cancelUnloaded(_ id: String, by: String?, reason: String) async throws {
         var launch = false
         defer { handBack(id, launch: launch) }
-        let (claim, folded) = try await openUnloaded(id)
-        var history = folded
-        guard history.outcome == nil else {
-            try? await store.release(claim, id: id)
-            throw ContinuumError(.workflowFinished, "Workflow '\(id)' has finished; there is nothing to cancel.", workflowID: id)
-        }
+        var (claim, history) = try await openUnloaded(id, finished: "there is nothing to cancel")
         let events = history.requestCancellation(reason: reason, by: by, timestamp: configuration.clock.now())
         try await appendUnloaded(id, claim: claim, events, timers: history.timerChanges(for: events))
         launch = true
     }
 
     /// Claims `id` and folds its history, for a change made in the store; throws (the claim
-    /// released) the usual refusal when it is not running any more.
-    private func openUnloaded(_ id: String) async throws -> (Claim, WorkflowState) {
+    /// released) the usual refusal when it is not running any more, and `workflowFinished`,
+    /// saying `finished`, when its history holds its end.
+    private func openUnloaded(_ id: String, finished: String) async throws -> (Claim, WorkflowState) {
         guard let claim = try await store.claim(id, owner: configuration.owner) else { throw try await unavailable(id) }
         let loaded: (StoredWorkflow, WorkflowState?)?
         do {
@@ -272,12 +263,18 @@ extension WorkflowRuntime {
             try? await store.release(claim, id: id)
             throw try await unavailable(id)
         }
+        let history: WorkflowState
         do {
-            return (claim, try folded ?? WorkflowState(replaying: stored.events))
+            history = try folded ?? WorkflowState(replaying: stored.events)
         } catch {
             try? await store.release(claim, id: id)  // its driver reports the damage
             throw error
         }
+        guard history.outcome == nil else {
+            try? await store.release(claim, id: id)
+            throw ContinuumError(.workflowFinished, "Workflow '\(id)' has finished; \(finished).", workflowID: id)
+        }
+        return (claim, history)
     }
 
     /// Appends `events` under `claim` and keeps the claim: a claimed workflow is not parked, so
