@@ -122,6 +122,22 @@ extension PostgresStore {
         return stream
     }
 
+    /// How a queue's notice starts, before the queue's name.
+    static let queueNoticePrefix = "queue:"
+
+    public func queueNotices() -> AsyncStream<String> {
+        let (stream, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(64))
+        let key = nextSubscriber.withLock { next in
+            next += 1
+            return next
+        }
+        queueSubscribers.withLock { $0[key] = continuation }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.queueSubscribers.withLock { $0.removeValue(forKey: key) }
+        }
+        return stream
+    }
+
     /// Holds a connection listening on ``noticeChannel`` and passes each notice on, until
     /// cancelled; after a dropped connection it listens again a second later.
     func listen() async {
@@ -129,8 +145,14 @@ extension PostgresStore {
             do {
                 try await client.withConnection { connection in
                     try await connection.listen(on: self.noticeChannel) { notices in
-                        for try await _ in notices {
-                            for subscriber in self.noticeSubscribers.withLock({ Array($0.values) }) { subscriber.yield() }
+                        for try await notice in notices {
+                            // An inbox notice has no payload; a queue's names the queue.
+                            if notice.payload.hasPrefix(Self.queueNoticePrefix) {
+                                let queue = String(notice.payload.dropFirst(Self.queueNoticePrefix.count))
+                                for subscriber in self.queueSubscribers.withLock({ Array($0.values) }) { subscriber.yield(queue) }
+                            } else {
+                                for subscriber in self.noticeSubscribers.withLock({ Array($0.values) }) { subscriber.yield() }
+                            }
                         }
                     }
                 }

@@ -43,6 +43,8 @@ public final class PostgresStore: EventStore {
 
     /// Streams handed out by ``inboxNotices()``, fed by the listener.
     let noticeSubscribers = Mutex<[UInt64: AsyncStream<Void>.Continuation]>([:])
+    /// Streams handed out by ``queueNotices()``, fed by the listener.
+    let queueSubscribers = Mutex<[UInt64: AsyncStream<String>.Continuation]>([:])
     let nextSubscriber = Mutex<UInt64>(0)
 
     private struct Tasks {
@@ -50,7 +52,7 @@ public final class PostgresStore: EventStore {
         var client: Task<Void, Never>
         /// Commits the queued requests.
         var writer: Task<Void, Never>
-        /// Listens for inbox notices (`LISTEN`), reconnecting when its connection drops.
+        /// Listens for inbox and queue notices (`LISTEN`), reconnecting when its connection drops.
         var listener: Task<Void, Never>
     }
 
@@ -629,11 +631,15 @@ public final class PostgresStore: EventStore {
             defer { subscribers = [:] }
             return Array(subscribers.values)
         }) { subscriber.finish() }
+        for subscriber in queueSubscribers.withLock({ subscribers in
+            defer { subscribers = [:] }
+            return Array(subscribers.values)
+        }) { subscriber.finish() }
         tasks.client.cancel()
         await tasks.client.value
     }
 
-    private func ensureOpen() throws(ContinuumError) {
+    func ensureOpen() throws(ContinuumError) {
         if queue.withLock({ $0.closed }) {
             throw ContinuumError(.storeClosed, "The PostgreSQL store is closed; nothing was read or written.")
         }

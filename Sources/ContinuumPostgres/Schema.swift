@@ -104,6 +104,33 @@ enum Schema {
                 ["CREATE TABLE \(s).snapshots (stream bigint PRIMARY KEY, through integer NOT NULL, value bytea NOT NULL)"]
             }
         ),
+        (
+            "queue entries and starts, so that queue limits hold across processes",
+            { s in
+                [
+                    // An entry counts while its workflow's claim is current and its lease has
+                    // not run out; an `admitted` entry holds a slot.
+                    """
+                    CREATE TABLE \(s).queue_entries (
+                        ticket bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                        queue text NOT NULL,
+                        partition text,
+                        priority integer NOT NULL,
+                        since bigint NOT NULL,
+                        within boolean NOT NULL,
+                        admitted boolean NOT NULL DEFAULT false,
+                        stream bigint NOT NULL,
+                        owner text NOT NULL,
+                        epoch bigint NOT NULL
+                    )
+                    """,
+                    "CREATE INDEX queue_entries_order ON \(s).queue_entries (queue, admitted, priority DESC, since, ticket)",
+                    "CREATE TABLE \(s).queue_starts (queue text NOT NULL, at bigint NOT NULL)",
+                    "CREATE INDEX queue_starts_by_queue ON \(s).queue_starts (queue, at)",
+                    PostgresStore.admitFunction(s),
+                ]
+            }
+        ),
     ]
 
     /// Creates the schema or brings it up to ``version``.

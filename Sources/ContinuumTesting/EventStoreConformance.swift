@@ -90,6 +90,9 @@ public enum EventStoreConformance {
         Check(
             name: "a snapshot is written with its append and replaced by the next; loadRecent returns it and the events after it, load every event",
             body: snapshots),
+        Check(
+            name: "a shared store's queues admit in order across owners, by priority, within partitions and the rate; a dead claim's entries stop counting",
+            body: sharedQueues),
         Check(name: "what was acknowledged survives closing and reopening the store", body: durability),
         Check(name: "after close, writes and reads fail with storeClosed", body: closing),
     ]
@@ -600,6 +603,71 @@ public enum EventStoreConformance {
         let read = await c.errorOf { _ = try await c.store.load(id: "w") }
         try c.expect((read as? ContinuumError)?.code == .storeClosed, "a read after close: \(read.map { "\($0)" } ?? "no error")")
         await c.store.close()  // twice is fine
+    }
+
+    private static func sharedQueues(_ c: Context) async throws {
+        // A store one process owns keeps no queue slots: its one runtime applies the limits.
+        guard let lease = c.store.limits.leaseDuration else { return }
+        let queues = try c.require(c.store.sharedQueues, "a store shared by processes (it has leases) shares no queue slots: each process would apply the limits alone")
+        let limits = QueueLimits(concurrency: 2, perPartition: 1)
+        func claim(_ id: String, _ owner: OwnerID) async throws -> Claim {
+            let outcome = try await c.store.create(CreateRequest(id: id, type: "t", started: c.start("t"), owner: owner))
+            return try c.require(outcome.claim, "workflow \(id) was not created")
+        }
+        func join(_ claim: Claim, _ partition: String?, priority: Int = 0, since: Int64, within: Bool = false, queue: String = "q", limits: QueueLimits = limits)
+            async throws -> QueueAdmission
+        {
+            try await queues.admit(
+                queue: queue, limits: limits, owner: claim.token.owner,
+                joining: QueueRequest(entry: QueueEntry(queue, partition: partition, priority: priority), since: since, within: within, claim: claim), leaving: [])
+        }
+        func pass(_ owner: OwnerID, leaving: [UInt64] = [], queue: String = "q", limits: QueueLimits = limits) async throws -> [UInt64] {
+            try await queues.admit(queue: queue, limits: limits, owner: owner, joining: nil, leaving: leaving).admitted
+        }
+        let (a1, a2, a3) = (try await claim("a1", c.owner), try await claim("a2", c.owner), try await claim("a3", c.owner))
+        let (b1, b2) = (try await claim("b1", c.other), try await claim("b2", c.other))
+
+        // Order across owners, partitions and the concurrency.
+        let first = try await join(a1, "x", since: 1)
+        let t1 = try c.require(first.ticket, "no ticket")
+        try c.expect(first.admitted == [t1], "the first entry of an empty queue was not admitted: \(first)")
+        let blocked = try await join(b1, "x", since: 2)
+        let t2 = try c.require(blocked.ticket, "no ticket")
+        try c.expect(blocked.admitted.isEmpty, "a second entry of a full partition was admitted")
+        let second = try await join(a2, "y", since: 3)
+        try c.expect(second.admitted == [try c.require(second.ticket, "no ticket")], "an entry of a free partition, behind one whose partition is full, was not admitted: \(second)")
+        let third = try await join(b2, "z", since: 4)
+        let t4 = try c.require(third.ticket, "no ticket")
+        try c.expect(third.admitted.isEmpty, "an entry was admitted past the concurrency")
+        try c.expect(try await pass(c.owner, leaving: [t1]).isEmpty, "a pass admitted an entry of another owner's, or jumped ahead of it")
+        try c.expect(try await pass(c.other) == [t2], "the owner of the next entry that could go did not get it")
+        let load = try await queues.queueLoad()["q"]
+        try c.expect(
+            load == QueueLoad(running: 2, waiting: 1, partitions: ["x": 1, "y": 1]), "the load is \(load.map { "\($0)" } ?? "missing")")
+
+        // Entries count only while their claim does: b1 and b2's lapse; a2's is renewed.
+        c.clock.advance(by: lease / 2)
+        try c.expect(try await c.store.renew([a1, a2, a3]).isEmpty, "a live claim was lost")
+        c.clock.advance(by: lease / 2 + .milliseconds(1))
+        _ = try await pass(c.other)
+        let after = try await join(a3, "x", since: 5)
+        try c.expect(after.admitted == [try c.require(after.ticket, "no ticket")], "slots of lapsed claims still counted: \(after)")
+        try c.expect(try await queues.queueLoad()["q"]?.waiting == 0, "the lapsed claim's waiting entry \(t4) still counts")
+
+        // Priority before order; within a held slot only the rate counts. (The window is much
+        // shorter than the lease, which a store's claims have at least.)
+        let one = QueueLimits(concurrency: 1, rate: .init(2, per: .seconds(1)))
+        let held = try await join(a1, nil, since: 10, queue: "p", limits: one)
+        try c.expect(held.admitted.count == 1, "the first entry was not admitted: \(held)")
+        let low = try await join(a2, nil, since: 11, queue: "p", limits: one)
+        let high = try await join(a3, nil, priority: 5, since: 12, queue: "p", limits: one)
+        let inside = try await join(a1, nil, since: 13, within: true, queue: "p", limits: one)
+        try c.expect(inside.admitted == [try c.require(inside.ticket, "no ticket")], "work within a held slot waited for a slot: \(inside)")
+        let next = try await queues.admit(queue: "p", limits: one, owner: c.owner, joining: nil, leaving: [try c.require(held.ticket, "no ticket")])
+        try c.expect(next.admitted.isEmpty && next.retryAfter != nil, "a fourth start within the rate's window: \(next)")
+        c.clock.advance(by: .milliseconds(1001))
+        let later = try await pass(c.owner, queue: "p", limits: one)
+        try c.expect(later == [try c.require(high.ticket, "no ticket")], "after the window the higher priority did not go first: \(later), low \(low.ticket ?? 0)")
     }
 
     // MARK: Helpers

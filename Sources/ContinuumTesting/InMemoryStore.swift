@@ -59,6 +59,10 @@ public final class InMemoryStore: EventStore {
         var counts = StatusCounts()
         var closed = false
         var inbox: [(message: InboxMessage, stream: UInt64, outcome: InboxOutcome?)] = []
+        /// Shared queues' entries by ticket, and each rate-limited queue's starts.
+        var queueEntries: [UInt64: QueueSlot] = [:]
+        var queueStarts: [String: [Int64]] = [:]
+        var nextTicket: UInt64 = 0
     }
 
     public let limits: StoreLimits
@@ -418,6 +422,114 @@ public final class InMemoryStore: EventStore {
         if position > 0, timers[position - 1].due == timer.due, timers[position - 1].stream == timer.stream {
             timers.remove(at: position - 1)
         }
+    }
+}
+
+/// An entry of a shared queue (``InMemoryStore/admit(queue:limits:owner:joining:leaving:)``).
+private struct QueueSlot {
+    var ticket: UInt64
+    var request: QueueRequest
+    var admitted = false
+}
+
+extension InMemoryStore: SharedQueueStore {
+    /// A store whose claims expire (shared, as by several runtimes in one test) shares queue
+    /// slots between its runtimes; one without leases leaves the limits to its one runtime.
+    public var sharedQueues: (any SharedQueueStore)? { limits.leaseDuration == nil ? nil : self }
+
+    public func admit(
+        queue: String, limits queueLimits: QueueLimits, owner: OwnerID, joining: QueueRequest?, leaving: [UInt64]
+    ) async throws(ContinuumError) -> QueueAdmission {
+        if let joining, joining.entry.name != queue {
+            throw ContinuumError(.invalidArgument, "An entry for queue '\(joining.entry.name)' cannot join queue '\(queue)'.")
+        }
+        let now = clock.now()
+        return try state.withLock { state throws(ContinuumError) in
+            guard !state.closed else { throw Self.closedError }
+            for ticket in leaving { state.queueEntries[ticket] = nil }
+            var ticket: UInt64?
+            if let joining {
+                state.nextTicket += 1
+                ticket = state.nextTicket
+                state.queueEntries[state.nextTicket] = QueueSlot(ticket: state.nextTicket, request: joining)
+            }
+            // An entry counts while its workflow's claim is current and its lease runs.
+            let records = state.records
+            state.queueEntries = state.queueEntries.filter { _, entry in
+                guard entry.request.entry.name == queue else { return true }
+                guard let record = records[entry.request.claim.stream.rawValue] else { return false }
+                return record.claim == entry.request.claim.token && !Self.expired(record, now: now)
+            }
+            var starts = state.queueStarts[queue] ?? []
+            if let rate = queueLimits.rate { starts.removeAll { $0 <= now - rate.window.nanoseconds } }
+            let entries = state.queueEntries.values.filter { $0.request.entry.name == queue }
+            var running = entries.count { $0.admitted }
+            var partitions: [String: Int] = [:]
+            for entry in entries where entry.admitted {
+                if let partition = entry.request.entry.partition { partitions[partition, default: 0] += 1 }
+            }
+            let waiting = entries.filter { !$0.admitted }.sorted {
+                (-$0.request.entry.priority, $0.request.since, $0.ticket) < (-$1.request.entry.priority, $1.request.since, $1.ticket)
+            }
+            let hasWithin = waiting.contains { $0.request.within }
+            var admitted: [UInt64] = []
+            var retryAfter: Duration?
+            for entry in waiting {
+                let request = entry.request
+                if !request.within {
+                    if let concurrency = queueLimits.concurrency, running >= concurrency {
+                        if hasWithin { continue }
+                        break
+                    }
+                    if let cap = queueLimits.perPartition, let partition = request.entry.partition, partitions[partition, default: 0] >= cap { continue }
+                }
+                // Its owner admits it, on its own pass.
+                if request.claim.token.owner != owner { break }
+                if let rate = queueLimits.rate, starts.count >= rate.count {
+                    retryAfter = .nanoseconds(max((starts.min() ?? now) + rate.window.nanoseconds + 1 - now, 1))
+                    break
+                }
+                if request.within {
+                    state.queueEntries[entry.ticket] = nil
+                } else {
+                    state.queueEntries[entry.ticket]?.admitted = true
+                    running += 1
+                    if let partition = request.entry.partition { partitions[partition, default: 0] += 1 }
+                }
+                if queueLimits.rate != nil { starts.append(now) }
+                admitted.append(entry.ticket)
+            }
+            state.queueStarts[queue] = starts
+            return QueueAdmission(ticket: ticket, admitted: admitted, retryAfter: retryAfter)
+        }
+    }
+
+    public func queueLoad() async throws(ContinuumError) -> [String: QueueLoad] {
+        let now = clock.now()
+        return try state.withLock { state throws(ContinuumError) in
+            guard !state.closed else { throw Self.closedError }
+            var load: [String: QueueLoad] = [:]
+            for entry in state.queueEntries.values {
+                guard let record = state.records[entry.request.claim.stream.rawValue], record.claim == entry.request.claim.token,
+                    !Self.expired(record, now: now)
+                else { continue }
+                let name = entry.request.entry.name
+                var queue = load[name] ?? QueueLoad(running: 0, waiting: 0, partitions: [:])
+                if entry.admitted {
+                    queue.running += 1
+                    if let partition = entry.request.entry.partition { queue.partitions[partition, default: 0] += 1 }
+                } else {
+                    queue.waiting += 1
+                }
+                load[name] = queue
+            }
+            return load
+        }
+    }
+
+    /// No notices: runtimes look at their queues on their own schedule.
+    public func queueNotices() -> AsyncStream<String> {
+        AsyncStream { $0.finish() }
     }
 }
 

@@ -300,3 +300,77 @@ extension Sequence {
         return results
     }
 }
+
+/// Queues on a store several runtimes share: the limits hold across all of them.
+@Suite("Queues shared by several runtimes")
+struct SharedQueueTests {
+    /// Two runtimes (two owners, as two processes would be) on one shared store.
+    private func withTwoRuntimes(
+        queues: [String: QueueLimits], overlap: Overlap, _ body: (WorkflowRuntime, WorkflowRuntime) async throws -> Void
+    ) async throws {
+        let store = InMemoryStore(configuration: .init(leaseDuration: .seconds(5)))
+        #expect(store.sharedQueues != nil)
+        var first = WorkflowRuntime.Configuration(parkAfter: nil)
+        first.queues = queues
+        first.owner = OwnerID("first")
+        var second = first
+        second.owner = OwnerID("second")
+        try await WorkflowRuntime.withRuntime(store: store, workflows: [CallsAPI(overlap: overlap)], configuration: first) { a throws in
+            try await WorkflowRuntime.withRuntime(store: store, workflows: [CallsAPI(overlap: overlap)], configuration: second) { b throws in
+                try await body(a, b)
+            }
+        }
+    }
+
+    @Test("steps of two runtimes on a queue of 2 never run more than 2 at once in all, and the runtimes share the slots")
+    func concurrencyAcrossRuntimes() async throws {
+        let overlap = Overlap()
+        try await withTwoRuntimes(queues: ["api": QueueLimits(concurrency: 2)], overlap: overlap) { a, b in
+            try await withThrowingTaskGroup(of: String.self) { group in
+                for index in 0..<12 {
+                    let runtime = index.isMultiple(of: 2) ? a : b
+                    group.addTask { try await runtime.start(CallsAPI.self, id: "w\(index)", input: .init(millis: 20)).result() }
+                }
+                var done = 0
+                for try await _ in group { done += 1 }
+                #expect(done == 12)
+            }
+        }
+        #expect(overlap.most == 2, "\(overlap.most) steps ran at once on a queue of 2 shared by two runtimes")
+        let order = overlap.order
+        #expect(order.count == 12)
+    }
+
+    @Test("per-partition limits hold across runtimes")
+    func partitionsAcrossRuntimes() async throws {
+        let overlap = Overlap()
+        try await withTwoRuntimes(queues: ["api": QueueLimits(perPartition: 1)], overlap: overlap) { a, b in
+            try await withThrowingTaskGroup(of: String.self) { group in
+                for index in 0..<8 {
+                    let runtime = index.isMultiple(of: 2) ? a : b
+                    group.addTask { try await runtime.start(CallsAPI.self, id: "p\(index)", input: .init(millis: 15, partition: "customer")).result() }
+                }
+                for try await _ in group {}
+            }
+        }
+        #expect(overlap.most == 1, "\(overlap.most) steps of one partition ran at once across two runtimes with a limit of 1")
+    }
+
+    @Test("a rate limit counts the starts of every runtime")
+    func rateAcrossRuntimes() async throws {
+        let overlap = Overlap()
+        try await withTwoRuntimes(queues: ["api": QueueLimits(rate: .init(3, per: .milliseconds(600)))], overlap: overlap) { a, b in
+            let began = ContinuousClock.now
+            try await withThrowingTaskGroup(of: String.self) { group in
+                for index in 0..<9 {
+                    let runtime = index.isMultiple(of: 2) ? a : b
+                    group.addTask { try await runtime.start(CallsAPI.self, id: "r\(index)", input: .init(millis: 1)).result() }
+                }
+                for try await _ in group {}
+            }
+            // Nine starts at three per 600 ms: the last three wait for two windows to pass.
+            #expect(ContinuousClock.now - began >= .milliseconds(1150), "nine starts took \(ContinuousClock.now - began) at 3 per 600 ms")
+        }
+        #expect(overlap.order.count == 9)
+    }
+}

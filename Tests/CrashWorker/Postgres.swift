@@ -133,6 +133,7 @@ final class FenceWatchingStore: EventStore {
     }
     func outcome(of number: UInt64) async throws(ContinuumError) -> InboxOutcome? { try await inner.outcome(of: number) }
     func inboxNotices() -> AsyncStream<Void> { inner.inboxNotices() }
+    var sharedQueues: (any SharedQueueStore)? { inner.sharedQueues }
     func load(id: String) async throws(ContinuumError) -> StoredWorkflow? { try await inner.load(id: id) }
     func loadRecent(id: String) async throws(ContinuumError) -> StoredWorkflow? { try await inner.loadRecent(id: id) }
     func summary(id: String) async throws(ContinuumError) -> WorkflowSummary? { try await inner.summary(id: id) }

@@ -20,6 +20,8 @@ final class QueueGate: Sendable {
         let partition: String?
         /// Whether it counts as running (`false`: it was taken within a slot already held).
         var counted = true
+        /// The entry holding the slot in a shared store (``SharedQueueGate``).
+        var ticket: UInt64?
     }
 
     private struct Waiter {
@@ -76,14 +78,18 @@ final class QueueGate: Sendable {
     }
 
     let limits: [String: QueueLimits]
+    /// Admission through the store, when it shares queues between processes: then every
+    /// decision is the store's, and this gate's own bookkeeping is not used.
+    let shared: SharedQueueGate?
     private let clock: any WorkflowClock
     private let state = Mutex<(queues: [String: Queue], next: UInt64)>(([:], 0))
     private let running: [String: Gauge]
     private let waiting: [String: Gauge]
 
-    init(limits: [String: QueueLimits], clock: any WorkflowClock, factory: any MetricsFactory) {
+    init(limits: [String: QueueLimits], clock: any WorkflowClock, factory: any MetricsFactory, shared: SharedQueueGate? = nil) {
         self.limits = limits
         self.clock = clock
+        self.shared = shared
         running = limits.keys.reduce(into: [:]) { $0[$1] = Gauge(label: "continuum_queue_running", dimensions: [("queue", $1)], factory: factory) }
         waiting = limits.keys.reduce(into: [:]) { $0[$1] = Gauge(label: "continuum_queue_waiting", dimensions: [("queue", $1)], factory: factory) }
     }
@@ -96,11 +102,17 @@ final class QueueGate: Sendable {
     ///   - within: Whether the caller already holds a slot of this queue and partition (a step
     ///     of a workflow that runs on the queue): it then waits only for the rate, and takes no
     ///     slot of the concurrency or of the partition.
-    /// - Throws: `CancellationError` when the task is cancelled while it waits.
-    func acquire(_ entry: QueueEntry, since: Int64? = nil, within: Bool = false) async throws -> Permit? {
+    ///   - claim: The claim of the workflow the work belongs to: a shared store counts the
+    ///     work's entry while that claim is current.
+    /// - Throws: `CancellationError` when the task is cancelled while it waits; a storage error
+    ///   when a shared store could not take the entry.
+    func acquire(_ entry: QueueEntry, since: Int64? = nil, within: Bool = false, claim: Claim?) async throws -> Permit? {
         guard let limits = limits[entry.name] else { return nil }
         let queue = entry.name
         let since = since ?? clock.now()
+        if let shared, let claim {
+            return try await shared.acquire(entry, since: since, within: within, claim: claim, limits: limits)
+        }
         let (ticket, counts) = state.withLock { state -> (UInt64, (Int, Int)) in
             state.next += 1
             let ticket = state.next
@@ -137,6 +149,10 @@ final class QueueGate: Sendable {
 
     /// Hands a slot back and wakes the best waiter that can now go.
     func release(_ permit: Permit?) {
+        if let permit, permit.ticket != nil, let shared {
+            shared.release(permit)
+            return
+        }
         guard let permit, permit.counted, let limits = limits[permit.queue] else { return }
         let (woken, counts) = state.withLock { state in
             Self.withQueue(permit.queue, in: &state.queues) { queue in
@@ -262,6 +278,7 @@ extension QueueGate {
     /// had work, read under the lock. Here because the state is private to this file; the
     /// runtime's read-only view is `WorkflowRuntime.queueSnapshot()`.
     func load() -> [String: (running: Int, waiting: Int, partitions: [String: Int])] {
-        state.withLock { state in state.queues.mapValues { ($0.running, $0.waiting.count, $0.perPartition) } }
+        if let shared { return shared.load() }
+        return state.withLock { state in state.queues.mapValues { ($0.running, $0.waiting.count, $0.perPartition) } }
     }
 }

@@ -266,10 +266,11 @@ struct WorkflowDriver: Sendable {
     @inline(never)
     private func slot(on entry: QueueEntry, since: Int64, for instance: WorkflowInstance) async throws -> QueueGate.Permit? {
         let gate = runtime.queueGate
-        guard let deadline = instance.deadline else { return try await gate.acquire(entry, since: since) }
+        let claim = instance.claim
+        guard let deadline = instance.deadline else { return try await gate.acquire(entry, since: since, claim: claim) }
         let timers = self.timers
         return try await withThrowingTaskGroup(of: QueueGate.Permit??.self) { group in
-            group.addTask { .some(try await gate.acquire(entry, since: since)) }
+            group.addTask { .some(try await gate.acquire(entry, since: since, claim: claim)) }
             group.addTask {
                 let timer = timers.arm(until: deadline)
                 _ = try await timers.wait(for: timer)

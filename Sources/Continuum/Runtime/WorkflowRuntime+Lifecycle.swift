@@ -152,6 +152,10 @@ extension WorkflowRuntime {
                 // Shared stores carry events and cancellations between processes.
                 group.addTask { await self.runInbox() }
             }
+            // Queues a shared store keeps: their pumps admit the work waiting here.
+            if let shared = queueGate.shared {
+                group.addTask { await shared.run(notices: shared.store.queueNotices()) }
+            }
             for await launch in launches {
                 supervisor.assign(launch, lane: lane)
                 lane += 1

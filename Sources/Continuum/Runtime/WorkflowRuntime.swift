@@ -71,8 +71,14 @@ public final class WorkflowRuntime: Service, Sendable {
         self.metrics = RuntimeMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
         self.tracer = activeTracer(configuration.tracer)
         self.maxPayloadSize = min(configuration.maxPayloadSize, store.limits.maxPayloadBytes)
+        let logger = self.logger
         self.queueGate = QueueGate(
-            limits: configuration.queues, clock: configuration.clock, factory: configuration.metricsFactory ?? MetricsSystem.factory)
+            limits: configuration.queues, clock: configuration.clock, factory: configuration.metricsFactory ?? MetricsSystem.factory,
+            shared: configuration.queues.isEmpty
+                ? nil
+                : store.sharedQueues.map {
+                    SharedQueueGate(store: $0, owner: configuration.owner, limits: configuration.queues, clock: configuration.clock, logger: logger)
+                })
         // The runtime's own workflows (schedules), which none of the user's can stand in for.
         var registry: [String: AnyWorkflow] = [:]
         for workflow in workflows {

@@ -110,6 +110,11 @@ public protocol EventStore: AnyObject, Sendable {
     /// reconnects): runtimes also look on their own. The stream ends when the store closes.
     func inboxNotices() -> AsyncStream<Void>
 
+    /// Queue slots shared by every process on this store (``SharedQueueStore``), or `nil` for a
+    /// store one process owns: the runtime then applies ``QueueLimits`` in memory. The default
+    /// is `nil`.
+    var sharedQueues: (any SharedQueueStore)? { get }
+
     // MARK: Reads
 
     /// The workflow with this id: its stream, summary and every event, or `nil`.
@@ -179,6 +184,8 @@ extension EventStore {
     public func loadRecent(id: String) async throws(ContinuumError) -> StoredWorkflow? {
         try await load(id: id)
     }
+
+    public var sharedQueues: (any SharedQueueStore)? { nil }
 
     /// Gives up `claim` without appending anything: the workflow parks (when it is running) and
     /// recovery leaves it until a timer or an event wakes it.

@@ -126,7 +126,7 @@ public struct WorkflowContext: Sendable {
                     workflowID: instance.id)
             }
         }
-        let permit = try await gate.acquire(queue, within: within)
+        let permit = try await gate.acquire(queue, within: within, claim: instance.claim)
         defer { gate.release(permit) }
         return try await run(name, call, queue: nil, isolation: isolation, body)
     }
