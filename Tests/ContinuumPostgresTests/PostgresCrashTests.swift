@@ -322,6 +322,92 @@ struct PostgresCrashTests {
         }
     }
 
+    @Test("three processes on queues of 3 bodies and 2 steps, one SIGKILLed every 0.3–1.2 s and replaced: never more bodies or steps at once in all processes than the queues allow, and every workflow completes")
+    func queuesAcrossProcesses() async throws {
+        let worker = try #require(builtExecutable(named: "CrashWorker"), "CrashWorker is not built beside the test bundle; run `swift build --build-tests` first")
+        let environment = ProcessInfo.processInfo.environment
+        let seed = environment["CONTINUUM_CRASH_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 0 ... .max)
+        let requiredKills = environment["CONTINUUM_PG_CRASH_KILLS"].flatMap(Int.init) ?? 6
+        let reproduce = "reproduce the kill schedule with CONTINUUM_CRASH_SEED=\(seed) swift test --filter queuesAcrossProcesses"
+        let (count, steps) = (150, 4)
+        try await withWorkers(worker: worker, prefix: "pgqueue") { run in
+            var random = SeededGenerator(seed: seed)
+            var kills = 0
+            // Every process starts every workflow: whichever creates one first runs it (a start
+            // of one that exists is a no-op), so the work is spread over the processes from the start.
+            func launch() throws -> ChildProcess {
+                try run.launch(["--prefix", "q", "--workflows", "\(count)", "--total", "\(count)", "--steps", "\(steps)", "--queue", "1"])
+            }
+            var workers = [try launch(), try launch(), try launch()]
+            let deadline = ContinuousClock.now + .seconds(240)
+            killing: while kills < requiredKills {
+                let pause = Duration.milliseconds(Int.random(in: 300...1200, using: &random))
+                let slot = Int.random(in: 0..<workers.count, using: &random)
+                _ = await poll(until: .now + pause) { workers.contains { $0.hasExited } }
+                if workers.contains(where: \.hasExited) { break killing }  // the run ended before every kill
+                guard ContinuousClock.now < deadline else {
+                    await run.fail("the run did not finish in 240 s (\(kills) kills so far); \(reproduce)")
+                    return
+                }
+                let victim = workers[slot]
+                victim.kill()
+                switch await victim.exit() {
+                case .signalled(SIGKILL):
+                    kills += 1
+                    // After every line the dead process wrote: its open intervals end here.
+                    run.mark("killed \(victim.pid)")
+                case .exited(0): break killing
+                case let other:
+                    await run.fail("worker pid \(victim.pid) \(other) before it was killed; \(reproduce)")
+                    return
+                }
+                workers[slot] = try launch()
+            }
+            for worker in workers {
+                let exit = await run.exit(of: worker, within: .seconds(180))
+                guard exit == .exited(0) else {
+                    await run.fail("worker pid \(worker.pid) \(exit.map { "\($0)" } ?? "still runs 180 s") after the kills; \(reproduce)")
+                    return
+                }
+            }
+            // In the ledger's order (each line one atomic append), across every process: how many
+            // bodies and steps were inside at once. A killed process's open intervals end at its
+            // `killed` line; a body or step enters only once it holds its slot, and leaves before
+            // handing it back, so the count is what the queues let run.
+            var inside: [String: [String: Int]] = [:]
+            var total: [String: Int] = ["body": 0, "step": 0]
+            var most: [String: Int] = ["body": 0, "step": 0]
+            for line in run.ledgerLines() {
+                let fields = line.split(separator: " ").map(String.init)
+                if fields.count == 2, fields[0] == "killed" {
+                    for (kind, open) in inside[fields[1]] ?? [:] { total[kind, default: 0] -= open }
+                    inside[fields[1]] = nil
+                    continue
+                }
+                guard fields.count == 4, fields[0] == "enter" || fields[0] == "leave" else { continue }
+                let (pid, kind, delta) = (fields[1], fields[3], fields[0] == "enter" ? 1 : -1)
+                inside[pid, default: [:]][kind, default: 0] += delta
+                total[kind, default: 0] += delta
+                most[kind] = max(most[kind] ?? 0, total[kind] ?? 0)
+            }
+            #expect(kills >= requiredKills || kills > 0, "no process was killed; \(reproduce)")
+            #expect(most["body"] ?? 0 <= 3, "\(most["body"] ?? 0) workflow bodies ran at once across the processes on a queue of 3; \(reproduce)")
+            #expect(most["step"] ?? 0 <= 2, "\(most["step"] ?? 0) steps ran at once across the processes on a queue of 2; \(reproduce)")
+            #expect(most["body"] == 3 && most["step"] == 2, "the queues were never full, so the test proves little: \(most)")
+            var completed = 0
+            for index in 0..<count {
+                let summary = try await run.store.summary(id: "q\(index)")
+                if summary?.status == .completed { completed += 1 }
+            }
+            #expect(completed == count, "\(completed) of \(count) workflows completed; \(reproduce)")
+            let processes = Set(run.ledgerLines().compactMap { line -> Substring? in
+                let fields = line.split(separator: " ")
+                return fields.count == 4 && fields[0] == "enter" && fields[3] == "step" ? fields[1] : nil
+            })
+            print("queues across processes: seed \(seed), \(kills) kills over \(run.launches) launches, most at once \(most), steps ran in \(processes.count) processes")
+        }
+    }
+
     /// Runs `body` with a fresh schema (on the server at `url`; by default the tests' server), a
     /// shared ledger and a store the test reads through; afterwards kills whatever worker still
     /// runs, closes the store and drops the schema.
@@ -417,6 +503,15 @@ private final class WorkerRun: @unchecked Sendable {
     func exit(of child: ChildProcess, within timeout: Duration) async -> ChildProcess.Exit? {
         guard await poll(until: .now + timeout, { child.hasExited }) else { return nil }
         return await child.exit()
+    }
+
+    /// Appends `line` to the shared ledger (one write, with O_APPEND, as the workers write).
+    func mark(_ line: String) {
+        let fd = open(ledger, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        let bytes = Array((line + "\n").utf8)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
     }
 
     func ledgerLines() -> [Substring] {

@@ -4,7 +4,7 @@
 //   CrashWorker --postgres URL --schema NAME --ledger FILE --prefix P --workflows N --steps K
 //               [--total T] [--lease-ms MS] [--owner NAME] [--step-ms MS] [--long-sleep-ms MS]
 //               [--park-ms MS] [--horizon-ms MS] [--pool N] [--retry-ms MS]
-//               [--events E [--send-share I/M --round-size R]]
+//               [--events E [--send-share I/M --round-size R]] [--queue 1]
 //
 // A worker started with `--workflows N` starts workflows P0 … P(N-1) of ``MixedWorkflow``
 // (starting one that exists is a no-op, so a replacement starter repeats them all) and prints
@@ -24,6 +24,10 @@
 // `--long-sleep-ms` more (long enough, with a short `--park-ms`, to be parked and woken by
 // whichever runtime's timer fires first). `--retry-ms` sets how often workflows stopped by an
 // unreachable store are relaunched (a database restart).
+//
+// With `--queue 1` the load is the queue crash test's instead (``QueueJobWorkflow``: bodies on
+// queue "jobs", 3 at once, each step on queue "api", 2 at once, writing `enter`/`leave` lines),
+// and the limits hold across every process through the store's shared queues.
 //
 // Without `--events` there are no external events or cancellations. With `--events E` (the
 // same in every process of a run: it is part of the input) the variants are the campaign's
@@ -311,7 +315,12 @@ enum PostgresWorker {
             if let park = options["park-ms"].flatMap(Int.init) { runtimeConfiguration.parkAfter = .milliseconds(park) }
             if let horizon = options["horizon-ms"].flatMap(Int.init) { runtimeConfiguration.timerHorizon = .milliseconds(horizon) }
             if let retry = options["retry-ms"].flatMap(Int.init) { runtimeConfiguration.storageRetryInterval = .milliseconds(retry) }
-            let runtime = WorkflowRuntime(store: store, workflows: [MixedWorkflow(ledger: ledger)], configuration: runtimeConfiguration)
+            // `--queue`: the queue load instead (QueueJobWorkflow on "jobs", its steps on "api"),
+            // the queues' limits held across every process by the store.
+            let queued = options["queue"] != nil
+            if queued { runtimeConfiguration.queues = ["jobs": QueueLimits(concurrency: 3), "api": QueueLimits(concurrency: 2)] }
+            let runtime = WorkflowRuntime(
+                store: store, workflows: [MixedWorkflow(ledger: ledger), QueueJobWorkflow(ledger: ledger)], configuration: runtimeConfiguration)
 
             let (dumpRequests, requestDump) = AsyncStream.makeStream(of: Void.self)
             let dumpSignal = DispatchSource.makeSignalSource(signal: SIGUSR1)
@@ -332,6 +341,12 @@ enum PostgresWorker {
                         try await withThrowingTaskGroup(of: Void.self) { starts in
                             for index in 0..<count {
                                 starts.addTask {
+                                    if queued {
+                                        _ = try await Self.retrying {
+                                            try await runtime.start(QueueJobWorkflow.self, id: "\(prefix)\(index)", input: steps, queue: QueueEntry("jobs"))
+                                        }
+                                        return
+                                    }
                                     let workflowInput = Self.input(
                                         index, steps: steps, events: events, stepMilliseconds: stepMilliseconds, longSleep: longSleep)
                                     _ = try await Self.retrying {
