@@ -586,7 +586,7 @@ extension DashboardTests {
                 try await runtime.start(Approval.self, id: "q-\(index)", input: .init(amount: index), queue: QueueEntry("review", partition: partition))
                 try await runtime.waitForHistory(of: "q-\(index)") { !$0.isEmpty }
             }
-            try await eventually { runtime.queueSnapshot().first { $0.name == "review" }.map { [$0.running, $0.waiting] } == [2, 1] }
+            try await eventually { try await runtime.queueSnapshot().first { $0.name == "review" }.map { [$0.running, $0.waiting] } == [2, 1] }
             let overview = String(buffer: try await client.execute(uri: "/", method: .get).body)
             #expect(overview.contains(#"<a id=nav-queues href="/ui/queues">Queues</a>"#), "\(overview.prefix(2000))")
             let page = try await chromium(["--dump-dom", base + "/ui/queues"])
@@ -600,7 +600,7 @@ extension DashboardTests {
             _ = try await chromium(["--screenshot=\(artifacts)/dashboard-queues.png", "--window-size=1200,800", base + "/ui/queues"])
             // One approved: the waiting one goes.
             try await runtime.send("approve", to: "q-0", payload: Approval.Decision(by: "ops"))
-            try await eventually { runtime.queueSnapshot().first { $0.name == "review" }.map { [$0.running, $0.waiting] } == [2, 0] }
+            try await eventually { try await runtime.queueSnapshot().first { $0.name == "review" }.map { [$0.running, $0.waiting] } == [2, 0] }
             let after = String(buffer: try await client.execute(uri: "/ui/queues?refresh=3", method: .get).body)
             #expect(after.contains(#"<td class=waiting>0</td>"#) && after.contains("}, 3000);"), "\(after.prefix(4000))")
         }

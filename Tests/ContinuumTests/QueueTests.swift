@@ -315,8 +315,9 @@ struct SharedQueueTests {
         first.owner = OwnerID("first")
         var second = first
         second.owner = OwnerID("second")
-        try await WorkflowRuntime.withRuntime(store: store, workflows: [CallsAPI(overlap: overlap)], configuration: first) { a throws in
-            try await WorkflowRuntime.withRuntime(store: store, workflows: [CallsAPI(overlap: overlap)], configuration: second) { b throws in
+        let workflows: [any Workflow] = [CallsAPI(overlap: overlap), QueuedJob(overlap: overlap)]
+        try await WorkflowRuntime.withRuntime(store: store, workflows: workflows, configuration: first) { a throws in
+            try await WorkflowRuntime.withRuntime(store: store, workflows: workflows, configuration: second) { b throws in
                 try await body(a, b)
             }
         }
@@ -339,6 +340,28 @@ struct SharedQueueTests {
         #expect(overlap.most == 2, "\(overlap.most) steps ran at once on a queue of 2 shared by two runtimes")
         let order = overlap.order
         #expect(order.count == 12)
+    }
+
+    @Test("each runtime's view of a shared queue counts the work of both")
+    func snapshotCountsEveryRuntime() async throws {
+        let overlap = Overlap()
+        try await withTwoRuntimes(queues: ["jobs": QueueLimits(concurrency: 2)], overlap: overlap) { a, b in
+            let first = try await a.start(QueuedJob.self, id: "j1", input: 1, queue: QueueEntry("jobs"))
+            let second = try await b.start(QueuedJob.self, id: "j2", input: 2, queue: QueueEntry("jobs"))
+            let third = try await a.start(QueuedJob.self, id: "j3", input: 3, queue: QueueEntry("jobs"))
+            for runtime in [a, b] {
+                try await eventually {
+                    try await runtime.queueSnapshot().first.map { [$0.running, $0.waiting, $0.shared ? 1 : 0] } == [2, 1, 1]
+                }
+            }
+            for id in ["j1", "j2", "j3"] {
+                try await eventually { try await a.history(of: id).contains { if case .waitStarted = $0.kind { true } else { false } } }
+                let runtime = id == "j2" ? b : a
+                try await runtime.send("go", to: id, payload: 0)
+            }
+            #expect(try await [first.result(), second.result(), third.result()] == [1, 2, 3])
+        }
+        #expect(overlap.most == 2)
     }
 
     @Test("per-partition limits hold across runtimes")

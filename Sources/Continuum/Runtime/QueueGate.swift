@@ -1,5 +1,6 @@
 import CoreMetrics
 import DequeModule
+import Logging
 import Synchronization
 
 /// Admits work to the runtime's named queues (``QueueLimits``): at most so many at once, per
@@ -86,12 +87,24 @@ final class QueueGate: Sendable {
     private let running: [String: Gauge]
     private let waiting: [String: Gauge]
 
-    init(limits: [String: QueueLimits], clock: any WorkflowClock, factory: any MetricsFactory, shared: SharedQueueGate? = nil) {
+    /// - Parameter shared: The store's shared queues and this runtime's owner, when the store
+    ///   shares queues between processes.
+    init(
+        limits: [String: QueueLimits], clock: any WorkflowClock, factory: any MetricsFactory,
+        shared: (store: any SharedQueueStore, owner: OwnerID, logger: Logger)? = nil
+    ) {
         self.limits = limits
         self.clock = clock
-        self.shared = shared
-        running = limits.keys.reduce(into: [:]) { $0[$1] = Gauge(label: "continuum_queue_running", dimensions: [("queue", $1)], factory: factory) }
-        waiting = limits.keys.reduce(into: [:]) { $0[$1] = Gauge(label: "continuum_queue_waiting", dimensions: [("queue", $1)], factory: factory) }
+        let running = limits.keys.reduce(into: [:]) { $0[$1] = Gauge(label: "continuum_queue_running", dimensions: [("queue", $1)], factory: factory) }
+        let waiting = limits.keys.reduce(into: [:]) { $0[$1] = Gauge(label: "continuum_queue_waiting", dimensions: [("queue", $1)], factory: factory) }
+        self.running = running
+        self.waiting = waiting
+        self.shared = shared.map { shared in
+            SharedQueueGate(store: shared.store, owner: shared.owner, limits: limits, logger: shared.logger) { queue, counts in
+                running[queue]?.record(counts.running)
+                waiting[queue]?.record(counts.waiting)
+            }
+        }
     }
 
     /// Waits for a slot on `entry`'s queue; `nil` at once for a queue without limits.

@@ -39,7 +39,6 @@ final class SharedQueueGate: Sendable {
     let store: any SharedQueueStore
     let owner: OwnerID
     let limits: [String: QueueLimits]
-    private let clock: any WorkflowClock
     private let logger: Logger
     private let state = Mutex<[String: Queue]>([:])
     private let bells: [String: Doorbell]
@@ -49,12 +48,18 @@ final class SharedQueueGate: Sendable {
     /// How often an idle queue's pump wakes (it asks the store nothing then).
     static let idle: Duration = .seconds(1)
 
-    init(store: any SharedQueueStore, owner: OwnerID, limits: [String: QueueLimits], clock: any WorkflowClock, logger: Logger) {
+    /// Reports how many hold a slot and how many wait here, per queue, after each change.
+    private let report: @Sendable (String, (running: Int, waiting: Int)) -> Void
+
+    init(
+        store: any SharedQueueStore, owner: OwnerID, limits: [String: QueueLimits], logger: Logger,
+        report: @escaping @Sendable (String, (running: Int, waiting: Int)) -> Void
+    ) {
         self.store = store
         self.owner = owner
         self.limits = limits
-        self.clock = clock
         self.logger = logger
+        self.report = report
         bells = limits.keys.reduce(into: [:]) { $0[$1] = Doorbell() }
     }
 
@@ -79,8 +84,10 @@ final class SharedQueueGate: Sendable {
         }
         let permit = QueueGate.Permit(queue: queue, partition: entry.partition, counted: !within, ticket: within ? nil : ticket)
         let admitted = grant(admission.admitted, queue, joining: ticket, permit: permit)
+        reportCounts(queue)
         if admitted { return permit }
         if admission.retryAfter != nil { bells[queue]?.ring() }
+        defer { reportCounts(queue) }
         return try await park(ticket, permit)
     }
 
@@ -91,6 +98,7 @@ final class SharedQueueGate: Sendable {
             queues[permit.queue, default: Queue()].leaving.append(ticket)
             Self.uncount(permit, in: &queues[permit.queue, default: Queue()])
         }
+        reportCounts(permit.queue)
         bells[permit.queue]?.ring()
     }
 
@@ -112,6 +120,10 @@ final class SharedQueueGate: Sendable {
     /// How many hold a slot and how many wait here, per queue with work.
     func load() -> [String: (running: Int, waiting: Int, partitions: [String: Int])] {
         state.withLock { $0.mapValues { ($0.running, $0.waiters.count, $0.partitions) } }
+    }
+
+    private func reportCounts(_ queue: String) {
+        report(queue, state.withLock { ($0[queue]?.running ?? 0, $0[queue]?.waiters.count ?? 0) })
     }
 
     // MARK: The pump

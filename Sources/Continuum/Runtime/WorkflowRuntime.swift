@@ -74,11 +74,7 @@ public final class WorkflowRuntime: Service, Sendable {
         let logger = self.logger
         self.queueGate = QueueGate(
             limits: configuration.queues, clock: configuration.clock, factory: configuration.metricsFactory ?? MetricsSystem.factory,
-            shared: configuration.queues.isEmpty
-                ? nil
-                : store.sharedQueues.map {
-                    SharedQueueGate(store: $0, owner: configuration.owner, limits: configuration.queues, clock: configuration.clock, logger: logger)
-                })
+            shared: configuration.queues.isEmpty ? nil : store.sharedQueues.map { ($0, configuration.owner, logger) })
         // The runtime's own workflows (schedules), which none of the user's can stand in for.
         var registry: [String: AnyWorkflow] = [:]
         for workflow in workflows {

@@ -263,9 +263,12 @@ struct QueuesPage {
     let refreshing: Bool
     let refreshEvery: Int
     let rows: [Row]
+    /// Whether the counts cover every process sharing the store.
+    let shared: Bool
 
     init(_ queues: [QueueSnapshot], refresh: Int?, links: DashboardLinks) {
         home = links.home
+        shared = queues.contains { $0.shared }
         nav = Navigation(links, selected: "queues")
         self.refresh = Refresh(refresh)
         refreshing = refresh != nil

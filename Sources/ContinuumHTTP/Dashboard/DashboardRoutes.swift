@@ -57,7 +57,7 @@ extension ContinuumAPI {
         }
         page("ui/queues", .get) { request, _, links in
             let refresh = try Self.refresh(request.uri.queryParameters.get("refresh"))
-            return Dashboard.html(.ok, DashboardTemplates.render(QueuesPage(self.runtime.queueSnapshot(), refresh: refresh, links: links), "queues"))
+            return Dashboard.html(.ok, DashboardTemplates.render(QueuesPage(try await self.runtime.queueSnapshot(), refresh: refresh, links: links), "queues"))
         }
         page("ui/workflows/:id/events", .post) { request, context, links in
             let id = context.pathParameter("id")

@@ -281,7 +281,8 @@ enum DashboardTemplates {
         {{<layout}}{{$body}}
         <form class=refresh method=get><label><input type=checkbox name=refresh value="{{refreshEvery}}"{{#refreshing}} checked{{/refreshing}} onchange="this.form.submit()"> auto-refresh every {{refreshEvery}} s</label><noscript> <button type=submit>Apply</button></noscript></form>
         <h2>Queues</h2>
-        <p class=note>The limits configured for this runtime, and how many hold a slot (running) and wait for one, in this process: each process applies the limits on its own.</p>
+        {{#shared}}<p class=note>The limits configured for this runtime, and how many hold a slot (running) and wait for one in every process sharing the store, which applies the limits to all of them.</p>{{/shared}}
+        {{^shared}}<p class=note>The limits configured for this runtime, and how many hold a slot (running) and wait for one, in this process, which owns the store.</p>{{/shared}}
         <table id=queues><thead><tr><th>Queue</th><th>Running</th><th>Waiting</th><th>At once</th><th>Per partition</th><th>Rate</th><th>Partitions running</th></tr></thead><tbody>
         {{#rows}}
         <tr data-queue="{{name}}"><td>{{name}}</td><td class=running>{{running}}{{#fill}}<div class=meter><div style="{{.}}"></div></div>{{/fill}}</td><td class=waiting>{{waiting}}</td><td>{{concurrency}}</td><td>{{perPartition}}</td><td>{{rate}}</td><td class=partitions>{{#partitions}}{{.}}<br>{{/partitions}}</td></tr>
