@@ -125,6 +125,7 @@ enum Schema {
                     )
                     """,
                     "CREATE INDEX queue_entries_order ON \(s).queue_entries (queue, admitted, priority DESC, since, ticket)",
+                    "CREATE INDEX queue_entries_within ON \(s).queue_entries (queue) WHERE within",
                     "CREATE TABLE \(s).queue_starts (queue text NOT NULL, at bigint NOT NULL)",
                     "CREATE INDEX queue_starts_by_queue ON \(s).queue_starts (queue, at)",
                     PostgresStore.admitFunction(s),

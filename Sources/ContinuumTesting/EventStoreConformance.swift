@@ -619,25 +619,26 @@ public enum EventStoreConformance {
         {
             try await queues.admit(
                 queue: queue, limits: limits, owner: claim.token.owner,
-                joining: QueueRequest(entry: QueueEntry(queue, partition: partition, priority: priority), since: since, within: within, claim: claim), leaving: [])
+                joining: [QueueRequest(entry: QueueEntry(queue, partition: partition, priority: priority), since: since, within: within, claim: claim)],
+                leaving: [])
         }
         func pass(_ owner: OwnerID, leaving: [UInt64] = [], queue: String = "q", limits: QueueLimits = limits) async throws -> [UInt64] {
-            try await queues.admit(queue: queue, limits: limits, owner: owner, joining: nil, leaving: leaving).admitted
+            try await queues.admit(queue: queue, limits: limits, owner: owner, joining: [], leaving: leaving).admitted
         }
         let (a1, a2, a3) = (try await claim("a1", c.owner), try await claim("a2", c.owner), try await claim("a3", c.owner))
         let (b1, b2) = (try await claim("b1", c.other), try await claim("b2", c.other))
 
         // Order across owners, partitions and the concurrency.
         let first = try await join(a1, "x", since: 1)
-        let t1 = try c.require(first.ticket, "no ticket")
+        let t1 = try c.require(first.tickets.first, "no ticket")
         try c.expect(first.admitted == [t1], "the first entry of an empty queue was not admitted: \(first)")
         let blocked = try await join(b1, "x", since: 2)
-        let t2 = try c.require(blocked.ticket, "no ticket")
+        let t2 = try c.require(blocked.tickets.first, "no ticket")
         try c.expect(blocked.admitted.isEmpty, "a second entry of a full partition was admitted")
         let second = try await join(a2, "y", since: 3)
-        try c.expect(second.admitted == [try c.require(second.ticket, "no ticket")], "an entry of a free partition, behind one whose partition is full, was not admitted: \(second)")
+        try c.expect(second.admitted == [try c.require(second.tickets.first, "no ticket")], "an entry of a free partition, behind one whose partition is full, was not admitted: \(second)")
         let third = try await join(b2, "z", since: 4)
-        let t4 = try c.require(third.ticket, "no ticket")
+        let t4 = try c.require(third.tickets.first, "no ticket")
         try c.expect(third.admitted.isEmpty, "an entry was admitted past the concurrency")
         try c.expect(try await pass(c.owner, leaving: [t1]).isEmpty, "a pass admitted an entry of another owner's, or jumped ahead of it")
         try c.expect(try await pass(c.other) == [t2], "the owner of the next entry that could go did not get it")
@@ -651,7 +652,7 @@ public enum EventStoreConformance {
         c.clock.advance(by: lease / 2 + .milliseconds(1))
         _ = try await pass(c.other)
         let after = try await join(a3, "x", since: 5)
-        try c.expect(after.admitted == [try c.require(after.ticket, "no ticket")], "slots of lapsed claims still counted: \(after)")
+        try c.expect(after.admitted == [try c.require(after.tickets.first, "no ticket")], "slots of lapsed claims still counted: \(after)")
         try c.expect(try await queues.queueLoad()["q"]?.waiting == 0, "the lapsed claim's waiting entry \(t4) still counts")
 
         // Priority before order; within a held slot only the rate counts. (The window is much
@@ -662,12 +663,19 @@ public enum EventStoreConformance {
         let low = try await join(a2, nil, since: 11, queue: "p", limits: one)
         let high = try await join(a3, nil, priority: 5, since: 12, queue: "p", limits: one)
         let inside = try await join(a1, nil, since: 13, within: true, queue: "p", limits: one)
-        try c.expect(inside.admitted == [try c.require(inside.ticket, "no ticket")], "work within a held slot waited for a slot: \(inside)")
-        let next = try await queues.admit(queue: "p", limits: one, owner: c.owner, joining: nil, leaving: [try c.require(held.ticket, "no ticket")])
+        try c.expect(inside.admitted == [try c.require(inside.tickets.first, "no ticket")], "work within a held slot waited for a slot: \(inside)")
+        let next = try await queues.admit(queue: "p", limits: one, owner: c.owner, joining: [], leaving: [try c.require(held.tickets.first, "no ticket")])
         try c.expect(next.admitted.isEmpty && next.retryAfter != nil, "a fourth start within the rate's window: \(next)")
         c.clock.advance(by: .milliseconds(1001))
         let later = try await pass(c.owner, queue: "p", limits: one)
-        try c.expect(later == [try c.require(high.ticket, "no ticket")], "after the window the higher priority did not go first: \(later), low \(low.ticket ?? 0)")
+        try c.expect(later == [try c.require(high.tickets.first, "no ticket")], "after the window the higher priority did not go first: \(later), low \(low.tickets.first ?? 0)")
+
+        // Several entries join in one pass, in order.
+        let both = try await queues.admit(
+            queue: "m", limits: QueueLimits(concurrency: 1), owner: c.owner,
+            joining: [a1, a2].map { QueueRequest(entry: QueueEntry("m"), since: 20, within: false, claim: $0) }, leaving: [])
+        try c.expect(both.tickets.count == 2 && both.tickets[0] < both.tickets[1], "two entries joined in one pass got tickets \(both.tickets)")
+        try c.expect(both.admitted == [both.tickets[0]], "of two entries joined in one pass on a queue of one, \(both.admitted) were admitted")
     }
 
     // MARK: Helpers

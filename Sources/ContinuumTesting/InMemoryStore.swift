@@ -438,20 +438,20 @@ extension InMemoryStore: SharedQueueStore {
     public var sharedQueues: (any SharedQueueStore)? { limits.leaseDuration == nil ? nil : self }
 
     public func admit(
-        queue: String, limits queueLimits: QueueLimits, owner: OwnerID, joining: QueueRequest?, leaving: [UInt64]
+        queue: String, limits queueLimits: QueueLimits, owner: OwnerID, joining: [QueueRequest], leaving: [UInt64]
     ) async throws(ContinuumError) -> QueueAdmission {
-        if let joining, joining.entry.name != queue {
-            throw ContinuumError(.invalidArgument, "An entry for queue '\(joining.entry.name)' cannot join queue '\(queue)'.")
+        if let stray = joining.first(where: { $0.entry.name != queue }) {
+            throw ContinuumError(.invalidArgument, "An entry for queue '\(stray.entry.name)' cannot join queue '\(queue)'.")
         }
         let now = clock.now()
         return try state.withLock { state throws(ContinuumError) in
             guard !state.closed else { throw Self.closedError }
             for ticket in leaving { state.queueEntries[ticket] = nil }
-            var ticket: UInt64?
-            if let joining {
+            var tickets: [UInt64] = []
+            for request in joining {
                 state.nextTicket += 1
-                ticket = state.nextTicket
-                state.queueEntries[state.nextTicket] = QueueSlot(ticket: state.nextTicket, request: joining)
+                tickets.append(state.nextTicket)
+                state.queueEntries[state.nextTicket] = QueueSlot(ticket: state.nextTicket, request: request)
             }
             // An entry counts while its workflow's claim is current and its lease runs.
             let records = state.records
@@ -500,7 +500,7 @@ extension InMemoryStore: SharedQueueStore {
                 admitted.append(entry.ticket)
             }
             state.queueStarts[queue] = starts
-            return QueueAdmission(ticket: ticket, admitted: admitted, retryAfter: retryAfter)
+            return QueueAdmission(tickets: tickets, admitted: admitted, retryAfter: retryAfter)
         }
     }
 

@@ -124,7 +124,7 @@ final class QueueGate: Sendable {
         let queue = entry.name
         let since = since ?? clock.now()
         if let shared, let claim {
-            return try await shared.acquire(entry, since: since, within: within, claim: claim, limits: limits)
+            return try await shared.acquire(entry, since: since, within: within, claim: claim)
         }
         let (ticket, counts) = state.withLock { state -> (UInt64, (Int, Int)) in
             state.next += 1

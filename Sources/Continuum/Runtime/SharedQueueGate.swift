@@ -1,36 +1,38 @@
-import DequeModule
 import Logging
 import Synchronization
 
 /// Admits work to queues whose slots a store shared by several processes keeps
 /// (``SharedQueueStore``), so that a queue's limits hold across every process.
 ///
-/// Work joins its queue with a pass of its own (one round trip, which admits it at once when
-/// there is room) and otherwise parks here until a later pass admits it. Each configured queue
-/// has a pump (``run()``) that makes those later passes: when a slot is handed back here (the
-/// release rides the pass, so it is one round trip too), when the store announces a change made
-/// by another process, after the wait the rate asks for, and every ``poll`` while work waits,
-/// in case an announcement was lost. Slots are handed back by the pump, never by the releasing
-/// task, so a release does not wait for the store: until the pass lands, the store counts the
-/// slot as held, which can only hold work back, never let too much through.
+/// Each configured queue has a pump (``run(notices:)``) that makes the store's passes: work
+/// that asks for a slot parks here and rings the pump; slots handed back ring it too. One pass
+/// carries every entry that joined and every slot handed back since the last, so under load a
+/// round trip admits and releases many at once. The pump also passes when the store announces
+/// a change made by another process, after the wait the rate asks for, and every ``poll``
+/// while work waits, in case an announcement was lost. A release does not wait for the store:
+/// until the pass lands, the store counts the slot as held, which can only hold work back,
+/// never let too much through.
 ///
 /// The store's order decides who goes first, across processes; this process only parks and
 /// wakes its own waiters.
 final class SharedQueueGate: Sendable {
     private struct Waiter {
+        var request: QueueRequest
+        /// The entry's ticket, once a pass put it on the queue.
+        var ticket: UInt64?
         var granted = false
         var cancelled = false
         var continuation: CheckedContinuation<Void, Never>?
     }
 
     private struct Queue {
+        /// Work waiting here, by a number of this gate's.
         var waiters: [UInt64: Waiter] = [:]
-        /// Tickets a pass admitted before their joiner had registered them.
-        var early: Set<UInt64> = []
-        /// Tickets to take off the queue at the next pass.
+        var byTicket: [UInt64: UInt64] = [:]
+        /// Waiters whose entries the next pass puts on the queue.
+        var joining: [UInt64] = []
+        /// Tickets the next pass takes off the queue.
         var leaving: [UInt64] = []
-        /// Tickets taken off by a pass in flight.
-        var sending: Set<UInt64> = []
         /// Slots held here, in all and per partition.
         var running = 0
         var partitions: [String: Int] = [:]
@@ -40,16 +42,15 @@ final class SharedQueueGate: Sendable {
     let owner: OwnerID
     let limits: [String: QueueLimits]
     private let logger: Logger
-    private let state = Mutex<[String: Queue]>([:])
+    private let state = Mutex<(queues: [String: Queue], next: UInt64)>(([:], 0))
     private let bells: [String: Doorbell]
+    /// Reports how many hold a slot and how many wait here, per queue, after each change.
+    private let report: @Sendable (String, (running: Int, waiting: Int)) -> Void
 
     /// How often a queue with waiting work is looked at when nothing announced a change.
     static let poll: Duration = .milliseconds(50)
     /// How often an idle queue's pump wakes (it asks the store nothing then).
     static let idle: Duration = .seconds(1)
-
-    /// Reports how many hold a slot and how many wait here, per queue, after each change.
-    private let report: @Sendable (String, (running: Int, waiting: Int)) -> Void
 
     init(
         store: any SharedQueueStore, owner: OwnerID, limits: [String: QueueLimits], logger: Logger,
@@ -65,38 +66,72 @@ final class SharedQueueGate: Sendable {
 
     /// Waits for a slot of `entry`'s queue (or, `within` a slot already held, for the rate).
     ///
-    /// - Throws: `CancellationError` when the task is cancelled while it waits; a storage
-    ///   error when the store could not take the entry (nothing is queued then).
-    func acquire(_ entry: QueueEntry, since: Int64, within: Bool, claim: Claim, limits: QueueLimits) async throws -> QueueGate.Permit {
+    /// While the store cannot be reached the work keeps waiting: the pump tries again.
+    ///
+    /// - Throws: `CancellationError` when the task is cancelled while it waits.
+    func acquire(_ entry: QueueEntry, since: Int64, within: Bool, claim: Claim) async throws -> QueueGate.Permit {
         let queue = entry.name
-        let leaving = takeLeaving(queue)
-        let admission: QueueAdmission
-        do {
-            admission = try await store.admit(
-                queue: queue, limits: limits, owner: owner, joining: QueueRequest(entry: entry, since: since, within: within, claim: claim), leaving: leaving)
-        } catch {
-            putBack(leaving, queue)
-            throw error
+        let number = state.withLock { state in
+            state.next += 1
+            state.queues[queue, default: Queue()].waiters[state.next] = Waiter(request: QueueRequest(entry: entry, since: since, within: within, claim: claim))
+            state.queues[queue, default: Queue()].joining.append(state.next)
+            return state.next
         }
-        sent(leaving, queue)
-        guard let ticket = admission.ticket else {
-            throw ContinuumError(.storageFailure, "The store took no entry for queue '\(queue)'.")
-        }
-        let permit = QueueGate.Permit(queue: queue, partition: entry.partition, counted: !within, ticket: within ? nil : ticket)
-        let admitted = grant(admission.admitted, queue, joining: ticket, permit: permit)
         reportCounts(queue)
-        if admitted { return permit }
-        if admission.retryAfter != nil { bells[queue]?.ring() }
+        bells[queue]?.ring()
         defer { reportCounts(queue) }
-        return try await park(ticket, permit)
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { state -> Bool in
+                    guard let waiter = state.queues[queue]?.waiters[number], !waiter.granted, !waiter.cancelled else { return true }
+                    state.queues[queue]?.waiters[number]?.continuation = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            let parked = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                guard state.queues[queue]?.waiters[number] != nil else { return nil }
+                state.queues[queue]?.waiters[number]?.cancelled = true
+                defer { state.queues[queue]?.waiters[number]?.continuation = nil }
+                return state.queues[queue]?.waiters[number]?.continuation
+            }
+            parked?.resume()
+        }
+        let asked = QueueGate.Permit(queue: queue, partition: entry.partition, counted: !within)
+        // Admitted is final: the slot is counted here, and only the permit gives it back.
+        let permit = state.withLock { state -> QueueGate.Permit? in
+            guard let waiter = state.queues[queue]?.waiters.removeValue(forKey: number) else { return nil }
+            if let ticket = waiter.ticket { state.queues[queue]?.byTicket[ticket] = nil }
+            if waiter.granted {
+                var permit = asked
+                // An entry admitted within a held slot left the queue as it was admitted.
+                permit.ticket = within ? nil : waiter.ticket
+                Self.count(permit, in: &state.queues[queue, default: Queue()])
+                return permit
+            }
+            // Cancelled: withdraw the entry, or keep it from joining (a pass in flight that
+            // carries it takes it off again, see `settle`).
+            if let ticket = waiter.ticket {
+                state.queues[queue]?.leaving.append(ticket)
+            } else {
+                state.queues[queue]?.joining.removeAll { $0 == number }
+            }
+            return nil
+        }
+        guard let permit else {
+            bells[queue]?.ring()
+            throw CancellationError()
+        }
+        return permit
     }
 
     /// Hands the slot back: the queue's pump takes it off at its next pass, which it makes now.
     func release(_ permit: QueueGate.Permit) {
         guard let ticket = permit.ticket else { return }
-        state.withLock { queues in
-            queues[permit.queue, default: Queue()].leaving.append(ticket)
-            Self.uncount(permit, in: &queues[permit.queue, default: Queue()])
+        state.withLock { state in
+            state.queues[permit.queue, default: Queue()].leaving.append(ticket)
+            Self.uncount(permit, in: &state.queues[permit.queue, default: Queue()])
         }
         reportCounts(permit.queue)
         bells[permit.queue]?.ring()
@@ -119,11 +154,11 @@ final class SharedQueueGate: Sendable {
 
     /// How many hold a slot and how many wait here, per queue with work.
     func load() -> [String: (running: Int, waiting: Int, partitions: [String: Int])] {
-        state.withLock { $0.mapValues { ($0.running, $0.waiters.count, $0.partitions) } }
+        state.withLock { $0.queues.mapValues { ($0.running, $0.waiters.count, $0.partitions) } }
     }
 
     private func reportCounts(_ queue: String) {
-        report(queue, state.withLock { ($0[queue]?.running ?? 0, $0[queue]?.waiters.count ?? 0) })
+        report(queue, state.withLock { ($0.queues[queue]?.running ?? 0, $0.queues[queue]?.waiters.count ?? 0) })
     }
 
     // MARK: The pump
@@ -134,24 +169,31 @@ final class SharedQueueGate: Sendable {
         while !Task.isCancelled {
             await bell.wait(upTo: wait)
             if Task.isCancelled { return }
-            let (leaving, waiting) = state.withLock { queues -> ([UInt64], Bool) in
-                let leaving = queues[queue]?.leaving ?? []
-                queues[queue]?.leaving = []
-                queues[queue]?.sending.formUnion(leaving)
-                return (leaving, !(queues[queue]?.waiters.isEmpty ?? true))
+            // What this pass carries: every join and release since the last.
+            let (joining, requests, leaving, waiting) = state.withLock { state -> ([UInt64], [QueueRequest], [UInt64], Bool) in
+                guard let entries = state.queues[queue] else { return ([], [], [], false) }
+                state.queues[queue]?.joining = []
+                state.queues[queue]?.leaving = []
+                return (entries.joining, entries.joining.compactMap { entries.waiters[$0]?.request }, entries.leaving, !entries.waiters.isEmpty)
             }
             guard waiting || !leaving.isEmpty else {
                 wait = Self.idle
                 continue
             }
             do {
-                let admission = try await store.admit(queue: queue, limits: limits, owner: owner, joining: nil, leaving: leaving)
-                sent(leaving, queue)
-                _ = grant(admission.admitted, queue, joining: nil, permit: nil)
-                let stillWaiting = state.withLock { !($0[queue]?.waiters.isEmpty ?? true) }
+                let admission = try await store.admit(queue: queue, limits: limits, owner: owner, joining: requests, leaving: leaving)
+                let woken = settle(queue, joined: joining, tickets: admission.tickets, admitted: admission.admitted)
+                for continuation in woken { continuation.resume() }
+                let stillWaiting = state.withLock { !($0.queues[queue]?.waiters.isEmpty ?? true) }
                 wait = stillWaiting ? min(admission.retryAfter ?? Self.poll, Self.idle) : Self.idle
             } catch {
-                putBack(leaving, queue)
+                // Nothing changed in the store: the joins and releases go with the next pass
+                // (the joins of waiters still here, first, in their order).
+                state.withLock { state in
+                    let stillHere = joining.filter { state.queues[queue]?.waiters[$0] != nil }
+                    state.queues[queue]?.joining.insert(contentsOf: stillHere, at: 0)
+                    state.queues[queue]?.leaving.append(contentsOf: leaving)
+                }
                 logger.warning(
                     "Could not admit work to queue '\(queue)': \(error.message)", metadata: [WorkflowRuntime.LogKey.errorCode: "\(error.code)"])
                 wait = Self.idle
@@ -159,100 +201,33 @@ final class SharedQueueGate: Sendable {
         }
     }
 
-    // MARK: Waiting
-
-    /// Parks until a pass admits `ticket`; withdraws it when the task is cancelled first.
-    private func park(_ ticket: UInt64, _ permit: QueueGate.Permit) async throws -> QueueGate.Permit {
-        let queue = permit.queue
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let now = state.withLock { queues -> Bool in
-                    guard let waiter = queues[queue]?.waiters[ticket], !waiter.granted, !waiter.cancelled else { return true }
-                    queues[queue]?.waiters[ticket]?.continuation = continuation
-                    return false
+    /// Gives the joined waiters their tickets and marks the admitted ones; returns the
+    /// continuations to resume. A waiter cancelled while its entry joined withdraws it.
+    private func settle(_ queue: String, joined: [UInt64], tickets: [UInt64], admitted: [UInt64]) -> [CheckedContinuation<Void, Never>] {
+        state.withLock { state in
+            guard var entries = state.queues.removeValue(forKey: queue) else { return [] }
+            defer { state.queues[queue] = entries }
+            let admitted = Set(admitted)
+            for (number, ticket) in zip(joined, tickets) {
+                if entries.waiters[number] == nil || entries.waiters[number]?.cancelled == true {
+                    // Gone before its entry joined: take the entry off again.
+                    entries.leaving.append(ticket)
+                    continue
                 }
-                if now { continuation.resume() }
+                entries.waiters[number]?.ticket = ticket
+                entries.byTicket[ticket] = number
             }
-        } onCancel: {
-            let parked = state.withLock { queues -> CheckedContinuation<Void, Never>? in
-                guard queues[queue]?.waiters[ticket] != nil else { return nil }
-                queues[queue]?.waiters[ticket]?.cancelled = true
-                defer { queues[queue]?.waiters[ticket]?.continuation = nil }
-                return queues[queue]?.waiters[ticket]?.continuation
-            }
-            parked?.resume()
-        }
-        // Admitted is final: the slot is counted here, and only the permit gives it back.
-        let granted = state.withLock { queues -> Bool in
-            let waiter = queues[queue]?.waiters.removeValue(forKey: ticket)
-            if waiter?.granted == true {
-                Self.count(permit, in: &queues[queue, default: Queue()])
-                return true
-            }
-            queues[queue]?.leaving.append(ticket)
-            return false
-        }
-        if granted { return permit }
-        bells[queue]?.ring()
-        throw CancellationError()
-    }
-
-    /// Marks `tickets` admitted and wakes their waiters; registers `joining` (admitted or not)
-    /// and counts the slots taken. Returns whether `joining` was admitted.
-    private func grant(_ tickets: [UInt64], _ queue: String, joining: UInt64?, permit: QueueGate.Permit?) -> Bool {
-        let (woken, admitted) = state.withLock { queues -> ([CheckedContinuation<Void, Never>], Bool) in
-            var state = queues.removeValue(forKey: queue) ?? Queue()
-            defer { queues[queue] = state }
             var woken: [CheckedContinuation<Void, Never>] = []
-            var admitted = false
-            for ticket in tickets {
-                if ticket == joining {
-                    admitted = true
-                } else if state.waiters[ticket] != nil {
-                    state.waiters[ticket]?.granted = true
-                    if let continuation = state.waiters[ticket]?.continuation {
-                        state.waiters[ticket]?.continuation = nil
-                        woken.append(continuation)
-                    }
-                } else if !state.sending.contains(ticket) && !state.leaving.contains(ticket) {
-                    // Its joiner's own pass has not answered yet.
-                    state.early.insert(ticket)
+            for ticket in admitted {
+                guard let number = entries.byTicket[ticket], entries.waiters[number]?.cancelled == false else { continue }
+                entries.waiters[number]?.granted = true
+                if let continuation = entries.waiters[number]?.continuation {
+                    entries.waiters[number]?.continuation = nil
+                    woken.append(continuation)
                 }
             }
-            if let joining {
-                if state.early.remove(joining) != nil { admitted = true }
-                if !admitted { state.waiters[joining] = Waiter() }
-            }
-            return (woken, admitted)
+            return woken
         }
-        // Count what was admitted here: the waiters' permits, and the joiner's.
-        state.withLock { queues in
-            if admitted, let permit { Self.count(permit, in: &queues[queue, default: Queue()]) }
-        }
-        for continuation in woken { continuation.resume() }
-        return admitted
-    }
-
-    private func takeLeaving(_ queue: String) -> [UInt64] {
-        state.withLock { queues in
-            let leaving = queues[queue]?.leaving ?? []
-            queues[queue]?.leaving = []
-            queues[queue]?.sending.formUnion(leaving)
-            return leaving
-        }
-    }
-
-    private func putBack(_ leaving: [UInt64], _ queue: String) {
-        guard !leaving.isEmpty else { return }
-        state.withLock { queues in
-            queues[queue]?.sending.subtract(leaving)
-            queues[queue]?.leaving.append(contentsOf: leaving)
-        }
-    }
-
-    private func sent(_ leaving: [UInt64], _ queue: String) {
-        guard !leaving.isEmpty else { return }
-        state.withLock { queues in _ = queues[queue]?.sending.subtract(leaving) }
     }
 
     private static func count(_ permit: QueueGate.Permit, in queue: inout Queue) {

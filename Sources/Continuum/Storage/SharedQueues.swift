@@ -23,13 +23,14 @@
 ///   withdraws a wait, in the same transaction as the pass.
 /// - Passes on one queue are serialized by the store; time is the store's clock.
 public protocol SharedQueueStore: Sendable {
-    /// Takes `leaving` off queue `queue`, puts `joining` on it, and admits, in the queue's order,
-    /// as many of `owner`'s waiting entries as `limits` let go now: one transaction.
+    /// Takes `leaving` off queue `queue`, puts `joining` on it (in that order: the entries'
+    /// tickets grow with it), and admits, in the queue's order, as many of `owner`'s waiting
+    /// entries as `limits` let go now: one transaction.
     ///
-    /// - Throws: ``ContinuumError/Code/invalidArgument`` when `joining` names another queue;
-    ///   a storage error, with nothing changed.
+    /// - Throws: ``ContinuumError/Code/invalidArgument`` when an entry of `joining` names
+    ///   another queue; a storage error, with nothing changed.
     func admit(
-        queue: String, limits: QueueLimits, owner: OwnerID, joining: QueueRequest?, leaving: [UInt64]
+        queue: String, limits: QueueLimits, owner: OwnerID, joining: [QueueRequest], leaving: [UInt64]
     ) async throws(ContinuumError) -> QueueAdmission
 
     /// How many entries hold a slot and how many wait, per queue, across every process (live
@@ -66,8 +67,8 @@ public struct QueueRequest: Sendable, Hashable {
 
 /// What a pass over a shared queue did (``SharedQueueStore/admit(queue:limits:owner:joining:leaving:)``).
 public struct QueueAdmission: Sendable, Hashable {
-    /// The entry `joining` got, when there was one.
-    public var ticket: UInt64?
+    /// The tickets of the entries of `joining`, in its order.
+    public var tickets: [UInt64]
     /// The caller's entries admitted by this pass (an entry admitted within a slot already held
     /// is taken off the queue at once; any other holds a slot until it leaves).
     public var admitted: [UInt64]
@@ -75,8 +76,8 @@ public struct QueueAdmission: Sendable, Hashable {
     public var retryAfter: Duration?
 
     /// Creates an admission.
-    public init(ticket: UInt64?, admitted: [UInt64], retryAfter: Duration?) {
-        self.ticket = ticket
+    public init(tickets: [UInt64], admitted: [UInt64], retryAfter: Duration?) {
+        self.tickets = tickets
         self.admitted = admitted
         self.retryAfter = retryAfter
     }
