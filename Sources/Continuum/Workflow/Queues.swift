@@ -10,7 +10,8 @@
 /// slot) and workflows started on it (``WorkflowRuntime/start(_:id:input:timeout:queue:)``:
 /// each run of the body holds one while the workflow is in memory; a parked workflow holds
 /// none and takes one again when it wakes). Waiting work is served by priority, then in the
-/// order it asked. The limits hold within one runtime process.
+/// order it asked. On a store several processes share (``EventStore/sharedQueues``), the
+/// limits hold across all of them; otherwise the runtime applies them in memory.
 public struct QueueLimits: Sendable, Hashable {
     /// How many may run at once in the whole queue (`nil`: no limit).
     public var concurrency: Int?
