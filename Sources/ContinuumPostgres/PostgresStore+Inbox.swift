@@ -125,8 +125,8 @@ extension PostgresStore {
     /// How a queue's notice starts, before the queue's name.
     static let queueNoticePrefix = "queue:"
 
-    public func queueNotices() -> AsyncStream<String> {
-        let (stream, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(64))
+    public func queueNotices() -> AsyncStream<QueueNotice> {
+        let (stream, continuation) = AsyncStream.makeStream(of: QueueNotice.self, bufferingPolicy: .bufferingNewest(64))
         let key = nextSubscriber.withLock { next in
             next += 1
             return next
@@ -148,8 +148,11 @@ extension PostgresStore {
                         for try await notice in notices {
                             // An inbox notice has no payload; a queue's names the queue.
                             if notice.payload.hasPrefix(Self.queueNoticePrefix) {
-                                let queue = String(notice.payload.dropFirst(Self.queueNoticePrefix.count))
-                                for subscriber in self.queueSubscribers.withLock({ Array($0.values) }) { subscriber.yield(queue) }
+                                // "queue:<name>\t<owner>"
+                                let parts = notice.payload.dropFirst(Self.queueNoticePrefix.count).split(separator: "\t", maxSplits: 1)
+                                guard parts.count == 2 else { continue }
+                                let queueNotice = QueueNotice(queue: String(parts[0]), owner: OwnerID(String(parts[1])))
+                                for subscriber in self.queueSubscribers.withLock({ Array($0.values) }) { subscriber.yield(queueNotice) }
                             } else {
                                 for subscriber in self.noticeSubscribers.withLock({ Array($0.values) }) { subscriber.yield() }
                             }

@@ -44,7 +44,7 @@ public final class PostgresStore: EventStore {
     /// Streams handed out by ``inboxNotices()``, fed by the listener.
     let noticeSubscribers = Mutex<[UInt64: AsyncStream<Void>.Continuation]>([:])
     /// Streams handed out by ``queueNotices()``, fed by the listener.
-    let queueSubscribers = Mutex<[UInt64: AsyncStream<String>.Continuation]>([:])
+    let queueSubscribers = Mutex<[UInt64: AsyncStream<QueueNotice>.Continuation]>([:])
     let nextSubscriber = Mutex<UInt64>(0)
 
     private struct Tasks {

@@ -108,11 +108,12 @@ enum Schema {
             "queue entries and starts, so that queue limits hold across processes",
             { s in
                 [
-                    // An entry counts while its workflow's claim is current and its lease has
-                    // not run out; an `admitted` entry holds a slot.
+                    // An entry counts while its workflow's claim is current; an `admitted`
+                    // entry holds a slot. `key` makes a retried join idempotent.
                     """
                     CREATE TABLE \(s).queue_entries (
                         ticket bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                        key text NOT NULL UNIQUE,
                         queue text NOT NULL,
                         partition text,
                         priority integer NOT NULL,

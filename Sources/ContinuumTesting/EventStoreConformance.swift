@@ -610,70 +610,95 @@ public enum EventStoreConformance {
         guard let lease = c.store.limits.leaseDuration else { return }
         let queues = try c.require(c.store.sharedQueues, "a store shared by processes (it has leases) shares no queue slots: each process would apply the limits alone")
         let limits = QueueLimits(concurrency: 2, perPartition: 1)
+        var keys = 0
         func claim(_ id: String, _ owner: OwnerID) async throws -> Claim {
             let outcome = try await c.store.create(CreateRequest(id: id, type: "t", started: c.start("t"), owner: owner))
             return try c.require(outcome.claim, "workflow \(id) was not created")
         }
-        func join(_ claim: Claim, _ partition: String?, priority: Int = 0, since: Int64, within: Bool = false, queue: String = "q", limits: QueueLimits = limits)
-            async throws -> QueueAdmission
-        {
-            try await queues.admit(
-                queue: queue, limits: limits, owner: claim.token.owner,
-                joining: [QueueRequest(entry: QueueEntry(queue, partition: partition, priority: priority), since: since, within: within, claim: claim)],
-                leaving: [])
+        func request(_ claim: Claim, _ partition: String?, priority: Int = 0, since: Int64, within: Bool = false, queue: String = "q") -> QueueRequest {
+            keys += 1
+            return QueueRequest(key: "k\(keys)", entry: QueueEntry(queue, partition: partition, priority: priority), since: since, within: within, claim: claim)
         }
-        func pass(_ owner: OwnerID, leaving: [UInt64] = [], queue: String = "q", limits: QueueLimits = limits) async throws -> [UInt64] {
-            try await queues.admit(queue: queue, limits: limits, owner: owner, joining: [], leaving: leaving).admitted
+        func join(_ claim: Claim, _ partition: String?, priority: Int = 0, since: Int64, within: Bool = false, queue: String = "q", limits: QueueLimits = limits)
+            async throws -> (ticket: UInt64, admitted: Bool, admission: QueueAdmission)
+        {
+            let admission = try await queues.admit(
+                QueuePass(
+                    queue: queue, limits: limits, owner: claim.token.owner,
+                    joining: [request(claim, partition, priority: priority, since: since, within: within, queue: queue)]))
+            let ticket = try c.require(admission.tickets.first, "a joining entry got no ticket: \(admission)")
+            return (ticket, admission.admitted.contains(ticket), admission)
+        }
+        func pass(_ owner: OwnerID, leaving: [UInt64] = [], waiting: [UInt64] = [], queue: String = "q", limits: QueueLimits = limits) async throws -> QueueAdmission {
+            try await queues.admit(QueuePass(queue: queue, limits: limits, owner: owner, leaving: leaving, waiting: waiting))
         }
         let (a1, a2, a3) = (try await claim("a1", c.owner), try await claim("a2", c.owner), try await claim("a3", c.owner))
         let (b1, b2) = (try await claim("b1", c.other), try await claim("b2", c.other))
 
         // Order across owners, partitions and the concurrency.
         let first = try await join(a1, "x", since: 1)
-        let t1 = try c.require(first.tickets.first, "no ticket")
-        try c.expect(first.admitted == [t1], "the first entry of an empty queue was not admitted: \(first)")
+        try c.expect(first.admitted, "the first entry of an empty queue was not admitted: \(first.admission)")
         let blocked = try await join(b1, "x", since: 2)
-        let t2 = try c.require(blocked.tickets.first, "no ticket")
-        try c.expect(blocked.admitted.isEmpty, "a second entry of a full partition was admitted")
+        try c.expect(!blocked.admitted, "a second entry of a full partition was admitted")
         let second = try await join(a2, "y", since: 3)
-        try c.expect(second.admitted == [try c.require(second.tickets.first, "no ticket")], "an entry of a free partition, behind one whose partition is full, was not admitted: \(second)")
-        let third = try await join(b2, "z", since: 4)
-        let t4 = try c.require(third.tickets.first, "no ticket")
-        try c.expect(third.admitted.isEmpty, "an entry was admitted past the concurrency")
-        try c.expect(try await pass(c.owner, leaving: [t1]).isEmpty, "a pass admitted an entry of another owner's, or jumped ahead of it")
-        try c.expect(try await pass(c.other) == [t2], "the owner of the next entry that could go did not get it")
+        try c.expect(second.admitted, "an entry of a free partition, behind one whose partition is full, was not admitted: \(second.admission)")
+        let fourth = try await join(b2, "z", since: 4)
+        try c.expect(!fourth.admitted, "an entry was admitted past the concurrency")
+        try c.expect(try await pass(c.owner, leaving: [first.ticket]).admitted.isEmpty, "a pass admitted an entry of another owner's, or jumped ahead of it")
+        try c.expect(try await pass(c.other).admitted == [blocked.ticket], "the owner of the next entry that could go did not get it")
         let load = try await queues.queueLoad()["q"]
         try c.expect(
             load == QueueLoad(running: 2, waiting: 1, partitions: ["x": 1, "y": 1]), "the load is \(load.map { "\($0)" } ?? "missing")")
 
-        // Entries count only while their claim does: b1 and b2's lapse; a2's is renewed.
+        // A lapsed lease nobody took is still the claim: its slot still counts, and its owner
+        // may renew it. Its waiting entry is passed over meanwhile.
         c.clock.advance(by: lease / 2)
         try c.expect(try await c.store.renew([a1, a2, a3]).isEmpty, "a live claim was lost")
         c.clock.advance(by: lease / 2 + .milliseconds(1))
-        _ = try await pass(c.other)
-        let after = try await join(a3, "x", since: 5)
-        try c.expect(after.admitted == [try c.require(after.tickets.first, "no ticket")], "slots of lapsed claims still counted: \(after)")
-        try c.expect(try await queues.queueLoad()["q"]?.waiting == 0, "the lapsed claim's waiting entry \(t4) still counts")
+        let behind = try await join(a3, "w", since: 5)
+        try c.expect(!behind.admitted, "the slot of a lapsed lease nobody took stopped counting: \(behind.admission)")
+        try c.expect(try await c.store.renew([b1, b2]).isEmpty, "a lapsed lease nobody took could not be renewed")
+        // A takeover ends the claim: its slot comes back, its waiting entry is gone.
+        c.clock.advance(by: lease + .milliseconds(1))
+        try c.expect(try await c.store.renew([a1, a2, a3]).isEmpty, "a claim was lost")
+        _ = try c.require(try await c.store.claim("b1", owner: c.owner), "a lapsed lease could not be taken over")
+        _ = try c.require(try await c.store.claim("b2", owner: c.owner), "a lapsed lease could not be taken over")
+        let taken = try await pass(c.owner, waiting: [behind.ticket])
+        try c.expect(taken.admitted == [behind.ticket], "the slot of a claim taken over still counted: \(taken)")
+        let gone = try await pass(c.other, waiting: [fourth.ticket])
+        try c.expect(gone.gone == [fourth.ticket], "a waiting entry whose claim was taken over was not reported gone: \(gone)")
+
+        // A retried join (its answer lost) finds the entry it made, and learns it was admitted.
+        let retry = request(a1, nil, since: 30, queue: "r")
+        let lost = try await queues.admit(QueuePass(queue: "r", limits: QueueLimits(concurrency: 1), owner: c.owner, joining: [retry]))
+        let again = try await queues.admit(QueuePass(queue: "r", limits: QueueLimits(concurrency: 1), owner: c.owner, joining: [retry]))
+        try c.expect(lost.tickets == again.tickets && again.admitted == again.tickets, "a retried join made another entry, or did not learn its admission: \(lost), \(again)")
+        // The first pass of a new runtime under the same owner drops what the last one left.
+        let fresh = try await join(a2, nil, since: 31, queue: "r", limits: QueueLimits(concurrency: 1))
+        try c.expect(!fresh.admitted, "an entry was admitted past the concurrency")
+        let restarted = try await queues.admit(
+            QueuePass(queue: "r", limits: QueueLimits(concurrency: 1), owner: c.owner, joining: [request(a3, nil, since: 32, queue: "r")], firstOfOwner: true))
+        try c.expect(restarted.admitted == restarted.tickets, "the first pass of a new runtime did not drop its owner's earlier entries: \(restarted)")
 
         // Priority before order; within a held slot only the rate counts. (The window is much
         // shorter than the lease, which a store's claims have at least.)
+        try c.expect(try await c.store.renew([a1, a2, a3]).isEmpty, "a claim was lost")
         let one = QueueLimits(concurrency: 1, rate: .init(2, per: .seconds(1)))
         let held = try await join(a1, nil, since: 10, queue: "p", limits: one)
-        try c.expect(held.admitted.count == 1, "the first entry was not admitted: \(held)")
+        try c.expect(held.admitted, "the first entry was not admitted: \(held.admission)")
         let low = try await join(a2, nil, since: 11, queue: "p", limits: one)
         let high = try await join(a3, nil, priority: 5, since: 12, queue: "p", limits: one)
         let inside = try await join(a1, nil, since: 13, within: true, queue: "p", limits: one)
-        try c.expect(inside.admitted == [try c.require(inside.tickets.first, "no ticket")], "work within a held slot waited for a slot: \(inside)")
-        let next = try await queues.admit(queue: "p", limits: one, owner: c.owner, joining: [], leaving: [try c.require(held.tickets.first, "no ticket")])
-        try c.expect(next.admitted.isEmpty && next.retryAfter != nil, "a fourth start within the rate's window: \(next)")
+        try c.expect(inside.admitted, "work within a held slot waited for a slot: \(inside.admission)")
+        let next = try await pass(c.owner, leaving: [held.ticket, inside.ticket], queue: "p", limits: one)
+        try c.expect(next.admitted.isEmpty && next.retryAfter != nil, "a third start within the rate's window: \(next)")
         c.clock.advance(by: .milliseconds(1001))
         let later = try await pass(c.owner, queue: "p", limits: one)
-        try c.expect(later == [try c.require(high.tickets.first, "no ticket")], "after the window the higher priority did not go first: \(later), low \(low.tickets.first ?? 0)")
+        try c.expect(later.admitted == [high.ticket], "after the window the higher priority did not go first: \(later), low \(low.ticket)")
 
         // Several entries join in one pass, in order.
         let both = try await queues.admit(
-            queue: "m", limits: QueueLimits(concurrency: 1), owner: c.owner,
-            joining: [a1, a2].map { QueueRequest(entry: QueueEntry("m"), since: 20, within: false, claim: $0) }, leaving: [])
+            QueuePass(queue: "m", limits: QueueLimits(concurrency: 1), owner: c.owner, joining: [request(a1, nil, since: 20, queue: "m"), request(a2, nil, since: 20, queue: "m")]))
         try c.expect(both.tickets.count == 2 && both.tickets[0] < both.tickets[1], "two entries joined in one pass got tickets \(both.tickets)")
         try c.expect(both.admitted == [both.tickets[0]], "of two entries joined in one pass on a queue of one, \(both.admitted) were admitted")
     }

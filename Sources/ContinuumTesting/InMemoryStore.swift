@@ -62,6 +62,7 @@ public final class InMemoryStore: EventStore {
         /// Shared queues' entries by ticket, and each rate-limited queue's starts.
         var queueEntries: [UInt64: QueueSlot] = [:]
         var queueStarts: [String: [Int64]] = [:]
+        var queueKeys: [String: UInt64] = [:]
         var nextTicket: UInt64 = 0
     }
 
@@ -437,35 +438,45 @@ extension InMemoryStore: SharedQueueStore {
     /// slots between its runtimes; one without leases leaves the limits to its one runtime.
     public var sharedQueues: (any SharedQueueStore)? { limits.leaseDuration == nil ? nil : self }
 
-    public func admit(
-        queue: String, limits queueLimits: QueueLimits, owner: OwnerID, joining: [QueueRequest], leaving: [UInt64]
-    ) async throws(ContinuumError) -> QueueAdmission {
-        if let stray = joining.first(where: { $0.entry.name != queue }) {
+    public func admit(_ pass: QueuePass) async throws(ContinuumError) -> QueueAdmission {
+        let queue = pass.queue
+        let queueLimits = pass.limits
+        if let stray = pass.joining.first(where: { $0.entry.name != queue }) {
             throw ContinuumError(.invalidArgument, "An entry for queue '\(stray.entry.name)' cannot join queue '\(queue)'.")
         }
         let now = clock.now()
         return try state.withLock { state throws(ContinuumError) in
             guard !state.closed else { throw Self.closedError }
-            for ticket in leaving { state.queueEntries[ticket] = nil }
+            if pass.firstOfOwner {
+                state.queueEntries = state.queueEntries.filter { $0.value.request.entry.name != queue || $0.value.request.claim.token.owner != pass.owner }
+            }
+            for ticket in pass.leaving { state.queueEntries[ticket] = nil }
             var tickets: [UInt64] = []
-            for request in joining {
+            for request in pass.joining {
+                // A retried join finds the entry it made.
+                if let ticket = state.queueKeys[request.key], state.queueEntries[ticket] != nil {
+                    tickets.append(ticket)
+                    continue
+                }
                 state.nextTicket += 1
                 tickets.append(state.nextTicket)
                 state.queueEntries[state.nextTicket] = QueueSlot(ticket: state.nextTicket, request: request)
+                state.queueKeys[request.key] = state.nextTicket
             }
-            // An entry counts while its workflow's claim is current and its lease runs.
+            // An entry counts while its workflow's claim is current.
             let records = state.records
-            state.queueEntries = state.queueEntries.filter { _, entry in
-                guard entry.request.entry.name == queue else { return true }
-                guard let record = records[entry.request.claim.stream.rawValue] else { return false }
-                return record.claim == entry.request.claim.token && !Self.expired(record, now: now)
+            func current(_ entry: QueueSlot) -> Record? {
+                guard let record = records[entry.request.claim.stream.rawValue], record.claim == entry.request.claim.token else { return nil }
+                return record
             }
+            state.queueEntries = state.queueEntries.filter { _, entry in entry.request.entry.name != queue || current(entry) != nil }
+            state.queueKeys = state.queueKeys.filter { state.queueEntries[$0.value] != nil }
             var starts = state.queueStarts[queue] ?? []
             if let rate = queueLimits.rate { starts.removeAll { $0 <= now - rate.window.nanoseconds } }
             let entries = state.queueEntries.values.filter { $0.request.entry.name == queue }
-            var running = entries.count { $0.admitted }
+            var running = entries.count { $0.admitted && !$0.request.within }
             var partitions: [String: Int] = [:]
-            for entry in entries where entry.admitted {
+            for entry in entries where entry.admitted && !entry.request.within {
                 if let partition = entry.request.entry.partition { partitions[partition, default: 0] += 1 }
             }
             let waiting = entries.filter { !$0.admitted }.sorted {
@@ -483,16 +494,20 @@ extension InMemoryStore: SharedQueueStore {
                     }
                     if let cap = queueLimits.perPartition, let partition = request.entry.partition, partitions[partition, default: 0] >= cap { continue }
                 }
-                // Its owner admits it, on its own pass.
-                if request.claim.token.owner != owner { break }
+                if request.claim.token.owner != pass.owner {
+                    // A lapsed lease its owner may still renew is passed over; a live one's
+                    // owner admits it, on its own pass.
+                    if let record = current(entry), Self.expired(record, now: now) { continue }
+                    break
+                }
                 if let rate = queueLimits.rate, starts.count >= rate.count {
                     retryAfter = .nanoseconds(max((starts.min() ?? now) + rate.window.nanoseconds + 1 - now, 1))
                     break
                 }
-                if request.within {
-                    state.queueEntries[entry.ticket] = nil
-                } else {
-                    state.queueEntries[entry.ticket]?.admitted = true
+                // An entry admitted within a held slot takes no slot; it stays (not counted)
+                // until its owner has seen the admission and takes it off.
+                state.queueEntries[entry.ticket]?.admitted = true
+                if !request.within {
                     running += 1
                     if let partition = request.entry.partition { partitions[partition, default: 0] += 1 }
                 }
@@ -500,7 +515,12 @@ extension InMemoryStore: SharedQueueStore {
                 admitted.append(entry.ticket)
             }
             state.queueStarts[queue] = starts
-            return QueueAdmission(tickets: tickets, admitted: admitted, retryAfter: retryAfter)
+            // Entries admitted by an earlier pass whose answer was lost.
+            for ticket in pass.waiting + tickets where state.queueEntries[ticket]?.admitted == true && !admitted.contains(ticket) {
+                admitted.append(ticket)
+            }
+            let gone = pass.waiting.filter { state.queueEntries[$0] == nil }
+            return QueueAdmission(tickets: tickets, admitted: admitted, gone: gone, retryAfter: retryAfter)
         }
     }
 
@@ -509,9 +529,9 @@ extension InMemoryStore: SharedQueueStore {
         return try state.withLock { state throws(ContinuumError) in
             guard !state.closed else { throw Self.closedError }
             var load: [String: QueueLoad] = [:]
-            for entry in state.queueEntries.values {
+            for entry in state.queueEntries.values where !(entry.admitted && entry.request.within) {
                 guard let record = state.records[entry.request.claim.stream.rawValue], record.claim == entry.request.claim.token,
-                    !Self.expired(record, now: now)
+                    entry.admitted || !Self.expired(record, now: now)
                 else { continue }
                 let name = entry.request.entry.name
                 var queue = load[name] ?? QueueLoad(running: 0, waiting: 0, partitions: [:])
@@ -528,7 +548,7 @@ extension InMemoryStore: SharedQueueStore {
     }
 
     /// No notices: runtimes look at their queues on their own schedule.
-    public func queueNotices() -> AsyncStream<String> {
+    public func queueNotices() -> AsyncStream<QueueNotice> {
         AsyncStream { $0.finish() }
     }
 }

@@ -335,8 +335,11 @@ struct PostgresCrashTests {
             var kills = 0
             // Every process starts every workflow: whichever creates one first runs it (a start
             // of one that exists is a no-op), so the work is spread over the processes from the start.
+            // A lease longer than the others': a live process on a starved machine that loses a
+            // claim may still be inside a body the new owner also runs (fenced, but running),
+            // which would count twice here.
             func launch() throws -> ChildProcess {
-                try run.launch(["--prefix", "q", "--workflows", "\(count)", "--total", "\(count)", "--steps", "\(steps)", "--queue", "1"])
+                try run.launch(["--prefix", "q", "--workflows", "\(count)", "--total", "\(count)", "--steps", "\(steps)", "--queue", "1", "--lease-ms", "4000"])
             }
             var workers = [try launch(), try launch(), try launch()]
             let deadline = ContinuousClock.now + .seconds(240)

@@ -104,7 +104,7 @@ struct PostgresFaultTests {
         try await store.execute("INSERT INTO {schema}.migrations (version, description) VALUES (99, 'from the future')")
         let error = await connectError(configuration)
         #expect(error?.code == .storageFailure)
-        #expect(error?.message.contains("version 99, newer than this build knows (4)") == true, "\(error?.message ?? "connected")")
+        #expect(error?.message.contains("version 99, newer than this build knows (5)") == true, "\(error?.message ?? "connected")")
         try await store.dropSchema()
         await store.close()
     }

@@ -364,6 +364,33 @@ struct SharedQueueTests {
         #expect(overlap.most == 2)
     }
 
+    @Test("a workflow taken over while it waits for a shared slot leaves this runtime instead of waiting for ever; the one holding the slot goes on")
+    func takenWhileWaiting() async throws {
+        // The store's clock: leases lapse when the test says (the runtime renews on its own clock).
+        let clock = ManualClock()
+        let store = InMemoryStore(configuration: .init(leaseDuration: .seconds(60), clock: clock))
+        var configuration = WorkflowRuntime.Configuration(parkAfter: nil)
+        configuration.queues = ["jobs": QueueLimits(concurrency: 1)]
+        configuration.owner = OwnerID("a")
+        let overlap = Overlap()
+        try await WorkflowRuntime.withRuntime(store: store, workflows: [QueuedJob(overlap: overlap)], configuration: configuration) { runtime throws in
+            let first = try await runtime.start(QueuedJob.self, id: "j1", input: 1, queue: QueueEntry("jobs"))
+            _ = try await runtime.start(QueuedJob.self, id: "j2", input: 2, queue: QueueEntry("jobs"))
+            try await eventually { try await store.queueLoad()["jobs"].map { [$0.running, $0.waiting] } == [1, 1] }
+            #expect(runtime.residentWorkflows == 2)
+            // j2's lease lapses and another owner takes it while it waits for the slot j1 holds.
+            clock.advance(by: .seconds(61))
+            _ = try #require(try await store.claim("j2", owner: OwnerID("thief")), "the lapsed claim could not be taken")
+            try await eventually { runtime.residentWorkflows == 1 }
+            #expect(try await store.queueLoad()["jobs"]?.waiting ?? 0 == 0)
+            // j1 still holds its slot (its own lease lapsed, but nobody took it) and finishes.
+            try await eventually { try await runtime.history(of: "j1").contains { if case .waitStarted = $0.kind { true } else { false } } }
+            try await runtime.send("go", to: "j1", payload: 0)
+            #expect(try await first.result() == 1)
+        }
+        #expect(overlap.order == ["j1"])
+    }
+
     @Test("per-partition limits hold across runtimes")
     func partitionsAcrossRuntimes() async throws {
         let overlap = Overlap()

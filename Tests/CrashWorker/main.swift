@@ -61,10 +61,11 @@ extension LedgerFile {
         let id = ctx.workflowID
         let value = try await ctx.step(name, queue: queue) { () -> String in
             if let inside { append("enter \(getpid()) \(id) \(inside)") }
+            // However the body ends (a throw included), it has left.
+            defer { if let inside { append("leave \(getpid()) \(id) \(inside)") } }
             if let pause { try await Task.sleep(for: .milliseconds(Int.random(in: pause))) }
             let value = "\(id):\(name):\(getpid()):\(UInt32.random(in: 0 ... .max))"
             append("run \(id) \(name) \(value)")
-            if let inside { append("leave \(getpid()) \(id) \(inside)") }
             return value
         }
         append("done \(id) \(name) \(value)")
@@ -219,11 +220,12 @@ struct QueueJobWorkflow: Workflow {
     func run(_ ctx: WorkflowContext, input steps: Int) async throws -> String {
         let id = ctx.workflowID
         ledger.append("enter \(getpid()) \(id) body")
+        // However the body ends (a lost claim throws out of it), it has left.
+        defer { ledger.append("leave \(getpid()) \(id) body") }
         var values: [String] = []
         for index in 0..<steps {
             values.append(try await ledger.step(ctx, "s\(index)", queue: QueueEntry("api"), pause: 2...10, inside: "step"))
         }
-        ledger.append("leave \(getpid()) \(id) body")
         return values.joined(separator: "|")
     }
 }

@@ -22,6 +22,8 @@ final class SharedQueueGate: Sendable {
         var ticket: UInt64?
         var granted = false
         var cancelled = false
+        /// The store no longer has the entry: the workflow's claim ended.
+        var lost = false
         var continuation: CheckedContinuation<Void, Never>?
     }
 
@@ -36,6 +38,9 @@ final class SharedQueueGate: Sendable {
         /// Slots held here, in all and per partition.
         var running = 0
         var partitions: [String: Int] = [:]
+        /// Whether a pass has landed since this runtime began (the first drops what an earlier
+        /// process under the same owner name left).
+        var introduced = false
     }
 
     let store: any SharedQueueStore
@@ -46,6 +51,8 @@ final class SharedQueueGate: Sendable {
     private let bells: [String: Doorbell]
     /// Reports how many hold a slot and how many wait here, per queue, after each change.
     private let report: @Sendable (String, (running: Int, waiting: Int)) -> Void
+    /// Makes this runtime's request keys unique, so that a retried join is recognized.
+    private let nonce = UInt64.random(in: 0 ... .max)
 
     /// How often a queue with waiting work is looked at when nothing announced a change.
     static let poll: Duration = .milliseconds(50)
@@ -73,7 +80,8 @@ final class SharedQueueGate: Sendable {
         let queue = entry.name
         let number = state.withLock { state in
             state.next += 1
-            state.queues[queue, default: Queue()].waiters[state.next] = Waiter(request: QueueRequest(entry: entry, since: since, within: within, claim: claim))
+            let request = QueueRequest(key: "\(owner.rawValue)/\(nonce)/\(state.next)", entry: entry, since: since, within: within, claim: claim)
+            state.queues[queue, default: Queue()].waiters[state.next] = Waiter(request: request)
             state.queues[queue, default: Queue()].joining.append(state.next)
             return state.next
         }
@@ -83,7 +91,7 @@ final class SharedQueueGate: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let now = state.withLock { state -> Bool in
-                    guard let waiter = state.queues[queue]?.waiters[number], !waiter.granted, !waiter.cancelled else { return true }
+                    guard let waiter = state.queues[queue]?.waiters[number], !waiter.granted, !waiter.cancelled, !waiter.lost else { return true }
                     state.queues[queue]?.waiters[number]?.continuation = continuation
                     return false
                 }
@@ -100,15 +108,20 @@ final class SharedQueueGate: Sendable {
         }
         let asked = QueueGate.Permit(queue: queue, partition: entry.partition, counted: !within)
         // Admitted is final: the slot is counted here, and only the permit gives it back.
-        let permit = state.withLock { state -> QueueGate.Permit? in
+        let outcome = state.withLock { state -> Result<QueueGate.Permit, ContinuumError>? in
             guard let waiter = state.queues[queue]?.waiters.removeValue(forKey: number) else { return nil }
             if let ticket = waiter.ticket { state.queues[queue]?.byTicket[ticket] = nil }
+            if waiter.lost {
+                return .failure(
+                    ContinuumError(
+                        .ownershipLost, "Workflow '\(claim.stream)' lost its claim while it waited for a slot of queue '\(queue)': another process runs it now."))
+            }
             if waiter.granted {
                 var permit = asked
                 // An entry admitted within a held slot left the queue as it was admitted.
                 permit.ticket = within ? nil : waiter.ticket
                 Self.count(permit, in: &state.queues[queue, default: Queue()])
-                return permit
+                return .success(permit)
             }
             // Cancelled: withdraw the entry, or keep it from joining (a pass in flight that
             // carries it takes it off again, see `settle`).
@@ -119,11 +132,11 @@ final class SharedQueueGate: Sendable {
             }
             return nil
         }
-        guard let permit else {
+        guard let outcome else {
             bells[queue]?.ring()
             throw CancellationError()
         }
-        return permit
+        return try outcome.get()
     }
 
     /// Hands the slot back: the queue's pump takes it off at its next pass, which it makes now.
@@ -138,17 +151,34 @@ final class SharedQueueGate: Sendable {
     }
 
     /// Runs every configured queue's pump until cancelled, and rings them when the store
-    /// announces a change (`notices`: queue names).
-    func run(notices: AsyncStream<String>) async {
+    /// announces that work of this owner could go (`notices`).
+    func run(notices: AsyncStream<QueueNotice>) async {
         await withDiscardingTaskGroup { group in
             for queue in limits.keys.sorted() {
                 group.addTask { await self.pump(queue) }
             }
             group.addTask {
-                for await queue in notices { self.bells[queue]?.ring() }
+                for await notice in notices where notice.owner == self.owner { self.bells[notice.queue]?.ring() }
             }
             // Every child ends when the runtime's task is cancelled (an AsyncStream ends its
             // iteration then).
+        }
+        // The runtime stops: hand back what is held and withdraw what waits, so that no other
+        // process waits on entries nobody here will pass for (their claims outlive this run
+        // until they lapse).
+        for queue in limits.keys.sorted() {
+            guard let limits = limits[queue] else { continue }
+            let (leaving, waiting) = state.withLock { state -> ([UInt64], [UInt64]) in
+                let entries = state.queues[queue]
+                state.queues[queue]?.leaving = []
+                return ((entries?.leaving ?? []) + (entries?.waiters.values.compactMap(\.ticket) ?? []), [])
+            }
+            guard !leaving.isEmpty else { continue }
+            do {
+                _ = try await store.admit(QueuePass(queue: queue, limits: limits, owner: owner, leaving: leaving, waiting: waiting))
+            } catch {
+                logger.debug("Could not hand back the slots of queue '\(queue)' at stop: \(error.message)")
+            }
         }
     }
 
@@ -169,20 +199,28 @@ final class SharedQueueGate: Sendable {
         while !Task.isCancelled {
             await bell.wait(upTo: wait)
             if Task.isCancelled { return }
-            // What this pass carries: every join and release since the last.
-            let (joining, requests, leaving, waiting) = state.withLock { state -> ([UInt64], [QueueRequest], [UInt64], Bool) in
-                guard let entries = state.queues[queue] else { return ([], [], [], false) }
+            // What this pass carries: every join and release since the last, and the tickets
+            // waited on (to learn of those gone, or admitted by a pass whose answer was lost).
+            let (joining, pass) = state.withLock { state -> ([UInt64], QueuePass?) in
+                guard let entries = state.queues[queue], !entries.waiters.isEmpty || !entries.leaving.isEmpty else { return ([], nil) }
                 state.queues[queue]?.joining = []
                 state.queues[queue]?.leaving = []
-                return (entries.joining, entries.joining.compactMap { entries.waiters[$0]?.request }, entries.leaving, !entries.waiters.isEmpty)
+                let waiting = entries.waiters.values.compactMap { $0.granted ? nil : $0.ticket }
+                return (
+                    entries.joining,
+                    QueuePass(
+                        queue: queue, limits: limits, owner: owner, joining: entries.joining.compactMap { entries.waiters[$0]?.request },
+                        leaving: entries.leaving, waiting: waiting, firstOfOwner: !entries.introduced)
+                )
             }
-            guard waiting || !leaving.isEmpty else {
+            guard let pass else {
                 wait = Self.idle
                 continue
             }
+            let leaving = pass.leaving
             do {
-                let admission = try await store.admit(queue: queue, limits: limits, owner: owner, joining: requests, leaving: leaving)
-                let woken = settle(queue, joined: joining, tickets: admission.tickets, admitted: admission.admitted)
+                let admission = try await store.admit(pass)
+                let woken = settle(queue, joined: joining, tickets: admission.tickets, admitted: admission.admitted, gone: admission.gone)
                 for continuation in woken { continuation.resume() }
                 let stillWaiting = state.withLock { !($0.queues[queue]?.waiters.isEmpty ?? true) }
                 wait = stillWaiting ? min(admission.retryAfter ?? Self.poll, Self.idle) : Self.idle
@@ -203,11 +241,11 @@ final class SharedQueueGate: Sendable {
 
     /// Gives the joined waiters their tickets and marks the admitted ones; returns the
     /// continuations to resume. A waiter cancelled while its entry joined withdraws it.
-    private func settle(_ queue: String, joined: [UInt64], tickets: [UInt64], admitted: [UInt64]) -> [CheckedContinuation<Void, Never>] {
+    private func settle(_ queue: String, joined: [UInt64], tickets: [UInt64], admitted: [UInt64], gone: [UInt64]) -> [CheckedContinuation<Void, Never>] {
         state.withLock { state in
             guard var entries = state.queues.removeValue(forKey: queue) else { return [] }
             defer { state.queues[queue] = entries }
-            let admitted = Set(admitted)
+            entries.introduced = true
             for (number, ticket) in zip(joined, tickets) {
                 if entries.waiters[number] == nil || entries.waiters[number]?.cancelled == true {
                     // Gone before its entry joined: take the entry off again.
@@ -218,13 +256,27 @@ final class SharedQueueGate: Sendable {
                 entries.byTicket[ticket] = number
             }
             var woken: [CheckedContinuation<Void, Never>] = []
-            for ticket in admitted {
-                guard let number = entries.byTicket[ticket], entries.waiters[number]?.cancelled == false else { continue }
-                entries.waiters[number]?.granted = true
+            func wake(_ number: UInt64) {
                 if let continuation = entries.waiters[number]?.continuation {
                     entries.waiters[number]?.continuation = nil
                     woken.append(continuation)
                 }
+            }
+            for ticket in Set(admitted) {
+                guard let number = entries.byTicket[ticket], let waiter = entries.waiters[number], !waiter.granted, !waiter.cancelled else {
+                    // Nobody here waits for it (it was withdrawn, or its joiner is gone): hand it back.
+                    if entries.byTicket[ticket] == nil { entries.leaving.append(ticket) }
+                    continue
+                }
+                entries.waiters[number]?.granted = true
+                // An entry admitted within a held slot stays until this runtime has seen it.
+                if waiter.request.within { entries.leaving.append(ticket) }
+                wake(number)
+            }
+            for ticket in gone {
+                guard let number = entries.byTicket[ticket], entries.waiters[number]?.granted == false else { continue }
+                entries.waiters[number]?.lost = true
+                wake(number)
             }
             return woken
         }

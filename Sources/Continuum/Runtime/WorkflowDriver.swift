@@ -133,6 +133,8 @@ struct WorkflowDriver: Sendable {
         if let entry = loaded.queue {
             do {
                 permit = try await slot(on: entry, since: loaded.queuedAt, for: loaded.instance)
+            } catch let error as ContinuumError where error.code == .ownershipLost {
+                return .left  // a shared queue found the claim taken while the workflow waited
             } catch {
                 return .stopped  // the runtime is stopping
             }
