@@ -58,6 +58,8 @@ final class SharedQueueGate: Sendable {
     static let poll: Duration = .milliseconds(50)
     /// How often an idle queue's pump wakes (it asks the store nothing then).
     static let idle: Duration = .seconds(1)
+    /// How often the tickets waited on are audited.
+    static let audit: Duration = .milliseconds(250)
 
     init(
         store: any SharedQueueStore, owner: OwnerID, limits: [String: QueueLimits], logger: Logger,
@@ -196,16 +198,22 @@ final class SharedQueueGate: Sendable {
     private func pump(_ queue: String) async {
         guard let limits = limits[queue], let bell = bells[queue] else { return }
         var wait = Self.idle
+        // When the tickets waited on were last sent: the store then says which are gone (their
+        // claim taken) or were admitted by a pass whose answer was lost. Sent with every pass,
+        // they would cost each pass the length of the queue.
+        var audited = ContinuousClock.now
+        var audit = true
         while !Task.isCancelled {
             await bell.wait(upTo: wait)
             if Task.isCancelled { return }
-            // What this pass carries: every join and release since the last, and the tickets
-            // waited on (to learn of those gone, or admitted by a pass whose answer was lost).
-            let (joining, pass) = state.withLock { state -> ([UInt64], QueuePass?) in
+            if ContinuousClock.now - audited >= Self.audit { audit = true }
+            // What this pass carries: every join and release since the last (and now and then
+            // the tickets waited on).
+            let (joining, pass) = state.withLock { [audit] state -> ([UInt64], QueuePass?) in
                 guard let entries = state.queues[queue], !entries.waiters.isEmpty || !entries.leaving.isEmpty else { return ([], nil) }
                 state.queues[queue]?.joining = []
                 state.queues[queue]?.leaving = []
-                let waiting = entries.waiters.values.compactMap { $0.granted ? nil : $0.ticket }
+                let waiting = audit ? entries.waiters.values.compactMap { $0.granted ? nil : $0.ticket } : []
                 return (
                     entries.joining,
                     QueuePass(
@@ -218,6 +226,10 @@ final class SharedQueueGate: Sendable {
                 continue
             }
             let leaving = pass.leaving
+            if audit {
+                audit = false
+                audited = ContinuousClock.now
+            }
             do {
                 let admission = try await store.admit(pass)
                 let woken = settle(queue, joined: joining, tickets: admission.tickets, admitted: admission.admitted, gone: admission.gone)
@@ -225,8 +237,10 @@ final class SharedQueueGate: Sendable {
                 let stillWaiting = state.withLock { !($0.queues[queue]?.waiters.isEmpty ?? true) }
                 wait = stillWaiting ? min(admission.retryAfter ?? Self.poll, Self.idle) : Self.idle
             } catch {
-                // Nothing changed in the store: the joins and releases go with the next pass
-                // (the joins of waiters still here, first, in their order).
+                // The joins and releases go with the next pass (the joins of waiters still
+                // here, first, in their order). The pass may have committed, its answer lost:
+                // the joins' keys find the entries it made, and the next pass audits.
+                audit = true
                 state.withLock { state in
                     let stillHere = joining.filter { state.queues[queue]?.waiters[$0] != nil }
                     state.queues[queue]?.joining.insert(contentsOf: stillHere, at: 0)
