@@ -6,13 +6,22 @@ func currentTaskIdentity() -> Int {
 }
 
 
-/// The tasks of one workflow waiting for an event, each resumed exactly once: by a delivery,
-/// a timeout, a suspension, or its own cancellation (which runs outside the actor).
+/// The tasks of one workflow waiting in a wait (a sleep, an event wait), each resumed exactly
+/// once: by a delivery, its timer, a cancellation or suspension, or its own task's cancellation
+/// (which runs outside the actor).
 final class WaiterRegistry: Sendable {
-    typealias Outcome = (WaitOutcome, [UInt8]?)
+    /// What resumes a waiting task.
+    enum Wake: Sendable {
+        /// The wait ended, committed: how, and for a delivered event its payload.
+        case ended(WaitOutcome, [UInt8]?)
+        /// The wait's timer fired at this time (nanoseconds since 1970): the task itself records
+        /// how that ends the wait, unless something else ended it first.
+        case timerFired(at: Int64)
+    }
+    typealias Continuation = CheckedContinuation<Wake, any Error>
     private struct Entry {
         var order: UInt64
-        var continuation: CheckedContinuation<Outcome, any Error>
+        var continuation: Continuation
     }
     private struct Entries {
         var byKey: [StepKey: Entry] = [:]
@@ -20,7 +29,7 @@ final class WaiterRegistry: Sendable {
     }
     private let entries = Mutex(Entries())
 
-    func register(_ key: StepKey, _ continuation: CheckedContinuation<Outcome, any Error>) {
+    func register(_ key: StepKey, _ continuation: Continuation) {
         entries.withLock { entries in
             assert(entries.byKey[key] == nil, "two tasks wait for \(key)")
             entries.next += 1
@@ -33,8 +42,14 @@ final class WaiterRegistry: Sendable {
     /// The keys waiting now.
     var keys: [StepKey] { entries.withLock { Array($0.byKey.keys) } }
 
-    func resume(_ key: StepKey, with result: Result<Outcome, any Error>) {
-        entries.withLock { $0.byKey.removeValue(forKey: key) }?.continuation.resume(with: result)
+    func resume(_ key: StepKey, with result: Result<Wake, any Error>) {
+        take(key)?.resume(with: result)
+    }
+
+    /// Removes the task waiting for `key`, for the caller to resume once what ended its wait is
+    /// committed: meanwhile neither its timer nor anything else can resume it.
+    func take(_ key: StepKey) -> Continuation? {
+        entries.withLock { $0.byKey.removeValue(forKey: key) }?.continuation
     }
 
     /// The longest-waiting key matching `predicate`.

@@ -368,33 +368,10 @@ public struct WorkflowContext: Sendable {
         case .ended(let ended, _):
             outcome = ended
         case .waiting(let key, let timer):
-            let instance = self.instance
-            (outcome, _) = try await waiting(key) {
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        guard let timer else { return }  // a sleep always has a deadline
-                        let firedAt = try await instance.timers.wait(for: timer)
-                        try await instance.fireTimer(key, at: firedAt)
-                    }
-                    defer { group.cancelAll() }
-                    return try await instance.awaitEnd(of: key)
-                }
-            }
+            // The timer wakes this task itself: a sleeping workflow is one task, with no group.
+            (outcome, _) = try await instance.awaitEnd(of: key, timer: timer, firing: .endsSleep)
         }
         if case .cancelled = outcome { throw await instance.stopError() }
-    }
-
-    /// Runs `wait` counted as waiting, so the instance can leave memory while every call waits.
-    private func waiting<R: Sendable>(_ key: StepKey, _ wait: () async throws -> R) async throws -> R {
-        await instance.enterWait(key)
-        let result: Result<R, any Error>
-        do {
-            result = .success(try await wait())
-        } catch {
-            result = .failure(error)
-        }
-        await instance.exitWait(key)
-        return try result.get()
     }
 
     /// Waits for the next external event named `name` sent to this workflow with
@@ -421,19 +398,7 @@ public struct WorkflowContext: Sendable {
         case .ended(let ended, let bytes):
             (outcome, payload) = (ended, bytes)
         case .waiting(let key, let timer):
-            let instance = self.instance
-            (outcome, payload) = try await waiting(key) {
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    if let timer {
-                        group.addTask {
-                            _ = try await instance.timers.wait(for: timer)
-                            await instance.timeOut(key)
-                        }
-                    }
-                    defer { group.cancelAll() }
-                    return try await instance.awaitEnd(of: key)
-                }
-            }
+            (outcome, payload) = try await instance.awaitEnd(of: key, timer: timer, firing: .timesOut)
         }
         if case .cancelled = outcome { throw await instance.stopError() }
         guard case .received = outcome, let payload else { return nil }

@@ -598,17 +598,6 @@ actor WorkflowInstance {
         return .commit(events, key: key, due: due, received: nil)
     }
 
-    /// Ends a timer wait that the timer wheel fired at `firedAt`; returns once the firing is committed.
-    func fireTimer(_ key: StepKey, at firedAt: Int64) async throws(ContinuumError) {
-        try checkUsable()
-        let due = state.recordedWaits[key]?.due ?? firedAt
-        let outcome = WaitOutcome.fired(latenessNanoseconds: max(0, firedAt - due))
-        guard let event = state.endWait(key, outcome: outcome, timestamp: clock.now()) else { return }
-        try await appendOrSuspend([event])
-        metrics.timerLateness.recordNanoseconds(max(0, firedAt - due))
-        eventWaiters.resume(key, with: .success((outcome, nil)))
-    }
-
     /// Waits out a retry backoff until `deadline`, unless the workflow is cancelled or
     /// suspended first (either disarms the timer, under the timer service's lock, so neither
     /// can slip in before the wait begins).
@@ -646,16 +635,27 @@ actor WorkflowInstance {
         }
         let events = state.requestCancellation(reason: reason, by: by, timestamp: clock.now())
         guard !events.isEmpty else { return }
-        try await appendOrSuspend(events)
         // Only the waits this request ended (a wait that ended just before keeps its outcome),
         // and the steps waiting out a backoff.
-        var stopped = Set<StepKey>()
-        for event in events { if case .waitEnded(let key, .cancelled) = event.kind { stopped.insert(key) } }
-        let error = cancelled(reason)
-        for key in eventWaiters.keys where stopped.contains(key) {
-            eventWaiters.resume(key, with: .failure(error))
+        let waiters = takeWaiters(endedBy: events)
+        do {
+            try await appendOrSuspend(events)
+        } catch {
+            for waiter in waiters { waiter.resume(throwing: error) }
+            throw error
         }
+        let error = cancelled(reason)
+        for waiter in waiters { waiter.resume(throwing: error) }
         stopBackoffs()
+    }
+
+    /// Takes out the tasks waiting in the waits that `events` cancel, to be woken once the
+    /// events are committed: meanwhile their timers cannot wake them.
+    private func takeWaiters(endedBy events: [HistoryEvent]) -> [WaiterRegistry.Continuation] {
+        events.compactMap { event in
+            guard case .waitEnded(let key, .cancelled) = event.kind else { return nil }
+            return eventWaiters.take(key)
+        }
     }
 
     nonisolated func cancelled(_ reason: String) -> ContinuumError {
@@ -679,35 +679,39 @@ actor WorkflowInstance {
         guard suspension == nil, departure == nil, case .live = mode else { return }
         let events = state.passDeadline(timestamp: clock.now())
         guard !events.isEmpty else { return }
+        let waiters = takeWaiters(endedBy: events)
         do {
             try await appendOrSuspend(events)
         } catch {
-            return  // suspended or departed: every waiter was woken with that
+            // Suspended or departed: every other waiter was woken with that.
+            for waiter in waiters { waiter.resume(throwing: error) }
+            return
         }
         logger.notice("The workflow's deadline passed")
-        var stopped = Set<StepKey>()
-        for event in events { if case .waitEnded(let key, .cancelled) = event.kind { stopped.insert(key) } }
         let error = timedOut()
-        for key in eventWaiters.keys where stopped.contains(key) {
-            eventWaiters.resume(key, with: .failure(error))
-        }
+        for waiter in waiters { waiter.resume(throwing: error) }
         stopBackoffs()
     }
 
-    /// Ends an event wait whose timeout passed, unless an event ended it first.
-    func timeOut(_ key: StepKey) async {
-        guard suspension == nil, departure == nil, let event = state.endWait(key, outcome: .timedOut, timestamp: clock.now()) else { return }
-        do {
-            try await appendOrSuspend([event])
-            eventWaiters.resume(key, with: .success((.timedOut, nil)))
-        } catch {
-            eventWaiters.resume(key, with: .failure(error))
-        }
+    /// What a wait's timer ends when it fires first.
+    enum Firing: Sendable {
+        /// A sleep: it ends fired.
+        case endsSleep
+        /// An event wait's timeout: it ends timed out.
+        case timesOut
     }
 
-    /// Waits until `receive` or `timeOut` ends the wait (or returns at once if it ended).
-    func awaitEnd(of key: StepKey) async throws -> (WaitOutcome, [UInt8]?) {
+    /// Waits, counted as waiting (the instance may leave memory while every call of the body
+    /// waits), until a delivery, the wait's `timer` or a cancellation ends the wait of `key`, or
+    /// returns at once when it ended already. The timer resumes this task itself (no task waits
+    /// for it), which then records what the firing ends.
+    func awaitEnd(of key: StepKey, timer: TimerService.Timer?, firing: Firing) async throws -> (WaitOutcome, [UInt8]?) {
         // This frame lives as long as the wait: what is decided before it is decided elsewhere.
+        enterWait(key)
+        defer {
+            exitWait(key)
+            if let timer { timers.disarm(timer) }  // nothing left for it to wake
+        }
         switch try endingNow(key) {
         case .ended(let outcome, let payload):
             return (outcome, payload)
@@ -715,8 +719,33 @@ actor WorkflowInstance {
             try await appendOrSuspend([ended])
             return (.received(sequence: sequence), payload)
         case .waits:
-            return try await waitForEnd(of: key)
+            switch try await waitForEnd(of: key, timer: timer) {
+            case .ended(let outcome, let payload):
+                return (outcome, payload)
+            case .timerFired(let firedAt):
+                return try await timerFired(key, at: firedAt, firing)
+            }
         }
+    }
+
+    /// Records that the wait's timer fired at `firedAt` and returns once that is committed.
+    /// Whatever else ends a wait takes its task out of the registry in the same turn, so the
+    /// timer's wake-up finds the wait still waiting.
+    private func timerFired(_ key: StepKey, at firedAt: Int64, _ firing: Firing) async throws -> (WaitOutcome, [UInt8]?) {
+        try checkUsable()
+        let due = state.recordedWaits[key]?.due ?? firedAt
+        let outcome: WaitOutcome =
+            switch firing {
+            case .endsSleep: .fired(latenessNanoseconds: max(0, firedAt - due))
+            case .timesOut: .timedOut
+            }
+        guard let event = state.endWait(key, outcome: outcome, timestamp: clock.now()) else {
+            let ended = state.recordedWaits[key]?.outcome ?? outcome
+            return (ended, payload(of: ended))
+        }
+        try await appendOrSuspend([event])
+        if case .endsSleep = firing { metrics.timerLateness.recordNanoseconds(max(0, firedAt - due)) }
+        return (outcome, nil)
     }
 
     private enum EndingNow {
@@ -739,12 +768,12 @@ actor WorkflowInstance {
         return .waits
     }
 
-    /// Waits for `receive`, `timeOut` or a firing to end the wait of `key`.
-    private func waitForEnd(of key: StepKey) async throws -> (WaitOutcome, [UInt8]?) {
+    /// Waits for a delivery, the wait's timer or a cancellation to end the wait of `key`.
+    private func waitForEnd(of key: StepKey, timer: TimerService.Timer?) async throws -> WaiterRegistry.Wake {
         let registry = eventWaiters
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                self.register(key, continuation)
+                self.register(key, continuation, timer: timer)
             }
         } onCancel: {
             registry.resume(key, with: .failure(CancellationError()))
@@ -758,8 +787,9 @@ actor WorkflowInstance {
     /// delivery or timer can end the wait in between and find nobody to wake. A closure that
     /// only captured the registry would be nonisolated: calling it hops off the actor, and the
     /// crash campaign's soak caught a timer firing in that gap (the workflow then waited forever).
-    private func register(_ key: StepKey, _ continuation: CheckedContinuation<WaiterRegistry.Outcome, any Error>) {
+    private func register(_ key: StepKey, _ continuation: WaiterRegistry.Continuation, timer: TimerService.Timer?) {
         eventWaiters.register(key, continuation)
+        if let timer { timers.notify(eventWaiters, key, when: timer) }
     }
 
     private func payload(of outcome: WaitOutcome) -> [UInt8]? {
@@ -787,20 +817,26 @@ actor WorkflowInstance {
             return EventReceipt(workflowID: id, sequence: duplicate.sequence, duplicate: true)
         case .success(let event):
             var events = [event]
-            var delivered: StepKey?
+            // The task waiting for it is taken out now and woken once the event is committed.
+            var delivered: WaiterRegistry.Continuation?
             if let key = eventWaiters.oldestWaiting(where: { state.recordedWaits[$0]?.wait == .event(name) }),
                 let ended = state.endWait(key, outcome: .received(sequence: event.sequence), timestamp: event.timestamp)
             {
                 events.append(ended)
-                delivered = key
+                delivered = eventWaiters.take(key)
             }
             if let dedupKey { pendingSends[dedupKey] = [] }
             defer {
                 if let dedupKey { for waiter in pendingSends.removeValue(forKey: dedupKey) ?? [] { waiter.resume() } }
             }
-            try await appendOrSuspend(events)
+            do {
+                try await appendOrSuspend(events)
+            } catch {
+                delivered?.resume(throwing: error)
+                throw error
+            }
             metrics.eventsReceived.increment()
-            if let delivered { eventWaiters.resume(delivered, with: .success((.received(sequence: event.sequence), payload))) }
+            delivered?.resume(returning: .ended(.received(sequence: event.sequence), payload))
             return EventReceipt(workflowID: id, sequence: event.sequence, duplicate: false)
         }
     }
