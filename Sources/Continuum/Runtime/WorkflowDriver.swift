@@ -109,22 +109,10 @@ struct WorkflowDriver: Sendable {
 
     /// Loads the workflow under `claim` (unless it was just `created`) and runs it once.
     private func run(_ id: String, claim: Claim, created: StoredWorkflow?, logger: inout Logger) async -> RunEnd {
-        let stored: StoredWorkflow
-        var folded: WorkflowState?
-        do {
-            if let created {
-                stored = created
-            } else {
-                guard let loaded = try await store.loadForWake(id: id, snapshots: snapshotEvery != nil, logger: logger) else { return .left }
-                (stored, folded) = loaded
-            }
-        } catch {
-            await suspendDamaged(id, claim: claim, error, logger: logger)
-            return .suspended
-        }
-        // Folded and handed to the instance in a synchronous step: the history, the instance's
-        // state and their temporaries never live in this function's async frame.
-        let result = load(stored, folded: folded, id: id, claim: claim, logger: &logger)
+        // Read, folded and handed to the instance in a call of its own, over before the body
+        // starts: the history, the instance's state and their temporaries never live in this
+        // frame, which lives as long as the body (every waiting workflow holds one).
+        let result = await prepare(id, claim: claim, created: created, logger: &logger)
         guard case .ready(let loaded) = result else { return await notRun(result, id: id, claim: claim, logger: logger) }
         for sender in state.withLock({ $0.loaded(id, loaded.instance) }) { sender.resume(returning: loaded.instance) }
         let logger = logger
@@ -152,6 +140,25 @@ struct WorkflowDriver: Sendable {
         }
     }
 
+    /// Reads the workflow's history (unless it was just `created`), folds it, and makes its instance.
+    @inline(never)
+    private func prepare(_ id: String, claim: Claim, created: StoredWorkflow?, logger: inout Logger) async -> LoadResult {
+        let stored: StoredWorkflow
+        var folded: WorkflowState?
+        do {
+            if let created {
+                stored = created
+            } else {
+                guard let loaded = try await store.loadForWake(id: id, snapshots: snapshotEvery != nil, logger: logger) else { return .gone }
+                (stored, folded) = loaded
+            }
+        } catch {
+            return .damaged(error)
+        }
+        // Folded in a synchronous step: the fold's temporaries never live in an async frame.
+        return load(stored, folded: folded, id: id, claim: claim, logger: &logger)
+    }
+
     /// A workflow ready to run: its instance, holding its folded history, and what its run needs.
     private struct Loaded {
         var instance: WorkflowInstance
@@ -170,6 +177,8 @@ struct WorkflowDriver: Sendable {
         case ready(Loaded)
         /// History holds its outcome (its waiters were answered).
         case finished(WorkflowStatus)
+        /// There is no such workflow any more.
+        case gone
         /// It is suspended and waits for an operator.
         case waitsForOperator
         /// Its history cannot be read.
@@ -184,6 +193,8 @@ struct WorkflowDriver: Sendable {
         switch result {
         case .ready:
             preconditionFailure("a ready workflow runs")
+        case .gone:
+            return .left
         case .finished(let status):
             try? await store.release(claim, id: id)
             return .finished(status)
