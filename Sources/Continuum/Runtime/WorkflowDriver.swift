@@ -108,7 +108,7 @@ struct WorkflowDriver: Sendable {
     }
 
     /// Loads the workflow under `claim` (unless it was just `created`) and runs it once.
-    private func run(_ id: String, claim: Claim, created: StoredWorkflow?, logger: inout Logger) async -> RunEnd {
+    private func run(_ id: String, claim: Claim, created: CreatedHistory?, logger: inout Logger) async -> RunEnd {
         // Read, folded and handed to the instance in a call of its own, over before the body
         // starts: the history, the instance's state and their temporaries never live in this
         // frame, which lives as long as the body (every waiting workflow holds one).
@@ -126,6 +126,14 @@ struct WorkflowDriver: Sendable {
             }
         }
         defer { runtime.queueGate.release(permit) }
+        return await run(loaded, id: id, logger: logger)
+    }
+
+    /// Runs the body of a loaded workflow, in its span when tracing is on.
+    @inline(never)
+    private func run(_ loaded: Loaded, id: String, logger: Logger) async -> RunEnd {
+        // Without a tracer the body is called directly: no span's frames under every waiting body.
+        guard let tracer else { return await body(loaded.workflow, in: loaded.instance, input: loaded.input, logger: logger) }
         return await withOptionalSpan(tracer, "workflow \(loaded.type)", context: loaded.parent, ofKind: .consumer) { span in
             span?.attributes[TraceAttribute.workflowID] = id
             span?.attributes[TraceAttribute.workflowType] = loaded.type
@@ -142,11 +150,11 @@ struct WorkflowDriver: Sendable {
 
     /// Reads the workflow's history (unless it was just `created`), folds it, and makes its instance.
     @inline(never)
-    private func prepare(_ id: String, claim: Claim, created: StoredWorkflow?, logger: inout Logger) async -> LoadResult {
+    private func prepare(_ id: String, claim: Claim, created: CreatedHistory?, logger: inout Logger) async -> LoadResult {
         let stored: StoredWorkflow
         var folded: WorkflowState?
         do {
-            if let created {
+            if let created = created?.take() {
                 stored = created
             } else {
                 guard let loaded = try await store.loadForWake(id: id, snapshots: snapshotEvery != nil, logger: logger) else { return .gone }
@@ -255,16 +263,24 @@ struct WorkflowDriver: Sendable {
     private func body(_ workflow: AnyWorkflow, in instance: WorkflowInstance, input: [UInt8], logger: Logger) async -> RunEnd {
         // Only the call stays in this frame, which lives as long as the body runs; how the run
         // ended is worked out in a frame of its own.
-        let ended: Result<[UInt8], any Error>
-        if let deadline = instance.deadline {
-            ended = await run(workflow, in: instance, input: input, until: deadline)
-        } else {
-            do {
-                ended = .success(try await workflow.execute(WorkflowContext(instance: instance), input))
-            } catch {
-                ended = .failure(error)
-            }
+        let ended = await execute(workflow, in: instance, input: input)
+        return await ending(instance, workflow, ended, logger: logger)
+    }
+
+    /// Runs the body, within its deadline when it has one.
+    @inline(never)
+    private func execute(_ workflow: AnyWorkflow, in instance: WorkflowInstance, input: [UInt8]) async -> Result<[UInt8], any Error> {
+        if let deadline = instance.deadline { return await run(workflow, in: instance, input: input, until: deadline) }
+        do {
+            return .success(try await workflow.execute(WorkflowContext(instance: instance), input))
+        } catch {
+            return .failure(error)
         }
+    }
+
+    /// Commits how the body ended: a new run, or the workflow's end.
+    @inline(never)
+    private func ending(_ instance: WorkflowInstance, _ workflow: AnyWorkflow, _ ended: Result<[UInt8], any Error>, logger: Logger) async -> RunEnd {
         if case .failure(let error) = ended, let next = error as? ContinueAsNew, await !instance.isCancellationRequested {
             return await continueAsNew(instance, workflow, next, logger: logger)
         }
