@@ -108,6 +108,7 @@ struct WorkflowDriver: Sendable {
     }
 
     /// Loads the workflow under `claim` (unless it was just `created`) and runs it once.
+    @inline(never)
     private func run(_ id: String, claim: Claim, created: CreatedHistory?, logger: inout Logger) async -> RunEnd {
         // Read, folded and handed to the instance in a call of its own, over before the body
         // starts: the history, the instance's state and their temporaries never live in this

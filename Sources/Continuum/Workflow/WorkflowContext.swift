@@ -93,7 +93,11 @@ public struct WorkflowContext: Sendable {
         if let queue { return try await runQueued(name, call, queue: queue, isolation: isolation, body) }
         let started = ContinuousClock.now
         defer { instance.metrics.stepDuration.recordNanoseconds((ContinuousClock.now - started).wholeNanoseconds) }
-        return try await withOptionalSpan(instance.tracer, "step \(name)", isolation: isolation) { span in
+        // Without a tracer the body is called directly: no span's frames on every step's path.
+        guard let tracer = instance.tracer else {
+            return try await body(StepContext(workflowID: workflowID, key: call.key, attempt: call.attempt, resetGeneration: instance.resetGeneration))
+        }
+        return try await withOptionalSpan(tracer, "step \(name)", isolation: isolation) { span in
             span?.attributes[TraceAttribute.stepName] = name
             span?.attributes[TraceAttribute.stepAttempt] = Int(call.attempt)
             return try await body(
@@ -134,16 +138,21 @@ public struct WorkflowContext: Sendable {
     /// Commits a step's result: its JSON, or the failure to encode it (recorded as the step's
     /// failure and thrown as replay throws it; never retried).
     private func complete<T: Encodable>(_ call: WorkflowState.StepCall, with value: T) async throws {
-        let bytes: [UInt8]
+        // Encoded in a synchronous call: its temporaries are not part of this frame.
+        let outcome = encoded(value, of: call)
+        try await instance.completeStep(call, outcome: outcome)
+        if case .failure(let failure) = outcome { throw stepFailed(call.key, failure) }
+    }
+
+    @inline(never)
+    private func encoded<T: Encodable>(_ value: T, of call: WorkflowState.StepCall) -> Result<[UInt8], FailureRecord> {
         do {
-            bytes = try PayloadCoder.encode(value, what: "the result of step \(call.key)")
+            let bytes = try PayloadCoder.encode(value, what: "the result of step \(call.key)")
             try PayloadCoder.check(bytes, limit: instance.maxPayloadSize, what: "The result of step \(call.key)")
+            return .success(bytes)
         } catch {
-            let failure = FailureRecord(error)
-            try await instance.completeStep(call, outcome: Result<[UInt8], FailureRecord>.failure(failure))
-            throw stepFailed(call.key, failure)
+            return .failure(FailureRecord(error))
         }
-        try await instance.completeStep(call, outcome: Result<[UInt8], FailureRecord>.success(bytes))
     }
 
     /// The result history holds for a step (``WorkflowInstance/StepPlan/replay(_:)``).

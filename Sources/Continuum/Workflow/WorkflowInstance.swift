@@ -852,6 +852,12 @@ actor WorkflowInstance {
         } catch {
             throw failAppend(error)
         }
+        publish(events)
+    }
+
+    /// Reports committed events to observers.
+    @inline(never)
+    private func publish(_ events: [HistoryEvent]) {
         feed?.publish(WorkflowChange(workflowID: id, events: events))
     }
 
@@ -880,6 +886,7 @@ actor WorkflowInstance {
 
     /// Turns a failed append into what the workflow does next: another owner's claim makes this
     /// instance leave memory quietly; any other failure suspends it. Either wakes every waiter.
+    @inline(never)
     private func failAppend(_ error: ContinuumError) -> ContinuumError {
         guard error.code == .ownershipLost else { return suspend(error) }
         if departure == nil {
