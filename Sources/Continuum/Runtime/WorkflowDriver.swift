@@ -135,7 +135,12 @@ struct WorkflowDriver: Sendable {
     private func run(_ loaded: Loaded, id: String, logger: Logger) async -> RunEnd {
         // Without a tracer the body is called directly: no span's frames under every waiting body.
         guard let tracer else { return await body(loaded.workflow, in: loaded.instance, input: loaded.input, logger: logger) }
-        return await withOptionalSpan(tracer, "workflow \(loaded.type)", context: loaded.parent, ofKind: .consumer) { span in
+        return await traced(loaded, id: id, tracer: tracer, logger: logger)
+    }
+
+    @inline(never)
+    private func traced(_ loaded: Loaded, id: String, tracer: any Tracer, logger: Logger) async -> RunEnd {
+        await withOptionalSpan(tracer, "workflow \(loaded.type)", context: loaded.parent, ofKind: .consumer) { span in
             span?.attributes[TraceAttribute.workflowID] = id
             span?.attributes[TraceAttribute.workflowType] = loaded.type
             span?.attributes[TraceAttribute.replayedEvents] = loaded.replayedEvents
@@ -169,20 +174,35 @@ struct WorkflowDriver: Sendable {
     }
 
     /// A workflow ready to run: its instance, holding its folded history, and what its run needs.
-    private struct Loaded {
-        var instance: WorkflowInstance
-        var workflow: AnyWorkflow
-        var type: String
-        var input: [UInt8]
-        var replayedEvents: Int
-        var parent: InstrumentationContext
+    /// A class, so that the frames that live as long as the body hold a reference, not a copy.
+    private final class Loaded {
+        let instance: WorkflowInstance
+        let workflow: AnyWorkflow
+        let type: String
+        let input: [UInt8]
+        let replayedEvents: Int
+        let parent: InstrumentationContext
         /// The queue whose slot the body needs, if any, and when the workflow was put on it.
-        var queue: QueueEntry?
-        var queuedAt: Int64
+        let queue: QueueEntry?
+        let queuedAt: Int64
+
+        init(
+            instance: WorkflowInstance, workflow: AnyWorkflow, type: String, input: [UInt8], replayedEvents: Int,
+            parent: InstrumentationContext, queue: QueueEntry?, queuedAt: Int64
+        ) {
+            self.instance = instance
+            self.workflow = workflow
+            self.type = type
+            self.input = input
+            self.replayedEvents = replayedEvents
+            self.parent = parent
+            self.queue = queue
+            self.queuedAt = queuedAt
+        }
     }
 
-    /// What loading a stored workflow came to.
-    private enum LoadResult {
+    /// What loading a stored workflow came to (indirect: a reference in the frame that runs the body).
+    private indirect enum LoadResult {
         case ready(Loaded)
         /// History holds its outcome (its waiters were answered).
         case finished(WorkflowStatus)

@@ -87,6 +87,7 @@ public struct WorkflowContext: Sendable {
     }
 
     /// Runs a step's body once, timed and traced.
+    @inline(never)
     private func run<T: Sendable>(
         _ name: String, _ call: WorkflowState.StepCall, queue: QueueEntry?, isolation: isolated (any Actor)?, _ body: (StepContext) async throws -> T
     ) async throws -> T {

@@ -127,7 +127,8 @@ actor WorkflowInstance {
 
     /// What a step call does once divergence and ambiguity are ruled out.
     enum StepPlan {
-        case replay(WorkflowState.RecordedStep)
+        /// Indirect: the plan stays small in the frame of every step call.
+        indirect case replay(WorkflowState.RecordedStep)
         case execute(WorkflowState.StepCall)
         /// A new call while history still replays: pass it to ``runAfterSettling(_:)`` before it runs.
         case settle(WorkflowState.StepCall)
