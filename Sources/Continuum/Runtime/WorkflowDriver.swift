@@ -26,6 +26,8 @@ struct WorkflowDriver: Sendable {
     let runtime: WorkflowRuntime
     /// How many events a workflow's history grows by before its next snapshot; `nil`: never.
     let snapshotEvery: Int?
+    /// What the instances it makes share.
+    let environment: WorkflowInstance.Environment
 
     /// How one run of a workflow body in this process ended.
     enum RunEnd {
@@ -271,9 +273,8 @@ struct WorkflowDriver: Sendable {
         let (queue, queuedAt) = (history.queue, history.queuedAt)
         // The history's last use: it moves into the instance.
         let instance = WorkflowInstance(
-            id: id, stream: stored.stream, mode: .live(store: store, claim: claim), timers: timers, metrics: metrics, tracer: tracer,
-            logger: logger, maxPayloadSize: maxPayloadSize, parking: parking, feed: feed, codeChange: codeChange, build: build,
-            runtime: runtime, state: history, snapshots: snapshotEvery.map { (every: $0, through: stored.snapshot?.through ?? 0) })
+            id: id, stream: stored.stream, mode: .live(store: store, claim: claim), environment: environment, logger: logger, state: history,
+            snapshotThrough: stored.snapshot?.through ?? 0)
         return .ready(
             Loaded(
                 instance: instance, workflow: workflow, type: type, input: input, replayedEvents: stored.events.count, parent: parent,

@@ -49,73 +49,93 @@ actor WorkflowInstance {
     nonisolated var claim: Claim? {
         if case .live(_, let claim) = mode { claim } else { nil }
     }
-    nonisolated let clock: any WorkflowClock
+    /// What every instance of the runtime shares, held once rather than by each workflow.
+    nonisolated let environment: Environment
+    nonisolated var clock: any WorkflowClock { environment.timers.clock }
     /// The runtime's timer wheel, which every sleep, timeout and backoff waits on.
-    nonisolated let timers: TimerService
+    nonisolated var timers: TimerService { environment.timers }
     /// Tasks waiting in `waitForEvent`, resumed by `receive`, a timeout, or cancellation.
     nonisolated let eventWaiters = WaiterRegistry()
     private var state: WorkflowState
     private(set) var suspension: ContinuumError?
 
     /// Where the instance reports that it only waits, when the runtime parks such workflows.
-    private let parking: ParkingQueue?
+    private var parking: ParkingQueue? { environment.parking }
     /// Where committed changes are reported to observers.
-    nonisolated let feed: ChangeFeed?
+    nonisolated var feed: ChangeFeed? { environment.feed }
 
     /// Where the instance reports steps, retries, timer lateness and events.
-    nonisolated let metrics: RuntimeMetrics
+    nonisolated var metrics: RuntimeMetrics { environment.metrics }
     /// Where steps report their spans; `nil` when tracing is off.
-    nonisolated let tracer: (any Tracer)?
+    nonisolated var tracer: (any Tracer)? { environment.tracer }
     /// The runtime's logger with the workflow's id and type as metadata.
     nonisolated let logger: Logger
     /// The largest step result, in bytes of JSON.
-    nonisolated let maxPayloadSize: Int
+    nonisolated var maxPayloadSize: Int { environment.maxPayloadSize }
     /// What replay does with a recorded step whose code fingerprint changed.
-    nonisolated let codeChange: WorkflowRuntime.CodeChangePolicy
+    nonisolated var codeChange: WorkflowRuntime.CodeChangePolicy { environment.codeChange }
     /// The build running the workflow, recorded when it suspends.
-    nonisolated let build: String?
+    nonisolated var build: String? { environment.build }
     /// How many times the workflow was reset: steps that run in this run carry it in their keys.
     nonisolated let resetGeneration: UInt32
     /// The runtime driving the workflow, which starts its children; `nil` in a replay.
-    nonisolated let runtime: WorkflowRuntime?
+    nonisolated var runtime: WorkflowRuntime? { environment.runtime }
     /// The workflow that started this one, told of its outcome before it is committed.
     nonisolated let parent: ParentLink?
     /// The workflow's deadline when it had not passed at load, for the driver to arm.
     nonisolated let deadline: Int64?
     /// How many events the history grows by before the next snapshot (`nil`: none is written).
-    private let snapshotEvery: Int?
+    private var snapshotEvery: Int? { environment.snapshotEvery }
     /// How many events the last snapshot covers (0: none).
     private var snapshotThrough: UInt32
     /// The queue the workflow runs on: its body runs only while it holds a slot of it, which
     /// its steps on the same queue run within.
     nonisolated let queue: QueueEntry?
 
-    init(
-        id: String, stream: StreamID, mode: Mode, timers: TimerService, metrics: RuntimeMetrics, tracer: (any Tracer)?,
-        logger: Logger, maxPayloadSize: Int, parking: ParkingQueue?, feed: ChangeFeed? = nil,
-        codeChange: WorkflowRuntime.CodeChangePolicy = .suspend, build: String? = nil, runtime: WorkflowRuntime? = nil,
-        state: WorkflowState, snapshots: (every: Int, through: UInt32)? = nil
-    ) {
-        self.snapshotEvery = snapshots?.every
-        self.snapshotThrough = snapshots?.through ?? 0
-        self.runtime = runtime
+    /// What every instance of one runtime (or one replayer) shares: one object, so that each
+    /// workflow's actor holds a reference to it rather than a copy of each.
+    final class Environment: Sendable {
+        let timers: TimerService
+        let metrics: RuntimeMetrics
+        let tracer: (any Tracer)?
+        let maxPayloadSize: Int
+        let parking: ParkingQueue?
+        let feed: ChangeFeed?
+        let codeChange: WorkflowRuntime.CodeChangePolicy
+        let build: String?
+        let runtime: WorkflowRuntime?
+        let snapshotEvery: Int?
+
+        init(
+            timers: TimerService, metrics: RuntimeMetrics, tracer: (any Tracer)?, maxPayloadSize: Int, parking: ParkingQueue?,
+            feed: ChangeFeed? = nil, codeChange: WorkflowRuntime.CodeChangePolicy = .suspend, build: String? = nil,
+            runtime: WorkflowRuntime? = nil, snapshotEvery: Int? = nil
+        ) {
+            self.timers = timers
+            self.metrics = metrics
+            self.tracer = tracer
+            self.maxPayloadSize = maxPayloadSize
+            self.parking = parking
+            self.feed = feed
+            self.codeChange = codeChange
+            self.build = build
+            self.runtime = runtime
+            self.snapshotEvery = snapshotEvery
+        }
+    }
+
+    /// - Parameter snapshotThrough: How many events the workflow's last snapshot covers (0: none).
+    init(id: String, stream: StreamID, mode: Mode, environment: Environment, logger: Logger, state: WorkflowState, snapshotThrough: UInt32 = 0) {
+        self.environment = environment
+        self.snapshotThrough = snapshotThrough
         self.parent = state.parent
         self.deadline = state.pendingDeadline
         self.queue = state.queue
-        self.feed = feed
-        self.codeChange = codeChange
-        self.build = build
         self.resetGeneration = state.resetGeneration
-        self.maxPayloadSize = maxPayloadSize
-        self.metrics = metrics
-        self.tracer = tracer
         self.logger = logger
-        self.parking = parking
         self.id = id
         self.stream = stream
         self.mode = mode
-        self.clock = timers.clock
-        self.timers = timers
         self.state = state
         bodyTask = currentTaskIdentity()
     }
