@@ -684,7 +684,9 @@ actor WorkflowInstance {
     }
 
     /// What a wait or backoff that the workflow's stopping ended throws: `timedOut` when its
-    /// deadline passed, `cancelled` when someone cancelled it.
+    /// deadline passed, `cancelled` when someone cancelled it. Never inlined: its messages would
+    /// otherwise sit in the frame of every sleep and wait.
+    @inline(never)
     func stopError() -> ContinuumError {
         if state.timedOut { return timedOut() }
         return cancelled(state.cancellation ?? "cancelled")
@@ -733,6 +735,15 @@ actor WorkflowInstance {
             exitWait(key)
             if let timer { timers.disarm(timer) }  // nothing left for it to wake
         }
+        if let ended = try await endedAlready(key) { return ended }
+        let wake = try await waitForEnd(of: key, timer: timer)
+        return try await ended(key, by: wake, firing: firing)
+    }
+
+    /// How the wait ended, when it did before anyone waited (a buffered event ends it now,
+    /// committed); `nil` while it waits.
+    @inline(never)
+    private func endedAlready(_ key: StepKey) async throws -> (WaitOutcome, [UInt8]?)? {
         switch try endingNow(key) {
         case .ended(let outcome, let payload):
             return (outcome, payload)
@@ -740,12 +751,18 @@ actor WorkflowInstance {
             try await appendOrSuspend([ended])
             return (.received(sequence: sequence), payload)
         case .waits:
-            switch try await waitForEnd(of: key, timer: timer) {
-            case .ended(let outcome, let payload):
-                return (outcome, payload)
-            case .timerFired(let firedAt):
-                return try await timerFired(key, at: firedAt, firing)
-            }
+            return nil
+        }
+    }
+
+    /// How a wake-up ends the wait: as it says, or, from the wait's timer, as the firing ends it.
+    @inline(never)
+    private func ended(_ key: StepKey, by wake: WaiterRegistry.Wake, firing: Firing) async throws -> (WaitOutcome, [UInt8]?) {
+        switch wake {
+        case .ended(let outcome, let payload):
+            return (outcome, payload)
+        case .timerFired(let firedAt):
+            return try await timerFired(key, at: firedAt, firing)
         }
     }
 
