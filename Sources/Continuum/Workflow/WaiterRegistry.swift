@@ -20,27 +20,24 @@ final class WaiterRegistry: Sendable {
     }
     typealias Continuation = CheckedContinuation<Wake, any Error>
     private struct Entry {
-        var order: UInt64
+        var key: StepKey
         var continuation: Continuation
     }
-    private struct Entries {
-        var byKey: [StepKey: Entry] = [:]
-        var next: UInt64 = 0
-    }
-    private let entries = Mutex(Entries())
+    /// In the order they began waiting. A workflow waits in a few waits at most (most in one),
+    /// so a list is searched, which holds less than a dictionary.
+    private let entries = Mutex<[Entry]>([])
 
     func register(_ key: StepKey, _ continuation: Continuation) {
         entries.withLock { entries in
-            assert(entries.byKey[key] == nil, "two tasks wait for \(key)")
-            entries.next += 1
-            entries.byKey[key] = Entry(order: entries.next, continuation: continuation)
+            assert(!entries.contains { $0.key == key }, "two tasks wait for \(key)")
+            entries.append(Entry(key: key, continuation: continuation))
         }
         // Checked after inserting: a cancellation handler that ran before found nothing to resume.
         if Task.isCancelled { resume(key, with: .failure(CancellationError())) }
     }
 
     /// The keys waiting now.
-    var keys: [StepKey] { entries.withLock { Array($0.byKey.keys) } }
+    var keys: [StepKey] { entries.withLock { $0.map(\.key) } }
 
     func resume(_ key: StepKey, with result: Result<Wake, any Error>) {
         take(key)?.resume(with: result)
@@ -49,20 +46,20 @@ final class WaiterRegistry: Sendable {
     /// Removes the task waiting for `key`, for the caller to resume once what ended its wait is
     /// committed: meanwhile neither its timer nor anything else can resume it.
     func take(_ key: StepKey) -> Continuation? {
-        entries.withLock { $0.byKey.removeValue(forKey: key) }?.continuation
+        entries.withLock { entries in
+            entries.firstIndex { $0.key == key }.map { entries.remove(at: $0).continuation }
+        }
     }
 
     /// The longest-waiting key matching `predicate`.
     func oldestWaiting(where predicate: (StepKey) -> Bool) -> StepKey? {
-        entries.withLock { entries in
-            entries.byKey.filter { predicate($0.key) }.min { $0.value.order < $1.value.order }?.key
-        }
+        entries.withLock { entries in entries.first { predicate($0.key) }?.key }
     }
 
     func failAll(_ error: any Error) {
         let all = entries.withLock { entries in
-            defer { entries.byKey = [:] }
-            return entries.byKey.values
+            defer { entries = [] }
+            return entries
         }
         for entry in all { entry.continuation.resume(throwing: error) }
     }

@@ -260,7 +260,8 @@ actor WorkflowInstance {
     // MARK: Waiting and parking
 
     private var runningSteps = 0
-    private var waitingKeys: Set<StepKey> = []
+    /// The waits the body is in: a few at most, so a list, which holds less than a set.
+    private var waitingKeys: [StepKey] = []
     /// Since when (by the clock) every running call of the body has been a wait.
     private var waitingSince: Int64?
     /// When an event last arrived: a workflow that keeps receiving events is not left waiting,
@@ -297,13 +298,13 @@ actor WorkflowInstance {
 
     /// The body entered a wait (a sleep or an event wait).
     func enterWait(_ key: StepKey) {
-        waitingKeys.insert(key)
+        if !waitingKeys.contains(key) { waitingKeys.append(key) }
         updateWaiting()
     }
 
     /// The body left a wait.
     func exitWait(_ key: StepKey) {
-        waitingKeys.remove(key)
+        waitingKeys.removeAll { $0 == key }
         updateWaiting()
     }
 
