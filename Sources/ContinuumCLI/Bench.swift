@@ -32,6 +32,9 @@ struct Bench: AsyncParsableCommand {
                                park waiting for an event, once without snapshots and once with; a fresh runtime
                                wakes each, one at a time: time and CPU from the send to the result, how many events
                                a wake folds, and reading + folding alone.
+            --scenario resident N workflows that run a step and sleep for an hour (--steps 0: wait for an event that
+                               never comes), none parked; reports the anonymous memory they hold once all are
+                               asleep, per workflow (resident_bytes_per_workflow).
             Every report has cpu_us_per_workflow: the process's user+system CPU time (getrusage) per workflow,
             which a noisy machine moves far less than wall time.
             On PostgreSQL (--postgres URL, or CONTINUUM_POSTGRES_URL) every scenario runs in a new schema
@@ -41,10 +44,10 @@ struct Bench: AsyncParsableCommand {
             """)
 
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
-        case steps, timers, events, restart, check, recovery, raw, queue, wake
+        case steps, timers, events, restart, check, recovery, raw, queue, wake, resident
     }
 
-    @Option(help: "What to measure: steps, timers, events, restart, check, recovery, raw, queue or wake.")
+    @Option(help: "What to measure: steps, timers, events, restart, check, recovery, raw, queue, wake or resident.")
     var scenario = Scenario.steps
 
     @Option(help: "How many workflows to run.")
@@ -149,7 +152,7 @@ struct Bench: AsyncParsableCommand {
     private func measure(_ target: Target) async throws -> Report {
         // The restart scenario parks its sleepers quickly.
         let (store, runtime) = try await Self.open(
-            target.location, parkAfter: scenario == .restart ? .seconds(1) : .seconds(10),
+            target.location, parkAfter: scenario == .restart ? .seconds(1) : scenario == .resident ? nil : .seconds(10),
             queues: scenario == .queue ? ["bench": QueueLimits(concurrency: queueLimit)] : [:])
         let prefix = "bench-\(UInt32.random(in: 0 ... .max))-"
         do {
@@ -164,6 +167,7 @@ struct Bench: AsyncParsableCommand {
             case .check: report = try await checkScenario(runtime, store: store, prefix: prefix)
             case .raw: report = try await rawScenario(store: store, prefix: prefix)
             case .wake: report = try await wakeScenario(store: store, prefix: prefix)
+            case .resident: report = try await residentScenario(runtime, prefix: prefix)
             case .recovery:
                 // Its processes open the store themselves (LMDB admits one at a time).
                 await store.close()
@@ -204,7 +208,7 @@ struct Bench: AsyncParsableCommand {
     /// The workflows the scenarios run (`continuum check` registers them too, so that it can
     /// gate a store the bench wrote).
     static let workflows: [any Workflow] = [
-        BenchWorkflow(), SleepWorkflow(), EventWorkflow(), CheckWorkflow(), RecoveryWorkflow(), LongHistoryWorkflow(),
+        BenchWorkflow(), SleepWorkflow(), EventWorkflow(), CheckWorkflow(), RecoveryWorkflow(), LongHistoryWorkflow(), ResidentWorkflow(),
     ]
 
     /// Opens the store at `location` and a runtime with the bench's workflows, both silent.
@@ -363,6 +367,8 @@ struct Bench: AsyncParsableCommand {
         var readySeconds: Double?
         var residentMegabytes: Double?
         var peakResidentMegabytes: Double?
+        /// Resident: the anonymous memory each waiting workflow adds, in bytes.
+        var residentBytesPerWorkflow: Double?
         var early: Int?
         /// The process's CPU time (user + system) for the whole scenario, per workflow, in µs.
         var cpuMicrosecondsPerWorkflow: Double?
@@ -405,6 +411,7 @@ struct Bench: AsyncParsableCommand {
             case readySeconds = "ready_seconds"
             case residentMegabytes = "rss_mb"
             case peakResidentMegabytes = "peak_rss_mb"
+            case residentBytesPerWorkflow = "resident_bytes_per_workflow"
             case appendedP50 = "appended_p50_ms"
             case appendedP99 = "appended_p99_ms"
             case wake
@@ -445,6 +452,9 @@ struct Bench: AsyncParsableCommand {
             } else if let eventsPerSecond {
                 lines.append("  events/s     \(format(eventsPerSecond))")
                 lines.append("  delivery     p50 \(format(p50)) ms   p99 \(format(p99)) ms   max \(format(max)) ms (send → workflow finished)")
+            }
+            if let residentBytesPerWorkflow, let residentMegabytes {
+                lines.append("  resident     \(format(residentBytesPerWorkflow)) bytes of anonymous memory per waiting workflow (RSS \(format(residentMegabytes)) MB)")
             }
             if let checkSeconds, let checkMicrosecondsPerWorkflow {
                 lines.append("  deploy gate  \(format(checkSeconds)) s for all of them (\(format(checkMicrosecondsPerWorkflow)) µs per workflow)")

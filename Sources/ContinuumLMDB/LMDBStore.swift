@@ -209,9 +209,13 @@ public final class LMDBStore: EventStore {
     }
 
     public nonisolated(nonsending) func append(_ request: AppendRequest) async throws(ContinuumError) {
-        try await withUnsafeContinuation { continuation in
-            writer.submit(.append(request) { continuation.resume(returning: $0) })
-        }.get()
+        // Submitted in a synchronous call, so that every appending task's frame holds little.
+        try await withUnsafeContinuation { submitAppend(request, $0) }.get()
+    }
+
+    @inline(never)
+    private func submitAppend(_ request: AppendRequest, _ continuation: UnsafeContinuation<Result<Void, ContinuumError>, Never>) {
+        writer.submit(.append(request) { continuation.resume(returning: $0) })
     }
 
     public func claim(_ id: String, owner: OwnerID) async throws(ContinuumError) -> Claim? {

@@ -99,26 +99,60 @@ public struct ContinuumError: Error, Sendable, CustomStringConvertible {
     }
 
     /// What kind of failure this is.
-    public var code: Code
+    public var code: Code {
+        get { storage.fields.code }
+        set { change { $0.code = newValue } }
+    }
     /// What happened and what to do about it.
-    public var message: String
+    public var message: String {
+        get { storage.fields.message }
+        set { change { $0.message = newValue } }
+    }
     /// The workflow this error concerns, when there is one.
-    public var workflowID: String?
+    public var workflowID: String? {
+        get { storage.fields.workflowID }
+        set { change { $0.workflowID = newValue } }
+    }
     /// The underlying error, when there is one.
-    public var cause: (any Error & Sendable)?
+    public var cause: (any Error & Sendable)? {
+        get { storage.fields.cause }
+        set { change { $0.cause = newValue } }
+    }
     /// Where in Continuum's source the error was raised (`file:line`), for bug reports.
-    public var location: String
+    public var location: String {
+        get { storage.fields.location }
+        set { change { $0.location = newValue } }
+    }
+
+    private struct Fields: Sendable {
+        var code: Code
+        var message: String
+        var workflowID: String?
+        var cause: (any Error & Sendable)?
+        var location: String
+    }
+
+    /// The fields, boxed: an error is one reference wide, and so is the slot that every call
+    /// throwing it reserves in its caller's async frame (every step and wait makes several).
+    private final class Storage: Sendable {
+        let fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
+    }
+
+    private var storage: Storage
+
+    private mutating func change(_ edit: (inout Fields) -> Void) {
+        var fields = storage.fields
+        edit(&fields)
+        storage = Storage(fields)
+    }
 
     /// Creates an error.
     public init(
         _ code: Code, _ message: String, workflowID: String? = nil, cause: (any Error & Sendable)? = nil,
         file: StaticString = #fileID, line: UInt = #line
     ) {
-        self.code = code
-        self.message = message
-        self.workflowID = workflowID
-        self.cause = cause
-        self.location = "\(file):\(line)"
+        storage = Storage(Fields(code: code, message: message, workflowID: workflowID, cause: cause, location: "\(file):\(line)"))
     }
 
     /// `error` itself when it is a ``ContinuumError``; otherwise a ``Code/storageFailure`` that

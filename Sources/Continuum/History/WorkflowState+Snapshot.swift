@@ -249,14 +249,24 @@ extension EventStore {
     /// logged. A snapshot is a cache of the fold: the events stay the truth.
     package func loadForWake(id: String, snapshots: Bool, logger: Logger) async throws(ContinuumError) -> (StoredWorkflow, WorkflowState?)? {
         guard snapshots, let stored = try await loadRecent(id: id) else { return try await load(id: id).map { ($0, nil) } }
-        guard let snapshot = stored.snapshot else { return (stored, nil) }
+        guard stored.snapshot != nil else { return (stored, nil) }
+        if let folded = Self.fold(stored, id: id, logger: logger) { return (stored, folded) }
+        return try await load(id: id).map { ($0, nil) }
+    }
+
+    /// The state `stored`'s snapshot and events fold to; `nil` when the snapshot cannot stand for
+    /// the events before it. Synchronous, so that the fold's temporaries are not part of the
+    /// frame of every wake (a task keeps the memory its deepest frames took until it ends).
+    @inline(never)
+    private static func fold(_ stored: StoredWorkflow, id: String, logger: Logger) -> WorkflowState? {
+        guard let snapshot = stored.snapshot else { return nil }
         do {
-            if let folded = try WorkflowState(snapshot: snapshot, then: stored.events) { return (stored, folded) }
+            return try WorkflowState(snapshot: snapshot, then: stored.events)
         } catch {
             logger.warning(
                 "Ignored the workflow's snapshot and folded its whole history: \(error.message)",
                 metadata: [WorkflowRuntime.LogKey.workflowID: "\(id)", WorkflowRuntime.LogKey.errorCode: "\(error.code)"])
+            return nil
         }
-        return try await load(id: id).map { ($0, nil) }
     }
 }

@@ -130,28 +130,59 @@ package struct WorkflowState: Sendable {
     // (WorkflowState+Snapshot.swift), hence `internal(set)`.
 
     /// Why cancellation was requested, once it was.
-    package internal(set) var cancellation: String?
+    package internal(set) var cancellation: String? {
+        get { rare.cancellation }
+        set { rare.cancellation = newValue }
+    }
     /// Why the workflow is suspended, while it is.
-    package internal(set) var suspension: SuspensionRecord?
+    package internal(set) var suspension: SuspensionRecord? {
+        get { rare.suspension }
+        set { rare.suspension = newValue }
+    }
     /// How many times the workflow was reset: steps that run after a reset get new idempotency keys.
     package internal(set) var resetGeneration: UInt32 = 0
     /// The version markers the workflow recorded (``WorkflowContext/patched(_:)``).
     package internal(set) var markers: Set<String> = []
     /// The workflow and event this one was forked from, if it was.
-    package internal(set) var forkedFrom: (id: String, sequence: UInt32)?
+    package internal(set) var forkedFrom: (id: String, sequence: UInt32)? {
+        get { rare.forkedFrom }
+        set { rare.forkedFrom = newValue }
+    }
     /// How many stored events a reset superseded (kept in the stream, no longer folded).
-    package internal(set) var supersededEvents = 0
+    package internal(set) var supersededEvents: Int {
+        get { rare.supersededEvents }
+        set { rare.supersededEvents = newValue }
+    }
     /// The workflow that started this one as its child, if one did.
-    package internal(set) var parent: ParentLink?
+    package internal(set) var parent: ParentLink? {
+        get { rare.parent }
+        set { rare.parent = newValue }
+    }
     /// The queue the workflow runs on, if any.
-    package internal(set) var queue: QueueEntry?
+    package internal(set) var queue: QueueEntry? {
+        get { rare.queue }
+        set { rare.queue = newValue }
+    }
     /// When it was put on that queue (its start's time), which orders it among the waiting.
-    package internal(set) var queuedAt: Int64 = 0
+    package internal(set) var queuedAt: Int64 {
+        get { rare.queuedAt }
+        set { rare.queuedAt = newValue }
+    }
     /// When the workflow must have ended (``HistoryEvent/Kind/deadlineSet(due:)``), if ever.
-    package internal(set) var deadline: Int64?
+    package internal(set) var deadline: Int64? {
+        get { rare.deadline }
+        set { rare.deadline = newValue }
+    }
     /// Whether the deadline passed first: the cancellation it started ends the workflow failed
     /// with ``ContinuumError/Code/timedOut`` rather than cancelled.
-    package internal(set) var timedOut = false
+    package internal(set) var timedOut: Bool {
+        get { rare.timedOut }
+        set { rare.timedOut = newValue }
+    }
+
+    /// What most workflows never set (a cancellation, a suspension, a fork, a parent, a queue, a
+    /// deadline), kept apart: a state that has none of it holds one reference for all of it.
+    private var rare = Rare()
 
     /// The deadline while it can still pass: set, not passed, the workflow unfinished.
     package var pendingDeadline: Int64? {
@@ -761,5 +792,85 @@ extension HistoryEvent {
     /// external event is delivered again rather than lost.
     package var isRedelivered: Bool {
         if case .eventReceived = kind { true } else { false }
+    }
+}
+
+extension WorkflowState {
+    /// The fields of ``WorkflowState`` that most workflows never set, in a shared box that is
+    /// allocated on the first change and copied on write.
+    struct Rare: Sendable {
+        private struct Fields: Sendable {
+            var cancellation: String?
+            var suspension: SuspensionRecord?
+            var forkedFrom: (id: String, sequence: UInt32)?
+            var supersededEvents = 0
+            var parent: ParentLink?
+            var queue: QueueEntry?
+            var queuedAt: Int64 = 0
+            var deadline: Int64?
+            var timedOut = false
+        }
+
+        private final class Box: Sendable {
+            let fields: Fields
+            init(_ fields: Fields) { self.fields = fields }
+        }
+
+        /// `nil` while every field has its default.
+        private var box: Box?
+
+        private var fields: Fields { box?.fields ?? Fields() }
+
+        /// Sets a field; setting one to what it holds (a fold or a snapshot setting a default) allocates nothing.
+        private mutating func set<T: Equatable>(_ field: WritableKeyPath<Fields, T>, _ value: T) {
+            guard fields[keyPath: field] != value else { return }
+            change { $0[keyPath: field] = value }
+        }
+
+        private mutating func change(_ edit: (inout Fields) -> Void) {
+            var fields = self.fields
+            edit(&fields)
+            box = Box(fields)
+        }
+
+        var cancellation: String? {
+            get { fields.cancellation }
+            set { set(\.cancellation, newValue) }
+        }
+        var suspension: SuspensionRecord? {
+            get { fields.suspension }
+            set { set(\.suspension, newValue) }
+        }
+        var forkedFrom: (id: String, sequence: UInt32)? {
+            get { fields.forkedFrom }
+            set {
+                guard newValue != nil || fields.forkedFrom != nil else { return }
+                change { $0.forkedFrom = newValue }
+            }
+        }
+        var supersededEvents: Int {
+            get { fields.supersededEvents }
+            set { set(\.supersededEvents, newValue) }
+        }
+        var parent: ParentLink? {
+            get { fields.parent }
+            set { set(\.parent, newValue) }
+        }
+        var queue: QueueEntry? {
+            get { fields.queue }
+            set { set(\.queue, newValue) }
+        }
+        var queuedAt: Int64 {
+            get { fields.queuedAt }
+            set { set(\.queuedAt, newValue) }
+        }
+        var deadline: Int64? {
+            get { fields.deadline }
+            set { set(\.deadline, newValue) }
+        }
+        var timedOut: Bool {
+            get { fields.timedOut }
+            set { set(\.timedOut, newValue) }
+        }
     }
 }

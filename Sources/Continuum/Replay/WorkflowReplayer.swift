@@ -124,10 +124,10 @@ public struct WorkflowReplayer: Sendable {
         let clock = FrozenClock(instant: timestamp)
         var logger = self.logger
         logger[metadataKey: WorkflowRuntime.LogKey.workflowID] = "\(id)"
-        let instance = WorkflowInstance(
-            id: id, stream: StreamID(rawValue: 0), mode: .replay, timers: TimerService(clock: clock),
-            metrics: RuntimeMetrics(factory: NOOPMetricsHandler.instance), tracer: nil, logger: logger, maxPayloadSize: .max, parking: nil,
-            codeChange: codeChange, state: state)
+        let environment = WorkflowInstance.Environment(
+            timers: TimerService(clock: clock), metrics: RuntimeMetrics(factory: NOOPMetricsHandler.instance), tracer: nil,
+            maxPayloadSize: .max, parking: nil, codeChange: codeChange)
+        let instance = WorkflowInstance(id: id, stream: StreamID(rawValue: 0), mode: .replay, environment: environment, logger: logger, state: state)
         let outcome: WorkflowState.Outcome
         do {
             outcome = .completed(try await workflow.execute(WorkflowContext(instance: instance), state.input))

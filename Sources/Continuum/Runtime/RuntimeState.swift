@@ -30,7 +30,7 @@ final class RuntimeState: Sendable {
     /// serve loop, taking its slot for the driver in the same transition.
     func launchCreated(_ id: String, claim: Claim, created: StoredWorkflow) {
         let (launcher, reserved) = withLock { $0.launchCreated(id) }
-        launcher?.yield(Launch(id: id, claim: claim, created: created, reserved: reserved))
+        launcher?.yield(Launch(id: id, claim: claim, created: CreatedHistory(created), reserved: reserved))
     }
 
     /// Answers everyone waiting for the outcome of `id`.

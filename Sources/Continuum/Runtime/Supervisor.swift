@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A workflow handed to the serve loop to be driven.
 struct Launch: Sendable {
     var id: String
@@ -8,12 +10,29 @@ struct Launch: Sendable {
     var claim: Claim?
     /// The whole history of a workflow the launcher just created under `claim`, so the driver
     /// need not read back what it was handed (the claim fences any other writer).
-    var created: StoredWorkflow?
+    var created: CreatedHistory?
     /// Whether the launcher already took the workflow's slot (a resume or reset does, so that
     /// no other driver starts in between).
     var reserved = false
     /// Whether `claim` was taken in a batch and waits in ``PendingClaims`` for this driver.
     var pending = false
+}
+
+/// The history of a workflow just created, handed to its driver, which takes it out: the task
+/// that drives the workflow keeps its launch for as long as it runs, and the history need not
+/// stay in memory with it.
+final class CreatedHistory: Sendable {
+    private let stored: Mutex<StoredWorkflow?>
+
+    init(_ stored: StoredWorkflow) { self.stored = Mutex(stored) }
+
+    /// The history, the first time it is asked for; `nil` after.
+    func take() -> StoredWorkflow? {
+        stored.withLock { stored in
+            defer { stored = nil }
+            return stored
+        }
+    }
 }
 
 /// Drives launched workflows in many task groups, each admitted into memory first.

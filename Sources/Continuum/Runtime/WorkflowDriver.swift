@@ -26,6 +26,8 @@ struct WorkflowDriver: Sendable {
     let runtime: WorkflowRuntime
     /// How many events a workflow's history grows by before its next snapshot; `nil`: never.
     let snapshotEvery: Int?
+    /// What the instances it makes share.
+    let environment: WorkflowInstance.Environment
 
     /// How one run of a workflow body in this process ended.
     enum RunEnd {
@@ -108,23 +110,12 @@ struct WorkflowDriver: Sendable {
     }
 
     /// Loads the workflow under `claim` (unless it was just `created`) and runs it once.
-    private func run(_ id: String, claim: Claim, created: StoredWorkflow?, logger: inout Logger) async -> RunEnd {
-        let stored: StoredWorkflow
-        var folded: WorkflowState?
-        do {
-            if let created {
-                stored = created
-            } else {
-                guard let loaded = try await store.loadForWake(id: id, snapshots: snapshotEvery != nil, logger: logger) else { return .left }
-                (stored, folded) = loaded
-            }
-        } catch {
-            await suspendDamaged(id, claim: claim, error, logger: logger)
-            return .suspended
-        }
-        // Folded and handed to the instance in a synchronous step: the history, the instance's
-        // state and their temporaries never live in this function's async frame.
-        let result = load(stored, folded: folded, id: id, claim: claim, logger: &logger)
+    @inline(never)
+    private func run(_ id: String, claim: Claim, created: CreatedHistory?, logger: inout Logger) async -> RunEnd {
+        // Read, folded and handed to the instance in a call of its own, over before the body
+        // starts: the history, the instance's state and their temporaries never live in this
+        // frame, which lives as long as the body (every waiting workflow holds one).
+        let result = await prepare(id, claim: claim, created: created, logger: &logger)
         guard case .ready(let loaded) = result else { return await notRun(result, id: id, claim: claim, logger: logger) }
         for sender in state.withLock({ $0.loaded(id, loaded.instance) }) { sender.resume(returning: loaded.instance) }
         let logger = logger
@@ -140,7 +131,20 @@ struct WorkflowDriver: Sendable {
             }
         }
         defer { runtime.queueGate.release(permit) }
-        return await withOptionalSpan(tracer, "workflow \(loaded.type)", context: loaded.parent, ofKind: .consumer) { span in
+        return await run(loaded, id: id, logger: logger)
+    }
+
+    /// Runs the body of a loaded workflow, in its span when tracing is on.
+    @inline(never)
+    private func run(_ loaded: Loaded, id: String, logger: Logger) async -> RunEnd {
+        // Without a tracer the body is called directly: no span's frames under every waiting body.
+        guard let tracer else { return await body(loaded.workflow, in: loaded.instance, input: loaded.input, logger: logger) }
+        return await traced(loaded, id: id, tracer: tracer, logger: logger)
+    }
+
+    @inline(never)
+    private func traced(_ loaded: Loaded, id: String, tracer: any Tracer, logger: Logger) async -> RunEnd {
+        await withOptionalSpan(tracer, "workflow \(loaded.type)", context: loaded.parent, ofKind: .consumer) { span in
             span?.attributes[TraceAttribute.workflowID] = id
             span?.attributes[TraceAttribute.workflowType] = loaded.type
             span?.attributes[TraceAttribute.replayedEvents] = loaded.replayedEvents
@@ -154,24 +158,60 @@ struct WorkflowDriver: Sendable {
         }
     }
 
-    /// A workflow ready to run: its instance, holding its folded history, and what its run needs.
-    private struct Loaded {
-        var instance: WorkflowInstance
-        var workflow: AnyWorkflow
-        var type: String
-        var input: [UInt8]
-        var replayedEvents: Int
-        var parent: InstrumentationContext
-        /// The queue whose slot the body needs, if any, and when the workflow was put on it.
-        var queue: QueueEntry?
-        var queuedAt: Int64
+    /// Reads the workflow's history (unless it was just `created`), folds it, and makes its instance.
+    @inline(never)
+    private func prepare(_ id: String, claim: Claim, created: CreatedHistory?, logger: inout Logger) async -> LoadResult {
+        let stored: StoredWorkflow
+        var folded: WorkflowState?
+        do {
+            if let created = created?.take() {
+                stored = created
+            } else {
+                guard let loaded = try await store.loadForWake(id: id, snapshots: snapshotEvery != nil, logger: logger) else { return .gone }
+                (stored, folded) = loaded
+            }
+        } catch {
+            return .damaged(error)
+        }
+        // Folded in a synchronous step: the fold's temporaries never live in an async frame.
+        return load(stored, folded: folded, id: id, claim: claim, logger: &logger)
     }
 
-    /// What loading a stored workflow came to.
-    private enum LoadResult {
+    /// A workflow ready to run: its instance, holding its folded history, and what its run needs.
+    /// A class, so that the frames that live as long as the body hold a reference, not a copy.
+    private final class Loaded {
+        let instance: WorkflowInstance
+        let workflow: AnyWorkflow
+        let type: String
+        let input: [UInt8]
+        let replayedEvents: Int
+        let parent: InstrumentationContext
+        /// The queue whose slot the body needs, if any, and when the workflow was put on it.
+        let queue: QueueEntry?
+        let queuedAt: Int64
+
+        init(
+            instance: WorkflowInstance, workflow: AnyWorkflow, type: String, input: [UInt8], replayedEvents: Int,
+            parent: InstrumentationContext, queue: QueueEntry?, queuedAt: Int64
+        ) {
+            self.instance = instance
+            self.workflow = workflow
+            self.type = type
+            self.input = input
+            self.replayedEvents = replayedEvents
+            self.parent = parent
+            self.queue = queue
+            self.queuedAt = queuedAt
+        }
+    }
+
+    /// What loading a stored workflow came to (indirect: a reference in the frame that runs the body).
+    private indirect enum LoadResult {
         case ready(Loaded)
         /// History holds its outcome (its waiters were answered).
         case finished(WorkflowStatus)
+        /// There is no such workflow any more.
+        case gone
         /// It is suspended and waits for an operator.
         case waitsForOperator
         /// Its history cannot be read.
@@ -186,6 +226,8 @@ struct WorkflowDriver: Sendable {
         switch result {
         case .ready:
             preconditionFailure("a ready workflow runs")
+        case .gone:
+            return .left
         case .finished(let status):
             try? await store.release(claim, id: id)
             return .finished(status)
@@ -233,9 +275,8 @@ struct WorkflowDriver: Sendable {
         let (queue, queuedAt) = (history.queue, history.queuedAt)
         // The history's last use: it moves into the instance.
         let instance = WorkflowInstance(
-            id: id, stream: stored.stream, mode: .live(store: store, claim: claim), timers: timers, metrics: metrics, tracer: tracer,
-            logger: logger, maxPayloadSize: maxPayloadSize, parking: parking, feed: feed, codeChange: codeChange, build: build,
-            runtime: runtime, state: history, snapshots: snapshotEvery.map { (every: $0, through: stored.snapshot?.through ?? 0) })
+            id: id, stream: stored.stream, mode: .live(store: store, claim: claim), environment: environment, logger: logger, state: history,
+            snapshotThrough: stored.snapshot?.through ?? 0)
         return .ready(
             Loaded(
                 instance: instance, workflow: workflow, type: type, input: input, replayedEvents: stored.events.count, parent: parent,
@@ -246,16 +287,24 @@ struct WorkflowDriver: Sendable {
     private func body(_ workflow: AnyWorkflow, in instance: WorkflowInstance, input: [UInt8], logger: Logger) async -> RunEnd {
         // Only the call stays in this frame, which lives as long as the body runs; how the run
         // ended is worked out in a frame of its own.
-        let ended: Result<[UInt8], any Error>
-        if let deadline = instance.deadline {
-            ended = await run(workflow, in: instance, input: input, until: deadline)
-        } else {
-            do {
-                ended = .success(try await workflow.execute(WorkflowContext(instance: instance), input))
-            } catch {
-                ended = .failure(error)
-            }
+        let ended = await execute(workflow, in: instance, input: input)
+        return await ending(instance, workflow, ended, logger: logger)
+    }
+
+    /// Runs the body, within its deadline when it has one.
+    @inline(never)
+    private func execute(_ workflow: AnyWorkflow, in instance: WorkflowInstance, input: [UInt8]) async -> Result<[UInt8], any Error> {
+        if let deadline = instance.deadline { return await run(workflow, in: instance, input: input, until: deadline) }
+        do {
+            return .success(try await workflow.execute(WorkflowContext(instance: instance), input))
+        } catch {
+            return .failure(error)
         }
+    }
+
+    /// Commits how the body ended: a new run, or the workflow's end.
+    @inline(never)
+    private func ending(_ instance: WorkflowInstance, _ workflow: AnyWorkflow, _ ended: Result<[UInt8], any Error>, logger: Logger) async -> RunEnd {
         if case .failure(let error) = ended, let next = error as? ContinueAsNew, await !instance.isCancellationRequested {
             return await continueAsNew(instance, workflow, next, logger: logger)
         }

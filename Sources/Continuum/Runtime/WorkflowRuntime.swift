@@ -87,11 +87,16 @@ public final class WorkflowRuntime: Service, Sendable {
 
     /// What drives one workflow.
     var driver: WorkflowDriver {
-        WorkflowDriver(
+        let parking = configuration.parkAfter == nil ? nil : parking
+        let snapshotEvery = configuration.snapshotEvery.map { max($0, 1) }
+        return WorkflowDriver(
             store: store, workflows: workflows, state: state, timers: timers, metrics: metrics, tracer: tracer, logger: logger,
-            owner: configuration.owner, maxPayloadSize: maxPayloadSize, parking: configuration.parkAfter == nil ? nil : parking,
+            owner: configuration.owner, maxPayloadSize: maxPayloadSize, parking: parking,
             feed: feed, codeChange: configuration.codeChange, build: configuration.build, pendingClaims: pendingClaims, runtime: self,
-            snapshotEvery: configuration.snapshotEvery.map { max($0, 1) })
+            snapshotEvery: snapshotEvery,
+            environment: WorkflowInstance.Environment(
+                timers: timers, metrics: metrics, tracer: tracer, maxPayloadSize: maxPayloadSize, parking: parking, feed: feed,
+                codeChange: configuration.codeChange, build: configuration.build, runtime: self, snapshotEvery: snapshotEvery))
     }
 
     /// The names of the workflow types this runtime runs.

@@ -21,6 +21,8 @@ final class TimerService: Sendable {
         case armed(timer: UInt64)
         /// In the wheel, with a task waiting.
         case waiting(CheckedContinuation<Int64, any Error>, timer: UInt64)
+        /// In the wheel; its firing resumes the task waiting for `key` in `waiters`.
+        case notifying(WaiterRegistry, StepKey, timer: UInt64)
         /// Fired at this time before anybody waited.
         case fired(Int64)
     }
@@ -52,8 +54,12 @@ final class TimerService: Sendable {
         let now = clock.now()
         return state.withLock { state in
             state.sleepers.values.count { sleeper in
-                guard case .waiting(_, let timer) = sleeper, let due = state.wheel.due(of: timer) else { return false }
-                return due > now
+                switch sleeper {
+                case .waiting(_, let timer), .notifying(_, _, let timer):
+                    return state.wheel.due(of: timer).map { $0 > now } ?? false
+                case .armed, .fired:
+                    return false
+                }
             }
         }
     }
@@ -72,7 +78,7 @@ final class TimerService: Sendable {
             for sleeper in state.sleepers.values {
                 switch sleeper {
                 case .armed: armed += 1
-                case .waiting(_, let timer):
+                case .waiting(_, let timer), .notifying(_, _, let timer):
                     waiting += 1
                     if let due = state.wheel.due(of: timer), due <= now { overdue += 1 }
                 case .fired: fired += 1
@@ -129,11 +135,34 @@ final class TimerService: Sendable {
             case .waiting(let continuation, let entry)?:
                 state.wheel.remove(entry)
                 return continuation
+            case .notifying(_, _, let entry)?:
+                state.wheel.remove(entry)
+                return nil
             case .fired?, nil:
                 return nil
             }
         }
         waiter?.resume(throwing: CancellationError())
+    }
+
+    /// Has an armed timer's firing resume the task waiting for `key` in `waiters` (with
+    /// ``WaiterRegistry/Wake/timerFired(at:)``), so that a wait with a deadline needs no task
+    /// of its own to wait for it. Resumes it at once when the timer fired already. Register the
+    /// waiter first, and ``disarm(_:)`` the timer once the wait is over.
+    func notify(_ waiters: WaiterRegistry, _ key: StepKey, when timer: Timer) {
+        let firedAt = state.withLock { state -> Int64? in
+            switch state.sleepers[timer.token] {
+            case .armed(let entry)?:
+                state.sleepers[timer.token] = .notifying(waiters, key, timer: entry)
+                return nil
+            case .fired(let at)?:
+                state.sleepers[timer.token] = nil
+                return at
+            case .waiting?, .notifying?, nil:
+                return nil  // disarmed, or waited for twice
+            }
+        }
+        if let firedAt { waiters.resume(key, with: .success(.timerFired(at: firedAt))) }
     }
 
     /// Waits until an armed timer fires and returns when it did (never before its deadline).
@@ -156,7 +185,7 @@ final class TimerService: Sendable {
                     case .fired(let at):
                         state.sleepers[token] = nil
                         return .success(at)
-                    case .waiting, nil:
+                    case .waiting, .notifying, nil:
                         // Disarmed, or waited for twice.
                         return .failure(CancellationError())
                     }
@@ -212,6 +241,7 @@ final class TimerService: Sendable {
         while !Task.isCancelled {
             let now = clock.now()
             var resumed: [CheckedContinuation<Int64, any Error>] = []
+            var notified: [(WaiterRegistry, StepKey)] = []
             var woken: [String] = []
             let next = state.withLock { state -> Int64? in
                 for entry in state.wheel.advance(to: now) {
@@ -221,6 +251,9 @@ final class TimerService: Sendable {
                         case .waiting(let continuation, _)?:
                             state.sleepers[token] = nil
                             resumed.append(continuation)
+                        case .notifying(let waiters, let key, _)?:
+                            state.sleepers[token] = nil
+                            notified.append((waiters, key))
                         case .armed?:
                             state.sleepers[token] = .fired(now)
                         case .fired?, nil:
@@ -237,6 +270,7 @@ final class TimerService: Sendable {
             }
             // Each timer fires at `now`, which is not before its due time.
             for continuation in resumed { continuation.resume(returning: now) }
+            for (waiters, key) in notified { waiters.resume(key, with: .success(.timerFired(at: now))) }
             for id in woken { wake(id) }
             if let thread, clock is SystemClock {
                 await waitForDoorbell { thread.setAlarm(at: next ?? .max) { self.ringNow() } }

@@ -87,13 +87,18 @@ public struct WorkflowContext: Sendable {
     }
 
     /// Runs a step's body once, timed and traced.
+    @inline(never)
     private func run<T: Sendable>(
         _ name: String, _ call: WorkflowState.StepCall, queue: QueueEntry?, isolation: isolated (any Actor)?, _ body: (StepContext) async throws -> T
     ) async throws -> T {
         if let queue { return try await runQueued(name, call, queue: queue, isolation: isolation, body) }
         let started = ContinuousClock.now
         defer { instance.metrics.stepDuration.recordNanoseconds((ContinuousClock.now - started).wholeNanoseconds) }
-        return try await withOptionalSpan(instance.tracer, "step \(name)", isolation: isolation) { span in
+        // Without a tracer the body is called directly: no span's frames on every step's path.
+        guard let tracer = instance.tracer else {
+            return try await body(StepContext(workflowID: workflowID, key: call.key, attempt: call.attempt, resetGeneration: instance.resetGeneration))
+        }
+        return try await withOptionalSpan(tracer, "step \(name)", isolation: isolation) { span in
             span?.attributes[TraceAttribute.stepName] = name
             span?.attributes[TraceAttribute.stepAttempt] = Int(call.attempt)
             return try await body(
@@ -134,16 +139,21 @@ public struct WorkflowContext: Sendable {
     /// Commits a step's result: its JSON, or the failure to encode it (recorded as the step's
     /// failure and thrown as replay throws it; never retried).
     private func complete<T: Encodable>(_ call: WorkflowState.StepCall, with value: T) async throws {
-        let bytes: [UInt8]
+        // Encoded in a synchronous call: its temporaries are not part of this frame.
+        let outcome = encoded(value, of: call)
+        try await instance.completeStep(call, outcome: outcome)
+        if case .failure(let failure) = outcome { throw stepFailed(call.key, failure) }
+    }
+
+    @inline(never)
+    private func encoded<T: Encodable>(_ value: T, of call: WorkflowState.StepCall) -> Result<[UInt8], FailureRecord> {
         do {
-            bytes = try PayloadCoder.encode(value, what: "the result of step \(call.key)")
+            let bytes = try PayloadCoder.encode(value, what: "the result of step \(call.key)")
             try PayloadCoder.check(bytes, limit: instance.maxPayloadSize, what: "The result of step \(call.key)")
+            return .success(bytes)
         } catch {
-            let failure = FailureRecord(error)
-            try await instance.completeStep(call, outcome: Result<[UInt8], FailureRecord>.failure(failure))
-            throw stepFailed(call.key, failure)
+            return .failure(FailureRecord(error))
         }
-        try await instance.completeStep(call, outcome: Result<[UInt8], FailureRecord>.success(bytes))
     }
 
     /// The result history holds for a step (``WorkflowInstance/StepPlan/replay(_:)``).
@@ -368,33 +378,10 @@ public struct WorkflowContext: Sendable {
         case .ended(let ended, _):
             outcome = ended
         case .waiting(let key, let timer):
-            let instance = self.instance
-            (outcome, _) = try await waiting(key) {
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        guard let timer else { return }  // a sleep always has a deadline
-                        let firedAt = try await instance.timers.wait(for: timer)
-                        try await instance.fireTimer(key, at: firedAt)
-                    }
-                    defer { group.cancelAll() }
-                    return try await instance.awaitEnd(of: key)
-                }
-            }
+            // The timer wakes this task itself: a sleeping workflow is one task, with no group.
+            (outcome, _) = try await instance.awaitEnd(of: key, timer: timer, firing: .endsSleep)
         }
         if case .cancelled = outcome { throw await instance.stopError() }
-    }
-
-    /// Runs `wait` counted as waiting, so the instance can leave memory while every call waits.
-    private func waiting<R: Sendable>(_ key: StepKey, _ wait: () async throws -> R) async throws -> R {
-        await instance.enterWait(key)
-        let result: Result<R, any Error>
-        do {
-            result = .success(try await wait())
-        } catch {
-            result = .failure(error)
-        }
-        await instance.exitWait(key)
-        return try result.get()
     }
 
     /// Waits for the next external event named `name` sent to this workflow with
@@ -421,19 +408,7 @@ public struct WorkflowContext: Sendable {
         case .ended(let ended, let bytes):
             (outcome, payload) = (ended, bytes)
         case .waiting(let key, let timer):
-            let instance = self.instance
-            (outcome, payload) = try await waiting(key) {
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    if let timer {
-                        group.addTask {
-                            _ = try await instance.timers.wait(for: timer)
-                            await instance.timeOut(key)
-                        }
-                    }
-                    defer { group.cancelAll() }
-                    return try await instance.awaitEnd(of: key)
-                }
-            }
+            (outcome, payload) = try await instance.awaitEnd(of: key, timer: timer, firing: .timesOut)
         }
         if case .cancelled = outcome { throw await instance.stopError() }
         guard case .received = outcome, let payload else { return nil }

@@ -49,73 +49,93 @@ actor WorkflowInstance {
     nonisolated var claim: Claim? {
         if case .live(_, let claim) = mode { claim } else { nil }
     }
-    nonisolated let clock: any WorkflowClock
+    /// What every instance of the runtime shares, held once rather than by each workflow.
+    nonisolated let environment: Environment
+    nonisolated var clock: any WorkflowClock { environment.timers.clock }
     /// The runtime's timer wheel, which every sleep, timeout and backoff waits on.
-    nonisolated let timers: TimerService
+    nonisolated var timers: TimerService { environment.timers }
     /// Tasks waiting in `waitForEvent`, resumed by `receive`, a timeout, or cancellation.
     nonisolated let eventWaiters = WaiterRegistry()
     private var state: WorkflowState
     private(set) var suspension: ContinuumError?
 
     /// Where the instance reports that it only waits, when the runtime parks such workflows.
-    private let parking: ParkingQueue?
+    private var parking: ParkingQueue? { environment.parking }
     /// Where committed changes are reported to observers.
-    nonisolated let feed: ChangeFeed?
+    nonisolated var feed: ChangeFeed? { environment.feed }
 
     /// Where the instance reports steps, retries, timer lateness and events.
-    nonisolated let metrics: RuntimeMetrics
+    nonisolated var metrics: RuntimeMetrics { environment.metrics }
     /// Where steps report their spans; `nil` when tracing is off.
-    nonisolated let tracer: (any Tracer)?
+    nonisolated var tracer: (any Tracer)? { environment.tracer }
     /// The runtime's logger with the workflow's id and type as metadata.
     nonisolated let logger: Logger
     /// The largest step result, in bytes of JSON.
-    nonisolated let maxPayloadSize: Int
+    nonisolated var maxPayloadSize: Int { environment.maxPayloadSize }
     /// What replay does with a recorded step whose code fingerprint changed.
-    nonisolated let codeChange: WorkflowRuntime.CodeChangePolicy
+    nonisolated var codeChange: WorkflowRuntime.CodeChangePolicy { environment.codeChange }
     /// The build running the workflow, recorded when it suspends.
-    nonisolated let build: String?
+    nonisolated var build: String? { environment.build }
     /// How many times the workflow was reset: steps that run in this run carry it in their keys.
     nonisolated let resetGeneration: UInt32
     /// The runtime driving the workflow, which starts its children; `nil` in a replay.
-    nonisolated let runtime: WorkflowRuntime?
+    nonisolated var runtime: WorkflowRuntime? { environment.runtime }
     /// The workflow that started this one, told of its outcome before it is committed.
     nonisolated let parent: ParentLink?
     /// The workflow's deadline when it had not passed at load, for the driver to arm.
     nonisolated let deadline: Int64?
     /// How many events the history grows by before the next snapshot (`nil`: none is written).
-    private let snapshotEvery: Int?
+    private var snapshotEvery: Int? { environment.snapshotEvery }
     /// How many events the last snapshot covers (0: none).
     private var snapshotThrough: UInt32
     /// The queue the workflow runs on: its body runs only while it holds a slot of it, which
     /// its steps on the same queue run within.
     nonisolated let queue: QueueEntry?
 
-    init(
-        id: String, stream: StreamID, mode: Mode, timers: TimerService, metrics: RuntimeMetrics, tracer: (any Tracer)?,
-        logger: Logger, maxPayloadSize: Int, parking: ParkingQueue?, feed: ChangeFeed? = nil,
-        codeChange: WorkflowRuntime.CodeChangePolicy = .suspend, build: String? = nil, runtime: WorkflowRuntime? = nil,
-        state: WorkflowState, snapshots: (every: Int, through: UInt32)? = nil
-    ) {
-        self.snapshotEvery = snapshots?.every
-        self.snapshotThrough = snapshots?.through ?? 0
-        self.runtime = runtime
+    /// What every instance of one runtime (or one replayer) shares: one object, so that each
+    /// workflow's actor holds a reference to it rather than a copy of each.
+    final class Environment: Sendable {
+        let timers: TimerService
+        let metrics: RuntimeMetrics
+        let tracer: (any Tracer)?
+        let maxPayloadSize: Int
+        let parking: ParkingQueue?
+        let feed: ChangeFeed?
+        let codeChange: WorkflowRuntime.CodeChangePolicy
+        let build: String?
+        let runtime: WorkflowRuntime?
+        let snapshotEvery: Int?
+
+        init(
+            timers: TimerService, metrics: RuntimeMetrics, tracer: (any Tracer)?, maxPayloadSize: Int, parking: ParkingQueue?,
+            feed: ChangeFeed? = nil, codeChange: WorkflowRuntime.CodeChangePolicy = .suspend, build: String? = nil,
+            runtime: WorkflowRuntime? = nil, snapshotEvery: Int? = nil
+        ) {
+            self.timers = timers
+            self.metrics = metrics
+            self.tracer = tracer
+            self.maxPayloadSize = maxPayloadSize
+            self.parking = parking
+            self.feed = feed
+            self.codeChange = codeChange
+            self.build = build
+            self.runtime = runtime
+            self.snapshotEvery = snapshotEvery
+        }
+    }
+
+    /// - Parameter snapshotThrough: How many events the workflow's last snapshot covers (0: none).
+    init(id: String, stream: StreamID, mode: Mode, environment: Environment, logger: Logger, state: WorkflowState, snapshotThrough: UInt32 = 0) {
+        self.environment = environment
+        self.snapshotThrough = snapshotThrough
         self.parent = state.parent
         self.deadline = state.pendingDeadline
         self.queue = state.queue
-        self.feed = feed
-        self.codeChange = codeChange
-        self.build = build
         self.resetGeneration = state.resetGeneration
-        self.maxPayloadSize = maxPayloadSize
-        self.metrics = metrics
-        self.tracer = tracer
         self.logger = logger
-        self.parking = parking
         self.id = id
         self.stream = stream
         self.mode = mode
-        self.clock = timers.clock
-        self.timers = timers
         self.state = state
         bodyTask = currentTaskIdentity()
     }
@@ -127,7 +147,8 @@ actor WorkflowInstance {
 
     /// What a step call does once divergence and ambiguity are ruled out.
     enum StepPlan {
-        case replay(WorkflowState.RecordedStep)
+        /// Indirect: the plan stays small in the frame of every step call.
+        indirect case replay(WorkflowState.RecordedStep)
         case execute(WorkflowState.StepCall)
         /// A new call while history still replays: pass it to ``runAfterSettling(_:)`` before it runs.
         case settle(WorkflowState.StepCall)
@@ -239,7 +260,8 @@ actor WorkflowInstance {
     // MARK: Waiting and parking
 
     private var runningSteps = 0
-    private var waitingKeys: Set<StepKey> = []
+    /// The waits the body is in: a few at most, so a list, which holds less than a set.
+    private var waitingKeys: [StepKey] = []
     /// Since when (by the clock) every running call of the body has been a wait.
     private var waitingSince: Int64?
     /// When an event last arrived: a workflow that keeps receiving events is not left waiting,
@@ -276,13 +298,13 @@ actor WorkflowInstance {
 
     /// The body entered a wait (a sleep or an event wait).
     func enterWait(_ key: StepKey) {
-        waitingKeys.insert(key)
+        if !waitingKeys.contains(key) { waitingKeys.append(key) }
         updateWaiting()
     }
 
     /// The body left a wait.
     func exitWait(_ key: StepKey) {
-        waitingKeys.remove(key)
+        waitingKeys.removeAll { $0 == key }
         updateWaiting()
     }
 
@@ -598,17 +620,6 @@ actor WorkflowInstance {
         return .commit(events, key: key, due: due, received: nil)
     }
 
-    /// Ends a timer wait that the timer wheel fired at `firedAt`; returns once the firing is committed.
-    func fireTimer(_ key: StepKey, at firedAt: Int64) async throws(ContinuumError) {
-        try checkUsable()
-        let due = state.recordedWaits[key]?.due ?? firedAt
-        let outcome = WaitOutcome.fired(latenessNanoseconds: max(0, firedAt - due))
-        guard let event = state.endWait(key, outcome: outcome, timestamp: clock.now()) else { return }
-        try await appendOrSuspend([event])
-        metrics.timerLateness.recordNanoseconds(max(0, firedAt - due))
-        eventWaiters.resume(key, with: .success((outcome, nil)))
-    }
-
     /// Waits out a retry backoff until `deadline`, unless the workflow is cancelled or
     /// suspended first (either disarms the timer, under the timer service's lock, so neither
     /// can slip in before the wait begins).
@@ -646,16 +657,27 @@ actor WorkflowInstance {
         }
         let events = state.requestCancellation(reason: reason, by: by, timestamp: clock.now())
         guard !events.isEmpty else { return }
-        try await appendOrSuspend(events)
         // Only the waits this request ended (a wait that ended just before keeps its outcome),
         // and the steps waiting out a backoff.
-        var stopped = Set<StepKey>()
-        for event in events { if case .waitEnded(let key, .cancelled) = event.kind { stopped.insert(key) } }
-        let error = cancelled(reason)
-        for key in eventWaiters.keys where stopped.contains(key) {
-            eventWaiters.resume(key, with: .failure(error))
+        let waiters = takeWaiters(endedBy: events)
+        do {
+            try await appendOrSuspend(events)
+        } catch {
+            for waiter in waiters { waiter.resume(throwing: error) }
+            throw error
         }
+        let error = cancelled(reason)
+        for waiter in waiters { waiter.resume(throwing: error) }
         stopBackoffs()
+    }
+
+    /// Takes out the tasks waiting in the waits that `events` cancel, to be woken once the
+    /// events are committed: meanwhile their timers cannot wake them.
+    private func takeWaiters(endedBy events: [HistoryEvent]) -> [WaiterRegistry.Continuation] {
+        events.compactMap { event in
+            guard case .waitEnded(let key, .cancelled) = event.kind else { return nil }
+            return eventWaiters.take(key)
+        }
     }
 
     nonisolated func cancelled(_ reason: String) -> ContinuumError {
@@ -663,7 +685,9 @@ actor WorkflowInstance {
     }
 
     /// What a wait or backoff that the workflow's stopping ended throws: `timedOut` when its
-    /// deadline passed, `cancelled` when someone cancelled it.
+    /// deadline passed, `cancelled` when someone cancelled it. Never inlined: its messages would
+    /// otherwise sit in the frame of every sleep and wait.
+    @inline(never)
     func stopError() -> ContinuumError {
         if state.timedOut { return timedOut() }
         return cancelled(state.cancellation ?? "cancelled")
@@ -679,35 +703,48 @@ actor WorkflowInstance {
         guard suspension == nil, departure == nil, case .live = mode else { return }
         let events = state.passDeadline(timestamp: clock.now())
         guard !events.isEmpty else { return }
+        let waiters = takeWaiters(endedBy: events)
         do {
             try await appendOrSuspend(events)
         } catch {
-            return  // suspended or departed: every waiter was woken with that
+            // Suspended or departed: every other waiter was woken with that.
+            for waiter in waiters { waiter.resume(throwing: error) }
+            return
         }
         logger.notice("The workflow's deadline passed")
-        var stopped = Set<StepKey>()
-        for event in events { if case .waitEnded(let key, .cancelled) = event.kind { stopped.insert(key) } }
         let error = timedOut()
-        for key in eventWaiters.keys where stopped.contains(key) {
-            eventWaiters.resume(key, with: .failure(error))
-        }
+        for waiter in waiters { waiter.resume(throwing: error) }
         stopBackoffs()
     }
 
-    /// Ends an event wait whose timeout passed, unless an event ended it first.
-    func timeOut(_ key: StepKey) async {
-        guard suspension == nil, departure == nil, let event = state.endWait(key, outcome: .timedOut, timestamp: clock.now()) else { return }
-        do {
-            try await appendOrSuspend([event])
-            eventWaiters.resume(key, with: .success((.timedOut, nil)))
-        } catch {
-            eventWaiters.resume(key, with: .failure(error))
-        }
+    /// What a wait's timer ends when it fires first.
+    enum Firing: Sendable {
+        /// A sleep: it ends fired.
+        case endsSleep
+        /// An event wait's timeout: it ends timed out.
+        case timesOut
     }
 
-    /// Waits until `receive` or `timeOut` ends the wait (or returns at once if it ended).
-    func awaitEnd(of key: StepKey) async throws -> (WaitOutcome, [UInt8]?) {
+    /// Waits, counted as waiting (the instance may leave memory while every call of the body
+    /// waits), until a delivery, the wait's `timer` or a cancellation ends the wait of `key`, or
+    /// returns at once when it ended already. The timer resumes this task itself (no task waits
+    /// for it), which then records what the firing ends.
+    func awaitEnd(of key: StepKey, timer: TimerService.Timer?, firing: Firing) async throws -> (WaitOutcome, [UInt8]?) {
         // This frame lives as long as the wait: what is decided before it is decided elsewhere.
+        enterWait(key)
+        defer {
+            exitWait(key)
+            if let timer { timers.disarm(timer) }  // nothing left for it to wake
+        }
+        if let ended = try await endedAlready(key) { return ended }
+        let wake = try await waitForEnd(of: key, timer: timer)
+        return try await ended(key, by: wake, firing: firing)
+    }
+
+    /// How the wait ended, when it did before anyone waited (a buffered event ends it now,
+    /// committed); `nil` while it waits.
+    @inline(never)
+    private func endedAlready(_ key: StepKey) async throws -> (WaitOutcome, [UInt8]?)? {
         switch try endingNow(key) {
         case .ended(let outcome, let payload):
             return (outcome, payload)
@@ -715,8 +752,39 @@ actor WorkflowInstance {
             try await appendOrSuspend([ended])
             return (.received(sequence: sequence), payload)
         case .waits:
-            return try await waitForEnd(of: key)
+            return nil
         }
+    }
+
+    /// How a wake-up ends the wait: as it says, or, from the wait's timer, as the firing ends it.
+    @inline(never)
+    private func ended(_ key: StepKey, by wake: WaiterRegistry.Wake, firing: Firing) async throws -> (WaitOutcome, [UInt8]?) {
+        switch wake {
+        case .ended(let outcome, let payload):
+            return (outcome, payload)
+        case .timerFired(let firedAt):
+            return try await timerFired(key, at: firedAt, firing)
+        }
+    }
+
+    /// Records that the wait's timer fired at `firedAt` and returns once that is committed.
+    /// Whatever else ends a wait takes its task out of the registry in the same turn, so the
+    /// timer's wake-up finds the wait still waiting.
+    private func timerFired(_ key: StepKey, at firedAt: Int64, _ firing: Firing) async throws -> (WaitOutcome, [UInt8]?) {
+        try checkUsable()
+        let due = state.recordedWaits[key]?.due ?? firedAt
+        let outcome: WaitOutcome =
+            switch firing {
+            case .endsSleep: .fired(latenessNanoseconds: max(0, firedAt - due))
+            case .timesOut: .timedOut
+            }
+        guard let event = state.endWait(key, outcome: outcome, timestamp: clock.now()) else {
+            let ended = state.recordedWaits[key]?.outcome ?? outcome
+            return (ended, payload(of: ended))
+        }
+        try await appendOrSuspend([event])
+        if case .endsSleep = firing { metrics.timerLateness.recordNanoseconds(max(0, firedAt - due)) }
+        return (outcome, nil)
     }
 
     private enum EndingNow {
@@ -739,12 +807,12 @@ actor WorkflowInstance {
         return .waits
     }
 
-    /// Waits for `receive`, `timeOut` or a firing to end the wait of `key`.
-    private func waitForEnd(of key: StepKey) async throws -> (WaitOutcome, [UInt8]?) {
+    /// Waits for a delivery, the wait's timer or a cancellation to end the wait of `key`.
+    private func waitForEnd(of key: StepKey, timer: TimerService.Timer?) async throws -> WaiterRegistry.Wake {
         let registry = eventWaiters
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                self.register(key, continuation)
+                self.register(key, continuation, timer: timer)
             }
         } onCancel: {
             registry.resume(key, with: .failure(CancellationError()))
@@ -758,8 +826,9 @@ actor WorkflowInstance {
     /// delivery or timer can end the wait in between and find nobody to wake. A closure that
     /// only captured the registry would be nonisolated: calling it hops off the actor, and the
     /// crash campaign's soak caught a timer firing in that gap (the workflow then waited forever).
-    private func register(_ key: StepKey, _ continuation: CheckedContinuation<WaiterRegistry.Outcome, any Error>) {
+    private func register(_ key: StepKey, _ continuation: WaiterRegistry.Continuation, timer: TimerService.Timer?) {
         eventWaiters.register(key, continuation)
+        if let timer { timers.notify(eventWaiters, key, when: timer) }
     }
 
     private func payload(of outcome: WaitOutcome) -> [UInt8]? {
@@ -787,20 +856,26 @@ actor WorkflowInstance {
             return EventReceipt(workflowID: id, sequence: duplicate.sequence, duplicate: true)
         case .success(let event):
             var events = [event]
-            var delivered: StepKey?
+            // The task waiting for it is taken out now and woken once the event is committed.
+            var delivered: WaiterRegistry.Continuation?
             if let key = eventWaiters.oldestWaiting(where: { state.recordedWaits[$0]?.wait == .event(name) }),
                 let ended = state.endWait(key, outcome: .received(sequence: event.sequence), timestamp: event.timestamp)
             {
                 events.append(ended)
-                delivered = key
+                delivered = eventWaiters.take(key)
             }
             if let dedupKey { pendingSends[dedupKey] = [] }
             defer {
                 if let dedupKey { for waiter in pendingSends.removeValue(forKey: dedupKey) ?? [] { waiter.resume() } }
             }
-            try await appendOrSuspend(events)
+            do {
+                try await appendOrSuspend(events)
+            } catch {
+                delivered?.resume(throwing: error)
+                throw error
+            }
             metrics.eventsReceived.increment()
-            if let delivered { eventWaiters.resume(delivered, with: .success((.received(sequence: event.sequence), payload))) }
+            delivered?.resume(returning: .ended(.received(sequence: event.sequence), payload))
             return EventReceipt(workflowID: id, sequence: event.sequence, duplicate: false)
         }
     }
@@ -816,6 +891,12 @@ actor WorkflowInstance {
         } catch {
             throw failAppend(error)
         }
+        publish(events)
+    }
+
+    /// Reports committed events to observers.
+    @inline(never)
+    private func publish(_ events: [HistoryEvent]) {
         feed?.publish(WorkflowChange(workflowID: id, events: events))
     }
 
@@ -844,6 +925,7 @@ actor WorkflowInstance {
 
     /// Turns a failed append into what the workflow does next: another owner's claim makes this
     /// instance leave memory quietly; any other failure suspends it. Either wakes every waiter.
+    @inline(never)
     private func failAppend(_ error: ContinuumError) -> ContinuumError {
         guard error.code == .ownershipLost else { return suspend(error) }
         if departure == nil {
