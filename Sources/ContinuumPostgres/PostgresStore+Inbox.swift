@@ -1,6 +1,7 @@
 public import Continuum
 import NIOCore
 import PostgresNIO
+import Synchronization
 
 /// The inbox: events and cancellations posted by one process for a workflow another runs.
 extension PostgresStore {
@@ -110,32 +111,14 @@ extension PostgresStore {
     var noticeChannel: String { "continuum_\(configuration.schema)" }
 
     public func inboxNotices() -> AsyncStream<Void> {
-        let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        let key = nextSubscriber.withLock { next in
-            next += 1
-            return next
-        }
-        noticeSubscribers.withLock { $0[key] = continuation }
-        continuation.onTermination = { [weak self] _ in
-            _ = self?.noticeSubscribers.withLock { $0.removeValue(forKey: key) }
-        }
-        return stream
+        inboxSubscribers.subscribe(buffering: 1)
     }
 
     /// How a queue's notice starts, before the queue's name.
     static let queueNoticePrefix = "queue:"
 
     public func queueNotices() -> AsyncStream<QueueNotice> {
-        let (stream, continuation) = AsyncStream.makeStream(of: QueueNotice.self, bufferingPolicy: .bufferingNewest(64))
-        let key = nextSubscriber.withLock { next in
-            next += 1
-            return next
-        }
-        queueSubscribers.withLock { $0[key] = continuation }
-        continuation.onTermination = { [weak self] _ in
-            _ = self?.queueSubscribers.withLock { $0.removeValue(forKey: key) }
-        }
-        return stream
+        queueSubscribers.subscribe(buffering: 64)
     }
 
     /// Holds a connection listening on ``noticeChannel`` and passes each notice on, until
@@ -152,9 +135,9 @@ extension PostgresStore {
                                 let parts = notice.payload.dropFirst(Self.queueNoticePrefix.count).split(separator: "\t", maxSplits: 1)
                                 guard parts.count == 2 else { continue }
                                 let queueNotice = QueueNotice(queue: String(parts[0]), owner: OwnerID(String(parts[1])))
-                                for subscriber in self.queueSubscribers.withLock({ Array($0.values) }) { subscriber.yield(queueNotice) }
+                                self.queueSubscribers.yield(queueNotice)
                             } else {
-                                for subscriber in self.noticeSubscribers.withLock({ Array($0.values) }) { subscriber.yield() }
+                                self.inboxSubscribers.yield(())
                             }
                         }
                     }
@@ -165,5 +148,36 @@ extension PostgresStore {
             }
             try? await Task.sleep(for: .seconds(1))
         }
+    }
+}
+
+/// The streams handed out for one kind of notice (inbox or queue), fed by the listener.
+final class NoticeSubscribers<Notice: Sendable>: Sendable {
+    private let state = Mutex<(streams: [UInt64: AsyncStream<Notice>.Continuation], next: UInt64)>(([:], 0))
+
+    /// A new stream of the notices, keeping the newest `buffering` while its reader is busy.
+    func subscribe(buffering: Int) -> AsyncStream<Notice> {
+        let (stream, continuation) = AsyncStream.makeStream(of: Notice.self, bufferingPolicy: .bufferingNewest(buffering))
+        let key = state.withLock { state in
+            state.next += 1
+            state.streams[state.next] = continuation
+            return state.next
+        }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.state.withLock { $0.streams.removeValue(forKey: key) }
+        }
+        return stream
+    }
+
+    func yield(_ notice: Notice) {
+        for stream in state.withLock({ Array($0.streams.values) }) { stream.yield(notice) }
+    }
+
+    /// Ends every stream (the store closes).
+    func finishAll() {
+        for stream in state.withLock({ state in
+            defer { state.streams = [:] }
+            return Array(state.streams.values)
+        }) { stream.finish() }
     }
 }

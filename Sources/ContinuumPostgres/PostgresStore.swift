@@ -41,11 +41,9 @@ public final class PostgresStore: EventStore {
     /// The writer's batches go through this while the store runs; `close` waits for it.
     private let tasks = Mutex<Tasks?>(nil)
 
-    /// Streams handed out by ``inboxNotices()``, fed by the listener.
-    let noticeSubscribers = Mutex<[UInt64: AsyncStream<Void>.Continuation]>([:])
-    /// Streams handed out by ``queueNotices()``, fed by the listener.
-    let queueSubscribers = Mutex<[UInt64: AsyncStream<QueueNotice>.Continuation]>([:])
-    let nextSubscriber = Mutex<UInt64>(0)
+    /// Streams handed out by ``inboxNotices()`` and ``queueNotices()``, fed by the listener.
+    let inboxSubscribers = NoticeSubscribers<Void>()
+    let queueSubscribers = NoticeSubscribers<QueueNotice>()
 
     private struct Tasks {
         /// Runs the connection pool (`PostgresClient.run()`), which must run while it is used.
@@ -627,14 +625,8 @@ public final class PostgresStore: EventStore {
         await tasks.writer.value
         tasks.listener.cancel()
         await tasks.listener.value
-        for subscriber in noticeSubscribers.withLock({ subscribers in
-            defer { subscribers = [:] }
-            return Array(subscribers.values)
-        }) { subscriber.finish() }
-        for subscriber in queueSubscribers.withLock({ subscribers in
-            defer { subscribers = [:] }
-            return Array(subscribers.values)
-        }) { subscriber.finish() }
+        inboxSubscribers.finishAll()
+        queueSubscribers.finishAll()
         tasks.client.cancel()
         await tasks.client.value
     }

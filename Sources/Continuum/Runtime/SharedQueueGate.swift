@@ -170,14 +170,14 @@ final class SharedQueueGate: Sendable {
         // until they lapse).
         for queue in limits.keys.sorted() {
             guard let limits = limits[queue] else { continue }
-            let (leaving, waiting) = state.withLock { state -> ([UInt64], [UInt64]) in
-                let entries = state.queues[queue]
+            let leaving = state.withLock { state -> [UInt64] in
+                guard let entries = state.queues[queue] else { return [] }
                 state.queues[queue]?.leaving = []
-                return ((entries?.leaving ?? []) + (entries?.waiters.values.compactMap(\.ticket) ?? []), [])
+                return entries.leaving + entries.waiters.values.compactMap(\.ticket)
             }
             guard !leaving.isEmpty else { continue }
             do {
-                _ = try await store.admit(QueuePass(queue: queue, limits: limits, owner: owner, leaving: leaving, waiting: waiting))
+                _ = try await store.admit(QueuePass(queue: queue, limits: limits, owner: owner, leaving: leaving))
             } catch {
                 logger.debug("Could not hand back the slots of queue '\(queue)' at stop: \(error.message)")
             }
