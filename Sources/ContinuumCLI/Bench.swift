@@ -62,6 +62,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "How many workflow bodies the queue lets run at once (queue scenario).")
     var queueLimit = 100
 
+    @Option(help: "How many recovered workflows start at once (recovery scenario; the runtime's recoveryConcurrency).")
+    var recoveryConcurrency = WorkflowRuntime.Configuration().recoveryConcurrency
+
     @OptionGroup var storage: StoreOptions<TemporaryDirectory>
 
     @Flag(help: "Keep the store the bench made (its temporary LMDB directory or PostgreSQL schema), and print where it is.")
@@ -214,7 +217,7 @@ struct Bench: AsyncParsableCommand {
     /// Opens the store at `location` and a runtime with the bench's workflows, both silent.
     static func open(
         _ location: StoreLocation, parkAfter: Duration? = .seconds(10), lease: Duration? = nil, recoveryGate: RecoveryGate? = nil,
-        queues: [String: QueueLimits] = [:]
+        queues: [String: QueueLimits] = [:], recoveryConcurrency: Int? = nil
     ) async throws -> (any EventStore, WorkflowRuntime) {
         let store: any EventStore
         switch location {
@@ -231,6 +234,7 @@ struct Bench: AsyncParsableCommand {
         if let recoveryGate { workflows.append(RecoveryWorkflow(gate: recoveryGate)) }
         var configuration = WorkflowRuntime.Configuration(logger: Logger(label: "continuum", factory: { _ in SwiftLogNoOpLogHandler() }), parkAfter: parkAfter)
         configuration.queues = queues
+        if let recoveryConcurrency { configuration.recoveryConcurrency = recoveryConcurrency }
         let runtime = WorkflowRuntime(store: store, workflows: workflows, configuration: configuration)
         return (store, runtime)
     }

@@ -56,7 +56,7 @@ extension Bench {
 
         let cpuBefore = Self.cpuSeconds()
         let opened = ContinuousClock.now
-        let (store, runtime) = try await Self.open(location, parkAfter: nil, lease: Self.recoveryLease)
+        let (store, runtime) = try await Self.open(location, parkAfter: nil, lease: Self.recoveryLease, recoveryConcurrency: recoveryConcurrency)
         FileHandle.standardError.write(Data("recovery: store opened in \(format((ContinuousClock.now - opened).seconds)) s\n".utf8))
         let before = try await store.counts()
         let unfinished = total - before[.completed]

@@ -17,6 +17,16 @@ extension WorkflowRuntime {
         public var logger: Logger?
         /// How many unfinished workflows recovery reads from the store per page.
         public var recoveryPageSize: Int
+        /// How many of the workflows recovery finds start at once. One counts until its body
+        /// first only waits (sleeps, waits for an event), it leaves memory, or a second has
+        /// passed; the others wait their turn in the store, so that recovering a crash with
+        /// 100,000 workflows in flight takes a few hundred megabytes rather than every one's
+        /// load at once. Default 1,000.
+        public var recoveryConcurrency: Int = 1000
+        /// How long a recovered workflow that neither waits nor finishes counts against
+        /// ``recoveryConcurrency``: a long step, or a wait for a workflow still queued behind it,
+        /// holds recovery back for no longer.
+        @_spi(Testing) public var recoveryHold: Duration = .seconds(1)
         /// The wall clock for timestamps, sleeps, timeouts and the runtime's own periodic work.
         public var clock: any WorkflowClock
         /// How long a workflow that only waits (sleeps, waits for an event) stays in memory before

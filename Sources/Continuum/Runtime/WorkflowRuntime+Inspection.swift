@@ -194,7 +194,8 @@ extension WorkflowRuntime {
             (machine.isRunning, machine.isReady, machine.slotCounts, machine.allSuspensions.count, machine.resultWaiterCount())
         }
         return "runtime: running \(running), ready \(ready); \(slots.claimed) claimed (\(slots.loaded) loaded), \(suspended) suspended, "
-            + "\(waiters) result waiters; admission \(admission.inside) inside, \(admission.queued) queued\n\(timers.diagnostics)"
+            + "\(waiters) result waiters; admission \(admission.inside) inside, \(admission.queued) queued; "
+            + "recovery \(pacer.inside) starting, \(pacer.queuedCount) queued\n\(timers.diagnostics)"
     }
 
     /// What the runtime holds in memory for workflow `id`; see ``diagnostics``.

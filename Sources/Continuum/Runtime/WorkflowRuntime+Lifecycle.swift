@@ -98,10 +98,17 @@ extension WorkflowRuntime {
             supervisor.start(in: &group) { await driver.drive($0) }
             defer { supervisor.finish() }
             var lane = 0
-            // Parked workflows wait in the store for their timer or event; only runnable ones resume now.
-            let recovered = try await recover { launch in
-                supervisor.assign(launch, lane: lane)
-                lane += 1
+            // Parked workflows wait in the store for their timer or event; only runnable ones
+            // resume now, a bounded number at a time.
+            let recovered = try await recover()
+            let pacer = self.pacer
+            pacer.enqueue(recovered)
+            group.addTask {
+                var lane = Supervisor.laneCount / 2
+                await pacer.feed(recovered) { launch in
+                    supervisor.assign(launch, lane: lane)
+                    lane += 1
+                }
             }
             // Everything overdue is read now, in due order, so it fires first.
             let loader = TimerHorizonLoader(store: store, timers: timers, horizon: configuration.timerHorizon, logger: logger)
@@ -109,14 +116,15 @@ extension WorkflowRuntime {
             group.addTask { await loader.run(after: horizon) }
             metrics.suspended.set(try await store.counts()[.suspended])
             state.withLock { $0.becameReady() }
-            logger.info("Continuum runtime started", metadata: [LogKey.recovered: "\(recovered)"])
+            logger.info("Continuum runtime started", metadata: [LogKey.recovered: "\(recovered.count)"])
             // Timers fire from a thread of their own, so they keep time however busy the pool is.
             let timerThread = ThreadExecutor(name: "continuum.timers")
             defer { timerThread.shutdown() }
-            group.addTask(executorPreference: timerThread) { [timers, state] in
+            group.addTask(executorPreference: timerThread) { [timers, state, pacer] in
                 await timers.run(on: timerThread) { id in
-                    // A parked workflow's timer came due: rebuild it, unless it is in memory (then it fires its own).
-                    if !state.withLock({ $0.isClaimed(id) }) { state.launch(Launch(id: id, wake: true)) }
+                    // A parked workflow's timer came due: rebuild it, unless it is in memory (then it
+                    // fires its own) or recovery is about to start it.
+                    if !state.withLock({ $0.isClaimed(id) }) && !pacer.isQueued(id) { state.launch(Launch(id: id, wake: true)) }
                 }
             }
             if let parkAfter = configuration.parkAfter {
@@ -133,7 +141,7 @@ extension WorkflowRuntime {
                     store: store, clock: configuration.clock, lease: lease, owner: configuration.owner, logger: logger,
                     residents: { [state] in state.withLock { $0.instances } },
                     pending: pendingClaims,
-                    room: { [admission] in admission.room },
+                    room: { [admission, pacer] in max(0, admission.room - pacer.queuedCount) },
                     adopt: { [state, logger, pendingClaims] workflow in
                         // Driven here already: under the same token (a lapsed lease of this
                         // runtime's, now extended), or under an older one this claim superseded
@@ -163,14 +171,14 @@ extension WorkflowRuntime {
         }
     }
 
-    /// Hands every runnable workflow to `assign`, page by page; returns how many.
+    /// The launches of every runnable workflow, read page by page.
     ///
     /// On a shared store it claims them a page at a time (``EventStore/claimAvailable(owner:overdue:limit:)``:
     /// one statement per page, rather than one claim per workflow), with the parked ones whose
     /// timer is due, as much as memory has room for; the lease keeper takes the rest later.
-    private func recover(_ assign: (Launch) -> Void) async throws(ContinuumError) -> Int {
+    private func recover() async throws(ContinuumError) -> [Launch] {
         var after: StreamID?
-        var recovered = 0
+        var recovered: [Launch] = []
         let pageSize = max(1, configuration.recoveryPageSize)
         if store.limits.leaseDuration != nil {
             var budget = admission.room
@@ -179,9 +187,8 @@ extension WorkflowRuntime {
                 let page = try await store.claimAvailable(owner: configuration.owner, overdue: .zero, limit: limit)
                 for workflow in page {
                     pendingClaims.insert(workflow.claim, for: workflow.id)
-                    assign(Launch(id: workflow.id, wake: true, claim: workflow.claim, pending: true))
+                    recovered.append(Launch(id: workflow.id, wake: true, claim: workflow.claim, pending: true))
                 }
-                recovered += page.count
                 budget -= page.count
                 guard page.count == limit else { break }
             }
@@ -189,8 +196,7 @@ extension WorkflowRuntime {
         }
         while true {
             let page = try await store.runnable(after: after, limit: pageSize)
-            for row in page { assign(Launch(id: row.summary.id)) }
-            recovered += page.count
+            recovered += page.map { Launch(id: $0.summary.id) }
             guard page.count == pageSize, let last = page.last else { return recovered }
             after = last.stream
         }

@@ -43,6 +43,8 @@ public final class WorkflowRuntime: Service, Sendable {
     let parking = ParkingQueue()
     /// Room in memory for `maxResidentWorkflows`.
     let admission: Admission
+    /// How many workflows recovery starts at once (`recoveryConcurrency`).
+    let pacer: RecoveryPacer
     /// Claims taken in batches for workflows not driven yet (shared stores).
     let pendingClaims = PendingClaims()
     /// Where committed changes go to ``changes(of:)``.
@@ -68,6 +70,7 @@ public final class WorkflowRuntime: Service, Sendable {
         self.logger = configuration.logger ?? Logger.current
         self.timers = TimerService(clock: configuration.clock)
         self.admission = Admission(limit: configuration.maxResidentWorkflows)
+        self.pacer = RecoveryPacer(limit: configuration.recoveryConcurrency, hold: configuration.recoveryHold)
         self.metrics = RuntimeMetrics(factory: configuration.metricsFactory ?? MetricsSystem.factory)
         self.tracer = activeTracer(configuration.tracer)
         self.maxPayloadSize = min(configuration.maxPayloadSize, store.limits.maxPayloadBytes)

@@ -91,6 +91,9 @@ actor WorkflowInstance {
     /// The queue the workflow runs on: its body runs only while it holds a slot of it, which
     /// its steps on the same queue run within.
     nonisolated let queue: QueueEntry?
+    /// A recovered workflow's turn at the runtime's `RecoveryPacer`: once the body only waits,
+    /// recovery may start the next.
+    private nonisolated let pace: RecoveryPace?
 
     /// What every instance of one runtime (or one replayer) shares: one object, so that each
     /// workflow's actor holds a reference to it rather than a copy of each.
@@ -124,9 +127,15 @@ actor WorkflowInstance {
         }
     }
 
-    /// - Parameter snapshotThrough: How many events the workflow's last snapshot covers (0: none).
-    init(id: String, stream: StreamID, mode: Mode, environment: Environment, logger: Logger, state: WorkflowState, snapshotThrough: UInt32 = 0) {
+    /// - Parameters:
+    ///   - snapshotThrough: How many events the workflow's last snapshot covers (0: none).
+    ///   - pace: A recovered workflow's turn at recovery, ended when the body first only waits.
+    init(
+        id: String, stream: StreamID, mode: Mode, environment: Environment, logger: Logger, state: WorkflowState, snapshotThrough: UInt32 = 0,
+        pace: RecoveryPace? = nil
+    ) {
         self.environment = environment
+        self.pace = pace
         self.snapshotThrough = snapshotThrough
         self.parent = state.parent
         self.deadline = state.pendingDeadline
@@ -313,6 +322,7 @@ actor WorkflowInstance {
         if !waiting {
             waitingSince = nil
         } else if waitingSince == nil {
+            pace?.end()
             let now = clock.now()
             waitingSince = now
             parking?.add(self, since: now)
