@@ -253,6 +253,15 @@ enum Key {
         return key
     }
 
+    /// Calls `body` with an event's key (``event(_:_:)``) built on the stack.
+    static func withEvent<R>(_ stream: UInt64, _ sequence: UInt32, _ body: (inout MDB_val) throws -> R) rethrows -> R {
+        var key = (stream.bigEndian, sequence.bigEndian)
+        return try withUnsafeMutableBytes(of: &key) { raw in
+            var val = MDB_val(mv_size: 12, mv_data: raw.baseAddress)
+            return try body(&val)
+        }
+    }
+
     /// The status index byte of parked running workflows (kept apart so recovery skips them).
     static let parkedStatus: UInt8 = 0x81
 
@@ -307,11 +316,13 @@ extension MDB_val {
 }
 
 /// Calls `body` with an `MDB_val` over `bytes`.
+///
+/// LMDB only reads what a key or a value passed to it points at (it may point the `MDB_val`
+/// itself elsewhere, never write through it), so the array's own storage is lent: a mutable
+/// copy would cost an allocation and a copy of every key and value the writer puts.
 func withVal<R>(_ bytes: [UInt8], _ body: (inout MDB_val) throws -> R) rethrows -> R {
-    var bytes = bytes
-    let count = bytes.count
-    return try bytes.withUnsafeMutableBytes { raw in
-        var val = MDB_val(mv_size: count, mv_data: raw.baseAddress)
+    try bytes.withUnsafeBytes { raw in
+        var val = MDB_val(mv_size: raw.count, mv_data: UnsafeMutableRawPointer(mutating: raw.baseAddress))
         return try body(&val)
     }
 }

@@ -204,7 +204,7 @@ public final class LMDBStore: EventStore {
     public nonisolated(nonsending) func create(_ request: CreateRequest) async throws(ContinuumError) -> CreateOutcome {
         // The submission happens in the continuation's closure, before the first suspension.
         try await withUnsafeContinuation { continuation in
-            writer.submit(.create(request) { continuation.resume(returning: $0) })
+            writer.submit(.create(request, continuation))
         }.get()
     }
 
@@ -215,7 +215,7 @@ public final class LMDBStore: EventStore {
 
     @inline(never)
     private func submitAppend(_ request: AppendRequest, _ continuation: UnsafeContinuation<Result<Void, ContinuumError>, Never>) {
-        writer.submit(.append(request) { continuation.resume(returning: $0) })
+        writer.submit(.append(request, continuation))
     }
 
     public func claim(_ id: String, owner: OwnerID) async throws(ContinuumError) -> Claim? {

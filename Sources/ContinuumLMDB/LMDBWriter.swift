@@ -27,8 +27,10 @@ import Darwin
 /// `init`, before it starts).
 final class LMDBWriter: @unchecked Sendable {
     enum Operation {
-        case create(CreateRequest, @Sendable (Result<CreateOutcome, ContinuumError>) -> Void)
-        case append(AppendRequest, @Sendable (Result<Void, ContinuumError>) -> Void)
+        // The two on every workflow's path resume their caller directly: a closure around the
+        // continuation cost an allocation per submission.
+        case create(CreateRequest, UnsafeContinuation<Result<CreateOutcome, ContinuumError>, Never>)
+        case append(AppendRequest, UnsafeContinuation<Result<Void, ContinuumError>, Never>)
         case claim(String, OwnerID, @Sendable (Result<Claim?, ContinuumError>) -> Void)
         case renew([Claim], @Sendable (Result<[Claim], ContinuumError>) -> Void)
         /// Deletes a finished workflow: its id, record, status entry and every event.
@@ -38,8 +40,8 @@ final class LMDBWriter: @unchecked Sendable {
 
         func fail(_ error: ContinuumError) {
             switch self {
-            case .create(_, let completion): completion(.failure(error))
-            case .append(_, let completion): completion(.failure(error))
+            case .create(_, let continuation): continuation.resume(returning: .failure(error))
+            case .append(_, let continuation): continuation.resume(returning: .failure(error))
             case .claim(_, _, let completion): completion(.failure(error))
             case .renew(_, let completion): completion(.failure(error))
             case .purge(_, let completion): completion(.failure(error))
@@ -75,6 +77,10 @@ final class LMDBWriter: @unchecked Sendable {
     private var nextStream: UInt64 = 1
     /// The current claim of each claimed workflow, by stream.
     private var claims: [UInt64: FencingToken] = [:]
+    /// The next sequence of each claimed stream, once this writer created or appended to it
+    /// under its current claim: an append that starts there needs no lookup of the event
+    /// before it. Forgotten when the claim changes, and wholly after a test's raw change.
+    private var ends: [UInt64: UInt32] = [:]
     private var nextEpoch: UInt64 = 0
     /// How many workflows each status-index byte holds, as stored in `meta/counts`.
     private var counts: StatusIndexCounts
@@ -200,6 +206,7 @@ final class LMDBWriter: @unchecked Sendable {
     /// What a batch changed in the writer's own state, undone when its transaction is not committed.
     private struct Undo {
         var claims: [(UInt64, FencingToken?)] = []
+        var ends: [(UInt64, UInt32?)] = []
         var nextEpoch: UInt64
         var counts: StatusIndexCounts
     }
@@ -234,6 +241,9 @@ final class LMDBWriter: @unchecked Sendable {
                     case .purge(let id, _):
                         produced[index] = .purged(try purge(id, txn: txn, undo: &undo))
                     case .raw(let change, _):
+                        // It may change any stream's events behind the writer's back.
+                        for (stream, end) in ends { undo.ends.append((stream, end)) }
+                        ends = [:]
                         do {
                             try change(environment, txn)
                         } catch let error as ContinuumError {
@@ -295,8 +305,8 @@ final class LMDBWriter: @unchecked Sendable {
             for (index, operation) in batch.enumerated() {
                 let error = rejected[index]
                 switch (operation, produced[index]) {
-                case (.create(_, let completion), .created(let outcome)?): completion(.success(outcome))
-                case (.append(_, let completion), .appended?): completion(.success(()))
+                case (.create(_, let continuation), .created(let outcome)?): continuation.resume(returning: .success(outcome))
+                case (.append(_, let continuation), .appended?): continuation.resume(returning: .success(()))
                 case (.claim(_, _, let completion), .claimed(let claim)?): completion(.success(claim))
                 case (.renew(_, let completion), .renewed(let lost)?): completion(.success(lost))
                 case (.purge(_, let completion), .purged(let found)?): completion(.success(found))
@@ -311,6 +321,7 @@ final class LMDBWriter: @unchecked Sendable {
     /// Puts the writer's state back as it was before a transaction that was not committed.
     private func rollBack(_ undo: Undo) {
         for (stream, token) in undo.claims.reversed() { claims[stream] = token }
+        for (stream, end) in undo.ends.reversed() { ends[stream] = end }
         nextEpoch = undo.nextEpoch
         counts = undo.counts
     }
@@ -318,6 +329,12 @@ final class LMDBWriter: @unchecked Sendable {
     private func setClaim(_ stream: UInt64, _ token: FencingToken?, undo: inout Undo) {
         undo.claims.append((stream, claims[stream]))
         claims[stream] = token
+        setEnd(stream, nil, undo: &undo)
+    }
+
+    private func setEnd(_ stream: UInt64, _ end: UInt32?, undo: inout Undo) {
+        undo.ends.append((stream, ends[stream]))
+        ends[stream] = end
     }
 
     private func failAll(_ batch: [Operation], _ error: ContinuumError) {
@@ -346,6 +363,18 @@ final class LMDBWriter: @unchecked Sendable {
     private func put(_ txn: OpaquePointer, _ dbi: MDB_dbi, _ key: [UInt8], _ value: [UInt8], flags: Int32 = 0, _ what: @autoclosure () -> String) throws {
         let rc = withVal(key) { key in
             withVal(value) { value in mdb_put(txn, dbi, &key, &value, UInt32(flags)) }
+        }
+        if rc == MDB_KEYEXIST {
+            throw Failure.operation(ContinuumError(.storageFailure, "\(what()): the key is already stored; two writers raced on one workflow."))
+        }
+        if rc != 0 { throw Failure.transaction(rc, what()) }
+        wrote = true
+    }
+
+    /// Stores an event (never over one): its key built on the stack, as every append does.
+    private func put(_ txn: OpaquePointer, event stream: UInt64, _ sequence: UInt32, _ value: [UInt8], _ what: @autoclosure () -> String) throws {
+        let rc = Key.withEvent(stream, sequence) { key in
+            withVal(value) { value in mdb_put(txn, environment.events, &key, &value, UInt32(MDB_NOOVERWRITE)) }
         }
         if rc == MDB_KEYEXIST {
             throw Failure.operation(ContinuumError(.storageFailure, "\(what()): the key is already stored; two writers raced on one workflow."))
@@ -434,6 +463,7 @@ final class LMDBWriter: @unchecked Sendable {
         nextEpoch += 1
         let token = FencingToken(owner: request.owner, epoch: nextEpoch)
         setClaim(stream, token, undo: &undo)
+        setEnd(stream, UInt32(request.history.count + 1), undo: &undo)
         return .created(Claim(stream: StreamID(rawValue: stream), token: token))
     }
 
@@ -447,7 +477,7 @@ final class LMDBWriter: @unchecked Sendable {
                         + "\(claims[stream].map { "\($0)" } ?? "none")); nothing was appended.",
                     workflowID: request.id))
         }
-        if let first = request.events.first, first.sequence > 0,
+        if let first = request.events.first, first.sequence > 0, ends[stream] != first.sequence,
             try exists(txn, environment.events, Key.event(stream, first.sequence - 1)) == nil
         {
             throw Failure.operation(
@@ -457,10 +487,9 @@ final class LMDBWriter: @unchecked Sendable {
                     workflowID: request.id))
         }
         for event in request.events {
-            try put(
-                txn, environment.events, Key.event(stream, event.sequence), BinaryCodec.encode(event), flags: MDB_NOOVERWRITE,
-                "appending event \(event.sequence) to '\(request.id)'")
+            try put(txn, event: stream, event.sequence, BinaryCodec.encode(event), "appending event \(event.sequence) to '\(request.id)'")
         }
+        if let last = request.events.last { setEnd(stream, last.sequence + 1, undo: &undo) }
         if let snapshot = request.snapshot, let snapshots = environment.snapshots {
             // It stands for the stream's every event: the last is `through - 1`, none follows.
             guard snapshot.through > 0, try exists(txn, environment.events, Key.event(stream, snapshot.through - 1)) != nil,

@@ -80,9 +80,25 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
 
     /// A driver asks to drive `id`; `false` when another driver does already.
     mutating func claimDrive(_ id: String) -> Bool {
-        guard slots[id]?.driving != true else { return false }
-        slots[id, default: Slot()].driving = true
+        guard var slot = slots[id] else {
+            slots[id] = Slot(driving: true)
+            return true
+        }
+        guard !slot.driving else { return false }
+        slot.driving = true
+        slots[id] = slot
         return true
+    }
+
+    /// Changes the slot of `id`, when it has one, on a copy written back. Every workflow's run
+    /// passes here a few times: changed in place (`slots[id]?.live = true`), each change went
+    /// through three nested accessors of the dictionary, and each allocated its frame. Only for
+    /// changes that do not grow the slot's list of senders, which the copy would duplicate.
+    private mutating func update<R>(_ id: String, _ change: (inout Slot) -> R) -> R? {
+        guard var slot = slots[id] else { return nil }
+        let result = change(&slot)
+        slots[id] = slot
+        return result
     }
 
     /// A workflow was just created under this runtime's claim: its slot is taken for the driver
@@ -91,16 +107,18 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
     mutating func launchCreated(_ id: String) -> (launcher: Launcher?, reserved: Bool) {
         guard let launcher else { return (nil, false) }
         guard claimDrive(id) else { return (launcher, false) }
-        slots[id]?.live = true
+        update(id) { $0.live = true }
         return (launcher, true)
     }
 
     /// The driver loaded `instance`: the senders waiting for it get it.
     mutating func loaded(_ id: String, _ instance: Instance) -> [Sender] {
-        slots[id]?.instance = instance
-        slots[id]?.live = true
-        defer { slots[id]?.waiting = [] }
-        return slots[id]?.waiting ?? []
+        update(id) { slot in
+            slot.instance = instance
+            slot.live = true
+            defer { slot.waiting = [] }
+            return slot.waiting
+        } ?? []
     }
 
     /// The driver of `id` returned: the instance left memory; senders still waiting try again.
@@ -217,7 +235,10 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
     /// needs to ask the store how it stands.
     @discardableResult
     mutating func addResultWaiter(_ id: String, _ waiterID: UInt64, _ waiter: ResultWaiter) -> Bool {
-        resultWaiters[id, default: [:]][waiterID] = waiter
+        // Taken out, changed and put back: changed in place, the nested accessors allocated.
+        var waiters = resultWaiters.removeValue(forKey: id) ?? [:]
+        waiters[waiterID] = waiter
+        resultWaiters[id] = waiters
         guard let slot = slots[id] else { return false }
         return slot.live && !slot.settled && suspensions[id] == nil
     }
@@ -231,7 +252,7 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
 
     /// The workflow has an outcome: every waiter gets it.
     mutating func takeResultWaiters(_ id: String) -> [ResultWaiter] {
-        slots[id]?.settled = true
+        update(id) { $0.settled = true }
         return Array((resultWaiters.removeValue(forKey: id) ?? [:]).values)
     }
 
