@@ -18,6 +18,8 @@ final class Admission: Sendable {
 
     /// Waits for room, then takes it. Every `enter` is paired with one `leave`.
     func enter() async {
+        // Room is there nearly always: then no continuation (and its allocation) is made.
+        if tryEnter() { return }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let admitted = state.withLock { state -> Bool in
                 if state.inside < limit && state.waiting.isEmpty {
@@ -28,6 +30,15 @@ final class Admission: Sendable {
                 return false
             }
             if admitted { continuation.resume() }
+        }
+    }
+
+    /// Takes room when there is some and nobody waits for it.
+    private func tryEnter() -> Bool {
+        state.withLock { state in
+            guard state.inside < limit && state.waiting.isEmpty else { return false }
+            state.inside += 1
+            return true
         }
     }
 
