@@ -81,6 +81,9 @@ final class LMDBWriter: @unchecked Sendable {
     /// under its current claim: an append that starts there needs no lookup of the event
     /// before it. Forgotten when the claim changes, and wholly after a test's raw change.
     private var ends: [UInt64: UInt32] = [:]
+    /// Where the writer thread encodes each event it appends: LMDB copies the value into its
+    /// page, so one buffer serves every put.
+    private var scratch = ByteWriter()
     private var nextEpoch: UInt64 = 0
     /// How many workflows each status-index byte holds, as stored in `meta/counts`.
     private var counts: StatusIndexCounts
@@ -487,7 +490,8 @@ final class LMDBWriter: @unchecked Sendable {
                     workflowID: request.id))
         }
         for event in request.events {
-            try put(txn, event: stream, event.sequence, BinaryCodec.encode(event), "appending event \(event.sequence) to '\(request.id)'")
+            BinaryCodec.encode(event, into: &scratch)
+            try put(txn, event: stream, event.sequence, scratch.bytes, "appending event \(event.sequence) to '\(request.id)'")
         }
         if let last = request.events.last { setEnd(stream, last.sequence + 1, undo: &undo) }
         if let snapshot = request.snapshot, let snapshots = environment.snapshots {

@@ -14,12 +14,19 @@ package enum BinaryCodec {
     package static func seal(_ body: (inout ByteWriter) -> Void) -> [UInt8] {
         var writer = ByteWriter()
         writer.bytes.reserveCapacity(64)
+        seal(into: &writer, body)
+        return writer.bytes
+    }
+
+    /// ``seal(_:)`` into `writer`, emptied first: a caller that encodes value after value (the
+    /// store's writer thread) reuses one buffer instead of allocating one per value.
+    package static func seal(into writer: inout ByteWriter, _ body: (inout ByteWriter) -> Void) {
+        writer.bytes.removeAll(keepingCapacity: true)
         writer.write(currentFormat)
         writer.write(UInt32(0))
         body(&writer)
         let crc = writer.bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[headerSize...])) }
         writer.bytes.withUnsafeMutableBytes { $0.storeBytes(of: crc.littleEndian, toByteOffset: 1, as: UInt32.self) }
-        return writer.bytes
     }
 
     /// Checks the envelope of `value` and returns a reader over its body.
@@ -55,123 +62,130 @@ package enum BinaryCodec {
 
     /// Encodes an event's value (its sequence number lives in the key).
     package static func encode(_ event: HistoryEvent) -> [UInt8] {
-        seal { writer in
-            switch event.kind {
-            case .workflowStarted(let type, let input, let traceContext):
-                writer.write(UInt8(1))
-                writer.write(event.timestamp)
-                writer.write(string: type)
-                writer.write(bytes: input)
-                // Appended only when present, so values written before tracing existed still decode.
-                if !traceContext.isEmpty {
-                    writer.write(UInt32(traceContext.count))
-                    for (key, value) in traceContext.sorted(by: { $0.key < $1.key }) {
-                        writer.write(string: key)
-                        writer.write(string: value)
-                    }
+        seal { writeBody(of: event, to: &$0) }
+    }
+
+    /// Encodes an event's value into `writer` (emptied first).
+    package static func encode(_ event: HistoryEvent, into writer: inout ByteWriter) {
+        seal(into: &writer) { writeBody(of: event, to: &$0) }
+    }
+
+    private static func writeBody(of event: HistoryEvent, to writer: inout ByteWriter) {
+        switch event.kind {
+        case .workflowStarted(let type, let input, let traceContext):
+            writer.write(UInt8(1))
+            writer.write(event.timestamp)
+            writer.write(string: type)
+            writer.write(bytes: input)
+            // Appended only when present, so values written before tracing existed still decode.
+            if !traceContext.isEmpty {
+                writer.write(UInt32(traceContext.count))
+                for (key, value) in traceContext.sorted(by: { $0.key < $1.key }) {
+                    writer.write(string: key)
+                    writer.write(string: value)
                 }
-            case .stepCompleted(let step, let result):
-                writer.write(UInt8(2))
-                writer.write(event.timestamp)
-                writer.write(step)
-                writer.write(bytes: result)
-            case .stepFailed(let step, let failure):
-                writer.write(UInt8(3))
-                writer.write(event.timestamp)
-                writer.write(step)
-                writer.write(failure)
-            case .workflowCompleted(let output):
-                writer.write(UInt8(4))
-                writer.write(event.timestamp)
-                writer.write(bytes: output)
-            case .workflowFailed(let failure):
-                writer.write(UInt8(5))
-                writer.write(event.timestamp)
-                writer.write(failure)
-            case .waitStarted(let step, let wait, let due):
-                writer.write(UInt8(6))
-                writer.write(event.timestamp)
-                writer.write(step)
-                writer.write(wait)
-                writer.write(UInt8(due == nil ? 0 : 1))
-                writer.write(due ?? 0)
-            case .waitEnded(let key, let outcome):
-                writer.write(UInt8(7))
-                writer.write(event.timestamp)
-                writer.write(string: key.name)
-                writer.write(key.occurrence)
-                writer.write(outcome)
-            case .cancelRequested(let reason, let by):
-                writer.write(UInt8(10))
-                writer.write(event.timestamp)
-                writer.write(string: reason)
-                // Appended only when known, so values written before it existed still decode.
-                if let by { writer.write(string: by) }
-            case .workflowCancelled(let reason):
-                writer.write(UInt8(11))
-                writer.write(event.timestamp)
-                writer.write(string: reason)
-            case .stepRetrying(let step, let attempt, let failure, let next):
-                writer.write(UInt8(9))
-                writer.write(event.timestamp)
-                writer.write(step)
-                writer.write(attempt)
-                writer.write(failure)
-                writer.write(next)
-            case .eventReceived(let name, let payload, let dedupKey):
-                writer.write(UInt8(8))
-                writer.write(event.timestamp)
-                writer.write(string: name)
-                writer.write(bytes: payload)
-                writer.write(UInt8(dedupKey == nil ? 0 : 1))
-                writer.write(string: dedupKey ?? "")
-            case .workflowSuspended(let record):
-                writer.write(UInt8(12))
-                writer.write(event.timestamp)
-                writer.write(record)
-            case .workflowResumed(let action):
-                writer.write(UInt8(13))
-                writer.write(event.timestamp)
-                writer.write(action)
-            case .workflowReset(let toSequence, let generation, let action):
-                writer.write(UInt8(14))
-                writer.write(event.timestamp)
-                writer.write(toSequence)
-                writer.write(generation)
-                writer.write(action)
-            case .workflowForked(let from, let sequence, let action):
-                writer.write(UInt8(15))
-                writer.write(event.timestamp)
-                writer.write(string: from)
-                writer.write(sequence)
-                writer.write(action)
-            case .markerRecorded(let id):
-                writer.write(UInt8(16))
-                writer.write(event.timestamp)
-                writer.write(string: id)
-            case .startedAsChild(let parent, let key):
-                writer.write(UInt8(17))
-                writer.write(event.timestamp)
-                writer.write(string: parent)
-                writer.write(string: key)
-            case .deadlineSet(let due):
-                writer.write(UInt8(18))
-                writer.write(event.timestamp)
-                writer.write(due)
-            case .deadlinePassed:
-                writer.write(UInt8(19))
-                writer.write(event.timestamp)
-            case .continuedAsNew(let input):
-                writer.write(UInt8(20))
-                writer.write(event.timestamp)
-                writer.write(bytes: input)
-            case .enqueued(let entry):
-                writer.write(UInt8(21))
-                writer.write(event.timestamp)
-                writer.write(string: entry.name)
-                writer.write(optional: entry.partition)
-                writer.write(Int64(entry.priority))
             }
+        case .stepCompleted(let step, let result):
+            writer.write(UInt8(2))
+            writer.write(event.timestamp)
+            writer.write(step)
+            writer.write(bytes: result)
+        case .stepFailed(let step, let failure):
+            writer.write(UInt8(3))
+            writer.write(event.timestamp)
+            writer.write(step)
+            writer.write(failure)
+        case .workflowCompleted(let output):
+            writer.write(UInt8(4))
+            writer.write(event.timestamp)
+            writer.write(bytes: output)
+        case .workflowFailed(let failure):
+            writer.write(UInt8(5))
+            writer.write(event.timestamp)
+            writer.write(failure)
+        case .waitStarted(let step, let wait, let due):
+            writer.write(UInt8(6))
+            writer.write(event.timestamp)
+            writer.write(step)
+            writer.write(wait)
+            writer.write(UInt8(due == nil ? 0 : 1))
+            writer.write(due ?? 0)
+        case .waitEnded(let key, let outcome):
+            writer.write(UInt8(7))
+            writer.write(event.timestamp)
+            writer.write(string: key.name)
+            writer.write(key.occurrence)
+            writer.write(outcome)
+        case .cancelRequested(let reason, let by):
+            writer.write(UInt8(10))
+            writer.write(event.timestamp)
+            writer.write(string: reason)
+            // Appended only when known, so values written before it existed still decode.
+            if let by { writer.write(string: by) }
+        case .workflowCancelled(let reason):
+            writer.write(UInt8(11))
+            writer.write(event.timestamp)
+            writer.write(string: reason)
+        case .stepRetrying(let step, let attempt, let failure, let next):
+            writer.write(UInt8(9))
+            writer.write(event.timestamp)
+            writer.write(step)
+            writer.write(attempt)
+            writer.write(failure)
+            writer.write(next)
+        case .eventReceived(let name, let payload, let dedupKey):
+            writer.write(UInt8(8))
+            writer.write(event.timestamp)
+            writer.write(string: name)
+            writer.write(bytes: payload)
+            writer.write(UInt8(dedupKey == nil ? 0 : 1))
+            writer.write(string: dedupKey ?? "")
+        case .workflowSuspended(let record):
+            writer.write(UInt8(12))
+            writer.write(event.timestamp)
+            writer.write(record)
+        case .workflowResumed(let action):
+            writer.write(UInt8(13))
+            writer.write(event.timestamp)
+            writer.write(action)
+        case .workflowReset(let toSequence, let generation, let action):
+            writer.write(UInt8(14))
+            writer.write(event.timestamp)
+            writer.write(toSequence)
+            writer.write(generation)
+            writer.write(action)
+        case .workflowForked(let from, let sequence, let action):
+            writer.write(UInt8(15))
+            writer.write(event.timestamp)
+            writer.write(string: from)
+            writer.write(sequence)
+            writer.write(action)
+        case .markerRecorded(let id):
+            writer.write(UInt8(16))
+            writer.write(event.timestamp)
+            writer.write(string: id)
+        case .startedAsChild(let parent, let key):
+            writer.write(UInt8(17))
+            writer.write(event.timestamp)
+            writer.write(string: parent)
+            writer.write(string: key)
+        case .deadlineSet(let due):
+            writer.write(UInt8(18))
+            writer.write(event.timestamp)
+            writer.write(due)
+        case .deadlinePassed:
+            writer.write(UInt8(19))
+            writer.write(event.timestamp)
+        case .continuedAsNew(let input):
+            writer.write(UInt8(20))
+            writer.write(event.timestamp)
+            writer.write(bytes: input)
+        case .enqueued(let entry):
+            writer.write(UInt8(21))
+            writer.write(event.timestamp)
+            writer.write(string: entry.name)
+            writer.write(optional: entry.partition)
+            writer.write(Int64(entry.priority))
         }
     }
 
