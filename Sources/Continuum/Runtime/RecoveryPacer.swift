@@ -6,24 +6,35 @@ import Synchronization
 /// Recovery finds every workflow that was in flight when the process stopped. Launched all at
 /// once, each would be loaded, folded and running before the first finished, and a task keeps the
 /// frames its deepest call took until it ends: recovering 100,000 in-flight workflows held 1.6 GB
-/// at its peak. The pacer lets `limit` of them start at a time; one counts until its body first
-/// only waits (then it costs what any waiting workflow costs), it leaves memory, or `hold` has
-/// passed since it started (a step that runs for long, or one waiting for another workflow that
-/// is still queued here, cannot hold recovery back for longer).
+/// at its peak. The pacer lets `limit` of them start at a time; one has its turn until its body
+/// first only waits (then it costs what any waiting workflow costs), its driver ends, or `hold`
+/// has passed since it started (a step that runs for long, or one waiting for another workflow
+/// that is still queued here, cannot hold recovery back for longer).
 ///
-/// The workflows still queued are known to it: a timer of theirs that fires meanwhile does not
-/// launch a second driver, since their queued launch runs them.
+/// Turns are ended by workflow id (``end(_:)``), which the instance and the driver call for every
+/// workflow: one atomic load when no turn is running, so that nothing is added to every workflow
+/// in memory. The workflows still queued are known to it: a timer of theirs that fires meanwhile
+/// does not launch a second driver, since their queued launch runs them.
 final class RecoveryPacer: Sendable {
     private struct State {
         /// Started and not yet ended, in the order they started.
-        var started = Deque<(pace: RecoveryPace, at: ContinuousClock.Instant)>()
-        var inside = 0
+        var started = Deque<(pace: Pace, at: ContinuousClock.Instant)>()
+        var turns: [String: Pace] = [:]
         var queued: Set<String> = []
+    }
+
+    /// One recovered workflow's turn, ended once.
+    private final class Pace: Sendable {
+        let id: String
+        let ended = Atomic(false)
+        init(id: String) { self.id = id }
     }
 
     let limit: Int
     let hold: Duration
     private let state = Mutex(State())
+    /// How many turns run: read without the lock by every ``end(_:)``.
+    private let running = Atomic(0)
     private let bell = Doorbell()
 
     init(limit: Int, hold: Duration = .seconds(1)) {
@@ -37,17 +48,17 @@ final class RecoveryPacer: Sendable {
     /// How many recovered workflows wait for their turn.
     var queuedCount: Int { state.withLock { $0.queued.count } }
 
-    /// How many started and have not yet ended their turn.
-    var inside: Int { state.withLock { $0.inside } }
+    /// How many have their turn now.
+    var inside: Int { running.load(ordering: .relaxed) }
 
     /// Notes that `launches` wait for their turn, before their timers can fire.
     func enqueue(_ launches: [Launch]) {
         state.withLock { state in state.queued.formUnion(launches.map(\.id)) }
     }
 
-    /// Hands each of `launches` (``enqueue(_:)``d) to `assign` with a pace of its own, at most
-    /// ``limit`` unended at once; returns early when the task is cancelled (the rest are
-    /// recovered by the next run).
+    /// Hands each of `launches` (``enqueue(_:)``d) to `assign` as its turn comes, at most
+    /// ``limit`` turns at once; returns early when the task is cancelled (the rest are recovered
+    /// by the next run).
     func feed(_ launches: [Launch], to assign: (Launch) -> Void) async {
         defer { state.withLock { $0.queued = [] } }
         var next = 0
@@ -58,62 +69,51 @@ final class RecoveryPacer: Sendable {
                 room = admit()
             }
             for _ in 0..<min(room.count, launches.count - next) {
-                var launch = launches[next]
+                let launch = launches[next]
                 next += 1
-                let pace = RecoveryPace(pacer: self)
-                launch.pace = pace
+                let pace = Pace(id: launch.id)
                 state.withLock { state in
                     state.queued.remove(launch.id)
                     state.started.append((pace, .now))
-                    state.inside += 1
+                    state.turns[launch.id] = pace
                 }
+                running.add(1, ordering: .relaxed)
                 assign(launch)
             }
         }
+    }
+
+    /// Ends the turn of workflow `id`, if it has one: its body only waits, or it left memory.
+    func end(_ id: String) {
+        guard running.load(ordering: .relaxed) > 0 else { return }
+        guard let pace = state.withLock({ $0.turns[id] }) else { return }
+        end(pace)
+    }
+
+    private func end(_ pace: Pace) {
+        guard !pace.ended.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        state.withLock { state in
+            if state.turns[pace.id] === pace { state.turns[pace.id] = nil }
+        }
+        // Once an eighth of the places are free, the feeder goes on.
+        let left = running.subtract(1, ordering: .relaxed).newValue
+        if left <= limit - max(1, limit / 8) { bell.ring() }
     }
 
     /// How many may start now, after ending the turns that lasted ``hold``; when none, how long
     /// until the oldest turn does.
     private func admit() -> (count: Int, retry: Duration) {
         let now = ContinuousClock.now
-        let expired = state.withLock { state -> [RecoveryPace] in
-            var expired: [RecoveryPace] = []
-            while let first = state.started.first, first.pace.isEnded || now - first.at >= hold {
+        let expired = state.withLock { state -> [Pace] in
+            var expired: [Pace] = []
+            while let first = state.started.first, first.pace.ended.load(ordering: .acquiring) || now - first.at >= hold {
                 state.started.removeFirst()
-                if !first.pace.isEnded { expired.append(first.pace) }
+                expired.append(first.pace)
             }
             return expired
         }
-        for pace in expired { pace.end() }
-        return state.withLock { state in
-            let retry = state.started.first.map { hold - (now - $0.at) } ?? hold
-            return (max(0, limit - state.inside), max(retry, .milliseconds(1)))
-        }
-    }
-
-    /// A turn ended: once an eighth of the places are free, the feeder goes on.
-    fileprivate func ended() {
-        let ring = state.withLock { state in
-            state.inside -= 1
-            return state.inside <= limit - max(1, limit / 8)
-        }
-        if ring { bell.ring() }
-    }
-}
-
-/// One recovered workflow's turn at the ``RecoveryPacer``: ended once, by whichever comes
-/// first — its body only waits, its driver ends, or the pacer's hold passes.
-final class RecoveryPace: Sendable {
-    private let pacer: RecoveryPacer
-    private let done = Atomic(false)
-
-    fileprivate init(pacer: RecoveryPacer) { self.pacer = pacer }
-
-    var isEnded: Bool { done.load(ordering: .acquiring) }
-
-    /// Ends the turn; later calls do nothing.
-    func end() {
-        guard !done.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        pacer.ended()
+        for pace in expired { end(pace) }
+        let retry = state.withLock { state in state.started.first.map { hold - (now - $0.at) } ?? hold }
+        return (max(0, limit - running.load(ordering: .relaxed)), max(retry, .milliseconds(1)))
     }
 }

@@ -16,8 +16,6 @@ struct Launch: Sendable {
     var reserved = false
     /// Whether `claim` was taken in a batch and waits in ``PendingClaims`` for this driver.
     var pending = false
-    /// A recovered workflow's turn at the ``RecoveryPacer``, ended once it only waits or leaves memory.
-    var pace: RecoveryPace?
 }
 
 /// The history of a workflow just created, handed to its driver, which takes it out: the task

@@ -62,7 +62,7 @@ struct WorkflowDriver: Sendable {
         let id = launch.id
         defer {
             if launch.pending { pendingClaims.remove(id) }
-            launch.pace?.end()
+            runtime.pacer.end(id)
         }
         // Claimed once; the workflow is then loaded fresh, so a second launch finds what the first did.
         guard launch.reserved || state.withLock({ $0.claimDrive(id) }) else { return }
@@ -79,7 +79,6 @@ struct WorkflowDriver: Sendable {
 
         var held = launch.claim
         var created = launch.created
-        var pace = launch.pace
         while true {
             let claim: Claim
             do {
@@ -95,9 +94,8 @@ struct WorkflowDriver: Sendable {
                 return
             }
             held = nil
-            let end = await run(id, claim: claim, created: created, pace: pace, logger: &logger)
+            let end = await run(id, claim: claim, created: created, logger: &logger)
             created = nil
-            pace = nil
             switch end {
             case .parked(let dues):
                 parkedDues = dues
@@ -116,11 +114,11 @@ struct WorkflowDriver: Sendable {
 
     /// Loads the workflow under `claim` (unless it was just `created`) and runs it once.
     @inline(never)
-    private func run(_ id: String, claim: Claim, created: CreatedHistory?, pace: RecoveryPace?, logger: inout Logger) async -> RunEnd {
+    private func run(_ id: String, claim: Claim, created: CreatedHistory?, logger: inout Logger) async -> RunEnd {
         // Read, folded and handed to the instance in a call of its own, over before the body
         // starts: the history, the instance's state and their temporaries never live in this
         // frame, which lives as long as the body (every waiting workflow holds one).
-        let result = await prepare(id, claim: claim, created: created, pace: pace, logger: &logger)
+        let result = await prepare(id, claim: claim, created: created, logger: &logger)
         guard case .ready(let loaded) = result else { return await notRun(result, id: id, claim: claim, logger: logger) }
         for sender in state.withLock({ $0.loaded(id, loaded.instance) }) { sender.resume(returning: loaded.instance) }
         let logger = logger
@@ -128,7 +126,7 @@ struct WorkflowDriver: Sendable {
         var permit: QueueGate.Permit?
         if let entry = loaded.queue {
             // Waiting for the queue is not starting: recovery may start the next.
-            pace?.end()
+            runtime.pacer.end(id)
             do {
                 permit = try await slot(on: entry, since: loaded.queuedAt, for: loaded.instance)
             } catch let error as ContinuumError where error.code == .ownershipLost {
@@ -167,7 +165,7 @@ struct WorkflowDriver: Sendable {
 
     /// Reads the workflow's history (unless it was just `created`), folds it, and makes its instance.
     @inline(never)
-    private func prepare(_ id: String, claim: Claim, created: CreatedHistory?, pace: RecoveryPace?, logger: inout Logger) async -> LoadResult {
+    private func prepare(_ id: String, claim: Claim, created: CreatedHistory?, logger: inout Logger) async -> LoadResult {
         let stored: StoredWorkflow
         var folded: WorkflowState?
         do {
@@ -181,7 +179,7 @@ struct WorkflowDriver: Sendable {
             return .damaged(error)
         }
         // Folded in a synchronous step: the fold's temporaries never live in an async frame.
-        return load(stored, folded: folded, id: id, claim: claim, pace: pace, logger: &logger)
+        return load(stored, folded: folded, id: id, claim: claim, logger: &logger)
     }
 
     /// A workflow ready to run: its instance, holding its folded history, and what its run needs.
@@ -255,7 +253,7 @@ struct WorkflowDriver: Sendable {
 
     /// Folds `stored`'s history and, when the workflow is to run, makes its instance.
     @inline(never)
-    private func load(_ stored: StoredWorkflow, folded: WorkflowState?, id: String, claim: Claim, pace: RecoveryPace?, logger: inout Logger) -> LoadResult {
+    private func load(_ stored: StoredWorkflow, folded: WorkflowState?, id: String, claim: Claim, logger: inout Logger) -> LoadResult {
         let history: WorkflowState
         do {
             history = try folded ?? WorkflowState(replaying: stored.events)
@@ -283,7 +281,7 @@ struct WorkflowDriver: Sendable {
         // The history's last use: it moves into the instance.
         let instance = WorkflowInstance(
             id: id, stream: stored.stream, mode: .live(store: store, claim: claim), environment: environment, logger: logger, state: history,
-            snapshotThrough: stored.snapshot?.through ?? 0, pace: pace)
+            snapshotThrough: stored.snapshot?.through ?? 0)
         return .ready(
             Loaded(
                 instance: instance, workflow: workflow, type: type, input: input, replayedEvents: stored.events.count, parent: parent,

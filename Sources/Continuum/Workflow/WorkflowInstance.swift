@@ -91,9 +91,6 @@ actor WorkflowInstance {
     /// The queue the workflow runs on: its body runs only while it holds a slot of it, which
     /// its steps on the same queue run within.
     nonisolated let queue: QueueEntry?
-    /// A recovered workflow's turn at the runtime's `RecoveryPacer`: once the body only waits,
-    /// recovery may start the next.
-    private nonisolated let pace: RecoveryPace?
 
     /// What every instance of one runtime (or one replayer) shares: one object, so that each
     /// workflow's actor holds a reference to it rather than a copy of each.
@@ -127,15 +124,9 @@ actor WorkflowInstance {
         }
     }
 
-    /// - Parameters:
-    ///   - snapshotThrough: How many events the workflow's last snapshot covers (0: none).
-    ///   - pace: A recovered workflow's turn at recovery, ended when the body first only waits.
-    init(
-        id: String, stream: StreamID, mode: Mode, environment: Environment, logger: Logger, state: WorkflowState, snapshotThrough: UInt32 = 0,
-        pace: RecoveryPace? = nil
-    ) {
+    /// - Parameter snapshotThrough: How many events the workflow's last snapshot covers (0: none).
+    init(id: String, stream: StreamID, mode: Mode, environment: Environment, logger: Logger, state: WorkflowState, snapshotThrough: UInt32 = 0) {
         self.environment = environment
-        self.pace = pace
         self.snapshotThrough = snapshotThrough
         self.parent = state.parent
         self.deadline = state.pendingDeadline
@@ -322,7 +313,8 @@ actor WorkflowInstance {
         if !waiting {
             waitingSince = nil
         } else if waitingSince == nil {
-            pace?.end()
+            // A recovered workflow that only waits lets recovery start the next.
+            environment.runtime?.pacer.end(id)
             let now = clock.now()
             waitingSince = now
             parking?.add(self, since: now)
