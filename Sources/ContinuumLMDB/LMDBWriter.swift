@@ -23,8 +23,8 @@ import Darwin
 /// token in the same transaction that writes it, with no lock.
 ///
 /// `@unchecked Sendable`: `queue`, `stopping` and `onStopped` are only touched with `condition`
-/// locked; `nextStream`, `claims`, `nextEpoch` and `counts` only by the writer thread (and by
-/// `init`, before it starts).
+/// locked; `nextStream`, `claims`, `ends`, `nextEpoch`, `counts` and `scratch` only by the
+/// writer thread (and by `init`, before it starts).
 final class LMDBWriter: @unchecked Sendable {
     enum Operation {
         // The two on every workflow's path resume their caller directly: a closure around the
@@ -492,6 +492,8 @@ final class LMDBWriter: @unchecked Sendable {
         for event in request.events {
             BinaryCodec.encode(event, into: &scratch)
             try put(txn, event: stream, event.sequence, scratch.bytes, "appending event \(event.sequence) to '\(request.id)'")
+            // A large payload's buffer is not kept for the life of the store.
+            if scratch.bytes.capacity > 1 << 16 { scratch = ByteWriter() }
         }
         if let last = request.events.last { setEnd(stream, last.sequence + 1, undo: &undo) }
         if let snapshot = request.snapshot, let snapshots = environment.snapshots {

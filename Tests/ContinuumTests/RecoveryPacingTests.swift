@@ -1,4 +1,4 @@
-@_spi(Testing) import Continuum
+@_spi(Testing) @_spi(Diagnostics) import Continuum
 import ContinuumLMDB
 import ContinuumTesting
 import ContinuumTestSupport
@@ -131,6 +131,8 @@ struct RecoveryPacingTests {
             ) { runtime throws in
                 // Every body is held until all three run: the first two outlast their turn.
                 try await eventually { bodies.running == 3 }
+                // The last one's turn passes too, though nothing is left to start: recovery is over.
+                try await eventually { runtime.diagnostics.contains("recovery 0 starting, 0 queued") }
                 bodies.open()
                 for index in 0..<3 { #expect(try await runtime.handle(Paced.self, id: "p\(index)").result() == index) }
             }

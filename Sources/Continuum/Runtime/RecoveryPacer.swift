@@ -12,8 +12,10 @@ import Synchronization
 /// that is still queued here, cannot hold recovery back for longer).
 ///
 /// Turns are ended by workflow id (``end(_:)``), which the instance and the driver call for every
-/// workflow: one atomic load when no turn is running, so that nothing is added to every workflow
-/// in memory. The workflows still queued are known to it: a timer of theirs that fires meanwhile
+/// workflow: one atomic load when no turn is running (the feeder ends every turn before it
+/// returns), so that nothing is added to every workflow in memory. A turn starts when its launch
+/// is handed to the supervisor: when memory is full (`maxResidentWorkflows`), it may pass its
+/// hold waiting for room. The workflows still queued are known to it: a timer of theirs that fires meanwhile
 /// does not launch a second driver, since their queued launch runs them.
 final class RecoveryPacer: Sendable {
     private struct State {
@@ -57,11 +59,21 @@ final class RecoveryPacer: Sendable {
     }
 
     /// Hands each of `launches` (``enqueue(_:)``d) to `assign` as its turn comes, at most
-    /// ``limit`` turns at once; returns early when the task is cancelled (the rest are recovered
-    /// by the next run).
-    func feed(_ launches: [Launch], to assign: (Launch) -> Void) async {
-        defer { state.withLock { $0.queued = [] } }
+    /// ``limit`` turns at once, then waits until every turn has ended. When the task is
+    /// cancelled first, it gives `dropped` the launches it never handed out and ends every turn.
+    func feed(_ launches: [Launch], to assign: (Launch) -> Void, dropped: ([Launch]) -> Void) async {
         var next = 0
+        defer {
+            state.withLock { state in
+                // Ended here, so that a driver ending one of them later counts nothing.
+                for (pace, _) in state.started { pace.ended.store(true, ordering: .releasing) }
+                state.queued = []
+                state.started = []
+                state.turns = [:]
+            }
+            running.store(0, ordering: .relaxed)
+            if next < launches.count { dropped(Array(launches[next...])) }
+        }
         while next < launches.count, !Task.isCancelled {
             var room = admit()
             if room.count == 0 {
@@ -80,6 +92,11 @@ final class RecoveryPacer: Sendable {
                 running.add(1, ordering: .relaxed)
                 assign(launch)
             }
+        }
+        // Turns still running end as they would (or after the hold), and then every workflow's
+        // first wait costs one atomic load again.
+        while running.load(ordering: .relaxed) > 0, !Task.isCancelled {
+            await bell.wait(upTo: admit().retry)
         }
     }
 

@@ -60,12 +60,11 @@ struct WorkflowDriver: Sendable {
     /// Drives the launched workflow until its body finishes, parks, suspends or is stopped.
     func drive(_ launch: Launch) async {
         let id = launch.id
-        defer {
-            if launch.pending { pendingClaims.remove(id) }
-            runtime.pacer.end(id)
-        }
+        defer { if launch.pending { pendingClaims.remove(id) } }
         // Claimed once; the workflow is then loaded fresh, so a second launch finds what the first did.
         guard launch.reserved || state.withLock({ $0.claimDrive(id) }) else { return }
+        // Only the driver that runs it ends a recovered workflow's turn, not a second launch.
+        defer { runtime.pacer.end(id) }
         /// The deadlines a parked workflow left with.
         var parkedDues: [Int64] = []
         defer {

@@ -19,9 +19,10 @@ extension WorkflowRuntime {
         public var recoveryPageSize: Int
         /// How many of the workflows recovery finds start at once. One counts until its body
         /// first only waits (sleeps, waits for an event), it leaves memory, or a second has
-        /// passed; the others wait their turn in the store, so that recovering a crash with
-        /// 100,000 workflows in flight takes a few hundred megabytes rather than every one's
-        /// load at once. Default 1,000.
+        /// passed; the others wait their turn as a few bytes each (on a shared store, under the
+        /// claims recovery took), so that recovering a crash with 100,000 workflows in flight
+        /// takes a few hundred megabytes rather than every one's load at once. An event or a
+        /// cancellation for one still waiting is recorded at once and starts it. Default 1,000.
         public var recoveryConcurrency: Int = 1000
         /// How long a recovered workflow that neither waits nor finishes counts against
         /// ``recoveryConcurrency``: a long step, or a wait for a workflow still queued behind it,

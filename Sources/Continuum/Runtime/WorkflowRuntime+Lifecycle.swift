@@ -67,8 +67,9 @@ extension WorkflowRuntime {
         }
     }
 
-    /// Whether ``run()`` is serving: it has relaunched every workflow that was running and read
-    /// the first horizon of parked workflows' timers. A readiness probe can report this.
+    /// Whether ``run()`` is serving: it has found every workflow that was running (recovery then
+    /// starts them ``Configuration/recoveryConcurrency`` at a time) and read the first horizon of
+    /// parked workflows' timers. A readiness probe can report this.
     public var isReady: Bool { state.withLock { $0.isReady } }
 
     /// Marks the runtime running and opens the queue `start` hands new workflows to.
@@ -101,13 +102,16 @@ extension WorkflowRuntime {
             // Parked workflows wait in the store for their timer or event; only runnable ones
             // resume now, a bounded number at a time.
             let recovered = try await recover()
-            let pacer = self.pacer
+            let (pacer, pendingClaims) = (self.pacer, self.pendingClaims)
             pacer.enqueue(recovered)
             group.addTask {
                 var lane = Supervisor.laneCount / 2
                 await pacer.feed(recovered) { launch in
                     supervisor.assign(launch, lane: lane)
                     lane += 1
+                } dropped: { unfed in
+                    // Stopped first: their claims lapse, for this runtime's next run or another process.
+                    for launch in unfed where launch.pending { pendingClaims.remove(launch.id) }
                 }
             }
             // Everything overdue is read now, in due order, so it fires first.
