@@ -307,11 +307,18 @@ extension ContinuumAPI {
     }
 
     static func validate(name: String, what: String, limit: Int) throws(APIError) {
-        guard !name.isEmpty, name.utf8.count <= limit, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+        guard !name.isEmpty, name.utf8.count <= limit, !name.unicodeScalars.contains(where: isControl) else {
             throw APIError.invalidArgument(
                 "A \(what) must be 1 to \(limit) bytes of UTF-8 without control characters; got \(name.utf8.count) bytes.")
         }
     }
+}
+
+/// Whether `scalar` is a control character (general category Cc): U+0000–U+001F and
+/// U+007F–U+009F, a set Unicode never changes. Compared directly rather than looked up in the
+/// property tables, which cost about 1 % of an event delivery's CPU for its three names.
+func isControl(_ scalar: Unicode.Scalar) -> Bool {
+    scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
 }
 
 /// The body of `POST /v1/workflows/{id}/cancel`, when there is one.
