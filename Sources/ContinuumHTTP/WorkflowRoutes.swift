@@ -79,7 +79,7 @@ extension ContinuumAPI {
         return EditedResponse(status: receipt.created ? .created : .ok, response: JSONAnswer(receipt))
     }
 
-    func send(_ request: Request, _ context: some AuthRequestContext<ContinuumCaller>) async throws -> EditedResponse<JSONAnswer<EventReceipt>> {
+    func send(_ request: Request, _ context: some AuthRequestContext<ContinuumCaller>) async throws -> EventReceiptAnswer {
         let id = context.pathParameter("id")
         let name = context.pathParameter("name")
         // A signed delivery is deduplicated by its signed webhook-id, never by an unsigned
@@ -97,7 +97,7 @@ extension ContinuumAPI {
         if let key { try validate(name: key.value, what: key.header) }
         let payload = try await jsonBody(request, what: "The body (the event's payload)")
         let receipt = try await runtime.send(name, to: id, json: payload, dedupKey: key?.value)
-        return EditedResponse(status: receipt.duplicate ? .ok : .accepted, response: JSONAnswer(receipt))
+        return EventReceiptAnswer(receipt: receipt)
     }
 
     func workflow(_ id: String) async throws -> WorkflowInfo {

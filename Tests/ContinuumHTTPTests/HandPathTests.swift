@@ -1,3 +1,4 @@
+import Continuum
 @testable import ContinuumHTTP
 import Foundation
 import Testing
@@ -13,5 +14,16 @@ struct HandPathTests {
             if isControl(scalar) != (scalar.properties.generalCategory == .control) { mismatches.append(value) }
         }
         #expect(mismatches.isEmpty)
+    }
+
+    @Test("a receipt is written byte for byte as the API's JSONEncoder writes it", arguments: [
+        "po-1", "po/1", "a b", "~!@#$%^&*()_+{}|:<>?`-=[];',.", "quote\"d", "back\\slash", "café", "tab\there", "del\u{7F}", "\u{2028}",
+    ])
+    func receipt(id: String) throws {
+        for (sequence, duplicate) in [(UInt32(0), false), (7, true), (UInt32.max, false)] {
+            let receipt = EventReceipt(workflowID: id, sequence: sequence, duplicate: duplicate)
+            let expected = try APIJSON.encoder.encode(receipt)
+            #expect(try EventReceiptAnswer.json(receipt) == Array(expected), "\(String(decoding: expected, as: UTF8.self))")
+        }
     }
 }
