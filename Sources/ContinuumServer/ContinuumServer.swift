@@ -95,7 +95,10 @@ public struct ContinuumServer: Sendable {
         }
         let location = try options.storage.location()
         let logger = configuration.logger ?? {
-            var logger = Logger(label: "continuum")
+            // The handler LoggingSystem gives (a stream unless the host bootstrapped another),
+            // with the metadata of each request's logger rendered only when a line is logged.
+            let handler = Logger(label: "continuum").handler
+            var logger = Logger(label: "continuum") { _ in DeferredMetadataLogHandler(handler) }
             logger.logLevel = .info
             return logger
         }()
