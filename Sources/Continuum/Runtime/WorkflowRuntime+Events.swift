@@ -37,7 +37,8 @@ extension WorkflowRuntime {
     @discardableResult
     public func send(_ name: String, to id: String, json payload: [UInt8], dedupKey: String? = nil) async throws -> EventReceipt {
         try validate(name: name, what: "An event name")
-        for reserved in [ChildRecord.stepPrefix, UpdateEnvelope.prefix] where name.hasPrefix(reserved) {
+        if name.hasPrefix(ChildRecord.stepPrefix) || name.hasPrefix(UpdateEnvelope.prefix) {
+            let reserved = name.hasPrefix(UpdateEnvelope.prefix) ? UpdateEnvelope.prefix : ChildRecord.stepPrefix
             throw ContinuumError(
                 .invalidArgument,
                 "Event names beginning with '\(reserved)' are reserved for \(reserved == UpdateEnvelope.prefix ? "updates (send them with update(_:_:…))" : "the outcomes of child workflows").",
@@ -152,7 +153,9 @@ extension WorkflowRuntime {
     /// Delivers an event to the instance of `id`, or to its history in the store.
     private func deliverHere(_ name: String, to id: String, json payload: [UInt8], dedupKey: String?) async throws -> EventReceipt {
         while true {
-            switch try await reach(id) {
+            // An instance in memory is found without the async call: it is every delivery's case.
+            let reached = if let instance = state.withLock({ $0.instance(id) }) { Reached.instance(instance) } else { try await reach(id) }
+            switch reached {
             case .instance(let instance):
                 do {
                     return try await instance.receive(name: name, payload: payload, dedupKey: dedupKey)
