@@ -839,8 +839,10 @@ actor WorkflowInstance {
     // MARK: External events
 
     /// Appends an external event (unless its dedup key was seen) and hands it to a task waiting
-    /// for it; returns once the event is committed.
-    func receive(name: String, payload: [UInt8], dedupKey: String?) async throws(ContinuumError) -> EventReceipt {
+    /// for it; returns once the event is committed. A resend is compared with the first event
+    /// with its key here, where the state holds every event received (`compared`), and refused
+    /// with `dedupKeyConflict` when it differs.
+    func receive(name: String, payload: [UInt8], dedupKey: String?) async throws(ContinuumError) -> (receipt: EventReceipt, compared: Bool) {
         try checkUsable()
         guard state.outcome == nil else {
             throw ContinuumError(.workflowFinished, "Workflow '\(id)' has finished; it takes no more events.", workflowID: id)
@@ -853,7 +855,12 @@ actor WorkflowInstance {
                 await withCheckedContinuation { pendingSends[dedupKey, default: []].append($0) }
             }
             try checkUsable()
-            return EventReceipt(workflowID: id, sequence: duplicate.sequence, duplicate: true)
+            let receipt = EventReceipt(workflowID: id, sequence: duplicate.sequence, duplicate: true)
+            // Compared here rather than against the history in the store, which the runtime
+            // would load in full for every resend.
+            guard let first = state.inbox[duplicate.sequence], let dedupKey else { return (receipt, false) }
+            guard first.name == name, first.payload == payload else { throw WorkflowRuntime.dedupKeyConflict(dedupKey, workflowID: id) }
+            return (receipt, true)
         case .success(let event):
             var events = [event]
             // The task waiting for it is taken out now and woken once the event is committed.
@@ -876,7 +883,7 @@ actor WorkflowInstance {
             }
             metrics.eventsReceived.increment()
             delivered?.resume(returning: .ended(.received(sequence: event.sequence), payload))
-            return EventReceipt(workflowID: id, sequence: event.sequence, duplicate: false)
+            return (EventReceipt(workflowID: id, sequence: event.sequence, duplicate: false), false)
         }
     }
 
