@@ -223,7 +223,7 @@ let package = Package(
         .testTarget(
             name: "ContinuumHTTPTests",
             dependencies: [
-                "Continuum", "ContinuumLMDB", "ContinuumHTTP", "ContinuumTesting", "ContinuumTestSupport", "ReadmeSnippets",
+                "Continuum", "ContinuumLMDB", "ContinuumHTTP", "ContinuumServer", "ContinuumTesting", "ContinuumTestSupport", "ReadmeSnippets",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

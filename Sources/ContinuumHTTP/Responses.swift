@@ -150,6 +150,40 @@ struct JSONAnswer<Value: Encodable & Sendable>: ResponseEncodable {
     func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
 }
 
+/// The answer of an event delivery: its receipt, `202` when the event was appended, `200` when
+/// the dedup key was seen before.
+///
+/// Written out by hand for the common id rather than by `JSONEncoder` (a new one per answer,
+/// sorting the keys), which cost about 3 % of a delivery's CPU; the bytes are the same.
+struct EventReceiptAnswer: ResponseGenerator {
+    var receipt: EventReceipt
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        let body = try Self.json(receipt)
+        return Response(
+            status: receipt.duplicate ? .ok : .accepted,
+            headers: [.contentType: "application/json; charset=utf-8", .contentLength: String(body.count)],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// The receipt as ``APIJSON/encoder`` writes it (keys sorted, slashes unescaped).
+    static func json(_ receipt: EventReceipt) throws -> [UInt8] {
+        // An id of printable ASCII but `"` and `\` goes into the string as it is; any other is
+        // left to the encoder, which knows how to escape it.
+        guard receipt.workflowID.utf8.allSatisfy({ (0x20...0x7E).contains($0) && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) else {
+            return Array(try APIJSON.encoder.encode(receipt))
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(56 + receipt.workflowID.utf8.count)
+        bytes.append(contentsOf: receipt.duplicate ? #"{"duplicate":true,"sequence":"#.utf8 : #"{"duplicate":false,"sequence":"#.utf8)
+        bytes.append(contentsOf: String(receipt.sequence).utf8)
+        bytes.append(contentsOf: #","workflowID":""#.utf8)
+        bytes.append(contentsOf: receipt.workflowID.utf8)
+        bytes.append(contentsOf: #""}"#.utf8)
+        return bytes
+    }
+}
+
 /// JSON that is already encoded: a value a workflow published, answered as it was published.
 struct RawJSONAnswer: ResponseGenerator {
     var bytes: [UInt8]

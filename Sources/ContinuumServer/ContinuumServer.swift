@@ -95,7 +95,10 @@ public struct ContinuumServer: Sendable {
         }
         let location = try options.storage.location()
         let logger = configuration.logger ?? {
-            var logger = Logger(label: "continuum")
+            // The handler LoggingSystem gives (a stream unless the host bootstrapped another),
+            // with the metadata of each request's logger rendered only when a line is logged.
+            let handler = Logger(label: "continuum").handler
+            var logger = Logger(label: "continuum") { _ in DeferredMetadataLogHandler(handler) }
             logger.logLevel = .info
             return logger
         }()
@@ -117,7 +120,7 @@ public struct ContinuumServer: Sendable {
         if options.dev { configuration.codeChange = .rerun }
         let runtime = WorkflowRuntime(store: store, workflows: workflows, configuration: configuration)
         let router = Router()
-        router.add(middleware: MetricsMiddleware())
+        router.add(middleware: RequestMetricsMiddleware())
         router.add(middleware: LogRequestsMiddleware(.debug))
         ContinuumAPI(
             runtime: runtime, configuration: .init(tokens: tokens, webhookSecrets: secrets, maxBodySize: options.maxBodySize, metrics: registry)

@@ -145,7 +145,7 @@ struct EventTests {
         }
     }
 
-    @Test("a repeated dedup key appends nothing and answers with the first receipt, also when 50 sends race")
+    @Test("a repeated dedup key appends nothing and answers with the first receipt, also when 50 sends race; with another event it is a conflict")
     func dedup() async throws {
         try await withTemporaryDirectory { path in
             let clock = ManualClock()
@@ -156,6 +156,13 @@ struct EventTests {
                 let first = try await runtime.send("feedback", to: "s", payload: Feedback(stars: 3), dedupKey: "msg-1")
                 let again = try await runtime.send("feedback", to: "s", payload: Feedback(stars: 3), dedupKey: "msg-1")
                 #expect(again == EventReceipt(workflowID: "s", sequence: first.sequence, duplicate: true))
+                // The key again with another payload or another name is refused, and appends nothing.
+                for (name, stars) in [("feedback", 5), ("other", 3)] {
+                    let error = await #expect(throws: ContinuumError.self) {
+                        try await runtime.send(name, to: "s", payload: Feedback(stars: stars), dedupKey: "msg-1")
+                    }
+                    #expect(error?.code == .dedupKeyConflict)
+                }
                 let receipts = try await withThrowingTaskGroup(of: EventReceipt.self) { group in
                     for _ in 0..<50 {
                         group.addTask { try await runtime.send("feedback", to: "s", payload: Feedback(stars: 4), dedupKey: "msg-2") }

@@ -37,7 +37,8 @@ extension WorkflowRuntime {
     @discardableResult
     public func send(_ name: String, to id: String, json payload: [UInt8], dedupKey: String? = nil) async throws -> EventReceipt {
         try validate(name: name, what: "An event name")
-        for reserved in [ChildRecord.stepPrefix, UpdateEnvelope.prefix] where name.hasPrefix(reserved) {
+        if name.hasPrefix(ChildRecord.stepPrefix) || name.hasPrefix(UpdateEnvelope.prefix) {
+            let reserved = name.hasPrefix(UpdateEnvelope.prefix) ? UpdateEnvelope.prefix : ChildRecord.stepPrefix
             throw ContinuumError(
                 .invalidArgument,
                 "Event names beginning with '\(reserved)' are reserved for \(reserved == UpdateEnvelope.prefix ? "updates (send them with update(_:_:…))" : "the outcomes of child workflows").",
@@ -69,8 +70,10 @@ extension WorkflowRuntime {
 
     func deliver(_ name: String, to id: String, json payload: [UInt8], dedupKey: String?) async throws -> EventReceipt {
         var receipt: EventReceipt
+        // Whether a duplicate's name and payload were compared with the first event's already.
+        var compared = false
         do {
-            receipt = try await deliverHere(name, to: id, json: payload, dedupKey: dedupKey)
+            (receipt, compared) = try await deliverHere(name, to: id, json: payload, dedupKey: dedupKey)
         } catch let error as ContinuumError where error.code == .suspended {
             // A suspended workflow keeps its events until it runs again.
             do {
@@ -87,17 +90,20 @@ extension WorkflowRuntime {
             else { throw error }
             receipt = EventReceipt(workflowID: id, sequence: first.sequence, duplicate: true)
         }
-        if receipt.duplicate, let dedupKey {
+        if receipt.duplicate, let dedupKey, !compared {
             let first = try await history(of: id).first { $0.sequence == receipt.sequence }
-            guard case .eventReceived(name, payload, _)? = first?.kind else {
-                throw ContinuumError(
-                    .dedupKeyConflict,
-                    "Dedup key '\(dedupKey)' was already used for another event of workflow '\(id)'; "
-                        + "use a new key for a new event, or resend the same event unchanged.",
-                    workflowID: id)
-            }
+            guard case .eventReceived(name, payload, _)? = first?.kind else { throw Self.dedupKeyConflict(dedupKey, workflowID: id) }
         }
         return receipt
+    }
+
+    /// The refusal of a resend whose dedup key came with another event first.
+    static func dedupKeyConflict(_ dedupKey: String, workflowID id: String) -> ContinuumError {
+        ContinuumError(
+            .dedupKeyConflict,
+            "Dedup key '\(dedupKey)' was already used for another event of workflow '\(id)'; "
+                + "use a new key for a new event, or resend the same event unchanged.",
+            workflowID: id)
     }
 
     /// Asks a workflow to stop; returns once the request is committed.
@@ -149,10 +155,15 @@ extension WorkflowRuntime {
     // parent how it ended keeps its own place until the notice is committed, so children filling
     // every place would each wait for a parent that none of them lets in.
 
-    /// Delivers an event to the instance of `id`, or to its history in the store.
-    private func deliverHere(_ name: String, to id: String, json payload: [UInt8], dedupKey: String?) async throws -> EventReceipt {
+    /// Delivers an event to the instance of `id`, or to its history in the store; `compared`
+    /// tells whether a duplicate was compared with the first event with its key.
+    private func deliverHere(
+        _ name: String, to id: String, json payload: [UInt8], dedupKey: String?
+    ) async throws -> (receipt: EventReceipt, compared: Bool) {
         while true {
-            switch try await reach(id) {
+            // An instance in memory is found without the async call: it is every delivery's case.
+            let reached = if let instance = state.withLock({ $0.instance(id) }) { Reached.instance(instance) } else { try await reach(id) }
+            switch reached {
             case .instance(let instance):
                 do {
                     return try await instance.receive(name: name, payload: payload, dedupKey: dedupKey)
@@ -163,7 +174,7 @@ extension WorkflowRuntime {
                     await released(id, instance)
                 }
             case .reserved:
-                return try await receiveUnloaded(name, to: id, json: payload, dedupKey: dedupKey)
+                return (try await receiveUnloaded(name, to: id, json: payload, dedupKey: dedupKey), false)
             case .unavailable:
                 throw try await unavailable(id)
             }
