@@ -367,11 +367,7 @@ final class LMDBWriter: @unchecked Sendable {
         let rc = withVal(key) { key in
             withVal(value) { value in mdb_put(txn, dbi, &key, &value, UInt32(flags)) }
         }
-        if rc == MDB_KEYEXIST {
-            throw Failure.operation(ContinuumError(.storageFailure, "\(what()): the key is already stored; two writers raced on one workflow."))
-        }
-        if rc != 0 { throw Failure.transaction(rc, what()) }
-        wrote = true
+        try stored(rc, what())
     }
 
     /// Stores an event (never over one): its key built on the stack, as every append does.
@@ -379,6 +375,12 @@ final class LMDBWriter: @unchecked Sendable {
         let rc = Key.withEvent(stream, sequence) { key in
             withVal(value) { value in mdb_put(txn, environment.events, &key, &value, UInt32(MDB_NOOVERWRITE)) }
         }
+        try stored(rc, what())
+    }
+
+    /// What a put's return code means: stored, a key already there (this operation is refused),
+    /// or a failed transaction.
+    private func stored(_ rc: Int32, _ what: @autoclosure () -> String) throws {
         if rc == MDB_KEYEXIST {
             throw Failure.operation(ContinuumError(.storageFailure, "\(what()): the key is already stored; two writers raced on one workflow."))
         }
