@@ -83,7 +83,7 @@ struct RuntimeStateMachineTests {
             return
         }
         #expect(found === instance)
-        #expect(machine.instances.count == 1 && machine.slotCounts == (1, 1))
+        #expect(machine.instances.count == 1 && machine.slotCounts == (1, 1, 0))
         let value5 = machine.driveEnded("w")
         #expect(value5.isEmpty)
         #expect(!machine.isClaimed("w") && machine.instance("w") == nil)

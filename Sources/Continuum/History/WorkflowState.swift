@@ -659,6 +659,23 @@ package struct WorkflowState: Sendable {
         inFlight = []
     }
 
+    /// Forgets the current run's bookkeeping, as if the history had just been folded: the body
+    /// runs again from its start and replays everything recorded. A dormant workflow does this
+    /// when it gives up its task, and replays on waking from the state it kept.
+    package mutating func rewind() {
+        claimed = []
+        occurrences = [:]
+        bodyCallCount = 0
+        callCount = 0
+        inFlight = []
+    }
+
+    /// The pending wait for an event named `name` at the lowest recorded position, if any: the
+    /// one a delivery ends when no task waits in it (the workflow is dormant).
+    package func firstPendingWait(forEvent name: String) -> StepKey? {
+        recordedWaits.values.filter { $0.outcome == nil && $0.wait == .event(name) }.min { $0.record.index < $1.record.index }?.record.key
+    }
+
     /// Records a cancellation request and returns what to append: the request, and the end of
     /// every wait still waiting. Empty when cancellation was requested already.
     package mutating func requestCancellation(reason: String, by: String? = nil, timestamp: Int64) -> [HistoryEvent] {

@@ -37,19 +37,32 @@ final class ParkingQueue: Sendable {
 }
 
 /// Parks the workflows that have only waited for ``WorkflowRuntime/Configuration/parkAfter``:
-/// they release their claim, leave memory, and wait in the store for a timer or an event.
+/// they release their claim, leave memory, and wait in the store for a timer or an event. Or,
+/// as ``Action/rest``, makes those that only waited for ``WorkflowRuntime/Configuration/dormantAfter``
+/// dormant: they give up their task and keep their state in memory.
 struct ParkingService: Sendable {
+    /// What the service does with a workflow that waited long enough.
+    enum Action: Sendable {
+        /// Park it in the store.
+        case park
+        /// Make it dormant in memory.
+        case rest
+    }
+
     let queue: ParkingQueue
     let clock: any WorkflowClock
     /// How long a workflow only waits before it is parked, in nanoseconds.
     let delay: Int64
-    /// A wait due this soon keeps its workflow in memory: parking it would cost a replay at once.
+    let action: Action
+    /// A wait due this soon keeps its workflow as it is: parking it, or putting it to rest,
+    /// would cost a replay at once.
     let margin: Int64 = 1_000_000_000
 
-    init(queue: ParkingQueue, clock: any WorkflowClock, after delay: Duration) {
+    init(queue: ParkingQueue, clock: any WorkflowClock, after delay: Duration, action: Action = .park) {
         self.queue = queue
         self.clock = clock
         self.delay = max(0, delay.wholeNanoseconds)
+        self.action = action
     }
 
     /// Looks a few times per delay (at least every quarter second of the clock) until cancelled.
@@ -68,7 +81,10 @@ struct ParkingService: Sendable {
             for batch in stride(from: 0, to: instances.count, by: 1024) {
                 await withDiscardingTaskGroup { group in
                     for instance in instances[batch..<min(batch + 1024, instances.count)] {
-                        group.addTask { await instance.parkIfWaiting(since: cutoff, margin: margin) }
+                        switch action {
+                        case .park: group.addTask { await instance.parkIfWaiting(since: cutoff, margin: margin) }
+                        case .rest: group.addTask { await instance.restIfWaiting(since: cutoff, margin: margin) }
+                        }
                     }
                 }
             }

@@ -22,6 +22,13 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
         var live = false
         /// Whether its result waiters were answered (it finished or was suspended).
         var settled = false
+        /// Whether its instance is dormant: in memory with its claim, its body's task given up
+        /// (``WorkflowRuntime/Configuration/dormantAfter``). A dormant slot's `driving` says
+        /// whether a driver is waking it.
+        var dormant = false
+        /// Something reached the dormant instance while the driver that put it to rest was
+        /// still ending: that driver launches it again instead of leaving it dormant.
+        var wakeRequested = false
     }
 
     /// Whether ``run`` is serving: `nil` while stopped.
@@ -111,11 +118,12 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
         return (launcher, true)
     }
 
-    /// The driver loaded `instance`: the senders waiting for it get it.
+    /// The driver loaded `instance` (or woke it): the senders waiting for it get it.
     mutating func loaded(_ id: String, _ instance: Instance) -> [Sender] {
         update(id) { slot in
             slot.instance = instance
             slot.live = true
+            slot.dormant = false
             defer { slot.waiting = [] }
             return slot.waiting
         } ?? []
@@ -126,8 +134,78 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
         slots.removeValue(forKey: id)?.waiting ?? []
     }
 
-    /// Whether a workflow with this id has a slot (it is driven, or about to be).
+    /// Whether a workflow with this id has a slot (it is driven, or about to be, or dormant).
     func isClaimed(_ id: String) -> Bool { slots[id] != nil }
+
+    // MARK: Dormant workflows
+
+    /// The driver of `id` returned with its instance dormant: the instance stays, with nobody
+    /// driving it. Returns the senders to resume, and the launcher when a wake was asked for
+    /// while the driver ended (the slot stays taken for that launch: ``Launch/reserved``).
+    mutating func driveRested(_ id: String, _ instance: Instance) -> (senders: [Sender], relaunch: Launcher?) {
+        guard launcher != nil, var slot = slots[id], slot.instance === instance else { return (driveEnded(id), nil) }
+        let senders = slot.waiting
+        slot.waiting = []
+        slot.dormant = true
+        let relaunch = slot.wakeRequested
+        slot.wakeRequested = false
+        slot.driving = relaunch
+        slots[id] = slot
+        return (senders, relaunch ? launcher : nil)
+    }
+
+    /// Something changed a dormant `instance` (an event, a cancellation, a lost claim): its
+    /// body is to run again. Returns the launcher when the caller is to launch it (the slot
+    /// taken for that launch); `nil` when a driver is on its way already, or will launch it
+    /// as it ends.
+    mutating func wakeDormant(_ id: String, _ instance: Instance) -> Launcher? {
+        guard let launcher, var slot = slots[id], slot.instance === instance else { return nil }
+        if !slot.dormant {
+            slot.wakeRequested = true  // the driver that put it to rest has not ended yet
+        } else if !slot.driving {
+            slot.driving = true
+        } else {
+            return nil  // a waking driver has yet to wake it
+        }
+        slots[id] = slot
+        return slot.dormant ? launcher : nil
+    }
+
+    /// The dormant instance of `id`, for the driver that just took its slot to wake it.
+    func dormant(_ id: String) -> Instance? {
+        guard let slot = slots[id], slot.dormant else { return nil }
+        return slot.instance
+    }
+
+    /// Takes the dormant instance out of the slot of `id`, which the caller has taken (a reset, a
+    /// resume): the workflow is then handled as if it were not in memory.
+    mutating func takeDormant(_ id: String) -> Instance? {
+        update(id) { slot -> Instance? in
+            guard slot.dormant else { return nil }
+            defer {
+                slot.instance = nil
+                slot.dormant = false
+            }
+            return slot.instance
+        } ?? nil
+    }
+
+    /// Takes the slot of `id` for parking its dormant `instance`; `false` when a driver holds it
+    /// (waking it) or the instance is not the dormant one.
+    mutating func reserveDormant(_ id: String, _ instance: Instance) -> Bool {
+        update(id) { slot in
+            guard slot.dormant, !slot.driving, slot.instance === instance else { return false }
+            slot.driving = true
+            return true
+        } ?? false
+    }
+
+    /// Whether a timer that came due for `id` is to launch it: nothing drives it, or its
+    /// instance is dormant and nobody wakes it yet.
+    func needsWake(_ id: String) -> Bool {
+        guard let slot = slots[id] else { return true }
+        return slot.dormant && !slot.driving
+    }
 
     /// The instance driving `id`, when one is loaded.
     func instance(_ id: String) -> Instance? { slots[id]?.instance }
@@ -135,8 +213,10 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
     /// Every loaded instance.
     var instances: [Instance] { slots.values.compactMap(\.instance) }
 
-    /// How many workflows have a slot, and how many of those are loaded.
-    var slotCounts: (claimed: Int, loaded: Int) { (slots.count, slots.values.count { $0.instance != nil }) }
+    /// How many workflows have a slot, how many of those are loaded, and how many of those are dormant.
+    var slotCounts: (claimed: Int, loaded: Int, dormant: Int) {
+        (slots.count, slots.values.count { $0.instance != nil }, slots.values.count { $0.dormant })
+    }
 
     /// How a request for a workflow's instance goes on.
     enum InstanceRequest {

@@ -43,6 +43,8 @@ struct WorkflowDriver: Sendable {
         case rerun(StepKey, String)
         /// The body continued as new: run it again from the new run, under the same claim.
         case continued
+        /// Dormant in memory while it waits, with the deadlines its timers must wake it at.
+        case dormant(WorkflowInstance, [Int64])
 
         var name: String {
             switch self {
@@ -53,6 +55,7 @@ struct WorkflowDriver: Sendable {
             case .left: "left"
             case .rerun: "rerun"
             case .continued: "continued"
+            case .dormant: "dormant"
             }
         }
     }
@@ -65,10 +68,19 @@ struct WorkflowDriver: Sendable {
         guard launch.reserved || state.withLock({ $0.claimDrive(id) }) else { return }
         // Only the driver that runs it ends a recovered workflow's turn, not a second launch.
         defer { runtime.pacer.end(id) }
-        /// The deadlines a parked workflow left with.
+        /// The deadlines a parked or dormant workflow left with.
         var parkedDues: [Int64] = []
+        /// The instance, when it is left dormant in memory.
+        var rested: WorkflowInstance?
         defer {
-            for sender in state.withLock({ $0.driveEnded(id) }) { sender.resume(returning: nil) }
+            if let rested {
+                let (senders, relaunch) = state.withLock { $0.driveRested(id, rested) }
+                for sender in senders { sender.resume(returning: nil) }
+                // Something reached it while this driver ended: it runs again at once.
+                relaunch?.yield(Launch(id: id, wake: true, reserved: true))
+            } else {
+                for sender in state.withLock({ $0.driveEnded(id) }) { sender.resume(returning: nil) }
+            }
             // Only now: a wake-up that fired while the body was still unwinding found the
             // workflow in memory and was dropped, and the loader has passed it.
             for due in parkedDues { timers.wakeIfLoaded(id, at: due) }
@@ -76,7 +88,9 @@ struct WorkflowDriver: Sendable {
         var logger = self.logger
         logger[metadataKey: WorkflowRuntime.LogKey.workflowID] = "\(id)"
 
-        var held = launch.claim
+        // A dormant instance is woken under the claim it kept, from the state it kept.
+        var resting = launch.claim == nil ? state.withLock({ $0.dormant(id) }) : nil
+        var held = launch.claim ?? resting?.claim
         var created = launch.created
         while true {
             let claim: Claim
@@ -93,11 +107,15 @@ struct WorkflowDriver: Sendable {
                 return
             }
             held = nil
-            let end = await run(id, claim: claim, created: created, logger: &logger)
+            let end = await run(id, claim: claim, created: created, resting: resting, logger: &logger)
             created = nil
+            resting = nil
             switch end {
             case .parked(let dues):
                 parkedDues = dues
+                return
+            case .dormant(let instance, let dues):
+                (rested, parkedDues) = (instance, dues)
                 return
             case .rerun(let key, let reason):
                 // Reset to the changed step under the same claim, then run again from there.
@@ -113,11 +131,12 @@ struct WorkflowDriver: Sendable {
 
     /// Loads the workflow under `claim` (unless it was just `created`) and runs it once.
     @inline(never)
-    private func run(_ id: String, claim: Claim, created: CreatedHistory?, logger: inout Logger) async -> RunEnd {
+    private func run(_ id: String, claim: Claim, created: CreatedHistory?, resting: WorkflowInstance?, logger: inout Logger) async -> RunEnd {
         // Read, folded and handed to the instance in a call of its own, over before the body
         // starts: the history, the instance's state and their temporaries never live in this
         // frame, which lives as long as the body (every waiting workflow holds one).
-        let result = await prepare(id, claim: claim, created: created, logger: &logger)
+        let result =
+            if let resting { await awaken(resting, logger: &logger) } else { await prepare(id, claim: claim, created: created, logger: &logger) }
         guard case .ready(let loaded) = result else { return await notRun(result, id: id, claim: claim, logger: logger) }
         for sender in state.withLock({ $0.loaded(id, loaded.instance) }) { sender.resume(returning: loaded.instance) }
         let logger = logger
@@ -179,6 +198,19 @@ struct WorkflowDriver: Sendable {
         }
         // Folded in a synchronous step: the fold's temporaries never live in an async frame.
         return load(stored, folded: folded, id: id, claim: claim, logger: &logger)
+    }
+
+    /// Wakes a dormant instance: its body runs again from the state it kept.
+    @inline(never)
+    private func awaken(_ instance: WorkflowInstance, logger: inout Logger) async -> LoadResult {
+        guard let awake = await instance.awaken(), let workflow = workflows[awake.type] else { return .gone }
+        logger[metadataKey: WorkflowRuntime.LogKey.workflowType] = "\(awake.type)"
+        var parent = InstrumentationContext.topLevel
+        tracer?.extract(awake.traceContext, into: &parent, using: TraceCarrier())
+        return .ready(
+            Loaded(
+                instance: instance, workflow: workflow, type: awake.type, input: awake.input, replayedEvents: awake.events, parent: parent,
+                queue: awake.queue, queuedAt: awake.queuedAt))
     }
 
     /// A workflow ready to run: its instance, holding its folded history, and what its run needs.
@@ -437,6 +469,8 @@ struct WorkflowDriver: Sendable {
         case .parked?:
             logger.debug("Workflow parked while it waits")
             return .parked(await instance.parkedDues)
+        case .dormant?:
+            return .dormant(instance, await instance.rested())
         case .rerun(let key, let reason)?:
             return .rerun(key, reason)
         case .ownershipLost?, .replayEnded?, .superseded?, .continued?:

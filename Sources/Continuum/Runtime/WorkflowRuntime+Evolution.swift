@@ -231,9 +231,13 @@ extension WorkflowRuntime {
     private func reserveSlot(_ id: String) async throws {
         while true {
             let (reserved, instance) = state.withLock { machine -> (Bool, WorkflowInstance?) in
-                machine.claimDrive(id) ? (true, nil) : (false, machine.instance(id))
+                // A dormant instance leaves the slot with it: taken over, it appends nothing more.
+                machine.claimDrive(id) ? (true, machine.takeDormant(id)) : (false, machine.instance(id))
             }
-            if reserved { return }
+            if reserved {
+                await instance?.supersede()
+                return
+            }
             try Task.checkCancellation()
             if let instance {
                 await instance.supersede()

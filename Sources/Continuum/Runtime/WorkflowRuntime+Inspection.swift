@@ -186,6 +186,16 @@ extension WorkflowRuntime {
     @_spi(Testing)
     public var residentWorkflows: Int { state.withLock { $0.slotCounts.loaded } }
 
+    /// How many workflows hold a task now (their driver runs: loading, running, waiting with
+    /// a task); dormant ones do not.
+    @_spi(Testing)
+    public var drivenWorkflows: Int { admission.inside }
+
+    /// How many of the workflows in memory are dormant: waiting with no task
+    /// (``Configuration/dormantAfter``).
+    @_spi(Testing)
+    public var dormantWorkflows: Int { state.withLock { $0.slotCounts.dormant } }
+
     /// What the runtime holds in memory: for diagnosing a process that seems stuck (a test
     /// harness prints it on a signal). The text is for people and changes without notice.
     @_spi(Diagnostics)
@@ -193,7 +203,7 @@ extension WorkflowRuntime {
         let (running, ready, slots, suspended, waiters) = state.withLock { machine in
             (machine.isRunning, machine.isReady, machine.slotCounts, machine.allSuspensions.count, machine.resultWaiterCount())
         }
-        return "runtime: running \(running), ready \(ready); \(slots.claimed) claimed (\(slots.loaded) loaded), \(suspended) suspended, "
+        return "runtime: running \(running), ready \(ready); \(slots.claimed) claimed (\(slots.loaded) loaded, \(slots.dormant) dormant), \(suspended) suspended, "
             + "\(waiters) result waiters; admission \(admission.inside) inside, \(admission.queued) queued; "
             + "recovery \(pacer.inside) starting, \(pacer.queuedCount) queued\n\(timers.diagnostics)"
     }

@@ -126,13 +126,17 @@ extension WorkflowRuntime {
             defer { timerThread.shutdown() }
             group.addTask(executorPreference: timerThread) { [timers, state, pacer] in
                 await timers.run(on: timerThread) { id in
-                    // A parked workflow's timer came due: rebuild it, unless it is in memory (then it
-                    // fires its own) or recovery is about to start it.
-                    if !state.withLock({ $0.isClaimed(id) }) && !pacer.isQueued(id) { state.launch(Launch(id: id, wake: true)) }
+                    // A parked or dormant workflow's timer came due: rebuild or wake it, unless its
+                    // task is in memory (then it fires its own) or recovery is about to start it.
+                    if state.withLock({ $0.needsWake(id) }) && !pacer.isQueued(id) { state.launch(Launch(id: id, wake: true)) }
                 }
             }
             if let parkAfter = configuration.parkAfter {
                 let service = ParkingService(queue: parking, clock: configuration.clock, after: parkAfter)
+                group.addTask { await service.run() }
+            }
+            if let dormantAfter = configuration.dormantAfter {
+                let service = ParkingService(queue: dormancy, clock: configuration.clock, after: dormantAfter, action: .rest)
                 group.addTask { await service.run() }
             }
             let retrier = StorageRetrier(

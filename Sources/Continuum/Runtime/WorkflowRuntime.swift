@@ -41,6 +41,8 @@ public final class WorkflowRuntime: Service, Sendable {
     let timers: TimerService
     /// Workflows whose body only waits, for the parking service.
     let parking = ParkingQueue()
+    /// Instances that only wait, for the service that makes them dormant.
+    let dormancy = ParkingQueue()
     /// Room in memory for `maxResidentWorkflows`.
     let admission: Admission
     /// How many workflows recovery starts at once (`recoveryConcurrency`).
@@ -91,6 +93,7 @@ public final class WorkflowRuntime: Service, Sendable {
     /// What drives one workflow.
     var driver: WorkflowDriver {
         let parking = configuration.parkAfter == nil ? nil : parking
+        let dormancy = configuration.dormantAfter == nil ? nil : dormancy
         let snapshotEvery = configuration.snapshotEvery.map { max($0, 1) }
         return WorkflowDriver(
             store: store, workflows: workflows, state: state, timers: timers, metrics: metrics, tracer: tracer, logger: logger,
@@ -98,7 +101,8 @@ public final class WorkflowRuntime: Service, Sendable {
             feed: feed, codeChange: configuration.codeChange, build: configuration.build, pendingClaims: pendingClaims, runtime: self,
             snapshotEvery: snapshotEvery,
             environment: WorkflowInstance.Environment(
-                timers: timers, metrics: metrics, tracer: tracer, maxPayloadSize: maxPayloadSize, parking: parking, feed: feed,
+                timers: timers, metrics: metrics, tracer: tracer, maxPayloadSize: maxPayloadSize, parking: parking, dormancy: dormancy,
+                feed: feed,
                 codeChange: configuration.codeChange, build: configuration.build, runtime: self, snapshotEvery: snapshotEvery))
     }
 

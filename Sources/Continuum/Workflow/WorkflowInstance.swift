@@ -38,12 +38,16 @@ actor WorkflowInstance {
         case superseded
         /// The body continued as new: a new instance runs the next run.
         case continued
+        /// It only waited: its body gave up its task, and the instance stays in memory with its
+        /// claim and state until something wakes it (``WorkflowRuntime/Configuration/dormantAfter``).
+        case dormant
     }
 
     nonisolated let id: String
     nonisolated let stream: StreamID
-    /// The task that runs the workflow body; steps called from any other task come from its children.
-    nonisolated let bodyTask: Int
+    /// The task that runs the workflow body; steps called from any other task come from its
+    /// children. A dormant instance's body runs again in another task.
+    private nonisolated let bodyTask: Atomic<Int>
     nonisolated let mode: Mode
     /// The claim appends are made under; `nil` in a replay.
     nonisolated var claim: Claim? {
@@ -100,6 +104,8 @@ actor WorkflowInstance {
         let tracer: (any Tracer)?
         let maxPayloadSize: Int
         let parking: ParkingQueue?
+        /// Where instances report that they only wait, when the runtime makes such workflows dormant.
+        let dormancy: ParkingQueue?
         let feed: ChangeFeed?
         let codeChange: WorkflowRuntime.CodeChangePolicy
         let build: String?
@@ -108,7 +114,7 @@ actor WorkflowInstance {
 
         init(
             timers: TimerService, metrics: RuntimeMetrics, tracer: (any Tracer)?, maxPayloadSize: Int, parking: ParkingQueue?,
-            feed: ChangeFeed? = nil, codeChange: WorkflowRuntime.CodeChangePolicy = .suspend, build: String? = nil,
+            dormancy: ParkingQueue? = nil, feed: ChangeFeed? = nil, codeChange: WorkflowRuntime.CodeChangePolicy = .suspend, build: String? = nil,
             runtime: WorkflowRuntime? = nil, snapshotEvery: Int? = nil
         ) {
             self.timers = timers
@@ -116,6 +122,7 @@ actor WorkflowInstance {
             self.tracer = tracer
             self.maxPayloadSize = maxPayloadSize
             self.parking = parking
+            self.dormancy = dormancy
             self.feed = feed
             self.codeChange = codeChange
             self.build = build
@@ -137,12 +144,12 @@ actor WorkflowInstance {
         self.stream = stream
         self.mode = mode
         self.state = state
-        bodyTask = currentTaskIdentity()
+        bodyTask = Atomic(currentTaskIdentity())
     }
 
     /// Whether the calling task is a child task of the body rather than the body itself.
     nonisolated func isChildTask() -> Bool {
-        currentTaskIdentity() != bodyTask
+        currentTaskIdentity() != bodyTask.load(ordering: .relaxed)
     }
 
     /// What a step call does once divergence and ambiguity are ruled out.
@@ -285,15 +292,28 @@ actor WorkflowInstance {
             ContinuumError(.notRunning, "The workflow was taken over (reset or cancelled) while it ran.")
         case .continued:
             ContinuumError(.notRunning, "The workflow continued as new; its next run takes over.")
+        case .dormant:
+            ContinuumError(.notRunning, "The workflow gave up its task while it waited; it replays when woken.")
         }
     }
 
-    /// Whether the instance stopped for good: it left memory or was suspended.
-    var isLeaving: Bool { departure != nil || suspension != nil }
+    /// Whether the instance stopped for good: it left memory or was suspended. A dormant
+    /// instance has not: it takes deliveries.
+    var isLeaving: Bool { (departure != nil && departure != .dormant) || suspension != nil }
+
+    /// Whether the instance is dormant.
+    var isDormant: Bool { departure == .dormant }
 
     private func checkUsable() throws(ContinuumError) {
         if let suspension { throw suspension }
         if let departure { throw Self.departedError(departure) }
+    }
+
+    /// What a delivery (an event, a cancellation) checks: unlike the body's calls, it reaches a
+    /// dormant instance, and wakes it.
+    private func checkReachable() throws(ContinuumError) {
+        if let suspension { throw suspension }
+        if let departure, departure != .dormant { throw Self.departedError(departure) }
     }
 
     /// The body entered a wait (a sleep or an event wait).
@@ -309,6 +329,9 @@ actor WorkflowInstance {
     }
 
     private func updateWaiting() {
+        // A dormant instance keeps the time it began to wait, for parking; its body unwinding
+        // changes nothing.
+        if departure == .dormant { return }
         let waiting = runningSteps == 0 && !waitingKeys.isEmpty && departure == nil && suspension == nil
         if !waiting {
             waitingSince = nil
@@ -318,6 +341,7 @@ actor WorkflowInstance {
             let now = clock.now()
             waitingSince = now
             parking?.add(self, since: now)
+            environment.dormancy?.add(self, since: now)
         }
     }
 
@@ -329,20 +353,144 @@ actor WorkflowInstance {
     /// earlier (by the clock) and no timer is due within `margin` nanoseconds: releases its claim
     /// in the store, leaves memory, and wakes the body's waits so it unwinds.
     func parkIfWaiting(since: Int64, margin: Int64) async {
-        guard let waitingSince, waitingSince <= since, departure == nil, case .live(let store, let claim) = mode else { return }
+        guard case .live(let store, let claim) = mode else { return }
+        if departure == .dormant { return await parkDormant(since: since, margin: margin, store: store, claim: claim) }
+        guard let dues = duesToLeave(since: since, margin: margin, lookAgain: parking) else { return }
+        departure = .parked
+        do {
+            try await store.append(AppendRequest(fence: claim, id: id, events: [], release: true, snapshot: snapshotIfDue()))
+            feed?.publish(WorkflowChange(workflowID: id, parked: true))
+        } catch {
+            // Not released: recovery finds it runnable, which is safe.
+        }
+        parkedDues = dues
+        eventWaiters.failAll(Self.departedError(.parked))
+    }
+
+    /// The deadlines the workflow would leave with, when every running call of its body has been
+    /// a wait since `since` or earlier and none is due within `margin`; otherwise `nil`, and the
+    /// instance is put back in `lookAgain` to be looked at after another delay.
+    private func duesToLeave(since: Int64, margin: Int64, lookAgain queue: ParkingQueue?) -> [Int64]? {
+        guard let waitingSince, waitingSince <= since, departure == nil else { return nil }
         if let lastActivity, lastActivity > since {
-            parking?.add(self, since: lastActivity)  // look again one parking delay after the last event
-            return
+            queue?.add(self, since: lastActivity)  // look again one delay after the last event
+            return nil
         }
         // Every wait the body is in must still be pending (one that ended, with its task not yet
-        // resumed, would leave nothing to wake the parked workflow), and none may be due soon.
+        // resumed, would leave nothing to wake the workflow), and none may be due soon.
         let waits = waitingKeys.compactMap { state.recordedWaits[$0] }
         let now = clock.now()
         guard waits.count == waitingKeys.count, waits.allSatisfy({ $0.outcome == nil }), !waits.contains(where: { ($0.due ?? .max) <= now + margin }),
             (state.pendingDeadline ?? .max) > now + margin
         else {
-            // Still waiting, but not to be parked now: look again after another delay.
+            // Still waiting, but not to leave now: look again after another delay.
+            queue?.add(self, since: now)
+            return nil
+        }
+        return waits.compactMap(\.due) + (state.pendingDeadline.map { [$0] } ?? [])
+    }
+
+    // MARK: Dormancy
+
+    /// Makes the workflow dormant if every running call of its body has been a wait since
+    /// `since` or earlier and none is due within `margin` nanoseconds: the body's waits throw so
+    /// that its task ends, and the instance stays in memory, with its claim and its state, for
+    /// whatever wakes it (``WorkflowRuntime/Configuration/dormantAfter``). Nothing is appended.
+    func restIfWaiting(since: Int64, margin: Int64) {
+        // A workflow on a queue keeps its task, and with it the queue's slot, as it would in memory.
+        guard case .live = mode, queue == nil, let dues = duesToLeave(since: since, margin: margin, lookAgain: environment.dormancy) else { return }
+        departure = .dormant
+        parkedDues = dues
+        eventWaiters.failAll(Self.departedError(.dormant))
+    }
+
+    /// The body of a dormant instance has unwound and its driver is ending: forgets the run's
+    /// bookkeeping, so that the instance holds only its state and the next run replays from the
+    /// start. Returns the deadlines its timers must wake it at.
+    func rested() -> [Int64] {
+        state.rewind()
+        waitingKeys = []
+        runningSteps = 0
+        patchesTaken = [:]
+        startsChildren = false
+        divergence = nil
+        return parkedDues
+    }
+
+    /// What a waking driver needs to run a dormant instance's body again.
+    struct Awakened: Sendable {
+        var type: String
+        var input: [UInt8]
+        var traceContext: [String: String]
+        var queue: QueueEntry?
+        var queuedAt: Int64
+        var events: Int
+    }
+
+    /// Called by the driver that wakes a dormant instance, from the task that runs its body
+    /// next; `nil` when it is not dormant any more (it was parked, superseded, or lost its
+    /// claim while it rested), and the driver leaves it.
+    func awaken() async -> Awakened? {
+        // A delivery to the dormant instance changed its state before its append committed: the
+        // body must not act on that change before it is durable.
+        while dormantAppends > 0 { await withCheckedContinuation { commitWaiters.append($0) } }
+        guard departure == .dormant, let type = state.type else { return nil }
+        departure = nil
+        waitingSince = nil
+        parkedDues = []
+        bodyTask.store(currentTaskIdentity(), ordering: .relaxed)
+        return Awakened(
+            type: type, input: state.input, traceContext: state.traceContext, queue: state.queue, queuedAt: state.queuedAt,
+            events: Int(state.nextSequence))
+    }
+
+    /// Appends of deliveries to the dormant instance that have not committed yet.
+    private var dormantAppends = 0
+    /// Drivers waking the instance, waiting for those appends.
+    private var commitWaiters: [CheckedContinuation<Void, Never>] = []
+
+    /// Appends `events` of a delivery, counted while they commit when the instance is dormant.
+    private func appendDelivery(_ events: [HistoryEvent], dormant: Bool) async throws(ContinuumError) {
+        guard dormant else { return try await appendOrSuspend(events) }
+        dormantAppends += 1
+        defer {
+            dormantAppends -= 1
+            if dormantAppends == 0 {
+                for waiter in commitWaiters { waiter.resume() }
+                commitWaiters = []
+            }
+        }
+        try await appendOrSuspend(events)
+    }
+
+    /// Something changed a dormant instance (or made it leave): a driver runs its body again, or
+    /// finds it gone.
+    private func wakeIfDormant(_ wasDormant: Bool) {
+        guard wasDormant, let runtime else { return }
+        if let launcher = runtime.state.withLock({ $0.wakeDormant(id, self) }) {
+            launcher.yield(Launch(id: id, wake: true, reserved: true))
+        }
+    }
+
+    /// Parks a dormant workflow that waited long enough, as ``parkIfWaiting(since:margin:)``
+    /// parks one with a task: its slot is taken first, so that no driver wakes it meanwhile,
+    /// and let go once the claim is released.
+    private func parkDormant(since: Int64, margin: Int64, store: any EventStore, claim: Claim) async {
+        guard let waitingSince, waitingSince <= since, let runtime else { return }
+        let now = clock.now()
+        if let lastActivity, lastActivity > since {
+            parking?.add(self, since: lastActivity)
+            return
+        }
+        let waits = state.recordedWaits.values.filter { $0.outcome == nil }
+        guard !waits.contains(where: { ($0.due ?? .max) <= now + margin }), (state.pendingDeadline ?? .max) > now + margin else {
             parking?.add(self, since: now)
+            return
+        }
+        guard runtime.state.withLock({ $0.reserveDormant(id, self) }) else {
+            // Being woken (it waits again, and is looked at again, if it does), or the driver that
+            // put it to rest has not ended yet: look again.
+            if departure == .dormant { parking?.add(self, since: waitingSince) }
             return
         }
         departure = .parked
@@ -352,8 +500,9 @@ actor WorkflowInstance {
         } catch {
             // Not released: recovery finds it runnable, which is safe.
         }
-        parkedDues = waits.compactMap(\.due) + (state.pendingDeadline.map { [$0] } ?? [])
-        eventWaiters.failAll(Self.departedError(.parked))
+        for sender in runtime.state.withLock({ $0.driveEnded(id) }) { sender.resume(returning: nil) }
+        // As a parked workflow's driver does once it has gone.
+        for due in Set(waits.compactMap(\.due) + (state.pendingDeadline.map { [$0] } ?? [])) { timers.wakeIfLoaded(id, at: due) }
     }
 
     func completeStep(_ call: WorkflowState.StepCall, outcome: Result<[UInt8], FailureRecord>) async throws(ContinuumError) {
@@ -653,7 +802,10 @@ actor WorkflowInstance {
 
     /// Records a cancellation request, ends every pending wait, and wakes the tasks waiting.
     func cancel(reason: String, by: String? = nil) async throws(ContinuumError) {
-        try checkUsable()
+        try checkReachable()
+        // A dormant workflow's body runs again to compensate, whatever came of the append.
+        let wasDormant = departure == .dormant
+        defer { wakeIfDormant(wasDormant) }
         guard state.outcome == nil else {
             throw ContinuumError(.workflowFinished, "Workflow '\(id)' has finished; there is nothing to cancel.", workflowID: id)
         }
@@ -663,7 +815,7 @@ actor WorkflowInstance {
         // and the steps waiting out a backoff.
         let waiters = takeWaiters(endedBy: events)
         do {
-            try await appendOrSuspend(events)
+            try await appendDelivery(events, dormant: wasDormant)
         } catch {
             for waiter in waiters { waiter.resume(throwing: error) }
             throw error
@@ -845,7 +997,7 @@ actor WorkflowInstance {
     /// with its key here, where the state holds every event received (`compared`), and refused
     /// with `dedupKeyConflict` when it differs.
     func receive(name: String, payload: [UInt8], dedupKey: String?) async throws(ContinuumError) -> (receipt: EventReceipt, compared: Bool) {
-        try checkUsable()
+        try checkReachable()
         guard state.outcome == nil else {
             throw ContinuumError(.workflowFinished, "Workflow '\(id)' has finished; it takes no more events.", workflowID: id)
         }
@@ -856,7 +1008,7 @@ actor WorkflowInstance {
                 // The first send of this key is still committing: answer only once it is durable.
                 await withCheckedContinuation { pendingSends[dedupKey, default: []].append($0) }
             }
-            try checkUsable()
+            try checkReachable()
             let receipt = EventReceipt(workflowID: id, sequence: duplicate.sequence, duplicate: true)
             // Compared here rather than against the history in the store, which the runtime
             // would load in full for every resend.
@@ -867,7 +1019,16 @@ actor WorkflowInstance {
             var events = [event]
             // The task waiting for it is taken out now and woken once the event is committed.
             var delivered: WaiterRegistry.Continuation?
-            if let key = eventWaiters.oldestWaiting(where: { state.recordedWaits[$0]?.wait == .event(name) }),
+            // A dormant workflow has no task waiting: the event ends its pending wait in history,
+            // and its body, woken, replays that.
+            let wasDormant = departure == .dormant
+            if wasDormant {
+                if let key = state.firstPendingWait(forEvent: name),
+                    let ended = state.endWait(key, outcome: .received(sequence: event.sequence), timestamp: event.timestamp)
+                {
+                    events.append(ended)
+                }
+            } else if let key = eventWaiters.oldestWaiting(where: { state.recordedWaits[$0]?.wait == .event(name) }),
                 let ended = state.endWait(key, outcome: .received(sequence: event.sequence), timestamp: event.timestamp)
             {
                 events.append(ended)
@@ -878,11 +1039,13 @@ actor WorkflowInstance {
                 if let dedupKey { for waiter in pendingSends.removeValue(forKey: dedupKey) ?? [] { waiter.resume() } }
             }
             do {
-                try await appendOrSuspend(events)
+                try await appendDelivery(events, dormant: wasDormant)
             } catch {
                 delivered?.resume(throwing: error)
+                wakeIfDormant(wasDormant)  // its waking driver finds it suspended or gone
                 throw error
             }
+            wakeIfDormant(wasDormant && events.count > 1)
             metrics.eventsReceived.increment()
             delivered?.resume(returning: .ended(.received(sequence: event.sequence), payload))
             return (EventReceipt(workflowID: id, sequence: event.sequence, duplicate: false), false)
@@ -939,7 +1102,7 @@ actor WorkflowInstance {
     @inline(never)
     private func failAppend(_ error: ContinuumError) -> ContinuumError {
         guard error.code == .ownershipLost else { return suspend(error) }
-        if departure == nil {
+        if departure == nil || departure == .dormant {
             departure = .ownershipLost
             logger.notice("Lost the claim on the workflow; its new owner continues it", metadata: [WorkflowRuntime.LogKey.errorCode: "\(error.code)"])
         }
@@ -952,7 +1115,7 @@ actor WorkflowInstance {
     /// Someone takes the workflow over (a reset, say): stop where it is, append nothing more, and
     /// wake every wait so the body unwinds.
     func supersede() {
-        if departure == nil { departure = .superseded }
+        if departure == nil || departure == .dormant { departure = .superseded }
         eventWaiters.failAll(Self.departedError(.superseded))
         stopBackoffs()
     }
@@ -963,7 +1126,9 @@ actor WorkflowInstance {
         // the claim gone): the workflow is finished, not lost to another owner. Had another owner
         // taken it, the append of the end is refused and says so.
         guard state.outcome == nil else { return }
+        let wasDormant = departure == .dormant
         _ = failAppend(ContinuumError(.ownershipLost, "The lease on the workflow was lost."))
+        wakeIfDormant(wasDormant)  // its waking driver finds it gone and lets its slot go
     }
 
     // MARK: Version markers
@@ -1024,7 +1189,9 @@ actor WorkflowInstance {
     }
 
     func query(_ name: String) -> LiveQuery {
-        state.isReplaying ? .catchingUp : .value(published[name])
+        // A dormant body published everything before it rested; its state is rewound.
+        if departure == .dormant { return .value(published[name]) }
+        return state.isReplaying ? .catchingUp : .value(published[name])
     }
 
     /// How the replay ended; `nil` while it runs, and for a live instance.
