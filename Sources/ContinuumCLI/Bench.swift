@@ -34,7 +34,9 @@ struct Bench: AsyncParsableCommand {
                                a wake folds, and reading + folding alone.
             --scenario resident N workflows that run a step and sleep for an hour (--steps 0: wait for an event that
                                never comes), none parked; reports the anonymous memory they hold once all are
-                               asleep, per workflow (resident_bytes_per_workflow).
+                               asleep, per workflow (resident_bytes_per_workflow). With --steps 0 it then wakes each
+                               with its event (wake_cpu_us_per_workflow). --dormant-after-ms M makes waiting
+                               workflows dormant after M ms (the runtime's dormantAfter), in any scenario.
             Every report has cpu_us_per_workflow: the process's user+system CPU time (getrusage) per workflow,
             which a noisy machine moves far less than wall time.
             On PostgreSQL (--postgres URL, or CONTINUUM_POSTGRES_URL) every scenario runs in a new schema
@@ -64,6 +66,9 @@ struct Bench: AsyncParsableCommand {
 
     @Option(help: "How many recovered workflows start at once (recovery scenario; the runtime's recoveryConcurrency).")
     var recoveryConcurrency = WorkflowRuntime.Configuration().recoveryConcurrency
+
+    @Option(help: "Milliseconds a waiting workflow keeps its task before it becomes dormant (the runtime's dormantAfter); none by default.")
+    var dormantAfterMs: Int?
 
     @OptionGroup var storage: StoreOptions<TemporaryDirectory>
 
@@ -156,7 +161,7 @@ struct Bench: AsyncParsableCommand {
         // The restart scenario parks its sleepers quickly.
         let (store, runtime) = try await Self.open(
             target.location, parkAfter: scenario == .restart ? .seconds(1) : scenario == .resident ? nil : .seconds(10),
-            queues: scenario == .queue ? ["bench": QueueLimits(concurrency: queueLimit)] : [:])
+            queues: scenario == .queue ? ["bench": QueueLimits(concurrency: queueLimit)] : [:], dormantAfter: dormantAfterMs.map { .milliseconds($0) })
         let prefix = "bench-\(UInt32.random(in: 0 ... .max))-"
         do {
             var report: Report
@@ -217,7 +222,7 @@ struct Bench: AsyncParsableCommand {
     /// Opens the store at `location` and a runtime with the bench's workflows, both silent.
     static func open(
         _ location: StoreLocation, parkAfter: Duration? = .seconds(10), lease: Duration? = nil, recoveryGate: RecoveryGate? = nil,
-        queues: [String: QueueLimits] = [:], recoveryConcurrency: Int? = nil
+        queues: [String: QueueLimits] = [:], recoveryConcurrency: Int? = nil, dormantAfter: Duration? = nil
     ) async throws -> (any EventStore, WorkflowRuntime) {
         let store: any EventStore
         switch location {
@@ -235,6 +240,7 @@ struct Bench: AsyncParsableCommand {
         var configuration = WorkflowRuntime.Configuration(logger: Logger(label: "continuum", factory: { _ in SwiftLogNoOpLogHandler() }), parkAfter: parkAfter)
         configuration.queues = queues
         if let recoveryConcurrency { configuration.recoveryConcurrency = recoveryConcurrency }
+        configuration.dormantAfter = dormantAfter
         let runtime = WorkflowRuntime(store: store, workflows: workflows, configuration: configuration)
         return (store, runtime)
     }
@@ -373,6 +379,8 @@ struct Bench: AsyncParsableCommand {
         var peakResidentMegabytes: Double?
         /// Resident: the anonymous memory each waiting workflow adds, in bytes.
         var residentBytesPerWorkflow: Double?
+        /// Resident: the CPU per workflow of waking every waiting workflow with an event (`--steps 0`).
+        var wakeCPUMicroseconds: Double?
         var early: Int?
         /// The process's CPU time (user + system) for the whole scenario, per workflow, in µs.
         var cpuMicrosecondsPerWorkflow: Double?
@@ -416,6 +424,7 @@ struct Bench: AsyncParsableCommand {
             case residentMegabytes = "rss_mb"
             case peakResidentMegabytes = "peak_rss_mb"
             case residentBytesPerWorkflow = "resident_bytes_per_workflow"
+            case wakeCPUMicroseconds = "wake_cpu_us_per_workflow"
             case appendedP50 = "appended_p50_ms"
             case appendedP99 = "appended_p99_ms"
             case wake
@@ -459,6 +468,7 @@ struct Bench: AsyncParsableCommand {
             }
             if let residentBytesPerWorkflow, let residentMegabytes {
                 lines.append("  resident     \(format(residentBytesPerWorkflow)) bytes of anonymous memory per waiting workflow (RSS \(format(residentMegabytes)) MB)")
+                if let wakeCPUMicroseconds { lines.append("  wake         \(format(wakeCPUMicroseconds)) µs of CPU per workflow woken by an event, to its end") }
             }
             if let checkSeconds, let checkMicrosecondsPerWorkflow {
                 lines.append("  deploy gate  \(format(checkSeconds)) s for all of them (\(format(checkMicrosecondsPerWorkflow)) µs per workflow)")

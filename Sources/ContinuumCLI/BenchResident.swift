@@ -6,17 +6,23 @@ extension Bench {
     /// Starts `workflows` workflows that each run a step and then wait, none parked (a sleep of
     /// an hour, or with `--steps 0` an event that never comes), waits until all are asleep in
     /// memory and the process's memory stops growing, and reports the anonymous resident memory
-    /// they added, per workflow (`resident_bytes_per_workflow`).
+    /// they added, per workflow (`resident_bytes_per_workflow`). With `--steps 0`, it then wakes
+    /// every one with its event and reports the CPU that took per workflow (`wake_cpu_us_per_workflow`);
+    /// with `--dormant-after-ms`, the workflows are dormant by then.
     func residentScenario(_ runtime: WorkflowRuntime, prefix: String) async throws -> Report {
         let total = workflows
         let waitsForEvent = steps == 0
-        let (elapsed, before, after) = try await runtime.withRunning { runtime in
+        let dormant = dormantAfterMs != nil
+        let (elapsed, before, after, wake) = try await runtime.withRunning { runtime in
             let before = Self.memory("RssAnon")
             let (elapsed, _) = try await fanOut(total: total) { index in
                 try await runtime.start(ResidentWorkflow.self, id: prefix + String(index), input: waitsForEvent)
             }
-            // Every sleeper's timer is waited for; then the memory settles (the last bodies reach their waits).
-            while !waitsForEvent && runtime.pendingTimers < total { try await Task.sleep(for: .milliseconds(100)) }
+            // Every sleeper's timer is waited for (every workflow, dormant); then the memory settles
+            // (the last bodies reach their waits).
+            while dormant ? runtime.dormantWorkflows < total : !waitsForEvent && runtime.pendingTimers < total {
+                try await Task.sleep(for: .milliseconds(100))
+            }
             var last = Self.memory("RssAnon")
             var steady = 0
             while steady < 4 {
@@ -25,12 +31,22 @@ extension Bench {
                 steady = abs(now - last) < 0.5 && runtime.residentWorkflows == total ? steady + 1 : 0
                 last = now
             }
-            return (elapsed, before, last)
+            guard waitsForEvent else { return (elapsed, before, last, nil as Double?) }
+            let cpuBefore = Self.cpuSeconds()
+            _ = try await fanOut(total: total) { index in
+                let id = prefix + String(index)
+                try await runtime.send("never", to: id, payload: index)
+                guard try await runtime.handle(ResidentWorkflow.self, id: id).result() == index else {
+                    throw ValidationError("workflow \(id) received another event")
+                }
+            }
+            return (elapsed, before, last, (Self.cpuSeconds() - cpuBefore) * 1e6 / Double(total))
         }
         var report = Report(scenario: "resident", workflows: total, concurrency: concurrency, seconds: elapsed.seconds, latencies: [])
         report.residentMegabytes = Self.memory("VmRSS")
         report.peakResidentMegabytes = Self.memory("VmHWM")
         report.residentBytesPerWorkflow = (after - before) * 1e6 / Double(total)
+        report.wakeCPUMicroseconds = wake
         return report
     }
 }
