@@ -482,6 +482,12 @@ actor WorkflowInstance {
             parking?.add(self, since: lastActivity)
             return
         }
+        // A delivery still committing may end a wait: parked after it, the workflow would wait
+        // in the store with nothing left to wake it. Its wake comes once it commits.
+        if dormantAppends > 0 {
+            parking?.add(self, since: now)
+            return
+        }
         let waits = state.recordedWaits.values.filter { $0.outcome == nil }
         guard !waits.contains(where: { ($0.due ?? .max) <= now + margin }), (state.pendingDeadline ?? .max) > now + margin else {
             parking?.add(self, since: now)
