@@ -186,8 +186,10 @@ struct CrashTests {
         }
     }
 
-    @Test("SIGKILL while parents wait for children: each child starts once, runs each step once, and its parent gets its output once")
-    func childrenAcrossKills() async throws {
+    @Test(
+        "SIGKILL while parents wait for children: each child starts once, runs each step once, and its parent gets its output once; also with every waiting workflow dormant at once",
+        arguments: [false, true])
+    func childrenAcrossKills(dormant: Bool) async throws {
         let worker = try #require(builtExecutable(named: "CrashWorker"), "CrashWorker is not built beside the test bundle")
         let seed = ProcessInfo.processInfo.environment["CONTINUUM_CRASH_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 0 ... .max)
         var random = SeededGenerator(seed: seed)
@@ -203,7 +205,7 @@ struct CrashTests {
                         [
                             "--state", directory + "/state", "--ledger", ledgerPath, "--prefix", round,
                             "--workflows", "\(parents)", "--steps", "\(steps)", "--parallel", "\(parents)", "--children", "\(children)",
-                        ]
+                        ] + (dormant ? ["--dormant-ms", "0"] : [])
                     })
             else { return }
             let families = rounds.flatMap { round in (0..<parents).map { "\(round)\($0)" } }

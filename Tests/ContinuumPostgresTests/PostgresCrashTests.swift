@@ -28,8 +28,10 @@ struct PostgresCrashTests {
     /// The lease every worker runs with: short, so takeovers are quick.
     static let leaseMilliseconds = 1500
 
-    @Test("three processes, one SIGKILLed every 0.5–2 s and replaced, events and cancels sent through the others: one terminal state each with the right result, no step after its commit, no event consumed twice, every sleep ended once")
-    func threeProcessesUnderSIGKILL() async throws {
+    @Test(
+        "three processes, one SIGKILLed every 0.5–2 s and replaced, events and cancels sent through the others: one terminal state each with the right result, no step after its commit, no event consumed twice, every sleep ended once; also with waiting workflows dormant at once, then parked",
+        arguments: [false, true])
+    func threeProcessesUnderSIGKILL(dormant: Bool) async throws {
         let worker = try #require(builtExecutable(named: "CrashWorker"), "CrashWorker is not built beside the test bundle; run `swift build --build-tests` first")
         let environment = ProcessInfo.processInfo.environment
         let seed = environment["CONTINUUM_CRASH_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 0 ... .max)
@@ -62,7 +64,8 @@ struct PostgresCrashTests {
                             "--prefix", prefix, "--workflows", starter ? "\(workflowsPerRound)" : "0", "--total", "\(total)",
                             "--steps", "\(steps)", "--step-ms", "150", "--long-sleep-ms", "2000", "--park-ms", "250", "--horizon-ms", "3000",
                             "--events", "\(events)",
-                        ] + (slot == 0 ? [] : ["--send-share", "\(slot - 1)/2", "--round-size", "\(workflowsPerRound)"]))
+                        ] + (slot == 0 ? [] : ["--send-share", "\(slot - 1)/2", "--round-size", "\(workflowsPerRound)"])
+                            + (dormant ? ["--dormant-ms", "0"] : []))
                 }
                 var workers = [try launch(slot: 0, starter: true), try launch(slot: 1, starter: false), try launch(slot: 2, starter: false)]
                 var started = false

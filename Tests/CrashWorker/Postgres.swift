@@ -313,6 +313,7 @@ enum PostgresWorker {
             var runtimeConfiguration = WorkflowRuntime.Configuration(logger: logger)
             if let owner = options["owner"] { runtimeConfiguration.owner = OwnerID(owner) }
             if let park = options["park-ms"].flatMap(Int.init) { runtimeConfiguration.parkAfter = .milliseconds(park) }
+            if let dormant = options["dormant-ms"].flatMap(Int.init) { runtimeConfiguration.dormantAfter = .milliseconds(dormant) }
             if let horizon = options["horizon-ms"].flatMap(Int.init) { runtimeConfiguration.timerHorizon = .milliseconds(horizon) }
             if let retry = options["retry-ms"].flatMap(Int.init) { runtimeConfiguration.storageRetryInterval = .milliseconds(retry) }
             // `--queue`: the queue load instead (QueueJobWorkflow on "jobs", its steps on "api"),

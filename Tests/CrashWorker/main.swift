@@ -296,6 +296,8 @@ let runtime = WorkflowRuntime(
     configuration: {
         var configuration = WorkflowRuntime.Configuration(logger: logger)
         configuration.queues = ["jobs": QueueLimits(concurrency: 3), "api": QueueLimits(concurrency: 2)]
+        // `--dormant-ms M`: waiting workflows give up their tasks after M ms and are woken by replay.
+        configuration.dormantAfter = options["dormant-ms"].flatMap(Int.init).map { .milliseconds($0) }
         return configuration
     }())
 
