@@ -34,7 +34,8 @@ struct Bench: AsyncParsableCommand {
                                a wake folds, and reading + folding alone.
             --scenario resident N workflows that run a step and sleep for an hour (--steps 0: wait for an event that
                                never comes), none parked; reports the anonymous memory they hold once all are
-                               asleep, per workflow (resident_bytes_per_workflow). With --steps 0 it then wakes each
+                               asleep, per workflow (resident_bytes_per_workflow; trimmed_bytes_per_workflow once
+                               malloc_trim handed back the allocator's free memory). With --steps 0 it then wakes each
                                with its event (wake_cpu_us_per_workflow). --dormant-after-ms M makes waiting
                                workflows dormant after M ms (the runtime's dormantAfter), in any scenario.
             Every report has cpu_us_per_workflow: the process's user+system CPU time (getrusage) per workflow,
@@ -69,6 +70,9 @@ struct Bench: AsyncParsableCommand {
 
     @Option(help: "Milliseconds a waiting workflow keeps its task before it becomes dormant (the runtime's dormantAfter); none by default.")
     var dormantAfterMs: Int?
+
+    @Option(help: .hidden)
+    var holdSeconds: Int?
 
     @OptionGroup var storage: StoreOptions<TemporaryDirectory>
 
@@ -379,6 +383,8 @@ struct Bench: AsyncParsableCommand {
         var peakResidentMegabytes: Double?
         /// Resident: the anonymous memory each waiting workflow adds, in bytes.
         var residentBytesPerWorkflow: Double?
+        /// Resident: the same once the allocator handed back its free memory (`malloc_trim`).
+        var trimmedBytesPerWorkflow: Double?
         /// Resident: the CPU per workflow of waking every waiting workflow with an event (`--steps 0`).
         var wakeCPUMicroseconds: Double?
         var early: Int?
@@ -425,6 +431,7 @@ struct Bench: AsyncParsableCommand {
             case peakResidentMegabytes = "peak_rss_mb"
             case residentBytesPerWorkflow = "resident_bytes_per_workflow"
             case wakeCPUMicroseconds = "wake_cpu_us_per_workflow"
+            case trimmedBytesPerWorkflow = "trimmed_bytes_per_workflow"
             case appendedP50 = "appended_p50_ms"
             case appendedP99 = "appended_p99_ms"
             case wake
@@ -468,6 +475,7 @@ struct Bench: AsyncParsableCommand {
             }
             if let residentBytesPerWorkflow, let residentMegabytes {
                 lines.append("  resident     \(format(residentBytesPerWorkflow)) bytes of anonymous memory per waiting workflow (RSS \(format(residentMegabytes)) MB)")
+                if let trimmedBytesPerWorkflow { lines.append("  held         \(format(trimmedBytesPerWorkflow)) bytes per waiting workflow once the allocator's free memory is handed back") }
                 if let wakeCPUMicroseconds { lines.append("  wake         \(format(wakeCPUMicroseconds)) µs of CPU per workflow woken by an event, to its end") }
             }
             if let checkSeconds, let checkMicrosecondsPerWorkflow {

@@ -2,6 +2,10 @@ import ArgumentParser
 @_spi(Testing) import Continuum
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 extension Bench {
     /// Starts `workflows` workflows that each run a step and then wait, none parked (a sleep of
     /// an hour, or with `--steps 0` an event that never comes), waits until all are asleep in
@@ -13,7 +17,8 @@ extension Bench {
         let total = workflows
         let waitsForEvent = steps == 0
         let dormant = dormantAfterMs != nil
-        let (elapsed, before, after, wake) = try await runtime.withRunning { runtime in
+        let (elapsed, before, after, trimmed, wake) = try await runtime.withRunning { runtime in
+            Self.trimHeap()
             let before = Self.memory("RssAnon")
             let (elapsed, _) = try await fanOut(total: total) { index in
                 try await runtime.start(ResidentWorkflow.self, id: prefix + String(index), input: waitsForEvent)
@@ -31,7 +36,13 @@ extension Bench {
                 steady = abs(now - last) < 0.5 && runtime.residentWorkflows == total ? steady + 1 : 0
                 last = now
             }
-            guard waitsForEvent else { return (elapsed, before, last, nil as Double?) }
+            // What the workflows hold, once the allocator has handed back the memory it keeps
+            // free (the tasks of workflows now dormant, freed between live allocations).
+            Self.trimHeap()
+            let trimmed = Self.memory("RssAnon")
+            // For a heap profiler killed meanwhile: what it records as not freed is what they hold.
+            if let holdSeconds { try await Task.sleep(for: .seconds(holdSeconds)) }
+            guard waitsForEvent else { return (elapsed, before, last, trimmed, nil as Double?) }
             let cpuBefore = Self.cpuSeconds()
             _ = try await fanOut(total: total) { index in
                 let id = prefix + String(index)
@@ -40,14 +51,27 @@ extension Bench {
                     throw ValidationError("workflow \(id) received another event")
                 }
             }
-            return (elapsed, before, last, (Self.cpuSeconds() - cpuBefore) * 1e6 / Double(total))
+            return (elapsed, before, last, trimmed, (Self.cpuSeconds() - cpuBefore) * 1e6 / Double(total))
         }
         var report = Report(scenario: "resident", workflows: total, concurrency: concurrency, seconds: elapsed.seconds, latencies: [])
         report.residentMegabytes = Self.memory("VmRSS")
         report.peakResidentMegabytes = Self.memory("VmHWM")
         report.residentBytesPerWorkflow = (after - before) * 1e6 / Double(total)
+        report.trimmedBytesPerWorkflow = (trimmed - before) * 1e6 / Double(total)
         report.wakeCPUMicroseconds = wake
         return report
+    }
+}
+
+extension Bench {
+    /// Hands the allocator's free memory back to the system (glibc's `malloc_trim`), so that the
+    /// resident memory read next is what the process holds.
+    static func trimHeap() {
+        #if canImport(Glibc)
+        // Looked up rather than imported: the Glibc module does not export malloc.h.
+        typealias Trim = @convention(c) (Int) -> Int32
+        if let trim = dlsym(nil, "malloc_trim") { _ = unsafeBitCast(trim, to: Trim.self)(0) }
+        #endif
     }
 }
 
