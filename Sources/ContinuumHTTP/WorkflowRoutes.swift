@@ -89,10 +89,10 @@ extension ContinuumAPI {
         let key: (value: String, header: String)?
         if case .webhook(let signedID)? = context.identity {
             key = (signedID, "webhook-id")
-        } else if let value = request.headers[Self.idempotencyKey] {
+        } else if let value = request.headers.value(Self.idempotencyKey) {
             key = (value, "Idempotency-Key")
         } else {
-            key = request.headers[WebhookHeader.id].map { ($0, "webhook-id") }
+            key = request.headers.value(WebhookHeader.id).map { ($0, "webhook-id") }
         }
         try validate(id: id)
         try validate(name: name, what: "event name")
@@ -134,7 +134,7 @@ extension ContinuumAPI {
         let name = context.pathParameter("name")
         try validate(id: id)
         try validate(name: name, what: "update name")
-        let key = request.headers[Self.idempotencyKey]
+        let key = request.headers.value(Self.idempotencyKey)
         if let key { try validate(name: key, what: "Idempotency-Key") }
         let timeout = try request.uri.queryParameters.get("timeout").map { text throws(APIError) -> Duration in
             guard let seconds = Double(text), seconds > 0, seconds <= 300 else {

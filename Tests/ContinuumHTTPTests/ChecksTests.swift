@@ -1,6 +1,7 @@
 @_spi(Testing) import Continuum
-import ContinuumHTTP
+@testable import ContinuumHTTP
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import Testing
@@ -67,5 +68,22 @@ struct ChecksTests {
             let schedule = try await client.execute(uri: "/v1/schedules/s", method: .put, body: json(#"{"cron": "* * * * *", "workflow": "nope"}"#))
             #expect(schedule.status == .notFound && schedule.errorCode == "unknownWorkflowType")
         }
+    }
+
+    @Test("a header's value is the subscript's: none, one, several joined with commas, cookies with semicolons, any case")
+    func headerValues() {
+        let key = HTTPField.Name("Idempotency-Key")!
+        var fields: HTTPFields = [.contentType: "application/json"]
+        #expect(fields.value(key) == nil && fields[key] == nil)
+        fields.append(HTTPField(name: HTTPField.Name("idempotency-key")!, value: "k1"))
+        #expect(fields.value(key) == "k1" && fields[key] == "k1")
+        fields.append(HTTPField(name: HTTPField.Name("IDEMPOTENCY-KEY")!, value: "k2"))
+        #expect(fields.value(key) == "k1, k2" && fields.value(key) == fields[key])
+        fields.append(HTTPField(name: .cookie, value: "a=1"))
+        fields.append(HTTPField(name: .cookie, value: "b=2"))
+        #expect(fields.value(.cookie) == "a=1; b=2" && fields.value(.cookie) == fields[.cookie])
+        #expect(fields.value(.contentType) == "application/json")
+        fields.append(HTTPField(name: .authorization, value: ""))
+        #expect(fields.value(.authorization) == "" && fields[.authorization] == "")
     }
 }
