@@ -151,13 +151,3 @@ enum LogKey {
     static let path = "continuum.http.path"
 }
 
-/// Answers a runtime error thrown below it as the ``APIError`` its code calls for.
-struct RuntimeErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        do {
-            return try await next(request, context)
-        } catch let error as ContinuumError {
-            throw APIError(error)
-        }
-    }
-}

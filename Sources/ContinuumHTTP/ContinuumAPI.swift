@@ -37,7 +37,7 @@ public import Prometheus
 /// | `GET /openapi.json` | this API described in OpenAPI 3.1 (``openAPIDescription``; no token needed) |
 /// | `GET /`, `GET /ui/workflows/{id}`, `GET /ui/queues`, `GET /ui/schedules` | the dashboard |
 ///
-/// Every request to the API passes the same checks in the same order, each a middleware: the
+/// Every request to the API passes the same checks in the same order, in one middleware: the
 /// body size (`413`), then who is asking (a bearer token, or for an event a webhook signature;
 /// `401`), then, for a write, whether a browser sent it from another site (`403`), and only then
 /// the handler. Errors are ``APIError``s, JSON `{"error": {"code": "unknownWorkflow", "message": "…"}}`

@@ -16,12 +16,11 @@ extension ContinuumAPI {
     /// | `DELETE /v1/schedules/{name}` | deletes it; workflows it started go on |
     public func scheduleRoutes<Context: AuthRequestContext<ContinuumCaller>>(context: Context.Type = Context.self) -> RouteCollection<Context> {
         let routes = RouteCollection(context: Context.self)
-            .add(middleware: RuntimeErrorMiddleware())
-            .add(middleware: BodyLimitMiddleware(limit: configuration.maxBodySize))
-            .add(middleware: BearerAuthenticator(tokens: configuration.tokens))
         let schedules = routes.group("v1/schedules")
-            .add(middleware: RequireCaller(required: configuration.requiresAuthentication, refusal: unauthorizedForSchedules))
-            .add(middleware: CrossSiteMiddleware())
+            .add(
+                middleware: APIChecks(
+                    limit: configuration.maxBodySize, tokens: configuration.tokens, webhook: nil,
+                    required: configuration.requiresAuthentication, refusal: unauthorizedForSchedules))
         schedules.get { _, _ in ScheduleList(schedules: try await self.runtime.schedules().map(ScheduleAnswer.init)) }
         schedules.get(":name") { _, context in try await self.schedule(named: context.pathParameter("name")) }
         schedules.put(":name") { request, context in try await self.putSchedule(request, named: context.pathParameter("name")) }

@@ -15,22 +15,12 @@ extension ContinuumAPI {
     /// (`403`), then ids, names and JSON (`400`); only then does it reach the runtime.
     public func workflowRoutes<Context: AuthRequestContext<ContinuumCaller>>(context: Context.Type = Context.self) -> RouteCollection<Context> {
         let routes = RouteCollection(context: Context.self)
-            .add(middleware: RuntimeErrorMiddleware())
-            .add(middleware: BodyLimitMiddleware(limit: configuration.maxBodySize))
-            .add(middleware: BearerAuthenticator(tokens: configuration.tokens))
-
+        // Each route's checks are one middleware (APIChecks): the size, the caller, the site.
         routes.group("v1/workflows")
-            .add(
-                middleware: WebhookAuthenticator(
-                    verifier: configuration.webhooks, replayGuard: replayGuard, limits: runtime.limits, maxBodySize: configuration.maxBodySize)
-            )
-            .add(middleware: RequireCaller(required: configuration.requiresAuthentication, refusal: unauthorized(event: true)))
-            .add(middleware: CrossSiteMiddleware())
+            .add(middleware: checks(webhook: true))
             .post(":id/events/:name") { request, context in try await self.send(request, context) }
 
-        let workflows = routes.group("v1/workflows")
-            .add(middleware: RequireCaller(required: configuration.requiresAuthentication, refusal: unauthorized(event: false)))
-            .add(middleware: CrossSiteMiddleware())
+        let workflows = routes.group("v1/workflows").add(middleware: checks(webhook: false))
         // The router needs one parameter name per position: here `:id` holds the type's name.
         workflows.post(":id") { request, context in try await self.start(request, context) }
         workflows.get(":id") { _, context in try await self.workflow(context.pathParameter("id")) }
@@ -43,6 +33,18 @@ extension ContinuumAPI {
         workflows.post(":id/reset") { request, context in try await self.reset(request, context) }
         workflows.post(":id/fork") { request, context in try await self.fork(request, context) }
         return routes
+    }
+
+    /// The checks of a workflow route; for an event delivery (`webhook`) a Standard Webhooks
+    /// signature may stand in for a token.
+    private func checks<Context: AuthRequestContext<ContinuumCaller>>(webhook: Bool) -> APIChecks<Context> {
+        APIChecks(
+            limit: configuration.maxBodySize, tokens: configuration.tokens,
+            webhook: webhook
+                ? WebhookAuthenticator(
+                    verifier: configuration.webhooks, replayGuard: replayGuard, limits: runtime.limits, maxBodySize: configuration.maxBodySize)
+                : nil,
+            required: configuration.requiresAuthentication, refusal: unauthorized(event: webhook))
     }
 
     private func unauthorized(event: Bool) -> APIError {
@@ -87,10 +89,10 @@ extension ContinuumAPI {
         let key: (value: String, header: String)?
         if case .webhook(let signedID)? = context.identity {
             key = (signedID, "webhook-id")
-        } else if let value = request.headers[Self.idempotencyKey] {
+        } else if let value = request.headers.value(Self.idempotencyKey) {
             key = (value, "Idempotency-Key")
         } else {
-            key = request.headers[WebhookHeader.id].map { ($0, "webhook-id") }
+            key = request.headers.value(WebhookHeader.id).map { ($0, "webhook-id") }
         }
         try validate(id: id)
         try validate(name: name, what: "event name")
@@ -132,7 +134,7 @@ extension ContinuumAPI {
         let name = context.pathParameter("name")
         try validate(id: id)
         try validate(name: name, what: "update name")
-        let key = request.headers[Self.idempotencyKey]
+        let key = request.headers.value(Self.idempotencyKey)
         if let key { try validate(name: key, what: "Idempotency-Key") }
         let timeout = try request.uri.queryParameters.get("timeout").map { text throws(APIError) -> Duration in
             guard let seconds = Double(text), seconds > 0, seconds <= 300 else {

@@ -120,8 +120,7 @@ public struct ContinuumServer: Sendable {
         if options.dev { configuration.codeChange = .rerun }
         let runtime = WorkflowRuntime(store: store, workflows: workflows, configuration: configuration)
         let router = Router()
-        router.add(middleware: RequestMetricsMiddleware())
-        router.add(middleware: LogRequestsMiddleware(.debug))
+        router.add(middleware: ServerRequestMiddleware(logLevel: .debug))
         ContinuumAPI(
             runtime: runtime, configuration: .init(tokens: tokens, webhookSecrets: secrets, maxBodySize: options.maxBodySize, metrics: registry)
         ).register(on: router)
