@@ -91,6 +91,58 @@ struct RuntimeStateMachineTests {
         #expect(value6, "after the driver ended, another may drive it")
     }
 
+    @Test("a dormant instance stays in its slot with nobody driving it; one wake takes the slot, a wake while its driver ends relaunches it")
+    func dormancy() throws {
+        var machine = Machine()
+        try machine.start("queue")
+        let instance = Instance()
+        let claimed = machine.claimDrive("w")
+        #expect(claimed)
+        _ = machine.loaded("w", instance)
+        // A wake asked for while the driver that rests it is still ending: that driver relaunches it.
+        let early = machine.wakeDormant("w", instance)
+        #expect(early == nil)
+        let relaunched = machine.driveRested("w", instance)
+        #expect(relaunched.relaunch == "queue" && relaunched.senders.isEmpty)
+        let second = machine.claimDrive("w")
+        #expect(!second, "the relaunch's slot was not kept taken")
+        #expect(machine.dormant("w") === instance && !machine.needsWake("w"))
+        _ = machine.loaded("w", instance)
+        // Rested with nothing pending: in memory, not driven, and a timer is to wake it.
+        let rested = machine.driveRested("w", instance)
+        #expect(rested.relaunch == nil)
+        #expect(machine.slotCounts == (1, 1, 1) && machine.instance("w") === instance && machine.needsWake("w"))
+        // The first wake takes the slot; a second finds a driver on its way.
+        let woken = machine.wakeDormant("w", instance)
+        let again = machine.wakeDormant("w", instance)
+        let driven = machine.claimDrive("w")
+        #expect(woken == "queue" && again == nil && !machine.needsWake("w") && !driven)
+        let parkedWhileWaking = machine.reserveDormant("w", instance)
+        #expect(!parkedWhileWaking, "parked while a driver wakes it")
+        _ = machine.loaded("w", instance)
+        #expect(machine.slotCounts == (1, 1, 0))
+        // Rested again, then parked: the slot is taken for that, and no wake gets in.
+        _ = machine.driveRested("w", instance)
+        let reserved = machine.reserveDormant("w", instance)
+        let wakeWhileParking = machine.wakeDormant("w", instance)
+        #expect(reserved && wakeWhileParking == nil && !machine.needsWake("w"))
+        let senders = machine.driveEnded("w")
+        #expect(senders.isEmpty && !machine.isClaimed("w"))
+        // Taken over (a reset): the dormant instance leaves the slot with it.
+        let claimedOther = machine.claimDrive("v")
+        #expect(claimedOther)
+        let other = Instance()
+        _ = machine.loaded("v", other)
+        _ = machine.driveRested("v", other)
+        let takeover = machine.claimDrive("v")
+        let taken = machine.takeDormant("v")
+        #expect(takeover && taken === other && machine.instance("v") == nil)
+        // A stopped runtime keeps no dormant slot.
+        _ = machine.stop()
+        let afterStop = machine.driveRested("v", other)
+        #expect(afterStop.relaunch == nil && !machine.isClaimed("v"))
+    }
+
     @Test("a request for an unloaded workflow launches a driver once, and only while running and wakeable")
     func launching() throws {
         var machine = Machine()

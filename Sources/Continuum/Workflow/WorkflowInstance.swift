@@ -414,6 +414,7 @@ actor WorkflowInstance {
         patchesTaken = [:]
         startsChildren = false
         divergence = nil
+        defer { parkedDues = [] }  // the driver arms them; the instance need not keep them
         return parkedDues
     }
 
