@@ -356,15 +356,21 @@ actor WorkflowInstance {
         guard case .live(let store, let claim) = mode else { return }
         if departure == .dormant { return await parkDormant(since: since, margin: margin, store: store, claim: claim) }
         guard let dues = duesToLeave(since: since, margin: margin, lookAgain: parking) else { return }
-        departure = .parked
+        departure = .parked  // in this turn: a delivery from now on finds it leaving
+        await releaseClaim(store: store, claim: claim)
+        parkedDues = dues
+        eventWaiters.failAll(Self.departedError(.parked))
+    }
+
+    /// Releases the claim of an instance marked parked (every later call throws, nothing more
+    /// is appended): the workflow waits in the store.
+    private func releaseClaim(store: any EventStore, claim: Claim) async {
         do {
             try await store.append(AppendRequest(fence: claim, id: id, events: [], release: true, snapshot: snapshotIfDue()))
             feed?.publish(WorkflowChange(workflowID: id, parked: true))
         } catch {
             // Not released: recovery finds it runnable, which is safe.
         }
-        parkedDues = dues
-        eventWaiters.failAll(Self.departedError(.parked))
     }
 
     /// The deadlines the workflow would leave with, when every running call of its body has been
@@ -500,13 +506,8 @@ actor WorkflowInstance {
             if departure == .dormant { parking?.add(self, since: waitingSince) }
             return
         }
-        departure = .parked
-        do {
-            try await store.append(AppendRequest(fence: claim, id: id, events: [], release: true, snapshot: snapshotIfDue()))
-            feed?.publish(WorkflowChange(workflowID: id, parked: true))
-        } catch {
-            // Not released: recovery finds it runnable, which is safe.
-        }
+        departure = .parked  // in this turn: a delivery from now on finds it leaving
+        await releaseClaim(store: store, claim: claim)
         for sender in runtime.state.withLock({ $0.driveEnded(id) }) { sender.resume(returning: nil) }
         // As a parked workflow's driver does once it has gone.
         for due in Set(waits.compactMap(\.due) + (state.pendingDeadline.map { [$0] } ?? [])) { timers.wakeIfLoaded(id, at: due) }
