@@ -670,10 +670,10 @@ package struct WorkflowState: Sendable {
         inFlight = []
     }
 
-    /// The pending wait for an event named `name` at the lowest recorded position, if any: the
-    /// one a delivery ends when no task waits in it (the workflow is dormant).
-    package func firstPendingWait(forEvent name: String) -> StepKey? {
-        recordedWaits.values.filter { $0.outcome == nil && $0.wait == .event(name) }.min { $0.record.index < $1.record.index }?.record.key
+    /// Whether a wait for an event named `name` is pending: an event of that name wakes a
+    /// dormant workflow.
+    package func hasPendingWait(forEvent name: String) -> Bool {
+        recordedWaits.values.contains { $0.outcome == nil && $0.wait == .event(name) }
     }
 
     /// Records a cancellation request and returns what to append: the request, and the end of

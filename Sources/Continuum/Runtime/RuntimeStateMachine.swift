@@ -190,14 +190,33 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
         } ?? nil
     }
 
-    /// Takes the slot of `id` for parking its dormant `instance`; `false` when a driver holds it
-    /// (waking it) or the instance is not the dormant one.
-    mutating func reserveDormant(_ id: String, _ instance: Instance) -> Bool {
+    /// What asking for the slot of a dormant instance came to.
+    enum DormantReservation: Equatable {
+        /// The slot is the caller's now.
+        case reserved
+        /// The driver that puts the instance to rest has not let the slot go yet.
+        case resting
+        /// A driver is waking it, or the slot is not this instance's.
+        case busy
+    }
+
+    /// Takes the slot of `id` for parking its dormant `instance`.
+    mutating func reserveDormant(_ id: String, _ instance: Instance) -> DormantReservation {
         update(id) { slot in
-            guard slot.dormant, !slot.driving, slot.instance === instance else { return false }
+            guard slot.instance === instance else { return .busy }
+            guard slot.dormant else { return slot.driving ? .resting : .busy }
+            guard !slot.driving else { return .busy }
             slot.driving = true
-            return true
-        } ?? false
+            return .reserved
+        } ?? .busy
+    }
+
+    /// A dormant `instance` left (its claim was lost): its slot goes, when nobody drives it, and
+    /// the senders waiting for it are returned; `nil` when a driver holds the slot, which then
+    /// finds the instance gone.
+    mutating func dormantLeft(_ id: String, _ instance: Instance) -> [Sender]? {
+        guard let slot = slots[id], slot.instance === instance, slot.dormant, !slot.driving else { return nil }
+        return driveEnded(id)
     }
 
     /// Whether a timer that came due for `id` is to launch it: nothing drives it, or its

@@ -88,9 +88,11 @@ struct WorkflowDriver: Sendable {
         var logger = self.logger
         logger[metadataKey: WorkflowRuntime.LogKey.workflowID] = "\(id)"
 
-        // A dormant instance is woken under the claim it kept, from the state it kept.
-        var resting = launch.claim == nil ? state.withLock({ $0.dormant(id) }) : nil
-        var held = launch.claim ?? resting?.claim
+        // A dormant instance is woken under the claim it kept, from the state it kept, also by a
+        // launch that brings a claim (recovery's, on a shared store): loading a second instance
+        // beside it would leave it appending under the same claim.
+        var resting = state.withLock({ $0.dormant(id) })
+        var held = resting?.claim ?? launch.claim
         var created = launch.created
         while true {
             let claim: Claim
@@ -470,6 +472,8 @@ struct WorkflowDriver: Sendable {
             logger.debug("Workflow parked while it waits")
             return .parked(await instance.parkedDues)
         case .dormant?:
+            // Suspended as it went to rest: the suspension is recorded, as for a running body.
+            if await instance.keepIfSuspended() { return nil }
             return .dormant(instance, await instance.rested())
         case .rerun(let key, let reason)?:
             return .rerun(key, reason)

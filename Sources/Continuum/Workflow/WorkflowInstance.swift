@@ -377,7 +377,7 @@ actor WorkflowInstance {
     /// a wait since `since` or earlier and none is due within `margin`; otherwise `nil`, and the
     /// instance is put back in `lookAgain` to be looked at after another delay.
     private func duesToLeave(since: Int64, margin: Int64, lookAgain queue: ParkingQueue?) -> [Int64]? {
-        guard let waitingSince, waitingSince <= since, departure == nil else { return nil }
+        guard let waitingSince, waitingSince <= since, departure == nil, suspension == nil else { return nil }
         if let lastActivity, lastActivity > since {
             queue?.add(self, since: lastActivity)  // look again one delay after the last event
             return nil
@@ -393,7 +393,9 @@ actor WorkflowInstance {
             queue?.add(self, since: now)
             return nil
         }
-        return waits.compactMap(\.due) + (state.pendingDeadline.map { [$0] } ?? [])
+        // Every pending deadline, not only those of the waits the body is in: a wait of another
+        // branch may have begun (its deadline indexed, the loader past it) and not yet be entered.
+        return Array(state.pendingDues)
     }
 
     // MARK: Dormancy
@@ -422,6 +424,14 @@ actor WorkflowInstance {
         divergence = nil
         defer { parkedDues = [] }  // the driver arms them; the instance need not keep them
         return parkedDues
+    }
+
+    /// Whether the instance was suspended as it went to rest: then it does not rest, and its
+    /// driver records the suspension as for any run that ends suspended.
+    func keepIfSuspended() -> Bool {
+        guard suspension != nil, departure == .dormant else { return false }
+        departure = nil
+        return true
     }
 
     /// What a waking driver needs to run a dormant instance's body again.
@@ -471,9 +481,14 @@ actor WorkflowInstance {
     }
 
     /// Something changed a dormant instance (or made it leave): a driver runs its body again, or
-    /// finds it gone.
+    /// finds it gone. One that lost its claim gives its slot back itself when nobody drives it:
+    /// a driver would first wait for room in memory, which whoever waits for the slot may hold.
     private func wakeIfDormant(_ wasDormant: Bool) {
         guard wasDormant, let runtime else { return }
+        if departure == .ownershipLost, let senders = runtime.state.withLock({ $0.dormantLeft(id, self) }) {
+            for sender in senders { sender.resume(returning: nil) }
+            return
+        }
         if let launcher = runtime.state.withLock({ $0.wakeDormant(id, self) }) {
             launcher.yield(Launch(id: id, wake: true, reserved: true))
         }
@@ -500,10 +515,16 @@ actor WorkflowInstance {
             parking?.add(self, since: now)
             return
         }
-        guard runtime.state.withLock({ $0.reserveDormant(id, self) }) else {
-            // Being woken (it waits again, and is looked at again, if it does), or the driver that
-            // put it to rest has not ended yet: look again.
-            if departure == .dormant { parking?.add(self, since: waitingSince) }
+        switch runtime.state.withLock({ $0.reserveDormant(id, self) }) {
+        case .reserved:
+            break
+        case .resting:
+            // The driver that put it to rest has not ended yet: look again.
+            parking?.add(self, since: waitingSince)
+            return
+        case .busy:
+            // Being woken (it is looked at again if it waits again), or no longer this runtime's
+            // instance of the workflow (the runtime stopped, or another run took the slot).
             return
         }
         departure = .parked  // in this turn: a delivery from now on finds it leaving
@@ -1027,16 +1048,13 @@ actor WorkflowInstance {
             var events = [event]
             // The task waiting for it is taken out now and woken once the event is committed.
             var delivered: WaiterRegistry.Continuation?
-            // A dormant workflow has no task waiting: the event ends its pending wait in history,
-            // and its body, woken, replays that.
+            // A dormant workflow has no task waiting: the event is kept, and the body, woken when a
+            // wait of that name is pending, takes it as its wait replays. Ending the wait here
+            // could end one a task no longer waits in (a branch cancelled), as a live delivery
+            // never does.
             let wasDormant = departure == .dormant
-            if wasDormant {
-                if let key = state.firstPendingWait(forEvent: name),
-                    let ended = state.endWait(key, outcome: .received(sequence: event.sequence), timestamp: event.timestamp)
-                {
-                    events.append(ended)
-                }
-            } else if let key = eventWaiters.oldestWaiting(where: { state.recordedWaits[$0]?.wait == .event(name) }),
+            let wakes = wasDormant && state.hasPendingWait(forEvent: name)
+            if !wasDormant, let key = eventWaiters.oldestWaiting(where: { state.recordedWaits[$0]?.wait == .event(name) }),
                 let ended = state.endWait(key, outcome: .received(sequence: event.sequence), timestamp: event.timestamp)
             {
                 events.append(ended)
@@ -1053,7 +1071,7 @@ actor WorkflowInstance {
                 wakeIfDormant(wasDormant)  // its waking driver finds it suspended or gone
                 throw error
             }
-            wakeIfDormant(wasDormant && events.count > 1)
+            wakeIfDormant(wakes)
             metrics.eventsReceived.increment()
             delivered?.resume(returning: .ended(.received(sequence: event.sequence), payload))
             return (EventReceipt(workflowID: id, sequence: event.sequence, duplicate: false), false)
