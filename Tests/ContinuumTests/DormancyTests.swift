@@ -55,7 +55,7 @@ struct DormancyTests {
                 try await runtime.waitForHistory(of: "s") { $0.count == 2 }
                 try await restAll(runtime, clock: clock, count: 1)
                 try await runtime.send("feedback", to: "s", payload: Feedback(stars: 4))
-                // The event; then, woken, the wait that takes it, and the next wait.
+                // The event with the end of the wait it takes (one append), then the next wait.
                 let history = try await runtime.waitForHistory(of: "s") { $0.count == 5 }
                 #expect(history.map(\.kindName) == ["workflowStarted", "waitStarted", "eventReceived", "waitEnded", "waitStarted"])
                 try await restAll(runtime, clock: clock, count: 1)

@@ -670,12 +670,6 @@ package struct WorkflowState: Sendable {
         inFlight = []
     }
 
-    /// Whether a wait for an event named `name` is pending: an event of that name wakes a
-    /// dormant workflow.
-    package func hasPendingWait(forEvent name: String) -> Bool {
-        recordedWaits.values.contains { $0.outcome == nil && $0.wait == .event(name) }
-    }
-
     /// Records a cancellation request and returns what to append: the request, and the end of
     /// every wait still waiting. Empty when cancellation was requested already.
     package mutating func requestCancellation(reason: String, by: String? = nil, timestamp: Int64) -> [HistoryEvent] {

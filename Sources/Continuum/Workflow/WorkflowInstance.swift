@@ -409,6 +409,7 @@ actor WorkflowInstance {
         guard case .live = mode, queue == nil, let dues = duesToLeave(since: since, margin: margin, lookAgain: environment.dormancy) else { return }
         departure = .dormant
         parkedDues = dues
+        restingWaits = waitingKeys
         eventWaiters.failAll(Self.departedError(.dormant))
     }
 
@@ -453,6 +454,7 @@ actor WorkflowInstance {
         while dormantAppends > 0 { await withCheckedContinuation { commitWaiters.append($0) } }
         guard departure == .dormant, let type = state.type else { return nil }
         departure = nil
+        restingWaits = []
         waitingSince = nil
         parkedDues = []
         bodyTask.store(currentTaskIdentity(), ordering: .relaxed)
@@ -460,6 +462,10 @@ actor WorkflowInstance {
             type: type, input: state.input, traceContext: state.traceContext, queue: state.queue, queuedAt: state.queuedAt,
             events: Int(state.nextSequence))
     }
+
+    /// The waits the body was in when it went to rest, in the order it entered them: a delivery
+    /// ends these as it would have ended their tasks' waits.
+    private var restingWaits: [StepKey] = []
 
     /// Appends of deliveries to the dormant instance that have not committed yet.
     private var dormantAppends = 0
@@ -1048,13 +1054,19 @@ actor WorkflowInstance {
             var events = [event]
             // The task waiting for it is taken out now and woken once the event is committed.
             var delivered: WaiterRegistry.Continuation?
-            // A dormant workflow has no task waiting: the event is kept, and the body, woken when a
-            // wait of that name is pending, takes it as its wait replays. Ending the wait here
-            // could end one a task no longer waits in (a branch cancelled), as a live delivery
-            // never does.
+            // A dormant workflow has no task waiting: the event ends the oldest of the waits its
+            // body rested in, as it would have ended that wait's task, and the body, woken once it
+            // is committed, replays it. Never another pending wait (a cancelled branch's), which
+            // no live delivery would end either.
             let wasDormant = departure == .dormant
-            let wakes = wasDormant && state.hasPendingWait(forEvent: name)
-            if !wasDormant, let key = eventWaiters.oldestWaiting(where: { state.recordedWaits[$0]?.wait == .event(name) }),
+            if wasDormant {
+                if let key = restingWaits.first(where: { state.recordedWaits[$0]?.wait == .event(name) }),
+                    let ended = state.endWait(key, outcome: .received(sequence: event.sequence), timestamp: event.timestamp)
+                {
+                    events.append(ended)
+                    restingWaits.removeAll { $0 == key }
+                }
+            } else if let key = eventWaiters.oldestWaiting(where: { state.recordedWaits[$0]?.wait == .event(name) }),
                 let ended = state.endWait(key, outcome: .received(sequence: event.sequence), timestamp: event.timestamp)
             {
                 events.append(ended)
@@ -1071,7 +1083,7 @@ actor WorkflowInstance {
                 wakeIfDormant(wasDormant)  // its waking driver finds it suspended or gone
                 throw error
             }
-            wakeIfDormant(wakes)
+            wakeIfDormant(wasDormant && events.count > 1)
             metrics.eventsReceived.increment()
             delivered?.resume(returning: .ended(.received(sequence: event.sequence), payload))
             return (EventReceipt(workflowID: id, sequence: event.sequence, duplicate: false), false)
