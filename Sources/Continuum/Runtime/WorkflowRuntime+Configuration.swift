@@ -36,12 +36,13 @@ extension WorkflowRuntime {
         public var parkAfter: Duration?
         /// How long a workflow that only waits keeps its task before it becomes *dormant*: it
         /// stays in memory with its claim and its folded history, but gives up the task its
-        /// body waited in (most of a waiting workflow's memory: about 2 KB instead of 10 KB).
+        /// body waited in (most of a waiting workflow's memory: about 2.5 KB held instead of 10 KB).
         /// An event, a cancellation or its timer wakes it by replaying its body from that state,
         /// with no read from the store: recorded steps return their results, so the cost is
         /// the replay's CPU. `nil` (the default) keeps every waiting workflow's task. A dormant
         /// workflow is still parked after ``parkAfter``, and does not count against
-        /// ``maxResidentWorkflows``, which bounds the workflows that hold a task.
+        /// ``maxResidentWorkflows``, which bounds the workflows that hold a task. A workflow on
+        /// a queue keeps its task, and with it the queue's slot.
         public var dormantAfter: Duration?
         /// How far ahead the timers of parked workflows are read from the store's due-time index
         /// into the in-memory timer wheel. Timers further out cost disk only; the runtime reads
