@@ -198,7 +198,10 @@ struct PostgresCrashTests {
         let count = 24
         let steps = 30
         try await withWorkers(worker: worker, prefix: "pgstop") { run in
-            let arguments = ["--prefix", "stop-", "--total", "\(count)", "--steps", "\(steps)", "--step-ms", "100"]
+            // Steps of 200 ms: the workflows run for six seconds, so the pause lands mid-run even
+            // when a loaded machine lets this test look at the ledger late (at 100 ms, a fresh
+            // clone's CI run once found every workflow finished by the time it paused the process).
+            let arguments = ["--prefix", "stop-", "--total", "\(count)", "--steps", "\(steps)", "--step-ms", "200"]
             let stopped = try run.launch(arguments + ["--workflows", "\(count)", "--owner", "stopped"])
             guard await run.line("started \(count)", from: stopped, within: .seconds(60)) else {
                 await run.fail("the first process did not start its workflows in 60 s")
