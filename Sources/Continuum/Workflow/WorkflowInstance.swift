@@ -393,9 +393,18 @@ actor WorkflowInstance {
             queue?.add(self, since: now)
             return nil
         }
-        // Every pending deadline, not only those of the waits the body is in: a wait of another
-        // branch may have begun (its deadline indexed, the loader past it) and not yet be entered.
-        return Array(state.pendingDues)
+        return wakeDues(waitsIn: waitingKeys, now: now)
+    }
+
+    /// The deadlines a workflow that leaves memory (or its task) must be woken at: those of the
+    /// waits `keys` it is in and its own, and every later one of a pending wait (a branch's wait
+    /// may have begun, its deadline indexed and the loader past it, and not yet be entered). Not
+    /// the past deadline of a wait a cancelled branch left pending: that would wake it over and over.
+    private func wakeDues(waitsIn keys: [StepKey], now: Int64) -> [Int64] {
+        var dues = Set(keys.compactMap { state.recordedWaits[$0] }.filter { $0.outcome == nil }.compactMap(\.due))
+        if let deadline = state.pendingDeadline { dues.insert(deadline) }
+        dues.formUnion(state.pendingDues.filter { $0 > now })
+        return Array(dues)
     }
 
     // MARK: Dormancy
@@ -516,8 +525,8 @@ actor WorkflowInstance {
             parking?.add(self, since: now)
             return
         }
-        let waits = state.recordedWaits.values.filter { $0.outcome == nil }
-        guard !waits.contains(where: { ($0.due ?? .max) <= now + margin }), (state.pendingDeadline ?? .max) > now + margin else {
+        let dues = wakeDues(waitsIn: restingWaits, now: now)
+        guard !dues.contains(where: { $0 <= now + margin }) else {
             parking?.add(self, since: now)
             return
         }
@@ -537,7 +546,7 @@ actor WorkflowInstance {
         await releaseClaim(store: store, claim: claim)
         for sender in runtime.state.withLock({ $0.driveEnded(id) }) { sender.resume(returning: nil) }
         // As a parked workflow's driver does once it has gone.
-        for due in Set(waits.compactMap(\.due) + (state.pendingDeadline.map { [$0] } ?? [])) { timers.wakeIfLoaded(id, at: due) }
+        for due in dues { timers.wakeIfLoaded(id, at: due) }
     }
 
     func completeStep(_ call: WorkflowState.StepCall, outcome: Result<[UInt8], FailureRecord>) async throws(ContinuumError) {
