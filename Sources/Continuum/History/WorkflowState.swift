@@ -204,9 +204,9 @@ package struct WorkflowState: Sendable {
     /// How the workflow ended, once it has.
     package internal(set) var outcome: Outcome?
     /// Every step whose outcome is in history, by identity.
-    package internal(set) var recordedSteps: [StepKey: RecordedStep] = [:]
+    package internal(set) var recordedSteps: SmallMap<StepKey, RecordedStep> = [:]
     /// Steps with failed attempts and a scheduled retry, by identity.
-    package internal(set) var retryingSteps: [StepKey: Retry] = [:]
+    package internal(set) var retryingSteps: SmallMap<StepKey, Retry> = [:]
 
     /// A step between attempts.
     package struct Retry: Sendable, Equatable {
@@ -219,9 +219,9 @@ package struct WorkflowState: Sendable {
     }
 
     /// Every wait (sleep, event wait) recorded in history, ended or not, by identity.
-    package internal(set) var recordedWaits: [StepKey: RecordedWait] = [:]
+    package internal(set) var recordedWaits: SmallMap<StepKey, RecordedWait> = [:]
     /// The recorded steps and waits the body called itself, by their position among the body's calls.
-    var recordedBodyCalls: [UInt32: StepKey] = [:]
+    var recordedBodyCalls: SmallMap<UInt32, StepKey> = [:]
     /// External events received, by sequence number, and which of them a wait consumed.
     package internal(set) var inbox: [UInt32: ReceivedEvent] = [:]
     var consumed: Set<UInt32> = []
@@ -229,11 +229,11 @@ package struct WorkflowState: Sendable {
     package internal(set) var dedupKeys: [String: UInt32] = [:]
 
     // Bookkeeping of the current run (not part of history).
-    private var claimed: Set<StepKey> = []
-    private var occurrences: [String: UInt32] = [:]
+    private var claimed = SmallSet<StepKey>()
+    private var occurrences: SmallMap<String, UInt32> = [:]
     private var bodyCallCount: UInt32 = 0
     private var callCount: UInt32 = 0
-    private var inFlight: Set<StepKey> = []
+    private var inFlight = SmallSet<StepKey>()
 
     /// Creates the state of a workflow with no history.
     package init() {}
@@ -285,7 +285,7 @@ package struct WorkflowState: Sendable {
 
     /// The first event that recorded step or wait `key` (its first attempt), to reset to. Only
     /// a fold of the whole history (``init(replaying:)``) fills it in: history edits fold one.
-    package internal(set) var firstSequence: [StepKey: UInt32] = [:]
+    package internal(set) var firstSequence: SmallMap<StepKey, UInt32> = [:]
 
     /// The deadlines of the waits still waiting, each once: what the store's due-time index holds.
     package var pendingDues: Set<Int64> {
