@@ -65,10 +65,11 @@ package struct WorkflowState: Sendable {
     package enum Outcome: Sendable, Equatable {
         /// It returned this JSON output.
         case completed([UInt8])
-        /// Its body threw.
-        case failed(FailureRecord)
+        /// Its body threw. (Indirect, as is a cancellation: the rarer outcomes' payloads would
+        /// widen every state by 24 bytes.)
+        indirect case failed(FailureRecord)
         /// It ended after a cancellation request.
-        case cancelled(reason: String)
+        indirect case cancelled(reason: String)
     }
 
     /// A step call that must run live; hand it back to ``completeStep(_:outcome:timestamp:)``.

@@ -32,7 +32,8 @@ actor WorkflowInstance {
         case replayEnded
         /// A recorded step's code changed and the policy is to run it again: the driver resets
         /// the workflow to that step (the reason says which change) and runs it anew.
-        case rerun(StepKey, String)
+        /// (Indirect, as every rare case with a payload here: a case's payload widens every instance.)
+        indirect case rerun(StepKey, String)
         /// Someone took the workflow over (a reset, a cancellation of a suspended workflow):
         /// this run stops where it is.
         case superseded
@@ -85,16 +86,33 @@ actor WorkflowInstance {
     /// The runtime driving the workflow, which starts its children; `nil` in a replay.
     nonisolated var runtime: WorkflowRuntime? { environment.runtime }
     /// The workflow that started this one, told of its outcome before it is committed.
-    nonisolated let parent: ParentLink?
+    nonisolated var parent: ParentLink? { placement?.parent }
     /// The workflow's deadline when it had not passed at load, for the driver to arm.
-    nonisolated let deadline: Int64?
+    nonisolated var deadline: Int64? { placement?.deadline }
     /// How many events the history grows by before the next snapshot (`nil`: none is written).
     private var snapshotEvery: Int? { environment.snapshotEvery }
     /// How many events the last snapshot covers (0: none).
     private var snapshotThrough: UInt32
     /// The queue the workflow runs on: its body runs only while it holds a slot of it, which
     /// its steps on the same queue run within.
-    nonisolated let queue: QueueEntry?
+    nonisolated var queue: QueueEntry? { placement?.queue }
+
+    /// A parent, a deadline, a queue: what few workflows have, read without the actor, and kept
+    /// behind one reference (`nil` for most) rather than 80 bytes in every instance.
+    private nonisolated let placement: Placement?
+
+    private final class Placement: Sendable {
+        let parent: ParentLink?
+        let deadline: Int64?
+        let queue: QueueEntry?
+
+        init?(parent: ParentLink?, deadline: Int64?, queue: QueueEntry?) {
+            guard parent != nil || deadline != nil || queue != nil else { return nil }
+            self.parent = parent
+            self.deadline = deadline
+            self.queue = queue
+        }
+    }
 
     /// What every instance of one runtime (or one replayer) shares: one object, so that each
     /// workflow's actor holds a reference to it rather than a copy of each.
@@ -135,9 +153,7 @@ actor WorkflowInstance {
     init(id: String, stream: StreamID, mode: Mode, environment: Environment, logger: Logger, state: WorkflowState, snapshotThrough: UInt32 = 0) {
         self.environment = environment
         self.snapshotThrough = snapshotThrough
-        self.parent = state.parent
-        self.deadline = state.pendingDeadline
-        self.queue = state.queue
+        self.placement = Placement(parent: state.parent, deadline: state.pendingDeadline, queue: state.queue)
         self.resetGeneration = state.resetGeneration
         self.logger = logger
         self.id = id
@@ -1207,11 +1223,12 @@ actor WorkflowInstance {
     /// How a replay ended, once it has.
     enum ReplayEnd: Sendable, Equatable {
         /// The code asked for something history does not hold (named): everything before it matched.
-        case reachedEnd(String)
+        /// (Indirect: only replays set it, and the payload would widen every instance.)
+        indirect case reachedEnd(String)
         /// The body returned or threw, having claimed everything history holds.
         case finished
         /// A recorded step's code changed, and the policy does not accept it.
-        case codeChanged(StepKey)
+        indirect case codeChanged(StepKey)
     }
 
     /// The recorded steps whose code changed, in the order the replay met them.
@@ -1287,7 +1304,17 @@ actor WorkflowInstance {
     }
 
     /// Where the code stopped matching history, for the suspension's record.
-    private var divergence: WorkflowState.Divergence?
+    private var divergence: WorkflowState.Divergence? {
+        get { noted?.divergence }
+        set { noted = newValue.map(Noted.init) }
+    }
+    /// The divergence behind one reference: 52 bytes in every instance otherwise.
+    private var noted: Noted?
+
+    private final class Noted {
+        let divergence: WorkflowState.Divergence
+        init(_ divergence: WorkflowState.Divergence) { self.divergence = divergence }
+    }
 
     /// Appends the suspension (with what the code and history disagree on) and releases the
     /// workflow: it is listed as suspended and waits, across restarts, for someone to decide.
