@@ -106,11 +106,17 @@ actor WorkflowInstance {
         let deadline: Int64?
         let queue: QueueEntry?
 
-        init?(parent: ParentLink?, deadline: Int64?, queue: QueueEntry?) {
-            guard parent != nil || deadline != nil || queue != nil else { return nil }
+        private init(parent: ParentLink?, deadline: Int64?, queue: QueueEntry?) {
             self.parent = parent
             self.deadline = deadline
             self.queue = queue
+        }
+
+        /// `nil` when there is nothing to keep. (A failable class initializer would allocate
+        /// the object before it could decide not to.)
+        static func of(parent: ParentLink?, deadline: Int64?, queue: QueueEntry?) -> Placement? {
+            guard parent != nil || deadline != nil || queue != nil else { return nil }
+            return Placement(parent: parent, deadline: deadline, queue: queue)
         }
     }
 
@@ -153,7 +159,7 @@ actor WorkflowInstance {
     init(id: String, stream: StreamID, mode: Mode, environment: Environment, logger: Logger, state: WorkflowState, snapshotThrough: UInt32 = 0) {
         self.environment = environment
         self.snapshotThrough = snapshotThrough
-        self.placement = Placement(parent: state.parent, deadline: state.pendingDeadline, queue: state.queue)
+        self.placement = Placement.of(parent: state.parent, deadline: state.pendingDeadline, queue: state.queue)
         self.resetGeneration = state.resetGeneration
         self.logger = logger
         self.id = id
