@@ -90,8 +90,9 @@ struct WorkflowDriver: Sendable {
 
         // A dormant instance is woken under the claim it kept, from the state it kept, also by a
         // launch that brings a claim (recovery's, on a shared store): loading a second instance
-        // beside it would leave it appending under the same claim.
-        var resting = state.withLock({ $0.dormant(id) })
+        // beside it would leave it appending under the same claim. (A workflow this runtime just
+        // created has none: its slot was reserved when it was created.)
+        var resting = launch.created == nil ? state.withLock({ $0.dormant(id) }) : nil
         var held = resting?.claim ?? launch.claim
         var created = launch.created
         while true {
