@@ -71,6 +71,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Milliseconds a waiting workflow keeps its task before it becomes dormant (the runtime's dormantAfter); none by default.")
     var dormantAfterMs: Int?
 
+    @Option(help: "How many workflows may hold a task at once (the runtime's maxResidentWorkflows); its default by default.")
+    var maxResident: Int?
+
     @Option(help: .hidden)
     var holdSeconds: Int?
 
@@ -91,8 +94,8 @@ struct Bench: AsyncParsableCommand {
     var recoveryLoad = false
 
     func validate() throws {
-        guard workflows > 0, steps >= 0, concurrency > 0 else {
-            throw ValidationError("--workflows and --concurrency must be positive and --steps not negative.")
+        guard workflows > 0, steps >= 0, concurrency > 0, maxResident.map({ $0 > 0 }) ?? true else {
+            throw ValidationError("--workflows, --concurrency and --max-resident must be positive and --steps not negative.")
         }
     }
 
@@ -165,7 +168,8 @@ struct Bench: AsyncParsableCommand {
         // The restart scenario parks its sleepers quickly.
         let (store, runtime) = try await Self.open(
             target.location, parkAfter: scenario == .restart ? .seconds(1) : scenario == .resident ? nil : .seconds(10),
-            queues: scenario == .queue ? ["bench": QueueLimits(concurrency: queueLimit)] : [:], dormantAfter: dormantAfterMs.map { .milliseconds($0) })
+            queues: scenario == .queue ? ["bench": QueueLimits(concurrency: queueLimit)] : [:], dormantAfter: dormantAfterMs.map { .milliseconds($0) },
+            maxResident: maxResident)
         let prefix = "bench-\(UInt32.random(in: 0 ... .max))-"
         do {
             var report: Report
@@ -226,7 +230,7 @@ struct Bench: AsyncParsableCommand {
     /// Opens the store at `location` and a runtime with the bench's workflows, both silent.
     static func open(
         _ location: StoreLocation, parkAfter: Duration? = .seconds(10), lease: Duration? = nil, recoveryGate: RecoveryGate? = nil,
-        queues: [String: QueueLimits] = [:], recoveryConcurrency: Int? = nil, dormantAfter: Duration? = nil
+        queues: [String: QueueLimits] = [:], recoveryConcurrency: Int? = nil, dormantAfter: Duration? = nil, maxResident: Int? = nil
     ) async throws -> (any EventStore, WorkflowRuntime) {
         let store: any EventStore
         switch location {
@@ -245,6 +249,7 @@ struct Bench: AsyncParsableCommand {
         configuration.queues = queues
         if let recoveryConcurrency { configuration.recoveryConcurrency = recoveryConcurrency }
         configuration.dormantAfter = dormantAfter
+        if let maxResident { configuration.maxResidentWorkflows = maxResident }
         let runtime = WorkflowRuntime(store: store, workflows: workflows, configuration: configuration)
         return (store, runtime)
     }

@@ -36,13 +36,19 @@ extension WorkflowRuntime {
         public var parkAfter: Duration?
         /// How long a workflow that only waits keeps its task before it becomes *dormant*: it
         /// stays in memory with its claim and its folded history, but gives up the task its
-        /// body waited in (most of a waiting workflow's memory: about 2.5 KB held instead of 10 KB).
+        /// body waited in (most of a waiting workflow's memory: about 2 KB held instead of 10 KB).
         /// An event, a cancellation or its timer wakes it by replaying its body from that state,
         /// with no read from the store: recorded steps return their results, so the cost is
         /// the replay's CPU. `nil` (the default) keeps every waiting workflow's task. A dormant
         /// workflow is still parked after ``parkAfter``, and does not count against
         /// ``maxResidentWorkflows``, which bounds the workflows that hold a task. A workflow on
         /// a queue keeps its task, and with it the queue's slot.
+        ///
+        /// Bound the tasks alive at once with ``maxResidentWorkflows`` too, and the process's
+        /// memory follows: the memory a burst of tasks freed sits between the objects dormant
+        /// workflows keep, and the allocator cannot hand it back. Measured with 100,000 dormant
+        /// workflows: about 2.1 KB of resident memory each with 2,000 tasks at most at once,
+        /// 5.9 KB with all 100,000 started at once.
         public var dormantAfter: Duration?
         /// How far ahead the timers of parked workflows are read from the store's due-time index
         /// into the in-memory timer wheel. Timers further out cost disk only; the runtime reads
@@ -50,7 +56,8 @@ extension WorkflowRuntime {
         public var timerHorizon: Duration
         /// How many workflows may be in memory at once. A workflow started, recovered or woken
         /// beyond this waits in the store until another finishes or is parked, so a burst of
-        /// starts costs disk, not memory (a sleeping workflow in memory takes about 16 KB).
+        /// starts costs disk, not memory (a sleeping workflow in memory takes about 10 KB with its
+        /// task, about 2 KB dormant).
         /// An event, update or cancellation for a workflow out of memory (a child's notice to its
         /// parked parent, say) is written to its history in the store without waiting for room.
         /// A step that waits for another workflow (sends it an event and waits for its result,

@@ -1,0 +1,38 @@
+import ContinuumTestSupport
+import ContinuumTesting
+import Foundation
+import Testing
+
+@Suite("continuum bench")
+struct BenchCommandTests {
+    @Test("the resident scenario with dormancy and --max-resident below the count: every workflow is admitted, rests dormant in memory, wakes by its own event, and the memory is reported")
+    func residentBounded() async throws {
+        let executable = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")
+        try await withTemporaryDirectory { path in
+            // Event waiters (`--steps 0`): the scenario then wakes each with its event and checks
+            // it got its own, so admission, rest and wake all run under the bound.
+            let run = try ChildProcess(
+                executable: executable,
+                arguments: [
+                    "bench", "--scenario", "resident", "--workflows", "300", "--steps", "0", "--dormant-after-ms", "1", "--max-resident", "20",
+                    "--path", path + "/store", "--json",
+                ])
+            let exit = try await run.exit(within: .seconds(120))
+            #expect(exit == .exited(0), "\(run.output)")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any], "\(run.output)")
+            #expect(report["scenario"] as? String == "resident" && report["workflows"] as? Int == 300, "\(run.output)")
+            for field in ["resident_bytes_per_workflow", "trimmed_bytes_per_workflow", "wake_cpu_us_per_workflow", "peak_rss_mb"] {
+                #expect(report[field] is Double, "\(field) missing: \(run.output)")
+            }
+        }
+    }
+
+    @Test("--max-resident 0 is refused with a clear message, nothing measured")
+    func maxResidentRefused() async throws {
+        let executable = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")
+        let run = try ChildProcess(executable: "/bin/sh", arguments: ["-c", #"exec "$0" "$@" 2>&1"#, executable, "bench", "--max-resident", "0", "--json"])
+        let exit = await run.exit()
+        #expect(exit != .exited(0))
+        #expect(run.output.contains("--max-resident must be positive") || (run.output.contains("--max-resident") && run.output.contains("must be positive")), "\(run.output)")
+    }
+}
