@@ -240,17 +240,15 @@ func freeSpace(_ path: String) -> (available: Int, total: Int)? {
 // MARK: Keys
 
 enum Key {
-    static func stream(_ stream: UInt64) -> [UInt8] {
-        withUnsafeBytes(of: stream.bigEndian) { Array($0) }
+    static func stream(_ stream: UInt64) -> InlineKey {
+        InlineKey(count: 8) { $0.storeBytes(of: stream.bigEndian, toByteOffset: 0, as: UInt64.self) }
     }
 
-    static func event(_ stream: UInt64, _ sequence: UInt32) -> [UInt8] {
-        var key = [UInt8](repeating: 0, count: 12)
-        key.withUnsafeMutableBytes {
+    static func event(_ stream: UInt64, _ sequence: UInt32) -> InlineKey {
+        InlineKey(count: 12) {
             $0.storeBytes(of: stream.bigEndian, toByteOffset: 0, as: UInt64.self)
             $0.storeBytes(of: sequence.bigEndian, toByteOffset: 8, as: UInt32.self)
         }
-        return key
     }
 
     /// Calls `body` with an event's key (``event(_:_:)``) built on the stack.
@@ -266,10 +264,11 @@ enum Key {
     static let parkedStatus: UInt8 = 0x81
 
     /// A status-index key: the index byte (a status's stored byte, or ``parkedStatus``), then the stream.
-    static func status(byte: UInt8, _ stream: UInt64) -> [UInt8] {
-        var key = [UInt8](repeating: byte, count: 9)
-        key.withUnsafeMutableBytes { $0.storeBytes(of: stream.bigEndian, toByteOffset: 1, as: UInt64.self) }
-        return key
+    static func status(byte: UInt8, _ stream: UInt64) -> InlineKey {
+        InlineKey(count: 9) {
+            $0.storeBytes(of: byte, toByteOffset: 0, as: UInt8.self)
+            $0.storeBytes(of: stream.bigEndian, toByteOffset: 1, as: UInt64.self)
+        }
     }
 
     /// The key of the status counts in `meta`.
@@ -289,13 +288,11 @@ enum Key {
     }
 
     /// A due time in an order-preserving form (the sign bit flipped), then the stream.
-    static func timer(_ due: Int64, _ stream: UInt64) -> [UInt8] {
-        var key = [UInt8](repeating: 0, count: 16)
-        key.withUnsafeMutableBytes {
+    static func timer(_ due: Int64, _ stream: UInt64) -> InlineKey {
+        InlineKey(count: 16) {
             $0.storeBytes(of: (UInt64(bitPattern: due) ^ (1 << 63)).bigEndian, toByteOffset: 0, as: UInt64.self)
             $0.storeBytes(of: stream.bigEndian, toByteOffset: 8, as: UInt64.self)
         }
-        return key
     }
 
     static func readDue(_ bytes: UnsafeRawBufferPointer) -> Int64 {
@@ -315,14 +312,61 @@ extension MDB_val {
     var buffer: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: mv_data, count: mv_size) }
 }
 
-/// Calls `body` with an `MDB_val` over `bytes`.
+/// Bytes LMDB can read a key or a value from, lent for the length of a call.
 ///
 /// LMDB only reads what a key or a value passed to it points at (it may point the `MDB_val`
-/// itself elsewhere, never write through it), so the array's own storage is lent: a mutable
+/// itself elsewhere, never write through it), so the bytes' own storage is lent: a mutable
 /// copy would cost an allocation and a copy of every key and value the writer puts.
-func withVal<R>(_ bytes: [UInt8], _ body: (inout MDB_val) throws -> R) rethrows -> R {
-    try bytes.withUnsafeBytes { raw in
-        var val = MDB_val(mv_size: raw.count, mv_data: UnsafeMutableRawPointer(mutating: raw.baseAddress))
-        return try body(&val)
+protocol LMDBBytes {
+    func withVal<R>(_ body: (inout MDB_val) throws -> R) rethrows -> R
+}
+
+extension Array: LMDBBytes where Element == UInt8 {
+    func withVal<R>(_ body: (inout MDB_val) throws -> R) rethrows -> R {
+        try withUnsafeBytes { raw in
+            var val = MDB_val(mv_size: raw.count, mv_data: UnsafeMutableRawPointer(mutating: raw.baseAddress))
+            return try body(&val)
+        }
     }
+}
+
+/// A workflow id as a key: its UTF-8 bytes, lent from the string (no copy for a native string).
+extension String: LMDBBytes {
+    func withVal<R>(_ body: (inout MDB_val) throws -> R) rethrows -> R {
+        var id = self
+        return try id.withUTF8 { utf8 in
+            var val = MDB_val(mv_size: utf8.count, mv_data: UnsafeMutableRawPointer(mutating: utf8.baseAddress))
+            return try body(&val)
+        }
+    }
+}
+
+/// A key of at most 16 bytes (a stream's, an event's, a status index's, a timer's), kept
+/// inline: building one allocates nothing, where an array of its bytes took an allocation on
+/// every put, lookup and delete.
+struct InlineKey: LMDBBytes {
+    private var storage: (UInt64, UInt64) = (0, 0)
+    let count: Int
+
+    init(count: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void) {
+        precondition(count <= 16, "an inline key holds at most 16 bytes")
+        self.count = count
+        withUnsafeMutableBytes(of: &storage) { fill(UnsafeMutableRawBufferPointer(rebasing: $0[..<count])) }
+    }
+
+    /// Its bytes, as an array (for comparing with a cursor's keys).
+    var bytes: [UInt8] { withUnsafeBytes(of: storage) { Array($0[..<count]) } }
+
+    func withVal<R>(_ body: (inout MDB_val) throws -> R) rethrows -> R {
+        var copy = storage
+        return try withUnsafeMutableBytes(of: &copy) { raw in
+            var val = MDB_val(mv_size: count, mv_data: raw.baseAddress)
+            return try body(&val)
+        }
+    }
+}
+
+/// Calls `body` with an `MDB_val` over `bytes` (see ``LMDBBytes``).
+func withVal<R>(_ bytes: some LMDBBytes, _ body: (inout MDB_val) throws -> R) rethrows -> R {
+    try bytes.withVal(body)
 }

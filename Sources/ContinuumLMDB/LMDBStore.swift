@@ -337,7 +337,7 @@ public final class LMDBStore: EventStore {
 
     /// Walks `dbi` from `start`, collecting what `row` returns until it returns `nil` or `limit` rows.
     private func scan<Row>(
-        _ dbi: MDB_dbi, from start: [UInt8], limit: Int, txn: OpaquePointer,
+        _ dbi: MDB_dbi, from start: some LMDBBytes, limit: Int, txn: OpaquePointer,
         _ row: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Row?
     ) throws -> [Row] {
         var cursor: OpaquePointer?
@@ -357,7 +357,7 @@ public final class LMDBStore: EventStore {
     }
 
     private func streamNumber(id: String, txn: OpaquePointer) throws -> UInt64? {
-        try withVal(Array(id.utf8)) { key in
+        try withVal(id) { key in
             var value = MDB_val()
             let rc = mdb_get(txn, environment.ids, &key, &value)
             if rc == MDB_NOTFOUND { return nil }

@@ -363,7 +363,7 @@ final class LMDBWriter: @unchecked Sendable {
 
     // MARK: Primitives
 
-    private func put(_ txn: OpaquePointer, _ dbi: MDB_dbi, _ key: [UInt8], _ value: [UInt8], flags: Int32 = 0, _ what: @autoclosure () -> String) throws {
+    private func put(_ txn: OpaquePointer, _ dbi: MDB_dbi, _ key: some LMDBBytes, _ value: some LMDBBytes, flags: Int32 = 0, _ what: @autoclosure () -> String) throws {
         let rc = withVal(key) { key in
             withVal(value) { value in mdb_put(txn, dbi, &key, &value, UInt32(flags)) }
         }
@@ -388,7 +388,7 @@ final class LMDBWriter: @unchecked Sendable {
         wrote = true
     }
 
-    private func exists(_ txn: OpaquePointer, _ dbi: MDB_dbi, _ key: [UInt8]) throws -> MDB_val? {
+    private func exists(_ txn: OpaquePointer, _ dbi: MDB_dbi, _ key: some LMDBBytes) throws -> MDB_val? {
         try withVal(key) { key in
             var value = MDB_val()
             let rc = mdb_get(txn, dbi, &key, &value)
@@ -400,7 +400,7 @@ final class LMDBWriter: @unchecked Sendable {
 
     /// Deletes `key`; returns whether it was there.
     @discardableResult
-    private func delete(_ txn: OpaquePointer, _ dbi: MDB_dbi, _ key: [UInt8], _ what: @autoclosure () -> String) throws -> Bool {
+    private func delete(_ txn: OpaquePointer, _ dbi: MDB_dbi, _ key: some LMDBBytes, _ what: @autoclosure () -> String) throws -> Bool {
         let rc = withVal(key) { key in mdb_del(txn, dbi, &key, nil) }
         if rc == MDB_NOTFOUND { return false }
         if rc != 0 { throw Failure.transaction(rc, what()) }
@@ -440,7 +440,7 @@ final class LMDBWriter: @unchecked Sendable {
     // MARK: Operations
 
     private func create(_ request: CreateRequest, txn: OpaquePointer, nextStream: inout UInt64, undo: inout Undo) throws -> CreateOutcome {
-        let idKey = Array(request.id.utf8)
+        let idKey = request.id
         if let found = try exists(txn, environment.ids, idKey) {
             let stream = Key.readUInt64(found.buffer)
             guard let summary = try summary(txn, stream: stream, id: request.id) else {
@@ -535,7 +535,7 @@ final class LMDBWriter: @unchecked Sendable {
     }
 
     private func claim(_ id: String, owner: OwnerID, txn: OpaquePointer, undo: inout Undo) throws -> Claim? {
-        guard let found = try exists(txn, environment.ids, Array(id.utf8)) else { return nil }
+        guard let found = try exists(txn, environment.ids, id) else { return nil }
         let stream = Key.readUInt64(found.buffer)
         guard let summary = try summary(txn, stream: stream, id: id) else { return nil }
         // Taken into memory: no longer parked, so a crash from now on recovers it at once.
@@ -550,7 +550,7 @@ final class LMDBWriter: @unchecked Sendable {
 
     /// Deletes a finished workflow; `false` when there is no such workflow. A running one is refused.
     private func purge(_ id: String, txn: OpaquePointer, undo: inout Undo) throws -> Bool {
-        let idKey = Array(id.utf8)
+        let idKey = id
         guard let found = try exists(txn, environment.ids, idKey) else { return false }
         let stream = Key.readUInt64(found.buffer)
         guard let summary = try summary(txn, stream: stream, id: id) else { return false }
