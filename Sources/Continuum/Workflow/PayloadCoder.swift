@@ -17,6 +17,7 @@ enum PayloadCoder {
     private static let decoder = JSONDecoder()
 
     static func encode<T: Encodable>(_ value: T, what: @autoclosure () -> String, sortedKeys: Bool = false) throws(ContinuumError) -> [UInt8] {
+        if let bytes = ScalarJSON.encode(value) { return bytes }
         do {
             return Array(try (sortedKeys ? sortingEncoder : encoder).encode(value))
         } catch {
@@ -34,6 +35,7 @@ enum PayloadCoder {
     }
 
     static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: @autoclosure () -> String) throws(ContinuumError) -> T {
+        if let value = ScalarJSON.decode(T.self, from: bytes) { return value }
         do {
             return try decoder.decode(T.self, from: Data(bytes))
         } catch {
@@ -42,5 +44,69 @@ enum PayloadCoder {
                 "Could not decode \(what()) as \(T.self): \(error). The stored JSON no longer fits the type the code asks for; "
                     + "keep the old shape decodable (optional or defaulted fields) or finish old workflows before changing it.")
         }
+    }
+}
+
+/// JSON for the payloads most steps return (an `Int`, a `Bool`, a plain ASCII `String`), written
+/// and read without `JSONEncoder` and `JSONDecoder`, byte for byte as they write and accept them.
+/// Anything else, or any bytes this does not recognise, goes to Foundation.
+enum ScalarJSON {
+    static func encode<T>(_ value: T) -> [UInt8]? {
+        if T.self == Int.self {
+            return Array(String(unsafeBitCast(value, to: Int.self)).utf8)
+        }
+        if T.self == Bool.self {
+            return unsafeBitCast(value, to: Bool.self) ? Array("true".utf8) : Array("false".utf8)
+        }
+        if T.self == String.self {
+            var string = unsafeBitCast(value, to: String.self)
+            return string.withUTF8 { utf8 -> [UInt8]? in
+                // Printable ASCII that JSONEncoder writes as it is (it escapes `"`, `\` and `/`).
+                guard utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C && $0 != 0x2F }) else { return nil }
+                var bytes: [UInt8] = []
+                bytes.reserveCapacity(utf8.count + 2)
+                bytes.append(0x22)
+                bytes.append(contentsOf: utf8)
+                bytes.append(0x22)
+                return bytes
+            }
+        }
+        return nil
+    }
+
+    static func decode<T>(_ type: T.Type, from bytes: [UInt8]) -> T? {
+        if T.self == Int.self {
+            guard let value = parseInt(bytes) else { return nil }
+            return unsafeBitCast(value, to: T.self)
+        }
+        if T.self == Bool.self {
+            if bytes == Array("true".utf8) { return unsafeBitCast(true, to: T.self) }
+            if bytes == Array("false".utf8) { return unsafeBitCast(false, to: T.self) }
+            return nil
+        }
+        if T.self == String.self {
+            guard bytes.count >= 2, bytes.first == 0x22, bytes.last == 0x22 else { return nil }
+            let inner = bytes[1..<(bytes.count - 1)]
+            guard inner.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C }) else { return nil }
+            return unsafeBitCast(String(decoding: inner, as: UTF8.self), to: T.self)
+        }
+        return nil
+    }
+
+    /// An optional `-`, then digits with no leading zero: the only form JSONEncoder writes.
+    private static func parseInt(_ bytes: [UInt8]) -> Int? {
+        var index = 0
+        let negative = bytes.first == 0x2D
+        if negative { index = 1 }
+        guard index < bytes.count, bytes.count - index <= 18 else { return nil }
+        if bytes[index] == 0x30 && bytes.count - index > 1 { return nil }
+        var value = 0
+        while index < bytes.count {
+            let digit = bytes[index] &- 0x30
+            guard digit < 10 else { return nil }
+            value = value * 10 + Int(digit)
+            index += 1
+        }
+        return negative ? -value : value
     }
 }
