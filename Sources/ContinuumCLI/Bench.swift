@@ -97,6 +97,11 @@ struct Bench: AsyncParsableCommand {
         guard workflows > 0, steps >= 0, concurrency > 0, maxResident.map({ $0 > 0 }) ?? true else {
             throw ValidationError("--workflows, --concurrency and --max-resident must be positive and --steps not negative.")
         }
+        // The resident scenario's workflows wait until it ends: beyond the limit, only dormant
+        // ones make room for the rest.
+        if scenario == .resident, dormantAfterMs == nil, let maxResident, maxResident < workflows {
+            throw ValidationError("--max-resident below --workflows needs --dormant-after-ms in the resident scenario: its workflows never finish to make room.")
+        }
     }
 
     func run() async throws {

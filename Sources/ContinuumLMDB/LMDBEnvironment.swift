@@ -354,9 +354,6 @@ struct InlineKey: LMDBBytes {
         withUnsafeMutableBytes(of: &storage) { fill(UnsafeMutableRawBufferPointer(rebasing: $0[..<count])) }
     }
 
-    /// Its bytes, as an array (for comparing with a cursor's keys).
-    var bytes: [UInt8] { withUnsafeBytes(of: storage) { Array($0[..<count]) } }
-
     func withVal<R>(_ body: (inout MDB_val) throws -> R) rethrows -> R {
         var copy = storage
         return try withUnsafeMutableBytes(of: &copy) { raw in

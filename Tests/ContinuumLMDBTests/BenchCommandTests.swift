@@ -27,12 +27,18 @@ struct BenchCommandTests {
         }
     }
 
-    @Test("--max-resident 0 is refused with a clear message, nothing measured")
+    @Test("--max-resident 0, or below the count in the resident scenario without dormancy, is refused with a clear message, nothing measured")
     func maxResidentRefused() async throws {
         let executable = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")
         let run = try ChildProcess(executable: "/bin/sh", arguments: ["-c", #"exec "$0" "$@" 2>&1"#, executable, "bench", "--max-resident", "0", "--json"])
         let exit = await run.exit()
         #expect(exit != .exited(0))
         #expect(run.output.contains("--max-resident must be positive") || (run.output.contains("--max-resident") && run.output.contains("must be positive")), "\(run.output)")
+        // Below the count with no dormancy, the resident scenario would wait forever: refused.
+        let waiting = try ChildProcess(
+            executable: "/bin/sh", arguments: ["-c", #"exec "$0" "$@" 2>&1"#, executable, "bench", "--scenario", "resident", "--workflows", "10", "--max-resident", "5"])
+        let waitingExit = try await waiting.exit(within: .seconds(30))
+        #expect(waitingExit != nil && waitingExit != .exited(0), "\(waiting.output)")
+        #expect(waiting.output.contains("needs --dormant-after-ms"), "\(waiting.output)")
     }
 }

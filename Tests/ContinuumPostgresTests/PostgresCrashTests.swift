@@ -217,9 +217,11 @@ struct PostgresCrashTests {
                 await run.fail("the workflows made no progress in 60 s")
                 return
             }
+            // Read just before the signal: however late this thread runs after it, only the other
+            // process stamps events after this time (the paused one's late appends are refused).
+            let stoppedAtWall = Int64(Date().timeIntervalSince1970 * 1e9)
             stopped.signal(SIGSTOP)
             let stoppedAt = ContinuousClock.now
-            let stoppedAtWall = Int64(Date().timeIntervalSince1970 * 1e9)
             // Past the lease (three of them), and until the other process finished everything.
             try await Task.sleep(until: stoppedAt + .milliseconds(3 * Self.leaseMilliseconds))
             let finished = await poll(until: .now + .seconds(120)) {
@@ -242,10 +244,10 @@ struct PostgresCrashTests {
 
             let report = try await run.check((0..<count).map { ("stop-\($0)", $0) }, steps: steps, context: "SIGSTOP test")
             // The workflows the paused process held: those with an event stamped after the
-            // signal. Only the other process could stamp one (the paused one's late appends were
-            // refused), so a test thread the loaded machine runs late cannot skew this, as a
-            // listing of running workflows taken after the signal once did on CI (it found all
-            // 24 finished by the time it ran, 13 s after the pause).
+            // signal was sent. Only the other process could stamp one (the paused one's late
+            // appends were refused), so a test thread the loaded machine runs late cannot skew
+            // this, as a listing of running workflows taken after the signal once did on CI (it
+            // found all 24 finished by the time it ran, 13 s after the pause).
             var held: Set<String> = []
             for index in 0..<count {
                 let id = "stop-\(index)"

@@ -1,5 +1,5 @@
 /// A map for the handful of entries most workflows hold: its entries in one array, searched in
-/// order, with a hash index built only once it holds ``indexedFrom`` entries.
+/// order, with a hash index built once it holds ``indexedFrom`` (16) entries.
 ///
 /// `WorkflowState` keeps several maps per workflow (recorded steps, waits, body calls, claimed
 /// keys), and a typical workflow puts one to five entries in each. A `Dictionary` allocates its
@@ -43,6 +43,16 @@ package struct SmallMap<Key: Hashable, Value> {
     package subscript(key: Key, default defaultValue: @autoclosure () -> Value) -> Value {
         get { self[key] ?? defaultValue() }
         set { updateValue(newValue, forKey: key) }
+    }
+
+    /// Changes the value for `key` in place (adding `defaultValue` first when there is none),
+    /// with one search for the key.
+    package mutating func modify<R>(_ key: Key, default defaultValue: @autoclosure () -> Value, _ body: (inout Value) -> R) -> R {
+        let position = position(of: key) ?? {
+            updateValue(defaultValue(), forKey: key)
+            return entries.count - 1
+        }()
+        return body(&entries[position].value)
     }
 
     /// Sets the value for `key` and returns the one it replaced.

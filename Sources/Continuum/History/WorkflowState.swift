@@ -281,7 +281,7 @@ package struct WorkflowState: Sendable {
     /// The recorded step or wait not yet asked for that comes first in history, if any.
     package var firstUnclaimed: (index: UInt32, key: StepKey)? {
         let records = recordedSteps.values.map(\.record) + recordedWaits.values.map(\.record) + retryingSteps.values.map(\.record)
-        return records.filter { !claimed.contains($0.key) }.min { $0.index < $1.index }.map { ($0.index, $0.key) }
+        return records.filter { !claimed.contains($0.key) }.min(by: StepRecord.precedes).map { ($0.index, $0.key) }
     }
 
     /// The first event that recorded step or wait `key` (its first attempt), to reset to. Only
@@ -507,11 +507,11 @@ package struct WorkflowState: Sendable {
 
     /// The matching rules shared by steps (`wait == nil`) and waits.
     ///
-    /// Replay runs this for every recorded step, so it hashes the name as few times as it can:
-    /// the occurrence is read and counted in one access, and taken back on the rare paths that
+    /// Replay runs this for every recorded step, so it looks the name up as few times as it can:
+    /// the occurrence is read and counted in one search, and taken back on the rare paths that
     /// do not advance.
     private mutating func match(name: String, concurrent: Bool, wait: WaitKind?) -> Match {
-        let occurrence = Self.postIncrement(&occurrences[name, default: 0])
+        let occurrence = occurrences.modify(name, default: 0) { Self.postIncrement(&$0) }
         let key = StepKey(name: name, occurrence: occurrence)
         let index = concurrent ? callCount : bodyCallCount
         let recorded: StepRecord
@@ -633,7 +633,7 @@ package struct WorkflowState: Sendable {
     /// divergence when history holds steps this run did not ask for.
     package mutating func continueAsNew(input: [UInt8], timestamp: Int64) -> Result<HistoryEvent, Divergence> {
         let records = recordedSteps.values.map(\.record) + recordedWaits.values.map(\.record) + retryingSteps.values.map(\.record)
-        if let missing = records.filter({ !claimed.contains($0.key) }).min(by: { $0.index < $1.index }) {
+        if let missing = records.filter({ !claimed.contains($0.key) }).min(by: StepRecord.precedes) {
             return .failure(Divergence(index: missing.index, recorded: missing.key, requested: nil))
         }
         let event = next(timestamp, .continuedAsNew(input: input))
@@ -677,7 +677,7 @@ package struct WorkflowState: Sendable {
         guard cancellation == nil else { return [] }
         cancellation = reason
         var events = [next(timestamp, .cancelRequested(reason: reason, by: by))]
-        for (key, wait) in recordedWaits.sorted(by: { $0.value.record.index < $1.value.record.index }) where wait.outcome == nil {
+        for (key, wait) in recordedWaits.sorted(by: { StepRecord.precedes($0.value.record, $1.value.record) }) where wait.outcome == nil {
             if let ended = endWait(key, outcome: .cancelled, timestamp: timestamp) { events.append(ended) }
         }
         return events
@@ -690,7 +690,7 @@ package struct WorkflowState: Sendable {
         cancellation = Self.deadlineReason
         timedOut = true
         var events = [next(timestamp, .deadlinePassed)]
-        for (key, wait) in recordedWaits.sorted(by: { $0.value.record.index < $1.value.record.index }) where wait.outcome == nil {
+        for (key, wait) in recordedWaits.sorted(by: { StepRecord.precedes($0.value.record, $1.value.record) }) where wait.outcome == nil {
             if let ended = endWait(key, outcome: .cancelled, timestamp: timestamp) { events.append(ended) }
         }
         return events
@@ -781,7 +781,7 @@ package struct WorkflowState: Sendable {
     ///   parent was told it already (``finalOutcome(_:)``), and the two must agree.
     package mutating func finish(_ outcome: Outcome, timestamp: Int64, exactly: Bool = false) -> Result<HistoryEvent, Divergence> {
         let records = recordedSteps.values.map(\.record) + recordedWaits.values.map(\.record) + retryingSteps.values.map(\.record)
-        if let missing = records.filter({ !claimed.contains($0.key) }).min(by: { $0.index < $1.index }) {
+        if let missing = records.filter({ !claimed.contains($0.key) }).min(by: StepRecord.precedes) {
             return .failure(Divergence(index: missing.index, recorded: missing.key, requested: nil))
         }
         // Once cancellation was requested, the workflow ends cancelled however its body ends.
@@ -884,5 +884,15 @@ extension WorkflowState {
             get { fields.timedOut }
             set { set(\.timedOut, newValue) }
         }
+    }
+}
+
+extension StepRecord {
+    /// History order: by position, then (a concurrent call and a body call can share a number)
+    /// body calls first, then by name and occurrence. The order never depends on how a map
+    /// holds the records, so a state folded from events and one decoded from a snapshot pick the
+    /// same record and end waits in the same order.
+    static func precedes(_ a: StepRecord, _ b: StepRecord) -> Bool {
+        (a.index, a.concurrent ? 1 : 0, a.name, a.occurrence) < (b.index, b.concurrent ? 1 : 0, b.name, b.occurrence)
     }
 }

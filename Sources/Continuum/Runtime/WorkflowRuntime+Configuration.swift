@@ -54,8 +54,9 @@ extension WorkflowRuntime {
         /// into the in-memory timer wheel. Timers further out cost disk only; the runtime reads
         /// the next stretch when half of this has passed.
         public var timerHorizon: Duration
-        /// How many workflows may be in memory at once. A workflow started, recovered or woken
-        /// beyond this waits in the store until another finishes or is parked, so a burst of
+        /// How many workflows may be in memory with a task at once (dormant ones, see
+        /// ``dormantAfter``, do not count). A workflow started, recovered or woken
+        /// beyond this waits in the store until another finishes, rests or is parked, so a burst of
         /// starts costs disk, not memory (a sleeping workflow in memory takes about 10 KB with its
         /// task, about 2 KB dormant).
         /// An event, update or cancellation for a workflow out of memory (a child's notice to its
