@@ -174,6 +174,9 @@ package struct SmallSet<Element: Hashable> {
 
     /// Removes every element and gives back the storage.
     package mutating func removeAll() { map.removeAll() }
+
+    /// Makes room for `capacity` elements.
+    package mutating func reserveCapacity(_ capacity: Int) { map.reserveCapacity(capacity) }
 }
 
 extension SmallSet: Sequence {

@@ -511,6 +511,10 @@ package struct WorkflowState: Sendable {
     /// the occurrence is read and counted in one search, and taken back on the rare paths that
     /// do not advance.
     private mutating func match(name: String, concurrent: Bool, wait: WaitKind?) -> Match {
+        // The run's bookkeeping grows with every call and is dropped when the run ends or rests:
+        // room for four at once, not one and then four.
+        if claimed.isEmpty { claimed.reserveCapacity(4) }
+        if occurrences.isEmpty { occurrences.reserveCapacity(4) }
         let occurrence = occurrences.modify(name, default: 0) { Self.postIncrement(&$0) }
         let key = StepKey(name: name, occurrence: occurrence)
         let index = concurrent ? callCount : bodyCallCount
