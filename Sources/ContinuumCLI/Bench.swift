@@ -59,6 +59,17 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "How many steps each workflow runs (steps scenario).")
     var steps = 3
 
+    /// What the steps scenario's workflows pass around.
+    enum Payload: String, ExpressibleByArgument, CaseIterable {
+        /// An `Int` input, step results and output (JSON's shortest case).
+        case int
+        /// Structs of a few fields, strings and an array: an order in, a receipt out of each step.
+        case record
+    }
+
+    @Option(help: "What the steps scenario's workflows pass: int (an Int everywhere) or record (an order in, a receipt from each step).")
+    var payload = Payload.int
+
     @Option(help: "How many workflows (or senders) may be in flight at once.")
     var concurrency = 1_000
 
@@ -229,7 +240,7 @@ struct Bench: AsyncParsableCommand {
     /// The workflows the scenarios run (`continuum check` registers them too, so that it can
     /// gate a store the bench wrote).
     static let workflows: [any Workflow] = [
-        BenchWorkflow(), SleepWorkflow(), EventWorkflow(), CheckWorkflow(), RecoveryWorkflow(), LongHistoryWorkflow(), ResidentWorkflow(),
+        BenchWorkflow(), RecordBenchWorkflow(), SleepWorkflow(), EventWorkflow(), CheckWorkflow(), RecoveryWorkflow(), LongHistoryWorkflow(), ResidentWorkflow(),
     ]
 
     /// Opens the store at `location` and a runtime with the bench's workflows, both silent.
@@ -285,17 +296,32 @@ struct Bench: AsyncParsableCommand {
 
     private func stepsScenario(_ runtime: WorkflowRuntime, prefix: String, queue: QueueEntry? = nil) async throws -> Report {
         let stepCount = steps
+        let payload = payload
         let (elapsed, latencies) = try await runtime.withRunning { runtime in
             try await fanOut(total: workflows) { index in
-                let output = try await runtime.start(BenchWorkflow.self, id: prefix + String(index), input: stepCount, queue: queue).result()
-                guard output == stepCount * (stepCount - 1) / 2 else {
-                    throw ValidationError("workflow \(index) returned \(output), expected \(stepCount * (stepCount - 1) / 2)")
+                let id = prefix + String(index)
+                switch payload {
+                case .int:
+                    let output = try await runtime.start(BenchWorkflow.self, id: id, input: stepCount, queue: queue).result()
+                    guard output == stepCount * (stepCount - 1) / 2 else {
+                        throw ValidationError("workflow \(index) returned \(output), expected \(stepCount * (stepCount - 1) / 2)")
+                    }
+                case .record:
+                    let order = BenchOrder(
+                        id: "order-\(index)", customer: "customer-\(index % 97)", amountCents: 1_250 + index % 1_000,
+                        items: ["sku-\(index % 13)", "sku-\(index % 29)"])
+                    let input = RecordBenchWorkflow.Input(order: order, steps: stepCount)
+                    let receipt = try await runtime.start(RecordBenchWorkflow.self, id: id, input: input, queue: queue).result()
+                    guard receipt.amountCents == RecordBenchWorkflow.expectedTotal(input) else {
+                        throw ValidationError("workflow \(index) returned \(receipt.amountCents), expected \(RecordBenchWorkflow.expectedTotal(input))")
+                    }
                 }
             }
         }
         let seconds = elapsed.seconds
         var report = Report(scenario: queue == nil ? "steps" : "queue", workflows: workflows, concurrency: concurrency, seconds: seconds, latencies: latencies)
         report.steps = steps
+        report.payload = payload.rawValue
         report.workflowsPerSecond = Double(workflows) / seconds
         report.stepsPerSecond = Double(workflows * steps) / seconds
         return report
@@ -375,6 +401,8 @@ struct Bench: AsyncParsableCommand {
         var concurrency: Int
         var seconds: Double
         var steps: Int?
+        /// Steps: what the workflows passed (`int` or `record`).
+        var payload: String?
         var workflowsPerSecond: Double?
         var stepsPerSecond: Double?
         var timersPerSecond: Double?
@@ -423,7 +451,7 @@ struct Bench: AsyncParsableCommand {
         }
 
         enum CodingKeys: String, CodingKey {
-            case scenario, store, workflows, steps, concurrency, seconds, fired, early
+            case scenario, store, workflows, steps, payload, concurrency, seconds, fired, early
             case workflowsPerSecond = "workflows_per_second"
             case stepsPerSecond = "steps_per_second"
             case timersPerSecond = "timers_per_second"
@@ -509,6 +537,48 @@ struct BenchWorkflow: Workflow {
             total += try await ctx.step("step-\(index)") { index }
         }
         return total
+    }
+}
+
+/// An order as a service might pass one: the record bench's input.
+struct BenchOrder: Codable, Sendable {
+    var id: String
+    var customer: String
+    var amountCents: Int
+    var items: [String]
+}
+
+/// What each of the record bench's steps returns, and its output.
+struct BenchReceipt: Codable, Sendable {
+    var step: String
+    var reference: String
+    var amountCents: Int
+}
+
+/// K steps that each return a receipt for the order; returns a receipt of their sum
+/// (`bench --payload record`).
+struct RecordBenchWorkflow: Workflow {
+    static let name = "continuum.bench.record"
+
+    struct Input: Codable, Sendable {
+        var order: BenchOrder
+        var steps: Int
+    }
+
+    func run(_ ctx: WorkflowContext, input: Input) async throws -> BenchReceipt {
+        var total = 0
+        for index in 0..<input.steps {
+            let receipt = try await ctx.step("step-\(index)") {
+                BenchReceipt(step: "step-\(index)", reference: "\(input.order.id)/\(index)", amountCents: input.order.amountCents + index)
+            }
+            total += receipt.amountCents
+        }
+        return BenchReceipt(step: "total", reference: input.order.id, amountCents: total)
+    }
+
+    /// The total a run of `input` returns.
+    static func expectedTotal(_ input: Input) -> Int {
+        input.steps * input.order.amountCents + input.steps * (input.steps - 1) / 2
     }
 }
 

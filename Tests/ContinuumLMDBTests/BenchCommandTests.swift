@@ -27,6 +27,21 @@ struct BenchCommandTests {
         }
     }
 
+    @Test("the steps scenario with --payload record: workflows pass an order and receipts, each checked, and the report names the payload")
+    func recordPayload() async throws {
+        let executable = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")
+        try await withTemporaryDirectory { path in
+            let run = try ChildProcess(
+                executable: executable,
+                arguments: ["bench", "--workflows", "60", "--steps", "3", "--payload", "record", "--path", path + "/store", "--json"])
+            let exit = try await run.exit(within: .seconds(120))
+            #expect(exit == .exited(0), "\(run.output)")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any], "\(run.output)")
+            #expect(report["payload"] as? String == "record" && report["workflows"] as? Int == 60, "\(run.output)")
+            #expect((report["workflows_per_second"] as? Double ?? 0) > 0 && report["cpu_us_per_workflow"] is Double, "\(run.output)")
+        }
+    }
+
     @Test("--max-resident 0, or below the count in the resident scenario without dormancy, is refused with a clear message, nothing measured")
     func maxResidentRefused() async throws {
         let executable = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")
