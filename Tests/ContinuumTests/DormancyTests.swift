@@ -26,7 +26,7 @@ private func restAll(_ runtime: WorkflowRuntime, clock: ManualClock, count: Int,
 
 @Suite("Dormant workflows", .serialized)
 struct DormancyTests {
-    @Test("a sleeping workflow gives up its task but stays in memory, appends nothing, and its timer wakes it to finish")
+    @Test("a sleeping workflow gives up its task but stays in memory, appends nothing, still counts as a waiting timer, and its timer wakes it to finish")
     func sleeperRestsAndWakes() async throws {
         try await withTemporaryDirectory { path in
             let clock = ManualClock()
@@ -38,8 +38,12 @@ struct DormancyTests {
                 #expect(runtime.residentWorkflows == 1, "a dormant workflow stays in memory")
                 #expect(try await runtime.history(of: "r").count == asleep.count, "resting appended to the history")
                 #expect(try await runtime.status(of: "r")?.status == .running)
+                // Its sleep still counts as a waiting timer, as a test that moves the clock expects.
+                #expect(runtime.pendingTimers == 1)
+                try await runtime.waitForTimers(1, timeout: .seconds(1))
                 clock.advance(by: .seconds(3 * 86_400))
                 #expect(try await handle.result() == "reminded cy")
+                #expect(runtime.pendingTimers == 0)
             }
             #expect(ledger.count("signup") == 1 && ledger.count("remind") == 1)
         }

@@ -29,6 +29,10 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
         /// Something reached the dormant instance while the driver that put it to rest was
         /// still ending: that driver launches it again instead of leaving it dormant.
         var wakeRequested = false
+        /// The timed waits a dormant instance's body rested in, and the earliest deadline among
+        /// them (for ``WorkflowRuntime/pendingTimers``); meaningless unless `dormant`. Kept
+        /// inline: an array would cost every dormant sleeper an allocation.
+        var sleeps: (count: Int32, earliest: Int64) = (0, 0)
     }
 
     /// Whether ``run`` is serving: `nil` while stopped.
@@ -124,6 +128,7 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
             slot.instance = instance
             slot.live = true
             slot.dormant = false
+            slot.sleeps = (0, 0)
             defer { slot.waiting = [] }
             return slot.waiting
         } ?? []
@@ -142,11 +147,12 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
     /// The driver of `id` returned with its instance dormant: the instance stays, with nobody
     /// driving it. Returns the senders to resume, and the launcher when a wake was asked for
     /// while the driver ended (the slot stays taken for that launch: ``Launch/reserved``).
-    mutating func driveRested(_ id: String, _ instance: Instance) -> (senders: [Sender], relaunch: Launcher?) {
+    mutating func driveRested(_ id: String, _ instance: Instance, sleeps: [Int64] = []) -> (senders: [Sender], relaunch: Launcher?) {
         guard launcher != nil, var slot = slots[id], slot.instance === instance else { return (driveEnded(id), nil) }
         let senders = slot.waiting
         slot.waiting = []
         slot.dormant = true
+        slot.sleeps = (Int32(clamping: sleeps.count), sleeps.min() ?? 0)
         let relaunch = slot.wakeRequested
         slot.wakeRequested = false
         slot.driving = relaunch
@@ -185,6 +191,7 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
             defer {
                 slot.instance = nil
                 slot.dormant = false
+                slot.sleeps = (0, 0)
             }
             return slot.instance
         } ?? nil
@@ -233,6 +240,12 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
     var instances: [Instance] { slots.values.compactMap(\.instance) }
 
     /// How many workflows have a slot, how many of those are loaded, and how many of those are dormant.
+    /// How many timed waits dormant workflows rested in, not counting a workflow whose earliest
+    /// is due by `now` (its timer is about to wake it).
+    func dormantSleeps(after now: Int64) -> Int {
+        slots.values.reduce(0) { count, slot in slot.dormant && slot.sleeps.earliest > now ? count + Int(slot.sleeps.count) : count }
+    }
+
     var slotCounts: (claimed: Int, loaded: Int, dormant: Int) {
         (slots.count, slots.values.count { $0.instance != nil }, slots.values.count { $0.dormant })
     }

@@ -44,7 +44,7 @@ struct WorkflowDriver: Sendable {
         /// The body continued as new: run it again from the new run, under the same claim.
         case continued
         /// Dormant in memory while it waits, with the deadlines its timers must wake it at.
-        case dormant(WorkflowInstance, [Int64])
+        case dormant(WorkflowInstance, dues: [Int64], sleeps: [Int64])
 
         var name: String {
             switch self {
@@ -70,11 +70,13 @@ struct WorkflowDriver: Sendable {
         defer { runtime.pacer.end(id) }
         /// The deadlines a parked or dormant workflow left with.
         var parkedDues: [Int64] = []
-        /// The instance, when it is left dormant in memory.
+        /// The instance, when it is left dormant in memory, and the deadlines of the timed waits
+        /// its body rested in.
         var rested: WorkflowInstance?
+        var restedSleeps: [Int64] = []
         defer {
             if let rested {
-                let (senders, relaunch) = state.withLock { $0.driveRested(id, rested) }
+                let (senders, relaunch) = state.withLock { $0.driveRested(id, rested, sleeps: restedSleeps) }
                 for sender in senders { sender.resume(returning: nil) }
                 // Something reached it while this driver ended: it runs again at once.
                 relaunch?.yield(Launch(id: id, wake: true, reserved: true))
@@ -117,8 +119,8 @@ struct WorkflowDriver: Sendable {
             case .parked(let dues):
                 parkedDues = dues
                 return
-            case .dormant(let instance, let dues):
-                (rested, parkedDues) = (instance, dues)
+            case .dormant(let instance, let dues, let sleeps):
+                (rested, parkedDues, restedSleeps) = (instance, dues, sleeps)
                 return
             case .rerun(let key, let reason):
                 // Reset to the changed step under the same claim, then run again from there.
@@ -475,7 +477,8 @@ struct WorkflowDriver: Sendable {
         case .dormant?:
             // Suspended as it went to rest: the suspension is recorded, as for a running body.
             if await instance.keepIfSuspended() { return nil }
-            return .dormant(instance, await instance.rested())
+            let (dues, sleeps) = await instance.rested()
+            return .dormant(instance, dues: dues, sleeps: sleeps)
         case .rerun(let key, let reason)?:
             return .rerun(key, reason)
         case .ownershipLost?, .replayEnded?, .superseded?, .continued?:

@@ -177,10 +177,14 @@ extension WorkflowRuntime {
     // MARK: Diagnostics
 
     /// How many sleeps, event timeouts and retry backoffs of workflows in memory wait on the
-    /// timer wheel, their start committed and their deadline still ahead by the clock. Parked
-    /// workflows' timers are not counted. It walks every timer: meant for tests and diagnostics.
+    /// timer wheel, their start committed and their deadline still ahead by the clock; the
+    /// sleeps and event timeouts a dormant workflow rested in count too. Parked workflows'
+    /// timers are not counted. It walks every timer: meant for tests and diagnostics.
     @_spi(Testing)
-    public var pendingTimers: Int { timers.sleeping }
+    public var pendingTimers: Int {
+        let now = timers.clock.now()
+        return timers.sleeping + state.withLock { $0.dormantSleeps(after: now) }
+    }
 
     /// How many workflows are in memory now (running, or waiting and not yet parked).
     @_spi(Testing)

@@ -446,8 +446,10 @@ actor WorkflowInstance {
 
     /// The body of a dormant instance has unwound and its driver is ending: forgets the run's
     /// bookkeeping, so that the instance holds only its state and the next run replays from the
-    /// start. Returns the deadlines its timers must wake it at.
-    func rested() -> [Int64] {
+    /// start. Returns the deadlines its timers must wake it at, and those of the timed waits
+    /// (sleeps, event timeouts) its body rested in, which tests count as waiting timers.
+    func rested() -> (dues: [Int64], sleeps: [Int64]) {
+        let sleeps = restingWaits.compactMap { state.recordedWaits[$0] }.filter { $0.outcome == nil }.compactMap(\.due)
         state.rewind()
         waitingKeys = []
         runningSteps = 0
@@ -455,7 +457,7 @@ actor WorkflowInstance {
         startsChildren = false
         divergence = nil
         defer { parkedDues = [] }  // the driver arms them; the instance need not keep them
-        return parkedDues
+        return (parkedDues, sleeps)
     }
 
     /// Whether the instance was suspended as it went to rest: then it does not rest, and its
