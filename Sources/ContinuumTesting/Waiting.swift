@@ -4,7 +4,7 @@ extension WorkflowRuntime {
     /// Waits until at least `count` sleeps, event timeouts or retry backoffs of workflows in
     /// memory wait on the runtime's timers, each with its start committed: after this, moving
     /// a `ManualClock` past their deadlines fires them. Dormant workflows' sleeps and event
-    /// timeouts count (``WorkflowRuntime/Configuration/dormantAfter``).
+    /// timeouts count (`WorkflowRuntime.Configuration.dormantAfter`).
     ///
     /// ```swift
     /// try await runtime.start(Reminder.self, id: "r", input: "ada")
