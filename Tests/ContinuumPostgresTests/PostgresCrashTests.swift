@@ -198,10 +198,14 @@ struct PostgresCrashTests {
         let count = 24
         let steps = 30
         try await withWorkers(worker: worker, prefix: "pgstop") { run in
-            // Steps of 200 ms: the workflows run for six seconds, so the pause lands mid-run even
-            // when a loaded machine lets this test look at the ledger late (at 100 ms, a fresh
-            // clone's CI run once found every workflow finished by the time it paused the process).
-            let arguments = ["--prefix", "stop-", "--total", "\(count)", "--steps", "\(steps)", "--step-ms", "200"]
+            // Every workflow stops at a gate after its fifth step until the process is paused: the
+            // pause lands mid-run however late a loaded machine runs this test (twice, on CI,
+            // every workflow had finished by the time this test paused the process).
+            let gate = NSTemporaryDirectory() + "continuum-gate-\(UInt64.random(in: 0 ... .max))"
+            defer { try? FileManager.default.removeItem(atPath: gate) }
+            let arguments = [
+                "--prefix", "stop-", "--total", "\(count)", "--steps", "\(steps)", "--step-ms", "100", "--gate", gate, "--gate-after", "5",
+            ]
             let stopped = try run.launch(arguments + ["--workflows", "\(count)", "--owner", "stopped"])
             guard await run.line("started \(count)", from: stopped, within: .seconds(60)) else {
                 await run.fail("the first process did not start its workflows in 60 s")
@@ -212,7 +216,7 @@ struct PostgresCrashTests {
                 await run.fail("the second process did not get ready in 60 s")
                 return
             }
-            // Mid-run: a few steps of each workflow done, far from the end.
+            // Mid-run: a few steps of each workflow done; none goes past the gate.
             guard await poll(until: .now + .seconds(60), { run.ledgerLines().count { $0.hasPrefix("done ") } >= 3 * count }) else {
                 await run.fail("the workflows made no progress in 60 s")
                 return
@@ -222,6 +226,8 @@ struct PostgresCrashTests {
             let stoppedAtWall = Int64(Date().timeIntervalSince1970 * 1e9)
             stopped.signal(SIGSTOP)
             let stoppedAt = ContinuousClock.now
+            // Paused: the gate opens for the other process, which takes the workflows over.
+            FileManager.default.createFile(atPath: gate, contents: nil)
             // Past the lease (three of them), and until the other process finished everything.
             try await Task.sleep(until: stoppedAt + .milliseconds(3 * Self.leaseMilliseconds))
             let finished = await poll(until: .now + .seconds(120)) {

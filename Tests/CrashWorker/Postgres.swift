@@ -3,7 +3,7 @@
 //
 //   CrashWorker --postgres URL --schema NAME --ledger FILE --prefix P --workflows N --steps K
 //               [--total T] [--lease-ms MS] [--owner NAME] [--step-ms MS] [--long-sleep-ms MS]
-//               [--park-ms MS] [--horizon-ms MS] [--pool N] [--retry-ms MS]
+//               [--park-ms MS] [--horizon-ms MS] [--pool N] [--retry-ms MS] [--gate FILE --gate-after K]
 //               [--events E [--send-share I/M --round-size R]] [--queue 1]
 //
 // A worker started with `--workflows N` starts workflows P0 … P(N-1) of ``MixedWorkflow``
@@ -22,7 +22,8 @@
 // that fails once and is retried after a durable backoff; every seventh workflow has a step that
 // always fails. Steps take about `--step-ms` (default 1–6 ms); every third workflow sleeps
 // `--long-sleep-ms` more (long enough, with a short `--park-ms`, to be parked and woken by
-// whichever runtime's timer fires first). `--retry-ms` sets how often workflows stopped by an
+// whichever runtime's timer fires first). With `--gate FILE --gate-after K`, steps from the
+// K-th on wait until FILE exists. `--retry-ms` sets how often workflows stopped by an
 // unreachable store are relaunched (a database restart).
 //
 // With `--queue 1` the load is the queue crash test's instead (``QueueJobWorkflow``: bodies on
@@ -321,7 +322,13 @@ enum PostgresWorker {
             let queued = options["queue"] != nil
             if queued { runtimeConfiguration.queues = ["jobs": QueueLimits(concurrency: 3), "api": QueueLimits(concurrency: 2)] }
             let runtime = WorkflowRuntime(
-                store: store, workflows: [MixedWorkflow(ledger: ledger), QueueJobWorkflow(ledger: ledger)], configuration: runtimeConfiguration)
+                store: store,
+                workflows: [
+                    MixedWorkflow(
+                        ledger: ledger,
+                        gate: options["gate"].map { ($0, options["gate-after"].flatMap(Int.init) ?? 0) }),
+                    QueueJobWorkflow(ledger: ledger),
+                ], configuration: runtimeConfiguration)
 
             let (dumpRequests, requestDump) = AsyncStream.makeStream(of: Void.self)
             let dumpSignal = DispatchSource.makeSignalSource(signal: SIGUSR1)

@@ -110,6 +110,9 @@ struct SleepyWorkflow: Workflow {
 struct MixedWorkflow: Workflow {
     static let name = "crash-mixed"
     let ledger: LedgerFile
+    /// Steps from `afterStep` on wait until the file at `path` exists (`--gate PATH --gate-after N`):
+    /// a test holds every workflow mid-run for as long as it needs, however late it runs.
+    var gate: (path: String, afterStep: Int)? = nil
 
     struct Input: Codable, Sendable {
         var steps: Int
@@ -131,6 +134,9 @@ struct MixedWorkflow: Workflow {
         }
         var parts: [String] = []
         for index in 0..<input.steps {
+            if let gate, index >= gate.afterStep {
+                while !FileManager.default.fileExists(atPath: gate.path) { try await Task.sleep(for: .milliseconds(20)) }
+            }
             parts.append(try await step("s\(index)"))
             if index == 0 { try await ctx.sleep(for: .milliseconds(input.sleepMilliseconds)) }
         }
