@@ -239,13 +239,13 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
     /// Every loaded instance.
     var instances: [Instance] { slots.values.compactMap(\.instance) }
 
-    /// How many workflows have a slot, how many of those are loaded, and how many of those are dormant.
     /// How many timed waits dormant workflows rested in, not counting a workflow whose earliest
     /// is due by `now` (its timer is about to wake it).
     func dormantSleeps(after now: Int64) -> Int {
         slots.values.reduce(0) { count, slot in slot.dormant && slot.sleeps.earliest > now ? count + Int(slot.sleeps.count) : count }
     }
 
+    /// How many workflows have a slot, how many of those are loaded, and how many of those are dormant.
     var slotCounts: (claimed: Int, loaded: Int, dormant: Int) {
         (slots.count, slots.values.count { $0.instance != nil }, slots.values.count { $0.dormant })
     }
