@@ -18,6 +18,7 @@ enum PayloadCoder {
 
     static func encode<T: Encodable>(_ value: T, what: @autoclosure () -> String, sortedKeys: Bool = false) throws(ContinuumError) -> [UInt8] {
         if let bytes = ScalarJSON.encode(value) { return bytes }
+        if let bytes = PayloadJSONWriter.encode(value, sortedKeys: sortedKeys) { return bytes }
         do {
             return Array(try (sortedKeys ? sortingEncoder : encoder).encode(value))
         } catch {
@@ -36,6 +37,7 @@ enum PayloadCoder {
 
     static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: @autoclosure () -> String) throws(ContinuumError) -> T {
         if let value = ScalarJSON.decode(T.self, from: bytes) { return value }
+        if let value = PayloadJSONReader.decode(T.self, from: bytes) { return value }
         do {
             return try decoder.decode(T.self, from: Data(bytes))
         } catch {
