@@ -38,6 +38,10 @@ struct Bench: AsyncParsableCommand {
                                malloc_trim handed back the allocator's free memory). With --steps 0 it then wakes each
                                with its event (wake_cpu_us_per_workflow). --dormant-after-ms M makes waiting
                                workflows dormant after M ms (the runtime's dormantAfter), in any scenario.
+            --scenario codec   The JSON of --payload record, without the runtime: N rounds that each encode an order
+                               (keys sorted, as a start input) and a receipt (as a step result) and decode both back,
+                               with Continuum's payload coder and with Foundation's JSONEncoder and JSONDecoder,
+                               alternated; reports each side's CPU per round (codec_ns_per_round, foundation_ns_per_round).
             Every report has cpu_us_per_workflow: the process's user+system CPU time (getrusage) per workflow,
             which a noisy machine moves far less than wall time.
             On PostgreSQL (--postgres URL, or CONTINUUM_POSTGRES_URL) every scenario runs in a new schema
@@ -47,10 +51,10 @@ struct Bench: AsyncParsableCommand {
             """)
 
     enum Scenario: String, ExpressibleByArgument, CaseIterable {
-        case steps, timers, events, restart, check, recovery, raw, queue, wake, resident
+        case steps, timers, events, restart, check, recovery, raw, queue, wake, resident, codec
     }
 
-    @Option(help: "What to measure: steps, timers, events, restart, check, recovery, raw, queue, wake or resident.")
+    @Option(help: "What to measure: steps, timers, events, restart, check, recovery, raw, queue, wake, resident or codec.")
     var scenario = Scenario.steps
 
     @Option(help: "How many workflows to run.")
@@ -200,6 +204,7 @@ struct Bench: AsyncParsableCommand {
             case .raw: report = try await rawScenario(store: store, prefix: prefix)
             case .wake: report = try await wakeScenario(store: store, prefix: prefix)
             case .resident: report = try await residentScenario(runtime, prefix: prefix)
+            case .codec: report = try codecScenario()
             case .recovery:
                 // Its processes open the store themselves (LMDB admits one at a time).
                 await store.close()
@@ -436,6 +441,10 @@ struct Bench: AsyncParsableCommand {
         var appendedP99: Double?
         /// Wake: each shape of history, with snapshots and without.
         var wake: [WakeFigures]?
+        /// Codec: CPU time per round (an order and a receipt encoded and decoded), with
+        /// `PayloadCoder` and with Foundation's JSON.
+        var codecNanoseconds: Double?
+        var foundationNanoseconds: Double?
         var p50: Double
         var p99: Double
         var max: Double
@@ -473,6 +482,8 @@ struct Bench: AsyncParsableCommand {
             case appendedP50 = "appended_p50_ms"
             case appendedP99 = "appended_p99_ms"
             case wake
+            case codecNanoseconds = "codec_ns_per_round"
+            case foundationNanoseconds = "foundation_ns_per_round"
             case p50 = "p50_ms"
             case p99 = "p99_ms"
             case max = "max_ms"
@@ -515,6 +526,10 @@ struct Bench: AsyncParsableCommand {
                 lines.append("  resident     \(format(residentBytesPerWorkflow)) bytes of anonymous memory per waiting workflow (RSS \(format(residentMegabytes)) MB)")
                 if let trimmedBytesPerWorkflow { lines.append("  held         \(format(trimmedBytesPerWorkflow)) bytes per waiting workflow once the allocator's free memory is handed back") }
                 if let wakeCPUMicroseconds { lines.append("  wake         \(format(wakeCPUMicroseconds)) µs of CPU per workflow woken by an event, to its end") }
+            }
+            if let codecNanoseconds, let foundationNanoseconds {
+                lines.append("  codec        \(format(codecNanoseconds)) ns of CPU per round with PayloadCoder, \(format(foundationNanoseconds)) ns with Foundation's JSON (ratio \(format(codecNanoseconds / foundationNanoseconds)))")
+                lines.append("               a round: an order encoded with sorted keys and a receipt encoded, both decoded back")
             }
             if let checkSeconds, let checkMicrosecondsPerWorkflow {
                 lines.append("  deploy gate  \(format(checkSeconds)) s for all of them (\(format(checkMicrosecondsPerWorkflow)) µs per workflow)")

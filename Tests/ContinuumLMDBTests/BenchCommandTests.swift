@@ -42,6 +42,20 @@ struct BenchCommandTests {
         }
     }
 
+    @Test("the codec scenario encodes and decodes the record payloads both ways, checks both decoded the same, and reports each side's CPU per round")
+    func codecScenario() async throws {
+        let executable = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")
+        try await withTemporaryDirectory { path in
+            let run = try ChildProcess(
+                executable: executable, arguments: ["bench", "--scenario", "codec", "--workflows", "500", "--path", path + "/store", "--json"])
+            let exit = try await run.exit(within: .seconds(120))
+            #expect(exit == .exited(0), "\(run.output)")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any], "\(run.output)")
+            #expect(report["scenario"] as? String == "codec" && report["workflows"] as? Int == 500, "\(run.output)")
+            #expect((report["codec_ns_per_round"] as? Double ?? 0) > 0 && (report["foundation_ns_per_round"] as? Double ?? 0) > 0, "\(run.output)")
+        }
+    }
+
     @Test("--max-resident 0, or below the count in the resident scenario without dormancy, is refused with a clear message, nothing measured")
     func maxResidentRefused() async throws {
         let executable = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")

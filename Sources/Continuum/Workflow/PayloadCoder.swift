@@ -4,8 +4,9 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// Turns payloads into the bytes stored in history and back (JSON).
-enum PayloadCoder {
+/// Turns payloads into the bytes stored in history and back (JSON). `package` for the
+/// bench's codec scenario.
+package enum PayloadCoder {
     // One of each, shared: their options never change, and each `encode` and `decode` call
     // works on state of its own. Making one per payload cost a lock and an allocation per step.
     private static let encoder = JSONEncoder()
@@ -16,7 +17,7 @@ enum PayloadCoder {
     }()
     private static let decoder = JSONDecoder()
 
-    static func encode<T: Encodable>(_ value: T, what: @autoclosure () -> String, sortedKeys: Bool = false) throws(ContinuumError) -> [UInt8] {
+    package static func encode<T: Encodable>(_ value: T, what: @autoclosure () -> String, sortedKeys: Bool = false) throws(ContinuumError) -> [UInt8] {
         if let bytes = ScalarJSON.encode(value) { return bytes }
         if let bytes = PayloadJSONWriter.encode(value, sortedKeys: sortedKeys) { return bytes }
         do {
@@ -35,7 +36,7 @@ enum PayloadCoder {
                 + "Keep large data outside the workflow (a blob store, say) and pass a reference to it.")
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: @autoclosure () -> String) throws(ContinuumError) -> T {
+    package static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], what: @autoclosure () -> String) throws(ContinuumError) -> T {
         if let value = ScalarJSON.decode(T.self, from: bytes) { return value }
         if let value = PayloadJSONReader.decode(T.self, from: bytes) { return value }
         do {

@@ -24,6 +24,10 @@ private struct GiveUp: Error {}
 // MARK: - Encoding
 
 /// The state of one encoding: the bytes written so far and the containers still open.
+///
+/// Its stored properties skip the runtime's exclusivity checks, which took about a quarter of
+/// its CPU: one encoding runs on one task, and no call changes a property while another call
+/// holds an access to it.
 final class PayloadJSONWriter {
     /// One open container.
     fileprivate struct Frame {
@@ -49,15 +53,15 @@ final class PayloadJSONWriter {
     /// Foundation refuses containers nested 512 deep; well before that, leave them to it.
     fileprivate static let maxDepth = 500
 
-    fileprivate var bytes: [UInt8] = []
-    fileprivate var frames: [Frame] = []
-    fileprivate var members: [Member] = []
-    fileprivate var gaveUp = false
+    @exclusivity(unchecked) fileprivate var bytes: [UInt8] = []
+    @exclusivity(unchecked) fileprivate var frames: [Frame] = []
+    @exclusivity(unchecked) fileprivate var members: [Member] = []
+    @exclusivity(unchecked) fileprivate var gaveUp = false
     fileprivate let sortedKeys: Bool
-    private var nextSerial: Int32 = 0
+    @exclusivity(unchecked) private var nextSerial: Int32 = 0
     /// The value slot open now: the parent's key or comma was written, its value not yet.
-    fileprivate var slot: Int32 = 0
-    fileprivate var slotStart = 0
+    @exclusivity(unchecked) fileprivate var slot: Int32 = 0
+    @exclusivity(unchecked) fileprivate var slotStart = 0
 
     private init(sortedKeys: Bool) {
         self.sortedKeys = sortedKeys
@@ -242,13 +246,13 @@ final class PayloadJSONWriter {
 
     // MARK: Scalars, as JSONEncoder writes them
 
-    fileprivate func writeInteger<T: FixedWidthInteger>(_ value: T) {
-        if T.bitWidth > 64 {
-            bytes.append(contentsOf: String(value).utf8)
-            return
-        }
-        var magnitude = UInt64(truncatingIfNeeded: value.magnitude)
+    fileprivate func writeInteger(_ value: Int64) {
         if value < 0 { bytes.append(0x2D) }
+        writeInteger(value.magnitude)
+    }
+
+    fileprivate func writeInteger(_ value: UInt64) {
+        var magnitude = value
         // Twenty digits hold UInt64.max.
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
             var index = 20
@@ -381,18 +385,25 @@ private struct KeyedPayloadEncoder<Key: CodingKey>: KeyedEncodingContainerProtoc
         try self.key(key)
         try writer.writeFloat(value)
     }
-    mutating func encode(_ value: Int, forKey key: Key) throws { try integer(value, key) }
-    mutating func encode(_ value: Int8, forKey key: Key) throws { try integer(value, key) }
-    mutating func encode(_ value: Int16, forKey key: Key) throws { try integer(value, key) }
-    mutating func encode(_ value: Int32, forKey key: Key) throws { try integer(value, key) }
-    mutating func encode(_ value: Int64, forKey key: Key) throws { try integer(value, key) }
-    mutating func encode(_ value: UInt, forKey key: Key) throws { try integer(value, key) }
-    mutating func encode(_ value: UInt8, forKey key: Key) throws { try integer(value, key) }
-    mutating func encode(_ value: UInt16, forKey key: Key) throws { try integer(value, key) }
-    mutating func encode(_ value: UInt32, forKey key: Key) throws { try integer(value, key) }
-    mutating func encode(_ value: UInt64, forKey key: Key) throws { try integer(value, key) }
+    mutating func encode(_ value: Int, forKey key: Key) throws { try signed(Int64(value), key) }
+    mutating func encode(_ value: Int8, forKey key: Key) throws { try signed(Int64(value), key) }
+    mutating func encode(_ value: Int16, forKey key: Key) throws { try signed(Int64(value), key) }
+    mutating func encode(_ value: Int32, forKey key: Key) throws { try signed(Int64(value), key) }
+    mutating func encode(_ value: Int64, forKey key: Key) throws { try signed(value, key) }
+    mutating func encode(_ value: UInt, forKey key: Key) throws { try unsigned(UInt64(value), key) }
+    mutating func encode(_ value: UInt8, forKey key: Key) throws { try unsigned(UInt64(value), key) }
+    mutating func encode(_ value: UInt16, forKey key: Key) throws { try unsigned(UInt64(value), key) }
+    mutating func encode(_ value: UInt32, forKey key: Key) throws { try unsigned(UInt64(value), key) }
+    mutating func encode(_ value: UInt64, forKey key: Key) throws { try unsigned(value, key) }
 
-    private func integer<T: FixedWidthInteger>(_ value: T, _ key: Key) throws {
+    // Not generic over the integer type: this container runs unspecialized, and generic
+    // integer code would then call through witness tables for every digit.
+    private func signed(_ value: Int64, _ key: Key) throws {
+        try self.key(key)
+        writer.writeInteger(value)
+    }
+
+    private func unsigned(_ value: UInt64, _ key: Key) throws {
         try self.key(key)
         writer.writeInteger(value)
     }
@@ -465,18 +476,23 @@ private struct UnkeyedPayloadEncoder: UnkeyedEncodingContainer {
         try next()
         try writer.writeFloat(value)
     }
-    mutating func encode(_ value: Int) throws { try integer(value) }
-    mutating func encode(_ value: Int8) throws { try integer(value) }
-    mutating func encode(_ value: Int16) throws { try integer(value) }
-    mutating func encode(_ value: Int32) throws { try integer(value) }
-    mutating func encode(_ value: Int64) throws { try integer(value) }
-    mutating func encode(_ value: UInt) throws { try integer(value) }
-    mutating func encode(_ value: UInt8) throws { try integer(value) }
-    mutating func encode(_ value: UInt16) throws { try integer(value) }
-    mutating func encode(_ value: UInt32) throws { try integer(value) }
-    mutating func encode(_ value: UInt64) throws { try integer(value) }
+    mutating func encode(_ value: Int) throws { try signed(Int64(value)) }
+    mutating func encode(_ value: Int8) throws { try signed(Int64(value)) }
+    mutating func encode(_ value: Int16) throws { try signed(Int64(value)) }
+    mutating func encode(_ value: Int32) throws { try signed(Int64(value)) }
+    mutating func encode(_ value: Int64) throws { try signed(value) }
+    mutating func encode(_ value: UInt) throws { try unsigned(UInt64(value)) }
+    mutating func encode(_ value: UInt8) throws { try unsigned(UInt64(value)) }
+    mutating func encode(_ value: UInt16) throws { try unsigned(UInt64(value)) }
+    mutating func encode(_ value: UInt32) throws { try unsigned(UInt64(value)) }
+    mutating func encode(_ value: UInt64) throws { try unsigned(value) }
 
-    private mutating func integer<T: FixedWidthInteger>(_ value: T) throws {
+    private mutating func signed(_ value: Int64) throws {
+        try next()
+        writer.writeInteger(value)
+    }
+
+    private mutating func unsigned(_ value: UInt64) throws {
         try next()
         writer.writeInteger(value)
     }
@@ -532,18 +548,23 @@ private struct SinglePayloadEncoder: SingleValueEncodingContainer {
         try writer.single(depth: depth, slot: slot)
         try writer.writeFloat(value)
     }
-    mutating func encode(_ value: Int) throws { try integer(value) }
-    mutating func encode(_ value: Int8) throws { try integer(value) }
-    mutating func encode(_ value: Int16) throws { try integer(value) }
-    mutating func encode(_ value: Int32) throws { try integer(value) }
-    mutating func encode(_ value: Int64) throws { try integer(value) }
-    mutating func encode(_ value: UInt) throws { try integer(value) }
-    mutating func encode(_ value: UInt8) throws { try integer(value) }
-    mutating func encode(_ value: UInt16) throws { try integer(value) }
-    mutating func encode(_ value: UInt32) throws { try integer(value) }
-    mutating func encode(_ value: UInt64) throws { try integer(value) }
+    mutating func encode(_ value: Int) throws { try signed(Int64(value)) }
+    mutating func encode(_ value: Int8) throws { try signed(Int64(value)) }
+    mutating func encode(_ value: Int16) throws { try signed(Int64(value)) }
+    mutating func encode(_ value: Int32) throws { try signed(Int64(value)) }
+    mutating func encode(_ value: Int64) throws { try signed(value) }
+    mutating func encode(_ value: UInt) throws { try unsigned(UInt64(value)) }
+    mutating func encode(_ value: UInt8) throws { try unsigned(UInt64(value)) }
+    mutating func encode(_ value: UInt16) throws { try unsigned(UInt64(value)) }
+    mutating func encode(_ value: UInt32) throws { try unsigned(UInt64(value)) }
+    mutating func encode(_ value: UInt64) throws { try unsigned(value) }
 
-    private func integer<T: FixedWidthInteger>(_ value: T) throws {
+    private func signed(_ value: Int64) throws {
+        try writer.single(depth: depth, slot: slot)
+        writer.writeInteger(value)
+    }
+
+    private func unsigned(_ value: UInt64) throws {
         try writer.single(depth: depth, slot: slot)
         writer.writeInteger(value)
     }
@@ -558,6 +579,8 @@ private struct SinglePayloadEncoder: SingleValueEncodingContainer {
 // MARK: - Decoding
 
 /// One decoding: the document's bytes and a flat index of its values.
+///
+/// Like ``PayloadJSONWriter``, its stored properties skip the runtime's exclusivity checks.
 final class PayloadJSONReader {
     fileprivate enum Kind: UInt8 { case object, array, string, number, `true`, `false`, null }
 
@@ -583,8 +606,8 @@ final class PayloadJSONReader {
     private static let maxDepth = 500
 
     fileprivate let bytes: UnsafeBufferPointer<UInt8>
-    fileprivate var tokens: [Token] = []
-    fileprivate var gaveUp = false
+    @exclusivity(unchecked) fileprivate var tokens: [Token] = []
+    @exclusivity(unchecked) fileprivate var gaveUp = false
 
     private init(_ bytes: UnsafeBufferPointer<UInt8>) {
         self.bytes = bytes
