@@ -87,7 +87,10 @@ extension WorkflowRuntime {
                     group.addTask {
                         // What is stored already, then what this process commits from now on.
                         if let found = try reply(in: try await self.history(of: id)) { return found }
-                        if try await self.status(of: id)?.status.isFinished == true { return nil }
+                        // Finished since the history was read, it may have replied meanwhile: the
+                        // history read after its end decides (a late test thread once saw "ended
+                        // without replying" for a workflow that had replied and then ended).
+                        if try await self.status(of: id)?.status.isFinished == true { return try reply(in: try await self.history(of: id)) }
                         for await change in changes {
                             if let found = try reply(in: change.events) { return found }
                             if change.status?.isFinished == true { return try reply(in: try await self.history(of: id)) }
