@@ -344,4 +344,134 @@ struct PayloadJSONTests {
     struct Nest: Codable, Equatable {
         var inner: [Nest]
     }
+    struct Bad: Encodable {
+        struct Refused: Error {}
+        func encode(to encoder: any Encoder) throws { throw Refused() }
+    }
+
+    /// Writes one key, then throws.
+    struct HalfBad: Encodable {
+        enum Keys: String, CodingKey { case x }
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: Keys.self)
+            try container.encode(1, forKey: .x)
+            throw Bad.Refused()
+        }
+    }
+
+    /// Catches the errors of the values it holds and goes on, as Foundation lets it.
+    struct Forgiving: Encodable {
+        enum Keys: String, CodingKey { case a, b, c, list }
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: Keys.self)
+            try container.encode(1, forKey: .a)
+            try? container.encode(HalfBad(), forKey: .b)
+            try container.encode(2, forKey: .c)
+            var list = container.nestedUnkeyedContainer(forKey: .list)
+            try list.encode(1)
+            try? list.encode(Bad())
+            try list.encode(2)
+        }
+    }
+
+    /// Writes into its parent's container while it encodes itself.
+    struct Intruder: Encodable {
+        enum Keys: String, CodingKey { case a, z }
+        struct Child: Encodable {
+            let parent: KeyedEncodingContainer<Keys>
+            func encode(to encoder: any Encoder) throws {
+                var parent = parent
+                try parent.encode(5, forKey: .z)
+            }
+        }
+        func encode(to encoder: any Encoder) throws {
+            let container = encoder.container(keyedBy: Keys.self)
+            var writable = container
+            try writable.encode(Child(parent: container), forKey: .a)
+        }
+    }
+
+    /// Asks for its unkeyed container twice and writes how many values it holds.
+    struct Counted: Encodable {
+        func encode(to encoder: any Encoder) throws {
+            var first = encoder.unkeyedContainer()
+            try first.encode(1)
+            try first.encode(2)
+            var second = encoder.unkeyedContainer()
+            try second.encode(second.count)
+        }
+    }
+
+    @Test("types that catch their own encoding errors, write into their parent, or count their elements get JSONEncoder's bytes")
+    func reviewedEncodings() throws {
+        #expect(try PayloadCoder.encode(Forgiving(), what: "forgiving", sortedKeys: true) == Self.foundation(Forgiving(), sorted: true))
+        #expect(try PayloadCoder.encode(Intruder(), what: "intruder", sortedKeys: true) == Self.foundation(Intruder(), sorted: true))
+        #expect(try PayloadCoder.encode(Counted(), what: "counted") == Self.foundation(Counted(), sorted: false))
+    }
+
+    /// Decodes what it can of an array of positive numbers, skipping the rest.
+    struct Lossy: Decodable, Equatable {
+        struct Positive: Decodable {
+            struct NotPositive: Error {}
+            var value: Int
+            init(from decoder: any Decoder) throws {
+                value = try decoder.singleValueContainer().decode(Int.self)
+                guard value > 0 else { throw NotPositive() }
+            }
+        }
+        /// Takes any value, to pass over it.
+        struct Skip: Decodable {
+            init(from decoder: any Decoder) throws {}
+        }
+        var values: [Int] = []
+        init(from decoder: any Decoder) throws {
+            var container = try decoder.unkeyedContainer()
+            while !container.isAtEnd {
+                if let positive = try? container.decode(Positive.self) {
+                    values.append(positive.value)
+                } else {
+                    _ = try container.decode(Skip.self)
+                }
+            }
+        }
+    }
+
+    /// Reads optionals until past the end, and reports where its container ended.
+    struct PastTheEnd: Decodable, Equatable {
+        var values: [Int?] = []
+        var index = 0
+        init(from decoder: any Decoder) throws {
+            var container = try decoder.unkeyedContainer()
+            for _ in 0..<3 { values.append(try container.decodeIfPresent(Int.self)) }
+            index = container.currentIndex
+        }
+    }
+
+    /// Keeps its decoder and reads from it after the decoding ended.
+    final class Keeper: Decodable, @unchecked Sendable {
+        let decoder: any Decoder
+        init(from decoder: any Decoder) throws { self.decoder = decoder }
+    }
+
+    @Test("types that skip what they cannot decode, read past the end, or keep their decoder get JSONDecoder's answers, memory-safely")
+    func reviewedDecodings() throws {
+        for json in ["[1,-2,3,4]", "[-1]", "[]", "[1,\"x\",2]"] {
+            let bytes = Array(json.utf8)
+            #expect(try PayloadCoder.decode(Lossy.self, from: bytes, what: "lossy") == JSONDecoder().decode(Lossy.self, from: Data(bytes)), "\(json)")
+        }
+        for json in ["[1,null]", "[1,null,3,4]", "[]"] {
+            let bytes = Array(json.utf8)
+            #expect(try PayloadCoder.decode(PastTheEnd.self, from: bytes, what: "past") == JSONDecoder().decode(PastTheEnd.self, from: Data(bytes)), "\(json)")
+        }
+        for json in ["0e2", "0E1", "0.00e1", "0.000e5", "0e0", "0.0e5", "0e12", "-0e3", "1e-400"] {
+            let (fast, foundation) = Self.answers(Double.self, json)
+            #expect(fast == foundation, "\(json): fast \(fast), Foundation \(foundation)")
+            let floats = Self.answers(Float.self, json)
+            #expect(floats.fast == floats.foundation, "\(json): fast \(floats.fast), Foundation \(floats.foundation)")
+        }
+        // The bytes the decoder read are gone once decoding returned; its reader holds its own.
+        let kept = try PayloadCoder.decode(Keeper.self, from: Array(#""kept value""#.utf8), what: "keeper")
+        #expect(try kept.decoder.singleValueContainer().decode(String.self) == "kept value")
+    }
+
 }

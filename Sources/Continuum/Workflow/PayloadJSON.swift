@@ -62,6 +62,8 @@ final class PayloadJSONWriter {
     /// The value slot open now: the parent's key or comma was written, its value not yet.
     @exclusivity(unchecked) fileprivate var slot: Int32 = 0
     @exclusivity(unchecked) fileprivate var slotStart = 0
+    /// The depth of the value encoding itself now: containers above it are its ancestors'.
+    @exclusivity(unchecked) private var floor = 0
 
     private init(sortedKeys: Bool) {
         self.sortedKeys = sortedKeys
@@ -111,7 +113,18 @@ final class PayloadJSONWriter {
         if T.self == Decimal.self { throw giveUp() }
         let start = bytes.count
         let serial = openSlot()
-        try value.encode(to: PayloadJSONEncoder(writer: self, depth: Int32(depth), slot: serial))
+        // While the value encodes itself, only its own containers (at `depth` and deeper) may be
+        // written: a write into an ancestor's would land inside this value's place.
+        let outer = floor
+        floor = depth
+        defer { floor = outer }
+        do {
+            try value.encode(to: PayloadJSONEncoder(writer: self, depth: Int32(depth), slot: serial))
+        } catch {
+            // The type's own error too: its caller may catch it and go on, over a key or a
+            // comma already written here. Foundation writes nothing for such a value.
+            throw giveUp()
+        }
         if gaveUp { throw GiveUp() }
         if bytes.count == start && frames.count == depth {
             // Foundation writes an empty object for a value that encodes nothing (and refuses
@@ -140,11 +153,22 @@ final class PayloadJSONWriter {
     /// nested in it; gives up when it is closed already. Returns whether it holds a value.
     fileprivate func enter(_ index: Int32, serial: Int32) throws -> Bool {
         let index = Int(index)
-        guard !gaveUp, index >= 0, index < frames.count, frames[index].serial == serial else { throw giveUp() }
+        // Offsets are kept in 32 bits: a payload near 2 GiB is left to Foundation.
+        guard !gaveUp, index >= floor, index < frames.count, frames[index].serial == serial, bytes.count < Int(Int32.max) else { throw giveUp() }
         close(above: index + 1)
         let filled = frames[index].count > 0
         frames[index].count += 1
         return filled
+    }
+
+    /// How many values the container at `index` holds; gives up when it is closed already.
+    fileprivate func count(of index: Int32, serial: Int32) -> Int {
+        let index = Int(index)
+        guard !gaveUp, index >= 0, index < frames.count, frames[index].serial == serial else {
+            gaveUp = true
+            return 0
+        }
+        return Int(frames[index].count)
     }
 
     /// Writes `"key":` as the next member of the object at `index`.
@@ -168,6 +192,7 @@ final class PayloadJSONWriter {
 
     /// Records a key, giving up on a duplicate: Foundation keeps the last value at a random place.
     private func noteMember(start: Int, keyLength: Int, object index: Int) throws {
+        guard bytes.count < Int(Int32.max) else { throw giveUp() }
         let first = Int(frames[index].membersStart)
         let count = members.count - first
         if count < Self.linearKeys {
@@ -438,13 +463,9 @@ private struct UnkeyedPayloadEncoder: UnkeyedEncodingContainer {
     let writer: PayloadJSONWriter
     let index: Int32
     let serial: Int32
-    private(set) var count = 0
 
-    init(writer: PayloadJSONWriter, index: Int32, serial: Int32) {
-        self.writer = writer
-        self.index = index
-        self.serial = serial
-    }
+    /// The elements in the array so far, by every container value for it (as Foundation counts).
+    var count: Int { writer.count(of: index, serial: serial) }
 
     var codingPath: [any CodingKey] {
         writer.gaveUp = true
@@ -453,7 +474,6 @@ private struct UnkeyedPayloadEncoder: UnkeyedEncodingContainer {
 
     private mutating func next() throws {
         if try writer.enter(index, serial: serial) { writer.bytes.append(0x2C) }
-        count += 1
     }
 
     mutating func encodeNil() throws {
@@ -603,28 +623,32 @@ final class PayloadJSONReader {
     fileprivate static let fractional: UInt8 = 1
     /// Objects with more members than this get a dictionary of their keys.
     fileprivate static let linearKeys = 16
-    private static let maxDepth = 500
+    fileprivate static let maxDepth = 500
 
-    fileprivate let bytes: UnsafeBufferPointer<UInt8>
-    @exclusivity(unchecked) fileprivate var tokens: [Token] = []
+    /// The document. Held, not borrowed: a type may keep its decoder past the decoding.
+    fileprivate let bytes: [UInt8]
+    fileprivate let tokens: [Token]
     @exclusivity(unchecked) fileprivate var gaveUp = false
 
-    private init(_ bytes: UnsafeBufferPointer<UInt8>) {
+    private init(_ bytes: [UInt8], tokens: [Token]) {
         self.bytes = bytes
+        self.tokens = tokens
     }
 
     /// The value `bytes` holds, or `nil` to leave them to Foundation.
     static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) -> T? {
-        bytes.withUnsafeBufferPointer { buffer -> T? in
-            guard buffer.count < Int(Int32.max) else { return nil }
-            let reader = PayloadJSONReader(buffer)
-            guard reader.parse() else { return nil }
-            do {
-                let value = try reader.value(T.self, at: 0)
-                return reader.gaveUp ? nil : value
-            } catch {
-                return nil
-            }
+        guard bytes.count < Int(Int32.max) else { return nil }
+        let tokens = bytes.withUnsafeBufferPointer { buffer -> [Token]? in
+            var scanner = PayloadJSONScanner(buffer)
+            return scanner.parse() ? scanner.tokens : nil
+        }
+        guard let tokens else { return nil }
+        let reader = PayloadJSONReader(bytes, tokens: tokens)
+        do {
+            let value = try reader.value(T.self, at: 0)
+            return reader.gaveUp ? nil : value
+        } catch {
+            return nil
         }
     }
 
@@ -633,163 +657,13 @@ final class PayloadJSONReader {
         return GiveUp()
     }
 
-    // MARK: Scanning
-
-    private func parse() -> Bool {
-        tokens.reserveCapacity(bytes.count / 4 + 4)
-        var index = skipSpace(0)
-        guard parseValue(&index, depth: 0) else { return false }
-        return skipSpace(index) == bytes.count
-    }
-
-    private func skipSpace(_ index: Int) -> Int {
-        var index = index
-        while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x0A || bytes[index] == 0x0D || bytes[index] == 0x09 { index += 1 }
-        return index
-    }
-
-    private func parseValue(_ index: inout Int, depth: Int) -> Bool {
-        guard index < bytes.count else { return false }
-        switch bytes[index] {
-        case 0x7B, 0x5B:
-            return parseContainer(&index, object: bytes[index] == 0x7B, depth: depth + 1)
-        case 0x22:
-            return parseString(&index)
-        case 0x74: return literal(&index, "true", .true)
-        case 0x66: return literal(&index, "false", .false)
-        case 0x6E: return literal(&index, "null", .null)
-        case 0x2D, 0x30...0x39:
-            return parseNumber(&index)
-        default:
-            return false
-        }
-    }
-
-    private func parseContainer(_ index: inout Int, object: Bool, depth: Int) -> Bool {
-        guard depth < Self.maxDepth else { return false }
-        let me = tokens.count
-        tokens.append(Token(kind: object ? .object : .array, flags: 0, start: 0, end: 0, next: 0))
-        let close: UInt8 = object ? 0x7D : 0x5D
-        index = skipSpace(index + 1)
-        var count: Int32 = 0
-        if index < bytes.count, bytes[index] == close {
-            index += 1
-        } else {
-            while true {
-                if object {
-                    guard index < bytes.count, bytes[index] == 0x22, parseString(&index) else { return false }
-                    index = skipSpace(index)
-                    guard index < bytes.count, bytes[index] == 0x3A else { return false }
-                    index = skipSpace(index + 1)
-                }
-                guard parseValue(&index, depth: depth) else { return false }
-                count += 1
-                index = skipSpace(index)
-                guard index < bytes.count else { return false }
-                if bytes[index] == 0x2C {
-                    index = skipSpace(index + 1)
-                } else if bytes[index] == close {
-                    index += 1
-                    break
-                } else {
-                    return false
-                }
-            }
-        }
-        tokens[me].start = count
-        tokens[me].next = Int32(tokens.count)
-        return true
-    }
-
-    private func parseString(_ index: inout Int) -> Bool {
-        var cursor = index + 1
-        var flags: UInt8 = 0
-        while true {
-            guard cursor < bytes.count else { return false }
-            let byte = bytes[cursor]
-            if byte == 0x22 { break }
-            if byte < 0x20 { return false }
-            if byte >= 0x80 { flags |= Self.nonASCII }
-            if byte == 0x5C {
-                flags |= Self.escaped
-                guard cursor + 1 < bytes.count else { return false }
-                switch bytes[cursor + 1] {
-                case 0x22, 0x5C, 0x2F, 0x62, 0x66, 0x6E, 0x72, 0x74:
-                    cursor += 2
-                case 0x75:
-                    guard cursor + 5 < bytes.count, (2...5).allSatisfy({ Self.hex(bytes[cursor + $0]) != nil }) else { return false }
-                    cursor += 6
-                default:
-                    return false
-                }
-                continue
-            }
-            cursor += 1
-        }
-        tokens.append(Token(kind: .string, flags: flags, start: Int32(index + 1), end: Int32(cursor), next: Int32(tokens.count + 1)))
-        index = cursor + 1
-        return true
-    }
-
-    private func literal(_ index: inout Int, _ word: StaticString, _ kind: Kind) -> Bool {
-        let count = word.utf8CodeUnitCount
-        guard index + count <= bytes.count,
-            UnsafeBufferPointer(start: word.utf8Start, count: count).elementsEqual(UnsafeBufferPointer(rebasing: bytes[index..<(index + count)]))
-        else { return false }
-        tokens.append(Token(kind: kind, flags: 0, start: Int32(index), end: Int32(index + count), next: Int32(tokens.count + 1)))
-        index += count
-        return true
-    }
-
-    /// JSON's number grammar: `-`, then `0` or digits not starting with `0`, then an optional
-    /// fraction and exponent.
-    private func parseNumber(_ index: inout Int) -> Bool {
-        let start = index
-        var cursor = index
-        var flags: UInt8 = 0
-        func digits() -> Bool {
-            let first = cursor
-            while cursor < bytes.count, bytes[cursor] >= 0x30, bytes[cursor] <= 0x39 { cursor += 1 }
-            return cursor > first
-        }
-        if bytes[cursor] == 0x2D { cursor += 1 }
-        guard cursor < bytes.count else { return false }
-        if bytes[cursor] == 0x30 {
-            cursor += 1
-        } else {
-            guard digits() else { return false }
-        }
-        if cursor < bytes.count, bytes[cursor] == 0x2E {
-            flags = Self.fractional
-            cursor += 1
-            guard digits() else { return false }
-        }
-        if cursor < bytes.count, bytes[cursor] == 0x65 || bytes[cursor] == 0x45 {
-            flags = Self.fractional
-            cursor += 1
-            if cursor < bytes.count, bytes[cursor] == 0x2B || bytes[cursor] == 0x2D { cursor += 1 }
-            guard digits() else { return false }
-        }
-        tokens.append(Token(kind: .number, flags: flags, start: Int32(start), end: Int32(cursor), next: Int32(tokens.count + 1)))
-        index = cursor
-        return true
-    }
-
-    private static func hex(_ byte: UInt8) -> UInt32? {
-        switch byte {
-        case 0x30...0x39: UInt32(byte - 0x30)
-        case 0x41...0x46: UInt32(byte - 0x41 + 10)
-        case 0x61...0x66: UInt32(byte - 0x61 + 10)
-        default: nil
-        }
-    }
-
     // MARK: Values, as JSONDecoder reads them
 
     fileprivate func token(_ index: Int32) -> Token { tokens[Int(index)] }
 
-    fileprivate func slice(_ token: Token) -> UnsafeBufferPointer<UInt8> {
-        UnsafeBufferPointer(rebasing: bytes[Int(token.start)..<Int(token.end)])
+    /// Calls `body` with the bytes of a string or number token (a string's within its quotes).
+    fileprivate func withBytes<R>(of token: Token, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        try bytes.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[Int(token.start)..<Int(token.end)])) }
     }
 
     fileprivate func value<T: Decodable>(_ type: T.Type, at index: Int32) throws -> T {
@@ -807,7 +681,14 @@ final class PayloadJSONReader {
             return unsafeBitCast(url, to: T.self)
         }
         if T.self == Decimal.self { throw giveUp() }
-        return try T(from: PayloadJSONDecoder(reader: self, index: index))
+        do {
+            return try T(from: PayloadJSONDecoder(reader: self, index: index))
+        } catch {
+            // The type's own error too: its caller may catch it and go on, where Foundation and
+            // this reader would not be at the same place (an unkeyed container moves on only
+            // past a value it decoded).
+            throw giveUp()
+        }
     }
 
     fileprivate func isNull(_ index: Int32) -> Bool { token(index).kind == .null }
@@ -823,13 +704,12 @@ final class PayloadJSONReader {
     fileprivate func string(at index: Int32) throws -> String {
         let token = token(index)
         guard token.kind == .string else { throw giveUp() }
-        let utf8 = slice(token)
-        if token.flags == 0 { return String(decoding: utf8, as: UTF8.self) }
-        if token.flags & Self.escaped == 0 {
-            guard let string = String(validating: utf8, as: UTF8.self) else { throw giveUp() }
-            return string
+        let string = withBytes(of: token) { utf8 -> String? in
+            if token.flags == 0 { return String(decoding: utf8, as: UTF8.self) }
+            if token.flags & Self.escaped == 0 { return String(validating: utf8, as: UTF8.self) }
+            return unescape(utf8).flatMap { String(validating: $0, as: UTF8.self) }
         }
-        guard let unescaped = unescape(utf8), let string = String(validating: unescaped, as: UTF8.self) else { throw giveUp() }
+        guard let string else { throw giveUp() }
         return string
     }
 
@@ -839,7 +719,7 @@ final class PayloadJSONReader {
         out.reserveCapacity(utf8.count)
         var index = 0
         func code(at index: Int) -> UInt32 {
-            (1...4).reduce(0) { $0 << 4 | Self.hex(utf8[index + $1])! }
+            (1...4).reduce(0) { $0 << 4 | PayloadJSONScanner.hex(utf8[index + $1])! }
         }
         while index < utf8.count {
             let byte = utf8[index]
@@ -880,15 +760,18 @@ final class PayloadJSONReader {
         let token = token(index)
         // JSONDecoder also reads `34.0` or `1e2` as integers: those are left to it.
         guard token.kind == .number, token.flags == 0, T.bitWidth <= 64 else { throw giveUp() }
-        let utf8 = slice(token)
-        let negative = utf8[0] == 0x2D
-        var magnitude: UInt64 = 0
-        for byte in utf8.dropFirst(negative ? 1 : 0) {
-            let (times10, overflow) = magnitude.multipliedReportingOverflow(by: 10)
-            let (sum, carry) = times10.addingReportingOverflow(UInt64(byte - 0x30))
-            guard !overflow, !carry else { throw giveUp() }
-            magnitude = sum
+        let (negative, parsed) = withBytes(of: token) { utf8 -> (Bool, UInt64?) in
+            let negative = utf8[0] == 0x2D
+            var magnitude: UInt64 = 0
+            for byte in utf8.dropFirst(negative ? 1 : 0) {
+                let (times10, overflow) = magnitude.multipliedReportingOverflow(by: 10)
+                let (sum, carry) = times10.addingReportingOverflow(UInt64(byte - 0x30))
+                guard !overflow, !carry else { return (negative, nil) }
+                magnitude = sum
+            }
+            return (negative, magnitude)
         }
+        guard let magnitude = parsed else { throw giveUp() }
         let value: T?
         if negative {
             guard magnitude != 0, magnitude <= UInt64(Int64.max) + 1 else { throw giveUp() }
@@ -903,10 +786,15 @@ final class PayloadJSONReader {
     fileprivate func floating<T: BinaryFloatingPoint & LosslessStringConvertible>(_ type: T.Type, at index: Int32) throws -> T {
         let token = token(index)
         guard token.kind == .number else { throw giveUp() }
-        let utf8 = slice(token)
-        // The same strtod/strtof JSONDecoder calls; it refuses what overflows, or rounds to zero from a non-zero number.
-        guard let value = T(String(decoding: utf8, as: UTF8.self)), value.isFinite else { throw giveUp() }
-        if value == 0, utf8.prefix(while: { $0 != 0x65 && $0 != 0x45 }).contains(where: { $0 >= 0x31 && $0 <= 0x39 }) { throw giveUp() }
+        // The same strtod/strtof JSONDecoder calls; it refuses what overflows, or what rounds to
+        // zero from a non-zero number, by a check of its own that also refuses some zeros with an
+        // exponent (`0e2`): every zero with an exponent is left to it.
+        let value = withBytes(of: token) { utf8 -> T? in
+            guard let value = T(String(decoding: utf8, as: UTF8.self)), value.isFinite else { return nil }
+            if value == 0, utf8.contains(where: { $0 == 0x65 || $0 == 0x45 || ($0 >= 0x31 && $0 <= 0x39) }) { return nil }
+            return value
+        }
+        guard let value else { throw giveUp() }
         return value
     }
 }
@@ -994,12 +882,13 @@ private struct KeyedPayloadDecoder<Key: CodingKey>: KeyedDecodingContainerProtoc
             }
             return result
         }
-        var seen: [UnsafeBufferPointer<UInt8>] = []
+        var seen: [String] = []
         forEachMember { key, _ in
-            let bytes = reader.slice(reader.token(key))
-            if seen.contains(where: { $0.elementsEqual(bytes) }) { reader.gaveUp = true }
-            seen.append(bytes)
-            if let key = Key(stringValue: String(decoding: bytes, as: UTF8.self)) { result.append(key) }
+            let name = reader.withBytes(of: reader.token(key)) { String(decoding: $0, as: UTF8.self) }
+            // Plain ASCII keys: equal as strings exactly when their bytes are.
+            if seen.contains(name) { reader.gaveUp = true }
+            seen.append(name)
+            if let key = Key(stringValue: name) { result.append(key) }
         }
         return result
     }
@@ -1011,7 +900,7 @@ private struct KeyedPayloadDecoder<Key: CodingKey>: KeyedDecodingContainerProtoc
         let found = name.withUTF8 { utf8 -> Int32? in
             var found: Int32?
             forEachMember { key, value in
-                guard found == nil, reader.slice(reader.token(key)).elementsEqual(utf8) else { return }
+                guard found == nil, reader.withBytes(of: reader.token(key), { $0.elementsEqual(utf8) }) else { return }
                 found = value
             }
             return found
@@ -1124,6 +1013,33 @@ private struct UnkeyedPayloadDecoder: UnkeyedDecodingContainer {
     mutating func decode(_ type: UInt64.Type) throws -> UInt64 { try reader.integer(type, at: next()) }
     mutating func decode<T: Decodable>(_ type: T.Type) throws -> T { try reader.value(type, at: next()) }
 
+    /// The next value's token unless it is `null` (passed over); at the end Foundation and the
+    /// standard library's default differ on where the container is left, so it is left to Foundation.
+    private mutating func present() throws -> Int32? {
+        guard !isAtEnd else { throw reader.giveUp() }
+        if reader.isNull(cursor) {
+            _ = try next()
+            return nil
+        }
+        return try next()
+    }
+
+    mutating func decodeIfPresent(_ type: Bool.Type) throws -> Bool? { try present().map { try reader.bool(at: $0) } }
+    mutating func decodeIfPresent(_ type: String.Type) throws -> String? { try present().map { try reader.string(at: $0) } }
+    mutating func decodeIfPresent(_ type: Double.Type) throws -> Double? { try present().map { try reader.floating(type, at: $0) } }
+    mutating func decodeIfPresent(_ type: Float.Type) throws -> Float? { try present().map { try reader.floating(type, at: $0) } }
+    mutating func decodeIfPresent(_ type: Int.Type) throws -> Int? { try present().map { try reader.integer(type, at: $0) } }
+    mutating func decodeIfPresent(_ type: Int8.Type) throws -> Int8? { try present().map { try reader.integer(type, at: $0) } }
+    mutating func decodeIfPresent(_ type: Int16.Type) throws -> Int16? { try present().map { try reader.integer(type, at: $0) } }
+    mutating func decodeIfPresent(_ type: Int32.Type) throws -> Int32? { try present().map { try reader.integer(type, at: $0) } }
+    mutating func decodeIfPresent(_ type: Int64.Type) throws -> Int64? { try present().map { try reader.integer(type, at: $0) } }
+    mutating func decodeIfPresent(_ type: UInt.Type) throws -> UInt? { try present().map { try reader.integer(type, at: $0) } }
+    mutating func decodeIfPresent(_ type: UInt8.Type) throws -> UInt8? { try present().map { try reader.integer(type, at: $0) } }
+    mutating func decodeIfPresent(_ type: UInt16.Type) throws -> UInt16? { try present().map { try reader.integer(type, at: $0) } }
+    mutating func decodeIfPresent(_ type: UInt32.Type) throws -> UInt32? { try present().map { try reader.integer(type, at: $0) } }
+    mutating func decodeIfPresent(_ type: UInt64.Type) throws -> UInt64? { try present().map { try reader.integer(type, at: $0) } }
+    mutating func decodeIfPresent<T: Decodable>(_ type: T.Type) throws -> T? { try present().map { try reader.value(type, at: $0) } }
+
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<NestedKey> {
         KeyedDecodingContainer(try KeyedPayloadDecoder<NestedKey>(reader: reader, object: next()))
     }
@@ -1160,4 +1076,164 @@ private struct SinglePayloadDecoder: SingleValueDecodingContainer {
     func decode(_ type: UInt32.Type) throws -> UInt32 { try reader.integer(type, at: index) }
     func decode(_ type: UInt64.Type) throws -> UInt64 { try reader.integer(type, at: index) }
     func decode<T: Decodable>(_ type: T.Type) throws -> T { try reader.value(type, at: index) }
+}
+
+/// Reads a document into ``PayloadJSONReader``'s tokens, validating it as JSON: `false` for
+/// anything that is not, which Foundation then reports.
+private struct PayloadJSONScanner {
+    let bytes: UnsafeBufferPointer<UInt8>
+    var tokens: [PayloadJSONReader.Token] = []
+
+    init(_ bytes: UnsafeBufferPointer<UInt8>) {
+        self.bytes = bytes
+    }
+
+    mutating func parse() -> Bool {
+        tokens.reserveCapacity(bytes.count / 4 + 4)
+        var index = skipSpace(0)
+        guard parseValue(&index, depth: 0) else { return false }
+        return skipSpace(index) == bytes.count
+    }
+
+    private func skipSpace(_ index: Int) -> Int {
+        var index = index
+        while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x0A || bytes[index] == 0x0D || bytes[index] == 0x09 { index += 1 }
+        return index
+    }
+
+    private mutating func parseValue(_ index: inout Int, depth: Int) -> Bool {
+        guard index < bytes.count else { return false }
+        switch bytes[index] {
+        case 0x7B, 0x5B:
+            return parseContainer(&index, object: bytes[index] == 0x7B, depth: depth + 1)
+        case 0x22:
+            return parseString(&index)
+        case 0x74: return literal(&index, "true", .true)
+        case 0x66: return literal(&index, "false", .false)
+        case 0x6E: return literal(&index, "null", .null)
+        case 0x2D, 0x30...0x39:
+            return parseNumber(&index)
+        default:
+            return false
+        }
+    }
+
+    private mutating func parseContainer(_ index: inout Int, object: Bool, depth: Int) -> Bool {
+        guard depth < PayloadJSONReader.maxDepth else { return false }
+        let me = tokens.count
+        tokens.append(PayloadJSONReader.Token(kind: object ? .object : .array, flags: 0, start: 0, end: 0, next: 0))
+        let close: UInt8 = object ? 0x7D : 0x5D
+        index = skipSpace(index + 1)
+        var count: Int32 = 0
+        if index < bytes.count, bytes[index] == close {
+            index += 1
+        } else {
+            while true {
+                if object {
+                    guard index < bytes.count, bytes[index] == 0x22, parseString(&index) else { return false }
+                    index = skipSpace(index)
+                    guard index < bytes.count, bytes[index] == 0x3A else { return false }
+                    index = skipSpace(index + 1)
+                }
+                guard parseValue(&index, depth: depth) else { return false }
+                count += 1
+                index = skipSpace(index)
+                guard index < bytes.count else { return false }
+                if bytes[index] == 0x2C {
+                    index = skipSpace(index + 1)
+                } else if bytes[index] == close {
+                    index += 1
+                    break
+                } else {
+                    return false
+                }
+            }
+        }
+        tokens[me].start = count
+        tokens[me].next = Int32(tokens.count)
+        return true
+    }
+
+    private mutating func parseString(_ index: inout Int) -> Bool {
+        var cursor = index + 1
+        var flags: UInt8 = 0
+        while true {
+            guard cursor < bytes.count else { return false }
+            let byte = bytes[cursor]
+            if byte == 0x22 { break }
+            if byte < 0x20 { return false }
+            if byte >= 0x80 { flags |= PayloadJSONReader.nonASCII }
+            if byte == 0x5C {
+                flags |= PayloadJSONReader.escaped
+                guard cursor + 1 < bytes.count else { return false }
+                switch bytes[cursor + 1] {
+                case 0x22, 0x5C, 0x2F, 0x62, 0x66, 0x6E, 0x72, 0x74:
+                    cursor += 2
+                case 0x75:
+                    guard cursor + 5 < bytes.count, (2...5).allSatisfy({ Self.hex(bytes[cursor + $0]) != nil }) else { return false }
+                    cursor += 6
+                default:
+                    return false
+                }
+                continue
+            }
+            cursor += 1
+        }
+        tokens.append(PayloadJSONReader.Token(kind: .string, flags: flags, start: Int32(index + 1), end: Int32(cursor), next: Int32(tokens.count + 1)))
+        index = cursor + 1
+        return true
+    }
+
+    private mutating func literal(_ index: inout Int, _ word: StaticString, _ kind: PayloadJSONReader.Kind) -> Bool {
+        let count = word.utf8CodeUnitCount
+        guard index + count <= bytes.count,
+            UnsafeBufferPointer(start: word.utf8Start, count: count).elementsEqual(UnsafeBufferPointer(rebasing: bytes[index..<(index + count)]))
+        else { return false }
+        tokens.append(PayloadJSONReader.Token(kind: kind, flags: 0, start: Int32(index), end: Int32(index + count), next: Int32(tokens.count + 1)))
+        index += count
+        return true
+    }
+
+    /// JSON's number grammar: `-`, then `0` or digits not starting with `0`, then an optional
+    /// fraction and exponent.
+    private mutating func parseNumber(_ index: inout Int) -> Bool {
+        let start = index
+        var cursor = index
+        var flags: UInt8 = 0
+        func digits() -> Bool {
+            let first = cursor
+            while cursor < bytes.count, bytes[cursor] >= 0x30, bytes[cursor] <= 0x39 { cursor += 1 }
+            return cursor > first
+        }
+        if bytes[cursor] == 0x2D { cursor += 1 }
+        guard cursor < bytes.count else { return false }
+        if bytes[cursor] == 0x30 {
+            cursor += 1
+        } else {
+            guard digits() else { return false }
+        }
+        if cursor < bytes.count, bytes[cursor] == 0x2E {
+            flags = PayloadJSONReader.fractional
+            cursor += 1
+            guard digits() else { return false }
+        }
+        if cursor < bytes.count, bytes[cursor] == 0x65 || bytes[cursor] == 0x45 {
+            flags = PayloadJSONReader.fractional
+            cursor += 1
+            if cursor < bytes.count, bytes[cursor] == 0x2B || bytes[cursor] == 0x2D { cursor += 1 }
+            guard digits() else { return false }
+        }
+        tokens.append(PayloadJSONReader.Token(kind: .number, flags: flags, start: Int32(start), end: Int32(cursor), next: Int32(tokens.count + 1)))
+        index = cursor
+        return true
+    }
+
+    static func hex(_ byte: UInt8) -> UInt32? {
+        switch byte {
+        case 0x30...0x39: UInt32(byte - 0x30)
+        case 0x41...0x46: UInt32(byte - 0x41 + 10)
+        case 0x61...0x66: UInt32(byte - 0x61 + 10)
+        default: nil
+        }
+    }
 }
