@@ -280,8 +280,22 @@ package struct WorkflowState: Sendable {
 
     /// The recorded step or wait not yet asked for that comes first in history, if any.
     package var firstUnclaimed: (index: UInt32, key: StepKey)? {
-        let records = recordedSteps.values.map(\.record) + recordedWaits.values.map(\.record) + retryingSteps.values.map(\.record)
-        return records.filter { !claimed.contains($0.key) }.min(by: StepRecord.precedes).map { ($0.index, $0.key) }
+        firstUnclaimedRecord.map { ($0.index, $0.key) }
+    }
+
+    /// The first record the run did not claim, found without gathering the records in arrays
+    /// (every workflow's end asks).
+    private var firstUnclaimedRecord: StepRecord? {
+        var first: StepRecord?
+        func consider(_ record: StepRecord) {
+            guard !claimed.contains(record.key) else { return }
+            if let found = first, !StepRecord.precedes(record, found) { return }
+            first = record
+        }
+        for step in recordedSteps.values { consider(step.record) }
+        for wait in recordedWaits.values { consider(wait.record) }
+        for retry in retryingSteps.values { consider(retry.record) }
+        return first
     }
 
     /// The first event that recorded step or wait `key` (its first attempt), to reset to. Only
@@ -636,18 +650,7 @@ package struct WorkflowState: Sendable {
     /// Ends this run and begins a new one with `input`, and returns the event to append, or the
     /// divergence when history holds steps this run did not ask for.
     package mutating func continueAsNew(input: [UInt8], timestamp: Int64) -> Result<HistoryEvent, Divergence> {
-        // The first record the run did not claim, found without gathering the records in arrays
-        // (every workflow's end passes here).
-        var missing: StepRecord?
-        func consider(_ record: StepRecord) {
-            guard !claimed.contains(record.key) else { return }
-            if let found = missing, !StepRecord.precedes(record, found) { return }
-            missing = record
-        }
-        for step in recordedSteps.values { consider(step.record) }
-        for wait in recordedWaits.values { consider(wait.record) }
-        for retry in retryingSteps.values { consider(retry.record) }
-        if let missing {
+        if let missing = firstUnclaimedRecord {
             return .failure(Divergence(index: missing.index, recorded: missing.key, requested: nil))
         }
         let event = next(timestamp, .continuedAsNew(input: input))
@@ -794,18 +797,7 @@ package struct WorkflowState: Sendable {
     /// - Parameter exactly: Record `outcome` as it is, even if a cancellation came meanwhile: the
     ///   parent was told it already (``finalOutcome(_:)``), and the two must agree.
     package mutating func finish(_ outcome: Outcome, timestamp: Int64, exactly: Bool = false) -> Result<HistoryEvent, Divergence> {
-        // The first record the run did not claim, found without gathering the records in arrays
-        // (every workflow's end passes here).
-        var missing: StepRecord?
-        func consider(_ record: StepRecord) {
-            guard !claimed.contains(record.key) else { return }
-            if let found = missing, !StepRecord.precedes(record, found) { return }
-            missing = record
-        }
-        for step in recordedSteps.values { consider(step.record) }
-        for wait in recordedWaits.values { consider(wait.record) }
-        for retry in retryingSteps.values { consider(retry.record) }
-        if let missing {
+        if let missing = firstUnclaimedRecord {
             return .failure(Divergence(index: missing.index, recorded: missing.key, requested: nil))
         }
         // Once cancellation was requested, the workflow ends cancelled however its body ends.
