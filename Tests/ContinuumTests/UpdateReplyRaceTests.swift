@@ -15,7 +15,6 @@ struct ReplyThenEnd: Workflow {
         // Long enough for the caller to read the history before the reply is in it.
         try await ctx.step("work") {
             try await Task.sleep(for: .milliseconds(300))
-            return 1
         }
         try await request.reply("done: \(request.payload)")
         return "finished"
