@@ -50,6 +50,7 @@ final class PayloadJSONWriter {
     }
 
     fileprivate static let linearKeys = 16
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
     /// Foundation refuses containers nested 512 deep; well before that, leave them to it.
     fileprivate static let maxDepth = 500
 
@@ -333,7 +334,7 @@ final class PayloadJSONWriter {
                 bytes.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[mark..<index]))
                 mark = index + 1
                 if escape.0 == 0 {
-                    let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                    let hex = Self.hexDigits
                     bytes.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
                 } else {
                     bytes.append(escape.0)
@@ -691,6 +692,15 @@ final class PayloadJSONReader {
         }
     }
 
+    /// The members of the object at `object` in document order: each key's token and its value's.
+    fileprivate func forEachMember(of object: Int32, _ body: (Int32, Int32) throws -> Void) rethrows {
+        var member = object + 1
+        for _ in 0..<token(object).start {
+            try body(member, member + 1)
+            member = token(member + 1).next
+        }
+    }
+
     fileprivate func isNull(_ index: Int32) -> Bool { token(index).kind == .null }
 
     fileprivate func bool(at index: Int32) throws -> Bool {
@@ -838,10 +848,8 @@ private struct KeyedPayloadDecoder<Key: CodingKey>: KeyedDecodingContainerProtoc
         self.object = object
         var plain = Int(token.start) <= PayloadJSONReader.linearKeys
         if plain {
-            var member = object + 1
-            for _ in 0..<token.start {
-                if reader.token(member).flags != 0 { plain = false }
-                member = reader.token(member + 1).next
+            reader.forEachMember(of: object) { key, _ in
+                if reader.token(key).flags != 0 { plain = false }
             }
         }
         guard !plain else {
@@ -850,11 +858,9 @@ private struct KeyedPayloadDecoder<Key: CodingKey>: KeyedDecodingContainerProtoc
         }
         var keys: [String: Int32] = [:]
         keys.reserveCapacity(Int(token.start))
-        var member = object + 1
-        for _ in 0..<token.start {
-            let key = try reader.string(at: member)
-            if keys[key] == nil { keys[key] = member + 1 }
-            member = reader.token(member + 1).next
+        try reader.forEachMember(of: object) { key, value in
+            let name = try reader.string(at: key)
+            if keys[name] == nil { keys[name] = value }
         }
         self.keys = keys
     }
@@ -864,13 +870,8 @@ private struct KeyedPayloadDecoder<Key: CodingKey>: KeyedDecodingContainerProtoc
         return []
     }
 
-    /// The members in document order: each key's token and its value's.
     private func forEachMember(_ body: (Int32, Int32) throws -> Void) rethrows {
-        var member = object + 1
-        for _ in 0..<reader.token(object).start {
-            try body(member, member + 1)
-            member = reader.token(member + 1).next
-        }
+        try reader.forEachMember(of: object, body)
     }
 
     var allKeys: [Key] {
