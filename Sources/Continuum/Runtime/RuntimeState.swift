@@ -7,7 +7,7 @@ final class RuntimeState: Sendable {
     typealias Sender = CheckedContinuation<WorkflowInstance?, Never>
     /// A caller waiting for a workflow's JSON output.
     typealias ResultWaiter = ResultPromise
-    typealias Machine = RuntimeStateMachine<WorkflowInstance, Sender, ResultWaiter, AsyncStream<Launch>.Continuation>
+    typealias Machine = RuntimeStateMachine<WorkflowInstance, Sender, ResultWaiter, Launcher>
 
     private let machine = Mutex(Machine())
 
@@ -23,7 +23,7 @@ final class RuntimeState: Sendable {
 
     /// Hands a workflow to the running serve loop; when not running, the next run recovers it.
     func launch(_ launch: Launch) {
-        _ = withLock { $0.launcher }?.yield(launch)
+        withLock { $0.launcher }?.yield(launch)
     }
 
     /// Hands a workflow this runtime just created (under `claim`, with its whole history) to the

@@ -1,3 +1,4 @@
+import DequeModule
 import Synchronization
 
 /// A workflow handed to the serve loop to be driven.
@@ -35,30 +36,106 @@ final class CreatedHistory: Sendable {
     }
 }
 
+/// Where launched workflows wait for the task that drives them: ``laneCount`` lanes, each a
+/// queue that one of the ``Supervisor``'s tasks takes from, handed launches round-robin.
+///
+/// `start`, a wake or a recovery hands its launch straight to a lane: no serve loop in between,
+/// and no `AsyncStream`, whose generic code (not specialized for `Launch`) looked up its
+/// storage's metadata about seven times per element, at both ends. Launches handed over before
+/// the lanes' tasks start wait in their lanes; after ``finish()`` (the runtime stopped) they are
+/// dropped, and the next run recovers those workflows from the store.
+final class Launcher: Sendable {
+    static let laneCount = 64
+
+    private struct Queue {
+        var launches = Deque<Launch>()
+        /// The lane's task, while it waits for a launch.
+        var taker: UnsafeContinuation<Launch?, Never>?
+        var finished = false
+    }
+
+    private final class Lane: Sendable {
+        let queue = Mutex(Queue())
+    }
+
+    private let lanes = (0..<Launcher.laneCount).map { _ in Lane() }
+    private let next = Atomic<Int>(0)
+
+    /// Queues `launch` on the next lane. Returns `false` when the launcher is finished (the
+    /// launch is dropped).
+    @discardableResult
+    func yield(_ launch: Launch) -> Bool {
+        let lane = lanes[next.wrappingAdd(1, ordering: .relaxed).oldValue & (Self.laneCount - 1)]
+        let (queued, taker) = lane.queue.withLock { queue -> (Bool, UnsafeContinuation<Launch?, Never>?) in
+            if queue.finished { return (false, nil) }
+            if let taker = queue.taker {
+                queue.taker = nil
+                return (true, taker)
+            }
+            queue.launches.append(launch)
+            return (true, nil)
+        }
+        taker?.resume(returning: launch)
+        return queued
+    }
+
+    /// The next launch of lane `index`, waiting for one; `nil` once the launcher is finished and
+    /// the lane empty, or when the waiting task is cancelled.
+    func take(lane index: Int) async -> Launch? {
+        let lane = lanes[index]
+        let now = lane.queue.withLock { queue -> Launch?? in
+            if let launch = queue.launches.popFirst() { return .some(launch) }
+            return queue.finished ? .some(nil) : nil
+        }
+        if let now { return now }
+        return await withTaskCancellationHandler {
+            await withUnsafeContinuation { (taker: UnsafeContinuation<Launch?, Never>) in
+                let answer = lane.queue.withLock { queue -> Launch?? in
+                    if let launch = queue.launches.popFirst() { return .some(launch) }
+                    if queue.finished || Task.isCancelled { return .some(nil) }
+                    queue.taker = taker
+                    return nil
+                }
+                if let answer { taker.resume(returning: answer) }
+            }
+        } onCancel: {
+            lane.queue.withLock { queue in
+                defer { queue.taker = nil }
+                return queue.taker
+            }?.resume(returning: nil)
+        }
+    }
+
+    /// Drops every launch handed over from now on, and ends each lane's task once its lane is
+    /// empty.
+    func finish() {
+        for lane in lanes {
+            lane.queue.withLock { queue in
+                queue.finished = true
+                defer { queue.taker = nil }
+                return queue.taker
+            }?.resume(returning: nil)
+        }
+    }
+}
+
 /// Drives launched workflows in many task groups, each admitted into memory first.
 ///
 /// Removing a finished child from a Swift task group walks the group's list of children: with
 /// 100,000 sleeping workflows in one group that took a third of the CPU. So workflows are
-/// spread round-robin over ``laneCount`` groups.
+/// spread round-robin over the ``Launcher``'s lanes, a group each.
 struct Supervisor: Sendable {
-    static let laneCount = 64
-
-    private let lanes: [(stream: AsyncStream<Launch>, continuation: AsyncStream<Launch>.Continuation)]
+    let launcher: Launcher
     let admission: Admission
     let metrics: RuntimeMetrics
 
-    init(admission: Admission, metrics: RuntimeMetrics) {
-        self.admission = admission
-        self.metrics = metrics
-        lanes = (0..<Self.laneCount).map { _ in AsyncStream.makeStream(of: Launch.self) }
-    }
-
-    /// Adds a task per lane to `group`; each drives what its lane receives until ``finish()``.
+    /// Adds a task per lane to `group`; each drives what its lane receives until the launcher
+    /// finishes or the group is cancelled.
     func start(in group: inout ThrowingDiscardingTaskGroup<any Error>, drive: @escaping @Sendable (Launch) async -> Void) {
-        for lane in lanes {
-            group.addTask {
+        for lane in 0..<Launcher.laneCount {
+            group.addTask { [launcher, admission, metrics] in
                 await withDiscardingTaskGroup { workflows in
-                    for await launch in lane.stream {
+                    while let launch = await launcher.take(lane: lane) {
                         // Stopping: what is still queued is recovered by the next run.
                         if Task.isCancelled { break }
                         await admission.enter()
@@ -74,15 +151,5 @@ struct Supervisor: Sendable {
                 }
             }
         }
-    }
-
-    /// Hands `launch` to lane `lane % laneCount`.
-    func assign(_ launch: Launch, lane: Int) {
-        lanes[lane % lanes.count].continuation.yield(launch)
-    }
-
-    /// Ends every lane once it has handed out what it holds.
-    func finish() {
-        for lane in lanes { lane.continuation.finish() }
     }
 }

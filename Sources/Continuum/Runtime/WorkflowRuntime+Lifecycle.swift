@@ -17,8 +17,8 @@ extension WorkflowRuntime {
     /// - Throws: ``ContinuumError`` when the store cannot list unfinished workflows;
     ///   ``ContinuumError/Code/alreadyRunning`` when the runtime is already running.
     public func run() async throws {
-        let launches = try begin()
-        try await cancelWhenGracefulShutdown { try await self.serve(launches) }
+        let launcher = try begin()
+        try await cancelWhenGracefulShutdown { try await self.serve(launcher) }
         if Task.isShuttingDownGracefully {
             // Every workflow task has ended, so nothing more is submitted; closing lets the
             // store commit what is queued, then releases it.
@@ -51,9 +51,9 @@ extension WorkflowRuntime {
     /// ```
     public func withRunning<R>(_ body: (WorkflowRuntime) async throws -> R) async throws -> R {
         // Running before `body` starts, so a result it waits for cannot look "not running".
-        let launches = try begin()
+        let launcher = try begin()
         return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await self.serve(launches) }
+            group.addTask { try await self.serve(launcher) }
             let result: Result<R, any Error>
             do {
                 result = .success(try await body(self))
@@ -72,19 +72,23 @@ extension WorkflowRuntime {
     /// parked workflows' timers. A readiness probe can report this.
     public var isReady: Bool { state.withLock { $0.isReady } }
 
-    /// Marks the runtime running and opens the queue `start` hands new workflows to.
-    private func begin() throws(ContinuumError) -> AsyncStream<Launch> {
-        let (launches, launcher) = AsyncStream.makeStream(of: Launch.self)
+    /// Marks the runtime running and opens the lanes `start` hands new workflows to.
+    private func begin() throws(ContinuumError) -> Launcher {
+        let launcher = Launcher()
         try state.withLock { (machine: inout RuntimeState.Machine) throws(ContinuumError) in try machine.start(launcher) }
-        return launches
+        return launcher
     }
 
     /// Recovers, then runs the services and drives every launched workflow until cancelled.
-    private func serve(_ launches: AsyncStream<Launch>) async throws {
-        // Every driver has ended by then: whoever still waits learns that nothing will answer in this run.
-        defer { state.stop() }
+    private func serve(_ launcher: Launcher) async throws {
+        // Every driver has ended by then: whoever still waits learns that nothing will answer in
+        // this run, and a launch handed over late is dropped (the next run recovers it).
+        defer {
+            launcher.finish()
+            state.stop()
+        }
         do {
-            try await serveUntilStopped(launches)
+            try await serveUntilStopped(launcher)
         } catch where Task.isCancelled {
             // Stopping: a store read cut short by the cancellation (a network store's reads
             // throw when cancelled) is not a failure of the run.
@@ -92,23 +96,24 @@ extension WorkflowRuntime {
         }
     }
 
-    private func serveUntilStopped(_ launches: AsyncStream<Launch>) async throws {
-        let supervisor = Supervisor(admission: admission, metrics: metrics)
+    private func serveUntilStopped(_ launcher: Launcher) async throws {
+        let supervisor = Supervisor(launcher: launcher, admission: admission, metrics: metrics)
         let driver = self.driver
+        // Timers fire from a thread of their own, so they keep time however busy the pool is.
+        let timerThread = ThreadExecutor(name: "continuum.timers")
+        defer { timerThread.shutdown() }
+        // The group's tasks serve until the run is cancelled (or one of them throws); the body
+        // only starts them.
         try await withThrowingDiscardingTaskGroup { group in
             supervisor.start(in: &group) { await driver.drive($0) }
-            defer { supervisor.finish() }
-            var lane = 0
             // Parked workflows wait in the store for their timer or event; only runnable ones
             // resume now, a bounded number at a time.
             let recovered = try await recover()
             let (pacer, pendingClaims) = (self.pacer, self.pendingClaims)
             pacer.enqueue(recovered)
             group.addTask {
-                var lane = Supervisor.laneCount / 2
                 await pacer.feed(recovered) { launch in
-                    supervisor.assign(launch, lane: lane)
-                    lane += 1
+                    launcher.yield(launch)
                 } dropped: { unfed in
                     // Stopped first: their claims lapse, for this runtime's next run or another process.
                     for launch in unfed where launch.pending { pendingClaims.remove(launch.id) }
@@ -121,9 +126,6 @@ extension WorkflowRuntime {
             metrics.suspended.set(try await store.counts()[.suspended])
             state.withLock { $0.becameReady() }
             logger.info("Continuum runtime started", metadata: [LogKey.recovered: "\(recovered.count)"])
-            // Timers fire from a thread of their own, so they keep time however busy the pool is.
-            let timerThread = ThreadExecutor(name: "continuum.timers")
-            defer { timerThread.shutdown() }
             group.addTask(executorPreference: timerThread) { [timers, state, pacer] in
                 await timers.run(on: timerThread) { id in
                     // A parked or dormant workflow's timer came due: rebuild or wake it, unless its
@@ -171,10 +173,6 @@ extension WorkflowRuntime {
             // Queues a shared store keeps: their pumps admit the work waiting here.
             if let shared = queueGate.shared {
                 group.addTask { await shared.run(notices: shared.store.queueNotices()) }
-            }
-            for await launch in launches {
-                supervisor.assign(launch, lane: lane)
-                lane += 1
             }
         }
     }
