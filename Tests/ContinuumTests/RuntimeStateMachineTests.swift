@@ -266,12 +266,12 @@ struct RuntimeStateMachineTests {
         let value15 = machine.removeResultWaiter("w", first)
         #expect(value15 == nil)
         let value16 = machine.takeResultWaiters("w")
-        #expect(value16 == ["two"])
+        #expect(Array(value16) == ["two"])
         let value17 = machine.takeResultWaiters("w")
         #expect(value17.isEmpty)
         machine.addResultWaiter("v", machine.newWaiterID(), "three")
         let value18 = machine.suspend("v", Self.diverged)
-        #expect(value18 == ["three"], "suspending answers the waiters")
+        #expect(Array(value18) == ["three"], "suspending answers the waiters")
     }
 
     @Test("workflows stopped by a full store are retried once their drivers have returned")

@@ -57,14 +57,14 @@ final class RuntimeState: Sendable {
 final class ResultPromise: Sendable {
     private struct State {
         var result: Result<[UInt8], any Error>?
-        var waiter: CheckedContinuation<[UInt8], any Error>?
+        var waiter: UnsafeContinuation<[UInt8], any Error>?
     }
 
     private let state = Mutex(State())
 
     /// Answers the caller, unless it was answered already.
     func fulfill(_ result: Result<[UInt8], any Error>) {
-        let waiter = state.withLock { state -> CheckedContinuation<[UInt8], any Error>? in
+        let waiter = state.withLock { state -> UnsafeContinuation<[UInt8], any Error>? in
             guard state.result == nil else { return nil }
             state.result = result
             defer { state.waiter = nil }
@@ -77,7 +77,9 @@ final class ResultPromise: Sendable {
     var value: [UInt8] {
         get async throws {
             try await withTaskCancellationHandler {
-                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[UInt8], any Error>) in
+                // Unsafe, not checked: the lock hands the continuation to exactly one resume, and a
+                // checked one cost an allocation per result.
+                try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[UInt8], any Error>) in
                     let result = state.withLock { state -> Result<[UInt8], any Error>? in
                         if state.result == nil { state.waiter = continuation }
                         return state.result

@@ -41,7 +41,7 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
     private(set) var isReady = false
     private var slots: [String: Slot] = [:]
     private var suspensions: [String: ContinuumError] = [:]
-    private var resultWaiters: [String: [UInt64: ResultWaiter]] = [:]
+    private var resultWaiters: [String: ResultWaiters] = [:]
 
     /// Workflows someone waits for that this runtime does not drive: on a shared store another
     /// process may finish them, and only the store says when.
@@ -80,7 +80,7 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
         launcher = nil
         isReady = false
         let stopped = Stopped(
-            resultWaiters: resultWaiters.values.flatMap(\.values),
+            resultWaiters: resultWaiters.values.flatMap { $0 },
             senders: slots.values.flatMap(\.waiting))
         resultWaiters = [:]
         slots = [:]
@@ -308,10 +308,10 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
     // MARK: Suspensions
 
     /// The workflow stopped and needs an operator (or, for a full store, a retry).
-    mutating func suspend(_ id: String, _ error: ContinuumError) -> [ResultWaiter] {
+    mutating func suspend(_ id: String, _ error: ContinuumError) -> ResultWaiters {
         suspensions[id] = error
         slots[id]?.settled = true
-        return Array((resultWaiters.removeValue(forKey: id) ?? [:]).values)
+        return resultWaiters.removeValue(forKey: id) ?? ResultWaiters()
     }
 
     /// Why `id` is suspended, if it is.
@@ -348,8 +348,8 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
     @discardableResult
     mutating func addResultWaiter(_ id: String, _ waiterID: UInt64, _ waiter: ResultWaiter) -> Bool {
         // Taken out, changed and put back: changed in place, the nested accessors allocated.
-        var waiters = resultWaiters.removeValue(forKey: id) ?? [:]
-        waiters[waiterID] = waiter
+        var waiters = resultWaiters.removeValue(forKey: id) ?? ResultWaiters()
+        waiters.insert(waiter, as: waiterID)
         resultWaiters[id] = waiters
         guard let slot = slots[id] else { return false }
         return slot.live && !slot.settled && suspensions[id] == nil
@@ -357,15 +357,18 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
 
     /// Removes one waiter (it was answered, or its task was cancelled).
     mutating func removeResultWaiter(_ id: String, _ waiterID: UInt64) -> ResultWaiter? {
-        let waiter = resultWaiters[id]?.removeValue(forKey: waiterID)
-        if resultWaiters[id]?.isEmpty == true { resultWaiters[id] = nil }
+        // Usually answered and gone already: looked up first, since a modifying access to a
+        // missing key makes room for it.
+        guard resultWaiters[id] != nil, var waiters = resultWaiters.removeValue(forKey: id) else { return nil }
+        let waiter = waiters.remove(waiterID)
+        if !waiters.isEmpty { resultWaiters[id] = waiters }
         return waiter
     }
 
     /// The workflow has an outcome: every waiter gets it.
-    mutating func takeResultWaiters(_ id: String) -> [ResultWaiter] {
+    mutating func takeResultWaiters(_ id: String) -> ResultWaiters {
         update(id) { $0.settled = true }
-        return Array((resultWaiters.removeValue(forKey: id) ?? [:]).values)
+        return resultWaiters.removeValue(forKey: id) ?? ResultWaiters()
     }
 
     /// How many result waiters wait for `id` (all workflows when `nil`).
@@ -379,6 +382,52 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
         slots[id].map { ($0.driving, $0.waiting.count, $0.instance) }
     }
 }
+
+extension RuntimeStateMachine {
+    /// The callers waiting for one workflow's outcome, by waiter number. Nearly always one, and
+    /// one is kept without a collection: a dictionary per workflow cost three allocations on
+    /// every `result()`.
+    struct ResultWaiters: Sequence {
+        private var one: (id: UInt64, waiter: ResultWaiter)?
+        private var more: [UInt64: ResultWaiter] = [:]
+
+        var count: Int { (one == nil ? 0 : 1) + more.count }
+        var isEmpty: Bool { one == nil && more.isEmpty }
+
+        mutating func insert(_ waiter: ResultWaiter, as id: UInt64) {
+            if one == nil && more.isEmpty {
+                one = (id, waiter)
+            } else {
+                more[id] = waiter
+            }
+        }
+
+        mutating func remove(_ id: UInt64) -> ResultWaiter? {
+            if let one, one.id == id {
+                self.one = nil
+                return one.waiter
+            }
+            return more.removeValue(forKey: id)
+        }
+
+        func makeIterator() -> Iterator { Iterator(one: one?.waiter, more: more.values.makeIterator()) }
+
+        struct Iterator: IteratorProtocol {
+            fileprivate var one: ResultWaiter?
+            fileprivate var more: Dictionary<UInt64, ResultWaiter>.Values.Iterator
+
+            mutating func next() -> ResultWaiter? {
+                if let waiter = one {
+                    one = nil
+                    return waiter
+                }
+                return more.next()
+            }
+        }
+    }
+}
+
+extension RuntimeStateMachine.ResultWaiters: Sendable where ResultWaiter: Sendable {}
 
 extension RuntimeStateMachine: Sendable where Instance: Sendable, Sender: Sendable, ResultWaiter: Sendable, Launcher: Sendable {}
 extension RuntimeStateMachine.Slot: Sendable where Instance: Sendable, Sender: Sendable {}
