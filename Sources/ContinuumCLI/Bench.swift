@@ -22,6 +22,8 @@ struct Bench: AsyncParsableCommand {
             --scenario raw     The same events as --scenario steps (a create, K appends each awaited, a completion per
                                workflow, C at a time) written straight to the store, with no runtime: the limit
                                the steps scenario is measured against (events_per_second).
+                               --beside-raw measures it in the steps scenario's run, on the same store, just before:
+                               the report then has raw_events_per_second and fraction_of_raw.
             --scenario recovery N workflows (a step, a 5 s sleep, two steps) started by a child process that is
                                SIGKILLed once all are started, all in flight; once their sleeps are over this
                                process opens the store and reports the time until every one completed and its
@@ -92,6 +94,9 @@ struct Bench: AsyncParsableCommand {
     @Option(help: .hidden)
     var holdSeconds: Int?
 
+    @Flag(help: "Steps scenario: run the raw scenario first, on the same store, and report the steps' fraction of that limit (fraction_of_raw).")
+    var besideRaw = false
+
     @OptionGroup var storage: StoreOptions<TemporaryDirectory>
 
     @Flag(help: "Keep the store the bench made (its temporary LMDB directory or PostgreSQL schema), and print where it is.")
@@ -116,6 +121,9 @@ struct Bench: AsyncParsableCommand {
         // ones make room for the rest.
         if scenario == .resident, dormantAfterMs == nil, let maxResident, maxResident < workflows {
             throw ValidationError("--max-resident below --workflows needs --dormant-after-ms in the resident scenario: its workflows never finish to make room.")
+        }
+        if besideRaw, scenario != .steps {
+            throw ValidationError("--beside-raw measures the raw limit beside the steps scenario; it does not apply to --scenario \(scenario.rawValue).")
         }
     }
 
@@ -193,6 +201,13 @@ struct Bench: AsyncParsableCommand {
         let prefix = "bench-\(UInt32.random(in: 0 ... .max))-"
         do {
             var report: Report
+            // The limit, in the same run and on the same store; its CPU is not the steps'.
+            var raw: Report?
+            if besideRaw {
+                let cpuBefore = Self.cpuSeconds()
+                raw = try await rawScenario(store: store, prefix: prefix + "limit-")
+                raw?.cpuMicrosecondsPerWorkflow = (Self.cpuSeconds() - cpuBefore) / Double(workflows) * 1e6
+            }
             let cpuBefore = Self.cpuSeconds()
             switch scenario {
             case .steps: report = try await stepsScenario(runtime, prefix: prefix)
@@ -211,6 +226,12 @@ struct Bench: AsyncParsableCommand {
                 report = try await recoveryScenario(location: target.location)
             }
             report.cpuMicrosecondsPerWorkflow = (Self.cpuSeconds() - cpuBefore) / Double(workflows) * 1e6
+            if let raw, let rawWorkflows = raw.workflowsPerSecond, let workflowsPerSecond = report.workflowsPerSecond {
+                // Both write K + 2 events per workflow: the ratio of workflows is the ratio of events.
+                report.rawEventsPerSecond = raw.eventsPerSecond
+                report.rawCPUMicroseconds = raw.cpuMicrosecondsPerWorkflow
+                report.fractionOfRaw = workflowsPerSecond / rawWorkflows
+            }
             if case .postgres(let configuration, _) = target.location { report.store = configuration.displayURL }
             await store.close()
             return report
@@ -445,6 +466,11 @@ struct Bench: AsyncParsableCommand {
         /// `PayloadCoder` and with Foundation's JSON.
         var codecNanoseconds: Double?
         var foundationNanoseconds: Double?
+        /// Steps with `--beside-raw`: the raw scenario's events per second in the same run, its
+        /// CPU per workflow, and the steps' workflows per second as a fraction of its.
+        var rawEventsPerSecond: Double?
+        var rawCPUMicroseconds: Double?
+        var fractionOfRaw: Double?
         var p50: Double
         var p99: Double
         var max: Double
@@ -484,6 +510,9 @@ struct Bench: AsyncParsableCommand {
             case wake
             case codecNanoseconds = "codec_ns_per_round"
             case foundationNanoseconds = "foundation_ns_per_round"
+            case rawEventsPerSecond = "raw_events_per_second"
+            case rawCPUMicroseconds = "raw_cpu_us_per_workflow"
+            case fractionOfRaw = "fraction_of_raw"
             case p50 = "p50_ms"
             case p99 = "p99_ms"
             case max = "max_ms"
@@ -501,6 +530,9 @@ struct Bench: AsyncParsableCommand {
                 lines.append("  workflows/s  \(format(workflowsPerSecond))")
                 lines.append("  steps/s      \(format(stepsPerSecond))")
                 lines.append("  latency      p50 \(format(p50)) ms   p99 \(format(p99)) ms   max \(format(max)) ms")
+                if let rawEventsPerSecond, let fractionOfRaw {
+                    lines.append("  raw limit    \(format(rawEventsPerSecond)) events/s in this run (--scenario raw); the steps reach \(format(fractionOfRaw)) of it")
+                }
             }
             if let timersPerSecond, let fired, let early {
                 lines.append("  timers fired \(fired), early \(early), timers/s \(format(timersPerSecond))")

@@ -42,6 +42,32 @@ struct BenchCommandTests {
         }
     }
 
+    @Test("--beside-raw measures the raw limit in the steps scenario's run and reports the steps' fraction of it; other scenarios refuse it")
+    func besideRaw() async throws {
+        let executable = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")
+        try await withTemporaryDirectory { path in
+            let run = try ChildProcess(
+                executable: executable, arguments: ["bench", "--workflows", "200", "--steps", "3", "--beside-raw", "--path", path + "/store", "--json"])
+            let exit = try await run.exit(within: .seconds(120))
+            #expect(exit == .exited(0), "\(run.output)")
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any], "\(run.output)")
+            let perSecond = try #require(report["workflows_per_second"] as? Double, "\(run.output)")
+            let rawEvents = try #require(report["raw_events_per_second"] as? Double, "\(run.output)")
+            let fraction = try #require(report["fraction_of_raw"] as? Double, "\(run.output)")
+            // Five events per workflow (a start, three steps, the end) on both sides.
+            #expect(abs(fraction - perSecond * 5 / rawEvents) < 1e-9 * max(1, fraction), "\(run.output)")
+            #expect(fraction > 0 && report["raw_cpu_us_per_workflow"] is Double && report["cpu_us_per_workflow"] is Double, "\(run.output)")
+
+            // Its error goes to standard error, which the shell hands to the captured output.
+            let refused = try ChildProcess(
+                executable: "/bin/sh",
+                arguments: ["-c", #"exec "$0" "$@" 2>&1"#, executable, "bench", "--scenario", "timers", "--beside-raw", "--path", path + "/other", "--json"])
+            let refusal = try await refused.exit(within: .seconds(60))
+            #expect(refusal != nil && refusal != .exited(0), "\(refused.output)")
+            #expect(refused.output.contains("--beside-raw measures the raw limit beside the steps scenario"), "\(refused.output)")
+        }
+    }
+
     @Test("the codec scenario encodes and decodes the record payloads both ways, checks both decoded the same, and reports each side's CPU per round")
     func codecScenario() async throws {
         let executable = try #require(builtExecutable(named: "continuum"), "build the continuum executable first (swift build)")
