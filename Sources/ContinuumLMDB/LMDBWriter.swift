@@ -229,7 +229,8 @@ final class LMDBWriter: @unchecked Sendable {
             var failure: Failure?
             wrote = false
             countsChanged = false
-            for (index, operation) in batch.enumerated() where rejected[index] == nil {
+            // Nearly always empty: not hashed into for every operation then.
+            for (index, operation) in batch.enumerated() where rejected.isEmpty || rejected[index] == nil {
                 do {
                     switch operation {
                     case .create(let request, _):
@@ -306,7 +307,6 @@ final class LMDBWriter: @unchecked Sendable {
             }
             nextStream = stream
             for (index, operation) in batch.enumerated() {
-                let error = rejected[index]
                 switch (operation, produced[index]) {
                 case (.create(_, let continuation), .created(let outcome)?): continuation.resume(returning: .success(outcome))
                 case (.append(_, let continuation), .appended?): continuation.resume(returning: .success(()))
@@ -314,7 +314,7 @@ final class LMDBWriter: @unchecked Sendable {
                 case (.renew(_, let completion), .renewed(let lost)?): completion(.success(lost))
                 case (.purge(_, let completion), .purged(let found)?): completion(.success(found))
                 case (.raw(_, let completion), .appended?): completion(.success(()))
-                default: operation.fail(error ?? ContinuumError(.storageFailure, "The operation produced no result."))
+                default: operation.fail(rejected[index] ?? ContinuumError(.storageFailure, "The operation produced no result."))
                 }
             }
             return
