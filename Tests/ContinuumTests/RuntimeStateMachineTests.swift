@@ -272,6 +272,23 @@ struct RuntimeStateMachineTests {
         machine.addResultWaiter("v", machine.newWaiterID(), "three")
         let value18 = machine.suspend("v", Self.diverged)
         #expect(Array(value18) == ["three"], "suspending answers the waiters")
+        // One waiter is kept inline and more beside it: every mix of adds and removes answers
+        // each waiter once.
+        let (a, b, c) = (machine.newWaiterID(), machine.newWaiterID(), machine.newWaiterID())
+        machine.addResultWaiter("m", a, "a")
+        machine.addResultWaiter("m", b, "b")
+        let removedFirst = machine.removeResultWaiter("m", a)
+        #expect(removedFirst == "a")
+        machine.addResultWaiter("m", c, "c")
+        machine.addResultWaiter("m", a, "a2")
+        #expect(machine.resultWaiterCount("m") == 3)
+        let removedMiddle = machine.removeResultWaiter("m", c)
+        #expect(removedMiddle == "c")
+        #expect(machine.takeResultWaiters("m").sorted() == ["a2", "b"])
+        machine.addResultWaiter("d", a, "x")
+        machine.addResultWaiter("d", a, "y")
+        #expect(Array(machine.takeResultWaiters("d")) == ["y"], "a waiter number names one waiter")
+        #expect(machine.resultWaiterCount() == 0)
     }
 
     @Test("workflows stopped by a full store are retried once their drivers have returned")

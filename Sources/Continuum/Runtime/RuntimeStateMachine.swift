@@ -395,7 +395,7 @@ extension RuntimeStateMachine {
         var isEmpty: Bool { one == nil && more.isEmpty }
 
         mutating func insert(_ waiter: ResultWaiter, as id: UInt64) {
-            if one == nil && more.isEmpty {
+            if (one == nil && more.isEmpty) || one?.id == id {
                 one = (id, waiter)
             } else {
                 more[id] = waiter

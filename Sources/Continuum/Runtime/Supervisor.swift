@@ -41,9 +41,11 @@ final class CreatedHistory: Sendable {
 ///
 /// `start`, a wake or a recovery hands its launch straight to a lane: no serve loop in between,
 /// and no `AsyncStream`, whose generic code (not specialized for `Launch`) looked up its
-/// storage's metadata about seven times per element, at both ends. Launches handed over before
-/// the lanes' tasks start wait in their lanes; after ``finish()`` (the runtime stopped) they are
-/// dropped, and the next run recovers those workflows from the store.
+/// storage's metadata about seven times per element, at both ends. So a workflow started while
+/// recovery still pages through the store runs at once, beside the recovered ones (admission
+/// bounds them all alike); it no longer waits until the runtime is ready. Launches handed over
+/// before the lanes' tasks start wait in their lanes; after ``finish()`` (the runtime stopped)
+/// they are dropped, and the next run recovers those workflows from the store.
 final class Launcher: Sendable {
     static let laneCount = 64
 
@@ -106,12 +108,14 @@ final class Launcher: Sendable {
         }
     }
 
-    /// Drops every launch handed over from now on, and ends each lane's task once its lane is
-    /// empty.
+    /// The run is over: drops what is still queued and every launch handed over from now on
+    /// (the next run recovers those workflows from the store). A lane's task still waiting, if
+    /// any, gets `nil`; the lanes' tasks normally ended already, with the run's cancellation.
     func finish() {
         for lane in lanes {
             lane.queue.withLock { queue in
                 queue.finished = true
+                queue.launches.removeAll()
                 defer { queue.taker = nil }
                 return queue.taker
             }?.resume(returning: nil)
