@@ -515,9 +515,11 @@ final class LMDBWriter: @unchecked Sendable {
                     "Cannot append event \(first.sequence) to workflow '\(request.id)': event \(first.sequence - 1) is not stored.",
                     workflowID: request.id))
         }
-        for event in request.events {
-            BinaryCodec.encode(event, into: &scratch)
-            try put(txn, event: stream, event.sequence, scratch.bytes, "appending event \(event.sequence) to '\(request.id)'")
+        // By index: `for event in` copied each event out, retaining what it holds.
+        for index in request.events.indices {
+            BinaryCodec.encode(request.events[index], into: &scratch)
+            let sequence = request.events[index].sequence
+            try put(txn, event: stream, sequence, scratch.bytes, "appending event \(sequence) to '\(request.id)'")
             // A large payload's buffer is not kept for the life of the store.
             if scratch.bytes.capacity > 1 << 16 { scratch = ByteWriter() }
         }

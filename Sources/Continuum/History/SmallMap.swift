@@ -35,7 +35,11 @@ package struct SmallMap<Key: Hashable, Value> {
     package subscript(key: Key) -> Value? {
         get { position(of: key).map { entries[$0].value } }
         set {
-            if let newValue { updateValue(newValue, forKey: key) } else { removeValue(forKey: key) }
+            // Consumed: `if let` bound a copy of the new value, retaining its every reference.
+            switch consume newValue {
+            case .some(let value): updateValue(value, forKey: key)
+            case .none: removeValue(forKey: key)
+            }
         }
     }
 
@@ -57,11 +61,12 @@ package struct SmallMap<Key: Hashable, Value> {
 
     /// Sets the value for `key` and returns the one it replaced.
     @discardableResult
-    package mutating func updateValue(_ value: Value, forKey key: Key) -> Value? {
+    package mutating func updateValue(_ value: consuming Value, forKey key: Key) -> Value? {
         if let position = position(of: key) {
-            let old = entries[position].value
-            entries[position].value = value
-            return old
+            // Swapped, not copied out and overwritten: that retained and released the old
+            // value's every reference once more (a recorded step's, on every step).
+            swap(&entries[position].value, &value)
+            return value
         }
         if entries.count == entries.capacity {
             // One entry exactly (a sleeping workflow's maps mostly hold one), then room for four,
@@ -110,6 +115,14 @@ package struct SmallMap<Key: Hashable, Value> {
     package var keys: Keys { Keys(entries: entries) }
     /// The values, in the map's order.
     package var values: Values { Values(entries: entries) }
+
+    /// Calls `body` with each value in the map's order, borrowed where it is stored: iterating
+    /// ``values`` copies each one (retaining its every reference) before `body` reads it.
+    package func forEachValue(_ body: (borrowing Value) -> Void) {
+        entries.withUnsafeBufferPointer { buffer in
+            for position in buffer.indices { body(buffer[position].value) }
+        }
+    }
 
     /// The keys of a ``SmallMap``.
     package struct Keys: RandomAccessCollection {

@@ -165,8 +165,10 @@ actor WorkflowInstance {
         self.id = id
         self.stream = stream
         self.mode = mode
-        self.state = state
         bodyTask = Atomic(currentTaskIdentity())
+        // Moved, and last: assigned before the call above, the parameter outlived it (a call is
+        // a barrier to ending a lifetime early), so the state was copied and the copy destroyed.
+        self.state = consume state
     }
 
     /// Whether the calling task is a child task of the body rather than the body itself.
