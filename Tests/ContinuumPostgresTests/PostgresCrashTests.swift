@@ -130,9 +130,10 @@ struct PostgresCrashTests {
     func threeProcessesThroughARestart() async throws {
         let worker = try #require(builtExecutable(named: "CrashWorker"), "CrashWorker is not built beside the test bundle; run `swift build --build-tests` first")
         // A cluster of its own: restarting the shared one would fail the other suites' queries.
-        let folder = NSTemporaryDirectory() + "continuum-pg-crash-restart-\(UUID().uuidString.prefix(8))"
-        defer { _ = try? postgresScript("stop", folder: folder) }
-        let url = try await postgresScriptOffThePool("start", folder: folder)
+        try await withOwnPostgres("crash-restart") { url, folder in try await threeProcessesThroughARestart(worker: worker, url: url, folder: folder) }
+    }
+
+    private func threeProcessesThroughARestart(worker: String, url: String, folder: String) async throws {
         let count = 60
         let steps = 12
         let events = 2
@@ -464,14 +465,6 @@ struct PostgresCrashTests {
             await store.close()
             try result.get()
         }
-    }
-}
-
-/// Runs `tools/postgres.sh command` for the cluster in `folder` on a thread of its own (it waits
-/// for the server for seconds), not on the tests' cooperative pool.
-private func postgresScriptOffThePool(_ command: String, folder: String) async throws -> String {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread { continuation.resume(with: Result { try postgresScript(command, folder: folder) }) }
     }
 }
 

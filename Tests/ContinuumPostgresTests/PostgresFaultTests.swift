@@ -146,6 +146,31 @@ func postgresScript(_ command: String, folder: String) throws -> String {
     return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
 }
 
+/// Runs `tools/postgres.sh command` for the cluster in `folder` on a thread of its own (it waits
+/// for the server for seconds), not on the tests' cooperative pool: two of its threads on this
+/// machine, and a script blocking one stalled every test running beside it (leases lapsed, and
+/// tests that bound a time failed).
+func postgresScriptOffThePool(_ command: String, folder: String) async throws -> String {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try postgresScript(command, folder: folder) }) }
+    }
+}
+
+/// Runs `body` with a PostgreSQL cluster of its own (its URL and folder), stopped afterwards
+/// however `body` ends: for a test that restarts the server, which would fail the other suites'
+/// queries on the shared one.
+func withOwnPostgres<R>(_ name: String, _ body: (_ url: String, _ folder: String) async throws -> R) async throws -> R {
+    let folder = NSTemporaryDirectory() + "continuum-pg-\(name)-\(UUID().uuidString.prefix(8))"
+    do {
+        let result = try await body(try await postgresScriptOffThePool("start", folder: folder), folder)
+        _ = try? await postgresScriptOffThePool("stop", folder: folder)
+        return result
+    } catch {
+        _ = try? await postgresScriptOffThePool("stop", folder: folder)
+        throw error
+    }
+}
+
 /// Steps with real sleeps between them, so that a restart falls in the middle of many runs.
 struct Paced: Workflow {
     static let name = "paced"
@@ -168,10 +193,11 @@ struct Paced: Workflow {
 struct PostgresRestartTests {
     @Test("the database restarts while 200 workflows run: the runtime reconnects, every workflow completes, no step runs twice after its commit")
     func restartMidRun() async throws {
-        // A cluster of its own: restarting the shared one would fail the other suites' queries.
-        let folder = NSTemporaryDirectory() + "continuum-pg-restart-\(UUID().uuidString.prefix(8))"
-        defer { _ = try? postgresScript("stop", folder: folder) }
-        var configuration = try PostgresStore.Configuration(url: postgresScript("start", folder: folder))
+        try await withOwnPostgres("restart") { url, folder in try await restartMidRun(url: url, folder: folder) }
+    }
+
+    private func restartMidRun(url: String, folder: String) async throws {
+        var configuration = try PostgresStore.Configuration(url: url)
         configuration.schema = "restart"
         configuration.connectTimeout = .seconds(60)
         configuration.commitTimeout = .seconds(3)
@@ -183,7 +209,7 @@ struct PostgresRestartTests {
             var handles: [WorkflowHandle<Paced>] = []
             for index in 0..<200 { handles.append(try await runtime.start(Paced.self, id: "p\(index)", input: index * 100)) }
             try await Task.sleep(for: .milliseconds(500))
-            _ = try postgresScript("restart", folder: folder)
+            _ = try await postgresScriptOffThePool("restart", folder: folder)
             for (index, handle) in handles.enumerated() {
                 let result = try await withTimeout(.seconds(60)) { try await handle.result() }
                 #expect(result == index * 100 + 4)

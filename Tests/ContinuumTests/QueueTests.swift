@@ -308,7 +308,9 @@ struct SharedQueueTests {
     private func withTwoRuntimes(
         queues: [String: QueueLimits], overlap: Overlap, _ body: (WorkflowRuntime, WorkflowRuntime) async throws -> Void
     ) async throws {
-        let store = InMemoryStore(configuration: .init(leaseDuration: .seconds(5)))
+        // A lease no stall of a loaded machine outlasts: a takeover is not what these tests look
+        // at, and one (a workflow run by both runtimes) would count a body twice.
+        let store = InMemoryStore(configuration: .init(leaseDuration: .seconds(60)))
         #expect(store.sharedQueues != nil)
         var first = WorkflowRuntime.Configuration(parkAfter: nil)
         first.queues = queues
