@@ -78,7 +78,7 @@ public final class ManualClock: WorkflowClock {
     }
 
     /// Waits until at least `count` tasks sleep on the clock.
-    public func waitForSleepers(_ count: Int, timeout: Duration = .seconds(10)) async throws {
+    public func waitForSleepers(_ count: Int, timeout: Duration = .seconds(30)) async throws {
         try await eventually(timeout: timeout) { sleepers >= count }
     }
 }

@@ -11,7 +11,7 @@ extension WorkflowRuntime {
     /// try await runtime.waitForTimers(1)      // asleep, and the sleep is in history
     /// clock.advance(by: .seconds(3 * 86_400))
     /// ```
-    public func waitForTimers(_ count: Int, timeout: Duration = .seconds(10), isolation: isolated (any Actor)? = #isolation) async throws {
+    public func waitForTimers(_ count: Int, timeout: Duration = .seconds(30), isolation: isolated (any Actor)? = #isolation) async throws {
         try await eventually(timeout: timeout) { pendingTimers >= count }
     }
 
@@ -19,7 +19,7 @@ extension WorkflowRuntime {
     /// with a deadline are committed, whether their workflows are in memory or already parked.
     /// Use it rather than ``waitForTimers(_:timeout:isolation:)`` when workflows may be parked
     /// (a short `parkAfter`): a parked workflow's timer no longer waits in memory.
-    public func waitForIndexedTimers(_ count: Int, timeout: Duration = .seconds(10), isolation: isolated (any Actor)? = #isolation) async throws {
+    public func waitForIndexedTimers(_ count: Int, timeout: Duration = .seconds(30), isolation: isolated (any Actor)? = #isolation) async throws {
         let deadline = ContinuousClock.now + timeout
         while try await store.timers(after: nil, limit: count).count < count {
             guard ContinuousClock.now < deadline else { throw ConditionTimeout(timeout: timeout) }
@@ -30,9 +30,13 @@ extension WorkflowRuntime {
 
 /// Waits until `condition` holds, checking every few milliseconds.
 ///
+/// The waits of this kit give up after 30 seconds unless told otherwise: a condition that holds
+/// returns at once, and a shared CI machine running a whole suite in parallel can stall a test
+/// for many seconds (10 seconds was not enough on a two-core machine).
+///
 /// - Throws: ``ConditionTimeout`` when it still does not hold after `timeout`.
 public func eventually(
-    timeout: Duration = .seconds(10),
+    timeout: Duration = .seconds(30),
     isolation: isolated (any Actor)? = #isolation,
     _ condition: () async throws -> Bool
 ) async throws {
@@ -75,7 +79,7 @@ extension WorkflowRuntime {
     /// - Throws: ``ConditionTimeout`` when it does not hold within `timeout`.
     @discardableResult
     public func waitForHistory(
-        of id: String, timeout: Duration = .seconds(10), isolation: isolated (any Actor)? = #isolation,
+        of id: String, timeout: Duration = .seconds(30), isolation: isolated (any Actor)? = #isolation,
         _ condition: @escaping @Sendable ([HistoryEvent]) -> Bool
     ) async throws -> [HistoryEvent] {
         // Subscribed first, checked second: a change committed in between is in the stream.
@@ -93,7 +97,7 @@ extension WorkflowRuntime {
     ///
     /// - Throws: ``ConditionTimeout`` when it does not within `timeout`.
     public func waitForStatus(
-        of id: String, _ status: WorkflowStatus, timeout: Duration = .seconds(10), isolation: isolated (any Actor)? = #isolation
+        of id: String, _ status: WorkflowStatus, timeout: Duration = .seconds(30), isolation: isolated (any Actor)? = #isolation
     ) async throws {
         let changes = changes(of: id)
         try await withTimeout(timeout) {

@@ -78,8 +78,9 @@ struct PostgresFaultTests {
         let database = await connectError(try configuration { $0.database = "no_such_database" })
         #expect(database?.code == .storageFailure)
         #expect(database?.message.contains("does not exist") == true, "\(database?.message ?? "connected")")
-        // Neither waited for the connect timeout (30 s): refusals are not retried.
-        #expect(ContinuousClock.now - start < .seconds(10))
+        // Neither waited for the connect timeout (30 s each): refusals are not retried. (Alone
+        // they take milliseconds; a loaded machine running the suite took them past 10 s.)
+        #expect(ContinuousClock.now - start < .seconds(25))
     }
 
     @Test("a server that is down at start is retried with backoff, then named with storageFailure")
@@ -94,7 +95,8 @@ struct PostgresFaultTests {
         #expect(error?.code == .storageFailure)
         #expect(error?.message.contains("could not be reached in") == true, "\(error?.message ?? "connected")")
         #expect(error?.message.contains("attempts") == true)
-        #expect(waited >= .seconds(0.5) && waited < .seconds(10), "waited \(waited)")
+        // Within the 1.5 s connect timeout, not the default 30 s, with room for a loaded machine.
+        #expect(waited >= .seconds(0.5) && waited < .seconds(20), "waited \(waited)")
     }
 
     @Test("a schema newer than this build is refused, naming both versions")

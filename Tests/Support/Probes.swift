@@ -67,7 +67,7 @@ public final class Gate: Sendable {
 
     /// Returns once `count` bodies reached the gate (signalled, no polling), or throws
     /// ``ConditionTimeout`` after `timeout`.
-    public func waitUntilArrived(_ count: Int = 1, timeout: Duration = .seconds(10)) async throws {
+    public func waitUntilArrived(_ count: Int = 1, timeout: Duration = .seconds(30)) async throws {
         try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {
                 await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
