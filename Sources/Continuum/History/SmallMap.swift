@@ -116,14 +116,6 @@ package struct SmallMap<Key: Hashable, Value> {
     /// The values, in the map's order.
     package var values: Values { Values(entries: entries) }
 
-    /// Calls `body` with each value in the map's order, borrowed where it is stored: iterating
-    /// ``values`` copies each one (retaining its every reference) before `body` reads it.
-    package func forEachValue(_ body: (borrowing Value) -> Void) {
-        entries.withUnsafeBufferPointer { buffer in
-            for position in buffer.indices { body(buffer[position].value) }
-        }
-    }
-
     /// The keys of a ``SmallMap``.
     package struct Keys: RandomAccessCollection {
         fileprivate let entries: [Element]

@@ -292,10 +292,9 @@ package struct WorkflowState: Sendable {
             if let found = first, !StepRecord.precedes(record, found) { return }
             first = record
         }
-        // Borrowed in place: every workflow's end asks this of every step it recorded.
-        recordedSteps.forEachValue { consider($0.record) }
-        recordedWaits.forEachValue { consider($0.record) }
-        retryingSteps.forEachValue { consider($0.record) }
+        for step in recordedSteps.values { consider(step.record) }
+        for wait in recordedWaits.values { consider(wait.record) }
+        for retry in retryingSteps.values { consider(retry.record) }
         return first
     }
 

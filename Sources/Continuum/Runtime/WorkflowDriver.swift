@@ -314,8 +314,7 @@ struct WorkflowDriver: Sendable {
         tracer?.extract(history.traceContext, into: &parent, using: TraceCarrier())
         let input = history.input
         let (queue, queuedAt) = (history.queue, history.queuedAt)
-        // The history's last use: it moves into the instance. Said so: left to the optimizer,
-        // the state was copied and the original destroyed, about fifty refcount operations.
+        // The history's last use: it moves into the instance.
         let instance = WorkflowInstance(
             id: id, stream: stored.stream, mode: .live(store: store, claim: claim), environment: environment, logger: logger, state: consume history,
             snapshotThrough: stored.snapshot?.through ?? 0)
