@@ -81,6 +81,34 @@ struct ParkingTests {
         }
     }
 
+    @Test("a parked workflow whose type is no longer registered stays parked at start; an event wakes it suspended, and is kept for when it runs again")
+    func parkedOfUnknownType() async throws {
+        try await withTemporaryDirectory { path in
+            let clock = ManualClock()
+            let ledger = Ledger()
+            try await withParkingRuntime(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
+                try await runtime.start(Survey.self, id: "s", input: .init(count: 1))
+                try await runtime.waitForHistory(of: "s") { $0.count == 2 }
+                try await parkAll(runtime, clock: clock)
+            }
+            try await withParkingRuntime(path: path, clock: clock, workflows: []) { runtime throws in
+                try await Task.sleep(for: .milliseconds(100))
+                #expect(runtime.residentWorkflows == 0, "recovery replayed a parked workflow")
+                #expect(try await runtime.status(of: "s")?.status == .running)
+                try await runtime.send("feedback", to: "s", payload: Feedback(stars: 3))
+                try await eventually { try await runtime.suspension(of: "s") != nil }
+                #expect(try await runtime.suspension(of: "s")?.code == "unknownWorkflowType")
+                let kinds = try await runtime.history(of: "s").map(\.kind)
+                #expect(kinds.contains { if case .eventReceived = $0 { true } else { false } }, "the event was dropped: \(kinds)")
+            }
+            try await withParkingRuntime(path: path, clock: clock, workflows: [Survey(ledger: ledger)]) { runtime throws in
+                try await runtime.resume("s")
+                #expect(try await runtime.handle(Survey.self, id: "s").result() == [3])
+            }
+            #expect(ledger.count("thank") == 1)
+        }
+    }
+
     @Test("no more workflows are in memory than maxResidentWorkflows; the others wait in the store, then all finish")
     func residencyLimit() async throws {
         try await withTemporaryDirectory { path in

@@ -37,9 +37,13 @@ public final class Gate: Sendable {
         for watcher in ready { watcher.resume() }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let proceed = state.withLock { state in
-                    if !state.open && !Task.isCancelled { state.waiters[ticket] = continuation }
-                    return state.open ? true : (Task.isCancelled ? false : nil)
+                // Cancellation is read once: read twice, it could turn between the reads, leaving the
+                // continuation both stored (for the cancellation handler) and resumed here.
+                let proceed = state.withLock { state -> Bool? in
+                    if state.open { return true }
+                    if Task.isCancelled { return false }
+                    state.waiters[ticket] = continuation
+                    return nil
                 }
                 switch proceed {
                 case true?: continuation.resume()
