@@ -208,14 +208,17 @@ public final class LMDBStore: EventStore {
         }.get()
     }
 
-    public nonisolated(nonsending) func append(_ request: AppendRequest) async throws(ContinuumError) {
+    public nonisolated(nonsending) func append(_ request: consuming AppendRequest) async throws(ContinuumError) {
         // Submitted in a synchronous call, so that every appending task's frame holds little.
-        try await withUnsafeContinuation { submitAppend(request, $0) }.get()
+        // The request moves into the writer's queue (the closure cannot consume a parameter it
+        // captures, so it takes it out of an optional): copied, it retained each reference.
+        var request = Optional(request)
+        try await withUnsafeContinuation { submitAppend(&request, $0) }.get()
     }
 
     @inline(never)
-    private func submitAppend(_ request: AppendRequest, _ continuation: UnsafeContinuation<Result<Void, ContinuumError>, Never>) {
-        writer.submit(.append(request, continuation))
+    private func submitAppend(_ request: inout AppendRequest?, _ continuation: UnsafeContinuation<Result<Void, ContinuumError>, Never>) {
+        writer.submit(.append(request.take()!, continuation))
     }
 
     public func claim(_ id: String, owner: OwnerID) async throws(ContinuumError) -> Claim? {

@@ -191,7 +191,7 @@ final class LMDBWriter: @unchecked Sendable {
                 for callback in callbacks { callback() }
                 return
             }
-            let batch: [Operation]
+            var batch: [Operation]
             if queue.count <= configuration.maxBatch {
                 batch = queue
                 queue.removeAll(keepingCapacity: true)
@@ -204,7 +204,7 @@ final class LMDBWriter: @unchecked Sendable {
             // (`for operation in batch`), an append's request retained and released each of its
             // references: about twenty refcount operations per operation, on this one thread, on
             // memory the submitting threads wrote.
-            batch.withUnsafeBufferPointer { commit($0) }
+            batch.withUnsafeMutableBufferPointer { commit($0) }
         }
     }
 
@@ -218,13 +218,13 @@ final class LMDBWriter: @unchecked Sendable {
         var counts: StatusIndexCounts
     }
 
-    private func commit(_ batch: UnsafeBufferPointer<Operation>) {
+    private func commit(_ batch: UnsafeMutableBufferPointer<Operation>) {
         var rejected: [Int: ContinuumError] = [:]
         while true {
             var txn: OpaquePointer?
             let begun = mdb_txn_begin(environment.env, nil, 0, &txn)
             guard begun == 0, let txn else {
-                failAll(batch, lmdbError(begun, "beginning a write transaction", path: environment.path))
+                failAll(UnsafeBufferPointer(batch), lmdbError(begun, "beginning a write transaction", path: environment.path))
                 return
             }
             var produced = [Produced?](repeating: nil, count: batch.count)
@@ -235,20 +235,30 @@ final class LMDBWriter: @unchecked Sendable {
             countsChanged = false
             // Nearly always empty: not hashed into for every operation then.
             for index in batch.indices where rejected.isEmpty || rejected[index] == nil {
+                // Moved out of its slot, its parts bound as they are, and put back once done with:
+                // matched in place, an append's or a create's payload was copied at the call,
+                // retaining and releasing each reference it holds (about 20 per workflow).
+                let slot = batch.baseAddress! + index
                 do {
-                    switch batch[index] {
-                    case .create(let request, _):
+                    switch slot.move() {
+                    case .create(let request, let continuation):
+                        defer { slot.initialize(to: .create(request, continuation)) }
                         produced[index] = .created(try create(request, txn: txn, nextStream: &stream, undo: &undo))
-                    case .append(let request, _):
+                    case .append(let request, let continuation):
+                        defer { slot.initialize(to: .append(request, continuation)) }
                         try append(request, txn: txn, undo: &undo)
                         produced[index] = .appended
-                    case .claim(let id, let owner, _):
+                    case .claim(let id, let owner, let completion):
+                        defer { slot.initialize(to: .claim(id, owner, completion)) }
                         produced[index] = .claimed(try claim(id, owner: owner, txn: txn, undo: &undo))
-                    case .renew(let held, _):
+                    case .renew(let held, let completion):
+                        defer { slot.initialize(to: .renew(held, completion)) }
                         produced[index] = .renewed(lost: held.filter { claims[$0.stream.rawValue] != $0.token })
-                    case .purge(let id, _):
+                    case .purge(let id, let completion):
+                        defer { slot.initialize(to: .purge(id, completion)) }
                         produced[index] = .purged(try purge(id, txn: txn, undo: &undo))
-                    case .raw(let change, _):
+                    case .raw(let change, let completion):
+                        defer { slot.initialize(to: .raw(change, completion)) }
                         // It may change any stream's events behind the writer's back.
                         for (stream, end) in ends { undo.ends.append((stream, end)) }
                         ends = [:]
@@ -306,7 +316,7 @@ final class LMDBWriter: @unchecked Sendable {
                 configuration.logger?.error(
                     "Commit failed: \(error.message)",
                     metadata: ["continuum.error.code": "\(error.code)", "continuum.commit.batch_size": "\(batch.count)"])
-                failAll(batch, error)
+                failAll(UnsafeBufferPointer(batch), error)
                 return
             }
             nextStream = stream

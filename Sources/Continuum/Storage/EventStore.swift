@@ -49,10 +49,14 @@ public protocol EventStore: AnyObject, Sendable {
 
     /// Appends events to a workflow's stream under its claim; returns once they are durable.
     ///
+    /// The request is `consuming`: the runtime hands over its only copy, so a store that queues
+    /// it (as the LMDB store's writer does) moves it instead of retaining every reference it
+    /// holds. An implementation may leave the parameter plain.
+    ///
     /// - Throws: ``ContinuumError/Code/ownershipLost`` when ``AppendRequest/fence`` is not the
     ///   workflow's current claim; ``ContinuumError/Code/storageFailure`` when the first event does
     ///   not follow the last stored one; a storage error. Nothing of the request was written.
-    nonisolated(nonsending) func append(_ request: AppendRequest) async throws(ContinuumError)
+    nonisolated(nonsending) func append(_ request: consuming AppendRequest) async throws(ContinuumError)
 
     // MARK: Ownership
 

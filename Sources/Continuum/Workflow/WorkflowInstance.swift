@@ -621,17 +621,21 @@ actor WorkflowInstance {
             // committed: the parent holds this outcome.
             told = family.outcome
         }
+        // Consumed, and the request handed over whole: bound from a value kept, or used after
+        // the append, the request was copied, retaining each reference it holds.
         let finishing = finishing(told ?? outcome, exactly: told != nil)
-        guard case .commit(let store, let request, let stored) = finishing else {
-            guard case .ended(let result) = finishing else { preconditionFailure("finishing ends or commits") }
+        switch consume finishing {
+        case .ended(let result):
             return result
-        }
-        do {
-            try await store.append(request)
-            feed?.publish(WorkflowChange(workflowID: id, events: request.events, status: request.status))
-            return .success(stored)
-        } catch {
-            return .failure(failAppend(error))
+        case .commit(let store, let request, let stored):
+            let change = feed.map { _ in WorkflowChange(workflowID: id, events: request.events, status: request.status) }
+            do {
+                try await store.append(request)
+                if let change { feed?.publish(change) }
+                return .success(stored)
+            } catch {
+                return .failure(failAppend(error))
+            }
         }
     }
 
@@ -1130,13 +1134,19 @@ actor WorkflowInstance {
     private func appendOrSuspend(_ events: [HistoryEvent]) async throws(ContinuumError) {
         // Every step passes here: the request is made in a synchronous function, so that this
         // frame holds little more than it.
-        let (store, request) = try appendRequest(events)
+        let store = try liveStore(appending: events)
         do {
-            try await store.append(request)
+            try await store.append(appendRequest(events))
         } catch {
             throw failAppend(error)
         }
         publish(events)
+    }
+
+    /// The store to append `events` to; none when this instance replays.
+    private func liveStore(appending events: [HistoryEvent]) throws(ContinuumError) -> any EventStore {
+        guard case .live(let store, _) = mode else { throw endReplay(at: events.first.map { "\($0.kind)" } ?? "an append") }
+        return store
     }
 
     /// Reports committed events to observers.
@@ -1147,12 +1157,12 @@ actor WorkflowInstance {
 
     /// The append of `events` under this instance's claim, with the timer-index changes they make.
     @inline(never)
-    private func appendRequest(_ events: [HistoryEvent]) throws(ContinuumError) -> (any EventStore, AppendRequest) {
+    private func appendRequest(_ events: [HistoryEvent]) -> AppendRequest {
         // Asked only when an event can move a timer: the call copies the whole state (an event
         // delivery's append, which moves none, spent about 1 % of its CPU on that copy).
         let timers = events.contains(where: WorkflowState.mayChangeTimers) ? state.timerChanges(for: events) : []
-        guard case .live(let store, let claim) = mode else { throw endReplay(at: events.first.map { "\($0.kind)" } ?? "an append") }
-        return (store, AppendRequest(fence: claim, id: id, events: events, timers: timers, snapshot: snapshotIfDue()))
+        guard case .live(_, let claim) = mode else { preconditionFailure("an append request is made only for a live instance") }
+        return AppendRequest(fence: claim, id: id, events: events, timers: timers, snapshot: snapshotIfDue())
     }
 
     /// A snapshot of the state for the append being made, once the history grew by
