@@ -622,16 +622,17 @@ actor WorkflowInstance {
             told = family.outcome
         }
         // Consumed, and the request handed over whole: bound from a value kept, or used after
-        // the append, the request was copied, retaining each reference it holds.
+        // the append, the request was copied, retaining each reference it holds. What the feed
+        // gets is kept aside; whether anyone observes is asked after the commit, as always.
         let finishing = finishing(told ?? outcome, exactly: told != nil)
         switch consume finishing {
         case .ended(let result):
             return result
         case .commit(let store, let request, let stored):
-            let change = feed.map { _ in WorkflowChange(workflowID: id, events: request.events, status: request.status) }
+            let (events, status) = (request.events, request.status)
             do {
                 try await store.append(request)
-                if let change { feed?.publish(change) }
+                feed?.publish(WorkflowChange(workflowID: id, events: events, status: status))
                 return .success(stored)
             } catch {
                 return .failure(failAppend(error))
