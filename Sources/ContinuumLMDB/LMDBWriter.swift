@@ -525,13 +525,16 @@ final class LMDBWriter: @unchecked Sendable {
                     "Cannot append event \(first.sequence) to workflow '\(request.id)': event \(first.sequence - 1) is not stored.",
                     workflowID: request.id))
         }
-        // By index: `for event in` copied each event out, retaining what it holds.
-        for index in request.events.indices {
-            BinaryCodec.encode(request.events[index], into: &scratch)
-            let sequence = request.events[index].sequence
-            try put(txn, event: stream, sequence, scratch.bytes, "appending event \(sequence) to '\(request.id)'")
-            // A large payload's buffer is not kept for the life of the store.
-            if scratch.bytes.capacity > 1 << 16 { scratch = ByteWriter() }
+        // Read in place through the buffer: `for event in`, or the array's subscript, copied
+        // each event out, retaining what it holds.
+        try request.events.withUnsafeBufferPointer { events in
+            for index in events.indices {
+                BinaryCodec.encode(events[index], into: &scratch)
+                let sequence = events[index].sequence
+                try put(txn, event: stream, sequence, scratch.bytes, "appending event \(sequence) to '\(request.id)'")
+                // A large payload's buffer is not kept for the life of the store.
+                if scratch.bytes.capacity > 1 << 16 { scratch = ByteWriter() }
+            }
         }
         if let last = request.events.last { setEnd(stream, last.sequence + 1, undo: &undo) }
         if let snapshot = request.snapshot, let snapshots = environment.snapshots {

@@ -21,10 +21,20 @@ package enum BinaryCodec {
     /// ``seal(_:)`` into `writer`, emptied first: a caller that encodes value after value (the
     /// store's writer thread) reuses one buffer instead of allocating one per value.
     package static func seal(into writer: inout ByteWriter, _ body: (inout ByteWriter) -> Void) {
+        openSeal(&writer)
+        body(&writer)
+        closeSeal(&writer)
+    }
+
+    /// Empties `writer` and writes the envelope's header, its checksum left blank.
+    private static func openSeal(_ writer: inout ByteWriter) {
         writer.bytes.removeAll(keepingCapacity: true)
         writer.write(currentFormat)
         writer.write(UInt32(0))
-        body(&writer)
+    }
+
+    /// Fills in the checksum of the body written after ``openSeal(_:)``.
+    private static func closeSeal(_ writer: inout ByteWriter) {
         let crc = writer.bytes.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[headerSize...])) }
         writer.bytes.withUnsafeMutableBytes { $0.storeBytes(of: crc.littleEndian, toByteOffset: 1, as: UInt32.self) }
     }
@@ -67,7 +77,11 @@ package enum BinaryCodec {
 
     /// Encodes an event's value into `writer` (emptied first).
     package static func encode(_ event: HistoryEvent, into writer: inout ByteWriter) {
-        seal(into: &writer) { writeBody(of: event, to: &$0) }
+        // Without a closure: one that captured the event copied it, retaining its kind's
+        // references, for every event the store's writer encodes.
+        openSeal(&writer)
+        writeBody(of: event, to: &writer)
+        closeSeal(&writer)
     }
 
     private static func writeBody(of event: HistoryEvent, to writer: inout ByteWriter) {
