@@ -200,10 +200,10 @@ final class LMDBWriter: @unchecked Sendable {
                 queue.removeFirst(configuration.maxBatch)
             }
             condition.unlock()
-            // Each operation is read in place from the batch's buffer. Copied out of the array
-            // (`for operation in batch`), an append's request retained and released each of its
-            // references: about twenty refcount operations per operation, on this one thread, on
-            // memory the submitting threads wrote.
+            // Each operation is worked on in the batch's buffer (see `commit`). Copied out of the
+            // array (`for operation in batch`), an append's request retained and released each of
+            // its references: about twenty refcount operations per operation, on this one thread,
+            // on memory the submitting threads wrote.
             batch.withUnsafeMutableBufferPointer { commit($0) }
         }
     }
