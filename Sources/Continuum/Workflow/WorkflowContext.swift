@@ -81,20 +81,34 @@ public struct WorkflowContext: Sendable {
                 call = try await failed(call, error, policy: policy)
                 continue
             }
-            try await complete(call, with: value)
+            try await complete(call, with: value, isolation: isolation)
             return value
         }
     }
 
     /// Runs a step's body once, timed and traced.
-    @inline(never)
+    ///
+    /// Inlined, with its isolation the step's: each async call between the workflow's code and
+    /// the body costs two executor checks (`swift_task_switch`) and a frame. A queue or a tracer
+    /// takes the path of ``runSlow(_:_:queue:isolation:_:)``.
+    @inline(__always)
     private func run<T: Sendable>(
+        _ name: String, _ call: WorkflowState.StepCall, queue: QueueEntry?, isolation: isolated (any Actor)?, _ body: (StepContext) async throws -> T
+    ) async throws -> T {
+        if queue != nil || instance.tracer != nil { return try await runSlow(name, call, queue: queue, isolation: isolation, body) }
+        let started = ContinuousClock.now
+        defer { instance.metrics.stepDuration.recordNanoseconds((ContinuousClock.now - started).wholeNanoseconds) }
+        return try await body(StepContext(workflowID: workflowID, key: call.key, attempt: call.attempt, resetGeneration: instance.resetGeneration))
+    }
+
+    /// Runs a step's body on a queue's slot, or within a span.
+    @inline(never)
+    private func runSlow<T: Sendable>(
         _ name: String, _ call: WorkflowState.StepCall, queue: QueueEntry?, isolation: isolated (any Actor)?, _ body: (StepContext) async throws -> T
     ) async throws -> T {
         if let queue { return try await runQueued(name, call, queue: queue, isolation: isolation, body) }
         let started = ContinuousClock.now
         defer { instance.metrics.stepDuration.recordNanoseconds((ContinuousClock.now - started).wholeNanoseconds) }
-        // Without a tracer the body is called directly: no span's frames on every step's path.
         guard let tracer = instance.tracer else {
             return try await body(StepContext(workflowID: workflowID, key: call.key, attempt: call.attempt, resetGeneration: instance.resetGeneration))
         }
@@ -138,7 +152,8 @@ public struct WorkflowContext: Sendable {
 
     /// Commits a step's result: its JSON, or the failure to encode it (recorded as the step's
     /// failure and thrown as replay throws it; never retried).
-    private func complete<T: Encodable>(_ call: WorkflowState.StepCall, with value: T) async throws {
+    @inline(__always)
+    private func complete<T: Encodable>(_ call: WorkflowState.StepCall, with value: T, isolation: isolated (any Actor)?) async throws {
         // Encoded in a synchronous call: its temporaries are not part of this frame.
         let outcome = encoded(value, of: call)
         try await instance.completeStep(call, outcome: outcome)
@@ -199,6 +214,7 @@ public struct WorkflowContext: Sendable {
     }
 
     /// Runs a step whose body does not need its ``StepContext``.
+    @inlinable
     public func step<T: Codable & Sendable>(
         _ name: String,
         version: Int? = nil,
@@ -212,6 +228,7 @@ public struct WorkflowContext: Sendable {
     }
 
     /// Runs a step that returns nothing.
+    @inlinable
     public func step(
         _ name: String,
         version: Int? = nil,
@@ -228,6 +245,7 @@ public struct WorkflowContext: Sendable {
     }
 
     /// Runs a step that returns nothing and does not need its ``StepContext``.
+    @inlinable
     public func step(
         _ name: String,
         version: Int? = nil,
@@ -432,7 +450,10 @@ public struct WorkflowContext: Sendable {
 }
 
 /// The recorded result of a step that returns nothing.
-private struct Nothing: Codable, Sendable {}
+@usableFromInline
+struct Nothing: Codable, Sendable {
+    @usableFromInline init() {}
+}
 
 /// What ``WorkflowContext/continueAsNew(with:)`` throws to unwind the body.
 struct ContinueAsNew: Error {
