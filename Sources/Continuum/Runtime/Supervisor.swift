@@ -1,4 +1,5 @@
 import DequeModule
+import Metrics
 import Synchronization
 
 /// A workflow handed to the serve loop to be driven.
@@ -131,23 +132,26 @@ final class Launcher: Sendable {
 struct Supervisor: Sendable {
     let launcher: Launcher
     let admission: Admission
-    let metrics: RuntimeMetrics
+    /// The gauge of workflows in memory: the only metric a lane records. (A lane that captured
+    /// all of ``RuntimeMetrics`` copied it into every workflow's task: eleven references
+    /// retained and released per workflow.)
+    let resident: Gauge
 
     /// Adds a task per lane to `group`; each drives what its lane receives until the launcher
     /// finishes or the group is cancelled.
     func start(in group: inout ThrowingDiscardingTaskGroup<any Error>, drive: @escaping @Sendable (Launch) async -> Void) {
         for lane in 0..<Launcher.laneCount {
-            group.addTask { [launcher, admission, metrics] in
+            group.addTask { [launcher, admission, resident] in
                 await withDiscardingTaskGroup { workflows in
                     while let launch = await launcher.take(lane: lane) {
                         // Stopping: what is still queued is recovered by the next run.
                         if Task.isCancelled { break }
                         await admission.enter()
-                        metrics.resident.record(admission.inside)
+                        resident.record(admission.inside)
                         workflows.addTask {
                             defer {
                                 admission.leave()
-                                metrics.resident.record(admission.inside)
+                                resident.record(admission.inside)
                             }
                             await drive(launch)
                         }

@@ -403,48 +403,82 @@ struct WorkflowDriver: Sendable {
     /// Commits how the body ended.
     @inline(never)
     private func finish(_ instance: WorkflowInstance, _ ended: Result<[UInt8], any Error>, logger: Logger) async -> RunEnd {
+        // Every workflow passes here once, so what is rare (a failed body, a failed commit) and
+        // what is synchronous (the checks, the log lines) are functions of their own: their
+        // temporaries are not part of this frame, which fits the task allocator's slab.
         let id = instance.id
         let outcome: WorkflowState.Outcome
-        do {
-            let output = try ended.get()
-            try PayloadCoder.check(output, limit: maxPayloadSize, what: "The output of workflow '\(id)'")
+        switch checkedOutput(ended, id: id) {
+        case .success(let output):
             outcome = .completed(output)
-        } catch {
-            if let end = await departed(instance, logger: logger) { return end }
-            if let suspension = await instance.suspension {
-                await suspend(instance, suspension, logger: logger)
-                return .suspended
-            }
-            if Task.isCancelled {
-                logger.debug("Workflow stopped by shutdown; it resumes on the next run")
-                return .stopped
-            }
+        case .failure(let error):
+            if let end = await notFinished(instance, logger: logger) { return end }
             outcome = .failed(FailureRecord(error))
         }
         switch await instance.finish(outcome) {
         case .success(let outcome):
-            let status: WorkflowStatus
-            switch outcome {
-            case .completed:
-                status = .completed
-                logger.debug("Workflow completed", metadata: [WorkflowRuntime.LogKey.status: "completed"])
-            case .failed(let failure):
-                status = .failed
-                logger.info("Workflow failed: \(failure.message)", metadata: [WorkflowRuntime.LogKey.status: "failed"])
-            case .cancelled:
-                status = .cancelled
-                logger.info("Workflow cancelled", metadata: [WorkflowRuntime.LogKey.status: "cancelled"])
-            }
-            metrics.finished(status)
-            state.resolve(id, with: Self.result(of: outcome, id: id))
-            return .finished(status)
+            return finished(id, outcome, logger: logger)
         case .failure(let error):
-            if Task.isCancelled && error.code == .storeClosed { return .stopped }
-            // The body caught the departure and returned.
-            if let end = await departed(instance, logger: logger) { return end }
-            await suspend(instance, error, logger: logger)
+            return await finishFailed(instance, error, logger: logger)
+        }
+    }
+
+    /// The body's output, checked against the payload limit; or what the body threw.
+    @inline(never)
+    private func checkedOutput(_ ended: Result<[UInt8], any Error>, id: String) -> Result<[UInt8], any Error> {
+        do {
+            let output = try ended.get()
+            try PayloadCoder.check(output, limit: maxPayloadSize, what: "The output of workflow '\(id)'")
+            return .success(output)
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// How a run whose body threw ends instead of failing the workflow: it departed, it is
+    /// suspended, or the runtime is stopping. `nil`: the workflow fails.
+    @inline(never)
+    private func notFinished(_ instance: WorkflowInstance, logger: Logger) async -> RunEnd? {
+        if let end = await departed(instance, logger: logger) { return end }
+        if let suspension = await instance.suspension {
+            await suspend(instance, suspension, logger: logger)
             return .suspended
         }
+        if Task.isCancelled {
+            logger.debug("Workflow stopped by shutdown; it resumes on the next run")
+            return .stopped
+        }
+        return nil
+    }
+
+    /// Reports a committed end: the log line, the metric, the result's waiters.
+    @inline(never)
+    private func finished(_ id: String, _ outcome: WorkflowState.Outcome, logger: Logger) -> RunEnd {
+        let status: WorkflowStatus
+        switch outcome {
+        case .completed:
+            status = .completed
+            logger.debug("Workflow completed", metadata: [WorkflowRuntime.LogKey.status: "completed"])
+        case .failed(let failure):
+            status = .failed
+            logger.info("Workflow failed: \(failure.message)", metadata: [WorkflowRuntime.LogKey.status: "failed"])
+        case .cancelled:
+            status = .cancelled
+            logger.info("Workflow cancelled", metadata: [WorkflowRuntime.LogKey.status: "cancelled"])
+        }
+        metrics.finished(status)
+        state.resolve(id, with: Self.result(of: outcome, id: id))
+        return .finished(status)
+    }
+
+    /// How a run ends whose end could not be committed.
+    @inline(never)
+    private func finishFailed(_ instance: WorkflowInstance, _ error: ContinuumError, logger: Logger) async -> RunEnd {
+        if Task.isCancelled && error.code == .storeClosed { return .stopped }
+        // The body caught the departure and returned.
+        if let end = await departed(instance, logger: logger) { return end }
+        await suspend(instance, error, logger: logger)
+        return .suspended
     }
 
     /// Records a new run of the body (its input checked first: one that does not decode fails the workflow).

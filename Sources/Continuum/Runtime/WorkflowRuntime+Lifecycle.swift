@@ -97,7 +97,7 @@ extension WorkflowRuntime {
     }
 
     private func serveUntilStopped(_ launcher: Launcher) async throws {
-        let supervisor = Supervisor(launcher: launcher, admission: admission, metrics: metrics)
+        let supervisor = Supervisor(launcher: launcher, admission: admission, resident: metrics.resident)
         let driver = self.driver
         // Timers fire from a thread of their own, so they keep time however busy the pool is.
         let timerThread = ThreadExecutor(name: "continuum.timers")
