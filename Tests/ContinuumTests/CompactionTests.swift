@@ -161,8 +161,10 @@ struct CompactionTests {
             let runtime = WorkflowRuntime(store: store, workflows: [Agent(ledger: ledger)], configuration: configuration)
             try await runtime.withRunning { runtime in
                 try await runtime.start(Agent.self, id: "long", input: .init(steps: steps, waitEvery: steps))
-                // Each step is its own fsynced commit: a few milliseconds each.
-                try await runtime.waitForHistory(of: "long", timeout: .seconds(180)) { $0.last?.kindName == "waitStarted" }
+                // Each step is its own fsynced commit. Alone this takes about a second; in the
+                // whole suite, on two cores shared with every other test, it took 166 – 197 s, so
+                // the bound only guards against a hang.
+                try await runtime.waitForHistory(of: "long", timeout: .seconds(600)) { $0.last?.kindName == "waitStarted" }
                 try await eventually { runtime.residentWorkflows == 0 }  // parked
             }
             let recent = try #require(try await store.loadRecent(id: "long"))
