@@ -90,34 +90,35 @@ public struct WorkflowContext: Sendable {
     ///
     /// Inlined, with its isolation the step's: each async call between the workflow's code and
     /// the body costs two executor checks (`swift_task_switch`) and a frame. A queue or a tracer
-    /// takes the path of ``runSlow(_:_:queue:isolation:_:)``.
+    /// takes a function of its own.
     @inline(__always)
     private func run<T: Sendable>(
         _ name: String, _ call: WorkflowState.StepCall, queue: QueueEntry?, isolation: isolated (any Actor)?, _ body: (StepContext) async throws -> T
     ) async throws -> T {
-        if queue != nil || instance.tracer != nil { return try await runSlow(name, call, queue: queue, isolation: isolation, body) }
+        if let queue { return try await runQueued(name, call, queue: queue, isolation: isolation, body) }
+        if let tracer = instance.tracer { return try await runTraced(name, call, tracer: tracer, isolation: isolation, body) }
         let started = ContinuousClock.now
         defer { instance.metrics.stepDuration.recordNanoseconds((ContinuousClock.now - started).wholeNanoseconds) }
-        return try await body(StepContext(workflowID: workflowID, key: call.key, attempt: call.attempt, resetGeneration: instance.resetGeneration))
+        return try await body(stepContext(call))
     }
 
-    /// Runs a step's body on a queue's slot, or within a span.
+    /// Runs a step's body once, timed, within its span.
     @inline(never)
-    private func runSlow<T: Sendable>(
-        _ name: String, _ call: WorkflowState.StepCall, queue: QueueEntry?, isolation: isolated (any Actor)?, _ body: (StepContext) async throws -> T
+    private func runTraced<T: Sendable>(
+        _ name: String, _ call: WorkflowState.StepCall, tracer: any Tracer, isolation: isolated (any Actor)?, _ body: (StepContext) async throws -> T
     ) async throws -> T {
-        if let queue { return try await runQueued(name, call, queue: queue, isolation: isolation, body) }
         let started = ContinuousClock.now
         defer { instance.metrics.stepDuration.recordNanoseconds((ContinuousClock.now - started).wholeNanoseconds) }
-        guard let tracer = instance.tracer else {
-            return try await body(StepContext(workflowID: workflowID, key: call.key, attempt: call.attempt, resetGeneration: instance.resetGeneration))
-        }
         return try await withOptionalSpan(tracer, "step \(name)", isolation: isolation) { span in
             span?.attributes[TraceAttribute.stepName] = name
             span?.attributes[TraceAttribute.stepAttempt] = Int(call.attempt)
-            return try await body(
-                StepContext(workflowID: workflowID, key: call.key, attempt: call.attempt, resetGeneration: instance.resetGeneration))
+            return try await body(stepContext(call))
         }
+    }
+
+    /// What the body of attempt `call` is given.
+    private func stepContext(_ call: WorkflowState.StepCall) -> StepContext {
+        StepContext(workflowID: workflowID, key: call.key, attempt: call.attempt, resetGeneration: instance.resetGeneration)
     }
 
     /// Runs one attempt while holding a slot of `queue` (``QueueLimits``); waiting for the slot
