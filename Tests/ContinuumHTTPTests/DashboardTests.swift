@@ -579,6 +579,8 @@ extension DashboardTests {
     func queuesPage() async throws {
         var configuration = WorkflowRuntime.Configuration()
         configuration.queues = ["review": QueueLimits(concurrency: 2, rate: .init(30, per: .seconds(60))), "idle": QueueLimits(perPartition: 3)]
+        // The approvals stay in memory however long Chromium takes: a parked one gives its slot up.
+        configuration.parkAfter = nil
         try await withAPI(runtime: configuration) { client, runtime in
             let base = "http://127.0.0.1:\(try #require(client.port))"
             // Each approval holds its slot while it waits: two run, the third waits.
