@@ -39,8 +39,7 @@ extension LMDBStore {
                 try each(environment.timers, txn) { key, value in
                     report.checked["timers", default: 0] += 1
                     do {
-                        var reader = try BinaryCodec.open(value, location: "timers")
-                        _ = try reader.readString()
+                        _ = try BinaryCodec.read(value, location: "timers") { try $0.readString() }
                     } catch {
                         report.problems.append(.init(database: "timers", location: "due \(Key.readDue(key))", message: "\(error)"))
                     }

@@ -308,9 +308,9 @@ public final class LMDBStore: EventStore {
                     while rc == 0, result.count < limit {
                         let keyBytes = key.buffer
                         guard keyBytes.count == 16 else { break }
-                        var reader = try BinaryCodec.open(value.buffer, location: "\(path) timers")
                         let timer = DueTimer(
-                            due: Key.readDue(keyBytes), stream: StreamID(rawValue: Key.readUInt64(keyBytes, at: 8)), id: try reader.readString())
+                            due: Key.readDue(keyBytes), stream: StreamID(rawValue: Key.readUInt64(keyBytes, at: 8)),
+                            id: try BinaryCodec.read(value.buffer, location: "\(path) timers") { try $0.readString() })
                         if after.map({ $0 < timer }) ?? true { result.append(timer) }
                         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
                     }

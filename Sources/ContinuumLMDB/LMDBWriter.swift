@@ -81,8 +81,8 @@ final class LMDBWriter: @unchecked Sendable {
     /// under its current claim: an append that starts there needs no lookup of the event
     /// before it. Forgotten when the claim changes, and wholly after a test's raw change.
     private var ends: [UInt64: UInt32] = [:]
-    /// Where the writer thread encodes each event it appends: LMDB copies the value into its
-    /// page, so one buffer serves every put.
+    /// Where the writer thread encodes each event and record it stores: LMDB copies the value
+    /// into its page, so one buffer serves every put.
     private var scratch = ByteWriter()
     private var nextEpoch: UInt64 = 0
     /// How many workflows each status-index byte holds, as stored in `meta/counts`.
@@ -404,6 +404,12 @@ final class LMDBWriter: @unchecked Sendable {
         try stored(rc, what())
     }
 
+    /// Lets go of the scratch buffer once a large payload has grown it: it is not kept for the
+    /// life of the store.
+    private func shrinkScratch() {
+        if scratch.bytes.capacity > 1 << 16 { scratch = ByteWriter() }
+    }
+
     /// Stores an event (never over one): its key built on the stack, as every append does.
     private func put(_ txn: OpaquePointer, event stream: UInt64, _ sequence: UInt32, _ value: [UInt8], _ what: @autoclosure () -> String) throws {
         let rc = Key.withEvent(stream, sequence) { key in
@@ -444,8 +450,13 @@ final class LMDBWriter: @unchecked Sendable {
 
     private func summary(_ txn: OpaquePointer, stream: UInt64, id: String) throws -> WorkflowSummary? {
         guard let record = try exists(txn, environment.workflows, Key.stream(stream)) else { return nil }
+        return try decoding { try BinaryCodec.decodeSummary(record.buffer, location: "\(environment.path) workflows/\(stream)") }
+    }
+
+    /// Decodes a stored record with `body`: a damaged one fails its operation, not the batch.
+    private func decoding<T>(_ body: () throws -> T) throws -> T {
         do {
-            return try BinaryCodec.decodeSummary(record.buffer, location: "\(environment.path) workflows/\(stream)")
+            return try body()
         } catch let error as ContinuumError {
             throw Failure.operation(error)
         }
@@ -466,9 +477,9 @@ final class LMDBWriter: @unchecked Sendable {
     }
 
     /// The status-index byte a workflow sits under now: its status's, or parked.
-    private func indexByte(_ txn: OpaquePointer, _ summary: WorkflowSummary, stream: UInt64) throws -> UInt8 {
-        guard summary.status == .running else { return summary.status.storedByte }
-        return try exists(txn, environment.byStatus, Key.status(byte: Key.parkedStatus, stream)) != nil ? Key.parkedStatus : summary.status.storedByte
+    private func indexByte(_ txn: OpaquePointer, _ status: WorkflowStatus, stream: UInt64) throws -> UInt8 {
+        guard status == .running else { return status.storedByte }
+        return try exists(txn, environment.byStatus, Key.status(byte: Key.parkedStatus, stream)) != nil ? Key.parkedStatus : status.storedByte
     }
 
     // MARK: Operations
@@ -487,17 +498,23 @@ final class LMDBWriter: @unchecked Sendable {
         let summary = WorkflowSummary(
             id: request.id, type: request.type, status: .running, createdAt: request.started.timestamp, updatedAt: request.started.timestamp)
         try put(txn, environment.ids, idKey, Key.stream(stream), flags: MDB_NOOVERWRITE, "storing the id of '\(request.id)'")
-        try put(txn, environment.workflows, Key.stream(stream), BinaryCodec.encode(summary), "storing the record of '\(request.id)'")
+        // Each record is encoded into the scratch buffer, as appends are: none allocates.
+        BinaryCodec.encode(summary, into: &scratch)
+        try put(txn, environment.workflows, Key.stream(stream), scratch.bytes, "storing the record of '\(request.id)'")
         try reindex(txn, stream: stream, from: nil, to: WorkflowStatus.running.storedByte, id: request.id)
-        try put(txn, environment.events, Key.event(stream, 0), BinaryCodec.encode(request.started), flags: MDB_NOOVERWRITE, "storing the start of '\(request.id)'")
+        BinaryCodec.encode(request.started, into: &scratch)
+        try put(txn, event: stream, 0, scratch.bytes, "storing the start of '\(request.id)'")
         for (offset, event) in request.history.enumerated() {
             guard Int(event.sequence) == offset + 1 else {
                 throw Failure.operation(ContinuumError(.invalidArgument, "The history of new workflow '\(request.id)' is not numbered from 1."))
             }
-            try put(txn, environment.events, Key.event(stream, event.sequence), BinaryCodec.encode(event), flags: MDB_NOOVERWRITE, "storing the history of '\(request.id)'")
+            BinaryCodec.encode(event, into: &scratch)
+            try put(txn, event: stream, event.sequence, scratch.bytes, "storing the history of '\(request.id)'")
         }
+        shrinkScratch()
         for case .add(let due) in request.timers {
-            try put(txn, environment.timers, Key.timer(due, stream), BinaryCodec.seal { $0.write(string: request.id) }, "indexing a timer of '\(request.id)'")
+            BinaryCodec.seal(into: &scratch) { $0.write(string: request.id) }
+            try put(txn, environment.timers, Key.timer(due, stream), scratch.bytes, "indexing a timer of '\(request.id)'")
         }
         nextEpoch += 1
         let token = FencingToken(owner: request.owner, epoch: nextEpoch)
@@ -532,8 +549,7 @@ final class LMDBWriter: @unchecked Sendable {
                 BinaryCodec.encode(events[index], into: &scratch)
                 let sequence = events[index].sequence
                 try put(txn, event: stream, sequence, scratch.bytes, "appending event \(sequence) to '\(request.id)'")
-                // A large payload's buffer is not kept for the life of the store.
-                if scratch.bytes.capacity > 1 << 16 { scratch = ByteWriter() }
+                shrinkScratch()
             }
         }
         if let last = request.events.last { setEnd(stream, last.sequence + 1, undo: &undo) }
@@ -552,25 +568,32 @@ final class LMDBWriter: @unchecked Sendable {
         for change in request.timers {
             switch change {
             case .add(let due):
-                try put(txn, environment.timers, Key.timer(due, stream), BinaryCodec.seal { $0.write(string: request.id) }, "indexing a timer of '\(request.id)'")
+                BinaryCodec.seal(into: &scratch) { $0.write(string: request.id) }
+                try put(txn, environment.timers, Key.timer(due, stream), scratch.bytes, "indexing a timer of '\(request.id)'")
             case .remove(let due):
                 try delete(txn, environment.timers, Key.timer(due, stream), "removing a timer of '\(request.id)'")
             }
         }
         if request.release { setClaim(stream, nil, undo: &undo) }
         guard request.status != nil || request.release else { return }
-        guard var summary = try summary(txn, stream: stream, id: request.id) else {
+        // The record is changed in place: its id and type are copied, never decoded.
+        guard let record = try exists(txn, environment.workflows, Key.stream(stream)) else {
             throw Failure.operation(ContinuumError(.unknownWorkflow, "Workflow '\(request.id)' has no record.", workflowID: request.id))
         }
-        let old = try indexByte(txn, summary, stream: stream)
-        if let status = request.status, status != summary.status {
-            summary.status = status
-            summary.updatedAt = request.events.last?.timestamp ?? summary.updatedAt
-            try put(txn, environment.workflows, Key.stream(stream), BinaryCodec.encode(summary), "updating the record of '\(request.id)'")
+        var status = try decoding { try BinaryCodec.decodeSummaryStatus(record.buffer, location: "\(environment.path) workflows/\(stream)") }
+        let old = try indexByte(txn, status, stream: stream)
+        if let new = request.status, new != status {
+            status = new
+            try decoding {
+                try BinaryCodec.encodeSummary(
+                    record.buffer, status: new, updatedAt: request.events.last?.timestamp, into: &scratch,
+                    location: "\(environment.path) workflows/\(stream)")
+            }
+            try put(txn, environment.workflows, Key.stream(stream), scratch.bytes, "updating the record of '\(request.id)'")
         }
         // A workflow is indexed once: under its status, or as parked while running and released.
-        let parked = summary.status == .running && request.release
-        try reindex(txn, stream: stream, from: old, to: parked ? Key.parkedStatus : summary.status.storedByte, id: request.id)
+        let parked = status == .running && request.release
+        try reindex(txn, stream: stream, from: old, to: parked ? Key.parkedStatus : status.storedByte, id: request.id)
     }
 
     private func claim(_ id: String, owner: OwnerID, txn: OpaquePointer, undo: inout Undo) throws -> Claim? {
@@ -579,7 +602,7 @@ final class LMDBWriter: @unchecked Sendable {
         guard let summary = try summary(txn, stream: stream, id: id) else { return nil }
         // Taken into memory: no longer parked, so a crash from now on recovers it at once.
         if summary.status == .running {
-            try reindex(txn, stream: stream, from: try indexByte(txn, summary, stream: stream), to: summary.status.storedByte, id: id)
+            try reindex(txn, stream: stream, from: try indexByte(txn, summary.status, stream: stream), to: summary.status.storedByte, id: id)
         }
         nextEpoch += 1
         let token = FencingToken(owner: owner, epoch: nextEpoch)
@@ -672,13 +695,14 @@ struct StatusIndexCounts: Equatable {
         }
         if let stored {
             try stored.withUnsafeBytes { raw in
-                var reader = try BinaryCodec.open(raw, location: "\(environment.path) meta/counts")
-                let entries: UInt32 = try reader.read()
-                for _ in 0..<entries {
-                    let byte: UInt8 = try reader.read()
-                    counts[byte] = Int(try reader.read() as UInt64)
+                try BinaryCodec.read(raw, location: "\(environment.path) meta/counts") { reader in
+                    let entries: UInt32 = try reader.read()
+                    for _ in 0..<entries {
+                        let byte: UInt8 = try reader.read()
+                        counts[byte] = Int(try reader.read() as UInt64)
+                    }
+                    try reader.expectEnd()
                 }
-                try reader.expectEnd()
             }
             return counts
         }

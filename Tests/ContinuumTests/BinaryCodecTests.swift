@@ -59,4 +59,60 @@ struct BinaryCodecTests {
                     concurrent: Bool.random(using: &random)), result: bytes))
         #expect(try BinaryCodec.decodeEvent(BinaryCodec.encode(event), sequence: event.sequence) == event)
     }
+
+    @Test("a summary record's status is read and changed in place: the bytes are those of the whole record re-encoded")
+    func summaryInPlace() throws {
+        for id in ["w", "a-workflow-id-longer-than-fifteen-bytes", "ünïcødé-id"] {
+            let summary = WorkflowSummary(id: id, type: "order.fulfilment", status: .running, createdAt: 1_700_000_000_123, updatedAt: 1_700_000_000_456)
+            let stored = BinaryCodec.encode(summary)
+            #expect(try stored.withUnsafeBytes { try BinaryCodec.decodeSummaryStatus($0, location: "w") } == .running)
+            for (status, updatedAt) in [(WorkflowStatus.completed, Int64?.some(1_700_000_009_999)), (.suspended, nil)] {
+                var writer = ByteWriter()
+                try stored.withUnsafeBytes {
+                    try BinaryCodec.encodeSummary($0, status: status, updatedAt: updatedAt, into: &writer, location: "w")
+                }
+                var expected = summary
+                expected.status = status
+                expected.updatedAt = updatedAt ?? summary.updatedAt
+                #expect(writer.bytes == BinaryCodec.encode(expected))
+                #expect(try writer.bytes.withUnsafeBytes { try BinaryCodec.decodeSummary($0, location: "w") } == expected)
+            }
+        }
+    }
+
+    @Test("a damaged summary record, in its envelope or in a body whose checksum holds, is corruptedData naming where it was read")
+    func damagedSummary() throws {
+        let stored = BinaryCodec.encode(WorkflowSummary(id: "w-1", type: "t", status: .running, createdAt: 1, updatedAt: 2))
+        var flipped = stored
+        flipped[stored.count - 1] ^= 0x10
+        // A status byte no release writes, sealed with a good checksum: only the body's read finds it.
+        let badStatus = BinaryCodec.seal { writer in
+            writer.write(UInt8(0x80))
+            writer.write(string: "w-1")
+            writer.write(string: "t")
+            writer.write(UInt8(0xEE))
+            writer.write(Int64(1))
+            writer.write(Int64(2))
+        }
+        let cut = BinaryCodec.seal { writer in
+            writer.write(UInt8(0x80))
+            writer.write(UInt32(1000))  // a string said to be longer than the record
+        }
+        for (value, why) in [(flipped, "checksum mismatch"), (badStatus, "unknown workflow status 238"), (cut, "truncated")] {
+            let read = #expect(throws: ContinuumError.self) {
+                try value.withUnsafeBytes { try BinaryCodec.decodeSummaryStatus($0, location: "store workflows/7") }
+            }
+            let changed = #expect(throws: ContinuumError.self) {
+                var writer = ByteWriter()
+                try value.withUnsafeBytes { try BinaryCodec.encodeSummary($0, status: .completed, updatedAt: 3, into: &writer, location: "store workflows/7") }
+            }
+            let decoded = #expect(throws: ContinuumError.self) {
+                try value.withUnsafeBytes { try BinaryCodec.decodeSummary($0, location: "store workflows/7") }
+            }
+            for error in [read, changed, decoded] {
+                #expect(error?.code == .corruptedData)
+                #expect(error?.message.contains("store workflows/7") == true && error?.message.contains(why) == true, "\(error?.message ?? "")")
+            }
+        }
+    }
 }

@@ -34,11 +34,12 @@ extension WorkflowState {
         self.init()
         do {
             let read = try snapshot.bytes.withUnsafeBytes { buffer in
-                var reader = try BinaryCodec.open(buffer, location: "a snapshot of \(snapshot.through) events")
-                guard try reader.read() as UInt8 == Self.snapshotLayout else { return false }
-                try decode(from: &reader)
-                try reader.expectEnd()
-                return true
+                try BinaryCodec.read(buffer, location: "a snapshot of \(snapshot.through) events") { reader in
+                    guard try reader.read() as UInt8 == Self.snapshotLayout else { return false }
+                    try decode(from: &reader)
+                    try reader.expectEnd()
+                    return true
+                }
             }
             guard read else { return nil }
         } catch {
@@ -193,7 +194,7 @@ extension WorkflowState {
         case 1: outcome = .completed(try reader.readBytes())
         case 2: outcome = .failed(try reader.readFailure())
         case 3: outcome = .cancelled(reason: try reader.readString())
-        case let other: throw BinaryCodec.corrupted("unknown outcome \(other)", reader.location)
+        case let other: throw ByteReader.Damage("unknown outcome \(other)")
         }
 
         let recordedStepsCount = Int(try reader.read() as UInt32)
@@ -204,7 +205,7 @@ extension WorkflowState {
             switch try reader.read() as UInt8 {
             case 1: outcome = .success(try reader.readBytes())
             case 2: outcome = .failure(StepFailure(failure: try reader.readFailure()))
-            case let other: throw BinaryCodec.corrupted("unknown step outcome \(other)", reader.location)
+            case let other: throw ByteReader.Damage("unknown step outcome \(other)")
             }
             recordedSteps[record.key] = RecordedStep(record: record, outcome: outcome)
         }
@@ -224,7 +225,7 @@ extension WorkflowState {
         }
         for _ in 0..<(try reader.read() as UInt32) {
             let index: UInt32 = try reader.read()
-            guard let key = try reader.readOptionalKey() else { throw BinaryCodec.corrupted("a body call without its step", reader.location) }
+            guard let key = try reader.readOptionalKey() else { throw ByteReader.Damage("a body call without its step") }
             recordedBodyCalls[index] = key
         }
         let inboxCount = Int(try reader.read() as UInt32)

@@ -88,7 +88,7 @@ struct WorkflowDriver: Sendable {
             for due in parkedDues { timers.wakeIfLoaded(id, at: due) }
         }
         var logger = self.logger
-        logger[metadataKey: WorkflowRuntime.LogKey.workflowID] = "\(id)"
+        logger[metadataKey: WorkflowRuntime.LogKey.workflowID] = .string(id)
 
         // A dormant instance is woken under the claim it kept, from the state it kept, also by a
         // launch that brings a claim (recovery's, on a shared store): loading a second instance
@@ -209,7 +209,7 @@ struct WorkflowDriver: Sendable {
     @inline(never)
     private func awaken(_ instance: WorkflowInstance, logger: inout Logger) async -> LoadResult {
         guard let awake = await instance.awaken(), let workflow = workflows[awake.type] else { return .gone }
-        logger[metadataKey: WorkflowRuntime.LogKey.workflowType] = "\(awake.type)"
+        logger[metadataKey: WorkflowRuntime.LogKey.workflowType] = .string(awake.type)
         var parent = InstrumentationContext.topLevel
         tracer?.extract(awake.traceContext, into: &parent, using: TraceCarrier())
         return .ready(
@@ -302,7 +302,7 @@ struct WorkflowDriver: Sendable {
         }
         if stored.summary.status == .suspended { return .waitsForOperator }
         let type = stored.summary.type
-        logger[metadataKey: WorkflowRuntime.LogKey.workflowType] = "\(type)"
+        logger[metadataKey: WorkflowRuntime.LogKey.workflowType] = .string(type)
         guard let workflow = workflows[type] else {
             let error = ContinuumError(
                 .unknownWorkflowType,

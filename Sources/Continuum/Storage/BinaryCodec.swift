@@ -39,24 +39,39 @@ package enum BinaryCodec {
         writer.bytes.withUnsafeMutableBytes { $0.storeBytes(of: crc.littleEndian, toByteOffset: 1, as: UInt32.self) }
     }
 
-    /// Checks the envelope of `value` and returns a reader over its body.
+    /// Checks the envelope of `value` and reads its body with `body`.
+    ///
+    /// `location` is built only when the value is damaged: it names a value by its workflow and
+    /// sequence, and every event a wake or a recovery reads passes here.
     ///
     /// - Parameter location: where the value was read from, for the error message.
-    /// - Throws: ``ContinuumError/Code/corruptedData`` when the format is unknown or the checksum fails.
-    package static func open(_ value: UnsafeRawBufferPointer, location: @autoclosure () -> String) throws -> ByteReader {
+    /// - Throws: ``ContinuumError/Code/corruptedData`` when the format is unknown, the checksum
+    ///   fails or `body` finds the bytes damaged; what `body` throws otherwise.
+    package static func read<T>(
+        _ value: UnsafeRawBufferPointer, location: @autoclosure () -> String, _ body: (inout ByteReader) throws -> T
+    ) throws -> T {
+        do {
+            var reader = try open(value)
+            return try body(&reader)
+        } catch let damage as ByteReader.Damage {
+            throw corrupted(damage.what, location())
+        }
+    }
+
+    private static func open(_ value: UnsafeRawBufferPointer) throws(ByteReader.Damage) -> ByteReader {
         guard value.count >= headerSize else {
-            throw corrupted("value is \(value.count) bytes, shorter than its header", location())
+            throw ByteReader.Damage("value is \(value.count) bytes, shorter than its header")
         }
         guard value[0] == currentFormat else {
-            throw corrupted("unknown format byte \(value[0]) (this release reads format \(currentFormat))", location())
+            throw ByteReader.Damage("unknown format byte \(value[0]) (this release reads format \(currentFormat))")
         }
         let stored = UInt32(littleEndian: value.loadUnaligned(fromByteOffset: 1, as: UInt32.self))
         let body = UnsafeRawBufferPointer(rebasing: value[headerSize...])
         let actual = CRC32C.checksum(body)
         guard stored == actual else {
-            throw corrupted("checksum mismatch (stored \(hex(stored)), computed \(hex(actual)))", location())
+            throw ByteReader.Damage("checksum mismatch (stored \(hex(stored)), computed \(hex(actual)))")
         }
-        return ByteReader(body, location: location())
+        return ByteReader(body)
     }
 
     static func corrupted(_ what: String, _ location: String) -> ContinuumError {
@@ -209,7 +224,10 @@ package enum BinaryCodec {
     package static func decodeEvent(
         _ value: UnsafeRawBufferPointer, sequence: UInt32, location: @autoclosure () -> String
     ) throws -> HistoryEvent {
-        var reader = try open(value, location: location())
+        try read(value, location: location()) { reader in try readEvent(&reader, sequence: sequence) }
+    }
+
+    private static func readEvent(_ reader: inout ByteReader, sequence: UInt32) throws -> HistoryEvent {
         let tag: UInt8 = try reader.read()
         let timestamp: Int64 = try reader.read()
         let kind: HistoryEvent.Kind
@@ -262,7 +280,7 @@ package enum BinaryCodec {
         case 21:
             kind = .enqueued(
                 QueueEntry(try reader.readString(), partition: try reader.readOptionalString(), priority: Int(try reader.read() as Int64)))
-        default: throw corrupted("unknown event tag \(tag)", reader.location)
+        default: throw ByteReader.Damage("unknown event tag \(tag)")
         }
         try reader.expectEnd()
         return HistoryEvent(sequence: sequence, timestamp: timestamp, kind: kind)
@@ -277,30 +295,91 @@ package enum BinaryCodec {
 
     /// Encodes a workflow's summary record.
     package static func encode(_ summary: WorkflowSummary) -> [UInt8] {
-        seal { writer in
-            writer.write(UInt8(0x80))
-            writer.write(string: summary.id)
-            writer.write(string: summary.type)
-            writer.write(summary.status.storedByte)
-            writer.write(summary.createdAt)
-            writer.write(summary.updatedAt)
-        }
+        var writer = ByteWriter()
+        encode(summary, into: &writer)
+        return writer.bytes
+    }
+
+    /// Encodes a workflow's summary record into `writer` (emptied first).
+    package static func encode(_ summary: WorkflowSummary, into writer: inout ByteWriter) {
+        openSeal(&writer)
+        writer.write(UInt8(0x80))
+        writer.write(string: summary.id)
+        writer.write(string: summary.type)
+        writer.write(summary.status.storedByte)
+        writer.write(summary.createdAt)
+        writer.write(summary.updatedAt)
+        closeSeal(&writer)
     }
 
     /// Decodes a workflow's summary record.
     package static func decodeSummary(_ value: UnsafeRawBufferPointer, location: @autoclosure () -> String) throws -> WorkflowSummary {
-        var reader = try open(value, location: location())
-        guard try reader.read() as UInt8 == 0x80 else { throw corrupted("not a workflow record", reader.location) }
+        try read(value, location: location(), readSummary)
+    }
+
+    private static func readSummary(_ reader: inout ByteReader) throws -> WorkflowSummary {
+        guard try reader.read() as UInt8 == 0x80 else { throw ByteReader.Damage("not a workflow record") }
         let id = try reader.readString()
         let type = try reader.readString()
-        let rawStatus: UInt8 = try reader.read()
-        guard let status = WorkflowStatus(storedByte: rawStatus) else {
-            throw corrupted("unknown workflow status \(rawStatus)", reader.location)
-        }
+        let status = try readStatus(&reader)
         let createdAt: Int64 = try reader.read()
         let updatedAt: Int64 = try reader.read()
         try reader.expectEnd()
         return WorkflowSummary(id: id, type: type, status: status, createdAt: createdAt, updatedAt: updatedAt)
+    }
+
+    private static func readStatus(_ reader: inout ByteReader) throws -> WorkflowStatus {
+        let rawStatus: UInt8 = try reader.read()
+        guard let status = WorkflowStatus(storedByte: rawStatus) else {
+            throw ByteReader.Damage("unknown workflow status \(rawStatus)")
+        }
+        return status
+    }
+
+    /// Reads a summary record up to its status, skipping its id and type without copying them
+    /// out: the reader is left at its times.
+    private static func readToStatus(_ reader: inout ByteReader) throws -> WorkflowStatus {
+        guard try reader.read() as UInt8 == 0x80 else { throw ByteReader.Damage("not a workflow record") }
+        try reader.skipString()
+        try reader.skipString()
+        return try readStatus(&reader)
+    }
+
+    /// The status in a workflow's summary record, read in place: what the store's writer needs
+    /// to change it, on every workflow's last append.
+    ///
+    /// - Throws: ``ContinuumError/Code/corruptedData`` with `location` in its message.
+    package static func decodeSummaryStatus(_ value: UnsafeRawBufferPointer, location: @autoclosure () -> String) throws -> WorkflowStatus {
+        try read(value, location: location()) { reader in
+            let status = try readToStatus(&reader)
+            _ = try reader.read() as Int64
+            _ = try reader.read() as Int64
+            try reader.expectEnd()
+            return status
+        }
+    }
+
+    /// Encodes into `writer` (emptied first) the summary record `value` with `status`, and
+    /// `updatedAt` when given: its id and type are copied as bytes, never decoded.
+    ///
+    /// - Throws: ``ContinuumError/Code/corruptedData`` with `location` in its message.
+    package static func encodeSummary(
+        _ value: UnsafeRawBufferPointer, status: WorkflowStatus, updatedAt: Int64?, into writer: inout ByteWriter,
+        location: @autoclosure () -> String
+    ) throws {
+        try read(value, location: location()) { reader in
+            _ = try readToStatus(&reader)
+            let head = reader.consumed.count - 1  // the record's bytes before its status
+            let createdAt: Int64 = try reader.read()
+            let updated: Int64 = try reader.read()
+            try reader.expectEnd()
+            openSeal(&writer)
+            writer.bytes.append(contentsOf: reader.consumed.prefix(head))
+            writer.write(status.storedByte)
+            writer.write(createdAt)
+            writer.write(updatedAt ?? updated)
+            closeSeal(&writer)
+        }
     }
 }
 
@@ -405,20 +484,26 @@ package struct ByteWriter {
 }
 
 /// Reads what a ``ByteWriter`` wrote, refusing to read past the end.
+///
+/// Made only by ``BinaryCodec/read(_:location:_:)``, which turns the ``Damage`` its reads throw
+/// into ``ContinuumError/Code/corruptedData`` naming where the value was read from.
 package struct ByteReader {
-    private let buffer: UnsafeRawBufferPointer
-    private var offset = 0
-    /// Where the bytes came from, for error messages.
-    package let location: String
-
-    init(_ buffer: UnsafeRawBufferPointer, location: String) {
-        self.buffer = buffer
-        self.location = location
+    /// What is wrong with the bytes being read; never seen outside ``BinaryCodec/read(_:location:_:)``.
+    package struct Damage: Error {
+        package var what: String
+        package init(_ what: String) { self.what = what }
     }
 
-    private func need(_ count: Int) throws {
+    private let buffer: UnsafeRawBufferPointer
+    private var offset = 0
+
+    fileprivate init(_ buffer: UnsafeRawBufferPointer) {
+        self.buffer = buffer
+    }
+
+    private func need(_ count: Int) throws(Damage) {
         guard count >= 0, buffer.count - offset >= count else {
-            throw BinaryCodec.corrupted("truncated: needed \(count) bytes at offset \(offset) of \(buffer.count)", location)
+            throw Damage("truncated: needed \(count) bytes at offset \(offset) of \(buffer.count)")
         }
     }
 
@@ -441,6 +526,16 @@ package struct ByteReader {
         return Array(UnsafeRawBufferPointer(rebasing: buffer[offset..<offset + count]))
     }
 
+    /// Skips a length-prefixed string.
+    package mutating func skipString() throws {
+        let count = Int(try read() as UInt32)
+        try need(count)
+        offset += count
+    }
+
+    /// The bytes read so far.
+    package var consumed: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: buffer[..<offset]) }
+
     /// Reads a length-prefixed UTF-8 string.
     package mutating func readString() throws -> String {
         let count = Int(try read() as UInt32)
@@ -448,7 +543,7 @@ package struct ByteReader {
         defer { offset += count }
         let slice = UnsafeRawBufferPointer(rebasing: buffer[offset..<offset + count])
         guard let string = String(validating: slice.assumingMemoryBound(to: UInt8.self), as: UTF8.self) else {
-            throw BinaryCodec.corrupted("invalid UTF-8 in a string", location)
+            throw Damage("invalid UTF-8 in a string")
         }
         return string
     }
@@ -486,7 +581,7 @@ package struct ByteReader {
         switch try read() as UInt8 {
         case 1: return .timer
         case 2: return .event(try readString())
-        case let other: throw BinaryCodec.corrupted("unknown wait kind \(other)", location)
+        case let other: throw Damage("unknown wait kind \(other)")
         }
     }
 
@@ -496,7 +591,7 @@ package struct ByteReader {
         case 2: return .received(sequence: try read())
         case 3: return .timedOut
         case 4: return .cancelled
-        case let other: throw BinaryCodec.corrupted("unknown wait outcome \(other)", location)
+        case let other: throw Damage("unknown wait outcome \(other)")
         }
     }
 
@@ -509,7 +604,7 @@ package struct ByteReader {
     /// Throws unless every byte has been read.
     package func expectEnd() throws {
         guard offset == buffer.count else {
-            throw BinaryCodec.corrupted("\(buffer.count - offset) unexpected trailing bytes", location)
+            throw Damage("\(buffer.count - offset) unexpected trailing bytes")
         }
     }
 }
