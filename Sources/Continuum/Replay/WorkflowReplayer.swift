@@ -123,7 +123,7 @@ public struct WorkflowReplayer: Sendable {
         // Time stands still at the last recorded event: a replay never waits.
         let clock = FrozenClock(instant: timestamp)
         var logger = self.logger
-        logger[metadataKey: WorkflowRuntime.LogKey.workflowID] = "\(id)"
+        logger[metadataKey: WorkflowRuntime.LogKey.workflowID] = .string(id)
         let environment = WorkflowInstance.Environment(
             timers: TimerService(clock: clock), metrics: RuntimeMetrics(factory: NOOPMetricsHandler.instance), tracer: nil,
             maxPayloadSize: .max, parking: nil, codeChange: codeChange)

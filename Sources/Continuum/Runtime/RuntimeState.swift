@@ -28,7 +28,7 @@ final class RuntimeState: Sendable {
 
     /// Hands a workflow this runtime just created (under `claim`, with its whole history) to the
     /// serve loop, taking its slot for the driver in the same transition.
-    func launchCreated(_ id: String, claim: Claim, created: StoredWorkflow) {
+    func launchCreated(_ id: String, claim: Claim, created: consuming StoredWorkflow) {
         let (launcher, reserved) = withLock { $0.launchCreated(id) }
         launcher?.yield(Launch(id: id, claim: claim, created: CreatedHistory(created), reserved: reserved))
     }

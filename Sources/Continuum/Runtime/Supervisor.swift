@@ -26,14 +26,11 @@ struct Launch: Sendable {
 final class CreatedHistory: Sendable {
     private let stored: Mutex<StoredWorkflow?>
 
-    init(_ stored: StoredWorkflow) { self.stored = Mutex(stored) }
+    init(_ stored: consuming StoredWorkflow) { self.stored = Mutex(stored) }
 
     /// The history, the first time it is asked for; `nil` after.
     func take() -> StoredWorkflow? {
-        stored.withLock { stored in
-            defer { stored = nil }
-            return stored
-        }
+        stored.withLock { $0.take() }
     }
 }
 
@@ -67,18 +64,20 @@ final class Launcher: Sendable {
     /// Queues `launch` on the next lane. Returns `false` when the launcher is finished (the
     /// launch is dropped).
     @discardableResult
-    func yield(_ launch: Launch) -> Bool {
+    func yield(_ launch: consuming Launch) -> Bool {
         let lane = lanes[next.wrappingAdd(1, ordering: .relaxed).oldValue & (Self.laneCount - 1)]
+        // Moved, not copied, into the queue or to the taker (a copy retained what it holds).
+        var launch = Optional(launch)
         let (queued, taker) = lane.queue.withLock { queue -> (Bool, UnsafeContinuation<Launch?, Never>?) in
             if queue.finished { return (false, nil) }
             if let taker = queue.taker {
                 queue.taker = nil
                 return (true, taker)
             }
-            queue.launches.append(launch)
+            queue.launches.append(launch.take()!)
             return (true, nil)
         }
-        taker?.resume(returning: launch)
+        if let taker { taker.resume(returning: launch.take()) }
         return queued
     }
 

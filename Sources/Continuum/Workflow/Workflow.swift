@@ -57,8 +57,9 @@ extension Workflow {
     public func validateUpdate(named name: String, payload: [UInt8]) throws {}
 }
 
-/// A registered workflow with its types erased, as the runtime stores it.
-struct AnyWorkflow: Sendable {
+/// A registered workflow with its types erased, as the runtime stores it: a class, so that
+/// each workflow's driver that takes it retains one reference, not its name and four closures.
+final class AnyWorkflow: Sendable {
     let name: String
     let execute: @Sendable (WorkflowContext, [UInt8]) async throws -> [UInt8]
     /// Throws `payloadCoding` when the JSON does not decode as the workflow's input.
