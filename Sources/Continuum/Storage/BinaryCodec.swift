@@ -87,23 +87,25 @@ package enum BinaryCodec {
 
     /// Encodes an event's value (its sequence number lives in the key).
     package static func encode(_ event: HistoryEvent) -> [UInt8] {
-        seal { writeBody(of: event, to: &$0) }
+        seal { writeBody(of: event.kind, at: event.timestamp, to: &$0) }
     }
 
     /// Encodes an event's value into `writer` (emptied first).
     package static func encode(_ event: HistoryEvent, into writer: inout ByteWriter) {
         // Without a closure: one that captured the event copied it, retaining its kind's
-        // references, for every event the store's writer encodes.
+        // references, for every event the store's writer encodes. And the kind is handed to
+        // `writeBody` on its own: switched over inside a function that took the whole event, it
+        // was copied out first.
         openSeal(&writer)
-        writeBody(of: event, to: &writer)
+        writeBody(of: event.kind, at: event.timestamp, to: &writer)
         closeSeal(&writer)
     }
 
-    private static func writeBody(of event: HistoryEvent, to writer: inout ByteWriter) {
-        switch event.kind {
+    private static func writeBody(of kind: HistoryEvent.Kind, at timestamp: Int64, to writer: inout ByteWriter) {
+        switch kind {
         case .workflowStarted(let type, let input, let traceContext):
             writer.write(UInt8(1))
-            writer.write(event.timestamp)
+            writer.write(timestamp)
             writer.write(string: type)
             writer.write(bytes: input)
             // Appended only when present, so values written before tracing existed still decode.
@@ -116,102 +118,102 @@ package enum BinaryCodec {
             }
         case .stepCompleted(let step, let result):
             writer.write(UInt8(2))
-            writer.write(event.timestamp)
+            writer.write(timestamp)
             writer.write(step)
             writer.write(bytes: result)
         case .stepFailed(let step, let failure):
             writer.write(UInt8(3))
-            writer.write(event.timestamp)
+            writer.write(timestamp)
             writer.write(step)
             writer.write(failure)
         case .workflowCompleted(let output):
             writer.write(UInt8(4))
-            writer.write(event.timestamp)
+            writer.write(timestamp)
             writer.write(bytes: output)
         case .workflowFailed(let failure):
             writer.write(UInt8(5))
-            writer.write(event.timestamp)
+            writer.write(timestamp)
             writer.write(failure)
         case .waitStarted(let step, let wait, let due):
             writer.write(UInt8(6))
-            writer.write(event.timestamp)
+            writer.write(timestamp)
             writer.write(step)
             writer.write(wait)
             writer.write(UInt8(due == nil ? 0 : 1))
             writer.write(due ?? 0)
         case .waitEnded(let key, let outcome):
             writer.write(UInt8(7))
-            writer.write(event.timestamp)
+            writer.write(timestamp)
             writer.write(string: key.name)
             writer.write(key.occurrence)
             writer.write(outcome)
         case .cancelRequested(let reason, let by):
             writer.write(UInt8(10))
-            writer.write(event.timestamp)
+            writer.write(timestamp)
             writer.write(string: reason)
             // Appended only when known, so values written before it existed still decode.
             if let by { writer.write(string: by) }
         case .workflowCancelled(let reason):
             writer.write(UInt8(11))
-            writer.write(event.timestamp)
+            writer.write(timestamp)
             writer.write(string: reason)
         case .stepRetrying(let step, let attempt, let failure, let next):
             writer.write(UInt8(9))
-            writer.write(event.timestamp)
+            writer.write(timestamp)
             writer.write(step)
             writer.write(attempt)
             writer.write(failure)
             writer.write(next)
         case .eventReceived(let name, let payload, let dedupKey):
             writer.write(UInt8(8))
-            writer.write(event.timestamp)
+            writer.write(timestamp)
             writer.write(string: name)
             writer.write(bytes: payload)
             writer.write(UInt8(dedupKey == nil ? 0 : 1))
             writer.write(string: dedupKey ?? "")
         case .workflowSuspended(let record):
             writer.write(UInt8(12))
-            writer.write(event.timestamp)
+            writer.write(timestamp)
             writer.write(record)
         case .workflowResumed(let action):
             writer.write(UInt8(13))
-            writer.write(event.timestamp)
+            writer.write(timestamp)
             writer.write(action)
         case .workflowReset(let toSequence, let generation, let action):
             writer.write(UInt8(14))
-            writer.write(event.timestamp)
+            writer.write(timestamp)
             writer.write(toSequence)
             writer.write(generation)
             writer.write(action)
         case .workflowForked(let from, let sequence, let action):
             writer.write(UInt8(15))
-            writer.write(event.timestamp)
+            writer.write(timestamp)
             writer.write(string: from)
             writer.write(sequence)
             writer.write(action)
         case .markerRecorded(let id):
             writer.write(UInt8(16))
-            writer.write(event.timestamp)
+            writer.write(timestamp)
             writer.write(string: id)
         case .startedAsChild(let parent, let key):
             writer.write(UInt8(17))
-            writer.write(event.timestamp)
+            writer.write(timestamp)
             writer.write(string: parent)
             writer.write(string: key)
         case .deadlineSet(let due):
             writer.write(UInt8(18))
-            writer.write(event.timestamp)
+            writer.write(timestamp)
             writer.write(due)
         case .deadlinePassed:
             writer.write(UInt8(19))
-            writer.write(event.timestamp)
+            writer.write(timestamp)
         case .continuedAsNew(let input):
             writer.write(UInt8(20))
-            writer.write(event.timestamp)
+            writer.write(timestamp)
             writer.write(bytes: input)
         case .enqueued(let entry):
             writer.write(UInt8(21))
-            writer.write(event.timestamp)
+            writer.write(timestamp)
             writer.write(string: entry.name)
             writer.write(optional: entry.partition)
             writer.write(Int64(entry.priority))
