@@ -406,6 +406,13 @@ package struct ByteWriter {
 
     /// Appends a length-prefixed UTF-8 string.
     package mutating func write(string value: String) {
+        // A native string's bytes are read where they lie: the copy `withUTF8` needs (it may
+        // make a bridged string contiguous) retained it, for every string of every value.
+        let written: Void? = value.utf8.withContiguousStorageIfAvailable { utf8 in
+            write(UInt32(utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
+        guard written == nil else { return }
         var value = value
         value.withUTF8 { utf8 in
             write(UInt32(utf8.count))

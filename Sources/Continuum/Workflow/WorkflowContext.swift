@@ -156,16 +156,17 @@ public struct WorkflowContext: Sendable {
     @inline(__always)
     private func complete<T: Encodable>(_ call: WorkflowState.StepCall, with value: T, isolation: isolated (any Actor)?) async throws {
         // Encoded in a synchronous call: its temporaries are not part of this frame.
-        let outcome = encoded(value, of: call)
+        let outcome = encoded(value, of: call.key)
         try await instance.completeStep(call, outcome: outcome)
         if case .failure(let failure) = outcome { throw stepFailed(call.key, failure) }
     }
 
     @inline(never)
-    private func encoded<T: Encodable>(_ value: T, of call: WorkflowState.StepCall) -> Result<[UInt8], FailureRecord> {
+    private func encoded<T: Encodable>(_ value: T, of key: StepKey) -> Result<[UInt8], FailureRecord> {
+        // Only the key: the messages' closures copied all of a step call they captured.
         do {
-            let bytes = try PayloadCoder.encode(value, what: "the result of step \(call.key)")
-            try PayloadCoder.check(bytes, limit: instance.maxPayloadSize, what: "The result of step \(call.key)")
+            let bytes = try PayloadCoder.encode(value, what: "the result of step \(key)")
+            try PayloadCoder.check(bytes, limit: instance.maxPayloadSize, what: "The result of step \(key)")
             return .success(bytes)
         } catch {
             return .failure(FailureRecord(error))
