@@ -580,15 +580,12 @@ final class LMDBWriter: @unchecked Sendable {
         guard let record = try exists(txn, environment.workflows, Key.stream(stream)) else {
             throw Failure.operation(ContinuumError(.unknownWorkflow, "Workflow '\(request.id)' has no record.", workflowID: request.id))
         }
-        var status = try decoding { try BinaryCodec.decodeSummaryStatus(record.buffer, location: "\(environment.path) workflows/\(stream)") }
+        let head = try decoding { try BinaryCodec.decodeSummaryHead(record.buffer, location: "\(environment.path) workflows/\(stream)") }
+        var status = head.status
         let old = try indexByte(txn, status, stream: stream)
         if let new = request.status, new != status {
             status = new
-            try decoding {
-                try BinaryCodec.encodeSummary(
-                    record.buffer, status: new, updatedAt: request.events.last?.timestamp, into: &scratch,
-                    location: "\(environment.path) workflows/\(stream)")
-            }
+            BinaryCodec.encodeSummary(record.buffer, head, status: new, updatedAt: request.events.last?.timestamp, into: &scratch)
             try put(txn, environment.workflows, Key.stream(stream), scratch.bytes, "updating the record of '\(request.id)'")
         }
         // A workflow is indexed once: under its status, or as parked while running and released.

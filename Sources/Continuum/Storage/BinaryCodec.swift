@@ -347,42 +347,44 @@ package enum BinaryCodec {
         return try readStatus(&reader)
     }
 
-    /// The status in a workflow's summary record, read in place: what the store's writer needs
-    /// to change it, on every workflow's last append.
+    /// A workflow's summary record read in place, its id and type not copied out: what the
+    /// store's writer needs to change its status, on every workflow's last append.
     ///
     /// - Throws: ``ContinuumError/Code/corruptedData`` with `location` in its message.
-    package static func decodeSummaryStatus(_ value: UnsafeRawBufferPointer, location: @autoclosure () -> String) throws -> WorkflowStatus {
+    package static func decodeSummaryHead(_ value: UnsafeRawBufferPointer, location: @autoclosure () -> String) throws -> SummaryHead {
         try read(value, location: location()) { reader in
             let status = try readToStatus(&reader)
-            _ = try reader.read() as Int64
-            _ = try reader.read() as Int64
+            let prefix = reader.consumed.count - 1  // the marker, the id and the type
+            let createdAt: Int64 = try reader.read()
+            let updatedAt: Int64 = try reader.read()
             try reader.expectEnd()
-            return status
+            return SummaryHead(status: status, prefix: prefix, createdAt: createdAt, updatedAt: updatedAt)
         }
     }
 
-    /// Encodes into `writer` (emptied first) the summary record `value` with `status`, and
-    /// `updatedAt` when given: its id and type are copied as bytes, never decoded.
-    ///
-    /// - Throws: ``ContinuumError/Code/corruptedData`` with `location` in its message.
+    /// Encodes into `writer` (emptied first) the summary record `value`, which
+    /// ``decodeSummaryHead(_:location:)`` read as `head`, with `status`, and `updatedAt` when
+    /// given: its id and type are copied as bytes.
     package static func encodeSummary(
-        _ value: UnsafeRawBufferPointer, status: WorkflowStatus, updatedAt: Int64?, into writer: inout ByteWriter,
-        location: @autoclosure () -> String
-    ) throws {
-        try read(value, location: location()) { reader in
-            _ = try readToStatus(&reader)
-            let head = reader.consumed.count - 1  // the record's bytes before its status
-            let createdAt: Int64 = try reader.read()
-            let updated: Int64 = try reader.read()
-            try reader.expectEnd()
-            openSeal(&writer)
-            writer.bytes.append(contentsOf: reader.consumed.prefix(head))
-            writer.write(status.storedByte)
-            writer.write(createdAt)
-            writer.write(updatedAt ?? updated)
-            closeSeal(&writer)
-        }
+        _ value: UnsafeRawBufferPointer, _ head: SummaryHead, status: WorkflowStatus, updatedAt: Int64?, into writer: inout ByteWriter
+    ) {
+        openSeal(&writer)
+        writer.bytes.append(contentsOf: value[headerSize..<headerSize + head.prefix])
+        writer.write(status.storedByte)
+        writer.write(head.createdAt)
+        writer.write(updatedAt ?? head.updatedAt)
+        closeSeal(&writer)
     }
+}
+
+/// A workflow's summary record as ``BinaryCodec/decodeSummaryHead(_:location:)`` read it in place.
+package struct SummaryHead {
+    /// The record's status.
+    package var status: WorkflowStatus
+    /// How many bytes of the body come before the status.
+    fileprivate var prefix: Int
+    fileprivate var createdAt: Int64
+    fileprivate var updatedAt: Int64
 }
 
 /// Appends fixed-width little-endian integers and length-prefixed strings to a byte array.
