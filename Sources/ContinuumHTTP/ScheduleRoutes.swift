@@ -1,4 +1,4 @@
-public import Continuum
+import Continuum
 import Foundation
 import HTTPTypes
 public import Hummingbird

@@ -109,7 +109,6 @@ public final class InMemoryStore: EventStore {
     }
 
     public nonisolated(nonsending) func append(_ request: AppendRequest) async throws(ContinuumError) {
-        let now = clock.now()
         try state.withLock { state throws(ContinuumError) in
             guard !state.closed else { throw Self.closedError }
             let stream = request.stream.rawValue

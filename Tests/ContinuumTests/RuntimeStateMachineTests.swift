@@ -291,6 +291,47 @@ struct RuntimeStateMachineTests {
         #expect(machine.resultWaiterCount() == 0)
     }
 
+    @Test("result waiters outlive the slot they came to, and meet those that came before it")
+    func resultWaitersAcrossSlots() throws {
+        var machine = Machine()
+        try machine.start("queue")
+        // Before any slot: waiting for a workflow nobody here drives.
+        machine.addResultWaiter("w", machine.newWaiterID(), "before")
+        #expect(machine.awaitedElsewhere == ["w"])
+        // A driver takes it and loads it: a waiter now comes to the slot.
+        let launched = machine.launchCreated("w")
+        #expect(launched.reserved)
+        let during = machine.newWaiterID()
+        let live = machine.addResultWaiter("w", during, "during")
+        #expect(live)
+        #expect(machine.resultWaiterCount("w") == 2 && machine.resultWaiterCount() == 2)
+        #expect(machine.awaitedElsewhere.isEmpty)
+        // The driver returns unanswered (the workflow parked): both still wait, with no slot.
+        _ = machine.driveEnded("w")
+        #expect(machine.resultWaiterCount("w") == 2)
+        #expect(machine.awaitedElsewhere == ["w"])
+        // A removed waiter is gone wherever it waits.
+        let removed = machine.removeResultWaiter("w", during)
+        #expect(removed == "during")
+        let removedAgain = machine.removeResultWaiter("w", during)
+        #expect(removedAgain == nil)
+        // Driven again and answered: the one that waited since before any slot gets it, and
+        // so does one that came to the new slot.
+        let claimed = machine.claimDrive("w")
+        #expect(claimed)
+        machine.addResultWaiter("w", machine.newWaiterID(), "again")
+        let answered = machine.takeResultWaiters("w").sorted()
+        #expect(answered == ["again", "before"])
+        #expect(machine.resultWaiterCount() == 0 && machine.awaitedElsewhere.isEmpty)
+        // Stopping answers the waiters of slots too.
+        let second = machine.launchCreated("s")
+        #expect(second.reserved)
+        machine.addResultWaiter("s", machine.newWaiterID(), "slot")
+        machine.addResultWaiter("t", machine.newWaiterID(), "elsewhere")
+        let stopped = machine.stop()
+        #expect(stopped.resultWaiters.sorted() == ["elsewhere", "slot"])
+    }
+
     @Test("workflows stopped by a full store are retried once their drivers have returned")
     func fullStoreRetry() throws {
         var machine = Machine()

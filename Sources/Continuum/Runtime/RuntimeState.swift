@@ -35,19 +35,19 @@ final class RuntimeState: Sendable {
 
     /// Answers everyone waiting for the outcome of `id`.
     func resolve(_ id: String, with result: Result<[UInt8], ContinuumError>) {
-        for waiter in withLock({ $0.takeResultWaiters(id) }) { waiter.fulfill(result.mapError { $0 }) }
+        for waiter in withLock({ $0.takeResultWaiters(id) }) { waiter.fulfill(result.mapError { $0 }, released: true) }
     }
 
     /// Marks `id` suspended and answers its result waiters with `error`.
     func suspend(_ id: String, _ error: ContinuumError) {
-        for waiter in withLock({ $0.suspend(id, error) }) { waiter.fulfill(.failure(error)) }
+        for waiter in withLock({ $0.suspend(id, error) }) { waiter.fulfill(.failure(error), released: true) }
     }
 
     /// The serve loop ended: answers every waiter and sender that this run will not serve.
     func stop() {
         let stopped = withLock { $0.stop() }
         let error = ContinuumError(.storeClosed, "The runtime stopped before the workflow finished; it continues when the runtime runs again.")
-        for waiter in stopped.resultWaiters { waiter.fulfill(.failure(error)) }
+        for waiter in stopped.resultWaiters { waiter.fulfill(.failure(error), released: true) }
         for sender in stopped.senders { sender.resume(returning: nil) }
     }
 }
@@ -58,13 +58,17 @@ final class ResultPromise: Sendable {
     private struct State {
         var result: Result<[UInt8], any Error>?
         var waiter: UnsafeContinuation<[UInt8], any Error>?
+        var released = false
     }
 
     private let state = Mutex(State())
 
-    /// Answers the caller, unless it was answered already.
-    func fulfill(_ result: Result<[UInt8], any Error>) {
+    /// Answers the caller, unless it was answered already. `released`: the runtime's state
+    /// let go of the promise before answering it (it took the workflow's waiters), so nobody
+    /// needs to remove it from there (``isReleased``).
+    func fulfill(_ result: Result<[UInt8], any Error>, released: Bool = false) {
         let waiter = state.withLock { state -> UnsafeContinuation<[UInt8], any Error>? in
+            if released { state.released = true }
             guard state.result == nil else { return nil }
             state.result = result
             defer { state.waiter = nil }
@@ -72,6 +76,10 @@ final class ResultPromise: Sendable {
         }
         waiter?.resume(with: result)
     }
+
+    /// Whether the runtime's state let go of the promise: the caller that registered it then
+    /// spares the runtime's lock the removal, on every `result()` that a finished run answered.
+    var isReleased: Bool { state.withLock { $0.released } }
 
     /// The answer, once there is one.
     var value: [UInt8] {

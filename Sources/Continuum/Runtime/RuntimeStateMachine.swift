@@ -33,6 +33,11 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
         /// them (for ``WorkflowRuntime/pendingTimers``); meaningless unless `dormant`. Kept
         /// inline: an array would cost every dormant sleeper an allocation.
         var sleeps: (count: Int32, earliest: Int64) = (0, 0)
+        /// Who waits for the workflow's outcome while it has this slot. Kept here, not in
+        /// ``RuntimeStateMachine/resultWaiters``: registering and answering a waiter then looks
+        /// the id up once, in the dictionary every run of the workflow passes through anyway.
+        /// Moved to that dictionary when the slot goes with them unanswered.
+        var resultWaiters = ResultWaiters()
     }
 
     /// Whether ``run`` is serving: `nil` while stopped.
@@ -41,6 +46,8 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
     private(set) var isReady = false
     private var slots: [String: Slot] = [:]
     private var suspensions: [String: ContinuumError] = [:]
+    /// The result waiters of workflows without a slot (a slot keeps its own): waiters for a
+    /// workflow this runtime does not drive, or no longer does.
     private var resultWaiters: [String: ResultWaiters] = [:]
 
     /// Workflows someone waits for that this runtime does not drive: on a shared store another
@@ -80,7 +87,7 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
         launcher = nil
         isReady = false
         let stopped = Stopped(
-            resultWaiters: resultWaiters.values.flatMap { $0 },
+            resultWaiters: resultWaiters.values.flatMap { $0 } + slots.values.flatMap(\.resultWaiters),
             senders: slots.values.flatMap(\.waiting))
         resultWaiters = [:]
         slots = [:]
@@ -116,8 +123,15 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
     /// slot is not taken when another driver holds it.
     mutating func launchCreated(_ id: String) -> (launcher: Launcher?, reserved: Bool) {
         guard let launcher else { return (nil, false) }
-        guard claimDrive(id) else { return (launcher, false) }
-        update(id) { $0.live = true }
+        // Every start passes here, under the runtime's one lock: the id is looked up once (and
+        // inserted), not once by `claimDrive` and again to mark the slot live.
+        guard let index = slots.index(forKey: id) else {
+            slots[id] = Slot(driving: true, live: true)
+            return (launcher, true)
+        }
+        guard !slots.values[index].driving else { return (launcher, false) }
+        slots.values[index].driving = true
+        slots.values[index].live = true
         return (launcher, true)
     }
 
@@ -134,8 +148,12 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
     }
 
     /// The driver of `id` returned: the instance left memory; senders still waiting try again.
+    /// Result waiters it did not answer (the workflow parked, or left for another owner) go on
+    /// waiting without the slot.
     mutating func driveEnded(_ id: String) -> [Sender] {
-        slots.removeValue(forKey: id)?.waiting ?? []
+        guard let slot = slots.removeValue(forKey: id) else { return [] }
+        if !slot.resultWaiters.isEmpty { resultWaiters[id, default: ResultWaiters()].formUnion(slot.resultWaiters) }
+        return slot.waiting
     }
 
     /// Whether a workflow with this id has a slot (it is driven, or about to be, or dormant).
@@ -309,8 +327,7 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
     /// The workflow stopped and needs an operator (or, for a full store, a retry).
     mutating func suspend(_ id: String, _ error: ContinuumError) -> ResultWaiters {
         suspensions[id] = error
-        slots[id]?.settled = true
-        return resultWaiters.removeValue(forKey: id) ?? ResultWaiters()
+        return takeResultWaiters(id)
     }
 
     /// Why `id` is suspended, if it is.
@@ -346,19 +363,23 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
     /// needs to ask the store how it stands.
     @discardableResult
     mutating func addResultWaiter(_ id: String, _ waiterID: UInt64, _ waiter: ResultWaiter) -> Bool {
+        let live = update(id) { slot in
+            slot.resultWaiters.insert(waiter, as: waiterID)
+            return slot.live && !slot.settled
+        }
+        if let live { return live && (suspensions.isEmpty || suspensions[id] == nil) }
         // Taken out, changed and put back: changed in place, the nested accessors allocated.
         var waiters = resultWaiters.removeValue(forKey: id) ?? ResultWaiters()
         waiters.insert(waiter, as: waiterID)
         resultWaiters[id] = waiters
-        guard let slot = slots[id] else { return false }
-        return slot.live && !slot.settled && suspensions[id] == nil
+        return false
     }
 
-    /// Removes one waiter (it was answered, or its task was cancelled).
+    /// Removes one waiter (its task was cancelled, or it was answered by the store).
     mutating func removeResultWaiter(_ id: String, _ waiterID: UInt64) -> ResultWaiter? {
-        // Usually answered and gone already: looked up first, since a modifying access to a
-        // missing key makes room for it.
-        guard resultWaiters[id] != nil, var waiters = resultWaiters.removeValue(forKey: id) else { return nil }
+        if let removed = update(id, { $0.resultWaiters.remove(waiterID) }), let removed { return removed }
+        // Looked up first, since a modifying access to a missing key makes room for it.
+        guard !resultWaiters.isEmpty, resultWaiters[id] != nil, var waiters = resultWaiters.removeValue(forKey: id) else { return nil }
         let waiter = waiters.remove(waiterID)
         if !waiters.isEmpty { resultWaiters[id] = waiters }
         return waiter
@@ -366,14 +387,24 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
 
     /// The workflow has an outcome: every waiter gets it.
     mutating func takeResultWaiters(_ id: String) -> ResultWaiters {
-        update(id) { $0.settled = true }
-        return resultWaiters.removeValue(forKey: id) ?? ResultWaiters()
+        var taken =
+            update(id) { slot in
+                slot.settled = true
+                var waiters = ResultWaiters()
+                swap(&waiters, &slot.resultWaiters)
+                return waiters
+            } ?? ResultWaiters()
+        // Waiters that came before the slot (or stayed after an earlier one) wait here.
+        if !resultWaiters.isEmpty, let waiting = resultWaiters.removeValue(forKey: id) { taken.formUnion(waiting) }
+        return taken
     }
 
     /// How many result waiters wait for `id` (all workflows when `nil`).
     func resultWaiterCount(_ id: String? = nil) -> Int {
-        guard let id else { return resultWaiters.values.reduce(0) { $0 + $1.count } }
-        return resultWaiters[id]?.count ?? 0
+        guard let id else {
+            return resultWaiters.values.reduce(0) { $0 + $1.count } + slots.values.reduce(0) { $0 + $1.resultWaiters.count }
+        }
+        return (resultWaiters[id]?.count ?? 0) + (slots[id]?.resultWaiters.count ?? 0)
     }
 
     /// A diagnostic view of one workflow's slot.
@@ -399,6 +430,12 @@ extension RuntimeStateMachine {
             } else {
                 more[id] = waiter
             }
+        }
+
+        /// Adds every waiter of `other` (numbers are unique: no waiter replaces another).
+        mutating func formUnion(_ other: Self) {
+            if let one = other.one { insert(one.waiter, as: one.id) }
+            for (id, waiter) in other.more { insert(waiter, as: id) }
         }
 
         mutating func remove(_ id: UInt64) -> ResultWaiter? {
@@ -429,4 +466,4 @@ extension RuntimeStateMachine {
 extension RuntimeStateMachine.ResultWaiters: Sendable where ResultWaiter: Sendable {}
 
 extension RuntimeStateMachine: Sendable where Instance: Sendable, Sender: Sendable, ResultWaiter: Sendable, Launcher: Sendable {}
-extension RuntimeStateMachine.Slot: Sendable where Instance: Sendable, Sender: Sendable {}
+extension RuntimeStateMachine.Slot: Sendable where Instance: Sendable, Sender: Sendable, ResultWaiter: Sendable {}

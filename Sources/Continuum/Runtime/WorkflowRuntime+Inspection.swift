@@ -8,7 +8,7 @@ extension WorkflowRuntime {
             let waiterID = machine.newWaiterID()
             return (waiterID, machine.addResultWaiter(id, waiterID, promise))
         }
-        defer { _ = state.withLock { $0.removeResultWaiter(id, waiterID) } }
+        defer { if !promise.isReleased { _ = state.withLock { $0.removeResultWaiter(id, waiterID) } } }
         // Running here: its driver answers. Otherwise registered first, checked second: an
         // outcome committed after the check resolves the promise.
         if !live {
