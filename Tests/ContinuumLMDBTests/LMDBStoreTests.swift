@@ -69,6 +69,32 @@ struct LMDBStoreTests {
         }
     }
 
+    @Test("a store opened read-only beside its owner reads, refuses every write with readOnly, and closes")
+    func readOnlyRefusesWrites() async throws {
+        try await withTemporaryDirectory { path in
+            let owner = try LMDBStore(path: path)
+            let stream = try await create(owner, "kept", input: [7])
+            var configuration = LMDBStore.Configuration()
+            configuration.readOnly = true
+            let reader = try LMDBStore(path: path, configuration: configuration)
+            #expect(try await reader.load(id: "kept")?.events.count == 1)
+            let created = await #expect(throws: ContinuumError.self) {
+                _ = try await reader.create(CreateRequest(id: "new", type: "t", started: startEvent(), owner: OwnerID("test")))
+            }
+            #expect(created?.code == .readOnly)
+            let appended = await #expect(throws: ContinuumError.self) {
+                try await reader.append(
+                    AppendRequest(fence: Claim(stream: stream, token: FencingToken(owner: OwnerID("test"), epoch: 1)), id: "kept", events: [stepEvent(1, "a")]))
+            }
+            #expect(appended?.code == .readOnly)
+            await reader.close()
+            // Nothing was written: the owner still sees one event and no second workflow.
+            #expect(try await owner.load(id: "kept")?.events.count == 1)
+            #expect(try await owner.load(id: "new") == nil)
+            await owner.close()
+        }
+    }
+
     @Test("a full map grows; past the maximum writes fail with storageFull and nothing is acknowledged")
     func mapGrowthAndLimit() async throws {
         try await withTemporaryDirectory { path in
