@@ -150,10 +150,16 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
     /// The driver of `id` returned: the instance left memory; senders still waiting try again.
     /// Result waiters it did not answer (the workflow parked, or left for another owner) go on
     /// waiting without the slot.
-    mutating func driveEnded(_ id: String) -> [Sender] {
-        guard let slot = slots.removeValue(forKey: id) else { return [] }
+    mutating func driveEnded(_ id: String) -> [Sender] { endDrive(id).senders }
+
+    /// ``driveEnded(_:)``, handing back the slot's instance as well: when the slot held its last
+    /// reference, the caller lets it go after the lock. Torn down under the lock, a finished
+    /// workflow's instance and state freed dozens of blocks there, and every `free` that met
+    /// another thread in glibc's arena kept the runtime's lock held through a `futex` call.
+    mutating func endDrive(_ id: String) -> (senders: [Sender], instance: Instance?) {
+        guard let slot = slots.removeValue(forKey: id) else { return ([], nil) }
         if !slot.resultWaiters.isEmpty { resultWaiters[id, default: ResultWaiters()].formUnion(slot.resultWaiters) }
-        return slot.waiting
+        return (slot.waiting, slot.instance)
     }
 
     /// Whether a workflow with this id has a slot (it is driven, or about to be, or dormant).

@@ -81,7 +81,9 @@ struct WorkflowDriver: Sendable {
                 // Something reached it while this driver ended: it runs again at once.
                 relaunch?.yield(Launch(id: id, wake: true, reserved: true))
             } else {
-                for sender in state.withLock({ $0.driveEnded(id) }) { sender.resume(returning: nil) }
+                // The instance, when the slot held its last reference, goes after the lock.
+                let (senders, _) = state.withLock { $0.endDrive(id) }
+                for sender in senders { sender.resume(returning: nil) }
             }
             // Only now: a wake-up that fired while the body was still unwinding found the
             // workflow in memory and was dropped, and the loader has passed it.
