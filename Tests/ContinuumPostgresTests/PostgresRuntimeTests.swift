@@ -298,7 +298,10 @@ struct PostgresSharedTests {
     @Test("when the process running workflows stops without releasing them, another takes them over within the lease and a second, and no committed step runs again")
     func takeoverAfterDeath() async throws {
         let ledger = Ledger()
-        try await withPostgresStore(configure: { $0.leaseDuration = .seconds(1.5) }) { store in
+        // A lease of 3 s: the server ends a session that idles that long inside a transaction,
+        // and with the whole suite beside it on two cores a commit once idled 1.5 s, failing a
+        // start with storeUnavailable.
+        try await withPostgresStore(configure: { $0.leaseDuration = .seconds(3) }) { store in
             var a = WorkflowRuntime.Configuration(parkAfter: nil)
             a.owner = OwnerID("a")
             let gate = Gate()
@@ -334,7 +337,7 @@ struct PostgresSharedTests {
                 return ContinuousClock.now - died
             }
             // Each step is recorded once, whoever ran it. (A body may run again only when its
-            // commit was refused: on a loaded machine a 1.5 s lease can run out mid-step.)
+            // commit was refused: on a loaded machine a 3 s lease can run out mid-step.)
             for index in 0..<20 {
                 let completed = try await other.load(id: "h\(index)")?.events.filter {
                     if case .stepCompleted(let step, _) = $0.kind { step.name == "first" } else { false }
@@ -342,7 +345,7 @@ struct PostgresSharedTests {
                 #expect(completed?.count == 1, "h\(index) recorded 'first' \(completed?.count ?? 0) times")
             }
             await other.close()
-            // Lease 1.5 s, adoption every second: within lease + 1 s (about 2 s alone), plus slack
+            // Lease 3 s, adoption every second: within lease + 1 s (about 3.5 s alone), plus slack
             // for the whole suite running beside it on two cores, which took it to 16 – 17 s.
             #expect(took < .seconds(30), "takeover took \(took)")
             #expect(ledger.count("first") >= 20)
