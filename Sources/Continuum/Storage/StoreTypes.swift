@@ -157,7 +157,11 @@ public struct AppendRequest: Sendable {
     /// The workflow's folded state once these events are applied, which the store keeps in
     /// place of the previous snapshot, in the same transaction; ``WorkflowSnapshot/through``
     /// is then the number of events the stream holds. See ``EventStore/loadRecent(id:)``.
-    public var snapshot: WorkflowSnapshot?
+    ///
+    /// A constant, unlike the other fields: while it was a `var`, Swift 6.3's optimizer built
+    /// every request twice and copied one into the other (an `outlined init with copy`, about
+    /// twenty retains and releases per three-step workflow), whatever the initializer's order.
+    public let snapshot: WorkflowSnapshot?
 
     /// The workflow's stream.
     public var stream: StreamID { fence.stream }
@@ -237,8 +241,9 @@ public struct StoredWorkflow: Sendable {
     /// Its events, in sequence order: all of them, or, with a ``snapshot``, those after it.
     public var events: [HistoryEvent]
     /// The snapshot that stands for the events before ``events``, when the store was asked for
-    /// the recent part only (``EventStore/loadRecent(id:)``) and holds one.
-    public var snapshot: WorkflowSnapshot?
+    /// the recent part only (``EventStore/loadRecent(id:)``) and holds one. A constant for the
+    /// reason ``AppendRequest/snapshot`` is.
+    public let snapshot: WorkflowSnapshot?
 
     /// Creates a stored workflow.
     public init(stream: StreamID, summary: WorkflowSummary, events: [HistoryEvent], snapshot: WorkflowSnapshot? = nil) {
