@@ -486,13 +486,14 @@ package struct WorkflowState: Sendable {
     ///   - name: The step's name.
     ///   - concurrent: Whether the call comes from a child task rather than the body itself.
     package mutating func beginStep(named name: String, concurrent: Bool = false, fingerprint: String? = nil) -> StepDecision {
-        switch match(name: name, concurrent: concurrent, wait: nil) {
+        // The fingerprint goes into the call where it is made: set on a copy taken out of the
+        // match, the call's strings were retained again on every step.
+        switch match(name: name, concurrent: concurrent, wait: nil, fingerprint: fingerprint) {
         case .recordedWait: preconditionFailure("a step call matches only a recorded step")
         case .recordedStep(let recorded):
             if let fingerprint, let before = recorded.record.fingerprint, before != fingerprint { return .changed(recorded) }
             return .replay(recorded)
-        case .new(var call):
-            call.fingerprint = fingerprint
+        case .new(let call):
             return .execute(call)
         case .diverged(let divergence): return .diverged(divergence)
         case .ambiguous(let key): return .ambiguous(key)
@@ -524,7 +525,7 @@ package struct WorkflowState: Sendable {
     /// Replay runs this for every recorded step, so it looks the name up as few times as it can:
     /// the occurrence is read and counted in one search, and taken back on the rare paths that
     /// do not advance.
-    private mutating func match(name: String, concurrent: Bool, wait: WaitKind?) -> Match {
+    private mutating func match(name: String, concurrent: Bool, wait: WaitKind?, fingerprint: String? = nil) -> Match {
         // The run's bookkeeping grows with every call and is dropped when the run ends or rests:
         // room for four at once, not one and then four.
         if claimed.isEmpty { claimed.reserveCapacity(4) }
@@ -549,7 +550,8 @@ package struct WorkflowState: Sendable {
             advance(concurrent: concurrent)
             claimed.insert(key)
             inFlight.insert(key)
-            return .new(StepCall(key: key, index: index, concurrent: concurrent, attempt: retry.attempt + 1, notBefore: retry.nextAttemptAt))
+            return .new(
+                StepCall(key: key, index: index, concurrent: concurrent, attempt: retry.attempt + 1, notBefore: retry.nextAttemptAt, fingerprint: fingerprint))
         } else {
             if !concurrent, let other = recordedBodyCalls[index], !claimed.contains(other) {
                 return notAdvancing(name, .diverged(Divergence(index: index, recorded: other, requested: key)))
@@ -559,7 +561,7 @@ package struct WorkflowState: Sendable {
             }
             advance(concurrent: concurrent)
             inFlight.insert(key)
-            return .new(StepCall(key: key, index: index, concurrent: concurrent))
+            return .new(StepCall(key: key, index: index, concurrent: concurrent, fingerprint: fingerprint))
         }
         let moved = !concurrent && (recorded.concurrent || recorded.index != index)
         let nowConcurrent = concurrent && !recorded.concurrent
