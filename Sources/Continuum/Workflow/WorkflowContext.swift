@@ -68,7 +68,13 @@ public struct WorkflowContext: Sendable {
         var decision = try await instance.beginStep(
             named: name, concurrent: instance.isChildTask(), fingerprint: Self.fingerprint(fingerprint, version: version))
         if case .settle(let call) = decision { decision = try await instance.runAfterSettling(call) }
-        guard case .execute(var call) = decision else { return try await replayed(decision) }
+        // Consumed: bound by `guard case`, the call was copied out of a plan kept for the else
+        // branch, its strings retained once more on every step.
+        var call: WorkflowState.StepCall
+        switch consume decision {
+        case .execute(let planned): call = planned
+        case let other: return try await replayed(other)
+        }
         while true {
             let value: T
             do {
