@@ -383,7 +383,7 @@ struct RuntimeStateMachine<Instance: AnyObject, Sender, ResultWaiter, Launcher> 
 
     /// Removes one waiter (its task was cancelled, or it was answered by the store).
     mutating func removeResultWaiter(_ id: String, _ waiterID: UInt64) -> ResultWaiter? {
-        if let removed = update(id, { $0.resultWaiters.remove(waiterID) }), let removed { return removed }
+        if let removed = update(id, { $0.resultWaiters.remove(waiterID) }) ?? nil { return removed }
         // Looked up first, since a modifying access to a missing key makes room for it.
         guard !resultWaiters.isEmpty, resultWaiters[id] != nil, var waiters = resultWaiters.removeValue(forKey: id) else { return nil }
         let waiter = waiters.remove(waiterID)
