@@ -24,8 +24,8 @@ import Darwin
 /// token in the same transaction that writes it, with no lock.
 ///
 /// `@unchecked Sendable`: what is submitted is behind `submissions`' lock; `nextStream`,
-/// `claims`, `ends`, `nextEpoch`, `counts`, `scratch` and `spare` are touched only by the writer
-/// thread (and by `init`, before it starts).
+/// `claims`, `ends`, `nextEpoch`, `counts`, `scratch` and the spare buffers are touched only by
+/// the writer thread (and by `init`, before it starts).
 final class LMDBWriter: @unchecked Sendable {
     enum Operation {
         // The two on every workflow's path resume their caller directly: a closure around the
@@ -108,6 +108,12 @@ final class LMDBWriter: @unchecked Sendable {
     private var wrote = false
     /// Whether the batch being applied moved an index entry, so `meta/counts` is rewritten.
     private var countsChanged = false
+    /// The buffers a batch is worked in, kept from one batch to the next: grown afresh for a
+    /// batch of a thousand operations, each doubling past a kilobyte was a `malloc` that made
+    /// glibc walk and merge all its free small chunks (`malloc_consolidate`).
+    private var spareProduced: [Produced?] = []
+    private var spareClaims: [(UInt64, FencingToken?)] = []
+    private var spareEnds: [(UInt64, UInt32?)] = []
     /// How long each commit (with its fsyncs) took, and how many submissions it carried.
     private let commitDuration: CoreMetrics.Timer
     private let commitBatch: Recorder
@@ -268,9 +274,23 @@ final class LMDBWriter: @unchecked Sendable {
                 failAll(UnsafeBufferPointer(batch), lmdbError(begun, "beginning a write transaction", path: environment.path))
                 return
             }
-            var produced = [Produced?](repeating: nil, count: batch.count)
-            var stream = nextStream
+            // Taken out of their fields (not copied: a copy would not be unique, and its first
+            // append would copy it again) and put back, emptied, when the batch is done.
+            var produced: [Produced?] = []
+            swap(&produced, &spareProduced)
+            produced.append(contentsOf: repeatElement(nil, count: batch.count))
             var undo = Undo(nextEpoch: nextEpoch, counts: counts)
+            swap(&undo.claims, &spareClaims)
+            swap(&undo.ends, &spareEnds)
+            defer {
+                produced.removeAll(keepingCapacity: true)
+                swap(&produced, &spareProduced)
+                undo.claims.removeAll(keepingCapacity: true)
+                undo.ends.removeAll(keepingCapacity: true)
+                swap(&undo.claims, &spareClaims)
+                swap(&undo.ends, &spareEnds)
+            }
+            var stream = nextStream
             var failure: Failure?
             wrote = false
             countsChanged = false
@@ -574,13 +594,16 @@ final class LMDBWriter: @unchecked Sendable {
                         + "\(claims[stream].map { "\($0)" } ?? "none")); nothing was appended.",
                     workflowID: request.id))
         }
-        if let first = request.events.first, first.sequence > 0, ends[stream] != first.sequence,
-            try exists(txn, environment.events, Key.event(stream, first.sequence - 1)) == nil
-        {
+        // The first and last events' numbers read in place: `events.first` copied the event,
+        // retaining what it holds, to read one field.
+        let count = request.events.count
+        let first = count > 0 ? request.events[0].sequence : nil
+        let last = count > 0 ? request.events[count - 1].sequence : nil
+        if let first, first > 0, ends[stream] != first, try exists(txn, environment.events, Key.event(stream, first - 1)) == nil {
             throw Failure.operation(
                 ContinuumError(
                     .storageFailure,
-                    "Cannot append event \(first.sequence) to workflow '\(request.id)': event \(first.sequence - 1) is not stored.",
+                    "Cannot append event \(first) to workflow '\(request.id)': event \(first - 1) is not stored.",
                     workflowID: request.id))
         }
         // Read in place through the buffer: `for event in`, or the array's subscript, copied
@@ -593,7 +616,7 @@ final class LMDBWriter: @unchecked Sendable {
                 shrinkScratch()
             }
         }
-        if let last = request.events.last { setEnd(stream, last.sequence + 1, undo: &undo) }
+        if let last { setEnd(stream, last + 1, undo: &undo) }
         if let snapshot = request.snapshot, let snapshots = environment.snapshots {
             // It stands for the stream's every event: the last is `through - 1`, none follows.
             guard snapshot.through > 0, try exists(txn, environment.events, Key.event(stream, snapshot.through - 1)) != nil,
@@ -623,10 +646,16 @@ final class LMDBWriter: @unchecked Sendable {
         }
         let head = try decoding { try BinaryCodec.decodeSummaryHead(record.buffer, location: "\(environment.path) workflows/\(stream)") }
         var status = head.status
-        let old = try indexByte(txn, status, stream: stream)
+        // Claimed (checked above), so indexed under its status: a claim takes a workflow out of
+        // the parked index in the transaction that grants it, and only a release puts it back.
+        // Not looked up in the index then (one B-tree search per finishing workflow); debug
+        // builds, and so the tests, check it.
+        let old = status.storedByte
+        assert((try? indexByte(txn, status, stream: stream)) == old, "A claimed workflow is indexed as parked.")
         if let new = request.status, new != status {
             status = new
-            BinaryCodec.encodeSummary(record.buffer, head, status: new, updatedAt: request.events.last?.timestamp, into: &scratch)
+            let updatedAt = count > 0 ? request.events[count - 1].timestamp : nil
+            BinaryCodec.encodeSummary(record.buffer, head, status: new, updatedAt: updatedAt, into: &scratch)
             try put(txn, environment.workflows, Key.stream(stream), scratch.bytes, "updating the record of '\(request.id)'")
         }
         // A workflow is indexed once: under its status, or as parked while running and released.
