@@ -863,43 +863,46 @@ extension WorkflowState {
             box = Box(fields)
         }
 
+        // Each getter reads its one field out of the box: read through `fields`, every read
+        // copied all of them (retaining each string) and destroyed the copy, about sixteen
+        // releases per workflow for fields it never set.
         var cancellation: String? {
-            get { fields.cancellation }
+            get { box?.fields.cancellation }
             set { set(\.cancellation, newValue) }
         }
         var suspension: SuspensionRecord? {
-            get { fields.suspension }
+            get { box?.fields.suspension }
             set { set(\.suspension, newValue) }
         }
         var forkedFrom: (id: String, sequence: UInt32)? {
-            get { fields.forkedFrom }
+            get { box?.fields.forkedFrom }
             set {
-                guard newValue != nil || fields.forkedFrom != nil else { return }
+                guard newValue != nil || box?.fields.forkedFrom != nil else { return }
                 change { $0.forkedFrom = newValue }
             }
         }
         var supersededEvents: Int {
-            get { fields.supersededEvents }
+            get { box?.fields.supersededEvents ?? 0 }
             set { set(\.supersededEvents, newValue) }
         }
         var parent: ParentLink? {
-            get { fields.parent }
+            get { box?.fields.parent }
             set { set(\.parent, newValue) }
         }
         var queue: QueueEntry? {
-            get { fields.queue }
+            get { box?.fields.queue }
             set { set(\.queue, newValue) }
         }
         var queuedAt: Int64 {
-            get { fields.queuedAt }
+            get { box?.fields.queuedAt ?? 0 }
             set { set(\.queuedAt, newValue) }
         }
         var deadline: Int64? {
-            get { fields.deadline }
+            get { box?.fields.deadline }
             set { set(\.deadline, newValue) }
         }
         var timedOut: Bool {
-            get { fields.timedOut }
+            get { box?.fields.timedOut ?? false }
             set { set(\.timedOut, newValue) }
         }
     }
