@@ -149,8 +149,13 @@ final class LMDBWriter: @unchecked Sendable {
             return
         }
         if counts.needsWriting { try writeInitialCounts() }
-        let thread = Thread { [self] in loop() }
-        thread.name = "continuum-lmdb-writer"
+        let thread = Thread { [self] in
+            // Named for `top -H` and `perf`, which showed it as the pool thread that opened the
+            // store ("oot.default-qos").
+            nameCurrentThread(Self.threadName)
+            loop()
+        }
+        thread.name = Self.threadName
         thread.start()
     }
 
@@ -167,6 +172,9 @@ final class LMDBWriter: @unchecked Sendable {
         try check(mdb_txn_commit(txn), "storing the status counts", path: environment.path)
         counts.needsWriting = false
     }
+
+    /// The writer thread's name, as `top -H`, `ps -L` and `perf` show it.
+    static let threadName = "continuum-lmdb"
 
     var mapSize: Int { environment.currentMapSize }
 

@@ -114,6 +114,28 @@ struct RuntimeTests {
         }
     }
 
+    @Test("the store's writer and the timer thread carry their names, as top -H and perf show them")
+    func threadNames() async throws {
+        /// The names of this process's threads, as the kernel keeps them.
+        func threadNames() throws -> Set<String> {
+            let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")
+            return Set(tasks.compactMap { try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8).trimmingCharacters(in: .newlines) })
+        }
+        try await withTemporaryDirectory { path in
+            try await LMDBStore.withStore(path: path) { store throws in
+                let runtime = WorkflowRuntime(store: store, workflows: [ThreeSteps(ledger: Ledger())])
+                try await runtime.withRunning { runtime in
+                    _ = try await runtime.start(ThreeSteps.self, id: "named", input: 1).result()
+                    // Each thread names itself once it starts.
+                    try await eventually {
+                        let names = try threadNames()
+                        return names.contains("continuum-lmdb") && names.contains("continuum-timer")
+                    }
+                }
+            }
+        }
+    }
+
     @Test("a handle waiting when the runtime stops gets a named error")
     func waiterAtShutdown() async throws {
         try await withTemporaryDirectory { path in

@@ -100,7 +100,7 @@ extension WorkflowRuntime {
         let supervisor = Supervisor(launcher: launcher, admission: admission, resident: metrics.resident)
         let driver = self.driver
         // Timers fire from a thread of their own, so they keep time however busy the pool is.
-        let timerThread = ThreadExecutor(name: "continuum.timers")
+        let timerThread = ThreadExecutor(name: "continuum-timer")
         defer { timerThread.shutdown() }
         // The group's tasks serve until the run is cancelled (or one of them throws); the body
         // only starts them.

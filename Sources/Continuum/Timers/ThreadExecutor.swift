@@ -1,6 +1,30 @@
 import Foundation
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Names the calling thread as the kernel keeps it, which `top -H`, `ps -L` and `perf` show.
+///
+/// Foundation's `Thread.name` does not reach the kernel on Linux: a thread named only through it
+/// shows the name of the pool thread that started it ("oot.default-qos"). Linux keeps at most 15
+/// bytes and refuses a longer name, so `name` must fit. Glibc's `pthread_setname_np` is not
+/// imported into Swift, so on Linux the name is written where the kernel keeps it.
+package func nameCurrentThread(_ name: String) {
+    precondition(name.utf8.count <= 15, "A thread name holds at most 15 bytes: '\(name)'")
+    #if os(Linux)
+    let file = open("/proc/thread-self/comm", O_WRONLY)
+    guard file >= 0 else { return }  // no /proc: the name is cosmetic
+    _ = name.withCString { write(file, $0, strlen($0)) }
+    close(file)
+    #elseif canImport(Darwin)
+    _ = pthread_setname_np(name)
+    #endif
+}
+
 /// A task executor that runs every job on one dedicated thread.
 ///
 /// The timer driver runs here so that firing timers does not queue behind the workflows on the
@@ -20,9 +44,12 @@ final class ThreadExecutor: TaskExecutor {
     // Guarded by `condition`, which every access below holds.
     private nonisolated(unsafe) var queue = Queue()
 
-    /// Starts the thread, named `name`.
+    /// Starts the thread, named `name` (at most 15 bytes: ``nameCurrentThread(_:)``).
     init(name: String) {
-        let thread = Thread { [self] in loop() }
+        let thread = Thread { [self] in
+            nameCurrentThread(name)
+            loop()
+        }
         thread.name = name
         thread.start()
     }
