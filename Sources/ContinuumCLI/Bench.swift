@@ -45,7 +45,8 @@ struct Bench: AsyncParsableCommand {
                                with Continuum's payload coder and with Foundation's JSONEncoder and JSONDecoder,
                                alternated; reports each side's CPU per round (codec_ns_per_round, foundation_ns_per_round).
             Every report has cpu_us_per_workflow: the process's user+system CPU time (getrusage) per workflow,
-            which a noisy machine moves far less than wall time.
+            which a noisy machine moves far less than wall time; on LMDB, writer_cpu_us_per_workflow is the
+            part of it the store's writer thread took.
             On PostgreSQL (--postgres URL, or CONTINUUM_POSTGRES_URL) every scenario runs in a new schema
             bench_<random>, dropped afterwards unless --keep, or in the schema a --postgres URL names
             (?schema=name), kept. The schema CONTINUUM_POSTGRES_URL names is never written to.
@@ -209,6 +210,9 @@ struct Bench: AsyncParsableCommand {
                 raw?.cpuMicrosecondsPerWorkflow = (Self.cpuSeconds() - cpuBefore) / Double(workflows) * 1e6
             }
             let cpuBefore = Self.cpuSeconds()
+            // The writer names itself once its thread starts, which may be after the store opened:
+            // until then it has done nothing worth counting.
+            let writerBefore = Self.threadCPUSeconds(named: LMDBStore.writerThreadName) ?? 0
             switch scenario {
             case .steps: report = try await stepsScenario(runtime, prefix: prefix)
             case .queue: report = try await stepsScenario(runtime, prefix: prefix, queue: QueueEntry("bench"))
@@ -226,6 +230,9 @@ struct Bench: AsyncParsableCommand {
                 report = try await recoveryScenario(location: target.location)
             }
             report.cpuMicrosecondsPerWorkflow = (Self.cpuSeconds() - cpuBefore) / Double(workflows) * 1e6
+            if let writerAfter = Self.threadCPUSeconds(named: LMDBStore.writerThreadName) {
+                report.writerCPUMicroseconds = (writerAfter - writerBefore) / Double(workflows) * 1e6
+            }
             if let raw, let rawWorkflows = raw.workflowsPerSecond, let workflowsPerSecond = report.workflowsPerSecond {
                 // Both write K + 2 events per workflow: the ratio of workflows is the ratio of events.
                 report.rawEventsPerSecond = raw.eventsPerSecond
@@ -454,6 +461,8 @@ struct Bench: AsyncParsableCommand {
         var early: Int?
         /// The process's CPU time (user + system) for the whole scenario, per workflow, in µs.
         var cpuMicrosecondsPerWorkflow: Double?
+        /// The part of it the LMDB store's writer thread took (`nil` on PostgreSQL).
+        var writerCPUMicroseconds: Double?
         /// Check: how long the deploy gate took, and per workflow.
         var checkSeconds: Double?
         var checkMicrosecondsPerWorkflow: Double?
@@ -497,6 +506,7 @@ struct Bench: AsyncParsableCommand {
             case unfinishedAtKill = "unfinished_at_kill"
             case recoveryCPUMicroseconds = "recovery_cpu_us_per_workflow"
             case cpuMicrosecondsPerWorkflow = "cpu_us_per_workflow"
+            case writerCPUMicroseconds = "writer_cpu_us_per_workflow"
             case checkSeconds = "check_seconds"
             case checkMicrosecondsPerWorkflow = "check_us_per_workflow"
             case readySeconds = "ready_seconds"
@@ -568,6 +578,9 @@ struct Bench: AsyncParsableCommand {
             }
             if let cpuMicrosecondsPerWorkflow {
                 lines.append("  CPU          \(format(cpuMicrosecondsPerWorkflow)) µs per workflow (user + system)")
+            }
+            if let writerCPUMicroseconds {
+                lines.append("               \(format(writerCPUMicroseconds)) of them on the store's writer thread")
             }
             return lines.joined(separator: "\n")
         }
@@ -685,6 +698,22 @@ extension Bench {
         result.checkMicrosecondsPerWorkflow = report.seconds / Double(total) * 1e6
         FileHandle.standardError.write(Data("check: \(total) workflows replayed in \(report.seconds) s, \(cpu) s of CPU\n".utf8))
         return result
+    }
+
+    /// The CPU time so far of this process's thread named `name`, in seconds, from the kernel's
+    /// scheduler statistics (`/proc/self/task/*/schedstat`, nanoseconds on a CPU); `nil` when
+    /// no thread has that name (a PostgreSQL store has no writer thread) or there is no `/proc`.
+    static func threadCPUSeconds(named name: String) -> Double? {
+        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return nil }
+        for task in tasks {
+            guard let comm = try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8),
+                comm.trimmingCharacters(in: .newlines) == name,
+                let schedstat = try? String(contentsOfFile: "/proc/self/task/\(task)/schedstat", encoding: .utf8),
+                let nanoseconds = schedstat.split(separator: " ").first.flatMap({ Double($0) })
+            else { continue }
+            return nanoseconds / 1e9
+        }
+        return nil
     }
 
     /// The process's user + system CPU time so far, in seconds.

@@ -64,6 +64,10 @@ final class StoreFiles: Sendable {
 ///   memory access (a point read ≈ 3 µs, a 1,000-event history ≈ 75 µs), shorter than a hop to
 ///   another thread would be.
 public final class LMDBStore: EventStore {
+    /// The name of the store's writer thread (the one thread that writes, commits and syncs), as
+    /// `top -H`, `ps -L` and `perf` show it: its CPU is the store's own.
+    public static let writerThreadName = "continuum-lmdb"
+
     /// How the store is opened.
     public struct Configuration: Sendable {
         /// The map size to open with, in bytes (address space, not disk). Default 1 GiB.

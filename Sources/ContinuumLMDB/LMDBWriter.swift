@@ -152,10 +152,10 @@ final class LMDBWriter: @unchecked Sendable {
         let thread = Thread { [self] in
             // Named for `top -H` and `perf`, which showed it as the pool thread that opened the
             // store ("oot.default-qos").
-            nameCurrentThread(Self.threadName)
+            nameCurrentThread(LMDBStore.writerThreadName)
             loop()
         }
-        thread.name = Self.threadName
+        thread.name = LMDBStore.writerThreadName
         thread.start()
     }
 
@@ -172,9 +172,6 @@ final class LMDBWriter: @unchecked Sendable {
         try check(mdb_txn_commit(txn), "storing the status counts", path: environment.path)
         counts.needsWriting = false
     }
-
-    /// The writer thread's name, as `top -H`, `ps -L` and `perf` show it.
-    static let threadName = "continuum-lmdb"
 
     var mapSize: Int { environment.currentMapSize }
 

@@ -39,6 +39,9 @@ struct BenchCommandTests {
             let report = try #require(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any], "\(run.output)")
             #expect(report["payload"] as? String == "record" && report["workflows"] as? Int == 60, "\(run.output)")
             #expect((report["workflows_per_second"] as? Double ?? 0) > 0 && report["cpu_us_per_workflow"] is Double, "\(run.output)")
+            // The writer's part of the CPU, read from its named thread: some, and not more than all.
+            let writer = try #require(report["writer_cpu_us_per_workflow"] as? Double, "\(run.output)")
+            #expect(writer > 0 && writer <= (report["cpu_us_per_workflow"] as? Double ?? 0), "\(run.output)")
         }
     }
 
