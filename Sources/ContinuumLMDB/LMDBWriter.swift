@@ -653,8 +653,8 @@ final class LMDBWriter: @unchecked Sendable {
         var status = head.status
         // Claimed (checked above), so indexed under its status: a claim takes a workflow out of
         // the parked index in the transaction that grants it, and only a release puts it back.
-        // Not looked up in the index then (one B-tree search per finishing workflow); debug
-        // builds, and so the tests, check it.
+        // Not looked up in the index then (one B-tree search per append that changes a status or
+        // releases, such as every workflow's last); debug builds, and so the tests, check it.
         let old = status.storedByte
         assert((try? indexByte(txn, status, stream: stream)) == old, "A claimed workflow is indexed as parked.")
         if let new = request.status, new != status {
