@@ -207,9 +207,13 @@ public final class LMDBStore: EventStore {
 
     public nonisolated(nonsending) func create(_ request: CreateRequest) async throws(ContinuumError) -> CreateOutcome {
         // The submission happens in the continuation's closure, before the first suspension.
-        try await withUnsafeContinuation { continuation in
-            writer.submit(.create(request, continuation))
-        }.get()
+        try await withUnsafeContinuation { submitCreate(request, $0) }.get()
+    }
+
+    /// Queues a start for the writer (``SubmittingEventStore``): the runtime's starts come
+    /// through here.
+    package func submitCreate(_ request: CreateRequest, _ continuation: UnsafeContinuation<Result<CreateOutcome, ContinuumError>, Never>) {
+        writer.submit(.create(request, continuation))
     }
 
     public nonisolated(nonsending) func append(_ request: consuming AppendRequest) async throws(ContinuumError) {
@@ -220,8 +224,10 @@ public final class LMDBStore: EventStore {
         try await withUnsafeContinuation { submitAppend(&request, $0) }.get()
     }
 
+    /// Queues an append for the writer (``SubmittingEventStore``): the runtime's appends come
+    /// through here, from inside each workflow's actor.
     @inline(never)
-    private func submitAppend(_ request: inout AppendRequest?, _ continuation: UnsafeContinuation<Result<Void, ContinuumError>, Never>) {
+    package func submitAppend(_ request: inout AppendRequest?, _ continuation: UnsafeContinuation<Result<Void, ContinuumError>, Never>) {
         writer.submit(.append(request.take()!, continuation))
     }
 
@@ -420,6 +426,8 @@ public final class LMDBStore: EventStore {
         return events
     }
 }
+
+extension LMDBStore: SubmittingEventStore {}
 
 extension LMDBStore {
     /// Opens the store at `path`, runs `body` with it, then closes it, also when `body` throws.

@@ -197,3 +197,22 @@ extension EventStore {
         try await append(AppendRequest(fence: claim, id: id, events: [], release: true))
     }
 }
+
+/// A store that takes an append in a synchronous call and finishes it later, as the LMDB
+/// store's writer thread does: the runtime submits from inside the workflow's actor and awaits
+/// the continuation there.
+///
+/// Awaited through `any EventStore`, an append is an `async` call of its own: it checks its
+/// executor when it starts and again once its continuation resumes, and its caller checks once
+/// more on return, each a locked read of the task's status (`swift_task_switch`), with a frame
+/// for the call. Submitted through this, only the check after the resumption is left.
+package protocol SubmittingEventStore: EventStore {
+    /// Queues `request` and resumes `completion` exactly once: when the start is durable, or
+    /// with the error ``EventStore/create(_:)`` would throw.
+    func submitCreate(_ request: CreateRequest, _ completion: UnsafeContinuation<Result<CreateOutcome, ContinuumError>, Never>)
+
+    /// Queues `request` (taking it out of the optional, so that it moves rather than being
+    /// copied) and resumes `completion` exactly once: when it is durable, or with the error
+    /// ``EventStore/append(_:)`` would throw. Nothing of a failed request was written.
+    func submitAppend(_ request: inout AppendRequest?, _ completion: UnsafeContinuation<Result<Void, ContinuumError>, Never>)
+}
