@@ -632,14 +632,12 @@ actor WorkflowInstance {
         switch consume finishing {
         case .ended(let result):
             return result
-        case .commit(let store, let request, let stored):
+        case .commit(let destination, let request, let stored):
             let (events, status) = (request.events, request.status)
             do {
-                if let submitter = environment.submitter {
-                    assert(submitter === store, "a live instance appends to its runtime's store")
-                    try await submit(request, to: submitter)
-                } else {
-                    try await store.append(request)
+                switch consume destination {
+                case .queued(let store): try await submit(request, to: store)
+                case .awaited(let store): try await store.append(request)
                 }
                 feed?.publish(WorkflowChange(workflowID: id, events: events, status: status))
                 return .success(stored)
@@ -706,7 +704,7 @@ actor WorkflowInstance {
     /// its end is to be committed.
     private enum Finishing {
         case ended(Result<WorkflowState.Outcome, ContinuumError>)
-        case commit(any EventStore, AppendRequest, stored: WorkflowState.Outcome)
+        case commit(Destination, AppendRequest, stored: WorkflowState.Outcome)
     }
 
     @inline(never)
@@ -726,7 +724,7 @@ actor WorkflowInstance {
             case .workflowFailed(let failure): (status, stored) = (.failed, .failed(failure))
             default: (status, stored) = (.failed, outcome)
             }
-            guard case .live(let store, let claim) = mode else {
+            guard let destination = liveDestination(), let claim else {
                 // A replay that reaches the end of the body has checked everything history holds.
                 departure = .replayEnded
                 replayEnd = .finished
@@ -737,7 +735,7 @@ actor WorkflowInstance {
             // A deadline's entry may outlive a cancellation; removing one already gone is harmless.
             if let deadline = state.deadline, !state.timedOut { dues.insert(deadline) }
             let timers = dues.map(TimerChange.remove)
-            return .commit(store, AppendRequest(fence: claim, id: id, events: [event], status: status, timers: timers, release: true), stored: stored)
+            return .commit(destination, AppendRequest(fence: claim, id: id, events: [event], status: status, timers: timers, release: true), stored: stored)
         }
     }
 
@@ -1149,13 +1147,11 @@ actor WorkflowInstance {
     private func appendOrSuspend(_ events: [HistoryEvent]) async throws(ContinuumError) {
         // Every step passes here: the request is made in a synchronous function, so that this
         // frame holds little more than it.
-        let store = try liveStore(appending: events)
+        let destination = try destination(appending: events)
         do {
-            if let submitter = environment.submitter {
-                assert(submitter === store, "a live instance appends to its runtime's store")
-                try await submit(appendRequest(events), to: submitter)
-            } else {
-                try await store.append(appendRequest(events))
+            switch consume destination {
+            case .queued(let store): try await submit(appendRequest(events), to: store)
+            case .awaited(let store): try await store.append(appendRequest(events))
             }
         } catch {
             throw failAppend(error)
@@ -1179,10 +1175,34 @@ actor WorkflowInstance {
         try await _unsafeInheritExecutor_withUnsafeContinuation { store.submitAppend(&request, $0) }.get()
     }
 
+    /// How an append reaches the store.
+    private enum Destination {
+        /// Submitted in a synchronous call (``submit(_:to:)``).
+        case queued(any SubmittingEventStore)
+        /// Awaited through the store's `append`.
+        case awaited(any EventStore)
+    }
+
     /// The store to append `events` to; none when this instance replays.
-    private func liveStore(appending events: [HistoryEvent]) throws(ContinuumError) -> any EventStore {
-        guard case .live(let store, _) = mode else { throw endReplay(at: events.first.map { "\($0.kind)" } ?? "an append") }
-        return store
+    private func destination(appending events: [HistoryEvent]) throws(ContinuumError) -> Destination {
+        guard let destination = liveDestination() else { throw endReplay(at: events.first.map { "\($0.kind)" } ?? "an append") }
+        return destination
+    }
+
+    /// Where this instance's appends go; `nil` in a replay.
+    private func liveDestination() -> Destination? {
+        // One reference taken, not both: bound, the store in `mode` was retained too.
+        if let submitter = environment.submitter, case .live = mode {
+            assert(isRuntimeStore(submitter), "a live instance appends to its runtime's store")
+            return .queued(submitter)
+        }
+        guard case .live(let store, _) = mode else { return nil }
+        return .awaited(store)
+    }
+
+    /// Whether `store` is the one this live instance appends to (for assertions).
+    private func isRuntimeStore(_ store: any EventStore) -> Bool {
+        if case .live(let own, _) = mode { own === store } else { false }
     }
 
     /// Reports committed events to observers.
