@@ -504,6 +504,22 @@ final class LMDBWriter: @unchecked Sendable {
         }
     }
 
+    /// Stores `key` → `value` unless `key` is stored already; returns the stored value then
+    /// (`MDB_NOOVERWRITE` points the value at it), `nil` once it wrote.
+    private func insert(_ txn: OpaquePointer, _ dbi: MDB_dbi, _ key: some LMDBBytes, _ value: some LMDBBytes, _ what: @autoclosure () -> String) throws -> MDB_val? {
+        var existing: MDB_val?
+        let rc = withVal(key) { key in
+            withVal(value) { value in
+                let rc = mdb_put(txn, dbi, &key, &value, UInt32(MDB_NOOVERWRITE))
+                if rc == MDB_KEYEXIST { existing = value }
+                return rc
+            }
+        }
+        if rc == MDB_KEYEXIST { return existing }
+        try stored(rc, what())
+        return nil
+    }
+
     /// Deletes `key`; returns whether it was there.
     @discardableResult
     private func delete(_ txn: OpaquePointer, _ dbi: MDB_dbi, _ key: some LMDBBytes, _ what: @autoclosure () -> String) throws -> Bool {
@@ -551,19 +567,19 @@ final class LMDBWriter: @unchecked Sendable {
     // MARK: Operations
 
     private func create(_ request: CreateRequest, txn: OpaquePointer, nextStream: inout UInt64, undo: inout Undo) throws -> CreateOutcome {
-        let idKey = request.id
-        if let found = try exists(txn, environment.ids, idKey) {
+        let stream = nextStream
+        // The id is stored unless it is there already: one B-tree search, not a lookup and then
+        // a put (a fresh id's existence check was one of the 13 LMDB calls a workflow made).
+        if let found = try insert(txn, environment.ids, request.id, Key.stream(stream), "storing the id of '\(request.id)'") {
             let stream = Key.readUInt64(found.buffer)
             guard let summary = try summary(txn, stream: stream, id: request.id) else {
                 throw Failure.operation(ContinuumError(.corruptedData, "Workflow '\(request.id)' has an id entry but no record in \(environment.path)."))
             }
             return .existing(StreamID(rawValue: stream), summary)
         }
-        let stream = nextStream
         nextStream += 1
         let summary = WorkflowSummary(
             id: request.id, type: request.type, status: .running, createdAt: request.started.timestamp, updatedAt: request.started.timestamp)
-        try put(txn, environment.ids, idKey, Key.stream(stream), flags: MDB_NOOVERWRITE, "storing the id of '\(request.id)'")
         // Each record is encoded into the scratch buffer, as appends are: none allocates.
         BinaryCodec.encode(summary, into: &scratch)
         try put(txn, environment.workflows, Key.stream(stream), scratch.bytes, "storing the record of '\(request.id)'")
