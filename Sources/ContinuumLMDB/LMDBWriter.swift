@@ -108,6 +108,10 @@ final class LMDBWriter: @unchecked Sendable {
     private var wrote = false
     /// Whether the batch being applied moved an index entry, so `meta/counts` is rewritten.
     private var countsChanged = false
+    /// A cursor on the workflow records in the batch's transaction, opened at its first use:
+    /// a record that changes is found once and rewritten where the cursor stands, rather than
+    /// read and then searched for again by `mdb_put`. LMDB closes it with the transaction.
+    private var recordCursor: OpaquePointer?
     /// The buffers a batch is worked in, kept from one batch to the next: grown afresh for a
     /// batch of a thousand operations, each doubling past a kilobyte was a `malloc` that made
     /// glibc walk and merge all its free small chunks (`malloc_consolidate`).
@@ -299,6 +303,7 @@ final class LMDBWriter: @unchecked Sendable {
             var failure: Failure?
             wrote = false
             countsChanged = false
+            recordCursor = nil  // the last transaction's ended with it
             // Nearly always empty: not hashed into for every operation then.
             for index in batch.indices where rejected.isEmpty || rejected[index] == nil {
                 // Moved out of its slot, its parts bound as they are, and put back once done with:
@@ -520,6 +525,35 @@ final class LMDBWriter: @unchecked Sendable {
         return nil
     }
 
+    /// The transaction's cursor on the workflow records (``recordCursor``).
+    private func recordCursor(_ txn: OpaquePointer) throws -> OpaquePointer {
+        if let recordCursor { return recordCursor }
+        var cursor: OpaquePointer?
+        let rc = mdb_cursor_open(txn, environment.workflows, &cursor)
+        guard rc == 0, let cursor else { throw Failure.transaction(rc, "opening a cursor on the workflow records") }
+        recordCursor = cursor
+        return cursor
+    }
+
+    /// Moves `cursor` to `key`; returns its value, `nil` when it is not stored.
+    private func position(_ cursor: OpaquePointer, at key: some LMDBBytes) throws -> MDB_val? {
+        try withVal(key) { key in
+            var value = MDB_val()
+            let rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_KEY)
+            if rc == MDB_NOTFOUND { return nil }
+            if rc != 0 { throw Failure.transaction(rc, "reading") }
+            return value
+        }
+    }
+
+    /// Replaces the value where `cursor` stands, whose key is `key`.
+    private func replace(_ cursor: OpaquePointer, _ key: some LMDBBytes, _ value: some LMDBBytes, _ what: @autoclosure () -> String) throws {
+        let rc = withVal(key) { key in
+            withVal(value) { value in mdb_cursor_put(cursor, &key, &value, UInt32(MDB_CURRENT)) }
+        }
+        try stored(rc, what())
+    }
+
     /// Deletes `key`; returns whether it was there.
     @discardableResult
     private func delete(_ txn: OpaquePointer, _ dbi: MDB_dbi, _ key: some LMDBBytes, _ what: @autoclosure () -> String) throws -> Bool {
@@ -662,7 +696,8 @@ final class LMDBWriter: @unchecked Sendable {
         if request.release { setClaim(stream, nil, undo: &undo) }
         guard request.status != nil || request.release else { return }
         // The record is changed in place: its id and type are copied, never decoded.
-        guard let record = try exists(txn, environment.workflows, Key.stream(stream)) else {
+        let cursor = try recordCursor(txn)
+        guard let record = try position(cursor, at: Key.stream(stream)) else {
             throw Failure.operation(ContinuumError(.unknownWorkflow, "Workflow '\(request.id)' has no record.", workflowID: request.id))
         }
         let head = try decoding { try BinaryCodec.decodeSummaryHead(record.buffer, location: "\(environment.path) workflows/\(stream)") }
@@ -677,7 +712,7 @@ final class LMDBWriter: @unchecked Sendable {
             status = new
             let updatedAt = count > 0 ? request.events[count - 1].timestamp : nil
             BinaryCodec.encodeSummary(record.buffer, head, status: new, updatedAt: updatedAt, into: &scratch)
-            try put(txn, environment.workflows, Key.stream(stream), scratch.bytes, "updating the record of '\(request.id)'")
+            try replace(cursor, Key.stream(stream), scratch.bytes, "updating the record of '\(request.id)'")
         }
         // A workflow is indexed once: under its status, or as parked while running and released.
         let parked = status == .running && request.release
