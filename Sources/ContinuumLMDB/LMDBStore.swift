@@ -207,13 +207,9 @@ public final class LMDBStore: EventStore {
 
     public nonisolated(nonsending) func create(_ request: CreateRequest) async throws(ContinuumError) -> CreateOutcome {
         // The submission happens in the continuation's closure, before the first suspension.
-        try await withUnsafeContinuation { submitCreate(request, $0) }.get()
-    }
-
-    /// Queues a start for the writer (``SubmittingEventStore``): the runtime's starts come
-    /// through here.
-    package func submitCreate(_ request: CreateRequest, _ continuation: UnsafeContinuation<Result<CreateOutcome, ContinuumError>, Never>) {
-        writer.submit(.create(request, continuation))
+        try await withUnsafeContinuation { continuation in
+            writer.submit(.create(request, continuation))
+        }.get()
     }
 
     public nonisolated(nonsending) func append(_ request: consuming AppendRequest) async throws(ContinuumError) {

@@ -207,10 +207,6 @@ extension EventStore {
 /// more on return, each a locked read of the task's status (`swift_task_switch`), with a frame
 /// for the call. Submitted through this, only the check after the resumption is left.
 package protocol SubmittingEventStore: EventStore {
-    /// Queues `request` and resumes `completion` exactly once: when the start is durable, or
-    /// with the error ``EventStore/create(_:)`` would throw.
-    func submitCreate(_ request: CreateRequest, _ completion: UnsafeContinuation<Result<CreateOutcome, ContinuumError>, Never>)
-
     /// Queues `request` (taking it out of the optional, so that it moves rather than being
     /// copied) and resumes `completion` exactly once: when it is durable, or with the error
     /// ``EventStore/append(_:)`` would throw. Nothing of a failed request was written.
