@@ -1167,8 +1167,8 @@ actor WorkflowInstance {
     /// method that awaits it checks its executor before the closure as well as after the
     /// resumption; the variant that inherits the caller's executor checks only after (its
     /// caller hops back to the actor, as after any await). With the store's `async` `append`
-    /// a step's commit made four checks, here two: 72 → 64 `swift_task_switch` per three-step
-    /// workflow, CPU 0.967 (Documentation/Benchmarks.md, stop 33).
+    /// a step's commit made four checks, here two: 72 → 65 `swift_task_switch` per three-step
+    /// workflow (Documentation/Benchmarks.md, stop 33).
     @inline(__always)
     private func submit(_ request: consuming AppendRequest, to store: any SubmittingEventStore) async throws(ContinuumError) {
         var request = Optional(request)
