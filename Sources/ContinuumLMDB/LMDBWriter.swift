@@ -24,8 +24,8 @@ import Darwin
 /// token in the same transaction that writes it, with no lock.
 ///
 /// `@unchecked Sendable`: what is submitted is behind `submissions`' lock; `nextStream`,
-/// `claims`, `ends`, `nextEpoch`, `counts`, `scratch` and the spare buffers are touched only by
-/// the writer thread (and by `init`, before it starts).
+/// `claims`, `ends`, `nextEpoch`, `counts`, `scratch`, `recordCursor` and the spare buffers are
+/// touched only by the writer thread (and by `init`, before it starts).
 final class LMDBWriter: @unchecked Sendable {
     enum Operation {
         // The two on every workflow's path resume their caller directly: a closure around the
@@ -110,7 +110,8 @@ final class LMDBWriter: @unchecked Sendable {
     private var countsChanged = false
     /// A cursor on the workflow records in the batch's transaction, opened at its first use:
     /// a record that changes is found once and rewritten where the cursor stands, rather than
-    /// read and then searched for again by `mdb_put`. LMDB closes it with the transaction.
+    /// read and then searched for again by `mdb_put`. LMDB closes it with the transaction, and
+    /// the batch sets it to `nil` then (so it is `nil` whenever no batch transaction is open).
     private var recordCursor: OpaquePointer?
     /// The buffers a batch is worked in, kept from one batch to the next: grown afresh for a
     /// batch of a thousand operations, each doubling past a kilobyte was a `malloc` that made
@@ -292,6 +293,7 @@ final class LMDBWriter: @unchecked Sendable {
             swap(&undo.claims, &spareClaims)
             swap(&undo.ends, &spareEnds)
             defer {
+                recordCursor = nil  // LMDB closed it with the transaction
                 produced.removeAll(keepingCapacity: true)
                 swap(&produced, &spareProduced)
                 undo.claims.removeAll(keepingCapacity: true)
@@ -303,7 +305,6 @@ final class LMDBWriter: @unchecked Sendable {
             var failure: Failure?
             wrote = false
             countsChanged = false
-            recordCursor = nil  // the last transaction's ended with it
             // Nearly always empty: not hashed into for every operation then.
             for index in batch.indices where rejected.isEmpty || rejected[index] == nil {
                 // Moved out of its slot, its parts bound as they are, and put back once done with:
