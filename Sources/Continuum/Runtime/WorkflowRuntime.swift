@@ -34,8 +34,6 @@ import Foundation
 public final class WorkflowRuntime: Service, Sendable {
     /// The store holding every workflow's history.
     public let store: any EventStore
-    /// The store again when it takes appends in a synchronous call (the LMDB store does).
-    let submitter: (any SubmittingEventStore)?
     let configuration: Configuration
     let workflows: [String: AnyWorkflow]
     let state = RuntimeState()
@@ -70,7 +68,6 @@ public final class WorkflowRuntime: Service, Sendable {
     ///   - configuration: Logging and tuning.
     public init(store: any EventStore, workflows: [any Workflow], configuration: Configuration = .init()) {
         self.store = store
-        self.submitter = store as? any SubmittingEventStore
         self.configuration = configuration
         self.logger = configuration.logger ?? Logger.current
         self.timers = TimerService(clock: configuration.clock)
@@ -106,7 +103,8 @@ public final class WorkflowRuntime: Service, Sendable {
             environment: WorkflowInstance.Environment(
                 timers: timers, metrics: metrics, tracer: tracer, maxPayloadSize: maxPayloadSize, parking: parking, dormancy: dormancy,
                 feed: feed,
-                codeChange: configuration.codeChange, build: configuration.build, runtime: self, snapshotEvery: snapshotEvery, submitter: submitter))
+                codeChange: configuration.codeChange, build: configuration.build, runtime: self, snapshotEvery: snapshotEvery,
+                submitter: store as? any SubmittingEventStore))
     }
 
     /// The names of the workflow types this runtime runs.
