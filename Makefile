@@ -60,11 +60,10 @@ flaky-bank: deps
 	$(SWIFT) build --product FlakyBank
 	./.build/debug/FlakyBank
 
-# The tests get a throwaway PostgreSQL (tools/postgres.sh) through CONTINUUM_POSTGRES_URL;
-# tools/test.sh runs them in a session of their own and kills what they leave running.
+# The tests get a throwaway PostgreSQL (tools/postgres.sh) through CONTINUUM_POSTGRES_URL.
 test: deps browser schemathesis
 	$(SWIFT) build --build-tests
-	SWIFT=$(SWIFT) tools/test.sh
+	url=$$(tools/postgres.sh start) && CONTINUUM_POSTGRES_URL=$$url $(SWIFT) test --skip-build
 
 # The DocC documentation of Continuum, ContinuumHTTP and ContinuumTesting (swift-docc-plugin),
 # combined into one static site in $(DOCS): serve the folder with any web server and open
